@@ -1,0 +1,496 @@
+//! Reading a support bundle: a directory, an archive, or archives inside
+//! both, as streams of files.
+//!
+//! Nothing is extracted to disk. A `.tar.gz` is inflated and read entry by
+//! entry; a `.gz` member is inflated on the fly; a zip is read through its
+//! central directory (in memory when nested, up to a limit). Archive kinds
+//! are told by their first bytes, not by their names. Every file handed on
+//! is a [`BundleFile`]; everything skipped becomes a [`BundleWarning`], so
+//! nothing the user gave is dropped silently. Top-level files are read in
+//! parallel.
+
+use std::fs::File;
+use std::io::{self, BufReader, Cursor, Read, Seek};
+use std::path::{Component, Path};
+
+use rayon::prelude::*;
+
+/// Limits that keep a hostile bundle from exhausting memory or time.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Deepest nesting of archives.
+    pub max_depth: usize,
+    /// Largest nested zip read into memory.
+    pub max_nested_zip: u64,
+    /// Most entries read from one archive.
+    pub max_entries: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_depth: 8,
+            max_nested_zip: 256 * 1024 * 1024,
+            max_entries: 200_000,
+        }
+    }
+}
+
+/// A file of the bundle, open for reading.
+pub struct BundleFile<'a> {
+    /// The path shown to the user: relative to the bundle, with archive
+    /// names as directories (`x-admin-tech.tar.gz/var/log/…`).
+    pub path: String,
+    /// The path formats match against: `path` without a final `.gz`.
+    pub match_path: String,
+    /// The content, decompressed.
+    pub reader: &'a mut dyn Read,
+}
+
+/// Something in the bundle that was skipped or only partly read.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BundleWarning {
+    /// Where.
+    pub path: String,
+    /// What happened and what it means.
+    pub message: String,
+}
+
+const HEAD_LEN: usize = 512;
+
+#[derive(Debug, PartialEq, Eq)]
+enum Kind {
+    Gzip,
+    Tar,
+    Zip,
+    Other,
+}
+
+fn kind_of(head: &[u8]) -> Kind {
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Kind::Gzip
+    } else if head.len() >= 262 && &head[257..262] == b"ustar" {
+        Kind::Tar
+    } else if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        Kind::Zip
+    } else {
+        Kind::Other
+    }
+}
+
+/// Reads up to `n` bytes, fewer only at the end of the stream.
+fn read_head(reader: &mut dyn Read, n: usize) -> io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(n);
+    reader.take(n as u64).read_to_end(&mut head)?;
+    Ok(head)
+}
+
+/// Reads every file of the bundle at `root`, calling `on_file` for each
+/// (in parallel across top-level files). Results come back in a stable
+/// order: directory order, then archive order.
+pub fn read_bundle<R, F>(root: &Path, limits: &Limits, on_file: F) -> (Vec<R>, Vec<BundleWarning>)
+where
+    R: Send,
+    F: Fn(BundleFile<'_>) -> R + Sync,
+{
+    let mut warnings = Vec::new();
+    let meta = match std::fs::symlink_metadata(root) {
+        Ok(m) => m,
+        Err(e) => {
+            warnings.push(BundleWarning {
+                path: root.display().to_string(),
+                message: format!("cannot read the bundle: {e}"),
+            });
+            return (Vec::new(), warnings);
+        }
+    };
+    let mut tops: Vec<(std::path::PathBuf, String)> = Vec::new();
+    if meta.is_dir() {
+        for entry in walkdir::WalkDir::new(root).follow_links(false).sort_by_file_name() {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    let path = e.path().map(|p| relative(root, p)).unwrap_or_default();
+                    warnings.push(BundleWarning {
+                        path,
+                        message: format!("skipped: {e}"),
+                    });
+                    continue;
+                }
+            };
+            let rel = relative(root, entry.path());
+            let ft = entry.file_type();
+            if ft.is_dir() {
+                continue;
+            }
+            if ft.is_symlink() {
+                warnings.push(BundleWarning {
+                    path: rel,
+                    message: "skipped: symbolic link (links are not followed, so nothing outside the bundle is read)"
+                        .into(),
+                });
+                continue;
+            }
+            if !ft.is_file() {
+                warnings.push(BundleWarning {
+                    path: rel,
+                    message: "skipped: not a regular file (device, socket or pipe)".into(),
+                });
+                continue;
+            }
+            tops.push((entry.path().to_path_buf(), rel));
+        }
+    } else {
+        let name = root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        tops.push((root.to_path_buf(), name));
+    }
+    let per_file: Vec<(Vec<R>, Vec<BundleWarning>)> = tops
+        .par_iter()
+        .map(|(path, rel)| {
+            let mut out = Vec::new();
+            let mut warns = Vec::new();
+            read_top(path, rel, limits, &on_file, &mut out, &mut warns);
+            (out, warns)
+        })
+        .collect();
+    let mut results = Vec::new();
+    for (r, w) in per_file {
+        results.extend(r);
+        warnings.extend(w);
+    }
+    (results, warnings)
+}
+
+fn relative(root: &Path, p: &Path) -> String {
+    let rel = p.strip_prefix(root).unwrap_or(p);
+    rel.to_string_lossy().replace('\\', "/")
+}
+
+fn read_top<R, F>(
+    path: &Path,
+    rel: &str,
+    limits: &Limits,
+    on_file: &F,
+    out: &mut Vec<R>,
+    warnings: &mut Vec<BundleWarning>,
+) where
+    F: Fn(BundleFile<'_>) -> R,
+{
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            warnings.push(BundleWarning {
+                path: rel.to_string(),
+                message: format!("skipped: cannot open: {e}"),
+            });
+            return;
+        }
+    };
+    let mut reader = BufReader::with_capacity(256 * 1024, file);
+    let head = match read_head(&mut reader, HEAD_LEN) {
+        Ok(h) => h,
+        Err(e) => {
+            warnings.push(BundleWarning {
+                path: rel.to_string(),
+                message: format!("skipped: cannot read: {e}"),
+            });
+            return;
+        }
+    };
+    if kind_of(&head) == Kind::Zip {
+        // A zip is read through its central directory, which needs seeking.
+        let mut file = reader.into_inner();
+        if file.rewind().is_ok() {
+            read_zip(file, rel, 1, limits, on_file, out, warnings);
+        }
+        return;
+    }
+    let mut chained = Cursor::new(head).chain(reader);
+    read_stream(&mut chained, rel, 0, limits, on_file, out, warnings);
+}
+
+/// Hands a stream on, or opens it as an archive if its first bytes say so.
+fn read_stream<R, F>(
+    reader: &mut dyn Read,
+    path: &str,
+    depth: usize,
+    limits: &Limits,
+    on_file: &F,
+    out: &mut Vec<R>,
+    warnings: &mut Vec<BundleWarning>,
+) where
+    F: Fn(BundleFile<'_>) -> R,
+{
+    let head = match read_head(reader, HEAD_LEN) {
+        Ok(h) => h,
+        Err(e) => {
+            warnings.push(BundleWarning {
+                path: path.to_string(),
+                message: format!("skipped: cannot read: {e}"),
+            });
+            return;
+        }
+    };
+    let kind = kind_of(&head);
+    if kind != Kind::Other && depth >= limits.max_depth {
+        warnings.push(BundleWarning {
+            path: path.to_string(),
+            message: format!("skipped: archives nested more than {} deep", limits.max_depth),
+        });
+        return;
+    }
+    let mut chained = Cursor::new(head).chain(reader);
+    match kind {
+        Kind::Gzip => {
+            let mut gz = flate2::read::MultiGzDecoder::new(chained);
+            let mut guard = ErrorGuard::new(&mut gz);
+            read_stream(&mut guard, path, depth + 1, limits, on_file, out, warnings);
+            if let Some(e) = guard.error {
+                warnings.push(BundleWarning {
+                    path: path.to_string(),
+                    message: format!("compressed data is damaged ({e}); what came before the damage was read"),
+                });
+            }
+        }
+        Kind::Tar => read_tar(&mut chained, path, depth, limits, on_file, out, warnings),
+        Kind::Zip => {
+            let mut data = Vec::new();
+            match (&mut chained).take(limits.max_nested_zip + 1).read_to_end(&mut data) {
+                Ok(n) if n as u64 > limits.max_nested_zip => warnings.push(BundleWarning {
+                    path: path.to_string(),
+                    message: format!("skipped: nested zip larger than {} bytes", limits.max_nested_zip),
+                }),
+                Ok(_) => read_zip(Cursor::new(data), path, depth + 1, limits, on_file, out, warnings),
+                Err(e) => warnings.push(BundleWarning {
+                    path: path.to_string(),
+                    message: format!("skipped: cannot read nested zip: {e}"),
+                }),
+            }
+        }
+        Kind::Other => {
+            let match_path = path.strip_suffix(".gz").unwrap_or(path).to_string();
+            out.push(on_file(BundleFile {
+                path: path.to_string(),
+                match_path,
+                reader: &mut chained,
+            }));
+        }
+    }
+}
+
+/// Remembers the first read error of a stream and reports end of file
+/// instead, so a damaged member still yields what came before the damage.
+struct ErrorGuard<'a> {
+    inner: &'a mut dyn Read,
+    error: Option<io::Error>,
+}
+
+impl<'a> ErrorGuard<'a> {
+    fn new(inner: &'a mut dyn Read) -> ErrorGuard<'a> {
+        ErrorGuard { inner, error: None }
+    }
+}
+
+impl Read for ErrorGuard<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.error.is_some() {
+            return Ok(0);
+        }
+        match self.inner.read(buf) {
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
+            Err(e) => {
+                self.error = Some(e);
+                Ok(0)
+            }
+        }
+    }
+}
+
+/// Makes an archive member's name safe to show and match: no leading `/`,
+/// no `..`, no `.`.
+pub fn clean_member_path(name: &str) -> String {
+    let mut parts = Vec::new();
+    for c in Path::new(name).components() {
+        match c {
+            Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
+            Component::ParentDir => {
+                parts.pop();
+            }
+            _ => {}
+        }
+    }
+    parts.join("/")
+}
+
+fn read_tar<R, F>(
+    reader: &mut dyn Read,
+    path: &str,
+    depth: usize,
+    limits: &Limits,
+    on_file: &F,
+    out: &mut Vec<R>,
+    warnings: &mut Vec<BundleWarning>,
+) where
+    F: Fn(BundleFile<'_>) -> R,
+{
+    let mut archive = tar::Archive::new(reader);
+    let entries = match archive.entries() {
+        Ok(e) => e,
+        Err(e) => {
+            warnings.push(BundleWarning {
+                path: path.to_string(),
+                message: format!("cannot read tar archive: {e}"),
+            });
+            return;
+        }
+    };
+    for (count, entry) in entries.enumerate() {
+        if count >= limits.max_entries {
+            warnings.push(BundleWarning {
+                path: path.to_string(),
+                message: format!(
+                    "stopped after {} entries; the rest of the archive was not read",
+                    limits.max_entries
+                ),
+            });
+            break;
+        }
+        let mut entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                warnings.push(BundleWarning {
+                    path: path.to_string(),
+                    message: format!("archive is damaged after {count} entries ({e}); the entries before were read"),
+                });
+                break;
+            }
+        };
+        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let member = format!("{path}/{}", clean_member_path(&name));
+        let kind = entry.header().entry_type();
+        if kind.is_dir() || kind.is_pax_global_extensions() || kind.is_pax_local_extensions() || kind.is_gnu_longname()
+        {
+            continue;
+        }
+        if kind.is_symlink() || kind.is_hard_link() {
+            warnings.push(BundleWarning {
+                path: member,
+                message: "skipped: link inside archive (links are not followed)".into(),
+            });
+            continue;
+        }
+        if !kind.is_file() && kind != tar::EntryType::Continuous && kind != tar::EntryType::GNUSparse {
+            warnings.push(BundleWarning {
+                path: member,
+                message: "skipped: not a regular file".into(),
+            });
+            continue;
+        }
+        let mut guard = ErrorGuard::new(&mut entry);
+        read_stream(&mut guard, &member, depth + 1, limits, on_file, out, warnings);
+        if let Some(e) = guard.error {
+            warnings.push(BundleWarning {
+                path: member,
+                message: format!("file is cut short ({e}); what came before was read"),
+            });
+            break;
+        }
+    }
+}
+
+fn read_zip<Z, R, F>(
+    source: Z,
+    path: &str,
+    depth: usize,
+    limits: &Limits,
+    on_file: &F,
+    out: &mut Vec<R>,
+    warnings: &mut Vec<BundleWarning>,
+) where
+    Z: Read + Seek,
+    F: Fn(BundleFile<'_>) -> R,
+{
+    let mut archive = match zip::ZipArchive::new(source) {
+        Ok(a) => a,
+        Err(e) => {
+            warnings.push(BundleWarning {
+                path: path.to_string(),
+                message: format!("skipped: cannot read zip archive: {e}"),
+            });
+            return;
+        }
+    };
+    for i in 0..archive.len().min(limits.max_entries) {
+        let mut member = match archive.by_index(i) {
+            Ok(m) => m,
+            Err(e) => {
+                warnings.push(BundleWarning {
+                    path: path.to_string(),
+                    message: format!("skipped zip entry {i}: {e}"),
+                });
+                continue;
+            }
+        };
+        if member.is_dir() {
+            continue;
+        }
+        let member_path = format!("{path}/{}", clean_member_path(member.name()));
+        if member.is_symlink() {
+            warnings.push(BundleWarning {
+                path: member_path,
+                message: "skipped: link inside archive (links are not followed)".into(),
+            });
+            continue;
+        }
+        let mut guard = ErrorGuard::new(&mut member);
+        read_stream(&mut guard, &member_path, depth + 1, limits, on_file, out, warnings);
+        if let Some(e) = guard.error {
+            warnings.push(BundleWarning {
+                path: member_path,
+                message: format!("file is damaged ({e}); what came before was read"),
+            });
+        }
+    }
+    if archive.len() > limits.max_entries {
+        warnings.push(BundleWarning {
+            path: path.to_string(),
+            message: format!(
+                "stopped after {} entries; the rest of the archive was not read",
+                limits.max_entries
+            ),
+        });
+    }
+}
+
+/// The collection time an admin-tech file name gives
+/// (`<ip>-<host>-YYYYMMDD-HHMMSS-admin-tech.tar.gz`), in UTC microseconds.
+pub fn admin_tech_time(path: &str) -> Option<i64> {
+    static RE: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"(\d{8})-(\d{6})-admin-tech").expect("valid regex"));
+    let caps = RE.captures(path)?;
+    let text = format!("{}{}", &caps[1], &caps[2]);
+    let t = chrono::NaiveDateTime::parse_from_str(&text, "%Y%m%d%H%M%S").ok()?;
+    Some(t.and_utc().timestamp_micros())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_paths_cannot_climb() {
+        assert_eq!(clean_member_path("../../etc/passwd"), "etc/passwd");
+        assert_eq!(clean_member_path("/abs/x.log"), "abs/x.log");
+        assert_eq!(clean_member_path("./a/./b"), "a/b");
+    }
+
+    #[test]
+    fn admin_tech_name_gives_time() {
+        let t = admin_tech_time("10.66.76.81-um8_vManage-20230113-173500-admin-tech.tar.gz").unwrap();
+        assert_eq!(crate::value::format_time(t), "2023-01-13T17:35:00.000Z");
+    }
+}

@@ -1,0 +1,423 @@
+//! The command line, in two layers: clap structs validate what the user
+//! typed; the functions here resolve them into engine options and run.
+//! `main.rs` only calls [`run`].
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::diagnostic::FileReport;
+use crate::engine::{Engine, RunOptions};
+use crate::report::human::{render, HumanOptions};
+use crate::rules::{load_layers, Expect, KnowledgeBase};
+use crate::time::{parse_offset, ZoneTable};
+
+/// Diagnose support bundles with a knowledge base of rules.
+#[derive(Debug, Parser)]
+#[command(name = "triage", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Text for people, rendered with miette.
+    Human,
+    /// One JSON document (an array of them for several bundles).
+    Json,
+}
+
+/// When to use colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless NO_COLOR is set.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// Where rules come from.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RuleArgs {
+    /// A directory of rules and formats added to the built-in knowledge
+    /// base; its rules override built-in ones with the same id. Repeatable.
+    #[arg(long = "rules", value_name = "DIR")]
+    pub rules: Vec<PathBuf>,
+    /// Do not load the built-in knowledge base.
+    #[arg(long)]
+    pub no_builtin: bool,
+    /// Stop if any rule or format file has an error.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Diagnose one or more bundles (directories, .tar, .tar.gz, .tgz, .zip, .gz).
+    Diagnose {
+        /// The bundles.
+        #[arg(required = true, value_name = "BUNDLE")]
+        bundles: Vec<PathBuf>,
+        /// Rules to use.
+        #[command(flatten)]
+        rules: RuleArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+        format: OutputFormat,
+        /// When the bundle was collected (RFC 3339), if its files do not say.
+        #[arg(long, value_name = "TIME")]
+        collected_at: Option<String>,
+        /// What a time-zone abbreviation means here, e.g. IST=+02:00. Repeatable.
+        #[arg(long = "zone", value_name = "ABBR=OFFSET")]
+        zones: Vec<String>,
+        /// Colour.
+        #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+        color: ColorChoice,
+        /// Base URL of the rule documentation; each diagnosis links to its page.
+        #[arg(long, value_name = "URL")]
+        docs_url: Option<String>,
+    },
+    /// Check rule and format files and report every problem.
+    Check {
+        /// Rule directories to check with the built-in formats (default: the built-in knowledge base).
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+        format: OutputFormat,
+        /// Fail on warnings too.
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+    /// Run the [[test]] cases of rules.
+    Test {
+        /// Rule directories whose tests to run (default: the built-in knowledge base).
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+        format: OutputFormat,
+    },
+}
+
+/// Parses arguments and runs; the process exit code.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Diagnose {
+            bundles,
+            rules,
+            format,
+            collected_at,
+            zones,
+            color,
+            docs_url,
+        } => diagnose(&bundles, &rules, format, collected_at, &zones, color, docs_url),
+        Command::Check {
+            paths,
+            format,
+            deny_warnings,
+        } => check(&paths, format, deny_warnings),
+        Command::Test { paths, format } => test(&paths, format),
+    }
+}
+
+/// The `rules/` directory of the source tree, when it is there (test
+/// bundles of built-in rules are found relative to it).
+pub fn repo_rules_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    dir.is_dir().then_some(dir)
+}
+
+fn use_color(choice: ColorChoice) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+        }
+    }
+}
+
+fn terminal_width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(100)
+}
+
+fn print_problems(kb: &KnowledgeBase, color: bool, warnings_too: bool) {
+    let theme = if color {
+        miette::GraphicalTheme::unicode()
+    } else {
+        miette::GraphicalTheme::unicode_nocolor()
+    };
+    let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(terminal_width());
+    let mut err = std::io::stderr().lock();
+    for file in &kb.problems {
+        if !warnings_too && !file.has_errors() {
+            continue;
+        }
+        let mut out = String::new();
+        if handler.render_report(&mut out, &FileReport::new(file)).is_ok() {
+            let _ = writeln!(err, "{out}");
+        }
+    }
+}
+
+fn load_kb(rules: &RuleArgs) -> Result<KnowledgeBase, String> {
+    let repo = repo_rules_dir();
+    load_layers(!rules.no_builtin, &rules.rules, repo.as_deref())
+}
+
+fn resolve_options(collected_at: Option<String>, zones: &[String]) -> Result<RunOptions, String> {
+    let mut options = RunOptions::default();
+    if let Some(t) = collected_at {
+        options.collected_at = Some(crate::value::parse_rfc3339(&t).ok_or_else(|| {
+            format!("--collected-at `{t}` is not an RFC 3339 time; write it like 2023-01-13T17:35:00Z")
+        })?);
+    }
+    let mut table = ZoneTable::default();
+    for z in zones {
+        let (name, offset) = z
+            .split_once('=')
+            .ok_or_else(|| format!("--zone `{z}` must look like IST=+05:30"))?;
+        let seconds = parse_offset(offset)
+            .ok_or_else(|| format!("--zone `{z}`: `{offset}` is not an offset such as +05:30 or -04:00"))?;
+        table.set(name, seconds);
+    }
+    options.zones = table;
+    Ok(options)
+}
+
+fn diagnose(
+    bundles: &[PathBuf],
+    rule_args: &RuleArgs,
+    format: OutputFormat,
+    collected_at: Option<String>,
+    zones: &[String],
+    color: ColorChoice,
+    docs_url: Option<String>,
+) -> ExitCode {
+    let color = use_color(color);
+    let kb = match load_kb(rule_args) {
+        Ok(kb) => kb,
+        Err(e) => {
+            eprintln!("error: cannot load rules: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    print_problems(&kb, color, false);
+    if rule_args.strict && kb.has_errors() {
+        eprintln!("error: rule files have errors and --strict was given");
+        return ExitCode::from(2);
+    }
+    let options = match resolve_options(collected_at, zones) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let engine = Engine::new(kb);
+    let mut worst = 0u8;
+    let mut reports = Vec::new();
+    for bundle in bundles {
+        let report = engine.diagnose(bundle, &options);
+        worst = worst.max(report.exit_code());
+        reports.push(report);
+    }
+    let mut stdout = std::io::stdout().lock();
+    match format {
+        OutputFormat::Json => {
+            let text = if reports.len() == 1 {
+                reports[0].to_json()
+            } else {
+                serde_json::to_string_pretty(&reports).expect("reports serialise")
+            };
+            let _ = writeln!(stdout, "{text}");
+        }
+        OutputFormat::Human => {
+            let options = HumanOptions {
+                color,
+                width: terminal_width(),
+                docs_url,
+            };
+            for r in &reports {
+                if reports.len() > 1 {
+                    let _ = writeln!(stdout, "== {} ==", r.bundle);
+                }
+                let _ = write!(stdout, "{}", render(r, &options));
+            }
+        }
+    }
+    ExitCode::from(worst)
+}
+
+fn check(paths: &[PathBuf], format: OutputFormat, deny_warnings: bool) -> ExitCode {
+    let kb = match load_layers(true, paths, repo_rules_dir().as_deref()) {
+        Ok(kb) => kb,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let errors: usize = kb
+        .problems
+        .iter()
+        .map(|f| f.problems.iter().filter(|p| p.is_error()).count())
+        .sum();
+    let warnings: usize = kb
+        .problems
+        .iter()
+        .map(|f| f.problems.iter().filter(|p| !p.is_error()).count())
+        .sum();
+    match format {
+        OutputFormat::Json => {
+            let items: Vec<serde_json::Value> = kb
+                .problems
+                .iter()
+                .flat_map(|f| {
+                    f.problems.iter().map(move |p| {
+                        let (line, column) = p.labels.first().map_or((0, 0), |l| f.line_col(l.span.start));
+                        serde_json::json!({
+                            "file": f.path,
+                            "code": p.code.as_str(),
+                            "severity": if p.is_error() { "error" } else { "warning" },
+                            "message": p.message,
+                            "line": line,
+                            "column": column,
+                            "span": p.labels.first().map(|l| [l.span.start, l.span.end]),
+                            "label": p.labels.first().map(|l| l.text.clone()),
+                            "help": p.help,
+                        })
+                    })
+                })
+                .collect();
+            let doc = serde_json::json!({"rules": kb.rules.len(), "formats": kb.formats.formats.len(), "errors": errors, "warnings": warnings, "problems": items});
+            println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+        }
+        OutputFormat::Human => {
+            print_problems(&kb, use_color(ColorChoice::Auto), true);
+            println!(
+                "checked {} rules and {} formats: {} errors, {} warnings",
+                kb.rules.len(),
+                kb.formats.formats.len(),
+                errors,
+                warnings
+            );
+        }
+    }
+    if errors > 0 || (deny_warnings && warnings > 0) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// The result of one rule test.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TestOutcome {
+    /// The rule.
+    pub rule_id: String,
+    /// The test's name.
+    pub name: String,
+    /// Expected.
+    pub expect: Expect,
+    /// Got.
+    pub got: Expect,
+    /// Whether they agree.
+    pub passed: bool,
+}
+
+/// Runs every test of the rules of a knowledge base whose file is under one
+/// of `only` (all rules when `only` is empty).
+pub fn run_rule_tests(kb: KnowledgeBase, only: &[PathBuf]) -> Vec<TestOutcome> {
+    let wanted: Vec<(String, Vec<crate::rules::RuleTest>)> = kb
+        .rules
+        .iter()
+        .filter(|r| only.is_empty() || only.iter().any(|p| Path::new(&r.origin).starts_with(p)))
+        .map(|r| (r.id.clone(), r.tests.clone()))
+        .collect();
+    let engine = Engine::new(kb);
+    let options = RunOptions::default();
+    let mut out = Vec::new();
+    for (id, tests) in wanted {
+        for t in tests {
+            let report = match &t.bundle {
+                Some(b) => engine.diagnose(b, &options),
+                None => engine.diagnose_files(&t.name, &t.files, &options),
+            };
+            let got = if report.diagnoses.iter().any(|d| d.rule_id == id) {
+                Expect::Hit
+            } else if report.inconclusive.iter().any(|i| i.rule_id == id) {
+                Expect::Inconclusive
+            } else {
+                Expect::NoHit
+            };
+            out.push(TestOutcome {
+                rule_id: id.clone(),
+                name: t.name.clone(),
+                expect: t.expect,
+                got,
+                passed: got == t.expect,
+            });
+        }
+    }
+    out
+}
+
+fn test(paths: &[PathBuf], format: OutputFormat) -> ExitCode {
+    let kb = match load_layers(true, paths, repo_rules_dir().as_deref()) {
+        Ok(kb) => kb,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    print_problems(&kb, use_color(ColorChoice::Auto), false);
+    let broken = kb.has_errors();
+    let untested: Vec<String> = kb
+        .rules
+        .iter()
+        .filter(|r| r.tests.is_empty())
+        .map(|r| r.id.clone())
+        .collect();
+    let outcomes = run_rule_tests(kb, paths);
+    let failed = outcomes.iter().filter(|o| !o.passed).count();
+    match format {
+        OutputFormat::Json => {
+            let doc = serde_json::json!({"tests": outcomes, "passed": outcomes.len() - failed, "failed": failed, "untested_rules": untested});
+            println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+        }
+        OutputFormat::Human => {
+            for o in &outcomes {
+                let mark = if o.passed { "ok  " } else { "FAIL" };
+                println!(
+                    "{mark} {} / {}: expected {}, got {}",
+                    o.rule_id,
+                    o.name,
+                    o.expect.as_str(),
+                    o.got.as_str()
+                );
+            }
+            for id in &untested {
+                println!("note {id}: no tests");
+            }
+            println!("rule tests: {} passed, {} failed", outcomes.len() - failed, failed);
+        }
+    }
+    if failed > 0 || broken {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

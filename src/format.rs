@@ -1,0 +1,726 @@
+//! Source formats: how the files of a bundle become records.
+//!
+//! A format is data (`rules/formats/NAME.toml`): path globs and a content
+//! sniff to recognise files, a regex that starts a record (so stack traces
+//! and two-line tcpdump packets stay whole), patterns whose named captures
+//! become typed fields, and a timestamp recipe. Formats are checked at load:
+//! every sample must parse. Parsing is lazy: the scanner only calls
+//! [`Format::parse`] on records that the literal prefilter selected.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use regex::Regex;
+
+use crate::diagnostic::{Code, FileProblems, Problem};
+use crate::regex_util;
+use crate::time::{check_format, parse_offset, parse_time, Completeness, RecordTime, ZoneSpec, ZoneTable};
+use crate::toml_source::{parse_document, SourceText, TableReader};
+use crate::value::{Value, ValueType};
+
+/// Fields every record has, whatever its format.
+pub const BUILTIN_FIELDS: [(&str, ValueType); 5] = [
+    ("text", ValueType::String),
+    ("message", ValueType::String),
+    ("time", ValueType::Timestamp),
+    ("file", ValueType::String),
+    ("line", ValueType::Integer),
+];
+
+/// How a format's files are cut into records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormatKind {
+    /// Text lines; a record is a line plus its continuation lines.
+    Lines,
+    /// A JSON array of objects or JSON Lines; a record is an object.
+    Json,
+}
+
+/// A typed field of a format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldDef {
+    /// The name rules use.
+    pub name: String,
+    /// The type of its values.
+    pub ty: ValueType,
+}
+
+/// How a record's time is read.
+#[derive(Debug, Clone)]
+pub struct TimestampSpec {
+    /// Index of the field that holds the time text.
+    pub field: usize,
+    /// strftime format.
+    pub format: String,
+    /// What the format leaves out.
+    pub completeness: Completeness,
+    /// Which zone the text is in.
+    pub zone: ZoneSpec,
+}
+
+#[derive(Debug, Clone)]
+struct Pattern {
+    regex: Regex,
+    /// (field index, capture group index)
+    groups: Vec<(usize, usize)>,
+}
+
+/// A loaded, checked source format.
+#[derive(Debug, Clone)]
+pub struct Format {
+    /// The source name rules use.
+    pub name: String,
+    /// A human title.
+    pub title: String,
+    /// Lines or JSON.
+    pub kind: FormatKind,
+    /// Path globs as written.
+    pub paths: Vec<String>,
+    globs: GlobSet,
+    /// Content test on the first lines.
+    pub sniff: Option<Regex>,
+    /// Lines that start a record; others continue the previous one.
+    pub record_start: Option<Regex>,
+    patterns: Vec<Pattern>,
+    /// The typed fields.
+    pub fields: Vec<FieldDef>,
+    /// Which field is `message`.
+    pub message_field: Option<usize>,
+    /// How to read the time.
+    pub timestamp: Option<TimestampSpec>,
+    /// What to collect when this source is missing.
+    pub collect: String,
+    /// Formats tried on this format's `message` field.
+    pub embeds: Vec<String>,
+    /// Sample records that must parse.
+    pub samples: Vec<String>,
+    /// The file the format came from.
+    pub origin: String,
+}
+
+/// One field's value in a parsed record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldValue {
+    /// The typed value.
+    pub value: Value,
+    /// Where the value stands in the record text, when it is a slice of it.
+    pub range: Option<Range<usize>>,
+}
+
+/// The fields of one record.
+#[derive(Debug, Clone, Default)]
+pub struct ParsedFields {
+    /// By field index of the format; `None` where absent.
+    pub values: Vec<Option<FieldValue>>,
+    /// The record's time.
+    pub time: Option<RecordTime>,
+    /// A zone abbreviation that was read with a guess (e.g. `IST`).
+    pub guessed_zone: Option<String>,
+    /// Whether one of the patterns matched.
+    pub matched: bool,
+}
+
+impl Format {
+    /// The index of a format field.
+    pub fn field_index(&self, name: &str) -> Option<usize> {
+        self.fields.iter().position(|f| f.name == name)
+    }
+
+    /// Whether the path globs match a path inside the bundle.
+    pub fn path_matches(&self, path: &str) -> bool {
+        self.globs.is_match(path)
+    }
+
+    /// Parses a record's text into fields.
+    pub fn parse(&self, text: &str, zones: &ZoneTable) -> ParsedFields {
+        match self.kind {
+            FormatKind::Lines => self.parse_lines(text, zones),
+            FormatKind::Json => self.parse_json(text, zones),
+        }
+    }
+
+    fn parse_lines(&self, text: &str, zones: &ZoneTable) -> ParsedFields {
+        let mut out = ParsedFields {
+            values: vec![None; self.fields.len()],
+            ..ParsedFields::default()
+        };
+        for pattern in &self.patterns {
+            let Some(caps) = pattern.regex.captures(text) else {
+                continue;
+            };
+            out.matched = true;
+            for &(field, group) in &pattern.groups {
+                if let Some(m) = caps.get(group) {
+                    if let Ok(value) = Value::parse_as(m.as_str(), self.fields[field].ty) {
+                        out.values[field] = Some(FieldValue {
+                            value,
+                            range: Some(m.range()),
+                        });
+                    }
+                }
+            }
+            break;
+        }
+        self.read_time(&mut out, zones);
+        out
+    }
+
+    fn parse_json(&self, text: &str, zones: &ZoneTable) -> ParsedFields {
+        let mut out = ParsedFields {
+            values: vec![None; self.fields.len()],
+            ..ParsedFields::default()
+        };
+        let Ok(object) = serde_json::from_str::<serde_json::Value>(text) else {
+            return out;
+        };
+        out.matched = object.is_object();
+        for (i, field) in self.fields.iter().enumerate() {
+            let mut node = &object;
+            for part in field.name.split('.') {
+                match node.get(part) {
+                    Some(next) => node = next,
+                    None => {
+                        node = &serde_json::Value::Null;
+                        break;
+                    }
+                }
+            }
+            let value = match (node, field.ty) {
+                (serde_json::Value::Null, _) => None,
+                (serde_json::Value::Bool(b), ValueType::Boolean) => Some(Value::Bool(*b)),
+                (serde_json::Value::Number(n), ValueType::Integer) => n.as_i64().map(Value::Int),
+                (serde_json::Value::Number(n), ValueType::Float) => n.as_f64().map(Value::Float),
+                (serde_json::Value::Number(n), ValueType::Duration) => {
+                    n.as_f64().map(|s| Value::Duration((s * 1e6) as i64))
+                }
+                (serde_json::Value::String(s), ty) => Value::parse_as(s, ty).ok(),
+                (other, ValueType::String) => Some(Value::Str(other.to_string())),
+                (other, ty) => Value::parse_as(&other.to_string(), ty).ok(),
+            };
+            out.values[i] = value.map(|value| FieldValue { value, range: None });
+        }
+        self.read_time(&mut out, zones);
+        out
+    }
+
+    fn read_time(&self, out: &mut ParsedFields, zones: &ZoneTable) {
+        let Some(spec) = &self.timestamp else { return };
+        let Some(Some(field)) = out.values.get(spec.field) else {
+            return;
+        };
+        if let Value::Time(micros) = field.value {
+            out.time = Some(RecordTime {
+                micros,
+                completeness: Completeness::Full,
+            });
+            return;
+        }
+        let text = field.value.to_string();
+        let offset = match &spec.zone {
+            ZoneSpec::Fixed(o) => *o,
+            ZoneSpec::InText => 0,
+            ZoneSpec::Field(name) => {
+                let abbreviation = self
+                    .field_index(name)
+                    .and_then(|i| out.values[i].as_ref())
+                    .map(|v| v.value.to_string());
+                match abbreviation {
+                    Some(abbr) => {
+                        if zones.ambiguity(&abbr).is_some() {
+                            out.guessed_zone = Some(abbr.clone());
+                        }
+                        zones.offset(&abbr).unwrap_or(0)
+                    }
+                    None => 0,
+                }
+            }
+        };
+        out.time = parse_time(&text, &spec.format, spec.completeness, offset);
+    }
+
+    /// Checks the samples; each must match a pattern and, if the format has
+    /// a timestamp, give a time.
+    fn check_samples(&self, sample_sources: &[SourceText], problems: &mut Vec<Problem>) {
+        let zones = ZoneTable::default();
+        for sample in sample_sources {
+            let parsed = self.parse(&sample.text, &zones);
+            if !parsed.matched {
+                problems.push(
+                    Problem::new(
+                        Code::SampleMismatch,
+                        format!("sample does not match any pattern of format `{}`", self.name),
+                        sample.whole_span(),
+                        "this sample",
+                    )
+                    .with_help("fix the pattern so that it matches, or remove the sample if it is not of this format"),
+                );
+            } else if let Some(spec) = &self.timestamp {
+                if parsed.time.is_none() {
+                    let ts_text = parsed.values[spec.field]
+                        .as_ref()
+                        .map(|v| v.value.to_string())
+                        .unwrap_or_default();
+                    problems.push(
+                        Problem::new(
+                            Code::InvalidTimestamp,
+                            format!(
+                                "the time `{ts_text}` of this sample does not parse with `{}`",
+                                spec.format
+                            ),
+                            sample.whole_span(),
+                            "this sample",
+                        )
+                        .with_help("fix [timestamp] format (chrono strftime syntax)"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+const FORMAT_KEYS: &[&str] = &[
+    "name",
+    "title",
+    "description",
+    "kind",
+    "paths",
+    "sniff",
+    "record_start",
+    "patterns",
+    "message",
+    "collect",
+    "samples",
+    "fields",
+    "timestamp",
+    "embeds",
+];
+
+/// Loads one format file. Returns the format when it has no errors, and
+/// the file's problems either way.
+pub fn load_format(path: &str, text: Arc<str>) -> (Option<Format>, FileProblems) {
+    let mut problems = Vec::new();
+    let format = match parse_document(&text) {
+        Ok(doc) => read_format(path, &text, doc.as_table(), &mut problems),
+        Err(p) => {
+            problems.push(p);
+            None
+        }
+    };
+    let report = FileProblems::new(path, text.clone(), problems);
+    let format = format.filter(|_| !report.has_errors());
+    (format, report)
+}
+
+fn read_format(path: &str, file: &str, table: &toml_edit::Table, problems: &mut Vec<Problem>) -> Option<Format> {
+    let mut r = TableReader::new(file, table, problems, "format", FORMAT_KEYS);
+    let name = r.string("name", true);
+    let title = r.plain_string("title", false);
+    let _description = r.plain_string("description", false);
+    let kind = match r.string("kind", false) {
+        None => FormatKind::Lines,
+        Some(k) if k.text == "lines" => FormatKind::Lines,
+        Some(k) if k.text == "json" => FormatKind::Json,
+        Some(k) => {
+            r.problems.push(
+                Problem::new(
+                    Code::InvalidValue,
+                    format!("unknown format kind `{}`", k.text),
+                    k.whole_span(),
+                    "unknown kind",
+                )
+                .with_help("write kind = \"lines\" or kind = \"json\""),
+            );
+            FormatKind::Lines
+        }
+    };
+    let paths = r.string_list("paths");
+    let sniff = r.string("sniff", false);
+    let record_start = r.string("record_start", false);
+    let patterns = r.string_list("patterns");
+    let message = r.string("message", false);
+    let collect = r.plain_string("collect", false);
+    let samples = r.string_list("samples");
+    let embeds = r.string_list("embeds");
+    let field_types = r.string_map("fields");
+    let timestamp_table = r.table("timestamp");
+
+    let name = name?;
+    if let Some(bad) = name.text.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        r.problems.push(
+            Problem::new(
+                Code::InvalidValue,
+                "a format name may hold only letters, digits and `_`",
+                name.file_span(bad..bad + 1),
+                "not allowed here",
+            )
+            .with_help("rules refer to the format by this name, as in `nginx_error where …`"),
+        );
+    }
+
+    let mut globs = GlobSetBuilder::new();
+    for p in &paths {
+        match GlobBuilder::new(&p.text).literal_separator(true).build() {
+            Ok(g) => {
+                globs.add(g);
+            }
+            Err(e) => r.problems.push(Problem::new(
+                Code::InvalidValue,
+                format!("invalid path glob: {e}"),
+                p.whole_span(),
+                "invalid glob",
+            )),
+        }
+    }
+    let globs = globs.build().unwrap_or_else(|_| GlobSet::empty());
+
+    let whole = |s: &SourceText| 0..s.text.len();
+    let sniff = sniff.and_then(|s| {
+        regex_util::compile(&s, whole(&s), &s.text, "")
+            .map_err(|p| r.problems.push(p))
+            .ok()
+    });
+    let record_start = record_start.and_then(|s| {
+        regex_util::compile(&s, whole(&s), &s.text, "")
+            .map_err(|p| r.problems.push(p))
+            .ok()
+    });
+
+    // Fields: declared types first, then any capture not declared.
+    let mut fields: Vec<FieldDef> = Vec::new();
+    let mut declared: HashMap<String, Range<usize>> = HashMap::new();
+    for (field_name, key_span, ty) in &field_types {
+        match ValueType::from_name(&ty.text) {
+            Some(t) => {
+                fields.push(FieldDef {
+                    name: field_name.clone(),
+                    ty: t,
+                });
+                declared.insert(field_name.clone(), key_span.clone());
+            }
+            None => r.problems.push(
+                Problem::new(
+                    Code::InvalidValue,
+                    format!("unknown field type `{}`", ty.text),
+                    ty.whole_span(),
+                    "unknown type",
+                )
+                .with_help(format!(
+                    "the types are: {}",
+                    ValueType::ALL.map(ValueType::name).join(", ")
+                )),
+            ),
+        }
+    }
+    let mut compiled = Vec::new();
+    for p in &patterns {
+        let Ok(regex) = regex_util::compile(p, whole(p), &p.text, "").map_err(|e| r.problems.push(e)) else {
+            continue;
+        };
+        let mut groups = Vec::new();
+        for (group, capture_name) in regex.capture_names().enumerate() {
+            let Some(capture_name) = capture_name else { continue };
+            let index = match fields.iter().position(|f| f.name == capture_name) {
+                Some(i) => i,
+                None => {
+                    fields.push(FieldDef {
+                        name: capture_name.to_string(),
+                        ty: ValueType::String,
+                    });
+                    fields.len() - 1
+                }
+            };
+            groups.push((index, group));
+        }
+        compiled.push(Pattern { regex, groups });
+    }
+    for f in &fields {
+        // A JSON record may carry its own `time`, read as the record time.
+        let own_time = kind == FormatKind::Json && f.name == "time" && f.ty == ValueType::Timestamp;
+        if BUILTIN_FIELDS.iter().any(|(b, _)| *b == f.name) && !own_time {
+            let span = declared.get(&f.name).cloned().unwrap_or_else(|| r.key_span("patterns"));
+            r.problems.push(
+                Problem::new(
+                    Code::InvalidValue,
+                    format!("`{}` is a built-in field and cannot be captured", f.name),
+                    span,
+                    "reserved name",
+                )
+                .with_help("name the capture differently (e.g. `msg`) and set `message = \"msg\"`"),
+            );
+        }
+    }
+    if kind == FormatKind::Lines {
+        for (declared_name, span) in &declared {
+            if !compiled.is_empty()
+                && !compiled
+                    .iter()
+                    .any(|p| p.regex.capture_names().any(|c| c == Some(declared_name.as_str())))
+            {
+                r.problems.push(
+                    Problem::new(
+                        Code::InvalidValue,
+                        format!("field `{declared_name}` is captured by no pattern"),
+                        span.clone(),
+                        "never captured",
+                    )
+                    .with_help(format!(
+                        "add a named group `(?P<{declared_name}>…)` to a pattern, or remove the field"
+                    )),
+                );
+            }
+        }
+        if patterns.is_empty() {
+            r.problems.push(
+                Problem::new(
+                    Code::MissingKey,
+                    "a lines format needs `patterns`",
+                    r.key_span("name"),
+                    "no patterns",
+                )
+                .with_help("add patterns = ['''^(?P<msg>.*)'''] at least"),
+            );
+        }
+    }
+
+    let message_field = message.and_then(|m| match fields.iter().position(|f| f.name == m.text) {
+        Some(i) => Some(i),
+        None => {
+            r.problems.push(Problem::new(
+                Code::UnknownField,
+                format!("`message` names field `{}`, which no pattern captures", m.text),
+                m.whole_span(),
+                "unknown field",
+            ));
+            None
+        }
+    });
+
+    let timestamp = timestamp_table.and_then(|t| read_timestamp(file, &t, &fields, r.problems));
+    let format = Format {
+        name: name.text.clone(),
+        title: title.unwrap_or_else(|| name.text.clone()),
+        kind,
+        paths: paths.iter().map(|p| p.text.clone()).collect(),
+        globs,
+        sniff,
+        record_start,
+        patterns: compiled,
+        fields,
+        message_field,
+        timestamp,
+        collect: collect.unwrap_or_else(|| format!("a file of format `{}`", name.text)),
+        embeds: embeds.iter().map(|e| e.text.clone()).collect(),
+        samples: samples.iter().map(|s| s.text.clone()).collect(),
+        origin: path.to_string(),
+    };
+    format.check_samples(&samples, problems);
+    Some(format)
+}
+
+fn read_timestamp(
+    file: &str,
+    table: &toml_edit::Table,
+    fields: &[FieldDef],
+    problems: &mut Vec<Problem>,
+) -> Option<TimestampSpec> {
+    let mut r = TableReader::new(
+        file,
+        table,
+        problems,
+        "[timestamp] table",
+        &["field", "format", "zone", "zone_field"],
+    );
+    let field = r.string("field", true)?;
+    let format = r.string("format", false);
+    let zone = r.string("zone", false);
+    let zone_field = r.string("zone_field", false);
+    let Some(index) = fields.iter().position(|f| f.name == field.text) else {
+        r.problems.push(Problem::new(
+            Code::UnknownField,
+            format!("timestamp field `{}` is captured by no pattern", field.text),
+            field.whole_span(),
+            "unknown field",
+        ));
+        return None;
+    };
+    let (format_text, completeness) = match (&format, fields[index].ty) {
+        (Some(f), _) => match check_format(&f.text) {
+            Ok(c) => (f.text.clone(), c),
+            Err(e) => {
+                r.problems.push(
+                    Problem::new(Code::InvalidTimestamp, e, f.whole_span(), "invalid format")
+                        .with_help("use chrono strftime syntax, e.g. %d-%b-%Y %H:%M:%S,%3f"),
+                );
+                return None;
+            }
+        },
+        (None, ValueType::Timestamp) => ("%+".to_string(), Completeness::Full),
+        (None, _) => {
+            r.problems.push(Problem::new(
+                Code::MissingKey,
+                "[timestamp] needs `format` unless its field is of type timestamp",
+                field.whole_span(),
+                "no format for this field",
+            ));
+            return None;
+        }
+    };
+    let zone = if let Some(zf) = zone_field {
+        if !fields.iter().any(|f| f.name == zf.text) {
+            r.problems.push(Problem::new(
+                Code::UnknownField,
+                format!("zone field `{}` is captured by no pattern", zf.text),
+                zf.whole_span(),
+                "unknown field",
+            ));
+        }
+        ZoneSpec::Field(zf.text)
+    } else if format_text.contains("%z") || format_text.contains("%:z") || format_text.contains("%+") {
+        ZoneSpec::InText
+    } else if let Some(z) = zone {
+        match parse_offset(&z.text).or_else(|| ZoneTable::default().offset(&z.text)) {
+            Some(o) => ZoneSpec::Fixed(o),
+            None => {
+                r.problems.push(
+                    Problem::new(
+                        Code::InvalidTimestamp,
+                        format!("unknown zone `{}`", z.text),
+                        z.whole_span(),
+                        "unknown zone",
+                    )
+                    .with_help("write UTC, an abbreviation such as EDT, or an offset such as +05:30"),
+                );
+                ZoneSpec::Fixed(0)
+            }
+        }
+    } else {
+        ZoneSpec::Fixed(0)
+    };
+    Some(TimestampSpec {
+        field: index,
+        format: format_text,
+        completeness,
+        zone,
+    })
+}
+
+/// How a file was recognised, or why not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Detection {
+    /// Claimed by a format.
+    Recognised {
+        /// Index into the format set.
+        format: usize,
+        /// Why, for `events` and the JSON report.
+        reason: String,
+    },
+    /// No format claimed it.
+    Unrecognised {
+        /// Why, e.g. `binary` or `no format matched`.
+        reason: String,
+    },
+}
+
+/// How many non-empty lines at the start of a file the sniffs look at.
+pub const SNIFF_LINES: usize = 20;
+
+/// All formats, with the index of each name.
+#[derive(Debug, Clone, Default)]
+pub struct FormatSet {
+    /// The formats, sorted by name.
+    pub formats: Vec<Format>,
+}
+
+impl FormatSet {
+    /// Builds the set; later formats override earlier ones of the same name.
+    pub fn new(formats: Vec<Format>) -> FormatSet {
+        let mut by_name: std::collections::BTreeMap<String, Format> = std::collections::BTreeMap::new();
+        for f in formats {
+            by_name.insert(f.name.clone(), f);
+        }
+        FormatSet {
+            formats: by_name.into_values().collect(),
+        }
+    }
+
+    /// The index of a format by name.
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.formats.iter().position(|f| f.name == name)
+    }
+
+    /// The indices of the formats embedded in format `i`.
+    pub fn embedded(&self, i: usize) -> Vec<usize> {
+        self.formats[i].embeds.iter().filter_map(|e| self.index(e)).collect()
+    }
+
+    /// Recognises a file by its path inside the bundle and its first bytes.
+    pub fn detect(&self, path: &str, head: &[u8]) -> Detection {
+        if head.contains(&0) {
+            return Detection::Unrecognised {
+                reason: "binary content (NUL bytes)".to_string(),
+            };
+        }
+        let head = String::from_utf8_lossy(head);
+        let lines: Vec<&str> = head
+            .lines()
+            .map(|l| l.trim_end_matches('\r'))
+            .filter(|l| !l.trim().is_empty())
+            .take(SNIFF_LINES)
+            .collect();
+        let sniff_hits = |f: &Format| -> usize {
+            match &f.sniff {
+                Some(re) => lines.iter().filter(|l| re.is_match(l)).count(),
+                None => 0,
+            }
+        };
+        let by_path: Vec<usize> = (0..self.formats.len())
+            .filter(|&i| self.formats[i].path_matches(path))
+            .collect();
+        if !by_path.is_empty() {
+            // Several globs may claim a path; the content decides among them.
+            let best = by_path
+                .iter()
+                .copied()
+                .max_by_key(|&i| (sniff_hits(&self.formats[i]), std::cmp::Reverse(i)))
+                .unwrap_or(by_path[0]);
+            let glob = self.formats[best]
+                .paths
+                .iter()
+                .find(|g| {
+                    GlobBuilder::new(g)
+                        .literal_separator(true)
+                        .build()
+                        .map(|g| g.compile_matcher().is_match(path))
+                        .unwrap_or(false)
+                })
+                .cloned()
+                .unwrap_or_default();
+            return Detection::Recognised {
+                format: best,
+                reason: format!("path matches `{glob}`"),
+            };
+        }
+        let best = (0..self.formats.len())
+            .map(|i| (sniff_hits(&self.formats[i]), i))
+            .filter(|(hits, _)| *hits > 0)
+            .max_by_key(|&(hits, i)| (hits, std::cmp::Reverse(i)));
+        match best {
+            Some((hits, i)) => Detection::Recognised {
+                format: i,
+                reason: format!(
+                    "content: {hits} of the first {} non-empty lines match the sniff of `{}`",
+                    lines.len(),
+                    self.formats[i].name
+                ),
+            },
+            None if lines.is_empty() => Detection::Unrecognised {
+                reason: "empty".to_string(),
+            },
+            None => Detection::Unrecognised {
+                reason: "no format's path or content matched".to_string(),
+            },
+        }
+    }
+}

@@ -1,0 +1,1070 @@
+//! Checking conditions against the loaded formats and compiling them into
+//! the form the engine runs.
+//!
+//! The checker reports every problem it finds (unknown source or field,
+//! wrong type, bad regex, unknown name) with a span inside the string it
+//! came from, mapped into the rule file. Problems found while expanding a
+//! shared macro are reported at the place the rule uses the macro. The
+//! compiled query also carries its required literals for the prefilter.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+
+use regex::Regex;
+
+use super::ast::*;
+use super::parser::{parse_condition, parse_predicate, parse_query, SyntaxError};
+use crate::diagnostic::{Code, Problem};
+use crate::format::{FormatKind, FormatSet, BUILTIN_FIELDS};
+use crate::regex_util::{self, best_set, required_literals, MIN_LITERAL_LEN};
+use crate::toml_source::{closest, SourceText};
+use crate::value::{Cidr, Value, ValueType};
+
+/// A field of a record as the engine reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FieldRef {
+    /// The whole record text.
+    Text,
+    /// The message field, or the text.
+    Message,
+    /// The record time.
+    Time,
+    /// The file path.
+    File,
+    /// The first line number.
+    Line,
+    /// A format field by index.
+    Field(usize),
+}
+
+/// A compiled predicate.
+#[derive(Debug, Clone)]
+pub enum CPred {
+    /// Always true (a query without `where`).
+    True,
+    /// Compare with a typed value.
+    Cmp(FieldRef, CmpOp, Value),
+    /// Substring.
+    Contains(FieldRef, String),
+    /// Prefix.
+    StartsWith(FieldRef, String),
+    /// Suffix.
+    EndsWith(FieldRef, String),
+    /// Regex with its flags; named captures become fields of the match.
+    Matches(FieldRef, Regex, String),
+    /// One of the values.
+    InList(FieldRef, Vec<Value>),
+    /// Inside a network.
+    InCidr(FieldRef, Cidr),
+    /// Present (true) or missing (false).
+    Is(FieldRef, bool),
+    /// All of.
+    And(Vec<CPred>),
+    /// Any of.
+    Or(Vec<CPred>),
+    /// Not.
+    Not(Box<CPred>),
+}
+
+/// Literals of which a matching record's text holds at least one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiteralSet {
+    /// The literals.
+    pub literals: Vec<String>,
+    /// Whether they match regardless of ASCII case.
+    pub case_insensitive: bool,
+}
+
+/// A compiled query.
+#[derive(Debug, Clone)]
+pub struct CompiledQuery {
+    /// A name for explanations: the query's name or its text.
+    pub name: String,
+    /// Index of the source format.
+    pub source: usize,
+    /// The predicate.
+    pub pred: CPred,
+    /// For the prefilter; `None` means every record of the source is tested.
+    pub literals: Option<LiteralSet>,
+    /// Fields whose distinct values are counted.
+    pub distinct_fields: Vec<FieldRef>,
+    /// Names of regex captures, usable in messages.
+    pub captures: Vec<String>,
+}
+
+/// Index of a query within its rule.
+pub type QueryId = usize;
+
+/// A number computed from matches.
+#[derive(Debug, Clone)]
+pub enum COperand {
+    /// Number of matches.
+    Count(QueryId),
+    /// Number of distinct values of a field among the matches.
+    Distinct(QueryId, FieldRef),
+    /// A constant.
+    Int(i64),
+}
+
+/// A compiled condition.
+#[derive(Debug, Clone)]
+pub enum CCond {
+    /// At least one match.
+    Any(QueryId),
+    /// No match.
+    None(QueryId),
+    /// Every match of the first query satisfies the predicate: the second
+    /// query (first and not predicate) has no match.
+    All(QueryId, QueryId),
+    /// Numbers compared.
+    Compare(COperand, CmpOp, COperand),
+    /// A match within a window of another query's match.
+    Within(QueryId, i64, QueryId),
+    /// A match within a window before the collection time.
+    WithinCollection(QueryId, i64),
+    /// A match of the second query follows one of the first within the window.
+    Then(QueryId, QueryId, i64),
+    /// Both.
+    And(Box<CCond>, Box<CCond>),
+    /// Either.
+    Or(Box<CCond>, Box<CCond>),
+    /// Negation.
+    Not(Box<CCond>),
+}
+
+/// A `{query.field}` in a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placeholder {
+    /// Literal text.
+    Text(String),
+    /// A field of the first match.
+    Field(QueryId, FieldRef),
+    /// A regex capture of the first match.
+    Capture(QueryId, String),
+    /// Number of matches.
+    Count(QueryId),
+}
+
+/// A rule's compiled condition and message.
+#[derive(Debug, Clone)]
+pub struct CompiledCondition {
+    /// Queries referred to by index.
+    pub queries: Vec<CompiledQuery>,
+    /// The condition.
+    pub cond: CCond,
+    /// The message template; empty when the rule has none.
+    pub message: Vec<Placeholder>,
+    /// The query whose matches are the main evidence: the first used.
+    pub named: BTreeMap<String, QueryId>,
+}
+
+/// Shared predicates, lists and queries from `macros.toml`.
+#[derive(Debug, Clone, Default)]
+pub struct Macros {
+    /// Predicates by name.
+    pub predicates: HashMap<String, (Pred, SourceText)>,
+    /// Lists by name.
+    pub lists: HashMap<String, Vec<String>>,
+    /// Queries by name.
+    pub queries: HashMap<String, (Query, SourceText)>,
+}
+
+impl Macros {
+    /// Parses the shared macros; problems are reported in the macros file.
+    pub fn parse(
+        predicates: &[(String, Range<usize>, SourceText)],
+        lists: Vec<(String, Vec<String>)>,
+        queries: &[(String, Range<usize>, SourceText)],
+        problems: &mut Vec<Problem>,
+    ) -> Macros {
+        let mut m = Macros::default();
+        for (name, _, text) in predicates {
+            match parse_predicate(&text.text) {
+                Ok(p) => {
+                    m.predicates.insert(name.clone(), (p, text.clone()));
+                }
+                Err(e) => problems.push(syntax_problem(text, &e)),
+            }
+        }
+        for (name, values) in lists {
+            m.lists.insert(name, values);
+        }
+        for (name, _, text) in queries {
+            match parse_query(&text.text) {
+                Ok(q) => {
+                    m.queries.insert(name.clone(), (q, text.clone()));
+                }
+                Err(e) => problems.push(syntax_problem(text, &e)),
+            }
+        }
+        m
+    }
+}
+
+/// Turns a syntax error into a problem in the file.
+pub fn syntax_problem(text: &SourceText, e: &SyntaxError) -> Problem {
+    Problem::new(
+        Code::Syntax,
+        e.message.clone(),
+        text.file_span(e.span.clone()),
+        e.label.clone(),
+    )
+    .with_help("see docs/LANGUAGE.md for the condition language")
+}
+
+/// The texts of a rule that the compiler reads.
+pub struct RuleTexts<'a> {
+    /// `condition`
+    pub condition: &'a SourceText,
+    /// `[queries]`: name, key span, text.
+    pub queries: &'a [(String, Range<usize>, SourceText)],
+    /// `message`
+    pub message: Option<&'a SourceText>,
+}
+
+struct NamedQuery<'a> {
+    ast: Option<Query>,
+    text: &'a SourceText,
+    key_span: Option<Range<usize>>,
+    compiled: Option<QueryId>,
+    used: bool,
+    shared: bool,
+}
+
+struct Compiler<'a> {
+    formats: &'a FormatSet,
+    macros: &'a Macros,
+    problems: &'a mut Vec<Problem>,
+    queries: Vec<CompiledQuery>,
+    named: BTreeMap<String, NamedQuery<'a>>,
+    /// Set while expanding a macro: problems go to this span of the rule.
+    redirect: Option<(Range<usize>, String)>,
+    macro_depth: usize,
+    failed: bool,
+}
+
+/// Checks and compiles a rule's condition, queries and message.
+pub fn compile_rule(
+    texts: RuleTexts<'_>,
+    formats: &FormatSet,
+    macros: &Macros,
+    problems: &mut Vec<Problem>,
+) -> Option<CompiledCondition> {
+    let mut c = Compiler {
+        formats,
+        macros,
+        problems,
+        queries: Vec::new(),
+        named: BTreeMap::new(),
+        redirect: None,
+        macro_depth: 0,
+        failed: false,
+    };
+    for (name, key_span, text) in texts.queries {
+        let ast = match parse_query(&text.text) {
+            Ok(q) => Some(q),
+            Err(e) => {
+                c.problems.push(syntax_problem(text, &e));
+                c.failed = true;
+                None
+            }
+        };
+        c.named.insert(
+            name.clone(),
+            NamedQuery {
+                ast,
+                text,
+                key_span: Some(key_span.clone()),
+                compiled: None,
+                used: false,
+                shared: false,
+            },
+        );
+    }
+    for (name, (q, text)) in &macros.queries {
+        c.named.entry(name.clone()).or_insert(NamedQuery {
+            ast: Some(q.clone()),
+            text,
+            key_span: None,
+            compiled: None,
+            used: false,
+            shared: true,
+        });
+    }
+    let cond = match parse_condition(&texts.condition.text) {
+        Ok(ast) => c.cond(&ast, texts.condition),
+        Err(e) => {
+            c.problems.push(syntax_problem(texts.condition, &e));
+            c.failed = true;
+            None
+        }
+    };
+    let message = texts.message.map(|m| c.message(m)).unwrap_or_default();
+    // Queries used only by the message still count as used.
+    for (name, q) in &c.named {
+        if !q.used && !q.shared {
+            if let Some(span) = &q.key_span {
+                c.problems.push(
+                    Problem::new(
+                        Code::UnusedQuery,
+                        format!("query `{name}` is never used"),
+                        span.clone(),
+                        "defined here",
+                    )
+                    .with_help("use it in the condition or the message, or remove it"),
+                );
+            }
+        }
+    }
+    let named = c
+        .named
+        .iter()
+        .filter_map(|(n, q)| q.compiled.map(|id| (n.clone(), id)))
+        .collect();
+    if c.failed {
+        return None;
+    }
+    Some(CompiledCondition {
+        queries: c.queries,
+        cond: cond?,
+        message,
+        named,
+    })
+}
+
+impl<'a> Compiler<'a> {
+    fn report(&mut self, problem: Problem) {
+        if problem.is_error() {
+            self.failed = true;
+        }
+        match &self.redirect {
+            Some((span, name)) => {
+                let mut p = problem;
+                p.message = format!("in macro `{name}`: {}", p.message);
+                p.labels = vec![crate::diagnostic::Label {
+                    span: span.clone(),
+                    text: "macro used here".to_string(),
+                }];
+                self.problems.push(p);
+            }
+            None => self.problems.push(problem),
+        }
+    }
+
+    fn cond(&mut self, ast: &Cond, text: &SourceText) -> Option<CCond> {
+        Some(match ast {
+            Cond::Any(q, _) => CCond::Any(self.query_ref(q, text)?),
+            Cond::None(q, _) => CCond::None(self.query_ref(q, text)?),
+            Cond::All(q, pred, _) => {
+                let id = self.query_ref(q, text)?;
+                let source = self.queries[id].source;
+                let extra = self.pred(pred, text, source, &mut Vec::new())?;
+                let mut violators = self.queries[id].clone();
+                violators.name = format!("{} (violating)", violators.name);
+                violators.pred = CPred::And(vec![violators.pred.clone(), CPred::Not(Box::new(extra))]);
+                self.queries.push(violators);
+                CCond::All(id, self.queries.len() - 1)
+            }
+            Cond::Compare(a, op, b, _) => {
+                let a = self.operand(a, text);
+                let b = self.operand(b, text);
+                CCond::Compare(a?, *op, b?)
+            }
+            Cond::Within {
+                query, window, anchor, ..
+            } => {
+                let q = self.query_ref(query, text);
+                match anchor {
+                    Anchor::Collection(_) => CCond::WithinCollection(q?, *window),
+                    Anchor::Query(r) => {
+                        let r = self.query_ref(r, text);
+                        CCond::Within(q?, *window, r?)
+                    }
+                }
+            }
+            Cond::Then {
+                first, second, window, ..
+            } => {
+                let a = self.query_ref(first, text);
+                let b = self.query_ref(second, text);
+                CCond::Then(a?, b?, *window)
+            }
+            Cond::And(a, b) => {
+                let a = self.cond(a, text);
+                let b = self.cond(b, text);
+                CCond::And(Box::new(a?), Box::new(b?))
+            }
+            Cond::Or(a, b) => {
+                let a = self.cond(a, text);
+                let b = self.cond(b, text);
+                CCond::Or(Box::new(a?), Box::new(b?))
+            }
+            Cond::Not(a, _) => CCond::Not(Box::new(self.cond(a, text)?)),
+        })
+    }
+
+    fn operand(&mut self, ast: &Operand, text: &SourceText) -> Option<COperand> {
+        Some(match ast {
+            Operand::Int(n, _) => COperand::Int(*n),
+            Operand::Count(q, _) => COperand::Count(self.query_ref(q, text)?),
+            Operand::Distinct(q, field, _) => {
+                let id = self.query_ref(q, text)?;
+                let source = self.queries[id].source;
+                let (f, _) = self.field(field, text, source)?;
+                if !self.queries[id].distinct_fields.contains(&f) {
+                    self.queries[id].distinct_fields.push(f);
+                }
+                COperand::Distinct(id, f)
+            }
+        })
+    }
+
+    fn query_ref(&mut self, r: &QueryRef, text: &SourceText) -> Option<QueryId> {
+        match r {
+            QueryRef::Inline(q) => self.query(q, text, None),
+            QueryRef::Named(ident) => {
+                let Some(entry) = self.named.get_mut(&ident.name) else {
+                    // A bare source name is a query over all its records.
+                    if self.formats.index(&ident.name).is_some() {
+                        let q = Query {
+                            source: ident.clone(),
+                            pred: None,
+                            span: ident.span.clone(),
+                        };
+                        return self.query(&q, text, None);
+                    }
+                    let mut known: Vec<&str> = self.named.keys().map(String::as_str).collect();
+                    known.extend(self.formats.formats.iter().map(|f| f.name.as_str()));
+                    let help = match closest(&ident.name, &known) {
+                        Some(n) => format!("did you mean `{n}`?"),
+                        None => {
+                            "define it under [queries] in this rule or in macros.toml, or name a source".to_string()
+                        }
+                    };
+                    self.report(
+                        Problem::new(
+                            Code::UnknownName,
+                            format!("`{}` is not a query or a source", ident.name),
+                            text.file_span(ident.span.clone()),
+                            "unknown name",
+                        )
+                        .with_help(help),
+                    );
+                    return None;
+                };
+                entry.used = true;
+                if let Some(id) = entry.compiled {
+                    return Some(id);
+                }
+                let ast = entry.ast.clone()?;
+                let qtext = entry.text;
+                let shared = entry.shared;
+                let saved = self.redirect.take();
+                if shared {
+                    self.redirect = Some((text.file_span(ident.span.clone()), ident.name.clone()));
+                }
+                let id = self.query(&ast, qtext, Some(ident.name.clone()));
+                self.redirect = saved;
+                let id = id?;
+                if let Some(e) = self.named.get_mut(&ident.name) {
+                    e.compiled = Some(id);
+                }
+                Some(id)
+            }
+        }
+    }
+
+    fn query(&mut self, q: &Query, text: &SourceText, name: Option<String>) -> Option<QueryId> {
+        let Some(source) = self.formats.index(&q.source.name) else {
+            let known: Vec<&str> = self.formats.formats.iter().map(|f| f.name.as_str()).collect();
+            let help = match closest(&q.source.name, &known) {
+                Some(n) => format!("did you mean `{n}`?"),
+                None => format!("the sources are: {}", known.join(", ")),
+            };
+            self.report(
+                Problem::new(
+                    Code::UnknownSource,
+                    format!("no format provides a source named `{}`", q.source.name),
+                    text.file_span(q.source.span.clone()),
+                    "unknown source",
+                )
+                .with_help(help),
+            );
+            return None;
+        };
+        let mut captures = Vec::new();
+        let pred = match &q.pred {
+            Some(p) => self.pred(p, text, source, &mut captures)?,
+            None => CPred::True,
+        };
+        let literals = if self.formats.formats[source].kind == FormatKind::Json {
+            None
+        } else {
+            literals_of(&pred)
+        };
+        if literals.is_none() && self.formats.formats[source].kind == FormatKind::Lines && !matches!(pred, CPred::True)
+        {
+            self.report(
+                Problem::new(
+                    Code::SlowQuery,
+                    "this query has no literal text to search for, so every record of its source is parsed and tested",
+                    text.file_span(q.span.clone()),
+                    "no literal to prefilter on",
+                )
+                .with_help("add a `contains`, `==` on a string, or a regex with a literal part, if one fits"),
+            );
+        }
+        self.queries.push(CompiledQuery {
+            name: name.unwrap_or_else(|| text.text[q.span.clone()].to_string()),
+            source,
+            pred,
+            literals,
+            distinct_fields: Vec::new(),
+            captures,
+        });
+        Some(self.queries.len() - 1)
+    }
+
+    fn field(&mut self, ident: &Ident, text: &SourceText, source: usize) -> Option<(FieldRef, ValueType)> {
+        let format = &self.formats.formats[source];
+        if let Some(i) = format.field_index(&ident.name) {
+            return Some((FieldRef::Field(i), format.fields[i].ty));
+        }
+        let builtin = match ident.name.as_str() {
+            "text" => Some(FieldRef::Text),
+            "message" => Some(FieldRef::Message),
+            "time" => Some(FieldRef::Time),
+            "file" => Some(FieldRef::File),
+            "line" => Some(FieldRef::Line),
+            _ => None,
+        };
+        if let Some(b) = builtin {
+            let ty = BUILTIN_FIELDS.iter().find(|(n, _)| *n == ident.name).map(|(_, t)| *t)?;
+            return Some((b, ty));
+        }
+        let mut known: Vec<&str> = format.fields.iter().map(|f| f.name.as_str()).collect();
+        known.extend(BUILTIN_FIELDS.iter().map(|(n, _)| *n));
+        let help = match closest(&ident.name, &known) {
+            Some(n) => format!("did you mean `{n}`?"),
+            None => format!("the fields of `{}` are: {}", format.name, known.join(", ")),
+        };
+        self.report(
+            Problem::new(
+                Code::UnknownField,
+                format!("source `{}` has no field `{}`", format.name, ident.name),
+                text.file_span(ident.span.clone()),
+                "unknown field",
+            )
+            .with_help(help),
+        );
+        None
+    }
+
+    fn pred(&mut self, p: &Pred, text: &SourceText, source: usize, captures: &mut Vec<String>) -> Option<CPred> {
+        match p {
+            Pred::And(a, b) => {
+                let a = self.pred(a, text, source, captures);
+                let b = self.pred(b, text, source, captures);
+                Some(CPred::And(vec![a?, b?]))
+            }
+            Pred::Or(a, b) => {
+                let a = self.pred(a, text, source, captures);
+                let b = self.pred(b, text, source, captures);
+                Some(CPred::Or(vec![a?, b?]))
+            }
+            Pred::Not(a, _) => Some(CPred::Not(Box::new(self.pred(a, text, source, &mut Vec::new())?))),
+            Pred::Macro(ident) => self.macro_pred(ident, text, source, captures),
+            Pred::Compare { field, test, .. } => {
+                let (f, ty) = self.field(field, text, source)?;
+                self.test(f, ty, field, test, text, captures)
+            }
+        }
+    }
+
+    fn macro_pred(
+        &mut self,
+        ident: &Ident,
+        text: &SourceText,
+        source: usize,
+        captures: &mut Vec<String>,
+    ) -> Option<CPred> {
+        let Some((pred, mtext)) = self.macros.predicates.get(&ident.name) else {
+            let format = &self.formats.formats[source];
+            let field_like =
+                format.field_index(&ident.name).is_some() || BUILTIN_FIELDS.iter().any(|(n, _)| *n == ident.name);
+            let mut p = Problem::new(
+                Code::UnknownName,
+                if field_like {
+                    format!("`{}` is a field; a field needs a test", ident.name)
+                } else {
+                    format!("`{}` is not a predicate macro", ident.name)
+                },
+                text.file_span(ident.span.clone()),
+                if field_like {
+                    "field without a test"
+                } else {
+                    "unknown macro"
+                },
+            );
+            p = if field_like {
+                p.with_help(format!(
+                    "write e.g. `{} == \"…\"`, `{} contains \"…\"` or `{} is present`",
+                    ident.name, ident.name, ident.name
+                ))
+            } else {
+                let known: Vec<&str> = self.macros.predicates.keys().map(String::as_str).collect();
+                match closest(&ident.name, &known) {
+                    Some(n) => p.with_help(format!("did you mean `{n}`?")),
+                    None => p.with_help("define it under [predicates] in rules/macros.toml"),
+                }
+            };
+            self.report(p);
+            return None;
+        };
+        if self.macro_depth >= 16 {
+            self.report(Problem::new(
+                Code::RecursiveMacro,
+                format!("macro `{}` expands into itself", ident.name),
+                text.file_span(ident.span.clone()),
+                "recursive macro",
+            ));
+            return None;
+        }
+        let (pred, mtext) = (pred.clone(), mtext.clone());
+        let saved = self.redirect.take();
+        self.redirect = Some(
+            saved
+                .clone()
+                .unwrap_or_else(|| (text.file_span(ident.span.clone()), ident.name.clone())),
+        );
+        self.macro_depth += 1;
+        let out = self.pred(&pred, &mtext, source, captures);
+        self.macro_depth -= 1;
+        self.redirect = saved;
+        out
+    }
+
+    fn test(
+        &mut self,
+        f: FieldRef,
+        ty: ValueType,
+        field: &Ident,
+        test: &Test,
+        text: &SourceText,
+        captures: &mut Vec<String>,
+    ) -> Option<CPred> {
+        let field_span = text.file_span(field.span.clone());
+        match test {
+            Test::Cmp(op, lit) => {
+                if !ty.is_ordered() && !matches!(op, CmpOp::Eq | CmpOp::Ne) {
+                    self.report(
+                        Problem::new(
+                            Code::TypeMismatch,
+                            format!("`{}` cannot be used on a {ty}", op.as_str()),
+                            text.file_span(lit.span.clone()),
+                            format!("`{}` orders values", op.as_str()),
+                        )
+                        .with_label(field_span, format!("this is a {ty}"))
+                        .with_help("use `==` or `!=`"),
+                    );
+                    return None;
+                }
+                let value = self.literal(lit, ty, &field.name, field_span, text)?;
+                Some(CPred::Cmp(f, *op, value))
+            }
+            Test::Contains(lit) | Test::StartsWith(lit) | Test::EndsWith(lit) => {
+                let s = self.string_test(f, ty, field, lit, text)?;
+                Some(match test {
+                    Test::Contains(_) => CPred::Contains(f, s),
+                    Test::StartsWith(_) => CPred::StartsWith(f, s),
+                    _ => CPred::EndsWith(f, s),
+                })
+            }
+            Test::Matches {
+                pattern,
+                flags,
+                pattern_span,
+            } => {
+                if ty != ValueType::String {
+                    self.report(
+                        Problem::new(
+                            Code::TypeMismatch,
+                            format!("`matches` needs a string field, and `{}` is a {ty}", field.name),
+                            field_span,
+                            format!("this is a {ty}"),
+                        )
+                        .with_help("compare it with `==`, `<`, `in` …, or match `text`"),
+                    );
+                    return None;
+                }
+                let regex = match regex_util::compile(text, pattern_span.clone(), pattern, flags) {
+                    Ok(r) => r,
+                    Err(p) => {
+                        self.report(p);
+                        return None;
+                    }
+                };
+                captures.extend(regex.capture_names().flatten().map(str::to_string));
+                Some(CPred::Matches(f, regex, flags.clone()))
+            }
+            Test::In(target) => match target {
+                InTarget::List(items) => {
+                    let mut values = Vec::new();
+                    let mut ok = true;
+                    for item in items {
+                        match self.literal(item, ty, &field.name, field_span.clone(), text) {
+                            Some(v) => values.push(v),
+                            None => ok = false,
+                        }
+                    }
+                    ok.then_some(CPred::InList(f, values))
+                }
+                InTarget::ListRef(name) => {
+                    let Some(items) = self.macros.lists.get(&name.name).cloned() else {
+                        let known: Vec<&str> = self.macros.lists.keys().map(String::as_str).collect();
+                        let help = match closest(&name.name, &known) {
+                            Some(n) => format!("did you mean `@{n}`?"),
+                            None => "define it under [lists] in rules/macros.toml".to_string(),
+                        };
+                        self.report(
+                            Problem::new(
+                                Code::UnknownName,
+                                format!("there is no shared list `@{}`", name.name),
+                                text.file_span(name.span.clone()),
+                                "unknown list",
+                            )
+                            .with_help(help),
+                        );
+                        return None;
+                    };
+                    let mut values = Vec::new();
+                    for item in items {
+                        match Value::parse_as(&item, ty) {
+                            Ok(v) => values.push(v),
+                            Err(e) => {
+                                self.report(Problem::new(
+                                    Code::InvalidLiteral,
+                                    format!("list `@{}` holds a value that is not a {ty}: {e}", name.name),
+                                    text.file_span(name.span.clone()),
+                                    format!("`{}` is a {ty}", field.name),
+                                ));
+                                return None;
+                            }
+                        }
+                    }
+                    Some(CPred::InList(f, values))
+                }
+                InTarget::Bare(lit) => {
+                    let LiteralKind::Bare(raw) = &lit.kind else { return None };
+                    if ty == ValueType::Ip && raw.contains('/') {
+                        match raw.parse::<Cidr>() {
+                            Ok(c) => Some(CPred::InCidr(f, c)),
+                            Err(e) => {
+                                self.report(Problem::new(
+                                    Code::InvalidLiteral,
+                                    e,
+                                    text.file_span(lit.span.clone()),
+                                    "not a CIDR",
+                                ));
+                                None
+                            }
+                        }
+                    } else {
+                        self.report(
+                            Problem::new(
+                                Code::TypeMismatch,
+                                format!("`in {raw}` needs an IP field and a CIDR, or a list"),
+                                text.file_span(lit.span.clone()),
+                                "not a list",
+                            )
+                            .with_label(field_span, format!("this is a {ty}"))
+                            .with_help(format!(
+                                "write `{} in [{raw}]` or `{} == {raw}`",
+                                field.name, field.name
+                            )),
+                        );
+                        None
+                    }
+                }
+            },
+            Test::Is(present) => Some(CPred::Is(f, *present)),
+        }
+    }
+
+    fn string_test(
+        &mut self,
+        f: FieldRef,
+        ty: ValueType,
+        field: &Ident,
+        lit: &Literal,
+        text: &SourceText,
+    ) -> Option<String> {
+        let _ = f;
+        if ty != ValueType::String {
+            self.report(
+                Problem::new(
+                    Code::TypeMismatch,
+                    format!("text tests need a string field, and `{}` is a {ty}", field.name),
+                    text.file_span(field.span.clone()),
+                    format!("this is a {ty}"),
+                )
+                .with_help(format!(
+                    "compare it with `==` or `<`, as in `{} == {}`",
+                    field.name,
+                    ty.example()
+                )),
+            );
+            return None;
+        }
+        match &lit.kind {
+            LiteralKind::Str(s) => Some(s.clone()),
+            _ => {
+                self.report(
+                    Problem::new(
+                        Code::TypeMismatch,
+                        "text tests take a string in double quotes",
+                        text.file_span(lit.span.clone()),
+                        "not a string",
+                    )
+                    .with_help("put the text in double quotes"),
+                );
+                None
+            }
+        }
+    }
+
+    fn literal(
+        &mut self,
+        lit: &Literal,
+        ty: ValueType,
+        field_name: &str,
+        field_span: Range<usize>,
+        text: &SourceText,
+    ) -> Option<Value> {
+        let span = text.file_span(lit.span.clone());
+        let mismatch = |what: &str| {
+            Problem::new(
+                Code::TypeMismatch,
+                format!("`{field_name}` is a {ty}, but this is {what}"),
+                span.clone(),
+                format!("this is {what}"),
+            )
+            .with_label(field_span.clone(), format!("this is a {ty}"))
+        };
+        match &lit.kind {
+            LiteralKind::Str(s) => match Value::parse_as(s, ty) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    self.report(
+                        Problem::new(
+                            Code::InvalidLiteral,
+                            format!("`{field_name}` is a {ty}: {e}"),
+                            span,
+                            format!("not a {ty}"),
+                        )
+                        .with_label(field_span, format!("this is a {ty}"))
+                        .with_help(format!("write a {ty} such as {}", ty.example())),
+                    );
+                    None
+                }
+            },
+            LiteralKind::Bool(b) => {
+                if ty == ValueType::Boolean {
+                    Some(Value::Bool(*b))
+                } else {
+                    self.report(mismatch("a boolean").with_help(format!("write a {ty} such as {}", ty.example())));
+                    None
+                }
+            }
+            LiteralKind::Bare(raw) => {
+                if ty == ValueType::String {
+                    self.report(mismatch("not a string").with_help(format!("put it in double quotes: \"{raw}\"")));
+                    return None;
+                }
+                if ty == ValueType::Boolean {
+                    self.report(mismatch("not a boolean").with_help("write true or false"));
+                    return None;
+                }
+                match Value::parse_as(raw, ty) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        self.report(
+                            Problem::new(Code::InvalidLiteral, e, span, format!("not a {ty}"))
+                                .with_label(field_span, format!("this is a {ty}"))
+                                .with_help(format!("write a {ty} such as {}", ty.example())),
+                        );
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    fn message(&mut self, m: &SourceText) -> Vec<Placeholder> {
+        let mut out = Vec::new();
+        let s = &m.text;
+        let mut rest_start = 0;
+        let mut i = 0;
+        let bytes = s.as_bytes();
+        while i < bytes.len() {
+            if bytes[i] == b'{' {
+                let Some(close) = s[i..].find('}') else { break };
+                let inner = &s[i + 1..i + close];
+                let span = m.file_span(i..i + close + 1);
+                if rest_start < i {
+                    out.push(Placeholder::Text(s[rest_start..i].to_string()));
+                }
+                if let Some(p) = self.placeholder(inner, span) {
+                    out.push(p);
+                }
+                i += close + 1;
+                rest_start = i;
+            } else {
+                i += 1;
+            }
+        }
+        if rest_start < s.len() {
+            out.push(Placeholder::Text(s[rest_start..].to_string()));
+        }
+        out
+    }
+
+    fn placeholder(&mut self, inner: &str, span: Range<usize>) -> Option<Placeholder> {
+        let (qname, fname) = inner.trim().split_once('.').unwrap_or((inner.trim(), ""));
+        let Some(entry) = self.named.get_mut(qname) else {
+            self.report(
+                Problem::new(
+                    Code::UnknownPlaceholder,
+                    format!("`{{{inner}}}` names no query of this rule"),
+                    span,
+                    "unknown query",
+                )
+                .with_help("write {query.field} or {query.count} with a query from [queries]"),
+            );
+            return None;
+        };
+        entry.used = true;
+        let Some(id) = entry.compiled else {
+            self.report(
+                Problem::new(
+                    Code::UnknownPlaceholder,
+                    format!("query `{qname}` is not used by the condition, so it has no matches to show"),
+                    span,
+                    "not in the condition",
+                )
+                .with_help("use the query in the condition"),
+            );
+            return None;
+        };
+        if fname == "count" {
+            return Some(Placeholder::Count(id));
+        }
+        let q = &self.queries[id];
+        if q.captures.iter().any(|c| c == fname) {
+            return Some(Placeholder::Capture(id, fname.to_string()));
+        }
+        let format = &self.formats.formats[q.source];
+        if let Some(i) = format.field_index(fname) {
+            return Some(Placeholder::Field(id, FieldRef::Field(i)));
+        }
+        let builtin = match fname {
+            "text" => FieldRef::Text,
+            "message" => FieldRef::Message,
+            "time" => FieldRef::Time,
+            "file" => FieldRef::File,
+            "line" => FieldRef::Line,
+            _ => {
+                let known: Vec<&str> = q
+                    .captures
+                    .iter()
+                    .map(String::as_str)
+                    .chain(format.fields.iter().map(|f| f.name.as_str()))
+                    .chain(["count", "text", "message", "time", "file", "line"])
+                    .collect();
+                let help = match closest(fname, &known) {
+                    Some(n) => format!("did you mean `{{{qname}.{n}}}`?"),
+                    None => format!("the names are: {}", known.join(", ")),
+                };
+                self.report(
+                    Problem::new(
+                        Code::UnknownPlaceholder,
+                        format!("query `{qname}` has no field or capture `{fname}`"),
+                        span,
+                        "unknown field",
+                    )
+                    .with_help(help),
+                );
+                return None;
+            }
+        };
+        Some(Placeholder::Field(id, builtin))
+    }
+}
+
+/// Whether the field's value is a slice of the record text, so that a
+/// literal found in the value is also found in the text.
+fn is_text_slice(f: FieldRef) -> bool {
+    matches!(f, FieldRef::Text | FieldRef::Message | FieldRef::Field(_))
+}
+
+fn usable(s: &str) -> bool {
+    s.len() >= MIN_LITERAL_LEN
+}
+
+/// The literals a record must contain to satisfy the predicate.
+pub fn literals_of(p: &CPred) -> Option<LiteralSet> {
+    let exact = |s: &str| {
+        usable(s).then(|| LiteralSet {
+            literals: vec![s.to_string()],
+            case_insensitive: false,
+        })
+    };
+    match p {
+        CPred::Contains(f, s) | CPred::StartsWith(f, s) | CPred::EndsWith(f, s) if is_text_slice(*f) => exact(s),
+        CPred::Cmp(f, CmpOp::Eq, Value::Str(s)) if is_text_slice(*f) => exact(s),
+        CPred::InList(f, values) if is_text_slice(*f) => {
+            let mut literals = Vec::new();
+            for v in values {
+                match v {
+                    Value::Str(s) if usable(s) => literals.push(s.clone()),
+                    _ => return None,
+                }
+            }
+            (!literals.is_empty()).then_some(LiteralSet {
+                literals,
+                case_insensitive: false,
+            })
+        }
+        // With `x` whitespace in the pattern is not literal text.
+        CPred::Matches(f, re, flags) if is_text_slice(*f) && !flags.contains('x') => Some(LiteralSet {
+            literals: required_literals(re.as_str())?,
+            case_insensitive: flags.contains('i'),
+        }),
+        CPred::And(children) => {
+            let sets: Vec<LiteralSet> = children.iter().filter_map(literals_of).collect();
+            // Prefer exact sets; a case-insensitive set is less selective.
+            let (exact_sets, ci_sets): (Vec<_>, Vec<_>) = sets.into_iter().partition(|s| !s.case_insensitive);
+            let pick = |sets: Vec<LiteralSet>, ci: bool| {
+                best_set(sets.into_iter().map(|s| s.literals).collect()).map(|literals| LiteralSet {
+                    literals,
+                    case_insensitive: ci,
+                })
+            };
+            pick(exact_sets, false).or_else(|| pick(ci_sets, true))
+        }
+        CPred::Or(children) => {
+            let mut literals = Vec::new();
+            let mut ci = false;
+            for c in children {
+                let set = literals_of(c)?;
+                ci |= set.case_insensitive;
+                literals.extend(set.literals);
+            }
+            Some(LiteralSet {
+                literals,
+                case_insensitive: ci,
+            })
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,8 @@
+//! The condition language: grammar, syntax tree, checker and compiled form.
+//!
+//! Text is parsed into an [`ast`] with spans, then checked against the
+//! loaded formats and compiled ([`compile`]) into queries the engine runs.
+
+pub mod ast;
+pub mod compile;
+pub mod parser;

@@ -1,0 +1,552 @@
+//! From text to syntax tree: pest pairs, then a Pratt parser for `and`,
+//! `or` and `not`.
+//!
+//! pest's generated `Rule` stays private to this module; errors leave it as
+//! a [`SyntaxError`] with a span and words a support engineer can act on.
+
+use std::ops::Range;
+use std::sync::LazyLock;
+
+use pest::iterators::{Pair, Pairs};
+use pest::pratt_parser::{Assoc, Op, PrattParser};
+use pest::Parser as _;
+
+use super::ast::*;
+use crate::value::parse_duration;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "../grammar/condition.pest"]
+struct ConditionParser;
+
+/// The deepest nesting of parentheses and `not` accepted; deeper input is
+/// rejected before pest sees it so it cannot exhaust the stack.
+pub const MAX_NESTING: usize = 64;
+
+/// A condition, query or predicate that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    /// What went wrong.
+    pub message: String,
+    /// Where, in the parsed string.
+    pub span: Range<usize>,
+    /// The label under the span.
+    pub label: String,
+}
+
+static COND_PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
+    PrattParser::new()
+        .op(Op::infix(Rule::kw_or, Assoc::Left))
+        .op(Op::infix(Rule::kw_and, Assoc::Left))
+        .op(Op::prefix(Rule::kw_not))
+});
+
+/// Parses a condition.
+pub fn parse_condition(text: &str) -> Result<Cond, SyntaxError> {
+    check_nesting(text)?;
+    let mut pairs = ConditionParser::parse(Rule::condition, text).map_err(|e| convert_error(e, text))?;
+    let top = pairs.next().expect("condition has one pair");
+    let expr = top.into_inner().next().expect("condition holds an expression");
+    Ok(build_cond(expr.into_inner()))
+}
+
+/// Parses a query (`source where …`).
+pub fn parse_query(text: &str) -> Result<Query, SyntaxError> {
+    check_nesting(text)?;
+    let mut pairs = ConditionParser::parse(Rule::query_def, text).map_err(|e| convert_error(e, text))?;
+    let top = pairs.next().expect("query_def has one pair");
+    Ok(build_query(top.into_inner().next().expect("query_def holds a query")))
+}
+
+/// Parses a predicate (as in `macros.toml`).
+pub fn parse_predicate(text: &str) -> Result<Pred, SyntaxError> {
+    check_nesting(text)?;
+    let mut pairs = ConditionParser::parse(Rule::predicate_def, text).map_err(|e| convert_error(e, text))?;
+    let top = pairs.next().expect("predicate_def has one pair");
+    Ok(build_pred(
+        top.into_inner()
+            .next()
+            .expect("predicate_def holds a predicate")
+            .into_inner(),
+    ))
+}
+
+fn check_nesting(text: &str) -> Result<(), SyntaxError> {
+    let mut depth = 0usize;
+    let mut nots = 0usize;
+    let mut in_string = false;
+    let mut prev = ' ';
+    for (i, c) in text.char_indices() {
+        if c == '"' && prev != '\\' {
+            in_string = !in_string;
+        }
+        if !in_string {
+            if c == '(' {
+                depth += 1;
+            } else if c == ')' {
+                depth = depth.saturating_sub(1);
+            }
+            if text[i..].starts_with("not ") {
+                nots += 1;
+            }
+            if depth + nots > MAX_NESTING {
+                return Err(SyntaxError {
+                    message: format!("the condition is nested more than {MAX_NESTING} deep"),
+                    span: i..i + 1,
+                    label: "too deep here".to_string(),
+                });
+            }
+        }
+        prev = c;
+    }
+    Ok(())
+}
+
+fn span_of(pair: &Pair<Rule>) -> Range<usize> {
+    let s = pair.as_span();
+    s.start()..s.end()
+}
+
+fn build_cond(pairs: Pairs<Rule>) -> Cond {
+    COND_PRATT
+        .map_primary(build_cond_primary)
+        .map_prefix(|op, rhs| {
+            let span = op.as_span().start()..rhs.span().end;
+            Cond::Not(Box::new(rhs), span)
+        })
+        .map_infix(|lhs, op, rhs| match op.as_rule() {
+            Rule::kw_and => Cond::And(Box::new(lhs), Box::new(rhs)),
+            _ => Cond::Or(Box::new(lhs), Box::new(rhs)),
+        })
+        .parse(pairs)
+}
+
+fn build_cond_primary(pair: Pair<Rule>) -> Cond {
+    let span = span_of(&pair);
+    let rule = pair.as_rule();
+    let mut inner: Vec<Pair<Rule>> = pair.into_inner().collect();
+    match rule {
+        Rule::cond_group => {
+            let expr = inner
+                .into_iter()
+                .find(|p| p.as_rule() == Rule::cond_expr)
+                .expect("group holds an expression");
+            build_cond(expr.into_inner())
+        }
+        Rule::any_test => {
+            let q = inner.pop().expect("any_test has a query");
+            Cond::Any(build_query_ref(q), span)
+        }
+        Rule::none_test => {
+            let q = inner.pop().expect("none_test has a query");
+            Cond::None(build_query_ref(q), span)
+        }
+        Rule::all_test => {
+            let pred = inner.pop().expect("all_test has a predicate");
+            let q = inner
+                .into_iter()
+                .find(|p| p.as_rule() == Rule::query_ref)
+                .expect("all_test has a query");
+            Cond::All(build_query_ref(q), build_pred(pred.into_inner()), span)
+        }
+        Rule::count_test => {
+            let q = inner
+                .iter()
+                .find(|p| p.as_rule() == Rule::query_ref)
+                .cloned()
+                .expect("count has a query");
+            let op = inner
+                .iter()
+                .find(|p| p.as_rule() == Rule::cmp_op)
+                .expect("count has an operator");
+            let rhs = inner.last().cloned().expect("count has an operand");
+            let first = inner.first().expect("count keyword");
+            let close = inner
+                .iter()
+                .find(|p| p.as_rule() == Rule::close_paren)
+                .expect("count has `)`");
+            let count_span = first.as_span().start()..close.as_span().end();
+            Cond::Compare(
+                Operand::Count(build_query_ref(q), count_span),
+                CmpOp::parse(op.as_str()),
+                build_operand(rhs),
+                span,
+            )
+        }
+        Rule::distinct_test => {
+            let call = inner[0].clone();
+            let op = inner[1].as_str();
+            Cond::Compare(
+                build_operand(call),
+                CmpOp::parse(op),
+                build_operand(inner[2].clone()),
+                span,
+            )
+        }
+        Rule::timed_test => {
+            let test = inner.pop().expect("timed_test has a test");
+            build_timed(test)
+        }
+        other => unreachable!("unexpected condition rule {other:?}"),
+    }
+}
+
+fn build_timed(pair: Pair<Rule>) -> Cond {
+    let span = span_of(&pair);
+    let rule = pair.as_rule();
+    let inner: Vec<Pair<Rule>> = pair.into_inner().collect();
+    let refs: Vec<Pair<Rule>> = inner
+        .iter()
+        .filter(|p| p.as_rule() == Rule::query_ref)
+        .cloned()
+        .collect();
+    let window = inner
+        .iter()
+        .find(|p| p.as_rule() == Rule::duration)
+        .and_then(|d| parse_duration(d.as_str()))
+        .unwrap_or(0);
+    match rule {
+        Rule::within_test => {
+            let anchor = match inner.iter().find(|p| p.as_rule() == Rule::collection_ref) {
+                Some(c) => Anchor::Collection(span_of(c)),
+                None => Anchor::Query(build_query_ref(refs[1].clone())),
+            };
+            Cond::Within {
+                query: build_query_ref(refs[0].clone()),
+                window,
+                anchor,
+                span,
+            }
+        }
+        _ => Cond::Then {
+            first: build_query_ref(refs[0].clone()),
+            second: build_query_ref(refs[1].clone()),
+            window,
+            span,
+        },
+    }
+}
+
+fn build_operand(pair: Pair<Rule>) -> Operand {
+    let span = span_of(&pair);
+    match pair.as_rule() {
+        Rule::integer => Operand::Int(pair.as_str().parse().unwrap_or(i64::MAX), span),
+        Rule::count_call => {
+            let q = pair
+                .into_inner()
+                .find(|p| p.as_rule() == Rule::query_ref)
+                .expect("count has a query");
+            Operand::Count(build_query_ref(q), span)
+        }
+        Rule::distinct_call => {
+            let inner: Vec<Pair<Rule>> = pair.into_inner().collect();
+            let q = inner
+                .iter()
+                .find(|p| p.as_rule() == Rule::query_ref)
+                .cloned()
+                .expect("distinct has a query");
+            let field = inner
+                .iter()
+                .find(|p| p.as_rule() == Rule::ident)
+                .expect("distinct has a field");
+            Operand::Distinct(build_query_ref(q), ident(field), span)
+        }
+        other => unreachable!("unexpected operand {other:?}"),
+    }
+}
+
+fn ident(pair: &Pair<Rule>) -> Ident {
+    Ident {
+        name: pair.as_str().to_string(),
+        span: span_of(pair),
+    }
+}
+
+fn build_query_ref(pair: Pair<Rule>) -> QueryRef {
+    let inner = pair
+        .into_inner()
+        .find(|p| matches!(p.as_rule(), Rule::ident | Rule::query))
+        .expect("query_ref has content");
+    match inner.as_rule() {
+        Rule::ident => QueryRef::Named(ident(&inner)),
+        _ => {
+            let query = build_query(inner);
+            // `(name)` is a named query in parentheses, not a source.
+            if query.pred.is_none() {
+                QueryRef::Named(query.source)
+            } else {
+                QueryRef::Inline(Box::new(query))
+            }
+        }
+    }
+}
+
+fn build_query(pair: Pair<Rule>) -> Query {
+    let span = span_of(&pair);
+    let mut inner = pair.into_inner();
+    let source = ident(&inner.next().expect("query has a source"));
+    let pred = inner
+        .find(|p| p.as_rule() == Rule::pred_expr)
+        .map(|p| build_pred(p.into_inner()));
+    Query { source, pred, span }
+}
+
+fn build_pred(pairs: Pairs<Rule>) -> Pred {
+    COND_PRATT
+        .map_primary(build_pred_primary)
+        .map_prefix(|op, rhs| {
+            let span = op.as_span().start()..rhs.span().end;
+            Pred::Not(Box::new(rhs), span)
+        })
+        .map_infix(|lhs, op, rhs| match op.as_rule() {
+            Rule::kw_and => Pred::And(Box::new(lhs), Box::new(rhs)),
+            _ => Pred::Or(Box::new(lhs), Box::new(rhs)),
+        })
+        .parse(pairs)
+}
+
+fn build_pred_primary(pair: Pair<Rule>) -> Pred {
+    let span = span_of(&pair);
+    match pair.as_rule() {
+        Rule::pred_group => {
+            let expr = pair
+                .into_inner()
+                .find(|p| p.as_rule() == Rule::pred_expr)
+                .expect("group holds a predicate");
+            build_pred(expr.into_inner())
+        }
+        Rule::macro_ref => Pred::Macro(ident(&pair.into_inner().next().expect("macro has a name"))),
+        Rule::comparison => {
+            let mut inner = pair.into_inner();
+            let field = ident(&inner.next().expect("comparison has a field"));
+            let test = build_test(inner.next().expect("comparison has a test"));
+            Pred::Compare { field, test, span }
+        }
+        other => unreachable!("unexpected predicate rule {other:?}"),
+    }
+}
+
+fn build_test(pair: Pair<Rule>) -> Test {
+    let rule = pair.as_rule();
+    let inner: Vec<Pair<Rule>> = pair.into_inner().collect();
+    let last = inner.last().cloned().expect("test has an operand");
+    match rule {
+        Rule::cmp_test => Test::Cmp(CmpOp::parse(inner[0].as_str()), build_literal(last)),
+        Rule::contains_test => Test::Contains(build_literal(last)),
+        Rule::starts_test => Test::StartsWith(build_literal(last)),
+        Rule::ends_test => Test::EndsWith(build_literal(last)),
+        Rule::matches_test => {
+            let mut parts = last.into_inner();
+            let body = parts.next().expect("regex has a body");
+            let flags = parts.next().map(|f| f.as_str().to_string()).unwrap_or_default();
+            Test::Matches {
+                pattern: body.as_str().replace("\\/", "/"),
+                flags,
+                pattern_span: span_of(&body),
+            }
+        }
+        Rule::in_test => Test::In(match last.as_rule() {
+            Rule::list => InTarget::List(
+                last.into_inner()
+                    .filter(|p| p.as_rule() == Rule::literal)
+                    .map(build_literal)
+                    .collect(),
+            ),
+            Rule::list_ref => InTarget::ListRef(ident(&last.into_inner().next().expect("list ref has a name"))),
+            _ => InTarget::Bare(Literal {
+                span: span_of(&last),
+                kind: LiteralKind::Bare(last.as_str().to_string()),
+            }),
+        }),
+        Rule::is_test => Test::Is(last.as_rule() == Rule::kw_present),
+        other => unreachable!("unexpected test {other:?}"),
+    }
+}
+
+fn build_literal(pair: Pair<Rule>) -> Literal {
+    let span = span_of(&pair);
+    let pair = if pair.as_rule() == Rule::literal {
+        pair.into_inner().next().expect("literal has content")
+    } else {
+        pair
+    };
+    let kind = match pair.as_rule() {
+        Rule::string => {
+            let raw = pair.into_inner().next().map(|p| p.as_str()).unwrap_or("");
+            LiteralKind::Str(unescape(raw))
+        }
+        Rule::boolean => LiteralKind::Bool(pair.as_str() == "true"),
+        _ => LiteralKind::Bare(pair.as_str().to_string()),
+    };
+    Literal { kind, span }
+}
+
+fn unescape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some(other) => out.push(other),
+                None => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Words for what the parser expected, by grammar rule.
+fn describe(rule: &Rule) -> Option<&'static str> {
+    Some(match rule {
+        Rule::close_paren => "`)`",
+        Rule::open_paren => "`(`",
+        Rule::close_bracket => "`]`",
+        Rule::comma => "`,`",
+        Rule::cmp_op => "a comparison (`==`, `!=`, `<`, `<=`, `>`, `>=`)",
+        Rule::kw_and | Rule::kw_or => "`and` or `or`",
+        Rule::kw_where => "`where`",
+        Rule::kw_within => "`within`",
+        Rule::kw_then => "`then`",
+        Rule::kw_of => "`of`",
+        Rule::kw_have => "`have`",
+        Rule::kw_with => "`with`",
+        Rule::kw_contains | Rule::kw_starts | Rule::kw_ends | Rule::kw_matches | Rule::kw_in | Rule::kw_is => {
+            "a test (`==`, `contains`, `starts with`, `ends with`, `matches`, `in`, `is`)"
+        }
+        Rule::ident | Rule::query_ref | Rule::macro_ref => "a name",
+        Rule::query => "a query (`source where …`)",
+        Rule::string => "a string in double quotes",
+        Rule::literal | Rule::bare | Rule::boolean => "a value (a string, number, version, IP, …)",
+        Rule::integer => "a whole number",
+        Rule::duration => "a duration such as 30s, 5m or 2h",
+        Rule::regex => "a regex between slashes, like /timed out/",
+        Rule::list | Rule::list_ref => "a list like [\"a\", \"b\"] or @name",
+        Rule::EOI => "the end of the condition",
+        Rule::kw_not | Rule::kw_any | Rule::kw_no | Rule::kw_all | Rule::kw_count | Rule::kw_distinct => {
+            "a test (`any`, `no`, `all`, `count(…)`, a query name, …)"
+        }
+        Rule::collection_ref => "`collection` or a query",
+        Rule::kw_missing | Rule::kw_present => "`missing` or `present`",
+        _ => return None,
+    })
+}
+
+fn convert_error(e: pest::error::Error<Rule>, text: &str) -> SyntaxError {
+    use pest::error::{ErrorVariant, InputLocation};
+    let pos = match e.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((s, _)) => s,
+    };
+    // Point at the whole word that could not be read, not one byte.
+    let word_end = text[pos..]
+        .find(|c: char| c.is_whitespace() || "()[],".contains(c))
+        .map_or(text.len(), |n| pos + n.max(1).min(text.len() - pos));
+    let span = pos..word_end.max(pos + usize::from(pos < text.len()));
+    let found = text.get(span.clone()).filter(|s| !s.is_empty());
+    let expected: Vec<&str> = match &e.variant {
+        ErrorVariant::ParsingError { positives, .. } => {
+            let mut words: Vec<&str> = positives.iter().filter_map(describe).collect();
+            words.sort_unstable();
+            words.dedup();
+            words
+        }
+        ErrorVariant::CustomError { .. } => Vec::new(),
+    };
+    let expected_text = match expected.len() {
+        0 => "something else".to_string(),
+        1 => expected[0].to_string(),
+        _ => {
+            let (last, rest) = expected.split_last().expect("non-empty");
+            format!("{} or {last}", rest.join(", "))
+        }
+    };
+    let message = match found {
+        Some(f) => format!("expected {expected_text}, found `{f}`"),
+        None => format!("expected {expected_text}, found the end"),
+    };
+    SyntaxError {
+        label: format!("expected {expected_text}"),
+        message,
+        span,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_and_binds_tighter_than_or() {
+        let c = parse_condition("a or b and not c").unwrap();
+        match c {
+            Cond::Or(_, rhs) => assert!(matches!(*rhs, Cond::And(_, _))),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn timed_tests() {
+        assert!(matches!(
+            parse_condition("a within 30s of b").unwrap(),
+            Cond::Within { window: 30_000_000, .. }
+        ));
+        assert!(matches!(
+            parse_condition("a then b within 5m").unwrap(),
+            Cond::Then {
+                window: 300_000_000,
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse_condition("a within 24h of collection").unwrap(),
+            Cond::Within {
+                anchor: Anchor::Collection(_),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn inline_queries_and_counts() {
+        let c = parse_condition(r#"count((tcpdump where flags == "S")) >= 2 and no (tcpdump where flags == "S.")"#)
+            .unwrap();
+        assert!(matches!(c, Cond::And(_, _)));
+        let c = parse_condition("distinct(syn, seq) < count(syn)").unwrap();
+        assert!(matches!(
+            c,
+            Cond::Compare(Operand::Distinct(..), CmpOp::Lt, Operand::Count(..), _)
+        ));
+    }
+
+    #[test]
+    fn predicate_tests() {
+        let q = parse_query(r#"nginx_error where message contains "upstream" and request starts with "POST" and level in ["error", "crit"] and host is present and msg matches /a\/b (?P<x>\d+)/i"#).unwrap();
+        assert!(q.pred.is_some());
+        let p = parse_predicate(r#"src in 10.0.0.0/8 or code in @errs"#).unwrap();
+        assert!(matches!(p, Pred::Or(_, _)));
+    }
+
+    #[test]
+    fn keywords_are_whole_words() {
+        let q = parse_query(r#"syslog where notice == "x""#).unwrap();
+        assert!(matches!(q.pred, Some(Pred::Compare { .. })));
+    }
+
+    #[test]
+    fn errors_say_what_was_expected() {
+        let e = parse_condition("(a and b").unwrap_err();
+        assert!(e.message.contains("`)`"), "{}", e.message);
+        let e = parse_query("nginx_error where status 403").unwrap_err();
+        assert!(e.message.contains("a comparison"), "{}", e.message);
+        assert_eq!(e.span, 25..28);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let deep = format!("{}a{}", "(".repeat(10_000), ")".repeat(10_000));
+        assert!(parse_condition(&deep).is_err());
+    }
+}

@@ -1,0 +1,22 @@
+//! triage: a knowledge base and rule engine for troubleshooting support
+//! bundles.
+//!
+//! The pipeline, one module per stage: [`bundle`] (directories and
+//! archives as streams of files) → [`format`] (files into records) →
+//! [`lang`] and [`rules`] (the knowledge base, checked and compiled) →
+//! [`scan`] (one prefiltered pass per file) → [`engine`] (three-valued
+//! evaluation, root causes over symptoms) → [`report`] (printers).
+
+pub mod bundle;
+pub mod cli;
+pub mod diagnostic;
+pub mod engine;
+pub mod format;
+pub mod lang;
+pub mod regex_util;
+pub mod report;
+pub mod rules;
+pub mod scan;
+pub mod time;
+pub mod toml_source;
+pub mod value;

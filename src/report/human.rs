@@ -1,0 +1,295 @@
+//! The human report: one miette diagnostic per diagnosis, whose snippet is
+//! the evidence itself, shown inside the bundle file it came from with its
+//! real line numbers and the matched text underlined.
+//!
+//! miette reads snippets through [`SourceCode`]; [`EvidenceSource`] serves
+//! each evidence record as its own snippet (named after its file, numbered
+//! from its real line), so records far apart in one file, or in several
+//! files, render as separate snippets of one report.
+
+use std::fmt::{self, Write as _};
+
+use miette::{
+    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents,
+    Severity as MietteSeverity, SourceCode, SourceSpan, SpanContents,
+};
+
+use super::{Diagnosis, Report};
+use crate::diagnostic::plural;
+use crate::rules::Severity;
+
+/// Evidence records shown per diagnosis; the rest are counted.
+pub const SHOWN_EVIDENCE: usize = 8;
+/// Lines of one record shown (stack traces are long).
+const SHOWN_LINES: usize = 6;
+
+/// How to render.
+#[derive(Debug, Clone)]
+pub struct HumanOptions {
+    /// Use colour.
+    pub color: bool,
+    /// Terminal width.
+    pub width: usize,
+    /// Base URL of the rule documentation.
+    pub docs_url: Option<String>,
+}
+
+struct Segment {
+    name: String,
+    /// Virtual offset of the segment's first byte.
+    start: usize,
+    text: String,
+    /// Real line number of the first line, 1-based.
+    line: usize,
+}
+
+/// Evidence records laid end to end at virtual offsets.
+pub struct EvidenceSource {
+    segments: Vec<Segment>,
+}
+
+impl SourceCode for EvidenceSource {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        _before: usize,
+        _after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let seg = self
+            .segments
+            .iter()
+            .find(|s| span.offset() >= s.start && span.offset() <= s.start + s.text.len())
+            .ok_or(MietteError::OutOfBounds)?;
+        let line_count = seg.text.lines().count().max(1);
+        Ok(Box::new(MietteSpanContents::new_named(
+            seg.name.clone(),
+            seg.text.as_bytes(),
+            SourceSpan::new(seg.start.into(), seg.text.len()),
+            seg.line - 1,
+            0,
+            line_count,
+        )))
+    }
+}
+
+/// A diagnosis as miette sees it.
+pub struct DiagnosisView {
+    headline: String,
+    code: String,
+    severity: MietteSeverity,
+    help: String,
+    url: Option<String>,
+    source: EvidenceSource,
+    labels: Vec<LabeledSpan>,
+}
+
+impl fmt::Debug for DiagnosisView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.headline)
+    }
+}
+
+impl fmt::Display for DiagnosisView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.headline)
+    }
+}
+
+impl std::error::Error for DiagnosisView {}
+
+impl Diagnostic for DiagnosisView {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(&self.code))
+    }
+    fn severity(&self) -> Option<MietteSeverity> {
+        Some(self.severity)
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(&self.help))
+    }
+    fn url<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.url.as_ref().map(|u| Box::new(u) as Box<dyn fmt::Display>)
+    }
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        (!self.labels.is_empty()).then_some(&self.source as &dyn SourceCode)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        (!self.labels.is_empty())
+            .then(|| Box::new(self.labels.iter().cloned()) as Box<dyn Iterator<Item = LabeledSpan>>)
+    }
+}
+
+fn miette_severity(s: Severity) -> MietteSeverity {
+    match s {
+        Severity::Critical | Severity::Error => MietteSeverity::Error,
+        Severity::Warning => MietteSeverity::Warning,
+        Severity::Info => MietteSeverity::Advice,
+    }
+}
+
+/// Builds the miette view of a diagnosis.
+pub fn diagnosis_view(d: &Diagnosis, options: &HumanOptions) -> DiagnosisView {
+    let mut segments = Vec::new();
+    let mut labels = Vec::new();
+    let mut offset = 0usize;
+    for e in d.evidence.iter().take(SHOWN_EVIDENCE) {
+        let lines: Vec<&str> = e.text.lines().collect();
+        let mut text = lines.iter().take(SHOWN_LINES).copied().collect::<Vec<_>>().join("\n");
+        let shown_len = text.len();
+        if lines.len() > SHOWN_LINES {
+            let _ = write!(text, "\n… {} more lines", lines.len() - SHOWN_LINES);
+        }
+        let label = e.query.clone();
+        let mut any = false;
+        for h in &e.highlights {
+            if h.start < shown_len && h.end <= shown_len && h.start < h.end {
+                labels.push(LabeledSpan::new(Some(label.clone()), offset + h.start, h.end - h.start));
+                any = true;
+            }
+        }
+        if !any {
+            let first = lines.first().map_or(0, |l| l.len());
+            labels.push(LabeledSpan::new(Some(label), offset, first.max(1)));
+        }
+        let len = text.len();
+        segments.push(Segment {
+            name: e.file.clone(),
+            start: offset,
+            text,
+            line: e.line as usize,
+        });
+        // A gap keeps each record a snippet of its own.
+        offset += len + 2;
+    }
+    let mut help = String::new();
+    help.push_str(d.remediation.trim());
+    let hidden = d
+        .evidence_total
+        .saturating_sub(d.evidence.len().min(SHOWN_EVIDENCE) as u64);
+    if hidden > 0 {
+        let _ = write!(
+            help,
+            "\n\n({} more matching records not shown; see --format json)",
+            hidden
+        );
+    }
+    if !d.explains.is_empty() {
+        let _ = write!(help, "\n\nroot cause of: {}", d.explains.join(", "));
+    }
+    if !d.explained_by.is_empty() {
+        let _ = write!(help, "\n\nexplained by: {}", d.explained_by.join(", "));
+    }
+    let prefix = if d.explained_by.is_empty() { "" } else { "↳ " };
+    DiagnosisView {
+        headline: format!("{prefix}{}: {}", d.title, d.message),
+        code: d.rule_id.clone(),
+        severity: miette_severity(d.severity),
+        help,
+        url: options
+            .docs_url
+            .as_ref()
+            .map(|base| format!("{}/{}.html", base.trim_end_matches('/'), d.rule_id)),
+        source: EvidenceSource { segments },
+        labels,
+    }
+}
+
+/// Renders the whole report as text.
+pub fn render(report: &Report, options: &HumanOptions) -> String {
+    let theme = if options.color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme)
+        .with_width(options.width)
+        .with_links(false)
+        .with_context_lines(0);
+    let mut out = String::new();
+    for d in &report.diagnoses {
+        let view = diagnosis_view(d, options);
+        let mut buf = String::new();
+        if handler.render_report(&mut buf, &view).is_ok() {
+            if !d.explained_by.is_empty() {
+                // Symptoms sit under their root cause.
+                for line in buf.lines() {
+                    let _ = writeln!(out, "    {line}");
+                }
+            } else {
+                out.push_str(&buf);
+            }
+            out.push('\n');
+        }
+    }
+    if !report.inconclusive.is_empty() {
+        let _ = writeln!(out, "Inconclusive: these rules need data the bundle does not have");
+        for i in &report.inconclusive {
+            let _ = writeln!(out, "  ? {} ({}) {}", i.rule_id, i.severity.as_str(), i.title);
+            for m in &i.missing {
+                let _ = writeln!(out, "      missing `{}`: collect {}", m.source, m.collect);
+            }
+            if let Some(note) = &i.note {
+                let _ = writeln!(out, "      {note}");
+            }
+        }
+        out.push('\n');
+    }
+    if !report.unrecognized_files.is_empty() {
+        let _ = writeln!(out, "Unrecognised files (no format claimed them):");
+        for f in &report.unrecognized_files {
+            let reason = report
+                .files
+                .iter()
+                .find(|e| &e.path == f)
+                .map(|e| e.reason.as_str())
+                .unwrap_or("");
+            let _ = writeln!(out, "  - {f} ({reason})");
+        }
+        out.push('\n');
+    }
+    if !report.warnings.is_empty() {
+        let _ = writeln!(out, "Warnings:");
+        for w in &report.warnings {
+            match &w.path {
+                Some(p) => {
+                    let _ = writeln!(out, "  ! {p}: {}", w.message);
+                }
+                None => {
+                    let _ = writeln!(out, "  ! {}", w.message);
+                }
+            }
+        }
+        out.push('\n');
+    }
+    out.push_str(&summary_line(report));
+    out.push('\n');
+    out
+}
+
+/// `2 diagnoses (1 error, 1 info), 1 inconclusive, 4 not hit; 7 files read, 1 unrecognised, 0 warnings`
+pub fn summary_line(report: &Report) -> String {
+    let mut by_sev: Vec<String> = Vec::new();
+    for sev in [Severity::Critical, Severity::Error, Severity::Warning, Severity::Info] {
+        let n = report.diagnoses.iter().filter(|d| d.severity == sev).count();
+        if n > 0 {
+            by_sev.push(format!("{n} {}", sev.as_str()));
+        }
+    }
+    let diagnoses = if by_sev.is_empty() {
+        "no diagnosis".to_string()
+    } else {
+        format!(
+            "{} ({})",
+            plural(report.diagnoses.len(), "diagnosis").replace("diagnosiss", "diagnoses"),
+            by_sev.join(", ")
+        )
+    };
+    format!(
+        "{diagnoses}, {} inconclusive, {} not hit; {} read, {} unrecognised, {}",
+        report.inconclusive.len(),
+        report.rules_not_hit,
+        plural(report.files.len(), "file"),
+        report.unrecognized_files.len(),
+        plural(report.warnings.len(), "warning"),
+    )
+}

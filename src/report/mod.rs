@@ -1,0 +1,167 @@
+//! The result of a run, and the printers that turn it into text.
+//!
+//! [`Report`] is the one document every printer reads: the human printer
+//! renders it with miette, the JSON printer serialises it as is (its
+//! fields are the documented JSON schema).
+
+pub mod human;
+
+use serde::Serialize;
+
+use crate::rules::Severity;
+
+/// Version of the JSON document; bumped on incompatible changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A line of a bundle file that supports a diagnosis.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Evidence {
+    /// Path inside the bundle.
+    pub file: String,
+    /// Line number of the record's first line.
+    pub line: u64,
+    /// The record's text.
+    pub text: String,
+    /// Byte ranges of `text` that the rule matched.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub highlights: Vec<std::ops::Range<usize>>,
+    /// The record's time, RFC 3339 UTC.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// The query that matched it.
+    pub query: String,
+}
+
+/// A rule that fired.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Diagnosis {
+    /// The rule's id.
+    pub rule_id: String,
+    /// The rule's title.
+    pub title: String,
+    /// How serious.
+    pub severity: Severity,
+    /// The rule's message, with captures filled in.
+    pub message: String,
+    /// What to do (Markdown).
+    pub remediation: String,
+    /// Documents.
+    pub references: Vec<String>,
+    /// The supporting records (the first ones of each query).
+    pub evidence: Vec<Evidence>,
+    /// How many records matched in all.
+    pub evidence_total: u64,
+    /// Fired rules this one is the root cause of.
+    pub explains: Vec<String>,
+    /// Fired rules that are a root cause of this one.
+    pub explained_by: Vec<String>,
+    /// The rule file.
+    pub rule_file: String,
+}
+
+/// A source a rule needed and the bundle lacks.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MissingSource {
+    /// The source (format) name.
+    pub source: String,
+    /// What to collect to provide it.
+    pub collect: String,
+}
+
+/// A rule that could not decide.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Inconclusive {
+    /// The rule's id.
+    pub rule_id: String,
+    /// The rule's title.
+    pub title: String,
+    /// How serious it would be.
+    pub severity: Severity,
+    /// What is missing.
+    pub missing: Vec<MissingSource>,
+    /// Why, when it is not a missing source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// A file of the bundle and how it was read.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FileEntry {
+    /// Path inside the bundle.
+    pub path: String,
+    /// The format that claimed it.
+    pub format: Option<String>,
+    /// Why it was (or was not) claimed.
+    pub reason: String,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Lines read.
+    pub lines: u64,
+    /// Records parsed (prefilter candidates).
+    pub parsed: u64,
+}
+
+/// Something skipped or only partly read.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ReportWarning {
+    /// Where, if about one file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// What happened.
+    pub message: String,
+}
+
+/// Everything a run found.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Report {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The bundle path as given.
+    pub bundle: String,
+    /// When the bundle was collected, RFC 3339 UTC.
+    pub collected_at: Option<String>,
+    /// Number of rules evaluated.
+    pub rules_evaluated: usize,
+    /// Rules whose condition was false.
+    pub rules_not_hit: usize,
+    /// Rules that fired: most severe first, each root cause followed by the
+    /// symptoms it explains.
+    pub diagnoses: Vec<Diagnosis>,
+    /// Rules that could not decide.
+    pub inconclusive: Vec<Inconclusive>,
+    /// Paths no format claimed.
+    pub unrecognized_files: Vec<String>,
+    /// Every file read.
+    pub files: Vec<FileEntry>,
+    /// Files skipped or cut, and other notes.
+    pub warnings: Vec<ReportWarning>,
+    /// True when nothing at all could be read.
+    #[serde(skip)]
+    pub failed: bool,
+}
+
+impl Report {
+    /// The process exit code: 2 when nothing could be read, 1 when a
+    /// diagnosis is at warning or above, else 0.
+    pub fn exit_code(&self) -> u8 {
+        if self.failed {
+            2
+        } else if self.diagnoses.iter().any(|d| d.severity <= Severity::Warning) {
+            1
+        } else {
+            0
+        }
+    }
+
+    /// The JSON document.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report always serialises")
+    }
+}
+
+/// `+05:30` for 19800 seconds.
+pub fn format_offset(seconds: i32) -> String {
+    let sign = if seconds < 0 { '-' } else { '+' };
+    let s = seconds.abs();
+    format!("{sign}{:02}:{:02}", s / 3600, (s % 3600) / 60)
+}

@@ -1,0 +1,588 @@
+//! The knowledge base: rules, formats and shared macros, loaded from TOML.
+//!
+//! Files come from the copy embedded at build time and from `--rules`
+//! directories; a later file overrides an earlier one with the same rule
+//! id or format name. Every file is checked on its own and all its
+//! problems are kept; a file with errors is skipped and the rest still
+//! load (unless the caller is strict).
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::diagnostic::{Code, FileProblems, Problem};
+use crate::format::{load_format, Format, FormatSet};
+use crate::lang::compile::{compile_rule, CompiledCondition, Macros, RuleTexts};
+use crate::toml_source::{parse_document, TableReader};
+
+include!(concat!(env!("OUT_DIR"), "/embedded_rules.rs"));
+
+/// How serious a diagnosis is; the order is from most to least severe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Service down or data at risk.
+    Critical,
+    /// Something is broken.
+    Error,
+    /// Likely to break, or degraded.
+    Warning,
+    /// Worth knowing; nothing to fix.
+    Info,
+}
+
+impl Severity {
+    /// The name used in rule files and output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Severity> {
+        [Severity::Critical, Severity::Error, Severity::Warning, Severity::Info]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+/// What a rule test expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Expect {
+    /// The rule fires.
+    Hit,
+    /// The rule does not fire.
+    NoHit,
+    /// The rule cannot decide.
+    Inconclusive,
+}
+
+impl Expect {
+    /// As written in rule files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Expect::Hit => "hit",
+            Expect::NoHit => "no_hit",
+            Expect::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+/// A `[[test]]` of a rule.
+#[derive(Debug, Clone)]
+pub struct RuleTest {
+    /// A name for reports.
+    pub name: String,
+    /// What must happen.
+    pub expect: Expect,
+    /// Inline files: path inside the bundle, content.
+    pub files: Vec<(String, String)>,
+    /// A bundle on disk, resolved against the rule file's directory.
+    pub bundle: Option<PathBuf>,
+}
+
+/// Which product and releases a rule is about.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AppliesTo {
+    /// e.g. `sdwan-manager`, `ssm-onprem`.
+    pub product: String,
+    /// e.g. `>=20.9.1`; empty means all.
+    pub versions: String,
+}
+
+/// A loaded, compiled rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Stable id, e.g. `SDWAN-LIC-001`.
+    pub id: String,
+    /// One line.
+    pub title: String,
+    /// How serious.
+    pub severity: Severity,
+    /// A paragraph for the docs.
+    pub summary: String,
+    /// The condition as written.
+    pub condition: String,
+    /// Named queries as written.
+    pub query_texts: Vec<(String, String)>,
+    /// Markdown steps.
+    pub remediation: String,
+    /// URLs.
+    pub references: Vec<String>,
+    /// Free tags.
+    pub tags: Vec<String>,
+    /// Product and releases.
+    pub applies_to: Option<AppliesTo>,
+    /// Rules this one is a root cause of.
+    pub explains: Vec<String>,
+    /// `draft`, `testing` or `stable`.
+    pub status: String,
+    /// Test cases.
+    pub tests: Vec<RuleTest>,
+    /// The compiled condition.
+    pub compiled: CompiledCondition,
+    /// The file it came from.
+    pub origin: String,
+}
+
+/// One file of the knowledge base.
+#[derive(Debug, Clone)]
+pub struct KbFile {
+    /// Path as shown to the user.
+    pub path: String,
+    /// Directory that relative paths in the file resolve against.
+    pub base_dir: Option<PathBuf>,
+    /// Content.
+    pub text: Arc<str>,
+    /// 0 for the built-in files, then 1, 2, … for each `--rules` directory.
+    pub layer: usize,
+}
+
+impl KbFile {
+    fn kind(&self) -> FileKind {
+        let p = self.path.replace('\\', "/");
+        if p.split('/').any(|c| c == "formats") {
+            FileKind::Format
+        } else if p.ends_with("macros.toml") {
+            FileKind::Macros
+        } else if p.ends_with("triage.toml") {
+            FileKind::Config
+        } else {
+            FileKind::Rule
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum FileKind {
+    Format,
+    Macros,
+    Rule,
+    Config,
+}
+
+/// The loaded knowledge base.
+#[derive(Debug, Clone, Default)]
+pub struct KnowledgeBase {
+    /// All formats.
+    pub formats: FormatSet,
+    /// Shared macros.
+    pub macros: Macros,
+    /// Rules sorted by id.
+    pub rules: Vec<Rule>,
+    /// Problems of every file that had any, in load order.
+    pub problems: Vec<FileProblems>,
+}
+
+impl KnowledgeBase {
+    /// Whether any file had an error (and was skipped).
+    pub fn has_errors(&self) -> bool {
+        self.problems.iter().any(FileProblems::has_errors)
+    }
+
+    /// A rule by id.
+    pub fn rule(&self, id: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.id == id)
+    }
+}
+
+/// The files embedded at build time, with `rules_dir` (if given) as the
+/// directory their test bundles resolve against.
+pub fn embedded_files(rules_dir: Option<&Path>) -> Vec<KbFile> {
+    EMBEDDED_RULES
+        .iter()
+        .map(|(path, text)| {
+            let base_dir = rules_dir.map(|d| d.join(path).parent().map(Path::to_path_buf).unwrap_or_default());
+            KbFile {
+                path: format!("rules/{path}"),
+                base_dir,
+                text: Arc::from(*text),
+                layer: 0,
+            }
+        })
+        .collect()
+}
+
+/// Every `.toml` file under `dir` (or `dir` itself if it is a file), sorted.
+pub fn directory_files(dir: &Path, layer: usize) -> Result<Vec<KbFile>, String> {
+    let mut out = Vec::new();
+    if !dir.exists() {
+        return Err(format!("{}: no such file or directory", dir.display()));
+    }
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+        let path = entry.path();
+        if !entry.file_type().is_file() || path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        out.push(KbFile {
+            path: path.display().to_string(),
+            base_dir: path.parent().map(Path::to_path_buf),
+            text: Arc::from(text),
+            layer,
+        });
+    }
+    Ok(out)
+}
+
+/// Loads a knowledge base from files, in order: later files override
+/// earlier ones with the same rule id or format name.
+pub fn load(files: &[KbFile]) -> KnowledgeBase {
+    let mut problems: Vec<FileProblems> = Vec::new();
+    let mut formats: Vec<Format> = Vec::new();
+    for f in files.iter().filter(|f| f.kind() == FileKind::Format) {
+        let (format, report) = load_format(&f.path, f.text.clone());
+        if !report.problems.is_empty() {
+            problems.push(report);
+        }
+        formats.extend(format);
+    }
+    let formats = FormatSet::new(formats);
+
+    let mut macros = Macros::default();
+    for f in files.iter().filter(|f| f.kind() == FileKind::Macros) {
+        let mut p = Vec::new();
+        let m = load_macros(&f.text, &mut p);
+        macros.predicates.extend(m.predicates);
+        macros.lists.extend(m.lists);
+        macros.queries.extend(m.queries);
+        if !p.is_empty() {
+            problems.push(FileProblems::new(&f.path, f.text.clone(), p));
+        }
+    }
+
+    let mut rules: BTreeMap<String, Rule> = BTreeMap::new();
+    let mut first_seen: HashMap<String, (String, usize)> = HashMap::new();
+    for f in files.iter().filter(|f| f.kind() == FileKind::Rule) {
+        let mut p = Vec::new();
+        let rule = load_rule(f, &formats, &macros, &mut p);
+        if let Some(rule) = &rule {
+            // The same id twice in one directory is a mistake; a later
+            // directory overriding an earlier one is the point of --rules.
+            if let Some((other, other_layer)) = first_seen.get(&rule.id) {
+                if *other_layer == f.layer {
+                    let span = find_id_span(&f.text, &rule.id);
+                    p.push(
+                        Problem::new(
+                            Code::Duplicate,
+                            format!("rule id `{}` is also used by {other}", rule.id),
+                            span,
+                            "duplicate id",
+                        )
+                        .with_help("give each rule its own id"),
+                    );
+                }
+            }
+            first_seen.insert(rule.id.clone(), (f.path.clone(), f.layer));
+        }
+        let report = FileProblems::new(&f.path, f.text.clone(), p);
+        let ok = !report.has_errors();
+        if !report.problems.is_empty() {
+            problems.push(report);
+        }
+        if let (true, Some(rule)) = (ok, rule) {
+            rules.insert(rule.id.clone(), rule);
+        }
+    }
+
+    // `explains` must name rules that exist.
+    for rule in rules.values() {
+        for target in &rule.explains {
+            if !rules.contains_key(target) {
+                let Some(file) = files.iter().find(|f| f.path == rule.origin) else {
+                    continue;
+                };
+                let span = file
+                    .text
+                    .find(&format!("\"{target}\""))
+                    .map_or(0..0, |s| s..s + target.len() + 2);
+                let problem = Problem::new(
+                    Code::UnknownExplains,
+                    format!("`explains` names `{target}`, which is no loaded rule"),
+                    span,
+                    "unknown rule id",
+                )
+                .with_help("name the id of an existing rule, or remove it");
+                match problems.iter_mut().find(|p| p.path == file.path) {
+                    Some(p) => {
+                        p.problems.push(problem);
+                    }
+                    None => problems.push(FileProblems::new(&file.path, file.text.clone(), vec![problem])),
+                }
+            }
+        }
+    }
+    KnowledgeBase {
+        formats,
+        macros,
+        rules: rules.into_values().collect(),
+        problems,
+    }
+}
+
+fn find_id_span(text: &str, id: &str) -> Range<usize> {
+    text.find(&format!("\"{id}\""))
+        .or_else(|| text.find(&format!("'{id}'")))
+        .map_or(0..0, |s| s..s + id.len() + 2)
+}
+
+fn load_macros(text: &str, problems: &mut Vec<Problem>) -> Macros {
+    let doc = match parse_document(text) {
+        Ok(d) => d,
+        Err(p) => {
+            problems.push(p);
+            return Macros::default();
+        }
+    };
+    let mut r = TableReader::new(
+        text,
+        doc.as_table(),
+        problems,
+        "macros file",
+        &["predicates", "lists", "queries"],
+    );
+    let predicates = r.string_map("predicates");
+    let queries = r.string_map("queries");
+    let mut lists = Vec::new();
+    if let Some(t) = r.table("lists") {
+        for (name, item) in t.iter() {
+            let values: Option<Vec<String>> = item
+                .as_array()
+                .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_string)).collect());
+            match values {
+                Some(v) => lists.push((name.to_string(), v)),
+                None => r.problems.push(Problem::new(
+                    Code::InvalidValue,
+                    format!("list `{name}` must be an array of strings"),
+                    item.span().unwrap_or(0..0),
+                    "not an array of strings",
+                )),
+            }
+        }
+    }
+    let problems = r.problems;
+    Macros::parse(&predicates, lists, &queries, problems)
+}
+
+const RULE_KEYS: &[&str] = &[
+    "id",
+    "title",
+    "severity",
+    "summary",
+    "condition",
+    "queries",
+    "message",
+    "remediation",
+    "references",
+    "tags",
+    "applies_to",
+    "explains",
+    "status",
+    "test",
+];
+
+fn load_rule(file: &KbFile, formats: &FormatSet, macros: &Macros, problems: &mut Vec<Problem>) -> Option<Rule> {
+    let text: &str = &file.text;
+    let doc = match parse_document(text) {
+        Ok(d) => d,
+        Err(p) => {
+            problems.push(p);
+            return None;
+        }
+    };
+    let table = doc.as_table();
+    let mut r = TableReader::new(text, table, problems, "rule", RULE_KEYS);
+    let id = r.string("id", true);
+    let title = r.plain_string("title", true);
+    let severity_text = r.string("severity", true);
+    let summary = r.plain_string("summary", false).unwrap_or_default();
+    let condition = r.string("condition", true);
+    let queries = r.string_map("queries");
+    let message = r.string("message", false);
+    let remediation = r.plain_string("remediation", true).unwrap_or_default();
+    let references = r.string_list("references");
+    let tags = r.string_list("tags").into_iter().map(|t| t.text).collect();
+    let explains = r.string_list("explains").into_iter().map(|t| t.text).collect();
+    let status = r.string("status", false);
+    let applies_to = r.table("applies_to").and_then(|t| {
+        let mut a = TableReader::new(text, &t, r.problems, "applies_to table", &["product", "versions"]);
+        let product = a.plain_string("product", true)?;
+        let versions = a.plain_string("versions", false).unwrap_or_default();
+        Some(AppliesTo { product, versions })
+    });
+    let tests = match r.item("test") {
+        None => Vec::new(),
+        Some(item) => match item.as_array_of_tables() {
+            Some(arr) => arr
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| read_test(text, t, i, file.base_dir.as_deref(), r.problems))
+                .collect(),
+            None => {
+                let span = r.value_span("test");
+                r.problems.push(
+                    Problem::new(
+                        Code::InvalidValue,
+                        "`test` must be an array of tables",
+                        span,
+                        "write [[test]]",
+                    )
+                    .with_help("each test case starts with a line [[test]]"),
+                );
+                Vec::new()
+            }
+        },
+    };
+    for reference in &references {
+        if !(reference.text.starts_with("https://") || reference.text.starts_with("http://")) {
+            r.problems.push(
+                Problem::new(
+                    Code::InvalidValue,
+                    "a reference must be a URL",
+                    reference.whole_span(),
+                    "not a URL",
+                )
+                .with_help("write the full https:// address of the document"),
+            );
+        }
+    }
+    let severity = severity_text.as_ref().and_then(|s| {
+        let sev = Severity::parse(&s.text);
+        if sev.is_none() {
+            r.problems.push(
+                Problem::new(
+                    Code::InvalidValue,
+                    format!("unknown severity `{}`", s.text),
+                    s.whole_span(),
+                    "unknown severity",
+                )
+                .with_help("write critical, error, warning or info"),
+            );
+        }
+        sev
+    });
+    if let Some(s) = &status {
+        if !["draft", "testing", "stable"].contains(&s.text.as_str()) {
+            r.problems.push(
+                Problem::new(
+                    Code::InvalidValue,
+                    format!("unknown status `{}`", s.text),
+                    s.whole_span(),
+                    "unknown status",
+                )
+                .with_help("write draft, testing or stable"),
+            );
+        }
+    }
+    let id = id?;
+    if id.text.is_empty() || id.text.contains(char::is_whitespace) {
+        r.problems.push(Problem::new(
+            Code::InvalidValue,
+            "a rule id must be one word",
+            id.whole_span(),
+            "not an id",
+        ));
+    }
+    let condition = condition?;
+    let compiled = compile_rule(
+        RuleTexts {
+            condition: &condition,
+            queries: &queries,
+            message: message.as_ref(),
+        },
+        formats,
+        macros,
+        problems,
+    );
+    Some(Rule {
+        id: id.text,
+        title: title?,
+        severity: severity?,
+        summary,
+        condition: condition.text.clone(),
+        query_texts: queries.iter().map(|(n, _, t)| (n.clone(), t.text.clone())).collect(),
+        remediation,
+        references: references.into_iter().map(|r| r.text).collect(),
+        tags,
+        applies_to,
+        explains,
+        status: status.map(|s| s.text).unwrap_or_else(|| "testing".to_string()),
+        tests,
+        compiled: compiled?,
+        origin: file.path.clone(),
+    })
+}
+
+fn read_test(
+    text: &str,
+    table: &toml_edit::Table,
+    index: usize,
+    base_dir: Option<&Path>,
+    problems: &mut Vec<Problem>,
+) -> Option<RuleTest> {
+    let mut r = TableReader::new(text, table, problems, "test", &["name", "expect", "files", "bundle"]);
+    let name = r
+        .plain_string("name", false)
+        .unwrap_or_else(|| format!("test {}", index + 1));
+    let expect_text = r.string("expect", true)?;
+    let expect = match expect_text.text.as_str() {
+        "hit" => Expect::Hit,
+        "no_hit" => Expect::NoHit,
+        "inconclusive" => Expect::Inconclusive,
+        other => {
+            r.problems.push(
+                Problem::new(
+                    Code::InvalidValue,
+                    format!("unknown expectation `{other}`"),
+                    expect_text.whole_span(),
+                    "unknown",
+                )
+                .with_help("write hit, no_hit or inconclusive"),
+            );
+            return None;
+        }
+    };
+    let files: Vec<(String, String)> = r.string_map("files").into_iter().map(|(k, _, v)| (k, v.text)).collect();
+    let bundle = r.string("bundle", false).map(|b| match base_dir {
+        Some(d) => d.join(&b.text),
+        None => PathBuf::from(&b.text),
+    });
+    if files.is_empty() && bundle.is_none() {
+        let span = r.value_span("expect");
+        r.problems.push(
+            Problem::new(
+                Code::MissingKey,
+                "a test needs `files` or `bundle`",
+                span,
+                "nothing to test on",
+            )
+            .with_help("add a [test.files] table with file contents, or bundle = \"path/to/bundle\""),
+        );
+        return None;
+    }
+    Some(RuleTest {
+        name,
+        expect,
+        files,
+        bundle,
+    })
+}
+
+/// Loads the built-in knowledge base, then each directory in order.
+pub fn load_layers(builtin: bool, dirs: &[PathBuf], repo_rules_dir: Option<&Path>) -> Result<KnowledgeBase, String> {
+    let mut files = if builtin {
+        embedded_files(repo_rules_dir)
+    } else {
+        Vec::new()
+    };
+    for (i, d) in dirs.iter().enumerate() {
+        files.extend(directory_files(d, i + 1)?);
+    }
+    Ok(load(&files))
+}

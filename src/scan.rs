@@ -1,0 +1,856 @@
+//! One pass over each file: the literal prefilter, records, and matches.
+//!
+//! For every format the plan holds one Aho-Corasick automaton over the
+//! required literals of all queries that can read that format's files
+//! (its own queries and those of formats embedded in it). A file is read in
+//! large chunks; the automaton runs once over each chunk; only the records
+//! that hold a hit are cut out, parsed and tested against the queries that
+//! the hit belongs to. Queries with no literal ("slow" queries) see every
+//! record of their source. Lines with no hit are never parsed.
+
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::io::Read;
+use std::ops::Range;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+
+use crate::format::{Detection, Format, FormatKind, FormatSet, ParsedFields};
+use crate::lang::compile::{CPred, FieldRef};
+use crate::rules::KnowledgeBase;
+use crate::time::{RecordTime, ZoneTable};
+use crate::value::Value;
+
+/// Identifies a query across all rules.
+pub type GlobalQuery = u32;
+
+/// Evidence kept per query per file; the count goes on past it.
+pub const EVIDENCE_CAP: usize = 20;
+/// Most distinct values tracked per query and field.
+pub const DISTINCT_CAP: usize = 100_000;
+/// Bytes read per chunk.
+const CHUNK: usize = 1 << 20;
+/// Longest line kept whole; longer lines are cut.
+pub const MAX_LINE: usize = 16 << 20;
+/// Largest JSON file parsed.
+const MAX_JSON: u64 = 64 << 20;
+
+/// A query of some rule, as the scanner sees it.
+#[derive(Debug, Clone)]
+pub struct PlannedQuery {
+    /// Index of the rule in the knowledge base.
+    pub rule: usize,
+    /// Index of the query in the rule.
+    pub local: usize,
+}
+
+#[derive(Debug)]
+struct Automaton {
+    ac: AhoCorasick,
+    /// For each pattern, the queries that need it.
+    owners: Vec<Vec<GlobalQuery>>,
+}
+
+/// What the scanner needs for files of one format.
+#[derive(Debug, Default)]
+struct GroupPlan {
+    exact: Option<Automaton>,
+    caseless: Option<Automaton>,
+    /// Queries that see every record.
+    slow: Vec<GlobalQuery>,
+}
+
+/// The compiled scan: all rules' queries, grouped by the format of the file.
+#[derive(Debug)]
+pub struct ScanPlan {
+    /// Every query, by global id.
+    pub queries: Vec<PlannedQuery>,
+    /// For each rule, the global id of its first query.
+    pub rule_offsets: Vec<u32>,
+    groups: Vec<GroupPlan>,
+}
+
+impl ScanPlan {
+    /// Builds the plan for a knowledge base.
+    pub fn new(kb: &KnowledgeBase) -> ScanPlan {
+        let formats = &kb.formats;
+        let mut queries = Vec::new();
+        let mut rule_offsets = Vec::new();
+        for (ri, rule) in kb.rules.iter().enumerate() {
+            rule_offsets.push(queries.len() as u32);
+            for li in 0..rule.compiled.queries.len() {
+                queries.push(PlannedQuery { rule: ri, local: li });
+            }
+        }
+        let mut groups = Vec::new();
+        for fi in 0..formats.formats.len() {
+            let mut members = vec![fi];
+            members.extend(formats.embedded(fi));
+            let mut exact: Vec<(String, GlobalQuery)> = Vec::new();
+            let mut caseless: Vec<(String, GlobalQuery)> = Vec::new();
+            let mut slow = Vec::new();
+            for (gid, pq) in queries.iter().enumerate() {
+                let q = &kb.rules[pq.rule].compiled.queries[pq.local];
+                if !members.contains(&q.source) {
+                    continue;
+                }
+                // Literals only help when the record text of this file is
+                // the text the query sees (not for JSON).
+                let literals = if formats.formats[fi].kind == FormatKind::Json {
+                    None
+                } else {
+                    q.literals.as_ref()
+                };
+                match literals {
+                    Some(set) => {
+                        for l in &set.literals {
+                            if set.case_insensitive {
+                                caseless.push((l.clone(), gid as GlobalQuery));
+                            } else {
+                                exact.push((l.clone(), gid as GlobalQuery));
+                            }
+                        }
+                    }
+                    None => slow.push(gid as GlobalQuery),
+                }
+            }
+            groups.push(GroupPlan {
+                exact: build_automaton(exact, false),
+                caseless: build_automaton(caseless, true),
+                slow,
+            });
+        }
+        ScanPlan {
+            queries,
+            rule_offsets,
+            groups,
+        }
+    }
+
+    /// Number of distinct literals in the automaton of each format.
+    pub fn literal_counts(&self) -> Vec<usize> {
+        self.groups
+            .iter()
+            .map(|g| g.exact.as_ref().map_or(0, |a| a.owners.len()) + g.caseless.as_ref().map_or(0, |a| a.owners.len()))
+            .collect()
+    }
+}
+
+fn build_automaton(pairs: Vec<(String, GlobalQuery)>, caseless: bool) -> Option<Automaton> {
+    if pairs.is_empty() {
+        return None;
+    }
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut patterns: Vec<String> = Vec::new();
+    let mut owners: Vec<Vec<GlobalQuery>> = Vec::new();
+    for (lit, q) in pairs {
+        let key = if caseless { lit.to_ascii_lowercase() } else { lit };
+        let i = *index.entry(key.clone()).or_insert_with(|| {
+            patterns.push(key);
+            owners.push(Vec::new());
+            patterns.len() - 1
+        });
+        if !owners[i].contains(&q) {
+            owners[i].push(q);
+        }
+    }
+    // A DFA scans fastest; the default would fall back to an NFA above
+    // about a hundred patterns.
+    let ac = AhoCorasickBuilder::new()
+        .kind(Some(AhoCorasickKind::DFA))
+        .match_kind(MatchKind::Standard)
+        .ascii_case_insensitive(caseless)
+        .build(&patterns)
+        .or_else(|_| {
+            AhoCorasickBuilder::new()
+                .match_kind(MatchKind::Standard)
+                .ascii_case_insensitive(caseless)
+                .build(&patterns)
+        })
+        .ok()?;
+    Some(Automaton { ac, owners })
+}
+
+/// A record that matched a query, kept as evidence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatchedRecord {
+    /// The file, as shown to the user.
+    pub file: String,
+    /// Line number of the record's first line.
+    pub line: u64,
+    /// The record's text (all its lines).
+    pub text: String,
+    /// What the query matched, as byte ranges of `text`.
+    pub highlights: Vec<Range<usize>>,
+    /// When.
+    pub time: Option<RecordTime>,
+    /// Field values and regex captures, for messages.
+    pub values: Vec<(String, String)>,
+}
+
+/// Everything one query matched in one file (or, merged, the bundle).
+#[derive(Debug, Clone, Default)]
+pub struct QueryMatches {
+    /// Number of matching records.
+    pub count: u64,
+    /// The first matches, up to [`EVIDENCE_CAP`].
+    pub evidence: Vec<MatchedRecord>,
+    /// Times of all matches that had one.
+    pub times: Vec<RecordTime>,
+    /// Distinct values per tracked field.
+    pub distinct: Vec<(FieldRef, HashSet<String>)>,
+}
+
+impl QueryMatches {
+    /// Adds another file's matches.
+    pub fn merge(&mut self, other: QueryMatches) {
+        self.count += other.count;
+        self.evidence.extend(other.evidence);
+        self.times.extend(other.times);
+        for (f, values) in other.distinct {
+            match self.distinct.iter_mut().find(|(g, _)| *g == f) {
+                Some((_, mine)) => {
+                    for v in values {
+                        if mine.len() < DISTINCT_CAP {
+                            mine.insert(v);
+                        }
+                    }
+                }
+                None => self.distinct.push((f, values)),
+            }
+        }
+    }
+}
+
+/// The outcome of scanning one file.
+#[derive(Debug, Clone)]
+pub struct FileScan {
+    /// The file, as shown to the user.
+    pub path: String,
+    /// How it was recognised.
+    pub detection: Detection,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Lines read.
+    pub lines: u64,
+    /// Records parsed (the prefilter's candidates).
+    pub parsed: u64,
+    /// Matches per query.
+    pub matches: HashMap<GlobalQuery, QueryMatches>,
+    /// The time of the file's last record.
+    pub last_time: Option<RecordTime>,
+    /// Zone abbreviations read with a guess.
+    pub guessed_zones: BTreeSet<String>,
+    /// Problems reading this file.
+    pub warnings: Vec<String>,
+}
+
+/// The context in which records of one file are tested.
+pub struct Scanner<'a> {
+    /// The knowledge base.
+    pub kb: &'a KnowledgeBase,
+    /// Its plan.
+    pub plan: &'a ScanPlan,
+    /// Zone abbreviations.
+    pub zones: &'a ZoneTable,
+}
+
+impl Scanner<'_> {
+    /// Recognises and scans one file of the bundle.
+    pub fn scan(&self, path: &str, match_path: &str, reader: &mut dyn Read) -> FileScan {
+        let mut head = Vec::with_capacity(16 * 1024);
+        let mut warnings = Vec::new();
+        if let Err(e) = reader.take(16 * 1024).read_to_end(&mut head) {
+            warnings.push(format!("read error: {e}"));
+        }
+        let detection = self.kb.formats.detect(match_path, &head);
+        let mut scan = FileScan {
+            path: path.to_string(),
+            detection: detection.clone(),
+            bytes: 0,
+            lines: 0,
+            parsed: 0,
+            matches: HashMap::new(),
+            last_time: None,
+            guessed_zones: BTreeSet::new(),
+            warnings,
+        };
+        let Detection::Recognised { format, .. } = detection else {
+            // Read it to the end anyway so its size is known and an archive
+            // stream stays in step.
+            scan.bytes = head.len() as u64 + std::io::copy(reader, &mut std::io::sink()).unwrap_or(0);
+            return scan;
+        };
+        let mut chained = std::io::Cursor::new(head).chain(reader);
+        match self.kb.formats.formats[format].kind {
+            FormatKind::Lines => self.scan_lines(format, &mut chained, &mut scan),
+            FormatKind::Json => self.scan_json(format, &mut chained, &mut scan),
+        }
+        scan
+    }
+
+    fn scan_lines(&self, fi: usize, reader: &mut dyn Read, scan: &mut FileScan) {
+        let format = &self.kb.formats.formats[fi];
+        let group = &self.plan.groups[fi];
+        let multi_line = format.record_start.is_some();
+        let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + 64 * 1024);
+        // Line number of buf[0].
+        let mut base_line: u64 = 1;
+        let mut eof = false;
+        let mut last_record: Option<(u64, Vec<u8>)> = None;
+        while !eof || !buf.is_empty() {
+            if !eof {
+                let want = CHUNK.saturating_sub(buf.len()).max(64 * 1024);
+                match reader.take(want as u64).read_to_end(&mut buf) {
+                    Ok(0) => eof = true,
+                    Ok(_) => {}
+                    Err(e) => {
+                        scan.warnings.push(format!(
+                            "read error after {} bytes: {e}; the rest of the file was not read",
+                            scan.bytes
+                        ));
+                        eof = true;
+                    }
+                }
+                if !eof && buf.len() < CHUNK {
+                    continue;
+                }
+            }
+            // Complete lines only, unless at the end or a line is too long.
+            let mut end = match memchr::memrchr(b'\n', &buf) {
+                Some(i) => i + 1,
+                None if eof => buf.len(),
+                None if buf.len() >= MAX_LINE => {
+                    scan.warnings
+                        .push(format!("line {base_line} is longer than {MAX_LINE} bytes; it was cut"));
+                    buf.len()
+                }
+                None => continue,
+            };
+            if eof {
+                end = buf.len();
+            }
+            let records = if multi_line {
+                record_ranges(format, &buf[..end], eof)
+            } else {
+                Vec::new()
+            };
+            // With multi-line records, the last one may continue in the next chunk.
+            let consumed = if multi_line && !eof {
+                match records.last() {
+                    Some(last) if last.start > 0 => last.start,
+                    _ => end,
+                }
+            } else {
+                end
+            };
+            let region = &buf[..consumed];
+            let records: Vec<Range<usize>> = if multi_line {
+                records.into_iter().filter(|r| r.end <= consumed).collect()
+            } else {
+                Vec::new()
+            };
+            self.scan_region(fi, group, region, base_line, multi_line.then_some(&records[..]), scan);
+            // Remember the last record for the collection time.
+            if let Some(r) = last_nonempty_record(region, multi_line.then_some(&records[..])) {
+                let line = base_line + memchr::memchr_iter(b'\n', &region[..r.start]).count() as u64;
+                last_record = Some((line, region[r].to_vec()));
+            }
+            scan.bytes += consumed as u64;
+            let newlines = memchr::memchr_iter(b'\n', region).count() as u64;
+            scan.lines += newlines + u64::from(eof && consumed > 0 && region.last() != Some(&b'\n'));
+            base_line += newlines;
+            buf.drain(..consumed);
+            if eof && buf.is_empty() {
+                break;
+            }
+        }
+        if let Some((_, bytes)) = last_record {
+            let text = String::from_utf8_lossy(&bytes);
+            let parsed = format.parse(trim_eol(&text), self.zones);
+            scan.last_time = parsed.time;
+        }
+    }
+
+    /// Tests the candidate records of a region of complete records.
+    fn scan_region(
+        &self,
+        fi: usize,
+        group: &GroupPlan,
+        region: &[u8],
+        base_line: u64,
+        records: Option<&[Range<usize>]>,
+        scan: &mut FileScan,
+    ) {
+        // (record start, query) for every literal hit.
+        let mut hits: Vec<(usize, GlobalQuery)> = Vec::new();
+        for automaton in [&group.exact, &group.caseless].into_iter().flatten() {
+            for m in automaton.ac.find_overlapping_iter(region) {
+                for &q in &automaton.owners[m.pattern().as_usize()] {
+                    hits.push((m.start(), q));
+                }
+            }
+        }
+        let mut candidates: Vec<(Range<usize>, Vec<GlobalQuery>)> = Vec::new();
+        if !group.slow.is_empty() {
+            // Every record is a candidate.
+            let all: Vec<Range<usize>> = match records {
+                Some(r) => r.to_vec(),
+                None => line_ranges(region),
+            };
+            hits.sort_unstable();
+            let mut h = 0;
+            for r in all {
+                let mut qs = group.slow.clone();
+                while h < hits.len() && hits[h].0 < r.end {
+                    if hits[h].0 >= r.start {
+                        qs.push(hits[h].1);
+                    }
+                    h += 1;
+                }
+                candidates.push((r, qs));
+            }
+        } else {
+            if hits.is_empty() {
+                return;
+            }
+            hits.sort_unstable();
+            let mut ri = 0;
+            for (pos, q) in hits {
+                let range = match records {
+                    Some(rs) => {
+                        while ri < rs.len() && rs[ri].end <= pos {
+                            ri += 1;
+                        }
+                        match rs.get(ri) {
+                            Some(r) => r.clone(),
+                            None => continue,
+                        }
+                    }
+                    None => line_around(region, pos),
+                };
+                match candidates.last_mut() {
+                    Some((r, qs)) if *r == range => {
+                        if !qs.contains(&q) {
+                            qs.push(q);
+                        }
+                    }
+                    _ => candidates.push((range, vec![q])),
+                }
+            }
+        }
+        // Line numbers: count newlines incrementally.
+        let mut counted_to = 0usize;
+        let mut line = base_line;
+        for (range, queries) in candidates {
+            line += memchr::memchr_iter(b'\n', &region[counted_to..range.start]).count() as u64;
+            counted_to = range.start;
+            let raw = &region[range.clone()];
+            let text = String::from_utf8_lossy(raw);
+            let text = trim_eol(&text);
+            if text.is_empty() {
+                continue;
+            }
+            scan.parsed += 1;
+            self.test_record(fi, text, line, &queries, scan);
+        }
+    }
+
+    fn test_record(&self, fi: usize, text: &str, line: u64, queries: &[GlobalQuery], scan: &mut FileScan) {
+        let formats = &self.kb.formats;
+        let outer = &formats.formats[fi];
+        let parsed = outer.parse(text, self.zones);
+        if let Some(z) = &parsed.guessed_zone {
+            scan.guessed_zones.insert(z.clone());
+        }
+        let mut inner_cache: HashMap<usize, Option<(ParsedFields, usize)>> = HashMap::new();
+        for &gid in queries {
+            let pq = &self.plan.queries[gid as usize];
+            let q = &self.kb.rules[pq.rule].compiled.queries[pq.local];
+            let (format, fields, view_text, offset, time) = if q.source == fi {
+                (outer, &parsed, text, 0, parsed.time)
+            } else {
+                let entry = inner_cache.entry(q.source).or_insert_with(|| {
+                    let (msg, offset) = message_of(outer, &parsed, text);
+                    let inner = formats.formats[q.source].parse(msg, self.zones);
+                    inner.matched.then_some((inner, offset))
+                });
+                let Some((inner, offset)) = entry else { continue };
+                let inner_format = &formats.formats[q.source];
+                let msg = &text[*offset..];
+                let msg = message_slice(outer, &parsed, text).unwrap_or(msg);
+                (inner_format, &*inner, msg, *offset, inner.time.or(parsed.time))
+            };
+            let view = RecordView {
+                format,
+                fields,
+                text: view_text,
+                file: &scan.path,
+                line,
+                time,
+            };
+            let mut found = Found::default();
+            if !eval_pred(&q.pred, &view, &mut found, true) {
+                continue;
+            }
+            let entry = scan.matches.entry(gid).or_default();
+            entry.count += 1;
+            if let Some(t) = time {
+                entry.times.push(t);
+            }
+            for f in &q.distinct_fields {
+                if let Some(v) = view.get(*f) {
+                    let set = match entry.distinct.iter_mut().position(|(g, _)| g == f) {
+                        Some(i) => &mut entry.distinct[i].1,
+                        None => {
+                            entry.distinct.push((*f, HashSet::new()));
+                            &mut entry.distinct.last_mut().expect("just pushed").1
+                        }
+                    };
+                    if set.len() < DISTINCT_CAP {
+                        set.insert(v.to_string());
+                    }
+                }
+            }
+            if entry.evidence.len() < EVIDENCE_CAP {
+                let mut values: Vec<(String, String)> = format
+                    .fields
+                    .iter()
+                    .zip(&fields.values)
+                    .filter_map(|(d, v)| v.as_ref().map(|v| (d.name.clone(), v.value.to_string())))
+                    .collect();
+                values.extend(found.captures);
+                entry.evidence.push(MatchedRecord {
+                    file: scan.path.clone(),
+                    line,
+                    text: text.to_string(),
+                    highlights: found
+                        .highlights
+                        .into_iter()
+                        .map(|r| r.start + offset..r.end + offset)
+                        .collect(),
+                    time,
+                    values,
+                });
+            }
+        }
+    }
+
+    fn scan_json(&self, fi: usize, reader: &mut dyn Read, scan: &mut FileScan) {
+        let mut data = Vec::new();
+        if let Err(e) = reader.take(MAX_JSON + 1).read_to_end(&mut data) {
+            scan.warnings.push(format!("read error: {e}"));
+        }
+        if data.len() as u64 > MAX_JSON {
+            scan.warnings.push(format!(
+                "JSON file larger than {MAX_JSON} bytes; only the start was read"
+            ));
+            data.truncate(MAX_JSON as usize);
+            std::io::copy(reader, &mut std::io::sink()).ok();
+        }
+        scan.bytes = data.len() as u64;
+        let text = String::from_utf8_lossy(&data);
+        scan.lines = text.lines().count() as u64;
+        let objects = json_objects(&text);
+        if objects.is_empty() && !text.trim().is_empty() {
+            scan.warnings
+                .push("no JSON object could be read from this file".to_string());
+        }
+        let group = &self.plan.groups[fi];
+        let mut last = None;
+        for (start, end) in objects {
+            let line = 1 + text[..start].matches('\n').count() as u64;
+            let obj = &text[start..end];
+            scan.parsed += 1;
+            self.test_record(fi, obj, line, &group.slow, scan);
+            last = Some(obj);
+        }
+        if let Some(obj) = last {
+            scan.last_time = self.kb.formats.formats[fi].parse(obj, self.zones).time;
+        }
+    }
+}
+
+/// Byte ranges of the objects of a JSON array or of JSON Lines.
+fn json_objects(text: &str) -> Vec<(usize, usize)> {
+    let trimmed = text.trim_start();
+    let lead = text.len() - trimmed.len();
+    if trimmed.starts_with('[') {
+        if let Ok(items) = serde_json::from_str::<Vec<&serde_json::value::RawValue>>(text) {
+            return items
+                .iter()
+                .map(|raw| {
+                    let start = raw.get().as_ptr() as usize - text.as_ptr() as usize;
+                    (start, start + raw.get().len())
+                })
+                .collect();
+        }
+    }
+    let _ = lead;
+    let mut out = Vec::new();
+    let stream = serde_json::Deserializer::from_str(text).into_iter::<&serde_json::value::RawValue>();
+    for item in stream {
+        match item {
+            Ok(raw) => {
+                let start = raw.get().as_ptr() as usize - text.as_ptr() as usize;
+                out.push((start, start + raw.get().len()));
+            }
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// The message field of a parsed record and its offset, or the whole text.
+fn message_of<'t>(format: &Format, parsed: &ParsedFields, text: &'t str) -> (&'t str, usize) {
+    if let Some(i) = format.message_field {
+        if let Some(Some(v)) = parsed.values.get(i) {
+            if let Some(r) = &v.range {
+                return (&text[r.clone()], r.start);
+            }
+        }
+    }
+    (text, 0)
+}
+
+fn message_slice<'t>(format: &Format, parsed: &ParsedFields, text: &'t str) -> Option<&'t str> {
+    let (m, _) = message_of(format, parsed, text);
+    Some(m)
+}
+
+fn trim_eol(s: &str) -> &str {
+    s.trim_end_matches(['\n', '\r'])
+}
+
+/// The ranges of all lines of a region (each including its newline).
+fn line_ranges(region: &[u8]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for nl in memchr::memchr_iter(b'\n', region) {
+        out.push(start..nl + 1);
+        start = nl + 1;
+    }
+    if start < region.len() {
+        out.push(start..region.len());
+    }
+    out
+}
+
+/// The line around byte `pos`.
+fn line_around(region: &[u8], pos: usize) -> Range<usize> {
+    let start = memchr::memrchr(b'\n', &region[..pos]).map_or(0, |i| i + 1);
+    let end = memchr::memchr(b'\n', &region[pos..]).map_or(region.len(), |i| pos + i + 1);
+    start..end
+}
+
+/// Cuts a region into records: a record starts at a line that matches the
+/// format's `record_start` and takes the lines after it that do not.
+fn record_ranges(format: &Format, region: &[u8], _eof: bool) -> Vec<Range<usize>> {
+    let Some(start_re) = &format.record_start else {
+        return line_ranges(region);
+    };
+    let mut out: Vec<Range<usize>> = Vec::new();
+    for line in line_ranges(region) {
+        let text = String::from_utf8_lossy(&region[line.clone()]);
+        let starts = start_re.is_match(trim_eol(&text));
+        match out.last_mut() {
+            Some(last) if !starts => last.end = line.end,
+            _ => out.push(line),
+        }
+    }
+    out
+}
+
+fn last_nonempty_record(region: &[u8], records: Option<&[Range<usize>]>) -> Option<Range<usize>> {
+    match records {
+        Some(rs) => rs
+            .iter()
+            .rev()
+            .find(|r| region[(*r).clone()].iter().any(|b| !b.is_ascii_whitespace()))
+            .cloned(),
+        None => line_ranges(region)
+            .into_iter()
+            .rev()
+            .find(|r| region[r.clone()].iter().any(|b| !b.is_ascii_whitespace())),
+    }
+}
+
+/// A record as the predicate sees it.
+pub struct RecordView<'a> {
+    /// Its format.
+    pub format: &'a Format,
+    /// Its fields.
+    pub fields: &'a ParsedFields,
+    /// Its text.
+    pub text: &'a str,
+    /// Its file.
+    pub file: &'a str,
+    /// Its first line.
+    pub line: u64,
+    /// Its time.
+    pub time: Option<RecordTime>,
+}
+
+impl RecordView<'_> {
+    /// The value of a field, if the record has it.
+    pub fn get(&self, f: FieldRef) -> Option<Cow<'_, Value>> {
+        match f {
+            FieldRef::Text => Some(Cow::Owned(Value::Str(self.text.to_string()))),
+            FieldRef::Message => Some(Cow::Owned(Value::Str(self.str_of(FieldRef::Message)?.to_string()))),
+            FieldRef::Time => self.time.map(|t| Cow::Owned(Value::Time(t.micros))),
+            FieldRef::File => Some(Cow::Owned(Value::Str(self.file.to_string()))),
+            FieldRef::Line => Some(Cow::Owned(Value::Int(self.line as i64))),
+            FieldRef::Field(i) => self.fields.values.get(i)?.as_ref().map(|v| Cow::Borrowed(&v.value)),
+        }
+    }
+
+    /// A string field without copying, and its offset in the text.
+    fn str_with_offset(&self, f: FieldRef) -> Option<(&str, Option<usize>)> {
+        match f {
+            FieldRef::Text => Some((self.text, Some(0))),
+            FieldRef::Message => match self.format.message_field {
+                Some(i) => match self.fields.values.get(i) {
+                    Some(Some(v)) => match (&v.value, &v.range) {
+                        (Value::Str(s), r) => Some((s.as_str(), r.as_ref().map(|r| r.start))),
+                        _ => None,
+                    },
+                    _ => Some((self.text, Some(0))),
+                },
+                None => Some((self.text, Some(0))),
+            },
+            FieldRef::File => Some((self.file, None)),
+            FieldRef::Field(i) => match self.fields.values.get(i)? {
+                Some(v) => match &v.value {
+                    Value::Str(s) => Some((s.as_str(), v.range.as_ref().map(|r| r.start))),
+                    _ => None,
+                },
+                None => None,
+            },
+            FieldRef::Time | FieldRef::Line => None,
+        }
+    }
+
+    fn str_of(&self, f: FieldRef) -> Option<&str> {
+        self.str_with_offset(f).map(|(s, _)| s)
+    }
+}
+
+/// What a matching predicate found: places to underline and captures.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// Byte ranges of the record text.
+    pub highlights: Vec<Range<usize>>,
+    /// Regex captures.
+    pub captures: Vec<(String, String)>,
+}
+
+/// Tests a predicate; `positive` is false under `not`, where nothing found
+/// is evidence.
+pub fn eval_pred(p: &CPred, view: &RecordView<'_>, found: &mut Found, positive: bool) -> bool {
+    let mark = |found: &mut Found, f: FieldRef, within: Range<usize>| {
+        if positive {
+            if let Some((_, Some(off))) = view.str_with_offset(f) {
+                found.highlights.push(off + within.start..off + within.end);
+            }
+        }
+    };
+    match p {
+        CPred::True => true,
+        CPred::Cmp(f, op, value) => {
+            let Some(v) = view.get(*f) else { return false };
+            let ok = match v.compare(value) {
+                Some(ord) => op.holds(ord),
+                None => *op == crate::lang::ast::CmpOp::Ne,
+            };
+            if ok && *op == crate::lang::ast::CmpOp::Eq {
+                if let Some((s, _)) = view.str_with_offset(*f) {
+                    mark(found, *f, 0..s.len());
+                }
+            }
+            ok
+        }
+        CPred::Contains(f, needle) => match view.str_of(*f) {
+            Some(s) => match s.find(needle.as_str()) {
+                Some(i) => {
+                    mark(found, *f, i..i + needle.len());
+                    true
+                }
+                None => false,
+            },
+            None => false,
+        },
+        CPred::StartsWith(f, needle) => match view.str_of(*f) {
+            Some(s) if s.starts_with(needle.as_str()) => {
+                mark(found, *f, 0..needle.len());
+                true
+            }
+            _ => false,
+        },
+        CPred::EndsWith(f, needle) => match view.str_of(*f) {
+            Some(s) if s.ends_with(needle.as_str()) => {
+                mark(found, *f, s.len() - needle.len()..s.len());
+                true
+            }
+            _ => false,
+        },
+        CPred::Matches(f, re, _) => {
+            let Some(s) = view.str_of(*f) else { return false };
+            let Some(caps) = re.captures(s) else { return false };
+            let whole = caps.get(0).map_or(0..0, |m| m.range());
+            mark(found, *f, whole);
+            if positive {
+                for name in re.capture_names().flatten() {
+                    if let Some(m) = caps.name(name) {
+                        found.captures.push((name.to_string(), m.as_str().to_string()));
+                    }
+                }
+            }
+            true
+        }
+        CPred::InList(f, values) => {
+            let Some(v) = view.get(*f) else { return false };
+            let ok = values.iter().any(|x| v.compare(x) == Some(std::cmp::Ordering::Equal));
+            if ok {
+                if let Some((s, _)) = view.str_with_offset(*f) {
+                    mark(found, *f, 0..s.len());
+                }
+            }
+            ok
+        }
+        CPred::InCidr(f, cidr) => match view.get(*f).as_deref() {
+            Some(Value::Ip(ip)) => cidr.contains(ip),
+            _ => false,
+        },
+        CPred::Is(f, present) => view.get(*f).is_some() == *present,
+        CPred::And(children) => children.iter().all(|c| eval_pred(c, view, found, positive)),
+        CPred::Or(children) => children.iter().any(|c| eval_pred(c, view, found, positive)),
+        CPred::Not(inner) => !eval_pred(inner, view, found, !positive),
+    }
+}
+
+/// Scans with every file recognised by `detect` only (for `events`): the
+/// parsed records of a file, each with its fields.
+pub fn parse_all_records(
+    formats: &FormatSet,
+    fi: usize,
+    text: &str,
+    zones: &ZoneTable,
+) -> Vec<(u64, String, ParsedFields)> {
+    let format = &formats.formats[fi];
+    let region = text.as_bytes();
+    let ranges = match format.kind {
+        FormatKind::Json => json_objects(text).into_iter().map(|(s, e)| s..e).collect(),
+        FormatKind::Lines => record_ranges(format, region, true),
+    };
+    ranges
+        .into_iter()
+        .filter_map(|r| {
+            let t = trim_eol(&text[r.clone()]);
+            if t.trim().is_empty() {
+                return None;
+            }
+            let line = 1 + text[..r.start].matches('\n').count() as u64;
+            Some((line, t.to_string(), format.parse(t, zones)))
+        })
+        .collect()
+}
