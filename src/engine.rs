@@ -319,6 +319,21 @@ impl Evaluation<'_> {
                 let tb = self.times(ri, *b);
                 Truth::from_bool(ta.iter().any(|t| any_in(&tb, *t, t + window)))
             }
+            CCond::AnyOf(items) => {
+                let mut local_missing = BTreeSet::new();
+                let truths: Vec<Truth> = items
+                    .iter()
+                    .map(|i| self.cond(ri, rule, i, &mut local_missing, evidence, positive))
+                    .collect();
+                if truths.contains(&Truth::True) {
+                    Truth::True
+                } else if truths.contains(&Truth::False) {
+                    Truth::False
+                } else {
+                    missing.extend(local_missing);
+                    Truth::Unknown
+                }
+            }
             CCond::And(x, y) => {
                 let x = self.cond(ri, rule, x, missing, evidence, positive);
                 let y = self.cond(ri, rule, y, missing, evidence, positive);

@@ -83,6 +83,9 @@ pub struct Format {
     pub sniff: Option<Regex>,
     /// Lines that start a record; others continue the previous one.
     pub record_start: Option<Regex>,
+    /// Lines that continue the previous record; others start one. Wins
+    /// over `record_start` when both are given.
+    pub continuation: Option<Regex>,
     patterns: Vec<Pattern>,
     /// The typed fields.
     pub fields: Vec<FieldDef>,
@@ -123,6 +126,20 @@ pub struct ParsedFields {
 }
 
 impl Format {
+    /// Whether a record may span several lines.
+    pub fn is_multi_line(&self) -> bool {
+        self.record_start.is_some() || self.continuation.is_some()
+    }
+
+    /// Whether `line` continues the record before it.
+    pub fn continues(&self, line: &str) -> bool {
+        match (&self.continuation, &self.record_start) {
+            (Some(c), _) => c.is_match(line),
+            (None, Some(s)) => !s.is_match(line),
+            (None, None) => false,
+        }
+    }
+
     /// The index of a format field.
     pub fn field_index(&self, name: &str) -> Option<usize> {
         self.fields.iter().position(|f| f.name == name)
@@ -288,6 +305,7 @@ const FORMAT_KEYS: &[&str] = &[
     "paths",
     "sniff",
     "record_start",
+    "continuation",
     "patterns",
     "message",
     "collect",
@@ -338,6 +356,7 @@ fn read_format(path: &str, file: &str, table: &toml_edit::Table, problems: &mut 
     let paths = r.string_list("paths");
     let sniff = r.string("sniff", false);
     let record_start = r.string("record_start", false);
+    let continuation = r.string("continuation", false);
     let patterns = r.string_list("patterns");
     let message = r.string("message", false);
     let collect = r.plain_string("collect", false);
@@ -376,16 +395,16 @@ fn read_format(path: &str, file: &str, table: &toml_edit::Table, problems: &mut 
     let globs = globs.build().unwrap_or_else(|_| GlobSet::empty());
 
     let whole = |s: &SourceText| 0..s.text.len();
-    let sniff = sniff.and_then(|s| {
-        regex_util::compile(&s, whole(&s), &s.text, "")
-            .map_err(|p| r.problems.push(p))
-            .ok()
-    });
-    let record_start = record_start.and_then(|s| {
-        regex_util::compile(&s, whole(&s), &s.text, "")
-            .map_err(|p| r.problems.push(p))
-            .ok()
-    });
+    let mut optional_regex = |s: Option<SourceText>| {
+        s.and_then(|s| {
+            regex_util::compile(&s, whole(&s), &s.text, "")
+                .map_err(|p| r.problems.push(p))
+                .ok()
+        })
+    };
+    let sniff = optional_regex(sniff);
+    let record_start = optional_regex(record_start);
+    let continuation = optional_regex(continuation);
 
     // Fields: declared types first, then any capture not declared.
     let mut fields: Vec<FieldDef> = Vec::new();
@@ -506,6 +525,7 @@ fn read_format(path: &str, file: &str, table: &toml_edit::Table, problems: &mut 
         globs,
         sniff,
         record_start,
+        continuation,
         patterns: compiled,
         fields,
         message_field,

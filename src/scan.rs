@@ -292,7 +292,7 @@ impl Scanner<'_> {
     fn scan_lines(&self, fi: usize, reader: &mut dyn Read, scan: &mut FileScan) {
         let format = &self.kb.formats.formats[fi];
         let group = &self.plan.groups[fi];
-        let multi_line = format.record_start.is_some();
+        let multi_line = format.is_multi_line();
         let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + 64 * 1024);
         // Line number of buf[0].
         let mut base_line: u64 = 1;
@@ -331,7 +331,7 @@ impl Scanner<'_> {
                 end = buf.len();
             }
             let records = if multi_line {
-                record_ranges(format, &buf[..end], eof)
+                record_ranges(format, &buf[..end])
             } else {
                 Vec::new()
             };
@@ -524,11 +524,13 @@ impl Scanner<'_> {
                     file: scan.path.clone(),
                     line,
                     text: text.to_string(),
-                    highlights: found
-                        .highlights
-                        .into_iter()
-                        .map(|r| r.start + offset..r.end + offset)
-                        .collect(),
+                    highlights: merge_ranges(
+                        found
+                            .highlights
+                            .into_iter()
+                            .map(|r| r.start + offset..r.end + offset)
+                            .collect(),
+                    ),
                     time,
                     values,
                 });
@@ -622,6 +624,19 @@ fn trim_eol(s: &str) -> &str {
     s.trim_end_matches(['\n', '\r'])
 }
 
+/// Sorts ranges and joins those that overlap, so one match is underlined once.
+fn merge_ranges(mut ranges: Vec<Range<usize>>) -> Vec<Range<usize>> {
+    ranges.sort_by_key(|r| (r.start, r.end));
+    let mut out: Vec<Range<usize>> = Vec::new();
+    for r in ranges {
+        match out.last_mut() {
+            Some(last) if r.start < last.end => last.end = last.end.max(r.end),
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
 /// The ranges of all lines of a region (each including its newline).
 fn line_ranges(region: &[u8]) -> Vec<Range<usize>> {
     let mut out = Vec::new();
@@ -645,16 +660,16 @@ fn line_around(region: &[u8], pos: usize) -> Range<usize> {
 
 /// Cuts a region into records: a record starts at a line that matches the
 /// format's `record_start` and takes the lines after it that do not.
-fn record_ranges(format: &Format, region: &[u8], _eof: bool) -> Vec<Range<usize>> {
-    let Some(start_re) = &format.record_start else {
+fn record_ranges(format: &Format, region: &[u8]) -> Vec<Range<usize>> {
+    if !format.is_multi_line() {
         return line_ranges(region);
-    };
+    }
     let mut out: Vec<Range<usize>> = Vec::new();
     for line in line_ranges(region) {
         let text = String::from_utf8_lossy(&region[line.clone()]);
-        let starts = start_re.is_match(trim_eol(&text));
+        let continues = format.continues(trim_eol(&text));
         match out.last_mut() {
-            Some(last) if !starts => last.end = line.end,
+            Some(last) if continues => last.end = line.end,
             _ => out.push(line),
         }
     }
@@ -779,6 +794,16 @@ pub fn eval_pred(p: &CPred, view: &RecordView<'_>, found: &mut Found, positive: 
             },
             None => false,
         },
+        CPred::ContainsAny(f, needles) => match view.str_of(*f) {
+            Some(s) => match needles.iter().find_map(|n| s.find(n.as_str()).map(|i| (i, n.len()))) {
+                Some((i, len)) => {
+                    mark(found, *f, i..i + len);
+                    true
+                }
+                None => false,
+            },
+            None => false,
+        },
         CPred::StartsWith(f, needle) => match view.str_of(*f) {
             Some(s) if s.starts_with(needle.as_str()) => {
                 mark(found, *f, 0..needle.len());
@@ -840,7 +865,7 @@ pub fn parse_all_records(
     let region = text.as_bytes();
     let ranges = match format.kind {
         FormatKind::Json => json_objects(text).into_iter().map(|(s, e)| s..e).collect(),
-        FormatKind::Lines => record_ranges(format, region, true),
+        FormatKind::Lines => record_ranges(format, region),
     };
     ranges
         .into_iter()

@@ -108,6 +108,8 @@ pub enum Test {
     Cmp(CmpOp, Literal),
     /// `contains "x"`
     Contains(Literal),
+    /// `contains ["x", "y"]` or `contains @list`: any of them.
+    ContainsAny(InTarget),
     /// `starts with "x"`
     StartsWith(Literal),
     /// `ends with "x"`
@@ -252,6 +254,8 @@ pub enum Cond {
         /// The whole test.
         span: Range<usize>,
     },
+    /// `any of (a, b, …)`
+    AnyOf(Vec<Cond>, Range<usize>),
     /// `a and b`
     And(Box<Cond>, Box<Cond>),
     /// `a or b`
@@ -264,9 +268,12 @@ impl Cond {
     /// Where the condition stands.
     pub fn span(&self) -> Range<usize> {
         match self {
-            Cond::Any(_, s) | Cond::None(_, s) | Cond::All(_, _, s) | Cond::Compare(_, _, _, s) | Cond::Not(_, s) => {
-                s.clone()
-            }
+            Cond::Any(_, s)
+            | Cond::None(_, s)
+            | Cond::All(_, _, s)
+            | Cond::Compare(_, _, _, s)
+            | Cond::AnyOf(_, s)
+            | Cond::Not(_, s) => s.clone(),
             Cond::Within { span, .. } | Cond::Then { span, .. } => span.clone(),
             Cond::And(a, b) | Cond::Or(a, b) => a.span().start..b.span().end,
         }

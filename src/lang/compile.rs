@@ -46,6 +46,8 @@ pub enum CPred {
     Cmp(FieldRef, CmpOp, Value),
     /// Substring.
     Contains(FieldRef, String),
+    /// Any of several substrings.
+    ContainsAny(FieldRef, Vec<String>),
     /// Prefix.
     StartsWith(FieldRef, String),
     /// Suffix.
@@ -124,6 +126,9 @@ pub enum CCond {
     WithinCollection(QueryId, i64),
     /// A match of the second query follows one of the first within the window.
     Then(QueryId, QueryId, i64),
+    /// True if any alternative is; false if none is and one is false;
+    /// unknown only when every alternative is.
+    AnyOf(Vec<CCond>),
     /// Both.
     And(Box<CCond>, Box<CCond>),
     /// Either.
@@ -389,6 +394,10 @@ impl<'a> Compiler<'a> {
                 let b = self.query_ref(second, text);
                 CCond::Then(a?, b?, *window)
             }
+            Cond::AnyOf(items, _) => {
+                let compiled: Vec<Option<CCond>> = items.iter().map(|i| self.cond(i, text)).collect();
+                CCond::AnyOf(compiled.into_iter().collect::<Option<Vec<_>>>()?)
+            }
             Cond::And(a, b) => {
                 let a = self.cond(a, text);
                 let b = self.cond(b, text);
@@ -502,8 +511,11 @@ impl<'a> Compiler<'a> {
         } else {
             literals_of(&pred)
         };
-        if literals.is_none() && self.formats.formats[source].kind == FormatKind::Lines && !matches!(pred, CPred::True)
-        {
+        // Command outputs (formats without timestamps) are small captures;
+        // only logs are worth warning about.
+        let format = &self.formats.formats[source];
+        let is_log = format.kind == FormatKind::Lines && format.timestamp.is_some();
+        if literals.is_none() && is_log && !matches!(pred, CPred::True) {
             self.report(
                 Problem::new(
                     Code::SlowQuery,
@@ -680,6 +692,25 @@ impl<'a> Compiler<'a> {
                     _ => CPred::EndsWith(f, s),
                 })
             }
+            Test::ContainsAny(target) => {
+                let placeholder = Literal {
+                    kind: LiteralKind::Str(String::new()),
+                    span: field.span.clone(),
+                };
+                self.string_test(f, ty, field, &placeholder, text)?;
+                let needles = match target {
+                    InTarget::List(items) => {
+                        let mut out = Vec::new();
+                        for item in items {
+                            out.push(self.string_test(f, ty, field, item, text)?);
+                        }
+                        out
+                    }
+                    InTarget::ListRef(name) => self.list(name, text)?,
+                    InTarget::Bare(_) => return None,
+                };
+                Some(CPred::ContainsAny(f, needles))
+            }
             Test::Matches {
                 pattern,
                 flags,
@@ -720,23 +751,7 @@ impl<'a> Compiler<'a> {
                     ok.then_some(CPred::InList(f, values))
                 }
                 InTarget::ListRef(name) => {
-                    let Some(items) = self.macros.lists.get(&name.name).cloned() else {
-                        let known: Vec<&str> = self.macros.lists.keys().map(String::as_str).collect();
-                        let help = match closest(&name.name, &known) {
-                            Some(n) => format!("did you mean `@{n}`?"),
-                            None => "define it under [lists] in rules/macros.toml".to_string(),
-                        };
-                        self.report(
-                            Problem::new(
-                                Code::UnknownName,
-                                format!("there is no shared list `@{}`", name.name),
-                                text.file_span(name.span.clone()),
-                                "unknown list",
-                            )
-                            .with_help(help),
-                        );
-                        return None;
-                    };
+                    let items = self.list(name, text)?;
                     let mut values = Vec::new();
                     for item in items {
                         match Value::parse_as(&item, ty) {
@@ -789,6 +804,27 @@ impl<'a> Compiler<'a> {
             },
             Test::Is(present) => Some(CPred::Is(f, *present)),
         }
+    }
+
+    fn list(&mut self, name: &Ident, text: &SourceText) -> Option<Vec<String>> {
+        if let Some(items) = self.macros.lists.get(&name.name) {
+            return Some(items.clone());
+        }
+        let known: Vec<&str> = self.macros.lists.keys().map(String::as_str).collect();
+        let help = match closest(&name.name, &known) {
+            Some(n) => format!("did you mean `@{n}`?"),
+            None => "define it under [lists] in rules/macros.toml".to_string(),
+        };
+        self.report(
+            Problem::new(
+                Code::UnknownName,
+                format!("there is no shared list `@{}`", name.name),
+                text.file_span(name.span.clone()),
+                "unknown list",
+            )
+            .with_help(help),
+        );
+        None
     }
 
     fn string_test(
@@ -914,7 +950,7 @@ impl<'a> Compiler<'a> {
                 if rest_start < i {
                     out.push(Placeholder::Text(s[rest_start..i].to_string()));
                 }
-                if let Some(p) = self.placeholder(inner, span) {
+                if let Some(p) = self.placeholder(inner, span, m, i + 1..i + close) {
                     out.push(p);
                 }
                 i += close + 1;
@@ -929,7 +965,13 @@ impl<'a> Compiler<'a> {
         out
     }
 
-    fn placeholder(&mut self, inner: &str, span: Range<usize>) -> Option<Placeholder> {
+    fn placeholder(
+        &mut self,
+        inner: &str,
+        span: Range<usize>,
+        m: &SourceText,
+        inner_range: Range<usize>,
+    ) -> Option<Placeholder> {
         let (qname, fname) = inner.trim().split_once('.').unwrap_or((inner.trim(), ""));
         let Some(entry) = self.named.get_mut(qname) else {
             self.report(
@@ -944,18 +986,14 @@ impl<'a> Compiler<'a> {
             return None;
         };
         entry.used = true;
-        let Some(id) = entry.compiled else {
-            self.report(
-                Problem::new(
-                    Code::UnknownPlaceholder,
-                    format!("query `{qname}` is not used by the condition, so it has no matches to show"),
-                    span,
-                    "not in the condition",
-                )
-                .with_help("use the query in the condition"),
-            );
-            return None;
+        // A query used only by the message is compiled here: its matches
+        // are then collected like those of the condition's queries.
+        let name_end = inner_range.start + qname.len() + (inner.len() - inner.trim_start().len());
+        let ident = Ident {
+            name: qname.to_string(),
+            span: inner_range.start..name_end.min(inner_range.end),
         };
+        let id = self.query_ref(&QueryRef::Named(ident), m)?;
         if fname == "count" {
             return Some(Placeholder::Count(id));
         }
@@ -1022,6 +1060,10 @@ pub fn literals_of(p: &CPred) -> Option<LiteralSet> {
     match p {
         CPred::Contains(f, s) | CPred::StartsWith(f, s) | CPred::EndsWith(f, s) if is_text_slice(*f) => exact(s),
         CPred::Cmp(f, CmpOp::Eq, Value::Str(s)) if is_text_slice(*f) => exact(s),
+        CPred::ContainsAny(f, needles) if is_text_slice(*f) && needles.iter().all(|n| usable(n)) => Some(LiteralSet {
+            literals: needles.clone(),
+            case_insensitive: false,
+        }),
         CPred::InList(f, values) if is_text_slice(*f) => {
             let mut literals = Vec::new();
             for v in values {

@@ -132,6 +132,14 @@ fn build_cond_primary(pair: Pair<Rule>) -> Cond {
                 .expect("group holds an expression");
             build_cond(expr.into_inner())
         }
+        Rule::any_of_test => Cond::AnyOf(
+            inner
+                .into_iter()
+                .filter(|p| p.as_rule() == Rule::cond_expr)
+                .map(|p| build_cond(p.into_inner()))
+                .collect(),
+            span,
+        ),
         Rule::any_test => {
             let q = inner.pop().expect("any_test has a query");
             Cond::Any(build_query_ref(q), span)
@@ -331,7 +339,18 @@ fn build_test(pair: Pair<Rule>) -> Test {
     let last = inner.last().cloned().expect("test has an operand");
     match rule {
         Rule::cmp_test => Test::Cmp(CmpOp::parse(inner[0].as_str()), build_literal(last)),
-        Rule::contains_test => Test::Contains(build_literal(last)),
+        Rule::contains_test => match last.as_rule() {
+            Rule::list => Test::ContainsAny(InTarget::List(
+                last.into_inner()
+                    .filter(|p| p.as_rule() == Rule::literal)
+                    .map(build_literal)
+                    .collect(),
+            )),
+            Rule::list_ref => Test::ContainsAny(InTarget::ListRef(ident(
+                &last.into_inner().next().expect("list ref has a name"),
+            ))),
+            _ => Test::Contains(build_literal(last)),
+        },
         Rule::starts_test => Test::StartsWith(build_literal(last)),
         Rule::ends_test => Test::EndsWith(build_literal(last)),
         Rule::matches_test => {
@@ -483,6 +502,15 @@ mod tests {
         let c = parse_condition("a or b and not c").unwrap();
         match c {
             Cond::Or(_, rhs) => assert!(matches!(*rhs, Cond::And(_, _))),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn any_of_takes_conditions() {
+        let c = parse_condition("any of (a, b and c, count(d) > 1)").unwrap();
+        match c {
+            Cond::AnyOf(items, _) => assert_eq!(items.len(), 3),
             other => panic!("{other:?}"),
         }
     }
