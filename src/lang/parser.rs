@@ -482,6 +482,13 @@ fn convert_error(e: pest::error::Error<Rule>, text: &str) -> SyntaxError {
             format!("{} or {last}", rest.join(", "))
         }
     };
+    if found == Some("where") {
+        return SyntaxError {
+            message: "a query with `where` inside a condition must be in parentheses".to_string(),
+            label: "write `any (source where …)` here, or name the query under [queries]".to_string(),
+            span,
+        };
+    }
     let message = match found {
         Some(f) => format!("expected {expected_text}, found `{f}`"),
         None => format!("expected {expected_text}, found the end"),
@@ -570,6 +577,13 @@ mod tests {
         let e = parse_query("nginx_error where status 403").unwrap_err();
         assert!(e.message.contains("a comparison"), "{}", e.message);
         assert_eq!(e.span, 25..28);
+    }
+
+    #[test]
+    fn unparenthesised_inline_query_gets_a_hint() {
+        let e = parse_condition(r#"tcpdump where ttl > 3"#).unwrap_err();
+        assert!(e.message.contains("parentheses"), "{}", e.message);
+        assert_eq!(e.span, 8..13);
     }
 
     #[test]

@@ -1,0 +1,183 @@
+//! The `triage` binary as a user runs it: exit codes, output, and rules
+//! added at run time.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use std::path::Path;
+
+fn triage() -> Command {
+    let mut cmd = Command::cargo_bin("triage").expect("binary is built");
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).env("NO_COLOR", "1").env("COLUMNS", "100");
+    cmd
+}
+
+#[test]
+fn seed_bundle_is_diagnosed_as_lic_001_first() {
+    let out = triage()
+        .args(["diagnose", "corpus/seed-lic-001/bundle", "--format", "json"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let doc: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+    assert_eq!(doc["schema_version"], 1);
+    let first = &doc["diagnoses"][0];
+    assert_eq!(first["rule_id"], "SDWAN-LIC-001");
+    assert_eq!(first["explains"][0], "SDWAN-SYM-001");
+    let evidence = first["evidence"].as_array().expect("evidence list");
+    assert!(evidence.iter().any(|e| e["file"].as_str().unwrap().ends_with("var/log/nms/vmanage-server.log")
+        && e["text"].as_str().unwrap().contains("Failed to authenticate Smart Account credentials")));
+    assert!(evidence.iter().any(|e| e["file"] == "ssm-onprem/var/log/messages" && e["line"] == 54));
+    assert!(first["message"].as_str().unwrap().contains("'admin'"));
+    for key in ["bundle", "inconclusive", "unrecognized_files", "warnings"] {
+        assert!(doc.get(key).is_some(), "missing key {key}");
+    }
+}
+
+#[test]
+fn human_output_shows_evidence_inside_its_file() {
+    triage()
+        .args(["diagnose", "corpus/seed-lic-001/bundle"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("SDWAN-LIC-001"))
+        .stdout(predicate::str::contains("ssm-onprem/var/log/messages:54:"))
+        .stdout(predicate::str::contains("Resource Owner Grant"))
+        .stdout(predicate::str::contains("\u{1b}[").not());
+}
+
+#[test]
+fn healthy_bundle_exits_zero() {
+    triage()
+        .args(["diagnose", "corpus/healthy/bundle"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("SDWAN-INFO-001"))
+        .stdout(predicate::str::contains("1 diagnosis (1 info)"));
+}
+
+#[test]
+fn missing_bundle_is_a_failed_run() {
+    triage()
+        .args(["diagnose", "no/such/bundle"])
+        .assert()
+        .code(2)
+        .stdout(predicate::str::contains("cannot read the bundle"));
+}
+
+#[test]
+fn a_rule_dropped_into_a_directory_takes_effect_without_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("CUSTOM-001.toml"),
+        r#"
+id = "CUSTOM-001"
+title = "Redis saves in the background"
+severity = "warning"
+condition = '''saves'''
+message = "{saves.count} background save(s)"
+remediation = "Nothing; this rule exists to show run-time loading."
+
+[queries]
+saves = '''syslog where message contains "Background saving started"'''
+"#,
+    )
+    .unwrap();
+    let rules = dir.path().to_str().unwrap();
+    triage()
+        .args(["diagnose", "corpus/seed-lic-001/bundle", "--rules", rules])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("CUSTOM-001"))
+        .stdout(predicate::str::contains("background save(s)"));
+}
+
+#[test]
+fn a_rule_given_at_run_time_overrides_the_builtin_one() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("override.toml"),
+        r#"
+id = "SDWAN-INFO-001"
+title = "Overridden"
+severity = "info"
+condition = '''no tcpdump'''
+remediation = "-"
+"#,
+    )
+    .unwrap();
+    let out = triage()
+        .args(["diagnose", "corpus/info-001-offload/bundle", "--format", "json", "--rules"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(doc["diagnoses"].as_array().unwrap().iter().all(|d| d["rule_id"] != "SDWAN-INFO-001"));
+}
+
+#[test]
+fn a_broken_rule_is_reported_and_skipped_and_strict_makes_it_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("BROKEN-001.toml"),
+        "id = \"BROKEN-001\"\ntitle = \"x\"\nseverity = \"error\"\ncondition = '''any (nginx_eror where level == \"error\")'''\nremediation = \"-\"\n",
+    )
+    .unwrap();
+    triage()
+        .args(["diagnose", "corpus/seed-lic-001/bundle", "--rules"])
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("E102"))
+        .stderr(predicate::str::contains("did you mean `nginx_error`?"))
+        .stdout(predicate::str::contains("SDWAN-LIC-001"));
+    triage()
+        .args(["diagnose", "corpus/seed-lic-001/bundle", "--strict", "--rules"])
+        .arg(dir.path())
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn check_reports_problems_as_json_with_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("BAD.toml"),
+        "id = \"BAD\"\ntitle = \"x\"\nseverity = \"eror\"\ncondition = '''any (tcpdump where ttl == \"high\")'''\nremediation = \"-\"\ncolour = 1\n",
+    )
+    .unwrap();
+    let out = triage().args(["check", "--format", "json"]).arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let codes: Vec<&str> = doc["problems"].as_array().unwrap().iter().map(|p| p["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["E004", "E107", "E002"], "{doc:#}");
+    let ttl = &doc["problems"][1];
+    assert_eq!(ttl["line"], 4);
+    assert_eq!(ttl["column"], 42, "the column of `\"high\"` inside the condition string");
+}
+
+#[test]
+fn builtin_rules_pass_check_and_their_tests() {
+    triage().arg("check").assert().code(0).stdout(predicate::str::contains("0 errors, 0 warnings"));
+    triage()
+        .arg("test")
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(" 0 failed"));
+}
+
+#[test]
+fn archives_are_read_from_any_directory() {
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/seed-lic-001/bundle");
+    let tmp = tempfile::tempdir().unwrap();
+    Command::cargo_bin("triage")
+        .unwrap()
+        .current_dir(tmp.path())
+        .env("NO_COLOR", "1")
+        .arg("diagnose")
+        .arg(seed.join("10.66.76.81-um8_vManage-20230113-173500-admin-tech.tar.gz"))
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("SDWAN-SYM-001"));
+}
