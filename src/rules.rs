@@ -387,6 +387,16 @@ const RULE_KEYS: &[&str] = &[
     "test",
 ];
 
+/// Loads and compiles one rule file against already loaded formats and
+/// macros; the rule is `None` when the file has errors.
+pub fn load_rule_file(file: &KbFile, formats: &FormatSet, macros: &Macros) -> (Option<Rule>, FileProblems) {
+    let mut problems = Vec::new();
+    let rule = load_rule(file, formats, macros, &mut problems);
+    let report = FileProblems::new(&file.path, file.text.clone(), problems);
+    let rule = rule.filter(|_| !report.has_errors());
+    (rule, report)
+}
+
 fn load_rule(file: &KbFile, formats: &FormatSet, macros: &Macros, problems: &mut Vec<Problem>) -> Option<Rule> {
     let text: &str = &file.text;
     let doc = match parse_document(text) {

@@ -69,6 +69,21 @@ impl ValueType {
         ValueType::ALL.into_iter().find(|t| t.name() == name)
     }
 
+    /// The type's name with an article, for messages: `an integer`.
+    pub fn a(self) -> &'static str {
+        match self {
+            ValueType::String => "a string",
+            ValueType::Integer => "an integer",
+            ValueType::Float => "a float",
+            ValueType::Boolean => "a boolean",
+            ValueType::Timestamp => "a timestamp",
+            ValueType::Duration => "a duration",
+            ValueType::Ip => "an IP address",
+            ValueType::Cidr => "a CIDR",
+            ValueType::Version => "a version",
+        }
+    }
+
     /// An example literal of this type, for help texts.
     pub fn example(self) -> &'static str {
         match self {

@@ -7,7 +7,9 @@ use std::path::Path;
 
 fn triage() -> Command {
     let mut cmd = Command::cargo_bin("triage").expect("binary is built");
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).env("NO_COLOR", "1").env("COLUMNS", "100");
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "100");
     cmd
 }
 
@@ -26,9 +28,16 @@ fn seed_bundle_is_diagnosed_as_lic_001_first() {
     assert_eq!(first["rule_id"], "SDWAN-LIC-001");
     assert_eq!(first["explains"][0], "SDWAN-SYM-001");
     let evidence = first["evidence"].as_array().expect("evidence list");
-    assert!(evidence.iter().any(|e| e["file"].as_str().unwrap().ends_with("var/log/nms/vmanage-server.log")
-        && e["text"].as_str().unwrap().contains("Failed to authenticate Smart Account credentials")));
-    assert!(evidence.iter().any(|e| e["file"] == "ssm-onprem/var/log/messages" && e["line"] == 54));
+    assert!(evidence.iter().any(
+        |e| e["file"].as_str().unwrap().ends_with("var/log/nms/vmanage-server.log")
+            && e["text"]
+                .as_str()
+                .unwrap()
+                .contains("Failed to authenticate Smart Account credentials")
+    ));
+    assert!(evidence
+        .iter()
+        .any(|e| e["file"] == "ssm-onprem/var/log/messages" && e["line"] == 54));
     assert!(first["message"].as_str().unwrap().contains("'admin'"));
     for key in ["bundle", "inconclusive", "unrecognized_files", "warnings"] {
         assert!(doc.get(key).is_some(), "missing key {key}");
@@ -108,12 +117,22 @@ remediation = "-"
     )
     .unwrap();
     let out = triage()
-        .args(["diagnose", "corpus/info-001-offload/bundle", "--format", "json", "--rules"])
+        .args([
+            "diagnose",
+            "corpus/info-001-offload/bundle",
+            "--format",
+            "json",
+            "--rules",
+        ])
         .arg(dir.path())
         .output()
         .unwrap();
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(doc["diagnoses"].as_array().unwrap().iter().all(|d| d["rule_id"] != "SDWAN-INFO-001"));
+    assert!(doc["diagnoses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["rule_id"] != "SDWAN-INFO-001"));
 }
 
 #[test]
@@ -147,19 +166,35 @@ fn check_reports_problems_as_json_with_positions() {
         "id = \"BAD\"\ntitle = \"x\"\nseverity = \"eror\"\ncondition = '''any (tcpdump where ttl == \"high\")'''\nremediation = \"-\"\ncolour = 1\n",
     )
     .unwrap();
-    let out = triage().args(["check", "--format", "json"]).arg(dir.path()).output().unwrap();
+    let out = triage()
+        .args(["check", "--format", "json"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let codes: Vec<&str> = doc["problems"].as_array().unwrap().iter().map(|p| p["code"].as_str().unwrap()).collect();
+    let codes: Vec<&str> = doc["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["code"].as_str().unwrap())
+        .collect();
     assert_eq!(codes, ["E004", "E107", "E002"], "{doc:#}");
     let ttl = &doc["problems"][1];
     assert_eq!(ttl["line"], 4);
-    assert_eq!(ttl["column"], 42, "the column of `\"high\"` inside the condition string");
+    assert_eq!(
+        ttl["column"], 42,
+        "the column of `\"high\"` inside the condition string"
+    );
 }
 
 #[test]
 fn builtin_rules_pass_check_and_their_tests() {
-    triage().arg("check").assert().code(0).stdout(predicate::str::contains("0 errors, 0 warnings"));
+    triage()
+        .arg("check")
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("0 errors, 0 warnings"));
     triage()
         .arg("test")
         .assert()

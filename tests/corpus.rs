@@ -25,7 +25,11 @@ fn corpus_bundles_give_their_expected_reports() {
         .filter(|p| p.join("bundle").exists())
         .collect();
     cases.sort();
-    assert!(cases.len() >= 7, "expected at least 7 corpus cases, found {}", cases.len());
+    assert!(
+        cases.len() >= 7,
+        "expected at least 7 corpus cases, found {}",
+        cases.len()
+    );
     let mut failures = Vec::new();
     for case in cases {
         let bundle = case.join("bundle");

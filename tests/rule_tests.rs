@@ -18,7 +18,11 @@ fn builtin_knowledge_base_has_no_problems() {
     let problems: Vec<String> = kb
         .problems
         .iter()
-        .flat_map(|f| f.problems.iter().map(move |p| format!("{}: {} {}", f.path, p.code, p.message)))
+        .flat_map(|f| {
+            f.problems
+                .iter()
+                .map(move |p| format!("{}: {} {}", f.path, p.code, p.message))
+        })
         .collect();
     assert!(problems.is_empty(), "{problems:#?}");
 }
@@ -26,11 +30,21 @@ fn builtin_knowledge_base_has_no_problems() {
 #[test]
 fn issue_rules_exist_with_hit_and_no_hit_tests() {
     let kb = builtin();
-    for id in ["SDWAN-LIC-001", "SDWAN-LIC-005", "SDWAN-NET-001", "SDWAN-NET-003", "SSM-ONPREM-001", "SDWAN-INFO-001"] {
+    for id in [
+        "SDWAN-LIC-001",
+        "SDWAN-LIC-005",
+        "SDWAN-NET-001",
+        "SDWAN-NET-003",
+        "SSM-ONPREM-001",
+        "SDWAN-INFO-001",
+    ] {
         let rule = kb.rule(id).unwrap_or_else(|| panic!("rule {id} is missing"));
         let expects: Vec<_> = rule.tests.iter().map(|t| t.expect).collect();
         assert!(expects.contains(&triage::rules::Expect::Hit), "{id} has no hit test");
-        assert!(expects.contains(&triage::rules::Expect::NoHit), "{id} has no no_hit test");
+        assert!(
+            expects.contains(&triage::rules::Expect::NoHit),
+            "{id} has no no_hit test"
+        );
     }
 }
 

@@ -296,18 +296,21 @@ pub fn compile_rule(
             shared: true,
         });
     }
+    let mut condition_parsed = true;
     let cond = match parse_condition(&texts.condition.text) {
         Ok(ast) => c.cond(&ast, texts.condition),
         Err(e) => {
             c.problems.push(syntax_problem(texts.condition, &e));
             c.failed = true;
+            condition_parsed = false;
             None
         }
     };
     let message = texts.message.map(|m| c.message(m)).unwrap_or_default();
     // Queries used only by the message still count as used.
     for (name, q) in &c.named {
-        if !q.used && !q.shared {
+        // When the condition does not parse, nothing can be said about use.
+        if !q.used && !q.shared && condition_parsed {
             if let Some(span) = &q.key_span {
                 c.problems.push(
                     Problem::new(
@@ -676,7 +679,7 @@ impl<'a> Compiler<'a> {
                             text.file_span(lit.span.clone()),
                             format!("`{}` orders values", op.as_str()),
                         )
-                        .with_label(field_span, format!("this is a {ty}"))
+                        .with_label(field_span, format!("this is {}", ty.a()))
                         .with_help("use `==` or `!=`"),
                     );
                     return None;
@@ -720,9 +723,9 @@ impl<'a> Compiler<'a> {
                     self.report(
                         Problem::new(
                             Code::TypeMismatch,
-                            format!("`matches` needs a string field, and `{}` is a {ty}", field.name),
+                            format!("`matches` needs a string field, and `{}` is {}", field.name, ty.a()),
                             field_span,
-                            format!("this is a {ty}"),
+                            format!("this is {}", ty.a()),
                         )
                         .with_help("compare it with `==`, `<`, `in` …, or match `text`"),
                     );
@@ -759,9 +762,9 @@ impl<'a> Compiler<'a> {
                             Err(e) => {
                                 self.report(Problem::new(
                                     Code::InvalidLiteral,
-                                    format!("list `@{}` holds a value that is not a {ty}: {e}", name.name),
+                                    format!("list `@{}` holds a value that is not {}: {e}", name.name, ty.a()),
                                     text.file_span(name.span.clone()),
-                                    format!("`{}` is a {ty}", field.name),
+                                    format!("`{}` is {}", field.name, ty.a()),
                                 ));
                                 return None;
                             }
@@ -792,7 +795,7 @@ impl<'a> Compiler<'a> {
                                 text.file_span(lit.span.clone()),
                                 "not a list",
                             )
-                            .with_label(field_span, format!("this is a {ty}"))
+                            .with_label(field_span, format!("this is {}", ty.a()))
                             .with_help(format!(
                                 "write `{} in [{raw}]` or `{} == {raw}`",
                                 field.name, field.name
@@ -840,9 +843,9 @@ impl<'a> Compiler<'a> {
             self.report(
                 Problem::new(
                     Code::TypeMismatch,
-                    format!("text tests need a string field, and `{}` is a {ty}", field.name),
+                    format!("text tests need a string field, and `{}` is {}", field.name, ty.a()),
                     text.file_span(field.span.clone()),
-                    format!("this is a {ty}"),
+                    format!("this is {}", ty.a()),
                 )
                 .with_help(format!(
                     "compare it with `==` or `<`, as in `{} == {}`",
@@ -881,11 +884,11 @@ impl<'a> Compiler<'a> {
         let mismatch = |what: &str| {
             Problem::new(
                 Code::TypeMismatch,
-                format!("`{field_name}` is a {ty}, but this is {what}"),
+                format!("`{field_name}` is {}, but this is {what}", ty.a()),
                 span.clone(),
                 format!("this is {what}"),
             )
-            .with_label(field_span.clone(), format!("this is a {ty}"))
+            .with_label(field_span.clone(), format!("this is {}", ty.a()))
         };
         match &lit.kind {
             LiteralKind::Str(s) => match Value::parse_as(s, ty) {
@@ -894,12 +897,12 @@ impl<'a> Compiler<'a> {
                     self.report(
                         Problem::new(
                             Code::InvalidLiteral,
-                            format!("`{field_name}` is a {ty}: {e}"),
+                            format!("`{field_name}` is {}: {e}", ty.a()),
                             span,
-                            format!("not a {ty}"),
+                            format!("not {}", ty.a()),
                         )
-                        .with_label(field_span, format!("this is a {ty}"))
-                        .with_help(format!("write a {ty} such as {}", ty.example())),
+                        .with_label(field_span, format!("this is {}", ty.a()))
+                        .with_help(format!("write {} such as {}", ty.a(), ty.example())),
                     );
                     None
                 }
@@ -908,7 +911,7 @@ impl<'a> Compiler<'a> {
                 if ty == ValueType::Boolean {
                     Some(Value::Bool(*b))
                 } else {
-                    self.report(mismatch("a boolean").with_help(format!("write a {ty} such as {}", ty.example())));
+                    self.report(mismatch("a boolean").with_help(format!("write {} such as {}", ty.a(), ty.example())));
                     None
                 }
             }
@@ -925,9 +928,9 @@ impl<'a> Compiler<'a> {
                     Ok(v) => Some(v),
                     Err(e) => {
                         self.report(
-                            Problem::new(Code::InvalidLiteral, e, span, format!("not a {ty}"))
-                                .with_label(field_span, format!("this is a {ty}"))
-                                .with_help(format!("write a {ty} such as {}", ty.example())),
+                            Problem::new(Code::InvalidLiteral, e, span, format!("not {}", ty.a()))
+                                .with_label(field_span, format!("this is {}", ty.a()))
+                                .with_help(format!("write {} such as {}", ty.a(), ty.example())),
                         );
                         None
                     }

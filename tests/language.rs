@@ -1,0 +1,275 @@
+//! One tested example for every construct of the condition language, on
+//! small inline bundles. Each case is a rule (condition and queries) run
+//! with the built-in formats and macros; the docs (docs/LANGUAGE.md) show
+//! the same constructs.
+
+use std::sync::Arc;
+
+use triage::engine::{Engine, RunOptions};
+use triage::rules::{embedded_files, load, KbFile};
+
+const NGINX: &str = "\
+2023/04/18 08:50:31 [error] 47#47: *1576 connect() failed (111: Connection refused) while connecting to upstream, client: 192.168.10.1, server: ssm, request: \"POST /oauth/token HTTP/1.1\", upstream: \"http://172.18.0.5:3000/oauth/token\", host: \"ssm:8443\"
+2023/04/18 08:50:31 [warn] 47#47: *1576 upstream server temporarily disabled while connecting to upstream, client: 192.168.10.1, server: ssm, request: \"POST /oauth/token HTTP/1.1\", upstream: \"http://172.18.0.5:3000/oauth/token\", host: \"ssm:8443\"
+2023/04/18 08:51:18 [error] 47#47: *1581 connect() failed (111: Connection refused) while connecting to upstream, client: 192.168.10.7, server: ssm, request: \"POST /oauth/token HTTP/1.1\", upstream: \"http://172.18.0.5:3000/oauth/token\", host: \"ssm:8443\"
+";
+
+const MESSAGES: &str = "\
+Apr 18 08:50:40 ssm backend[2211]: method=POST path=/oauth/token format=json controller=Doorkeeper::TokensController action=create status=403 duration=36.42
+Apr 18 08:59:00 ssm redis[1]: 1:M 18 Apr 2023 08:59:00.049 * Background saving started by pid 4617
+";
+
+const TCPDUMP: &str = "\
+10:41:12.100000 IP (tos 0x0, ttl 64, id 1, offset 0, flags [DF], proto TCP (6), length 60)
+    192.168.10.1.41522 > 10.106.66.55.8443: Flags [S], cksum 0xfadb (incorrect -> 0x3a7c), seq 3120449711, win 29200, length 0
+10:41:13.100000 IP (tos 0x0, ttl 64, id 2, offset 0, flags [DF], proto TCP (6), length 60)
+    192.168.10.1.41522 > 10.106.66.55.8443: Flags [S], cksum 0xfadb (incorrect -> 0x3a7c), seq 3120449711, win 29200, length 0
+";
+
+const VERSION: &str = "um8_vManage# show version\n20.6.3\n";
+
+/// Runs a rule with the given condition and queries over the files;
+/// returns `hit`, `no_hit` or `inconclusive`, and the message.
+fn run(condition: &str, queries: &[(&str, &str)], message: &str, files: &[(&str, &str)]) -> (String, String) {
+    let mut rule = format!(
+        "id = \"T-1\"\ntitle = \"t\"\nseverity = \"warning\"\ncondition = '''{condition}'''\nmessage = '''{message}'''\nremediation = \"-\"\n[queries]\n"
+    );
+    for (name, q) in queries {
+        rule.push_str(&format!("{name} = '''{q}'''\n"));
+    }
+    let mut kb_files = embedded_files(None);
+    kb_files.push(KbFile {
+        path: "t.toml".into(),
+        base_dir: None,
+        text: Arc::from(rule),
+        layer: 1,
+    });
+    let kb = load(&kb_files);
+    let errors: Vec<String> = kb
+        .problems
+        .iter()
+        .flat_map(|f| f.problems.iter().filter(|p| p.is_error()).map(|p| p.message.clone()))
+        .collect();
+    assert!(errors.is_empty(), "{condition}: {errors:?}");
+    let engine = Engine::new(kb);
+    let files: Vec<(String, String)> = files.iter().map(|(p, c)| (p.to_string(), c.to_string())).collect();
+    let options = RunOptions {
+        collected_at: triage::value::parse_rfc3339("2023-04-18T09:00:00Z"),
+        ..RunOptions::default()
+    };
+    let report = engine.diagnose_files("t", &files, &options);
+    if let Some(d) = report.diagnoses.iter().find(|d| d.rule_id == "T-1") {
+        ("hit".into(), d.message.clone())
+    } else if report.inconclusive.iter().any(|i| i.rule_id == "T-1") {
+        ("inconclusive".into(), String::new())
+    } else {
+        ("no_hit".into(), String::new())
+    }
+}
+
+fn all_files() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("var/log/nginx/error.log", NGINX),
+        ("var/log/messages", MESSAGES),
+        ("tcpdump-eth0.txt", TCPDUMP),
+        ("show-version.txt", VERSION),
+    ]
+}
+
+fn outcome(condition: &str, queries: &[(&str, &str)]) -> String {
+    run(condition, queries, "m", &all_files()).0
+}
+
+const REFUSED: (&str, &str) = ("refused", r#"nginx_error where message contains "Connection refused""#);
+const TOKEN: (&str, &str) = ("token", r#"lograge where path == "/oauth/token""#);
+const SYN: (&str, &str) = ("syn", r#"tcpdump where text contains "Flags [S]," and flags == "S""#);
+
+#[test]
+fn any_and_bare_query_names() {
+    assert_eq!(outcome("refused", &[REFUSED]), "hit");
+    assert_eq!(outcome("any refused", &[REFUSED]), "hit");
+    assert_eq!(outcome("exists refused", &[REFUSED]), "hit");
+    assert_eq!(outcome("any (nginx_error where level == \"crit\")", &[]), "no_hit");
+}
+
+#[test]
+fn none_of_a_query() {
+    assert_eq!(outcome("no refused", &[REFUSED]), "no_hit");
+    assert_eq!(outcome("none (nginx_error where level == \"crit\")", &[]), "hit");
+}
+
+#[test]
+fn count_compared_with_a_number() {
+    assert_eq!(outcome("count(refused) >= 2", &[REFUSED]), "hit");
+    assert_eq!(outcome("count(refused) > 2", &[REFUSED]), "no_hit");
+    assert_eq!(outcome("count(refused) == 2", &[REFUSED]), "hit");
+}
+
+#[test]
+fn distinct_values_of_a_field() {
+    // Two SYNs with the same seq: a retransmission.
+    assert_eq!(outcome("distinct(syn, seq) < count(syn)", &[SYN]), "hit");
+    assert_eq!(outcome("distinct(refused, client) == 2", &[REFUSED]), "hit");
+}
+
+#[test]
+fn all_matches_satisfy_a_predicate() {
+    assert_eq!(outcome("all syn have src == 192.168.10.1", &[SYN]), "hit");
+    assert_eq!(outcome("all refused have client == 192.168.10.1", &[REFUSED]), "no_hit");
+}
+
+#[test]
+fn time_windows_ordering_and_collection_time() {
+    assert_eq!(outcome("token within 30s of refused", &[REFUSED, TOKEN]), "hit");
+    assert_eq!(outcome("token within 5s of refused", &[REFUSED, TOKEN]), "no_hit");
+    assert_eq!(outcome("refused then token within 10s", &[REFUSED, TOKEN]), "hit");
+    assert_eq!(outcome("token then refused within 10s", &[REFUSED, TOKEN]), "no_hit");
+    assert_eq!(outcome("refused within 15m of collection", &[REFUSED]), "hit");
+    assert_eq!(outcome("refused within 5m of collection", &[REFUSED]), "no_hit");
+}
+
+#[test]
+fn boolean_operators_and_precedence() {
+    assert_eq!(outcome("refused and token", &[REFUSED, TOKEN]), "hit");
+    assert_eq!(outcome("no refused or token", &[REFUSED, TOKEN]), "hit");
+    // `not` binds tighter than `and`, `and` tighter than `or`.
+    assert_eq!(outcome("not refused and token", &[REFUSED, TOKEN]), "no_hit");
+    assert_eq!(outcome("not (refused and no token)", &[REFUSED, TOKEN]), "hit");
+    assert_eq!(outcome("refused or token and no token", &[REFUSED, TOKEN]), "hit");
+}
+
+#[test]
+fn missing_sources_make_a_rule_inconclusive() {
+    let only_nginx = [("var/log/nginx/error.log", NGINX)];
+    let q = [
+        REFUSED,
+        ("redis_saves", r#"redis where msg contains "Background saving""#),
+    ];
+    assert_eq!(run("refused and redis_saves", &q, "m", &only_nginx).0, "inconclusive");
+    // Kleene logic: false and unknown is false; true or unknown is true.
+    assert_eq!(run("no refused and redis_saves", &q, "m", &only_nginx).0, "no_hit");
+    assert_eq!(run("refused or redis_saves", &q, "m", &only_nginx).0, "hit");
+    // `any of` is decided by the alternatives the bundle can answer.
+    assert_eq!(
+        run("any of (no refused, redis_saves)", &q, "m", &only_nginx).0,
+        "no_hit"
+    );
+}
+
+#[test]
+fn embedded_formats_read_lines_inside_syslog() {
+    // The Redis and lograge lines of /var/log/messages are records of
+    // `redis` and `lograge` too.
+    assert_eq!(
+        outcome(
+            "any (redis where level == \"*\" and msg contains \"Background saving\")",
+            &[]
+        ),
+        "hit"
+    );
+    assert_eq!(outcome("any (lograge where status == 403)", &[]), "hit");
+}
+
+#[test]
+fn comparison_operators_on_typed_fields() {
+    assert_eq!(outcome("any (show_version where version < 20.9.1)", &[]), "hit");
+    assert_eq!(outcome("any (show_version where version < \"20.6.3\")", &[]), "no_hit");
+    assert_eq!(outcome("any (show_version where version >= 20.6)", &[]), "hit");
+    assert_eq!(
+        outcome("any (lograge where status != 200 and duration > 30.5)", &[]),
+        "hit"
+    );
+    assert_eq!(
+        outcome("any (nginx_error where pid == 47 and conn <= 1576)", &[]),
+        "hit"
+    );
+}
+
+#[test]
+fn text_tests() {
+    assert_eq!(
+        outcome(r#"any (nginx_error where request starts with "POST ")"#, &[]),
+        "hit"
+    );
+    assert_eq!(
+        outcome(r#"any (nginx_error where upstream ends with "/oauth/token")"#, &[]),
+        "hit"
+    );
+    assert_eq!(
+        outcome(
+            r#"any (nginx_error where message contains ["no live upstreams", "temporarily disabled"])"#,
+            &[]
+        ),
+        "hit"
+    );
+    assert_eq!(
+        outcome(
+            r#"any (lograge where controller in ["Doorkeeper::TokensController"])"#,
+            &[]
+        ),
+        "hit"
+    );
+}
+
+#[test]
+fn regex_matches_with_captures_in_the_message() {
+    let (got, message) = run(
+        "upstream",
+        &[(
+            "upstream",
+            r#"nginx_error where message matches /connect\(\) failed \((?P<code>\d+): (?P<why>[^)]+)\)/"#,
+        )],
+        "code {upstream.code}: {upstream.why}, {upstream.count} times, first from {upstream.client}",
+        &all_files(),
+    );
+    assert_eq!(got, "hit");
+    assert_eq!(
+        message,
+        "code 111: Connection refused, 2 times, first from 192.168.10.1"
+    );
+    assert_eq!(
+        outcome(r#"any (nginx_error where message matches /CONNECTION REFUSED/i)"#, &[]),
+        "hit"
+    );
+    assert_eq!(
+        outcome(r#"any (nginx_error where message matches /CONNECTION REFUSED/)"#, &[]),
+        "no_hit"
+    );
+}
+
+#[test]
+fn ip_addresses_and_networks() {
+    assert_eq!(outcome("any (tcpdump where dst in 10.106.0.0/16)", &[]), "hit");
+    assert_eq!(outcome("any (tcpdump where src in 10.0.0.0/8)", &[]), "no_hit");
+    assert_eq!(outcome("any (nginx_error where client == 192.168.10.7)", &[]), "hit");
+}
+
+#[test]
+fn presence_of_fields() {
+    assert_eq!(
+        outcome("any (nginx_error where upstream is present and level == \"warn\")", &[]),
+        "hit"
+    );
+    assert_eq!(outcome("any (lograge where view is missing)", &[]), "hit");
+}
+
+#[test]
+fn shared_macros_lists_and_queries() {
+    // `doorkeeper_token` is a shared query, `oauth_error_codes` a shared list.
+    assert_eq!(outcome("doorkeeper_token", &[]), "hit");
+    assert_eq!(
+        outcome("any (nginx_error where message contains @oauth_error_codes)", &[]),
+        "no_hit"
+    );
+}
+
+#[test]
+fn message_placeholders_for_builtin_fields() {
+    let (_, message) = run(
+        "refused",
+        &[REFUSED],
+        "{refused.file}:{refused.line} at {refused.time}",
+        &all_files(),
+    );
+    assert_eq!(message, "var/log/nginx/error.log:1 at 2023-04-18T08:50:31.000Z");
+}

@@ -1,0 +1,104 @@
+//! Parsers never panic, whatever they are given.
+
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use triage::format::FormatSet;
+use triage::lang::parser::{parse_condition, parse_predicate, parse_query};
+use triage::rules::{embedded_files, load, load_rule_file, KbFile};
+use triage::time::ZoneTable;
+
+/// Text made of the language's own pieces, so that the parser gets deep
+/// into its rules, not just stuck at the first character.
+fn condition_like() -> impl Strategy<Value = String> {
+    let atoms = prop::sample::select(vec![
+        "a",
+        "b",
+        "any",
+        "no",
+        "all",
+        "have",
+        "count(",
+        "distinct(",
+        ")",
+        "(",
+        ",",
+        "and",
+        "or",
+        "not",
+        "within",
+        "30s",
+        "of",
+        "collection",
+        "then",
+        "where",
+        "tcpdump",
+        "==",
+        "<",
+        ">=",
+        "contains",
+        "\"x\"",
+        "/re(/",
+        "/ok/i",
+        "[",
+        "]",
+        "@l",
+        "in",
+        "is",
+        "missing",
+        "20.9.1",
+        "10.0.0.0/8",
+        "true",
+        "starts",
+        "with",
+        "matches",
+        "#",
+        "\n",
+    ]);
+    prop::collection::vec(atoms, 0..24).prop_map(|v| v.join(" "))
+}
+
+static BUILTIN: std::sync::LazyLock<triage::rules::KnowledgeBase> =
+    std::sync::LazyLock::new(|| load(&embedded_files(None)));
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn condition_parser_never_panics(s in "\\PC{0,80}") {
+        let _ = parse_condition(&s);
+        let _ = parse_query(&s);
+        let _ = parse_predicate(&s);
+    }
+
+    #[test]
+    fn condition_parser_never_panics_on_language_pieces(s in condition_like()) {
+        let _ = parse_condition(&s);
+        let _ = parse_query(&s);
+        if let Err(e) = parse_condition(&s) {
+            prop_assert!(e.span.start <= s.len() && e.span.end <= s.len(), "span {:?} outside {:?}", e.span, s);
+        }
+    }
+
+    #[test]
+    fn rule_loader_never_panics(cond in condition_like(), junk in "\\PC{0,40}") {
+        let text = format!("id = \"P\"\ntitle = \"t\"\nseverity = \"info\"\ncondition = '''{cond}'''\nremediation = \"-\"\n{junk}\n");
+        let file = KbFile { path: "p.toml".into(), base_dir: None, text: Arc::from(text), layer: 1 };
+        let (_, problems) = load_rule_file(&file, &BUILTIN.formats, &BUILTIN.macros);
+        for p in &problems.problems {
+            for l in &p.labels {
+                prop_assert!(l.span.end <= problems.text.len(), "label outside the file");
+            }
+        }
+    }
+
+    #[test]
+    fn format_parsers_never_panic(line in "\\PC{0,200}") {
+        let formats: &FormatSet = &BUILTIN.formats;
+        let zones = ZoneTable::default();
+        for f in &formats.formats {
+            let _ = f.parse(&line, &zones);
+        }
+        let _ = formats.detect("x.txt", line.as_bytes());
+    }
+}
