@@ -12,7 +12,7 @@ use crate::bundle::{admin_tech_time, read_bundle, BundleWarning, Limits};
 use crate::format::Detection;
 use crate::lang::compile::{CCond, COperand, FieldRef, Placeholder};
 use crate::report::{
-    Diagnosis, Evidence, FileEntry, Inconclusive, MissingSource, Report, ReportWarning, SCHEMA_VERSION,
+    Diagnosis, Evidence, FileEntry, Inconclusive, MissingSource, NotApplicable, Report, ReportWarning, SCHEMA_VERSION,
 };
 use crate::rules::{KnowledgeBase, Rule};
 use crate::scan::{FileScan, GlobalQuery, QueryMatches, ScanPlan, Scanner};
@@ -73,6 +73,8 @@ pub struct Evaluation<'a> {
     present: BTreeSet<usize>,
     /// Collection time, UTC microseconds.
     pub collected_at: Option<i64>,
+    /// Releases the bundle states, by product.
+    pub product_versions: BTreeMap<String, Vec<crate::value::Version>>,
 }
 
 /// The outcome of one rule.
@@ -137,11 +139,21 @@ impl Engine {
         for m in matches.values_mut() {
             m.evidence.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
         }
+        let mut product_versions: BTreeMap<String, Vec<crate::value::Version>> = BTreeMap::new();
+        for scan in scans {
+            for (product, version, _) in &scan.product_versions {
+                let known = product_versions.entry(product.clone()).or_default();
+                if !known.contains(version) {
+                    known.push(version.clone());
+                }
+            }
+        }
         Evaluation {
             engine: self,
             matches,
             present,
             collected_at,
+            product_versions,
         }
     }
 
@@ -428,6 +440,23 @@ impl Evaluation<'_> {
         out
     }
 
+    /// Why a rule does not apply to this bundle: the bundle states its
+    /// product's release and none is in the rule's `applies_to` range.
+    fn not_applicable(&self, rule: &Rule) -> Option<String> {
+        let applies = rule.applies_to.as_ref()?;
+        let known = self.product_versions.get(&applies.product)?;
+        if known.iter().any(|v| applies.requirement.matches(v)) {
+            return None;
+        }
+        let versions: Vec<&str> = known.iter().map(|v| v.text.as_str()).collect();
+        Some(format!(
+            "{} runs {}, outside {}",
+            applies.product,
+            versions.join(", "),
+            applies.versions
+        ))
+    }
+
     fn first_value(&self, ri: usize, q: usize, name: &str) -> Option<String> {
         let m = self.matches_of(ri, q)?;
         m.evidence
@@ -441,7 +470,15 @@ impl Evaluation<'_> {
         let mut fired: BTreeMap<String, Diagnosis> = BTreeMap::new();
         let mut inconclusive = Vec::new();
         let mut not_hit = 0usize;
+        let mut not_applicable = Vec::new();
         for (ri, rule) in kb.rules.iter().enumerate() {
+            if let Some(reason) = self.not_applicable(rule) {
+                not_applicable.push(NotApplicable {
+                    rule_id: rule.id.clone(),
+                    reason,
+                });
+                continue;
+            }
             let outcome = self.evaluate(ri);
             match outcome.truth {
                 Truth::True => {
@@ -580,6 +617,7 @@ impl Evaluation<'_> {
             rules_not_hit: not_hit,
             diagnoses,
             inconclusive,
+            not_applicable,
             unrecognized_files: unrecognized,
             files,
             warnings,

@@ -97,6 +97,9 @@ pub struct Format {
     pub collect: String,
     /// Formats tried on this format's `message` field.
     pub embeds: Vec<String>,
+    /// The product whose release this format's `version` field gives
+    /// (e.g. `sdwan-manager`), for rules' `applies_to`.
+    pub product: Option<String>,
     /// Sample records that must parse.
     pub samples: Vec<String>,
     /// The file the format came from.
@@ -313,6 +316,7 @@ const FORMAT_KEYS: &[&str] = &[
     "fields",
     "timestamp",
     "embeds",
+    "product",
 ];
 
 /// Loads one format file. Returns the format when it has no errors, and
@@ -362,6 +366,7 @@ fn read_format(path: &str, file: &str, table: &toml_edit::Table, problems: &mut 
     let collect = r.plain_string("collect", false);
     let samples = r.string_list("samples");
     let embeds = r.string_list("embeds");
+    let product = r.string("product", false);
     let field_types = r.string_map("fields");
     let timestamp_table = r.table("timestamp");
 
@@ -517,6 +522,19 @@ fn read_format(path: &str, file: &str, table: &toml_edit::Table, problems: &mut 
     });
 
     let timestamp = timestamp_table.and_then(|t| read_timestamp(file, &t, &fields, r.problems));
+    if let Some(p) = &product {
+        if !fields.iter().any(|f| f.name == "version" && f.ty == ValueType::Version) {
+            r.problems.push(
+                Problem::new(
+                    Code::InvalidValue,
+                    "a format with `product` needs a field `version` of type version",
+                    p.whole_span(),
+                    "no version field",
+                )
+                .with_help("capture (?P<version>…) and declare version = \"version\" under [fields]"),
+            );
+        }
+    }
     let format = Format {
         name: name.text.clone(),
         title: title.unwrap_or_else(|| name.text.clone()),
@@ -532,6 +550,7 @@ fn read_format(path: &str, file: &str, table: &toml_edit::Table, problems: &mut 
         timestamp,
         collect: collect.unwrap_or_else(|| format!("a file of format `{}`", name.text)),
         embeds: embeds.iter().map(|e| e.text.clone()).collect(),
+        product: product.map(|p| p.text),
         samples: samples.iter().map(|s| s.text.clone()).collect(),
         origin: path.to_string(),
     };

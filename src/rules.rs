@@ -15,6 +15,7 @@ use crate::diagnostic::{Code, FileProblems, Problem};
 use crate::format::{load_format, Format, FormatSet};
 use crate::lang::compile::{compile_rule, CompiledCondition, Macros, RuleTexts};
 use crate::toml_source::{parse_document, TableReader};
+use crate::value::VersionReq;
 
 include!(concat!(env!("OUT_DIR"), "/embedded_rules.rs"));
 
@@ -93,6 +94,9 @@ pub struct AppliesTo {
     pub product: String,
     /// e.g. `>=20.9.1`; empty means all.
     pub versions: String,
+    /// `versions`, parsed.
+    #[serde(skip)]
+    pub requirement: VersionReq,
 }
 
 /// A loaded, compiled rule.
@@ -423,8 +427,30 @@ fn load_rule(file: &KbFile, formats: &FormatSet, macros: &Macros, problems: &mut
     let applies_to = r.table("applies_to").and_then(|t| {
         let mut a = TableReader::new(text, &t, r.problems, "applies_to table", &["product", "versions"]);
         let product = a.plain_string("product", true)?;
-        let versions = a.plain_string("versions", false).unwrap_or_default();
-        Some(AppliesTo { product, versions })
+        let versions = a.string("versions", false);
+        let requirement = match &versions {
+            None => VersionReq::default(),
+            Some(v) => match v.text.parse::<VersionReq>() {
+                Ok(req) => req,
+                Err(e) => {
+                    a.problems.push(
+                        Problem::new(
+                            Code::InvalidValue,
+                            format!("invalid version range: {e}"),
+                            v.whole_span(),
+                            "not a version range",
+                        )
+                        .with_help("write comparisons separated by commas, e.g. \">=20.9.1, <20.15\""),
+                    );
+                    VersionReq::default()
+                }
+            },
+        };
+        Some(AppliesTo {
+            product,
+            versions: versions.map(|v| v.text).unwrap_or_default(),
+            requirement,
+        })
     });
     let tests = match r.item("test") {
         None => Vec::new(),

@@ -15,7 +15,7 @@ use std::ops::Range;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
-use crate::format::{Detection, Format, FormatKind, FormatSet, ParsedFields};
+use crate::format::{Detection, FieldValue, Format, FormatKind, FormatSet, ParsedFields};
 use crate::lang::compile::{CPred, FieldRef};
 use crate::rules::KnowledgeBase;
 use crate::time::{RecordTime, ZoneTable};
@@ -241,6 +241,8 @@ pub struct FileScan {
     pub last_time: Option<RecordTime>,
     /// Zone abbreviations read with a guess.
     pub guessed_zones: BTreeSet<String>,
+    /// Product releases this file states (`product` formats), with the line.
+    pub product_versions: Vec<(String, crate::value::Version, u64)>,
     /// Problems reading this file.
     pub warnings: Vec<String>,
 }
@@ -273,6 +275,7 @@ impl Scanner<'_> {
             matches: HashMap::new(),
             last_time: None,
             guessed_zones: BTreeSet::new(),
+            product_versions: Vec::new(),
             warnings,
         };
         let Detection::Recognised { format, .. } = detection else {
@@ -392,7 +395,9 @@ impl Scanner<'_> {
             }
         }
         let mut candidates: Vec<(Range<usize>, Vec<GlobalQuery>)> = Vec::new();
-        if !group.slow.is_empty() {
+        // Files that state a product's release are small and read whole.
+        let states_release = self.kb.formats.formats[fi].product.is_some();
+        if !group.slow.is_empty() || states_release {
             // Every record is a candidate.
             let all: Vec<Range<usize>> = match records {
                 Some(r) => r.to_vec(),
@@ -462,6 +467,16 @@ impl Scanner<'_> {
         let parsed = outer.parse(text, self.zones);
         if let Some(z) = &parsed.guessed_zone {
             scan.guessed_zones.insert(z.clone());
+        }
+        if let Some(product) = &outer.product {
+            let version = outer.field_index("version").and_then(|i| parsed.values[i].as_ref());
+            if let Some(FieldValue {
+                value: Value::Version(v),
+                ..
+            }) = version
+            {
+                scan.product_versions.push((product.clone(), v.clone(), line));
+            }
         }
         let mut inner_cache: HashMap<usize, Option<(ParsedFields, usize)>> = HashMap::new();
         for &gid in queries {

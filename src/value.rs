@@ -384,6 +384,46 @@ impl Ord for Version {
     }
 }
 
+/// A set of releases such as `>=20.9.1, <20.15`: every comparison must hold.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VersionReq {
+    /// (operator, version) pairs; empty means every release.
+    pub comparators: Vec<(crate::lang::ast::CmpOp, Version)>,
+}
+
+impl VersionReq {
+    /// Whether a release is in the set.
+    pub fn matches(&self, v: &Version) -> bool {
+        self.comparators.iter().all(|(op, bound)| op.holds(v.cmp(bound)))
+    }
+}
+
+impl FromStr for VersionReq {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<VersionReq, String> {
+        use crate::lang::ast::CmpOp;
+        let mut comparators = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (op, rest) = [">=", "<=", "==", "!=", ">", "<", "="]
+                .iter()
+                .find_map(|op| part.strip_prefix(op).map(|rest| (*op, rest)))
+                .unwrap_or(("==", part));
+            let op = match op {
+                ">=" => CmpOp::Ge,
+                "<=" => CmpOp::Le,
+                ">" => CmpOp::Gt,
+                "<" => CmpOp::Lt,
+                "!=" => CmpOp::Ne,
+                _ => CmpOp::Eq,
+            };
+            let version: Version = rest.trim().parse()?;
+            comparators.push((op, version));
+        }
+        Ok(VersionReq { comparators })
+    }
+}
+
 /// An IP network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {
@@ -451,6 +491,16 @@ mod tests {
         assert!(v("8-202102") <= v("8-202102"));
         assert_eq!(v("20.9"), v("20.9.0"));
         assert!(v("20.6.3") < v("20.9.1"));
+    }
+
+    #[test]
+    fn version_requirements() {
+        let req: VersionReq = ">=20.9.1, <20.15".parse().unwrap();
+        assert!(req.matches(&v("20.12.1")));
+        assert!(!req.matches(&v("20.6.3")));
+        assert!(!req.matches(&v("20.15.1")));
+        assert!(VersionReq::default().matches(&v("1.0")));
+        assert!(">=x".parse::<VersionReq>().is_err());
     }
 
     #[test]

@@ -285,9 +285,10 @@ pub fn summary_line(report: &Report) -> String {
         )
     };
     format!(
-        "{diagnoses}, {} inconclusive, {} not hit; {} read, {} unrecognised, {}",
+        "{diagnoses}, {} inconclusive, {} not hit, {} not applicable; {} read, {} unrecognised, {}",
         report.inconclusive.len(),
         report.rules_not_hit,
+        report.not_applicable.len(),
         plural(report.files.len(), "file"),
         report.unrecognized_files.len(),
         plural(report.warnings.len(), "warning"),

@@ -84,6 +84,16 @@ pub struct Inconclusive {
     pub note: Option<String>,
 }
 
+/// A rule skipped because the bundle's product release is outside its
+/// `applies_to` range.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct NotApplicable {
+    /// The rule's id.
+    pub rule_id: String,
+    /// e.g. `sdwan-manager runs 20.6.3, outside >=20.9.1`.
+    pub reason: String,
+}
+
 /// A file of the bundle and how it was read.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct FileEntry {
@@ -129,6 +139,8 @@ pub struct Report {
     pub diagnoses: Vec<Diagnosis>,
     /// Rules that could not decide.
     pub inconclusive: Vec<Inconclusive>,
+    /// Rules that do not apply to the product releases in the bundle.
+    pub not_applicable: Vec<NotApplicable>,
     /// Paths no format claimed.
     pub unrecognized_files: Vec<String>,
     /// Every file read.
