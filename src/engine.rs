@@ -405,39 +405,38 @@ impl Evaluation<'_> {
         if rule.compiled.message.is_empty() {
             return rule.title.clone();
         }
-        let mut out = String::new();
-        for p in &rule.compiled.message {
-            match p {
-                Placeholder::Text(t) => out.push_str(t),
-                Placeholder::Count(q) => out.push_str(&self.count(ri, *q).to_string()),
-                Placeholder::Capture(q, name) => {
-                    out.push_str(&self.first_value(ri, *q, name).unwrap_or_else(|| "?".into()))
-                }
-                Placeholder::Field(q, f) => {
-                    let first = self.matches_of(ri, *q).and_then(|m| m.evidence.first());
-                    let text = match (f, first) {
-                        (_, None) => None,
-                        (FieldRef::Text, Some(e)) => Some(e.text.clone()),
-                        (FieldRef::File, Some(e)) => Some(e.file.clone()),
-                        (FieldRef::Line, Some(e)) => Some(e.line.to_string()),
-                        (FieldRef::Time, Some(e)) => e.time.and_then(|t| t.resolve(self.collected_at)).map(format_time),
-                        (FieldRef::Message, Some(e)) => {
-                            let format = &self.engine.kb.formats.formats[rule.compiled.queries[*q].source];
-                            match format.message_field {
-                                Some(i) => self.first_value(ri, *q, &format.fields[i].name),
-                                None => Some(e.text.clone()),
-                            }
-                        }
-                        (FieldRef::Field(i), Some(_)) => {
-                            let format = &self.engine.kb.formats.formats[rule.compiled.queries[*q].source];
-                            self.first_value(ri, *q, &format.fields[*i].name)
-                        }
-                    };
-                    out.push_str(&text.unwrap_or_else(|| "?".into()));
+        rule.compiled
+            .message
+            .iter()
+            .map(|p| self.render_placeholder(ri, rule, p).unwrap_or_else(|| "?".into()))
+            .collect()
+    }
+
+    fn render_placeholder(&self, ri: usize, rule: &Rule, p: &Placeholder) -> Option<String> {
+        match p {
+            Placeholder::Text(t) => Some(t.clone()),
+            Placeholder::Count(q) => Some(self.count(ri, *q).to_string()),
+            Placeholder::Capture(q, name) => self.first_value(ri, *q, name),
+            Placeholder::Fallback(inner, fallback) => Some(
+                self.render_placeholder(ri, rule, inner)
+                    .unwrap_or_else(|| fallback.clone()),
+            ),
+            Placeholder::Field(q, f) => {
+                let first = self.matches_of(ri, *q).and_then(|m| m.evidence.first())?;
+                let format = &self.engine.kb.formats.formats[rule.compiled.queries[*q].source];
+                match f {
+                    FieldRef::Text => Some(first.text.clone()),
+                    FieldRef::File => Some(first.file.clone()),
+                    FieldRef::Line => Some(first.line.to_string()),
+                    FieldRef::Time => first.time.and_then(|t| t.resolve(self.collected_at)).map(format_time),
+                    FieldRef::Message => match format.message_field {
+                        Some(i) => self.first_value(ri, *q, &format.fields[i].name),
+                        None => Some(first.text.clone()),
+                    },
+                    FieldRef::Field(i) => self.first_value(ri, *q, &format.fields[*i].name),
                 }
             }
         }
-        out
     }
 
     /// Why a rule does not apply to this bundle: the bundle states its

@@ -273,3 +273,15 @@ fn message_placeholders_for_builtin_fields() {
     );
     assert_eq!(message, "var/log/nginx/error.log:1 at 2023-04-18T08:50:31.000Z");
 }
+
+#[test]
+fn message_placeholders_with_a_fallback() {
+    let q = [REFUSED, ("crit", r#"nginx_error where level == "crit""#)];
+    let (_, message) = run(
+        "refused or crit",
+        &q,
+        "{crit.client|no critical line}, {refused.client|-}",
+        &all_files(),
+    );
+    assert_eq!(message, "no critical line, 192.168.10.1");
+}

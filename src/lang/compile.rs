@@ -148,6 +148,8 @@ pub enum Placeholder {
     Capture(QueryId, String),
     /// Number of matches.
     Count(QueryId),
+    /// A placeholder with the text to show when it has no value.
+    Fallback(Box<Placeholder>, String),
 }
 
 /// A rule's compiled condition and message.
@@ -953,8 +955,17 @@ impl<'a> Compiler<'a> {
                 if rest_start < i {
                     out.push(Placeholder::Text(s[rest_start..i].to_string()));
                 }
-                if let Some(p) = self.placeholder(inner, span, m, i + 1..i + close) {
-                    out.push(p);
+                // `{q.field|text}`: the text stands in when there is no value.
+                let (reference, fallback) = match inner.split_once('|') {
+                    Some((r, f)) => (r, Some(f.to_string())),
+                    None => (inner, None),
+                };
+                let reference_range = i + 1..i + 1 + reference.len();
+                if let Some(p) = self.placeholder(reference, span, m, reference_range) {
+                    out.push(match fallback {
+                        Some(f) => Placeholder::Fallback(Box::new(p), f),
+                        None => p,
+                    });
                 }
                 i += close + 1;
                 rest_start = i;
