@@ -137,10 +137,20 @@ fn required(hir: &Hir) -> Option<Vec<String>> {
 /// shortest member is longest (a long literal is rarer), fewer members on
 /// a tie.
 pub fn best_set(candidates: Vec<Vec<String>>) -> Option<Vec<String>> {
-    candidates.into_iter().filter(|set| !set.is_empty()).max_by_key(|set| {
-        let shortest = set.iter().map(String::len).min().unwrap_or(0);
-        (shortest.min(32), std::cmp::Reverse(set.len()))
-    })
+    candidates
+        .into_iter()
+        .filter(|set| !set.is_empty())
+        .max_by_key(|set| set_score(set, false))
+}
+
+/// How selective a literal set is likely to be, higher is better: its
+/// weakest member decides. Without statistics of the bundle, length is
+/// the best guess of rarity; each literal in the set adds candidates; a
+/// caseless match is weaker than an exact one of the same length.
+pub fn set_score(set: &[String], case_insensitive: bool) -> (usize, std::cmp::Reverse<usize>) {
+    let shortest = set.iter().map(String::len).min().unwrap_or(0).min(32);
+    let penalty = if case_insensitive { 2 } else { 0 };
+    (shortest.saturating_sub(penalty), std::cmp::Reverse(set.len()))
 }
 
 #[cfg(test)]

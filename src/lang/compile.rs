@@ -16,7 +16,7 @@ use super::ast::*;
 use super::parser::{parse_condition, parse_predicate, parse_query, SyntaxError};
 use crate::diagnostic::{Code, Problem};
 use crate::format::{FormatKind, FormatSet, BUILTIN_FIELDS};
-use crate::regex_util::{self, best_set, required_literals, MIN_LITERAL_LEN};
+use crate::regex_util::{self, required_literals, MIN_LITERAL_LEN};
 use crate::toml_source::{closest, SourceText};
 use crate::value::{Cidr, Value, ValueType};
 
@@ -1097,16 +1097,11 @@ pub fn literals_of(p: &CPred) -> Option<LiteralSet> {
             case_insensitive: flags.contains('i'),
         }),
         CPred::And(children) => {
-            let sets: Vec<LiteralSet> = children.iter().filter_map(literals_of).collect();
-            // Prefer exact sets; a case-insensitive set is less selective.
-            let (exact_sets, ci_sets): (Vec<_>, Vec<_>) = sets.into_iter().partition(|s| !s.case_insensitive);
-            let pick = |sets: Vec<LiteralSet>, ci: bool| {
-                best_set(sets.into_iter().map(|s| s.literals).collect()).map(|literals| LiteralSet {
-                    literals,
-                    case_insensitive: ci,
-                })
-            };
-            pick(exact_sets, false).or_else(|| pick(ci_sets, true))
+            // Any conjunct's literals are required; take the most selective.
+            children
+                .iter()
+                .filter_map(literals_of)
+                .max_by_key(|s| crate::regex_util::set_score(&s.literals, s.case_insensitive))
         }
         CPred::Or(children) => {
             let mut literals = Vec::new();
