@@ -372,6 +372,8 @@ impl Scanner<'_> {
             let text = String::from_utf8_lossy(&bytes);
             let parsed = format.parse(trim_eol(&text), self.zones);
             scan.last_time = parsed.time;
+            // This time may become the collection time: say how its zone was read.
+            scan.guessed_zones.extend(parsed.guessed_zone);
         }
     }
 
