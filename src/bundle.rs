@@ -94,7 +94,8 @@ where
     F: Fn(BundleFile<'_>) -> R + Sync,
 {
     let mut warnings = Vec::new();
-    let meta = match std::fs::symlink_metadata(root) {
+    // The path the user gave may be a link; links inside it are not followed.
+    let meta = match std::fs::metadata(root) {
         Ok(m) => m,
         Err(e) => {
             warnings.push(BundleWarning {

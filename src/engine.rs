@@ -215,24 +215,28 @@ impl Evaluation<'_> {
         self.matches_of(ri, local).map_or(0, |m| m.count)
     }
 
-    fn times(&self, ri: usize, local: usize) -> Vec<i64> {
-        let mut t: Vec<i64> = self
-            .matches_of(ri, local)
-            .map(|m| m.times.iter().filter_map(|t| t.resolve(self.collected_at)).collect())
-            .unwrap_or_default();
+    /// The completed times of a query's matches, sorted; `None` when some
+    /// cannot be completed (no collection time), so windows are unknown.
+    fn times(&self, ri: usize, local: usize) -> Option<Vec<i64>> {
+        let mut t = Vec::new();
+        if let Some(m) = self.matches_of(ri, local) {
+            for time in &m.times {
+                t.push(time.resolve(self.collected_at)?);
+            }
+        }
         t.sort_unstable();
-        t
+        Some(t)
     }
 
     /// Evaluates one rule.
     pub fn evaluate(&self, ri: usize) -> RuleOutcome {
         let rule = &self.engine.kb.rules[ri];
-        let mut missing = BTreeSet::new();
-        let mut evidence = Vec::new();
-        let truth = self.cond(ri, rule, &rule.compiled.cond, &mut missing, &mut evidence, true);
-        if truth != Truth::Unknown {
-            missing.clear();
-        }
+        let (truth, missing, mut evidence) = self.branch(ri, rule, &rule.compiled.cond, true);
+        let missing = if truth == Truth::Unknown {
+            missing
+        } else {
+            BTreeSet::new()
+        };
         evidence.sort_unstable();
         evidence.dedup();
         RuleOutcome {
@@ -252,120 +256,127 @@ impl Evaluation<'_> {
         }
     }
 
-    fn cond(
-        &self,
-        ri: usize,
-        rule: &Rule,
-        c: &CCond,
-        missing: &mut BTreeSet<usize>,
-        evidence: &mut Vec<usize>,
-        positive: bool,
-    ) -> Truth {
-        let cite = |q: usize, evidence: &mut Vec<usize>| {
-            if positive {
-                evidence.push(q);
-            }
-        };
-        match c {
+    /// Evaluates a condition: its truth, the sources whose absence made it
+    /// unknown, and the queries whose matches support it (only for parts
+    /// that hold, and not under `not`).
+    fn branch(&self, ri: usize, rule: &Rule, c: &CCond, positive: bool) -> (Truth, BTreeSet<usize>, Vec<usize>) {
+        let mut missing = BTreeSet::new();
+        let mut evidence = Vec::new();
+        let truth = match c {
             CCond::Any(q) => {
-                if !self.need(rule, *q, missing) {
-                    return Truth::Unknown;
+                if self.need(rule, *q, &mut missing) {
+                    evidence.push(*q);
+                    Truth::from_bool(self.count(ri, *q) > 0)
+                } else {
+                    Truth::Unknown
                 }
-                cite(*q, evidence);
-                Truth::from_bool(self.count(ri, *q) > 0)
             }
             CCond::None(q) => {
-                if !self.need(rule, *q, missing) {
-                    return Truth::Unknown;
+                if self.need(rule, *q, &mut missing) {
+                    Truth::from_bool(self.count(ri, *q) == 0)
+                } else {
+                    Truth::Unknown
                 }
-                Truth::from_bool(self.count(ri, *q) == 0)
             }
             CCond::All(q, violators) => {
-                if !self.need(rule, *q, missing) {
-                    return Truth::Unknown;
+                if self.need(rule, *q, &mut missing) {
+                    evidence.push(*q);
+                    Truth::from_bool(self.count(ri, *violators) == 0)
+                } else {
+                    Truth::Unknown
                 }
-                cite(*q, evidence);
-                Truth::from_bool(self.count(ri, *violators) == 0)
             }
             CCond::Compare(a, op, b) => {
-                let a = self.operand(ri, rule, a, missing, evidence, positive);
-                let b = self.operand(ri, rule, b, missing, evidence, positive);
+                let a = self.operand(ri, rule, a, &mut missing, &mut evidence);
+                let b = self.operand(ri, rule, b, &mut missing, &mut evidence);
                 match (a, b) {
                     (Some(a), Some(b)) => Truth::from_bool(op.holds(a.cmp(&b))),
                     _ => Truth::Unknown,
                 }
             }
             CCond::Within(q, window, r) => {
-                let ok_q = self.need(rule, *q, missing);
-                let ok_r = self.need(rule, *r, missing);
-                if !(ok_q && ok_r) {
-                    return Truth::Unknown;
+                let present = self.need(rule, *q, &mut missing) & self.need(rule, *r, &mut missing);
+                evidence.extend([*q, *r]);
+                match (present, self.times(ri, *q), self.times(ri, *r)) {
+                    (true, Some(a), Some(_)) if q == r => {
+                        // Two different matches of one query close together.
+                        Truth::from_bool(a.windows(2).any(|w| w[1] - w[0] <= *window))
+                    }
+                    (true, Some(a), Some(b)) => Truth::from_bool(a.iter().any(|t| any_in(&b, t - window, t + window))),
+                    _ => Truth::Unknown,
                 }
-                cite(*q, evidence);
-                cite(*r, evidence);
-                let a = self.times(ri, *q);
-                let b = self.times(ri, *r);
-                Truth::from_bool(a.iter().any(|t| any_in(&b, t - window, t + window)))
             }
             CCond::WithinCollection(q, window) => {
-                if !self.need(rule, *q, missing) {
-                    return Truth::Unknown;
+                evidence.push(*q);
+                match (self.need(rule, *q, &mut missing), self.collected_at, self.times(ri, *q)) {
+                    // A little slack after collection for clocks that run ahead.
+                    (true, Some(collected), Some(a)) => {
+                        Truth::from_bool(any_in(&a, collected - window, collected + 3_600_000_000))
+                    }
+                    _ => Truth::Unknown,
                 }
-                let Some(collected) = self.collected_at else {
-                    return Truth::Unknown;
-                };
-                cite(*q, evidence);
-                let a = self.times(ri, *q);
-                // A little slack after collection for clocks that run ahead.
-                Truth::from_bool(any_in(&a, collected - window, collected + 3_600_000_000))
             }
             CCond::Then(a, b, window) => {
-                let ok_a = self.need(rule, *a, missing);
-                let ok_b = self.need(rule, *b, missing);
-                if !(ok_a && ok_b) {
-                    return Truth::Unknown;
+                let present = self.need(rule, *a, &mut missing) & self.need(rule, *b, &mut missing);
+                evidence.extend([*a, *b]);
+                match (present, self.times(ri, *a), self.times(ri, *b)) {
+                    // Strictly later: a match does not follow itself.
+                    (true, Some(ta), Some(tb)) => Truth::from_bool(ta.iter().any(|t| any_in(&tb, t + 1, t + window))),
+                    _ => Truth::Unknown,
                 }
-                cite(*a, evidence);
-                cite(*b, evidence);
-                let ta = self.times(ri, *a);
-                let tb = self.times(ri, *b);
-                Truth::from_bool(ta.iter().any(|t| any_in(&tb, *t, t + window)))
             }
             CCond::AnyOf(items) => {
-                let mut local_missing = BTreeSet::new();
-                let truths: Vec<Truth> = items
-                    .iter()
-                    .map(|i| self.cond(ri, rule, i, &mut local_missing, evidence, positive))
-                    .collect();
-                if truths.contains(&Truth::True) {
+                let results: Vec<_> = items.iter().map(|i| self.branch(ri, rule, i, positive)).collect();
+                let truths: Vec<Truth> = results.iter().map(|r| r.0).collect();
+                let truth = if truths.contains(&Truth::True) {
                     Truth::True
                 } else if truths.contains(&Truth::False) {
                     Truth::False
                 } else {
-                    missing.extend(local_missing);
                     Truth::Unknown
+                };
+                for (t, m, e) in results {
+                    if t == Truth::Unknown {
+                        missing.extend(m);
+                    }
+                    if t == Truth::True {
+                        evidence.extend(e);
+                    }
                 }
+                truth
             }
-            CCond::And(x, y) => {
-                let x = self.cond(ri, rule, x, missing, evidence, positive);
-                let y = self.cond(ri, rule, y, missing, evidence, positive);
-                match (x, y) {
-                    (Truth::False, _) | (_, Truth::False) => Truth::False,
-                    (Truth::True, Truth::True) => Truth::True,
+            CCond::And(x, y) | CCond::Or(x, y) => {
+                let is_and = matches!(c, CCond::And(..));
+                let (tx, mx, ex) = self.branch(ri, rule, x, positive);
+                let (ty, my, ey) = self.branch(ri, rule, y, positive);
+                let truth = match (is_and, tx, ty) {
+                    (true, Truth::False, _) | (true, _, Truth::False) => Truth::False,
+                    (true, Truth::True, Truth::True) => Truth::True,
+                    (false, Truth::True, _) | (false, _, Truth::True) => Truth::True,
+                    (false, Truth::False, Truth::False) => Truth::False,
                     _ => Truth::Unknown,
+                };
+                // Only the branches that left the result open need data.
+                for (t, m, e) in [(tx, mx, ex), (ty, my, ey)] {
+                    if t == Truth::Unknown {
+                        missing.extend(m);
+                    }
+                    if t == Truth::True {
+                        evidence.extend(e);
+                    }
                 }
+                truth
             }
-            CCond::Or(x, y) => {
-                let x = self.cond(ri, rule, x, missing, evidence, positive);
-                let y = self.cond(ri, rule, y, missing, evidence, positive);
-                match (x, y) {
-                    (Truth::True, _) | (_, Truth::True) => Truth::True,
-                    (Truth::False, Truth::False) => Truth::False,
-                    _ => Truth::Unknown,
-                }
+            CCond::Not(x) => {
+                let (t, m, _) = self.branch(ri, rule, x, !positive);
+                missing = m;
+                t.not()
             }
-            CCond::Not(x) => self.cond(ri, rule, x, missing, evidence, !positive).not(),
+        };
+        if truth != Truth::True || !positive {
+            evidence.clear();
         }
+        (truth, missing, evidence)
     }
 
     fn operand(
@@ -375,7 +386,6 @@ impl Evaluation<'_> {
         o: &COperand,
         missing: &mut BTreeSet<usize>,
         evidence: &mut Vec<usize>,
-        positive: bool,
     ) -> Option<i64> {
         match o {
             COperand::Int(n) => Some(*n),
@@ -383,9 +393,7 @@ impl Evaluation<'_> {
                 if !self.need(rule, *q, missing) {
                     return None;
                 }
-                if positive {
-                    evidence.push(*q);
-                }
+                evidence.push(*q);
                 Some(self.count(ri, *q) as i64)
             }
             COperand::Distinct(q, f) => {
@@ -597,16 +605,15 @@ impl Evaluation<'_> {
             zones.extend(s.guessed_zones.iter().cloned());
         }
         for z in zones {
-            if let Some(meaning) = ZoneTable::default().ambiguity(&z) {
-                let offset = ZoneTable::default().offset(&z).unwrap_or(0);
-                warnings.push(ReportWarning {
-                    path: None,
-                    message: format!(
-                        "time zone `{z}` is ambiguous ({meaning}); it was read as {}; pass --zone {z}=+HH:MM if that is wrong",
-                        crate::report::format_offset(offset)
-                    ),
-                });
-            }
+            let table = ZoneTable::default();
+            let message = match (table.ambiguity(&z), table.offset(&z)) {
+                (Some(meaning), offset) => format!(
+                    "time zone `{z}` is ambiguous ({meaning}); it was read as {}; pass --zone {z}=+HH:MM if that is wrong",
+                    crate::report::format_offset(offset.unwrap_or(0))
+                ),
+                (None, _) => format!("time zone `{z}` is unknown; its times were read as UTC; pass --zone {z}=+HH:MM"),
+            };
+            warnings.push(ReportWarning { path: None, message });
         }
         Report {
             schema_version: SCHEMA_VERSION,

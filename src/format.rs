@@ -174,9 +174,14 @@ impl Format {
             for &(field, group) in &pattern.groups {
                 if let Some(m) = caps.get(group) {
                     if let Ok(value) = Value::parse_as(m.as_str(), self.fields[field].ty) {
+                        // Values are read trimmed; the range must say where
+                        // the trimmed value stands.
+                        let raw = m.as_str();
+                        let start = m.start() + (raw.len() - raw.trim_start().len());
+                        let end = (m.end() - (raw.len() - raw.trim_end().len())).max(start);
                         out.values[field] = Some(FieldValue {
                             value,
-                            range: Some(m.range()),
+                            range: Some(start..end),
                         });
                     }
                 }
@@ -231,10 +236,7 @@ impl Format {
             return;
         };
         if let Value::Time(micros) = field.value {
-            out.time = Some(RecordTime {
-                micros,
-                completeness: Completeness::Full,
-            });
+            out.time = Some(RecordTime::full(micros));
             return;
         }
         let text = field.value.to_string();
@@ -248,7 +250,8 @@ impl Format {
                     .map(|v| v.value.to_string());
                 match abbreviation {
                     Some(abbr) => {
-                        if zones.ambiguity(&abbr).is_some() {
+                        // Guessed (IST) or unknown (read as UTC): say so.
+                        if zones.ambiguity(&abbr).is_some() || zones.offset(&abbr).is_none() {
                             out.guessed_zone = Some(abbr.clone());
                         }
                         zones.offset(&abbr).unwrap_or(0)

@@ -300,7 +300,6 @@ impl Scanner<'_> {
         // Line number of buf[0].
         let mut base_line: u64 = 1;
         let mut eof = false;
-        let mut last_record: Option<(u64, Vec<u8>)> = None;
         while !eof || !buf.is_empty() {
             if !eof {
                 let want = CHUNK.saturating_sub(buf.len()).max(64 * 1024);
@@ -333,14 +332,9 @@ impl Scanner<'_> {
             if eof {
                 end = buf.len();
             }
-            let records = if multi_line {
-                record_ranges(format, &buf[..end])
-            } else {
-                Vec::new()
-            };
             // With multi-line records, the last one may continue in the next chunk.
             let consumed = if multi_line && !eof {
-                match records.last() {
+                match last_record(format, &buf[..end]) {
                     Some(last) if last.start > 0 => last.start,
                     _ => end,
                 }
@@ -348,16 +342,16 @@ impl Scanner<'_> {
                 end
             };
             let region = &buf[..consumed];
-            let records: Vec<Range<usize>> = if multi_line {
-                records.into_iter().filter(|r| r.end <= consumed).collect()
-            } else {
-                Vec::new()
-            };
-            self.scan_region(fi, group, region, base_line, multi_line.then_some(&records[..]), scan);
-            // Remember the last record for the collection time.
-            if let Some(r) = last_nonempty_record(region, multi_line.then_some(&records[..])) {
-                let line = base_line + memchr::memchr_iter(b'\n', &region[..r.start]).count() as u64;
-                last_record = Some((line, region[r].to_vec()));
+            // Record boundaries are found around literal hits only, unless a
+            // query must see every record.
+            let every_record = !group.slow.is_empty() || format.product.is_some();
+            let records = (multi_line && every_record).then(|| record_ranges(format, region));
+            self.scan_region(fi, group, region, base_line, records.as_deref(), scan);
+            // The file's last time may become the collection time.
+            if let Some(parsed) = last_timed_record(format, region, self.zones) {
+                scan.last_time = parsed.time;
+                // Say how its zone was read.
+                scan.guessed_zones.extend(parsed.guessed_zone);
             }
             scan.bytes += consumed as u64;
             let newlines = memchr::memchr_iter(b'\n', region).count() as u64;
@@ -367,13 +361,6 @@ impl Scanner<'_> {
             if eof && buf.is_empty() {
                 break;
             }
-        }
-        if let Some((_, bytes)) = last_record {
-            let text = String::from_utf8_lossy(&bytes);
-            let parsed = format.parse(trim_eol(&text), self.zones);
-            scan.last_time = parsed.time;
-            // This time may become the collection time: say how its zone was read.
-            scan.guessed_zones.extend(parsed.guessed_zone);
         }
     }
 
@@ -410,7 +397,8 @@ impl Scanner<'_> {
             for r in all {
                 let mut qs = group.slow.clone();
                 while h < hits.len() && hits[h].0 < r.end {
-                    if hits[h].0 >= r.start {
+                    // Two hits of one query in a record test it once.
+                    if hits[h].0 >= r.start && !qs.contains(&hits[h].1) {
                         qs.push(hits[h].1);
                     }
                     h += 1;
@@ -433,6 +421,9 @@ impl Scanner<'_> {
                             Some(r) => r.clone(),
                             None => continue,
                         }
+                    }
+                    None if self.kb.formats.formats[fi].is_multi_line() => {
+                        record_around(&self.kb.formats.formats[fi], region, pos)
                     }
                     None => line_around(region, pos),
                 };
@@ -480,23 +471,26 @@ impl Scanner<'_> {
                 scan.product_versions.push((product.clone(), v.clone(), line));
             }
         }
-        let mut inner_cache: HashMap<usize, Option<(ParsedFields, usize)>> = HashMap::new();
+        let mut inner_cache: HashMap<usize, Option<EmbeddedRecord<'_>>> = HashMap::new();
         for &gid in queries {
             let pq = &self.plan.queries[gid as usize];
             let q = &self.kb.rules[pq.rule].compiled.queries[pq.local];
             let (format, fields, view_text, offset, time) = if q.source == fi {
-                (outer, &parsed, text, 0, parsed.time)
+                (outer, &parsed, text, Some(0), parsed.time)
             } else {
                 let entry = inner_cache.entry(q.source).or_insert_with(|| {
                     let (msg, offset) = message_of(outer, &parsed, text);
-                    let inner = formats.formats[q.source].parse(msg, self.zones);
-                    inner.matched.then_some((inner, offset))
+                    let inner = formats.formats[q.source].parse(&msg, self.zones);
+                    inner.matched.then_some((inner, msg, offset))
                 });
-                let Some((inner, offset)) = entry else { continue };
-                let inner_format = &formats.formats[q.source];
-                let msg = &text[*offset..];
-                let msg = message_slice(outer, &parsed, text).unwrap_or(msg);
-                (inner_format, &*inner, msg, *offset, inner.time.or(parsed.time))
+                let Some((inner, msg, offset)) = entry else { continue };
+                (
+                    &formats.formats[q.source],
+                    &*inner,
+                    &**msg,
+                    *offset,
+                    inner.time.or(parsed.time),
+                )
             };
             let view = RecordView {
                 format,
@@ -541,13 +535,18 @@ impl Scanner<'_> {
                     file: scan.path.clone(),
                     line,
                     text: text.to_string(),
-                    highlights: merge_ranges(
-                        found
-                            .highlights
-                            .into_iter()
-                            .map(|r| r.start + offset..r.end + offset)
-                            .collect(),
-                    ),
+                    // Places in a message that is not a slice of the text
+                    // cannot be shown in it.
+                    highlights: match offset {
+                        Some(offset) => merge_ranges(
+                            found
+                                .highlights
+                                .into_iter()
+                                .map(|r| r.start + offset..r.end + offset)
+                                .collect(),
+                        ),
+                        None => Vec::new(),
+                    },
                     time,
                     values,
                 });
@@ -570,71 +569,105 @@ impl Scanner<'_> {
         scan.bytes = data.len() as u64;
         let text = String::from_utf8_lossy(&data);
         scan.lines = text.lines().count() as u64;
-        let objects = json_objects(&text);
-        if objects.is_empty() && !text.trim().is_empty() {
-            scan.warnings
-                .push("no JSON object could be read from this file".to_string());
-        }
+        let (objects, problems) = json_objects(&text);
+        scan.warnings.extend(problems);
         let group = &self.plan.groups[fi];
-        let mut last = None;
+        let mut line = 1u64;
+        let mut counted_to = 0usize;
         for (start, end) in objects {
-            let line = 1 + text[..start].matches('\n').count() as u64;
+            line += text[counted_to..start].matches('\n').count() as u64;
+            counted_to = start;
             let obj = &text[start..end];
             scan.parsed += 1;
             self.test_record(fi, obj, line, &group.slow, scan);
-            last = Some(obj);
-        }
-        if let Some(obj) = last {
-            scan.last_time = self.kb.formats.formats[fi].parse(obj, self.zones).time;
+            if let Some(t) = self.kb.formats.formats[fi].parse(obj, self.zones).time {
+                scan.last_time = Some(t);
+            }
         }
     }
 }
 
-/// Byte ranges of the objects of a JSON array or of JSON Lines.
-fn json_objects(text: &str) -> Vec<(usize, usize)> {
-    let trimmed = text.trim_start();
-    let lead = text.len() - trimmed.len();
-    if trimmed.starts_with('[') {
-        if let Ok(items) = serde_json::from_str::<Vec<&serde_json::value::RawValue>>(text) {
-            return items
-                .iter()
-                .map(|raw| {
-                    let start = raw.get().as_ptr() as usize - text.as_ptr() as usize;
-                    (start, start + raw.get().len())
-                })
-                .collect();
+/// Byte ranges of the objects of a JSON array, of JSON Lines, or of
+/// objects written one after the other; and what could not be read. A bad
+/// object is skipped with a warning and reading goes on at the next line.
+fn json_objects(text: &str) -> (Vec<(usize, usize)>, Vec<String>) {
+    let offset_of = |raw: &serde_json::value::RawValue| raw.get().as_ptr() as usize - text.as_ptr() as usize;
+    let mut problems = Vec::new();
+    if text.trim_start().starts_with('[') {
+        match serde_json::from_str::<Vec<&serde_json::value::RawValue>>(text) {
+            Ok(items) => {
+                let objects = items
+                    .iter()
+                    .map(|raw| (offset_of(raw), offset_of(raw) + raw.get().len()))
+                    .collect();
+                return (objects, problems);
+            }
+            Err(e) => problems.push(format!(
+                "not a valid JSON array ({e}); read as one object per line instead"
+            )),
         }
     }
-    let _ = lead;
     let mut out = Vec::new();
-    let stream = serde_json::Deserializer::from_str(text).into_iter::<&serde_json::value::RawValue>();
-    for item in stream {
-        match item {
-            Ok(raw) => {
-                let start = raw.get().as_ptr() as usize - text.as_ptr() as usize;
-                out.push((start, start + raw.get().len()));
+    let mut pos = 0usize;
+    while pos < text.len() {
+        let rest = &text[pos..];
+        let mut stream = serde_json::Deserializer::from_str(rest).into_iter::<&serde_json::value::RawValue>();
+        let mut failed_at = None;
+        for item in stream.by_ref() {
+            match item {
+                Ok(raw) => {
+                    let start = offset_of(raw);
+                    if raw.get().starts_with('[') {
+                        // An array after other values: its items are records.
+                        if let Ok(items) = serde_json::from_str::<Vec<&serde_json::value::RawValue>>(raw.get()) {
+                            out.extend(items.iter().map(|i| (offset_of(i), offset_of(i) + i.get().len())));
+                        }
+                    } else {
+                        out.push((start, start + raw.get().len()));
+                    }
+                }
+                Err(e) => {
+                    failed_at = Some(e);
+                    break;
+                }
             }
-            Err(_) => break,
+        }
+        match failed_at {
+            None => break,
+            Some(e) => {
+                let line_start = pos + stream.byte_offset();
+                let bad_line = 1 + text[..line_start.min(text.len())].matches('\n').count();
+                problems.push(format!(
+                    "line {bad_line}: not valid JSON ({e}); skipped to the next line"
+                ));
+                // Go on at the line after the damage.
+                let from = (pos + stream.byte_offset()).min(text.len());
+                match text[from..].find('\n') {
+                    Some(n) if from + n + 1 > pos => pos = from + n + 1,
+                    _ => break,
+                }
+            }
         }
     }
-    out
+    (out, problems)
 }
 
-/// The message field of a parsed record and its offset, or the whole text.
-fn message_of<'t>(format: &Format, parsed: &ParsedFields, text: &'t str) -> (&'t str, usize) {
-    if let Some(i) = format.message_field {
-        if let Some(Some(v)) = parsed.values.get(i) {
-            if let Some(r) = &v.range {
-                return (&text[r.clone()], r.start);
-            }
+/// A record of an embedded format: its fields, the outer record's message
+/// it was read from, and that message's offset in the outer text.
+type EmbeddedRecord<'t> = (ParsedFields, Cow<'t, str>, Option<usize>);
+
+/// The message of a parsed record, and its offset in the record text when
+/// it is a slice of it (a JSON value is not); the whole text without a
+/// message field.
+fn message_of<'t>(format: &Format, parsed: &ParsedFields, text: &'t str) -> (Cow<'t, str>, Option<usize>) {
+    if let Some(Some(v)) = format.message_field.and_then(|i| parsed.values.get(i)) {
+        match (&v.range, &v.value) {
+            (Some(r), _) => return (Cow::Borrowed(&text[r.clone()]), Some(r.start)),
+            (None, Value::Str(s)) => return (Cow::Owned(s.clone()), None),
+            _ => {}
         }
     }
-    (text, 0)
-}
-
-fn message_slice<'t>(format: &Format, parsed: &ParsedFields, text: &'t str) -> Option<&'t str> {
-    let (m, _) = message_of(format, parsed, text);
-    Some(m)
+    (Cow::Borrowed(text), Some(0))
 }
 
 fn trim_eol(s: &str) -> &str {
@@ -693,17 +726,54 @@ fn record_ranges(format: &Format, region: &[u8]) -> Vec<Range<usize>> {
     out
 }
 
-fn last_nonempty_record(region: &[u8], records: Option<&[Range<usize>]>) -> Option<Range<usize>> {
-    match records {
-        Some(rs) => rs
-            .iter()
-            .rev()
-            .find(|r| region[(*r).clone()].iter().any(|b| !b.is_ascii_whitespace()))
-            .cloned(),
-        None => line_ranges(region)
-            .into_iter()
-            .rev()
-            .find(|r| region[r.clone()].iter().any(|b| !b.is_ascii_whitespace())),
+/// The text of the line starting at `start`, without its line end.
+fn line_text(region: &[u8], start: usize) -> Cow<'_, str> {
+    let end = memchr::memchr(b'\n', &region[start..]).map_or(region.len(), |i| start + i);
+    let line = &region[start..end];
+    String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(line))
+}
+
+/// The record around byte `pos`: back to the line that starts it, on over
+/// the lines that continue it.
+fn record_around(format: &Format, region: &[u8], pos: usize) -> Range<usize> {
+    let mut start = memchr::memrchr(b'\n', &region[..pos]).map_or(0, |i| i + 1);
+    while start > 0 && format.continues(&line_text(region, start)) {
+        start = memchr::memrchr(b'\n', &region[..start - 1]).map_or(0, |i| i + 1);
+    }
+    let mut end = memchr::memchr(b'\n', &region[pos..]).map_or(region.len(), |i| pos + i + 1);
+    while end < region.len() && format.continues(&line_text(region, end)) {
+        end = memchr::memchr(b'\n', &region[end..]).map_or(region.len(), |i| end + i + 1);
+    }
+    start..end
+}
+
+/// How many records from the end of a chunk are tried for the last time.
+const LAST_TIME_TRIES: usize = 32;
+
+/// The fields of the last record of a region that has a time: a trailer
+/// line or a line without a time stamp does not hide the one before it.
+fn last_timed_record(format: &Format, region: &[u8], zones: &ZoneTable) -> Option<ParsedFields> {
+    format.timestamp.as_ref()?;
+    let mut end = region.len();
+    for _ in 0..LAST_TIME_TRIES {
+        let r = last_record(format, &region[..end])?;
+        let text = String::from_utf8_lossy(&region[r.clone()]);
+        let parsed = format.parse(trim_eol(&text), zones);
+        if parsed.time.is_some() {
+            return Some(parsed);
+        }
+        end = r.start;
+    }
+    None
+}
+
+/// The last record of a region that holds anything but blanks.
+fn last_record(format: &Format, region: &[u8]) -> Option<Range<usize>> {
+    let last_non_blank = region.iter().rposition(|b| !b.is_ascii_whitespace())?;
+    if format.is_multi_line() {
+        Some(record_around(format, region, last_non_blank))
+    } else {
+        Some(line_around(region, last_non_blank))
     }
 }
 
@@ -881,7 +951,7 @@ pub fn parse_all_records(
     let format = &formats.formats[fi];
     let region = text.as_bytes();
     let ranges = match format.kind {
-        FormatKind::Json => json_objects(text).into_iter().map(|(s, e)| s..e).collect(),
+        FormatKind::Json => json_objects(text).0.into_iter().map(|(s, e)| s..e).collect(),
         FormatKind::Lines => record_ranges(format, region),
     };
     ranges

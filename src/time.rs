@@ -23,44 +23,65 @@ pub enum Completeness {
     NoDate,
 }
 
-/// A record's time: UTC microseconds, and whether it still needs completing.
+/// A record's time, and whether it still needs completing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RecordTime {
-    /// Microseconds since the epoch, UTC (provisional unless `Full`).
+    /// For a `Full` time, microseconds since the epoch in UTC. Otherwise the
+    /// local wall-clock time, as if it were UTC, in the provisional year
+    /// 2000 (a leap year, so 29 February stays valid) or on 2000-01-01.
     pub micros: i64,
+    /// Seconds east of UTC of the local time (not used when `Full`).
+    pub offset: i32,
     /// What the text gave.
     pub completeness: Completeness,
 }
 
+/// How far after the collection time a completed time may fall before an
+/// earlier year (or day) is taken instead: clocks and time zones of the
+/// hosts of one bundle disagree by a few hours.
+const AHEAD_SLACK_HOURS: i64 = 26;
+
 impl RecordTime {
+    /// A complete UTC time.
+    pub fn full(micros: i64) -> RecordTime {
+        RecordTime {
+            micros,
+            offset: 0,
+            completeness: Completeness::Full,
+        }
+    }
+
     /// Completes a provisional time from the collection time: the year (or
-    /// date) is the collection's, moved one back when that would put the
-    /// record after the collection.
+    /// date) is the latest one that does not put the record after the
+    /// collection. `None` when the time is incomplete and the collection
+    /// time unknown.
     pub fn resolve(self, collected_at: Option<i64>) -> Option<i64> {
         if self.completeness == Completeness::Full {
             return Some(self.micros);
         }
         let collected = chrono::DateTime::from_timestamp_micros(collected_at?)?.naive_utc();
-        let provisional = chrono::DateTime::from_timestamp_micros(self.micros)?.naive_utc();
-        let slack = TimeDelta::hours(26);
-        let completed = match self.completeness {
+        let local = chrono::DateTime::from_timestamp_micros(self.micros)?.naive_utc();
+        let offset = TimeDelta::seconds(i64::from(self.offset));
+        let to_utc = |t: NaiveDateTime| (t - offset).and_utc().timestamp_micros();
+        let collected_local = collected + offset;
+        match self.completeness {
             Completeness::NoYear => {
-                let mut t = provisional.with_year(collected.year())?;
-                if t > collected + slack {
-                    t = provisional.with_year(collected.year() - 1)?;
-                }
-                t
+                let limit = collected + TimeDelta::hours(AHEAD_SLACK_HOURS);
+                // 29 February exists only in leap years: look back for one.
+                (0..8)
+                    .filter_map(|back| local.with_year(collected_local.year() - back))
+                    .find(|t| *t - offset <= limit)
+                    .map(to_utc)
             }
             Completeness::NoDate => {
-                let mut t = NaiveDateTime::new(collected.date(), provisional.time());
-                if t > collected + slack {
+                let mut t = NaiveDateTime::new(collected_local.date(), local.time());
+                if t - offset > collected + TimeDelta::hours(1) {
                     t -= TimeDelta::days(1);
                 }
-                t
+                Some(to_utc(t))
             }
-            Completeness::Full => provisional,
-        };
-        Some(completed.and_utc().timestamp_micros())
+            Completeness::Full => Some(self.micros),
+        }
     }
 }
 
@@ -259,17 +280,18 @@ pub fn parse_time(text: &str, format: &str, completeness: Completeness, offset: 
     let offset = parsed.offset().unwrap_or(offset);
     if parsed.timestamp().is_some() {
         let dt = parsed.to_datetime_with_timezone(&chrono::Utc).ok()?;
-        return Some(RecordTime {
-            micros: dt.timestamp_micros(),
-            completeness,
-        });
+        return Some(RecordTime::full(dt.timestamp_micros()));
     }
     let date: NaiveDate = parsed.to_naive_date().ok()?;
     let time = parsed.to_naive_time().ok()?;
     let local = NaiveDateTime::new(date, time);
-    let utc = local - TimeDelta::seconds(i64::from(offset));
+    if completeness == Completeness::Full {
+        let utc = local - TimeDelta::seconds(i64::from(offset));
+        return Some(RecordTime::full(utc.and_utc().timestamp_micros()));
+    }
     Some(RecordTime {
-        micros: utc.and_utc().timestamp_micros(),
+        micros: local.and_utc().timestamp_micros(),
+        offset,
         completeness,
     })
 }
@@ -306,6 +328,30 @@ mod tests {
         let t = parse_time("12:15:06.407513", "%H:%M:%S%.6f", c, 0).unwrap();
         let collected = crate::value::parse_rfc3339("2023-01-13T17:35:00Z");
         assert_eq!(format_time(t.resolve(collected).unwrap()), "2023-01-13T12:15:06.407Z");
+    }
+
+    #[test]
+    fn leap_day_takes_the_last_leap_year() {
+        let c = check_format("%b %e %H:%M:%S").unwrap();
+        let t = parse_time("Feb 29 10:00:00", "%b %e %H:%M:%S", c, 0).unwrap();
+        let collected = crate::value::parse_rfc3339("2025-01-10T00:00:00Z");
+        assert_eq!(format_time(t.resolve(collected).unwrap()), "2024-02-29T10:00:00.000Z");
+    }
+
+    #[test]
+    fn local_date_is_completed_before_the_offset_applies() {
+        let c = check_format("%b %e %H:%M:%S").unwrap();
+        let t = parse_time("Mar  1 00:30:00", "%b %e %H:%M:%S", c, 7200).unwrap();
+        let collected = crate::value::parse_rfc3339("2023-06-01T00:00:00Z");
+        assert_eq!(format_time(t.resolve(collected).unwrap()), "2023-02-28T22:30:00.000Z");
+    }
+
+    #[test]
+    fn dateless_time_before_midnight_is_the_day_before() {
+        let c = check_format("%H:%M:%S").unwrap();
+        let t = parse_time("23:59:00", "%H:%M:%S", c, 0).unwrap();
+        let collected = crate::value::parse_rfc3339("2023-01-13T00:05:00Z");
+        assert_eq!(format_time(t.resolve(collected).unwrap()), "2023-01-12T23:59:00.000Z");
     }
 
     #[test]

@@ -137,6 +137,12 @@ fn decode_literal(raw: &str) -> Option<(String, Vec<usize>)> {
             }
             return None;
         }
+        // TOML reads a CRLF line end in a multi-line string as LF.
+        if multi && body[i..].starts_with("\r\n") {
+            push(&mut out, &mut offsets, "\n", i);
+            i += 2;
+            continue;
+        }
         let ch_len = body[i..].chars().next().map_or(1, char::len_utf8);
         for k in 0..ch_len {
             offsets.push(body_start + i + k);

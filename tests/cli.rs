@@ -216,3 +216,21 @@ fn archives_are_read_from_any_directory() {
         .code(1)
         .stdout(predicate::str::contains("SDWAN-SYM-001"));
 }
+
+#[test]
+fn a_bundle_given_as_a_link_to_a_directory_is_read() {
+    // Regression: the root was opened as a file when it was a symbolic link.
+    let tmp = tempfile::tempdir().unwrap();
+    let link = tmp.path().join("bundle");
+    std::os::unix::fs::symlink(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/seed-lic-001/bundle"),
+        &link,
+    )
+    .unwrap();
+    triage()
+        .arg("diagnose")
+        .arg(&link)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("SDWAN-LIC-001"));
+}

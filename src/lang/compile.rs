@@ -1092,10 +1092,21 @@ pub fn literals_of(p: &CPred) -> Option<LiteralSet> {
             })
         }
         // With `x` whitespace in the pattern is not literal text.
-        CPred::Matches(f, re, flags) if is_text_slice(*f) && !flags.contains('x') => Some(LiteralSet {
-            literals: required_literals(re.as_str())?,
-            case_insensitive: flags.contains('i'),
-        }),
+        CPred::Matches(f, re, flags) if is_text_slice(*f) && !flags.contains('x') => {
+            let literals = required_literals(re.as_str())?;
+            let case_insensitive = flags.contains('i');
+            // The automaton folds ASCII case only, the regex all of Unicode:
+            // a caseless literal with other letters could miss a match. (The
+            // Kelvin sign and the long s, which fold to k and s, are not
+            // considered: they do not occur in logs.)
+            if case_insensitive && literals.iter().any(|l| !l.is_ascii()) {
+                return None;
+            }
+            Some(LiteralSet {
+                literals,
+                case_insensitive,
+            })
+        }
         CPred::And(children) => {
             // Any conjunct's literals are required; take the most selective.
             children
