@@ -298,8 +298,8 @@ fn check_big(multi: bool, crlf: bool, trailing_nl: bool, filler: usize, seed: u6
     while s.len() < 3_300_000 {
         x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let len = (x >> 33) as usize % filler;
-        let marker = (x >> 20) % 97 == 0 && expect.len() < 15;
-        let body: String = std::iter::repeat('x').take(len).collect();
+        let marker = (x >> 20).is_multiple_of(97) && expect.len() < 15;
+        let body: String = "x".repeat(len);
         if marker {
             expect.push(line);
             s.push_str(&format!("2023-01-01 00:00:00 MARK{i} {body}"));
