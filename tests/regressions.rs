@@ -309,7 +309,7 @@ fn check_big(multi: bool, crlf: bool, trailing_nl: bool, filler: usize, seed: u6
         }
         s.push_str(nl);
         line += 1;
-        if multi && (x >> 40) % 3 == 0 {
+        if multi && (x >> 40).is_multiple_of(3) {
             // continuation lines
             for _ in 0..((x >> 45) % 4) {
                 s.push_str(&format!("    at frame {body}{nl}"));
