@@ -24,55 +24,56 @@ pub fn compile(source: &SourceText, range: Range<usize>, pattern: &str, flags: &
     let multi_line = flags.contains('m');
     let dot_all = flags.contains('s');
     let verbose = flags.contains('x');
+    let built = RegexBuilder::new(pattern)
+        .case_insensitive(case_insensitive)
+        .multi_line(multi_line)
+        .dot_matches_new_line(dot_all)
+        .ignore_whitespace(verbose)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build();
+    let build_error = match built {
+        Ok(regex) => return Ok(regex),
+        Err(e) => e,
+    };
+    // Only a failed pattern is parsed again, to find where it fails.
     let mut parser = regex_syntax::ParserBuilder::new()
         .case_insensitive(case_insensitive)
         .multi_line(multi_line)
         .dot_matches_new_line(dot_all)
         .ignore_whitespace(verbose)
         .build();
-    if let Err(e) = parser.parse(pattern) {
-        let (message, at) = match &e {
-            regex_syntax::Error::Parse(p) => (p.kind().to_string(), Some(*p.span())),
-            regex_syntax::Error::Translate(t) => (t.kind().to_string(), Some(*t.span())),
-            _ => (e.to_string(), None),
-        };
-        // Offsets in the pattern equal offsets in the source text only when
-        // the pattern is a verbatim slice of it (no `\/` unescaping).
-        let verbatim = source.text.get(range.clone()) == Some(pattern);
-        let span = match at {
-            Some(s) if verbatim => {
-                let start = range.start + s.start.offset;
-                let end = (range.start + s.end.offset).max(start + 1).min(range.end);
-                source.file_span(start..end)
-            }
-            _ => source.file_span(range.clone()),
-        };
+    let Err(e) = parser.parse(pattern) else {
         return Err(Problem::new(
             Code::InvalidRegex,
-            format!("invalid regular expression: {message}"),
-            span,
-            message,
+            "regular expression too large",
+            source.file_span(range),
+            build_error.to_string(),
         )
-        .with_help(
-            "regexes use Rust syntax (https://docs.rs/regex); lookaround and backreferences are not supported",
-        ));
-    }
-    RegexBuilder::new(pattern)
-        .case_insensitive(case_insensitive)
-        .multi_line(multi_line)
-        .dot_matches_new_line(dot_all)
-        .ignore_whitespace(verbose)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .build()
-        .map_err(|e| {
-            Problem::new(
-                Code::InvalidRegex,
-                "regular expression too large",
-                source.file_span(range),
-                e.to_string(),
-            )
-            .with_help("split it into simpler regexes or use `contains`")
-        })
+        .with_help("split it into simpler regexes or use `contains`"));
+    };
+    let (message, at) = match &e {
+        regex_syntax::Error::Parse(p) => (p.kind().to_string(), Some(*p.span())),
+        regex_syntax::Error::Translate(t) => (t.kind().to_string(), Some(*t.span())),
+        _ => (e.to_string(), None),
+    };
+    // Offsets in the pattern equal offsets in the source text only when
+    // the pattern is a verbatim slice of it (no `\/` unescaping).
+    let verbatim = source.text.get(range.clone()) == Some(pattern);
+    let span = match at {
+        Some(s) if verbatim => {
+            let start = range.start + s.start.offset;
+            let end = (range.start + s.end.offset).max(start + 1).min(range.end);
+            source.file_span(start..end)
+        }
+        _ => source.file_span(range.clone()),
+    };
+    Err(Problem::new(
+        Code::InvalidRegex,
+        format!("invalid regular expression: {message}"),
+        span,
+        message,
+    )
+    .with_help("regexes use Rust syntax (https://docs.rs/regex); lookaround and backreferences are not supported"))
 }
 
 /// The shortest literal worth prefiltering on; shorter ones hit almost

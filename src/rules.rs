@@ -11,6 +11,8 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use crate::diagnostic::{Code, FileProblems, Problem};
 use crate::format::{load_format, Format, FormatSet};
 use crate::lang::compile::{compile_rule, CompiledCondition, Macros, RuleTexts};
@@ -263,9 +265,18 @@ pub fn load(files: &[KbFile]) -> KnowledgeBase {
 
     let mut rules: BTreeMap<String, Rule> = BTreeMap::new();
     let mut first_seen: HashMap<String, (String, usize)> = HashMap::new();
-    for f in files.iter().filter(|f| f.kind() == FileKind::Rule) {
-        let mut p = Vec::new();
-        let rule = load_rule(f, &formats, &macros, &mut p);
+    // Compiling rules (their regexes above all) is the cost of loading; it
+    // is done in parallel, and the results are taken in file order.
+    let compiled: Vec<(&KbFile, Option<Rule>, Vec<Problem>)> = files
+        .par_iter()
+        .filter(|f| f.kind() == FileKind::Rule)
+        .map(|f| {
+            let mut p = Vec::new();
+            let rule = load_rule(f, &formats, &macros, &mut p);
+            (f, rule, p)
+        })
+        .collect();
+    for (f, rule, mut p) in compiled {
         if let Some(rule) = &rule {
             // The same id twice in one directory is a mistake; a later
             // directory overriding an earlier one is the point of --rules.

@@ -288,6 +288,14 @@ pub fn format_duration(micros: i64) -> String {
 /// A vendor release number. Compares segment by segment: runs of digits as
 /// numbers, runs of letters as text, so `20.9.1 < 20.12.1` and
 /// `17.9.3 < 17.9.3a`.
+///
+/// ```
+/// use triage::value::Version;
+/// let v = |s: &str| s.parse::<Version>().unwrap();
+/// assert!(v("20.9.1") < v("20.12.1"));
+/// assert!(v("17.9.3") < v("17.9.3a"));
+/// assert!(v("8-202206") < v("8-202212"));
+/// ```
 #[derive(Debug, Clone)]
 pub struct Version {
     /// As written.
@@ -385,6 +393,13 @@ impl Ord for Version {
 }
 
 /// A set of releases such as `>=20.9.1, <20.15`: every comparison must hold.
+///
+/// ```
+/// use triage::value::{Version, VersionReq};
+/// let req: VersionReq = ">=20.9.1, <20.15".parse().unwrap();
+/// assert!(req.matches(&"20.12.1".parse::<Version>().unwrap()));
+/// assert!(!req.matches(&"20.6.3".parse::<Version>().unwrap()));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct VersionReq {
     /// (operator, version) pairs; empty means every release.
