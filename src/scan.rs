@@ -14,6 +14,7 @@ use std::io::Read;
 use std::ops::Range;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use rayon::prelude::*;
 
 use crate::format::{Detection, FieldValue, Format, FormatKind, FormatSet, ParsedFields};
 use crate::lang::compile::{CPred, FieldRef};
@@ -247,6 +248,50 @@ pub struct FileScan {
     pub warnings: Vec<String>,
 }
 
+/// Bytes of complete records read from a file, and the line number of
+/// their first byte.
+struct Chunk {
+    region: Vec<u8>,
+    base_line: u64,
+}
+
+/// Chunks scanned in parallel at a time; bounds the memory one file takes.
+const BATCH: usize = 4;
+
+impl FileScan {
+    /// An empty scan of part of the same file.
+    fn part_of(file: &FileScan) -> FileScan {
+        FileScan {
+            path: file.path.clone(),
+            detection: file.detection.clone(),
+            bytes: 0,
+            lines: 0,
+            parsed: 0,
+            matches: HashMap::new(),
+            last_time: None,
+            guessed_zones: BTreeSet::new(),
+            product_versions: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Adds what a later part of the same file found.
+    fn absorb(&mut self, part: FileScan) {
+        self.parsed += part.parsed;
+        for (gid, m) in part.matches {
+            let entry = self.matches.entry(gid).or_default();
+            entry.merge(m);
+            entry.evidence.truncate(EVIDENCE_CAP);
+        }
+        if part.last_time.is_some() {
+            self.last_time = part.last_time;
+        }
+        self.guessed_zones.extend(part.guessed_zones);
+        self.product_versions.extend(part.product_versions);
+        self.warnings.extend(part.warnings);
+    }
+}
+
 /// The context in which records of one file are tested.
 pub struct Scanner<'a> {
     /// The knowledge base.
@@ -294,9 +339,12 @@ impl Scanner<'_> {
 
     fn scan_lines(&self, fi: usize, reader: &mut dyn Read, scan: &mut FileScan) {
         let format = &self.kb.formats.formats[fi];
-        let group = &self.plan.groups[fi];
         let multi_line = format.is_multi_line();
         let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + 64 * 1024);
+        // Chunks read but not yet scanned: scanned in parallel, a batch at a
+        // time, so one big file keeps every core busy while memory stays
+        // bounded by the batch.
+        let mut batch: Vec<Chunk> = Vec::with_capacity(BATCH);
         // Line number of buf[0].
         let mut base_line: u64 = 1;
         let mut eof = false;
@@ -341,27 +389,56 @@ impl Scanner<'_> {
             } else {
                 end
             };
-            let region = &buf[..consumed];
-            // Record boundaries are found around literal hits only, unless a
-            // query must see every record.
-            let every_record = !group.slow.is_empty() || format.product.is_some();
-            let records = (multi_line && every_record).then(|| record_ranges(format, region));
-            self.scan_region(fi, group, region, base_line, records.as_deref(), scan);
-            // The file's last time may become the collection time.
-            if let Some(parsed) = last_timed_record(format, region, self.zones) {
-                scan.last_time = parsed.time;
-                // Say how its zone was read.
-                scan.guessed_zones.extend(parsed.guessed_zone);
-            }
+            let rest = buf.split_off(consumed);
+            let region = std::mem::replace(&mut buf, rest);
+            buf.reserve(CHUNK);
+            let newlines = memchr::memchr_iter(b'\n', &region).count() as u64;
             scan.bytes += consumed as u64;
-            let newlines = memchr::memchr_iter(b'\n', region).count() as u64;
             scan.lines += newlines + u64::from(eof && consumed > 0 && region.last() != Some(&b'\n'));
+            batch.push(Chunk { region, base_line });
             base_line += newlines;
-            buf.drain(..consumed);
-            if eof && buf.is_empty() {
+            let done = eof && buf.is_empty();
+            if batch.len() == BATCH || done {
+                self.scan_batch(fi, &mut batch, scan);
+            }
+            if done {
                 break;
             }
         }
+        self.scan_batch(fi, &mut batch, scan);
+    }
+
+    /// Scans a batch of chunks in parallel and adds what they found, in
+    /// file order.
+    fn scan_batch(&self, fi: usize, batch: &mut Vec<Chunk>, scan: &mut FileScan) {
+        if batch.is_empty() {
+            return;
+        }
+        let format = &self.kb.formats.formats[fi];
+        let group = &self.plan.groups[fi];
+        // Record boundaries are found around literal hits only, unless a
+        // query must see every record.
+        let every_record = !group.slow.is_empty() || format.product.is_some();
+        let parts: Vec<FileScan> = batch
+            .par_iter()
+            .map(|chunk| {
+                let mut part = FileScan::part_of(scan);
+                let region = &chunk.region[..];
+                let records = (format.is_multi_line() && every_record).then(|| record_ranges(format, region));
+                self.scan_region(fi, group, region, chunk.base_line, records.as_deref(), &mut part);
+                // The file's last time may become the collection time.
+                if let Some(parsed) = last_timed_record(format, region, self.zones) {
+                    part.last_time = parsed.time;
+                    // Say how its zone was read.
+                    part.guessed_zones.extend(parsed.guessed_zone);
+                }
+                part
+            })
+            .collect();
+        for part in parts {
+            scan.absorb(part);
+        }
+        batch.clear();
     }
 
     /// Tests the candidate records of a region of complete records.
