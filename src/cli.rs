@@ -84,6 +84,9 @@ pub enum Command {
         /// Base URL of the rule documentation; each diagnosis links to its page.
         #[arg(long, value_name = "URL")]
         docs_url: Option<String>,
+        /// Report, per rule, the records tested, the matches and the time spent.
+        #[arg(long)]
+        profile: bool,
     },
     /// Check rule and format files and report every problem.
     Check {
@@ -120,7 +123,19 @@ pub fn run() -> ExitCode {
             zones,
             color,
             docs_url,
-        } => diagnose(&bundles, &rules, format, collected_at, &zones, color, docs_url),
+            profile,
+        } => diagnose(
+            &bundles,
+            &rules,
+            format,
+            DiagnoseOptions {
+                collected_at,
+                zones,
+                color,
+                docs_url,
+                profile,
+            },
+        ),
         Command::Check {
             paths,
             format,
@@ -198,16 +213,17 @@ fn resolve_options(collected_at: Option<String>, zones: &[String]) -> Result<Run
     Ok(options)
 }
 
-fn diagnose(
-    bundles: &[PathBuf],
-    rule_args: &RuleArgs,
-    format: OutputFormat,
+/// The options of `diagnose` besides the bundles, rules and format.
+struct DiagnoseOptions {
     collected_at: Option<String>,
-    zones: &[String],
+    zones: Vec<String>,
     color: ColorChoice,
     docs_url: Option<String>,
-) -> ExitCode {
-    let color = use_color(color);
+    profile: bool,
+}
+
+fn diagnose(bundles: &[PathBuf], rule_args: &RuleArgs, format: OutputFormat, args: DiagnoseOptions) -> ExitCode {
+    let color = use_color(args.color);
     let kb = match load_kb(rule_args) {
         Ok(kb) => kb,
         Err(e) => {
@@ -220,8 +236,11 @@ fn diagnose(
         eprintln!("error: rule files have errors and --strict was given");
         return ExitCode::from(2);
     }
-    let options = match resolve_options(collected_at, zones) {
-        Ok(o) => o,
+    let options = match resolve_options(args.collected_at, &args.zones) {
+        Ok(o) => RunOptions {
+            profile: args.profile,
+            ..o
+        },
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
@@ -249,7 +268,7 @@ fn diagnose(
             let options = HumanOptions {
                 color,
                 width: terminal_width(),
-                docs_url,
+                docs_url: args.docs_url,
             };
             for r in &reports {
                 if reports.len() > 1 {

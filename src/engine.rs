@@ -12,7 +12,8 @@ use crate::bundle::{admin_tech_time, read_bundle, BundleWarning, Limits};
 use crate::format::Detection;
 use crate::lang::compile::{CCond, COperand, FieldRef, Placeholder};
 use crate::report::{
-    Diagnosis, Evidence, FileEntry, Inconclusive, MissingSource, NotApplicable, Report, ReportWarning, SCHEMA_VERSION,
+    Diagnosis, Evidence, FileEntry, Inconclusive, MissingSource, NotApplicable, Report, ReportWarning, RuleCost,
+    SCHEMA_VERSION,
 };
 use crate::rules::{KnowledgeBase, Rule};
 use crate::scan::{FileScan, GlobalQuery, QueryMatches, ScanPlan, Scanner};
@@ -28,6 +29,8 @@ pub struct RunOptions {
     pub zones: ZoneTable,
     /// Bundle reading limits.
     pub limits: Limits,
+    /// Measure the time spent per rule.
+    pub profile: bool,
 }
 
 /// A knowledge base ready to run.
@@ -75,6 +78,10 @@ pub struct Evaluation<'a> {
     pub collected_at: Option<i64>,
     /// Releases the bundle states, by product.
     pub product_versions: BTreeMap<String, Vec<crate::value::Version>>,
+    /// Per query: records tested and time spent.
+    costs: HashMap<GlobalQuery, crate::scan::QueryCost>,
+    /// Whether the report includes the cost per rule.
+    profile: bool,
 }
 
 /// The outcome of one rule.
@@ -106,6 +113,7 @@ impl Engine {
             kb: &self.kb,
             plan: &self.plan,
             zones: &options.zones,
+            profile: options.profile,
         };
         read_bundle(bundle, &options.limits, |file| {
             scanner.scan(&file.path, &file.match_path, file.reader)
@@ -115,6 +123,7 @@ impl Engine {
     /// Merges file scans into an evaluation.
     pub fn evaluation(&self, scans: &[FileScan], options: &RunOptions) -> Evaluation<'_> {
         let mut matches: HashMap<GlobalQuery, QueryMatches> = HashMap::new();
+        let mut costs: HashMap<GlobalQuery, crate::scan::QueryCost> = HashMap::new();
         let mut present = BTreeSet::new();
         for scan in scans {
             if let Detection::Recognised { format, .. } = scan.detection {
@@ -123,6 +132,11 @@ impl Engine {
             }
             for (gid, m) in &scan.matches {
                 matches.entry(*gid).or_default().merge(m.clone());
+            }
+            for (gid, c) in &scan.costs {
+                let cost = costs.entry(*gid).or_default();
+                cost.tested += c.tested;
+                cost.nanos += c.nanos;
             }
         }
         let collected_at = options
@@ -154,6 +168,8 @@ impl Engine {
             present,
             collected_at,
             product_versions,
+            costs,
+            profile: options.profile,
         }
     }
 
@@ -164,6 +180,7 @@ impl Engine {
             kb: &self.kb,
             plan: &self.plan,
             zones: &options.zones,
+            profile: options.profile,
         };
         let scans: Vec<FileScan> = files
             .iter()
@@ -464,6 +481,36 @@ impl Evaluation<'_> {
         ))
     }
 
+    /// What each rule cost, slowest first.
+    fn rule_costs(&self) -> Vec<RuleCost> {
+        let kb = &self.engine.kb;
+        let mut out: Vec<RuleCost> = kb
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(ri, rule)| {
+                let mut cost = RuleCost {
+                    rule_id: rule.id.clone(),
+                    candidates: 0,
+                    matches: 0,
+                    millis: 0.0,
+                    prefiltered: rule.compiled.queries.iter().all(|q| q.literals.is_some()),
+                };
+                for local in 0..rule.compiled.queries.len() {
+                    let gid = self.global(ri, local);
+                    if let Some(c) = self.costs.get(&gid) {
+                        cost.candidates += c.tested;
+                        cost.millis += c.nanos as f64 / 1e6;
+                    }
+                    cost.matches += self.count(ri, local);
+                }
+                cost
+            })
+            .collect();
+        out.sort_by(|a, b| b.millis.total_cmp(&a.millis).then_with(|| a.rule_id.cmp(&b.rule_id)));
+        out
+    }
+
     fn first_value(&self, ri: usize, q: usize, name: &str) -> Option<String> {
         let m = self.matches_of(ri, q)?;
         m.evidence
@@ -615,7 +662,9 @@ impl Evaluation<'_> {
             };
             warnings.push(ReportWarning { path: None, message });
         }
+        let profile = if self.profile { self.rule_costs() } else { Vec::new() };
         Report {
+            profile,
             schema_version: SCHEMA_VERSION,
             bundle: bundle.display().to_string(),
             collected_at: self.collected_at.map(format_time),

@@ -246,6 +246,8 @@ pub struct FileScan {
     pub product_versions: Vec<(String, crate::value::Version, u64)>,
     /// Problems reading this file.
     pub warnings: Vec<String>,
+    /// Per query: records tested, and time with `--profile`.
+    pub costs: HashMap<GlobalQuery, QueryCost>,
 }
 
 /// Bytes of complete records read from a file, and the line number of
@@ -272,6 +274,7 @@ impl FileScan {
             guessed_zones: BTreeSet::new(),
             product_versions: Vec::new(),
             warnings: Vec::new(),
+            costs: HashMap::new(),
         }
     }
 
@@ -289,6 +292,11 @@ impl FileScan {
         self.guessed_zones.extend(part.guessed_zones);
         self.product_versions.extend(part.product_versions);
         self.warnings.extend(part.warnings);
+        for (gid, c) in part.costs {
+            let mine = self.costs.entry(gid).or_default();
+            mine.tested += c.tested;
+            mine.nanos += c.nanos;
+        }
     }
 }
 
@@ -300,6 +308,17 @@ pub struct Scanner<'a> {
     pub plan: &'a ScanPlan,
     /// Zone abbreviations.
     pub zones: &'a ZoneTable,
+    /// Whether to measure the time spent per query (`--profile`).
+    pub profile: bool,
+}
+
+/// What one query cost in a file: records tested and time spent on them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueryCost {
+    /// Records the prefilter handed to the query.
+    pub tested: u64,
+    /// Nanoseconds spent parsing and testing them (with `--profile`).
+    pub nanos: u64,
 }
 
 impl Scanner<'_> {
@@ -322,6 +341,7 @@ impl Scanner<'_> {
             guessed_zones: BTreeSet::new(),
             product_versions: Vec::new(),
             warnings,
+            costs: HashMap::new(),
         };
         let Detection::Recognised { format, .. } = detection else {
             // Read it to the end anyway so its size is known and an archive
@@ -532,6 +552,18 @@ impl Scanner<'_> {
     }
 
     fn test_record(&self, fi: usize, text: &str, line: u64, queries: &[GlobalQuery], scan: &mut FileScan) {
+        let started = self.profile.then(std::time::Instant::now);
+        self.test_record_inner(fi, text, line, queries, scan);
+        // The record's cost is shared by the queries it was tested for.
+        let share = started.map_or(0, |t| t.elapsed().as_nanos() as u64 / queries.len().max(1) as u64);
+        for &gid in queries {
+            let cost = scan.costs.entry(gid).or_default();
+            cost.tested += 1;
+            cost.nanos += share;
+        }
+    }
+
+    fn test_record_inner(&self, fi: usize, text: &str, line: u64, queries: &[GlobalQuery], scan: &mut FileScan) {
         let formats = &self.kb.formats;
         let outer = &formats.formats[fi];
         let parsed = outer.parse(text, self.zones);

@@ -234,3 +234,32 @@ fn a_bundle_given_as_a_link_to_a_directory_is_read() {
         .code(1)
         .stdout(predicate::str::contains("SDWAN-LIC-001"));
 }
+
+#[test]
+fn profile_reports_candidates_matches_and_time_per_rule() {
+    let out = triage()
+        .args([
+            "diagnose",
+            "corpus/seed-lic-001/bundle",
+            "--format",
+            "json",
+            "--profile",
+        ])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let profile = doc["profile"].as_array().expect("a profile");
+    assert_eq!(profile.len(), doc["rules_evaluated"].as_u64().unwrap() as usize);
+    let millis: Vec<f64> = profile.iter().map(|p| p["millis"].as_f64().unwrap()).collect();
+    assert!(millis.windows(2).all(|w| w[0] >= w[1]), "slowest first: {millis:?}");
+    let offload = profile.iter().find(|p| p["rule_id"] == "SDWAN-INFO-001").unwrap();
+    assert_eq!(offload["matches"], 7);
+    assert!(offload["candidates"].as_u64().unwrap() >= 7);
+    // Without --profile there is no profile.
+    let out = triage()
+        .args(["diagnose", "corpus/seed-lic-001/bundle", "--format", "json"])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(doc.get("profile").is_none());
+}

@@ -20,6 +20,8 @@ use crate::rules::Severity;
 
 /// Evidence records shown per diagnosis; the rest are counted.
 pub const SHOWN_EVIDENCE: usize = 8;
+/// Rules listed by `--profile` in the human report.
+const PROFILE_ROWS: usize = 20;
 /// Lines of one record shown (stack traces are long).
 const SHOWN_LINES: usize = 6;
 
@@ -258,6 +260,29 @@ pub fn render(report: &Report, options: &HumanOptions) -> String {
                     let _ = writeln!(out, "  ! {}", w.message);
                 }
             }
+        }
+        out.push('\n');
+    }
+    if !report.profile.is_empty() {
+        let _ = writeln!(out, "Profile (slowest rules first):");
+        let _ = writeln!(
+            out,
+            "  {:<20} {:>12} {:>10} {:>10}  prefiltered",
+            "rule", "candidates", "matches", "ms"
+        );
+        for c in report.profile.iter().take(PROFILE_ROWS) {
+            let _ = writeln!(
+                out,
+                "  {:<20} {:>12} {:>10} {:>10.2}  {}",
+                c.rule_id,
+                c.candidates,
+                c.matches,
+                c.millis,
+                if c.prefiltered { "yes" } else { "no (slow path)" }
+            );
+        }
+        if report.profile.len() > PROFILE_ROWS {
+            let _ = writeln!(out, "  … {} more in --format json", report.profile.len() - PROFILE_ROWS);
         }
         out.push('\n');
     }

@@ -121,6 +121,22 @@ pub struct ReportWarning {
     pub message: String,
 }
 
+/// What a rule cost (`--profile`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RuleCost {
+    /// The rule's id.
+    pub rule_id: String,
+    /// Records its queries were tested on (the prefilter's candidates).
+    pub candidates: u64,
+    /// Records its queries matched.
+    pub matches: u64,
+    /// Time spent parsing and testing its candidates, in milliseconds
+    /// (a record tested for several queries is shared among them).
+    pub millis: f64,
+    /// Whether every query of the rule has literals to prefilter on.
+    pub prefiltered: bool,
+}
+
 /// Everything a run found.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {
@@ -147,6 +163,9 @@ pub struct Report {
     pub files: Vec<FileEntry>,
     /// Files skipped or cut, and other notes.
     pub warnings: Vec<ReportWarning>,
+    /// Cost per rule, slowest first (`--profile` only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub profile: Vec<RuleCost>,
     /// True when nothing at all could be read.
     #[serde(skip)]
     pub failed: bool,
