@@ -201,7 +201,8 @@ fn read_top<R, F>(
             return;
         }
     };
-    if kind_of(&head) == Kind::Zip {
+    let kind = kind_of(&head);
+    if kind == Kind::Zip {
         // A zip is read through its central directory, which needs seeking.
         let mut file = reader.into_inner();
         if file.rewind().is_ok() {
@@ -209,8 +210,94 @@ fn read_top<R, F>(
         }
         return;
     }
-    let mut chained = Cursor::new(head).chain(reader);
+    let chained = Cursor::new(head).chain(reader);
+    if kind == Kind::Gzip {
+        // Inflate on a thread of its own, so that scanning (in parallel
+        // batches) and inflating overlap instead of taking turns.
+        let mut inflated = ThreadedReader::spawn(flate2::read::MultiGzDecoder::new(chained));
+        read_member(&mut inflated, rel, 1, limits, on_file, out, warnings);
+        return;
+    }
+    let mut chained = chained;
     read_stream(&mut chained, rel, 0, limits, on_file, out, warnings);
+}
+
+/// Blocks read ahead by a background thread.
+const READ_AHEAD_BLOCKS: usize = 4;
+/// Size of one block read ahead.
+const READ_AHEAD_BLOCK: usize = 1 << 20;
+
+/// A reader whose source is read on another thread, a few blocks ahead:
+/// decompression runs while the caller scans what came before.
+pub struct ThreadedReader {
+    rx: Option<std::sync::mpsc::Receiver<io::Result<Vec<u8>>>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+    current: Cursor<Vec<u8>>,
+    done: bool,
+}
+
+impl ThreadedReader {
+    /// Starts reading `source` on a new thread.
+    pub fn spawn<R: Read + Send + 'static>(mut source: R) -> ThreadedReader {
+        let (tx, rx) = std::sync::mpsc::sync_channel(READ_AHEAD_BLOCKS);
+        let handle = std::thread::spawn(move || loop {
+            let mut block = Vec::with_capacity(READ_AHEAD_BLOCK);
+            match (&mut source).take(READ_AHEAD_BLOCK as u64).read_to_end(&mut block) {
+                Ok(0) => break,
+                Ok(_) => {
+                    if tx.send(Ok(block)).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    // Hand over what came before the error, then the error.
+                    if !block.is_empty() && tx.send(Ok(block)).is_err() {
+                        break;
+                    }
+                    let _ = tx.send(Err(e));
+                    break;
+                }
+            }
+        });
+        ThreadedReader {
+            rx: Some(rx),
+            handle: Some(handle),
+            current: Cursor::new(Vec::new()),
+            done: false,
+        }
+    }
+}
+
+impl Read for ThreadedReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let n = self.current.read(buf)?;
+            if n > 0 || buf.is_empty() || self.done {
+                return Ok(n);
+            }
+            match self.rx.as_ref().map(|rx| rx.recv()) {
+                Some(Ok(Ok(block))) => self.current = Cursor::new(block),
+                Some(Ok(Err(e))) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                Some(Err(_)) | None => {
+                    self.done = true;
+                    return Ok(0);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for ThreadedReader {
+    fn drop(&mut self) {
+        // Closing the channel makes the thread stop at its next block.
+        self.rx.take();
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
 }
 
 /// Hands a stream on, or opens it as an archive if its first bytes say so.
@@ -247,14 +334,7 @@ fn read_stream<R, F>(
     match kind {
         Kind::Gzip => {
             let mut gz = flate2::read::MultiGzDecoder::new(chained);
-            let mut guard = ErrorGuard::new(&mut gz);
-            read_stream(&mut guard, path, depth + 1, limits, on_file, out, warnings);
-            if let Some(e) = guard.error {
-                warnings.push(BundleWarning {
-                    path: path.to_string(),
-                    message: format!("compressed data is damaged ({e}); what came before the damage was read"),
-                });
-            }
+            read_member(&mut gz, path, depth + 1, limits, on_file, out, warnings);
         }
         Kind::Tar => read_tar(&mut chained, path, depth, limits, on_file, out, warnings),
         Kind::Zip => {
@@ -278,6 +358,35 @@ fn read_stream<R, F>(
                 match_path,
                 reader: &mut chained,
             }));
+        }
+    }
+}
+
+/// Reads a stream (an archive member or inflated data) through an
+/// [`ErrorGuard`]; a read error becomes a warning. Returns whether the
+/// stream was read to its end without damage.
+fn read_member<R, F>(
+    reader: &mut dyn Read,
+    path: &str,
+    depth: usize,
+    limits: &Limits,
+    on_file: &F,
+    out: &mut Vec<R>,
+    warnings: &mut Vec<BundleWarning>,
+) -> bool
+where
+    F: Fn(BundleFile<'_>) -> R,
+{
+    let mut guard = ErrorGuard::new(reader);
+    read_stream(&mut guard, path, depth, limits, on_file, out, warnings);
+    match guard.error {
+        None => true,
+        Some(e) => {
+            warnings.push(BundleWarning {
+                path: path.to_string(),
+                message: format!("the data is damaged or cut short ({e}); what came before was read"),
+            });
+            false
         }
     }
 }
@@ -391,13 +500,8 @@ fn read_tar<R, F>(
             });
             continue;
         }
-        let mut guard = ErrorGuard::new(&mut entry);
-        read_stream(&mut guard, &member, depth + 1, limits, on_file, out, warnings);
-        if let Some(e) = guard.error {
-            warnings.push(BundleWarning {
-                path: member,
-                message: format!("file is cut short ({e}); what came before was read"),
-            });
+        // A tar stream cannot go on past a damaged member.
+        if !read_member(&mut entry, &member, depth + 1, limits, on_file, out, warnings) {
             break;
         }
     }
@@ -447,14 +551,7 @@ fn read_zip<Z, R, F>(
             });
             continue;
         }
-        let mut guard = ErrorGuard::new(&mut member);
-        read_stream(&mut guard, &member_path, depth + 1, limits, on_file, out, warnings);
-        if let Some(e) = guard.error {
-            warnings.push(BundleWarning {
-                path: member_path,
-                message: format!("file is damaged ({e}); what came before was read"),
-            });
-        }
+        read_member(&mut member, &member_path, depth + 1, limits, on_file, out, warnings);
     }
     if archive.len() > limits.max_entries {
         warnings.push(BundleWarning {

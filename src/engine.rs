@@ -134,9 +134,7 @@ impl Engine {
                 matches.entry(*gid).or_default().merge(m.clone());
             }
             for (gid, c) in &scan.costs {
-                let cost = costs.entry(*gid).or_default();
-                cost.tested += c.tested;
-                cost.nanos += c.nanos;
+                costs.entry(*gid).or_default().add(*c);
             }
         }
         let collected_at = options

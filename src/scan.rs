@@ -261,11 +261,11 @@ struct Chunk {
 const BATCH: usize = 4;
 
 impl FileScan {
-    /// An empty scan of part of the same file.
-    fn part_of(file: &FileScan) -> FileScan {
+    /// A scan of a file that has found nothing yet.
+    fn new(path: &str, detection: Detection, warnings: Vec<String>) -> FileScan {
         FileScan {
-            path: file.path.clone(),
-            detection: file.detection.clone(),
+            path: path.to_string(),
+            detection,
             bytes: 0,
             lines: 0,
             parsed: 0,
@@ -273,9 +273,14 @@ impl FileScan {
             last_time: None,
             guessed_zones: BTreeSet::new(),
             product_versions: Vec::new(),
-            warnings: Vec::new(),
+            warnings,
             costs: HashMap::new(),
         }
+    }
+
+    /// An empty scan of part of the same file.
+    fn part_of(file: &FileScan) -> FileScan {
+        FileScan::new(&file.path, file.detection.clone(), Vec::new())
     }
 
     /// Adds what a later part of the same file found.
@@ -293,9 +298,7 @@ impl FileScan {
         self.product_versions.extend(part.product_versions);
         self.warnings.extend(part.warnings);
         for (gid, c) in part.costs {
-            let mine = self.costs.entry(gid).or_default();
-            mine.tested += c.tested;
-            mine.nanos += c.nanos;
+            self.costs.entry(gid).or_default().add(c);
         }
     }
 }
@@ -321,6 +324,14 @@ pub struct QueryCost {
     pub nanos: u64,
 }
 
+impl QueryCost {
+    /// Adds another part's cost.
+    pub fn add(&mut self, other: QueryCost) {
+        self.tested += other.tested;
+        self.nanos += other.nanos;
+    }
+}
+
 impl Scanner<'_> {
     /// Recognises and scans one file of the bundle.
     pub fn scan(&self, path: &str, match_path: &str, reader: &mut dyn Read) -> FileScan {
@@ -330,19 +341,7 @@ impl Scanner<'_> {
             warnings.push(format!("read error: {e}"));
         }
         let detection = self.kb.formats.detect(match_path, &head);
-        let mut scan = FileScan {
-            path: path.to_string(),
-            detection: detection.clone(),
-            bytes: 0,
-            lines: 0,
-            parsed: 0,
-            matches: HashMap::new(),
-            last_time: None,
-            guessed_zones: BTreeSet::new(),
-            product_versions: Vec::new(),
-            warnings,
-            costs: HashMap::new(),
-        };
+        let mut scan = FileScan::new(path, detection.clone(), warnings);
         let Detection::Recognised { format, .. } = detection else {
             // Read it to the end anyway so its size is known and an archive
             // stream stays in step.
