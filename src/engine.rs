@@ -243,6 +243,29 @@ impl Evaluation<'_> {
         Some(t)
     }
 
+    /// The times of two queries' matches, for comparing them with each
+    /// other. Without a collection time, times that lack the same part
+    /// (say, both the date, in one tcpdump capture) and share a zone are
+    /// still comparable as they stand; other mixes are unknown.
+    fn times_of_pair(&self, ri: usize, a: usize, b: usize) -> Option<(Vec<i64>, Vec<i64>)> {
+        if let (Some(ta), Some(tb)) = (self.times(ri, a), self.times(ri, b)) {
+            return Some((ta, tb));
+        }
+        let raw = |q: usize| self.matches_of(ri, q).map(|m| m.times.clone()).unwrap_or_default();
+        let (ra, rb) = (raw(a), raw(b));
+        let first = ra.first().or(rb.first())?;
+        let same_kind = |t: &crate::time::RecordTime| t.completeness == first.completeness && t.offset == first.offset;
+        if !(ra.iter().all(same_kind) && rb.iter().all(same_kind)) {
+            return None;
+        }
+        let sorted = |v: Vec<crate::time::RecordTime>| {
+            let mut m: Vec<i64> = v.into_iter().map(|t| t.micros).collect();
+            m.sort_unstable();
+            m
+        };
+        Some((sorted(ra), sorted(rb)))
+    }
+
     /// Evaluates one rule.
     pub fn evaluate(&self, ri: usize) -> RuleOutcome {
         let rule = &self.engine.kb.rules[ri];
@@ -312,12 +335,12 @@ impl Evaluation<'_> {
             CCond::Within(q, window, r) => {
                 let present = self.need(rule, *q, &mut missing) & self.need(rule, *r, &mut missing);
                 evidence.extend([*q, *r]);
-                match (present, self.times(ri, *q), self.times(ri, *r)) {
-                    (true, Some(a), Some(_)) if q == r => {
+                match (present, self.times_of_pair(ri, *q, *r)) {
+                    (true, Some((a, _))) if q == r => {
                         // Two different matches of one query close together.
                         Truth::from_bool(a.windows(2).any(|w| w[1] - w[0] <= *window))
                     }
-                    (true, Some(a), Some(b)) => Truth::from_bool(a.iter().any(|t| any_in(&b, t - window, t + window))),
+                    (true, Some((a, b))) => Truth::from_bool(a.iter().any(|t| any_in(&b, t - window, t + window))),
                     _ => Truth::Unknown,
                 }
             }
@@ -334,9 +357,9 @@ impl Evaluation<'_> {
             CCond::Then(a, b, window) => {
                 let present = self.need(rule, *a, &mut missing) & self.need(rule, *b, &mut missing);
                 evidence.extend([*a, *b]);
-                match (present, self.times(ri, *a), self.times(ri, *b)) {
+                match (present, self.times_of_pair(ri, *a, *b)) {
                     // Strictly later: a match does not follow itself.
-                    (true, Some(ta), Some(tb)) => Truth::from_bool(ta.iter().any(|t| any_in(&tb, t + 1, t + window))),
+                    (true, Some((ta, tb))) => Truth::from_bool(ta.iter().any(|t| any_in(&tb, t + 1, t + window))),
                     _ => Truth::Unknown,
                 }
             }

@@ -473,3 +473,38 @@ fn caseless_inline_control() {
     );
     assert_eq!(o.hit, "hit");
 }
+
+/// engine.rs: without a collection time, `then` between two lines of one
+/// date-less capture was unknown; same-kind times compare as they stand.
+#[test]
+fn then_inside_one_dateless_capture_needs_no_collection_time() {
+    let capture = "\
+10:41:12.100000 IP (tos 0x0, ttl 64, id 1, offset 0, flags [DF], proto TCP (6), length 60)
+    192.168.10.1.41522 > 10.106.66.55.8443: Flags [S], cksum 0xfadb (incorrect -> 0x3a7c), seq 3120449711, win 29200, length 0
+10:41:12.100400 IP (tos 0x0, ttl 64, id 0, offset 0, flags [DF], proto TCP (6), length 40)
+    10.106.66.55.8443 > 192.168.10.1.41522: Flags [R.], cksum 0x6cfe (correct), seq 0, ack 3120449712, win 0, length 0
+"
+    .to_string();
+    let q = [
+        ("syn", r#"tcpdump where text contains "Flags [S]," and flags == "S""#),
+        ("rst", r#"tcpdump where text contains "Flags [R.]," and flags == "R.""#),
+    ];
+    let o = run(
+        &[],
+        "syn then rst within 1s",
+        &q,
+        "m",
+        &[("tcpdump.txt", capture.clone())],
+        None,
+    );
+    assert_eq!(o.hit, "hit");
+    let o = run(
+        &[],
+        "rst then syn within 1s",
+        &q,
+        "m",
+        &[("tcpdump.txt", capture)],
+        None,
+    );
+    assert_eq!(o.hit, "no_hit");
+}
