@@ -258,7 +258,7 @@ struct Chunk {
 }
 
 /// Chunks scanned in parallel at a time; bounds the memory one file takes.
-const BATCH: usize = 4;
+const BATCH: usize = 8;
 
 impl FileScan {
     /// A scan of a file that has found nothing yet.
