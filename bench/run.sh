@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark of `triage diagnose` against ripgrep on the same data.
 #
-#   bench/run.sh [SIZE_MIB] [RULES]      (defaults: 1024 MiB, 1000 rules)
+#   bench/run.sh [SIZE_MIB] [RULES] [SMALL_FILES]
+#                                        (defaults: 1024 MiB, 1000 rules, 50000 small files)
 #
 # Generates (once, deterministically) a bundle of SIZE_MIB MiB of logs in
 # every format and RULES rules of realistic shape, then times, with a warm
@@ -15,7 +16,8 @@ cd "$(dirname "$0")/.."
 
 SIZE=${1:-1024}
 RULES=${2:-1000}
-OUT=${BENCH_DIR:-target/bench-data}/$SIZE-$RULES
+SMALL=${3:-50000}
+OUT=${BENCH_DIR:-target/bench-data}/$SIZE-$RULES-$SMALL
 
 need() {
     if ! command -v "$1" >/dev/null 2>&1; then
@@ -36,7 +38,7 @@ TRIAGE=target/release/triage
 
 if [ ! -f "$OUT/.done" ]; then
     rm -rf "$OUT"
-    target/release/examples/bench_gen "$OUT" "$SIZE" "$RULES" 42
+    target/release/examples/bench_gen "$OUT" "$SIZE" "$RULES" 42 "$SMALL"
     tar czf "$OUT/bundle.tar.gz" -C "$OUT" bundle
     touch "$OUT/.done"
 fi
@@ -66,6 +68,9 @@ read -r t_rg rss_rg < <(measure 1 rg -c -f "$OUT/patterns.txt" "$OUT/bundle")
 read -r t_rgf rss_rgf < <(measure 3 rg -F -c -f "$OUT/literals.txt" "$OUT/bundle")
 read -r t_gz _ < <(measure 3 sh -c "gzip -dc '$OUT/bundle.tar.gz' >/dev/null")
 read -r t_tgz rss_tgz < <(measure 3 "$TRIAGE" diagnose "$OUT/bundle.tar.gz" --rules "$OUT/rules" --format json)
+# The small-files tree is read cold the first time; warm it, then measure.
+"$TRIAGE" diagnose "$OUT/sosreport" --format json >/dev/null 2>&1 || true
+read -r t_sos rss_sos < <(measure 3 "$TRIAGE" diagnose "$OUT/sosreport" --rules "$OUT/rules" --format json)
 
 mbs() { awk "BEGIN{printf \"%.0f\", $BYTES / 1048576 / $1}"; }
 ratio() { awk "BEGIN{printf \"%.2f\", $1 / $2}"; }
@@ -79,7 +84,9 @@ printf '%-44s %9s %10s %8s MB\n' "rg -c -f patterns (the rules' regexes)" "$t_rg
 printf '%-44s %9s %10s %8s MB\n' "rg -F -c -f literals (the rules' literals)" "$t_rgf" "$(mbs "$t_rgf")" "$((rss_rgf / 1024))"
 printf '%-44s %9s %10s %10s\n' "gzip -dc bundle.tar.gz" "$t_gz" "$(mbs "$t_gz")" "-"
 printf '%-44s %9s %10s %8s MB\n' "triage diagnose (bundle.tar.gz)" "$t_tgz" "$(mbs "$t_tgz")" "$((rss_tgz / 1024))"
+printf '%-44s %9s %10s %8s MB\n' "triage diagnose ($SMALL small files)" "$t_sos" "$(awk "BEGIN{printf \"%.0f files/s\", $SMALL / $t_sos}")" "$((rss_sos / 1024))"
 echo
 echo "rg -c -f / triage:          $(ratio "$t_rg" "$t_triage")x   (target >= 4)"
 echo "triage / rg -F -c -f:       $(ratio "$t_triage" "$t_rgf")x   (target <= 1.5)"
 echo "triage .tar.gz / gzip -dc:  $(ratio "$t_tgz" "$t_gz")x   (target <= 1.3)"
+echo "small files:                $(awk "BEGIN{printf \"%.0f\", $SMALL / $t_sos}") files/s   (target >= 2000)"

@@ -2,7 +2,7 @@
 //! benchmark (`bench/run.sh`).
 //!
 //! ```sh
-//! cargo run --release --example bench_gen -- OUT_DIR [SIZE_MIB] [RULES] [SEED]
+//! cargo run --release --example bench_gen -- OUT_DIR [SIZE_MIB] [RULES] [SEED] [SMALL_FILES]
 //! ```
 //!
 //! Writes `OUT_DIR/bundle/` (realistic logs in every supported format, about
@@ -10,6 +10,8 @@
 //! shape: literals, regexes with literal parts, field predicates, counts and
 //! time windows; a few match often, most rarely), and `OUT_DIR/patterns.txt`
 //! and `OUT_DIR/literals.txt` (each rule's regex and literal, for ripgrep).
+//! With SMALL_FILES, also `OUT_DIR/sosreport/`: a sosreport-shaped tree of
+//! that many small files (logs, command outputs, files no format claims).
 
 use std::fmt::Write as _;
 use std::fs::{self, File};
@@ -192,6 +194,31 @@ fn tcpdump_log(path: &Path, bytes: u64, rng: &mut Rng, rules: usize) -> std::io:
     w.flush()
 }
 
+/// A sosreport-shaped tree: many small files in nested directories, most
+/// of them logs or command outputs a format claims, some not.
+fn sosreport(root: &Path, files: usize, rng: &mut Rng, rules: usize) -> std::io::Result<()> {
+    for i in 0..files {
+        let dir = root.join(format!("sos_commands/group{:03}/sub{:02}", i / 500, i % 23));
+        fs::create_dir_all(&dir)?;
+        let size = 512 + rng.below(4096);
+        match i % 5 {
+            0 => manager_log(&dir.join(format!("vmanage-server.log.{i}")), size, rng, rules)?,
+            1 => messages_log(&dir.join(format!("messages-{i}")), size, rng, rules)?,
+            2 => nginx_error_log(&dir.join(format!("nginx-error.log.{i}")), size, rng, rules)?,
+            3 => tcpdump_log(&dir.join(format!("tcpdump-{i}.txt")), size, rng, rules)?,
+            _ => fs::write(
+                dir.join(format!("proc-{i}.txt")),
+                format!(
+                    "MemTotal: {} kB\nMemFree: {} kB\n",
+                    rng.below(1 << 24),
+                    rng.below(1 << 20)
+                ),
+            )?,
+        }
+    }
+    Ok(())
+}
+
 /// One generated rule: its TOML, the regex ripgrep gets, and its literal.
 fn rule(n: usize, rng: &mut Rng) -> (String, String, String) {
     let id = format!("GEN-{n:04}");
@@ -289,6 +316,10 @@ fn main() -> std::io::Result<()> {
         fs::write(rules_dir.join(format!("GEN-{n:04}.toml")), toml)?;
         let _ = writeln!(patterns, "{regex}");
         let _ = writeln!(literals, "{literal}");
+    }
+    let small: usize = args.get(5).and_then(|s| s.parse().ok()).unwrap_or(0);
+    if small > 0 {
+        sosreport(&out.join("sosreport"), small, &mut rng, rules)?;
     }
     fs::write(out.join("patterns.txt"), patterns)?;
     fs::write(out.join("literals.txt"), literals)?;

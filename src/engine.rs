@@ -5,8 +5,9 @@
 //! The engine pushes nothing to a terminal: it returns a [`Report`], and
 //! printers (`report::*`) turn that into text or JSON.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Mutex;
 
 use crate::bundle::{admin_tech_time, read_bundle, BundleWarning, Limits};
 use crate::format::Detection;
@@ -16,7 +17,7 @@ use crate::report::{
     SCHEMA_VERSION,
 };
 use crate::rules::{KnowledgeBase, Rule};
-use crate::scan::{FileScan, GlobalQuery, QueryMatches, ScanPlan, Scanner};
+use crate::scan::{BundleScan, FileSummary, GlobalQuery, QueryMatches, ScanPlan, Scanner};
 use crate::time::ZoneTable;
 use crate::value::format_time;
 
@@ -72,14 +73,10 @@ impl Truth {
 /// The merged matches of a bundle, and which sources it holds.
 pub struct Evaluation<'a> {
     engine: &'a Engine,
-    matches: HashMap<GlobalQuery, QueryMatches>,
-    present: BTreeSet<usize>,
+    /// What the scans found.
+    totals: BundleScan,
     /// Collection time, UTC microseconds.
     pub collected_at: Option<i64>,
-    /// Releases the bundle states, by product.
-    pub product_versions: BTreeMap<String, Vec<crate::value::Version>>,
-    /// Per query: records tested and time spent.
-    costs: HashMap<GlobalQuery, crate::scan::QueryCost>,
     /// Whether the report includes the cost per rule.
     profile: bool,
 }
@@ -107,101 +104,78 @@ impl Engine {
         &self.plan
     }
 
-    /// Scans a bundle: every file once, in parallel.
-    pub fn scan_bundle(&self, bundle: &Path, options: &RunOptions) -> (Vec<FileScan>, Vec<BundleWarning>) {
-        let scanner = Scanner {
+    fn scanner<'a>(&'a self, options: &'a RunOptions) -> Scanner<'a> {
+        Scanner {
             kb: &self.kb,
             plan: &self.plan,
             zones: &options.zones,
             profile: options.profile,
-        };
-        read_bundle(bundle, &options.limits, |file| {
-            scanner.scan(&file.path, &file.match_path, file.reader)
-        })
+        }
     }
 
-    /// Merges file scans into an evaluation.
-    pub fn evaluation(&self, scans: &[FileScan], options: &RunOptions) -> Evaluation<'_> {
-        let mut matches: HashMap<GlobalQuery, QueryMatches> = HashMap::new();
-        let mut costs: HashMap<GlobalQuery, crate::scan::QueryCost> = HashMap::new();
-        let mut present = BTreeSet::new();
-        for scan in scans {
-            if let Detection::Recognised { format, .. } = scan.detection {
-                present.insert(format);
-                present.extend(self.kb.formats.embedded(format));
-            }
-            for (gid, m) in &scan.matches {
-                matches.entry(*gid).or_default().merge(m.clone());
-            }
-            for (gid, c) in &scan.costs {
-                costs.entry(*gid).or_default().add(*c);
-            }
-        }
+    /// Scans a bundle: every file once, in parallel, each merged into the
+    /// totals as soon as it is done.
+    pub fn scan_bundle(
+        &self,
+        bundle: &Path,
+        options: &RunOptions,
+    ) -> (BundleScan, Vec<FileSummary>, Vec<BundleWarning>) {
+        let scanner = self.scanner(options);
+        let totals = Mutex::new(BundleScan::default());
+        let (files, warnings) = read_bundle(bundle, &options.limits, |file| {
+            let scan = scanner.scan(&file.path, &file.match_path, file.reader);
+            totals
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .add(scan, &self.kb.formats)
+        });
+        (totals.into_inner().unwrap_or_else(|e| e.into_inner()), files, warnings)
+    }
+
+    /// Makes an evaluation of what the scans found.
+    pub fn evaluation(&self, totals: BundleScan, files: &[FileSummary], options: &RunOptions) -> Evaluation<'_> {
         let collected_at = options
             .collected_at
-            .or_else(|| scans.iter().filter_map(|s| admin_tech_time(&s.path)).max())
-            .or_else(|| {
-                scans
-                    .iter()
-                    .filter_map(|s| s.last_time)
-                    .filter(|t| t.completeness == crate::time::Completeness::Full)
-                    .map(|t| t.micros)
-                    .max()
-            });
-        for m in matches.values_mut() {
-            m.evidence.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
-        }
-        let mut product_versions: BTreeMap<String, Vec<crate::value::Version>> = BTreeMap::new();
-        for scan in scans {
-            for (product, version, _) in &scan.product_versions {
-                let known = product_versions.entry(product.clone()).or_default();
-                if !known.contains(version) {
-                    known.push(version.clone());
-                }
-            }
-        }
+            .or_else(|| files.iter().filter_map(|f| admin_tech_time(&f.path)).max())
+            .or(totals.newest_time);
         Evaluation {
             engine: self,
-            matches,
-            present,
             collected_at,
-            product_versions,
-            costs,
             profile: options.profile,
+            totals,
         }
     }
 
     /// Runs the pipeline on files given in memory (rule tests, `--stdin`):
     /// each is `(path inside the bundle, content)`.
     pub fn diagnose_files(&self, name: &str, files: &[(String, String)], options: &RunOptions) -> Report {
-        let scanner = Scanner {
-            kb: &self.kb,
-            plan: &self.plan,
-            zones: &options.zones,
-            profile: options.profile,
-        };
-        let scans: Vec<FileScan> = files
+        let scanner = self.scanner(options);
+        let mut totals = BundleScan::default();
+        let summaries: Vec<FileSummary> = files
             .iter()
             .map(|(path, content)| {
                 let match_path = path.strip_suffix(".gz").unwrap_or(path);
-                scanner.scan(path, match_path, &mut content.as_bytes())
+                totals.add(
+                    scanner.scan(path, match_path, &mut content.as_bytes()),
+                    &self.kb.formats,
+                )
             })
             .collect();
-        self.evaluation(&scans, options).report(Path::new(name), &scans)
+        self.evaluation(totals, &summaries, options)
+            .report(Path::new(name), &summaries)
     }
 
     /// Runs the whole pipeline on one bundle.
     pub fn diagnose(&self, bundle: &Path, options: &RunOptions) -> Report {
-        let (scans, bundle_warnings) = self.scan_bundle(bundle, options);
-        let eval = self.evaluation(&scans, options);
-        let mut report = eval.report(bundle, &scans);
+        let (totals, files, bundle_warnings) = self.scan_bundle(bundle, options);
+        let mut report = self.evaluation(totals, &files, options).report(bundle, &files);
         report
             .warnings
             .extend(bundle_warnings.into_iter().map(|w| ReportWarning {
                 path: Some(w.path),
                 message: w.message,
             }));
-        if scans.is_empty() && !report.warnings.is_empty() {
+        if files.is_empty() && !report.warnings.is_empty() {
             report.failed = true;
         }
         report
@@ -214,12 +188,12 @@ impl Evaluation<'_> {
     }
 
     fn matches_of(&self, rule: usize, local: usize) -> Option<&QueryMatches> {
-        self.matches.get(&self.global(rule, local))
+        self.totals.matches.get(&self.global(rule, local))
     }
 
     fn source_present(&self, rule: &Rule, local: usize) -> Result<(), usize> {
         let source = rule.compiled.queries[local].source;
-        if self.present.contains(&source) {
+        if self.totals.present.contains(&source) {
             Ok(())
         } else {
             Err(source)
@@ -489,7 +463,7 @@ impl Evaluation<'_> {
     /// product's release and none is in the rule's `applies_to` range.
     fn not_applicable(&self, rule: &Rule) -> Option<String> {
         let applies = rule.applies_to.as_ref()?;
-        let known = self.product_versions.get(&applies.product)?;
+        let known = self.totals.product_versions.get(&applies.product)?;
         if known.iter().any(|v| applies.requirement.matches(v)) {
             return None;
         }
@@ -519,7 +493,7 @@ impl Evaluation<'_> {
                 };
                 for local in 0..rule.compiled.queries.len() {
                     let gid = self.global(ri, local);
-                    if let Some(c) = self.costs.get(&gid) {
+                    if let Some(c) = self.totals.costs.get(&gid) {
                         cost.candidates += c.tested;
                         cost.millis += c.nanos as f64 / 1e6;
                     }
@@ -540,7 +514,7 @@ impl Evaluation<'_> {
     }
 
     /// Evaluates every rule and builds the report.
-    pub fn report(&self, bundle: &Path, scans: &[FileScan]) -> Report {
+    pub fn report(&self, bundle: &Path, files: &[FileSummary]) -> Report {
         let kb = &self.engine.kb;
         let mut fired: BTreeMap<String, Diagnosis> = BTreeMap::new();
         let mut inconclusive = Vec::new();
@@ -642,11 +616,10 @@ impl Evaluation<'_> {
         let diagnoses = order_diagnoses(fired);
         inconclusive.sort_by(|a, b| (a.severity, &a.rule_id).cmp(&(b.severity, &b.rule_id)));
 
-        let mut files = Vec::new();
+        let mut file_entries = Vec::new();
         let mut unrecognized = Vec::new();
         let mut warnings = Vec::new();
-        let mut zones = BTreeSet::new();
-        for s in scans {
+        for s in files {
             let (format, reason) = match &s.detection {
                 Detection::Recognised { format, reason } => {
                     (Some(kb.formats.formats[*format].name.clone()), reason.clone())
@@ -656,7 +629,7 @@ impl Evaluation<'_> {
                     (None, reason.clone())
                 }
             };
-            files.push(FileEntry {
+            file_entries.push(FileEntry {
                 path: s.path.clone(),
                 format,
                 reason,
@@ -670,9 +643,8 @@ impl Evaluation<'_> {
                     message: w.clone(),
                 });
             }
-            zones.extend(s.guessed_zones.iter().cloned());
         }
-        for z in zones {
+        for z in self.totals.guessed_zones.iter().cloned() {
             let table = ZoneTable::default();
             let message = match (table.ambiguity(&z), table.offset(&z)) {
                 (Some(meaning), offset) => format!(
@@ -695,7 +667,7 @@ impl Evaluation<'_> {
             inconclusive,
             not_applicable,
             unrecognized_files: unrecognized,
-            files,
+            files: file_entries,
             warnings,
             failed: false,
         }

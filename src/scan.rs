@@ -9,7 +9,7 @@
 //! record of their source. Lines with no hit are never parsed.
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Read;
 use std::ops::Range;
 
@@ -19,8 +19,8 @@ use rayon::prelude::*;
 use crate::format::{Detection, FieldValue, Format, FormatKind, FormatSet, ParsedFields};
 use crate::lang::compile::{CPred, FieldRef};
 use crate::rules::KnowledgeBase;
-use crate::time::{RecordTime, ZoneTable};
-use crate::value::Value;
+use crate::time::{Completeness, RecordTime, ZoneTable};
+use crate::value::{Value, Version};
 
 /// Identifies a query across all rules.
 pub type GlobalQuery = u32;
@@ -299,6 +299,80 @@ impl FileScan {
         self.warnings.extend(part.warnings);
         for (gid, c) in part.costs {
             self.costs.entry(gid).or_default().add(c);
+        }
+    }
+}
+
+/// A file once scanned: what the report says of it.
+#[derive(Debug, Clone)]
+pub struct FileSummary {
+    /// The file, as shown to the user.
+    pub path: String,
+    /// How it was recognised.
+    pub detection: Detection,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Lines read.
+    pub lines: u64,
+    /// Records parsed.
+    pub parsed: u64,
+    /// Problems reading it.
+    pub warnings: Vec<String>,
+}
+
+/// What the scans of a bundle's files found, merged as each file is done
+/// so that memory does not grow with the number of files: per query at
+/// most [`EVIDENCE_CAP`] records are kept, the first by file and line.
+#[derive(Debug, Default)]
+pub struct BundleScan {
+    /// Matches per query.
+    pub matches: HashMap<GlobalQuery, QueryMatches>,
+    /// Cost per query.
+    pub costs: HashMap<GlobalQuery, QueryCost>,
+    /// Formats present, with the formats embedded in them.
+    pub present: BTreeSet<usize>,
+    /// The newest complete time among the files' last records.
+    pub newest_time: Option<i64>,
+    /// Releases stated, by product.
+    pub product_versions: BTreeMap<String, Vec<Version>>,
+    /// Zone abbreviations read with a guess.
+    pub guessed_zones: BTreeSet<String>,
+}
+
+impl BundleScan {
+    /// Adds one file's scan; returns what the report says of the file.
+    pub fn add(&mut self, scan: FileScan, formats: &FormatSet) -> FileSummary {
+        if let Detection::Recognised { format, .. } = scan.detection {
+            self.present.insert(format);
+            self.present.extend(formats.embedded(format));
+        }
+        for (gid, m) in scan.matches {
+            let entry = self.matches.entry(gid).or_default();
+            entry.merge(m);
+            // Keep the first records by place, whatever order files finish in.
+            entry.evidence.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+            entry.evidence.truncate(EVIDENCE_CAP);
+        }
+        for (gid, c) in scan.costs {
+            self.costs.entry(gid).or_default().add(c);
+        }
+        if let Some(t) = scan.last_time.filter(|t| t.completeness == Completeness::Full) {
+            self.newest_time = Some(self.newest_time.map_or(t.micros, |n| n.max(t.micros)));
+        }
+        for (product, version, _) in scan.product_versions {
+            let known = self.product_versions.entry(product).or_default();
+            if !known.contains(&version) {
+                known.push(version);
+            }
+        }
+        self.guessed_zones.extend(scan.guessed_zones);
+        FileSummary {
+            path: scan.path,
+            detection: scan.detection,
+            bytes: scan.bytes,
+            lines: scan.lines,
+            parsed: scan.parsed,
+            warnings: scan.warnings,
         }
     }
 }
