@@ -644,7 +644,7 @@ impl Evaluation<'_> {
                 });
             }
         }
-        for z in self.totals.guessed_zones.iter().cloned() {
+        for z in &self.totals.guessed_zones {
             let table = ZoneTable::default();
             let message = match (table.ambiguity(&z), table.offset(&z)) {
                 (Some(meaning), offset) => format!(
