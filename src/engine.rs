@@ -646,7 +646,7 @@ impl Evaluation<'_> {
         }
         for z in &self.totals.guessed_zones {
             let table = ZoneTable::default();
-            let message = match (table.ambiguity(&z), table.offset(&z)) {
+            let message = match (table.ambiguity(z), table.offset(z)) {
                 (Some(meaning), offset) => format!(
                     "time zone `{z}` is ambiguous ({meaning}); it was read as {}; pass --zone {z}=+HH:MM if that is wrong",
                     crate::report::format_offset(offset.unwrap_or(0))
