@@ -639,11 +639,10 @@ impl Scanner<'_> {
     fn test_record_inner(&self, fi: usize, text: &str, line: u64, queries: &[GlobalQuery], scan: &mut FileScan) {
         let formats = &self.kb.formats;
         let outer = &formats.formats[fi];
-        let parsed = outer.parse(text, self.zones);
-        if let Some(z) = &parsed.guessed_zone {
-            scan.guessed_zones.insert(z.clone());
-        }
+        // Parsed the first time a test, a time or the evidence needs a field.
+        let outer_fields = LazyFields::new(outer, text, self.zones);
         if let Some(product) = &outer.product {
+            let parsed = outer_fields.get();
             let version = outer.field_index("version").and_then(|i| parsed.values[i].as_ref());
             if let Some(FieldValue {
                 value: Value::Version(v),
@@ -657,30 +656,32 @@ impl Scanner<'_> {
         for &gid in queries {
             let pq = &self.plan.queries[gid as usize];
             let q = &self.kb.rules[pq.rule].compiled.queries[pq.local];
-            let (format, fields, view_text, offset, time) = if q.source == fi {
-                (outer, &parsed, text, Some(0), parsed.time)
+            let view = if q.source == fi {
+                RecordView {
+                    format: outer,
+                    fields: Fields::Lazy(&outer_fields),
+                    text,
+                    file: &scan.path,
+                    line,
+                    outer_time: None,
+                    offset: Some(0),
+                }
             } else {
                 let entry = inner_cache.entry(q.source).or_insert_with(|| {
-                    let (msg, offset) = message_of(outer, &parsed, text);
+                    let (msg, offset) = message_of(outer, outer_fields.get(), text);
                     let inner = formats.formats[q.source].parse(&msg, self.zones);
                     inner.matched.then_some((inner, msg, offset))
                 });
                 let Some((inner, msg, offset)) = entry else { continue };
-                (
-                    &formats.formats[q.source],
-                    &*inner,
-                    &**msg,
-                    *offset,
-                    inner.time.or(parsed.time),
-                )
-            };
-            let view = RecordView {
-                format,
-                fields,
-                text: view_text,
-                file: &scan.path,
-                line,
-                time,
+                RecordView {
+                    format: &formats.formats[q.source],
+                    fields: Fields::Ready(inner),
+                    text: msg,
+                    file: &scan.path,
+                    line,
+                    outer_time: outer_fields.get().time,
+                    offset: *offset,
+                }
             };
             let mut found = Found::default();
             if !eval_pred(&q.pred, &view, &mut found, true) {
@@ -688,8 +689,10 @@ impl Scanner<'_> {
             }
             let entry = scan.matches.entry(gid).or_default();
             entry.count += 1;
-            if let Some(t) = time {
-                entry.times.push(t);
+            if q.needs_time {
+                if let Some(t) = view.time() {
+                    entry.times.push(t);
+                }
             }
             for f in &q.distinct_fields {
                 if let Some(v) = view.get(*f) {
@@ -706,10 +709,11 @@ impl Scanner<'_> {
                 }
             }
             if entry.evidence.len() < EVIDENCE_CAP {
-                let mut values: Vec<(String, String)> = format
+                let mut values: Vec<(String, String)> = view
+                    .format
                     .fields
                     .iter()
-                    .zip(&fields.values)
+                    .zip(&view.fields.get().values)
                     .filter_map(|(d, v)| v.as_ref().map(|v| (d.name.clone(), v.value.to_string())))
                     .collect();
                 values.extend(found.captures);
@@ -719,7 +723,7 @@ impl Scanner<'_> {
                     text: text.to_string(),
                     // Places in a message that is not a slice of the text
                     // cannot be shown in it.
-                    highlights: match offset {
+                    highlights: match view.offset {
                         Some(offset) => merge_ranges(
                             found
                                 .highlights
@@ -729,10 +733,13 @@ impl Scanner<'_> {
                         ),
                         None => Vec::new(),
                     },
-                    time,
+                    time: view.time(),
                     values,
                 });
             }
+        }
+        if let Some(parsed) = outer_fields.cell.get() {
+            scan.guessed_zones.extend(parsed.guessed_zone.clone());
         }
     }
 
@@ -959,32 +966,89 @@ fn last_record(format: &Format, region: &[u8]) -> Option<Range<usize>> {
     }
 }
 
+/// A record's fields, parsed the first time something needs one: most
+/// candidates are decided by their text, and a record that does not match
+/// is then never parsed.
+pub struct LazyFields<'a> {
+    format: &'a Format,
+    text: &'a str,
+    zones: &'a ZoneTable,
+    cell: std::cell::OnceCell<ParsedFields>,
+}
+
+impl<'a> LazyFields<'a> {
+    fn new(format: &'a Format, text: &'a str, zones: &'a ZoneTable) -> LazyFields<'a> {
+        LazyFields {
+            format,
+            text,
+            zones,
+            cell: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn get(&self) -> &ParsedFields {
+        self.cell.get_or_init(|| self.format.parse(self.text, self.zones))
+    }
+}
+
+/// The fields behind a [`RecordView`]: parsed on demand, or already parsed
+/// (a record of an embedded format).
+pub enum Fields<'a> {
+    /// Parsed when first read.
+    Lazy(&'a LazyFields<'a>),
+    /// Parsed already.
+    Ready(&'a ParsedFields),
+}
+
+impl Fields<'_> {
+    /// The parsed fields.
+    pub fn get(&self) -> &ParsedFields {
+        match self {
+            Fields::Lazy(l) => l.get(),
+            Fields::Ready(p) => p,
+        }
+    }
+}
+
 /// A record as the predicate sees it.
 pub struct RecordView<'a> {
     /// Its format.
     pub format: &'a Format,
     /// Its fields.
-    pub fields: &'a ParsedFields,
+    pub fields: Fields<'a>,
     /// Its text.
     pub text: &'a str,
     /// Its file.
     pub file: &'a str,
     /// Its first line.
     pub line: u64,
-    /// Its time.
-    pub time: Option<RecordTime>,
+    /// For a record embedded in another, the outer record's time.
+    pub outer_time: Option<RecordTime>,
+    /// Where `text` starts in the record text, when it is a slice of it.
+    pub offset: Option<usize>,
 }
 
 impl RecordView<'_> {
+    /// The record's time: its own, or the outer record's.
+    pub fn time(&self) -> Option<RecordTime> {
+        self.fields.get().time.or(self.outer_time)
+    }
+
     /// The value of a field, if the record has it.
     pub fn get(&self, f: FieldRef) -> Option<Cow<'_, Value>> {
         match f {
             FieldRef::Text => Some(Cow::Owned(Value::Str(self.text.to_string()))),
             FieldRef::Message => Some(Cow::Owned(Value::Str(self.str_of(FieldRef::Message)?.to_string()))),
-            FieldRef::Time => self.time.map(|t| Cow::Owned(Value::Time(t.micros))),
+            FieldRef::Time => self.time().map(|t| Cow::Owned(Value::Time(t.micros))),
             FieldRef::File => Some(Cow::Owned(Value::Str(self.file.to_string()))),
             FieldRef::Line => Some(Cow::Owned(Value::Int(self.line as i64))),
-            FieldRef::Field(i) => self.fields.values.get(i)?.as_ref().map(|v| Cow::Borrowed(&v.value)),
+            FieldRef::Field(i) => self
+                .fields
+                .get()
+                .values
+                .get(i)?
+                .as_ref()
+                .map(|v| Cow::Borrowed(&v.value)),
         }
     }
 
@@ -993,7 +1057,7 @@ impl RecordView<'_> {
         match f {
             FieldRef::Text => Some((self.text, Some(0))),
             FieldRef::Message => match self.format.message_field {
-                Some(i) => match self.fields.values.get(i) {
+                Some(i) => match self.fields.get().values.get(i) {
                     Some(Some(v)) => match (&v.value, &v.range) {
                         (Value::Str(s), r) => Some((s.as_str(), r.as_ref().map(|r| r.start))),
                         _ => None,
@@ -1003,7 +1067,7 @@ impl RecordView<'_> {
                 None => Some((self.text, Some(0))),
             },
             FieldRef::File => Some((self.file, None)),
-            FieldRef::Field(i) => match self.fields.values.get(i)? {
+            FieldRef::Field(i) => match self.fields.get().values.get(i)? {
                 Some(v) => match &v.value {
                     Value::Str(s) => Some((s.as_str(), v.range.as_ref().map(|r| r.start))),
                     _ => None,

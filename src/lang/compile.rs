@@ -92,6 +92,9 @@ pub struct CompiledQuery {
     pub distinct_fields: Vec<FieldRef>,
     /// Names of regex captures, usable in messages.
     pub captures: Vec<String>,
+    /// Whether a time window reads the times of its matches; if not, a
+    /// match's time is not worth parsing (beyond the kept evidence).
+    pub needs_time: bool,
 }
 
 /// Index of a query within its rule.
@@ -334,12 +337,33 @@ pub fn compile_rule(
     if c.failed {
         return None;
     }
+    let cond = cond?;
+    let mut queries = c.queries;
+    mark_timed(&cond, &mut queries);
     Some(CompiledCondition {
-        queries: c.queries,
-        cond: cond?,
+        queries,
+        cond,
         message,
         named,
     })
+}
+
+/// Marks the queries whose match times a window reads.
+fn mark_timed(c: &CCond, queries: &mut [CompiledQuery]) {
+    match c {
+        CCond::Within(a, _, b) | CCond::Then(a, b, _) => {
+            queries[*a].needs_time = true;
+            queries[*b].needs_time = true;
+        }
+        CCond::WithinCollection(a, _) => queries[*a].needs_time = true,
+        CCond::And(x, y) | CCond::Or(x, y) => {
+            mark_timed(x, queries);
+            mark_timed(y, queries);
+        }
+        CCond::Not(x) => mark_timed(x, queries),
+        CCond::AnyOf(items) => items.iter().for_each(|i| mark_timed(i, queries)),
+        CCond::Any(_) | CCond::None(_) | CCond::All(..) | CCond::Compare(..) => {}
+    }
 }
 
 impl<'a> Compiler<'a> {
@@ -538,6 +562,7 @@ impl<'a> Compiler<'a> {
             literals,
             distinct_fields: Vec::new(),
             captures,
+            needs_time: false,
         });
         Some(self.queries.len() - 1)
     }
