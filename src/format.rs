@@ -405,7 +405,7 @@ fn read_format(path: &str, file: &str, table: &toml_edit::Table, problems: &mut 
     let whole = |s: &SourceText| 0..s.text.len();
     let mut optional_regex = |s: Option<SourceText>| {
         s.and_then(|s| {
-            regex_util::compile(&s, whole(&s), &s.text, "")
+            regex_util::compile_format_pattern(&s, whole(&s), &s.text)
                 .map_err(|p| r.problems.push(p))
                 .ok()
         })
@@ -442,7 +442,7 @@ fn read_format(path: &str, file: &str, table: &toml_edit::Table, problems: &mut 
     }
     let mut compiled = Vec::new();
     for p in &patterns {
-        let Ok(regex) = regex_util::compile(p, whole(p), &p.text, "").map_err(|e| r.problems.push(e)) else {
+        let Ok(regex) = regex_util::compile_format_pattern(p, whole(p), &p.text).map_err(|e| r.problems.push(e)) else {
             continue;
         };
         let mut groups = Vec::new();

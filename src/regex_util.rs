@@ -76,6 +76,72 @@ pub fn compile(source: &SourceText, range: Range<usize>, pattern: &str, flags: &
     .with_help("regexes use Rust syntax (https://docs.rs/regex); lookaround and backreferences are not supported"))
 }
 
+/// Compiles a format's pattern (a record pattern, a sniff, a record start)
+/// with `\d`, `\w` and `\s` matching ASCII only. Log formats are ASCII
+/// in their structure, and the ASCII classes make the capture engine a
+/// quarter faster than Unicode ones. Errors are reported on the pattern as
+/// written.
+pub fn compile_format_pattern(source: &SourceText, range: Range<usize>, pattern: &str) -> Result<Regex, Problem> {
+    let regex = compile(source, range, pattern, "")?;
+    let ascii = ascii_classes(pattern);
+    if ascii == pattern {
+        return Ok(regex);
+    }
+    Ok(RegexBuilder::new(&ascii)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .unwrap_or(regex))
+}
+
+/// Rewrites `\d`, `\w`, `\s` into their ASCII forms, inside and outside
+/// bracket classes. Negated forms (`\D`…) are left alone: in ASCII mode they
+/// would match bytes that are not UTF-8.
+pub fn ascii_classes(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut depth = 0usize;
+    let mut chars = pattern.chars().peekable();
+    // Just after `[` or `[^`, a `]` is a literal.
+    let mut class_start = false;
+    while let Some(c) = chars.next() {
+        let at_class_start = std::mem::replace(&mut class_start, false);
+        match c {
+            '\\' => {
+                let Some(n) = chars.next() else {
+                    out.push(c);
+                    break;
+                };
+                let (inside, outside) = match n {
+                    'd' => ("0-9", "(?-u:\\d)"),
+                    'w' => ("0-9A-Za-z_", "(?-u:\\w)"),
+                    's' => ("\\t\\n\\x0B\\x0C\\r ", "(?-u:\\s)"),
+                    _ => {
+                        out.push(c);
+                        out.push(n);
+                        continue;
+                    }
+                };
+                out.push_str(if depth > 0 { inside } else { outside });
+            }
+            '[' => {
+                // `[[:alpha:]]` and nested classes open a level too.
+                depth += 1;
+                out.push(c);
+                if chars.peek() == Some(&'^') {
+                    out.push('^');
+                    chars.next();
+                }
+                class_start = true;
+            }
+            ']' if depth > 0 && !at_class_start => {
+                depth -= 1;
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// The shortest literal worth prefiltering on; shorter ones hit almost
 /// every line and cost more than they save.
 pub const MIN_LITERAL_LEN: usize = 3;
@@ -157,6 +223,17 @@ pub fn set_score(set: &[String], case_insensitive: bool) -> (usize, std::cmp::Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ascii_classes_inside_and_outside_brackets() {
+        assert_eq!(ascii_classes(r"^\d+ [\d.]+ \w"), r"^(?-u:\d)+ [0-9.]+ (?-u:\w)");
+        assert_eq!(ascii_classes(r"[]\d] \D \\d"), r"[]0-9] \D \\d");
+        assert_eq!(ascii_classes(r"[^\s\]]\s"), r"[^\t\n\x0B\x0C\r \]](?-u:\s)");
+        assert_eq!(ascii_classes(r"[[:alpha:]\d]x\d"), r"[[:alpha:]0-9]x(?-u:\d)");
+        for p in [r"^\d+ [\d.]+ \w", r"[]\d] \D", r"[^\s\]]\s", r"[[:alpha:]\d]x\d"] {
+            regex::Regex::new(&ascii_classes(p)).unwrap();
+        }
+    }
 
     #[test]
     fn literals_of_concatenation() {
