@@ -12,6 +12,8 @@
 use std::fs::File;
 use std::io::{self, BufReader, Cursor, Read, Seek};
 use std::path::{Component, Path};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -24,7 +26,18 @@ pub struct Limits {
     pub max_nested_zip: u64,
     /// Most entries read from one archive.
     pub max_entries: usize,
+    /// Most bytes read from one file, after decompression.
+    pub max_file_bytes: u64,
+    /// Most bytes read from the whole bundle, after decompression.
+    pub max_total_bytes: u64,
+    /// Largest ratio of inflated to compressed bytes accepted once a
+    /// stream has inflated past [`BOMB_FLOOR`]; beyond it the stream is a
+    /// decompression bomb and is not read further.
+    pub max_ratio: u64,
 }
+
+/// Inflated bytes below which no compression ratio is suspicious.
+pub const BOMB_FLOOR: u64 = 64 << 20;
 
 impl Default for Limits {
     fn default() -> Limits {
@@ -32,7 +45,87 @@ impl Default for Limits {
             max_depth: 8,
             max_nested_zip: 256 * 1024 * 1024,
             max_entries: 200_000,
+            max_file_bytes: 16 << 30,
+            max_total_bytes: 256 << 30,
+            max_ratio: 500,
         }
+    }
+}
+
+/// The limits of one run, and what has been read so far across threads.
+pub struct Budget {
+    /// The limits.
+    pub limits: Limits,
+    /// Bytes read so far from the whole bundle.
+    total: AtomicU64,
+}
+
+/// Counts a file's bytes against the limits; past one it fails the read
+/// with a message that names the limit, so the scanner warns and goes on.
+struct Metered<'a> {
+    inner: &'a mut dyn Read,
+    read: u64,
+    budget: &'a Budget,
+}
+
+impl Read for Metered<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        let total = self.budget.total.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+        let limits = &self.budget.limits;
+        if self.read > limits.max_file_bytes {
+            return Err(io::Error::other(format!(
+                "the file is larger than the limit of {} bytes (--max-file-bytes)",
+                limits.max_file_bytes
+            )));
+        }
+        if total > limits.max_total_bytes {
+            return Err(io::Error::other(format!(
+                "the bundle is larger than the limit of {} bytes (--max-total-bytes)",
+                limits.max_total_bytes
+            )));
+        }
+        Ok(n)
+    }
+}
+
+/// Counts the compressed bytes read from beneath a decoder.
+struct Counted<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Stops a decompressed stream whose size is out of all proportion to its
+/// compressed size.
+struct RatioGuard<'a> {
+    inner: &'a mut dyn Read,
+    compressed: Arc<AtomicU64>,
+    inflated: u64,
+    max_ratio: u64,
+}
+
+impl Read for RatioGuard<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.inflated += n as u64;
+        let compressed = self.compressed.load(Ordering::Relaxed).max(1);
+        if self.inflated > BOMB_FLOOR && self.inflated / compressed > self.max_ratio {
+            return Err(io::Error::other(format!(
+                "this looks like a decompression bomb: {} bytes inflated from {compressed} (more than {}:1); \
+                 the rest was not read",
+                self.inflated, self.max_ratio
+            )));
+        }
+        Ok(n)
     }
 }
 
@@ -69,13 +162,42 @@ enum Kind {
 fn kind_of(head: &[u8]) -> Kind {
     if head.starts_with(&[0x1f, 0x8b]) {
         Kind::Gzip
-    } else if head.len() >= 262 && &head[257..262] == b"ustar" {
+    } else if head.len() >= 262 && &head[257..262] == b"ustar" || is_v7_tar_header(head) {
         Kind::Tar
     } else if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
         Kind::Zip
     } else {
         Kind::Other
     }
+}
+
+/// Whether `head` starts with an old (v7) tar header, which has no `ustar`
+/// magic: its checksum field must match the sum of the header's bytes.
+fn is_v7_tar_header(head: &[u8]) -> bool {
+    if head.len() < 512 || head[0] == 0 {
+        return false;
+    }
+    let field = &head[148..156];
+    let digits: String = field
+        .iter()
+        .take_while(|b| **b != 0 && **b != b' ')
+        .map(|b| *b as char)
+        .collect();
+    let Ok(stored) = u32::from_str_radix(digits.trim(), 8) else {
+        return false;
+    };
+    let sum: u32 = head[..512]
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                u32::from(b' ')
+            } else {
+                u32::from(*b)
+            }
+        })
+        .sum();
+    !digits.is_empty() && stored == sum
 }
 
 /// Reads up to `n` bytes, fewer only at the end of the stream.
@@ -148,12 +270,17 @@ where
             .unwrap_or_default();
         tops.push((root.to_path_buf(), name));
     }
+    let budget = Budget {
+        limits: limits.clone(),
+        total: AtomicU64::new(0),
+    };
+    let budget = &budget;
     let per_file: Vec<(Vec<R>, Vec<BundleWarning>)> = tops
         .par_iter()
         .map(|(path, rel)| {
             let mut out = Vec::new();
             let mut warns = Vec::new();
-            read_top(path, rel, limits, &on_file, &mut out, &mut warns);
+            read_top(path, rel, budget, &on_file, &mut out, &mut warns);
             (out, warns)
         })
         .collect();
@@ -173,7 +300,7 @@ fn relative(root: &Path, p: &Path) -> String {
 fn read_top<R, F>(
     path: &Path,
     rel: &str,
-    limits: &Limits,
+    budget: &Budget,
     on_file: &F,
     out: &mut Vec<R>,
     warnings: &mut Vec<BundleWarning>,
@@ -206,7 +333,7 @@ fn read_top<R, F>(
         // A zip is read through its central directory, which needs seeking.
         let mut file = reader.into_inner();
         if file.rewind().is_ok() {
-            read_zip(file, rel, 1, limits, on_file, out, warnings);
+            read_zip(file, rel, 1, budget, on_file, out, warnings);
         }
         return;
     }
@@ -214,12 +341,22 @@ fn read_top<R, F>(
     if kind == Kind::Gzip {
         // Inflate on a thread of its own, so that scanning (in parallel
         // batches) and inflating overlap instead of taking turns.
-        let mut inflated = ThreadedReader::spawn(flate2::read::MultiGzDecoder::new(chained));
-        read_member(&mut inflated, rel, 1, limits, on_file, out, warnings);
+        let compressed = Arc::new(AtomicU64::new(0));
+        let mut inflated = ThreadedReader::spawn(flate2::read::MultiGzDecoder::new(Counted {
+            inner: chained,
+            count: compressed.clone(),
+        }));
+        let mut guarded = RatioGuard {
+            inner: &mut inflated,
+            compressed,
+            inflated: 0,
+            max_ratio: budget.limits.max_ratio,
+        };
+        read_member(&mut guarded, rel, 1, budget, on_file, out, warnings);
         return;
     }
     let mut chained = chained;
-    read_stream(&mut chained, rel, 0, limits, on_file, out, warnings);
+    read_stream(&mut chained, rel, 0, budget, on_file, out, warnings);
 }
 
 /// Blocks read ahead by a background thread.
@@ -305,7 +442,7 @@ fn read_stream<R, F>(
     reader: &mut dyn Read,
     path: &str,
     depth: usize,
-    limits: &Limits,
+    budget: &Budget,
     on_file: &F,
     out: &mut Vec<R>,
     warnings: &mut Vec<BundleWarning>,
@@ -323,28 +460,41 @@ fn read_stream<R, F>(
         }
     };
     let kind = kind_of(&head);
-    if kind != Kind::Other && depth >= limits.max_depth {
+    if kind != Kind::Other && depth >= budget.limits.max_depth {
         warnings.push(BundleWarning {
             path: path.to_string(),
-            message: format!("skipped: archives nested more than {} deep", limits.max_depth),
+            message: format!("skipped: archives nested more than {} deep", budget.limits.max_depth),
         });
         return;
     }
     let mut chained = Cursor::new(head).chain(reader);
     match kind {
         Kind::Gzip => {
-            let mut gz = flate2::read::MultiGzDecoder::new(chained);
-            read_member(&mut gz, path, depth + 1, limits, on_file, out, warnings);
+            let compressed = Arc::new(AtomicU64::new(0));
+            let mut gz = flate2::read::MultiGzDecoder::new(Counted {
+                inner: chained,
+                count: compressed.clone(),
+            });
+            let mut guarded = RatioGuard {
+                inner: &mut gz,
+                compressed,
+                inflated: 0,
+                max_ratio: budget.limits.max_ratio,
+            };
+            read_member(&mut guarded, path, depth + 1, budget, on_file, out, warnings);
         }
-        Kind::Tar => read_tar(&mut chained, path, depth, limits, on_file, out, warnings),
+        Kind::Tar => read_tar(&mut chained, path, depth, budget, on_file, out, warnings),
         Kind::Zip => {
             let mut data = Vec::new();
-            match (&mut chained).take(limits.max_nested_zip + 1).read_to_end(&mut data) {
-                Ok(n) if n as u64 > limits.max_nested_zip => warnings.push(BundleWarning {
+            match (&mut chained)
+                .take(budget.limits.max_nested_zip + 1)
+                .read_to_end(&mut data)
+            {
+                Ok(n) if n as u64 > budget.limits.max_nested_zip => warnings.push(BundleWarning {
                     path: path.to_string(),
-                    message: format!("skipped: nested zip larger than {} bytes", limits.max_nested_zip),
+                    message: format!("skipped: nested zip larger than {} bytes", budget.limits.max_nested_zip),
                 }),
-                Ok(_) => read_zip(Cursor::new(data), path, depth + 1, limits, on_file, out, warnings),
+                Ok(_) => read_zip(Cursor::new(data), path, depth + 1, budget, on_file, out, warnings),
                 Err(e) => warnings.push(BundleWarning {
                     path: path.to_string(),
                     message: format!("skipped: cannot read nested zip: {e}"),
@@ -353,10 +503,15 @@ fn read_stream<R, F>(
         }
         Kind::Other => {
             let match_path = path.strip_suffix(".gz").unwrap_or(path).to_string();
+            let mut metered = Metered {
+                inner: &mut chained,
+                read: 0,
+                budget,
+            };
             out.push(on_file(BundleFile {
                 path: path.to_string(),
                 match_path,
-                reader: &mut chained,
+                reader: &mut metered,
             }));
         }
     }
@@ -369,7 +524,7 @@ fn read_member<R, F>(
     reader: &mut dyn Read,
     path: &str,
     depth: usize,
-    limits: &Limits,
+    budget: &Budget,
     on_file: &F,
     out: &mut Vec<R>,
     warnings: &mut Vec<BundleWarning>,
@@ -378,13 +533,13 @@ where
     F: Fn(BundleFile<'_>) -> R,
 {
     let mut guard = ErrorGuard::new(reader);
-    read_stream(&mut guard, path, depth, limits, on_file, out, warnings);
+    read_stream(&mut guard, path, depth, budget, on_file, out, warnings);
     match guard.error {
         None => true,
         Some(e) => {
             warnings.push(BundleWarning {
                 path: path.to_string(),
-                message: format!("the data is damaged or cut short ({e}); what came before was read"),
+                message: format!("stopped reading: {e}; what came before was read"),
             });
             false
         }
@@ -440,7 +595,7 @@ fn read_tar<R, F>(
     reader: &mut dyn Read,
     path: &str,
     depth: usize,
-    limits: &Limits,
+    budget: &Budget,
     on_file: &F,
     out: &mut Vec<R>,
     warnings: &mut Vec<BundleWarning>,
@@ -459,12 +614,12 @@ fn read_tar<R, F>(
         }
     };
     for (count, entry) in entries.enumerate() {
-        if count >= limits.max_entries {
+        if count >= budget.limits.max_entries {
             warnings.push(BundleWarning {
                 path: path.to_string(),
                 message: format!(
                     "stopped after {} entries; the rest of the archive was not read",
-                    limits.max_entries
+                    budget.limits.max_entries
                 ),
             });
             break;
@@ -501,7 +656,7 @@ fn read_tar<R, F>(
             continue;
         }
         // A tar stream cannot go on past a damaged member.
-        if !read_member(&mut entry, &member, depth + 1, limits, on_file, out, warnings) {
+        if !read_member(&mut entry, &member, depth + 1, budget, on_file, out, warnings) {
             break;
         }
     }
@@ -511,7 +666,7 @@ fn read_zip<Z, R, F>(
     source: Z,
     path: &str,
     depth: usize,
-    limits: &Limits,
+    budget: &Budget,
     on_file: &F,
     out: &mut Vec<R>,
     warnings: &mut Vec<BundleWarning>,
@@ -529,7 +684,7 @@ fn read_zip<Z, R, F>(
             return;
         }
     };
-    for i in 0..archive.len().min(limits.max_entries) {
+    for i in 0..archive.len().min(budget.limits.max_entries) {
         let mut member = match archive.by_index(i) {
             Ok(m) => m,
             Err(e) => {
@@ -551,14 +706,20 @@ fn read_zip<Z, R, F>(
             });
             continue;
         }
-        read_member(&mut member, &member_path, depth + 1, limits, on_file, out, warnings);
+        let mut guarded = RatioGuard {
+            compressed: Arc::new(AtomicU64::new(member.compressed_size())),
+            inner: &mut member,
+            inflated: 0,
+            max_ratio: budget.limits.max_ratio,
+        };
+        read_member(&mut guarded, &member_path, depth + 1, budget, on_file, out, warnings);
     }
-    if archive.len() > limits.max_entries {
+    if archive.len() > budget.limits.max_entries {
         warnings.push(BundleWarning {
             path: path.to_string(),
             message: format!(
                 "stopped after {} entries; the rest of the archive was not read",
-                limits.max_entries
+                budget.limits.max_entries
             ),
         });
     }

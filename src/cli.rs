@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::bundle::Limits;
 use crate::diagnostic::FileReport;
 use crate::engine::{Engine, RunOptions};
 use crate::report::human::{render, HumanOptions};
@@ -58,6 +59,23 @@ pub struct RuleArgs {
     pub strict: bool,
 }
 
+/// Limits on what is read from a bundle.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitArgs {
+    /// Most bytes read from one file, after decompression.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_file_bytes)]
+    pub max_file_bytes: u64,
+    /// Most bytes read from the whole bundle, after decompression.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_total_bytes)]
+    pub max_total_bytes: u64,
+    /// Deepest nesting of archives inside archives.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_depth)]
+    pub max_depth: usize,
+    /// Largest ratio of inflated to compressed size before a stream counts as a bomb.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_ratio)]
+    pub max_ratio: u64,
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -87,6 +105,9 @@ pub enum Command {
         /// Report, per rule, the records tested, the matches and the time spent.
         #[arg(long)]
         profile: bool,
+        /// Limits that keep a hostile bundle from exhausting the machine.
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Check rule and format files and report every problem.
     Check {
@@ -124,6 +145,7 @@ pub fn run() -> ExitCode {
             color,
             docs_url,
             profile,
+            limits,
         } => diagnose(
             &bundles,
             &rules,
@@ -134,6 +156,7 @@ pub fn run() -> ExitCode {
                 color,
                 docs_url,
                 profile,
+                limits,
             },
         ),
         Command::Check {
@@ -220,6 +243,7 @@ struct DiagnoseOptions {
     color: ColorChoice,
     docs_url: Option<String>,
     profile: bool,
+    limits: LimitArgs,
 }
 
 fn diagnose(bundles: &[PathBuf], rule_args: &RuleArgs, format: OutputFormat, args: DiagnoseOptions) -> ExitCode {
@@ -239,6 +263,13 @@ fn diagnose(bundles: &[PathBuf], rule_args: &RuleArgs, format: OutputFormat, arg
     let options = match resolve_options(args.collected_at, &args.zones) {
         Ok(o) => RunOptions {
             profile: args.profile,
+            limits: Limits {
+                max_file_bytes: args.limits.max_file_bytes,
+                max_total_bytes: args.limits.max_total_bytes,
+                max_depth: args.limits.max_depth,
+                max_ratio: args.limits.max_ratio,
+                ..Limits::default()
+            },
             ..o
         },
         Err(e) => {

@@ -175,7 +175,14 @@ impl Engine {
                 path: Some(w.path),
                 message: w.message,
             }));
-        if files.is_empty() && !report.warnings.is_empty() {
+        // Nothing at all could be read: the run failed.
+        if files.is_empty() {
+            if report.warnings.is_empty() {
+                report.warnings.push(ReportWarning {
+                    path: None,
+                    message: format!("{} holds no file to read", bundle.display()),
+                });
+            }
             report.failed = true;
         }
         report

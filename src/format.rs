@@ -665,6 +665,16 @@ pub enum Detection {
     },
 }
 
+/// Whether the start of a file is binary rather than text with a few stray
+/// bytes: a log with one NUL or a bad byte is still a log.
+pub fn looks_binary(head: &[u8]) -> bool {
+    let control = head
+        .iter()
+        .filter(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c | 0x1b))
+        .count();
+    control * 20 > head.len()
+}
+
 /// How many non-empty lines at the start of a file the sniffs look at.
 pub const SNIFF_LINES: usize = 20;
 
@@ -699,9 +709,9 @@ impl FormatSet {
 
     /// Recognises a file by its path inside the bundle and its first bytes.
     pub fn detect(&self, path: &str, head: &[u8]) -> Detection {
-        if head.contains(&0) {
+        if looks_binary(head) {
             return Detection::Unrecognised {
-                reason: "binary content (NUL bytes)".to_string(),
+                reason: "binary content".to_string(),
             };
         }
         let head = String::from_utf8_lossy(head);

@@ -441,6 +441,9 @@ impl Scanner<'_> {
         // Line number of buf[0].
         let mut base_line: u64 = 1;
         let mut eof = false;
+        // Inside a line longer than MAX_LINE: its pieces are scanned as they
+        // come, and it is reported once.
+        let mut in_long_line = false;
         while !eof || !buf.is_empty() {
             if !eof {
                 let want = CHUNK.saturating_sub(buf.len()).max(64 * 1024);
@@ -461,11 +464,19 @@ impl Scanner<'_> {
             }
             // Complete lines only, unless at the end or a line is too long.
             let mut end = match memchr::memrchr(b'\n', &buf) {
-                Some(i) => i + 1,
+                Some(i) => {
+                    in_long_line = false;
+                    i + 1
+                }
                 None if eof => buf.len(),
                 None if buf.len() >= MAX_LINE => {
-                    scan.warnings
-                        .push(format!("line {base_line} is longer than {MAX_LINE} bytes; it was cut"));
+                    if !in_long_line {
+                        scan.warnings.push(format!(
+                            "line {base_line} is longer than {MAX_LINE} bytes; it was read in pieces, \
+                             and a record in it may be cut"
+                        ));
+                    }
+                    in_long_line = true;
                     buf.len()
                 }
                 None => continue,
