@@ -102,3 +102,36 @@ proptest! {
         let _ = formats.detect("x.txt", line.as_bytes());
     }
 }
+
+/// Bytes that start like an archive (gzip, zip, tar) or not at all.
+fn archive_like() -> impl Strategy<Value = Vec<u8>> {
+    let prefix = prop::sample::select(vec![
+        vec![],
+        vec![0x1f, 0x8b, 0x08, 0x00],
+        b"PK\x03\x04".to_vec(),
+        b"PK\x05\x06".to_vec(),
+    ]);
+    (prefix, prop::collection::vec(any::<u8>(), 0..2048)).prop_map(|(mut p, rest)| {
+        p.extend(rest);
+        p
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn archive_reader_never_panics(data in archive_like(), name in prop::sample::select(vec!["x.tar.gz", "x.zip", "x.log", "x.gz"])) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, &data).unwrap();
+        let (files, _warnings) = triage::bundle::read_bundle(&path, &triage::bundle::Limits::default(), |f| {
+            let mut sink = Vec::new();
+            let _ = std::io::Read::read_to_end(f.reader, &mut sink);
+            f.path
+        });
+        for f in files {
+            prop_assert!(f.starts_with(name));
+        }
+    }
+}
