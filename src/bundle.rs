@@ -149,6 +149,15 @@ pub struct BundleWarning {
     pub message: String,
 }
 
+impl BundleWarning {
+    fn new(path: impl Into<String>, message: impl Into<String>) -> BundleWarning {
+        BundleWarning {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
 const HEAD_LEN: usize = 512;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -220,10 +229,10 @@ where
     let meta = match std::fs::metadata(root) {
         Ok(m) => m,
         Err(e) => {
-            warnings.push(BundleWarning {
-                path: root.display().to_string(),
-                message: format!("cannot read the bundle: {e}"),
-            });
+            warnings.push(BundleWarning::new(
+                root.display().to_string(),
+                format!("cannot read the bundle: {e}"),
+            ));
             return (Vec::new(), warnings);
         }
     };
@@ -247,18 +256,17 @@ where
                 continue;
             }
             if ft.is_symlink() {
-                warnings.push(BundleWarning {
-                    path: rel,
-                    message: "skipped: symbolic link (links are not followed, so nothing outside the bundle is read)"
-                        .into(),
-                });
+                warnings.push(BundleWarning::new(
+                    rel,
+                    "skipped: symbolic link (links are not followed, so nothing outside the bundle is read)",
+                ));
                 continue;
             }
             if !ft.is_file() {
-                warnings.push(BundleWarning {
-                    path: rel,
-                    message: "skipped: not a regular file (device, socket or pipe)".into(),
-                });
+                warnings.push(BundleWarning::new(
+                    rel,
+                    "skipped: not a regular file (device, socket or pipe)",
+                ));
                 continue;
             }
             tops.push((entry.path().to_path_buf(), rel));
@@ -310,10 +318,10 @@ fn read_top<R, F>(
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) => {
-            warnings.push(BundleWarning {
-                path: rel.to_string(),
-                message: format!("skipped: cannot open: {e}"),
-            });
+            warnings.push(BundleWarning::new(
+                rel.to_string(),
+                format!("skipped: cannot open: {e}"),
+            ));
             return;
         }
     };
@@ -321,10 +329,10 @@ fn read_top<R, F>(
     let head = match read_head(&mut reader, HEAD_LEN) {
         Ok(h) => h,
         Err(e) => {
-            warnings.push(BundleWarning {
-                path: rel.to_string(),
-                message: format!("skipped: cannot read: {e}"),
-            });
+            warnings.push(BundleWarning::new(
+                rel.to_string(),
+                format!("skipped: cannot read: {e}"),
+            ));
             return;
         }
     };
@@ -452,19 +460,19 @@ fn read_stream<R, F>(
     let head = match read_head(reader, HEAD_LEN) {
         Ok(h) => h,
         Err(e) => {
-            warnings.push(BundleWarning {
-                path: path.to_string(),
-                message: format!("skipped: cannot read: {e}"),
-            });
+            warnings.push(BundleWarning::new(
+                path.to_string(),
+                format!("skipped: cannot read: {e}"),
+            ));
             return;
         }
     };
     let kind = kind_of(&head);
     if kind != Kind::Other && depth >= budget.limits.max_depth {
-        warnings.push(BundleWarning {
-            path: path.to_string(),
-            message: format!("skipped: archives nested more than {} deep", budget.limits.max_depth),
-        });
+        warnings.push(BundleWarning::new(
+            path.to_string(),
+            format!("skipped: archives nested more than {} deep", budget.limits.max_depth),
+        ));
         return;
     }
     let mut chained = Cursor::new(head).chain(reader);
@@ -490,15 +498,15 @@ fn read_stream<R, F>(
                 .take(budget.limits.max_nested_zip + 1)
                 .read_to_end(&mut data)
             {
-                Ok(n) if n as u64 > budget.limits.max_nested_zip => warnings.push(BundleWarning {
-                    path: path.to_string(),
-                    message: format!("skipped: nested zip larger than {} bytes", budget.limits.max_nested_zip),
-                }),
+                Ok(n) if n as u64 > budget.limits.max_nested_zip => warnings.push(BundleWarning::new(
+                    path.to_string(),
+                    format!("skipped: nested zip larger than {} bytes", budget.limits.max_nested_zip),
+                )),
                 Ok(_) => read_zip(Cursor::new(data), path, depth + 1, budget, on_file, out, warnings),
-                Err(e) => warnings.push(BundleWarning {
-                    path: path.to_string(),
-                    message: format!("skipped: cannot read nested zip: {e}"),
-                }),
+                Err(e) => warnings.push(BundleWarning::new(
+                    path.to_string(),
+                    format!("skipped: cannot read nested zip: {e}"),
+                )),
             }
         }
         Kind::Other => {
@@ -537,10 +545,10 @@ where
     match guard.error {
         None => true,
         Some(e) => {
-            warnings.push(BundleWarning {
-                path: path.to_string(),
-                message: format!("stopped reading: {e}; what came before was read"),
-            });
+            warnings.push(BundleWarning::new(
+                path.to_string(),
+                format!("stopped reading: {e}; what came before was read"),
+            ));
             false
         }
     }
@@ -606,31 +614,31 @@ fn read_tar<R, F>(
     let entries = match archive.entries() {
         Ok(e) => e,
         Err(e) => {
-            warnings.push(BundleWarning {
-                path: path.to_string(),
-                message: format!("cannot read tar archive: {e}"),
-            });
+            warnings.push(BundleWarning::new(
+                path.to_string(),
+                format!("cannot read tar archive: {e}"),
+            ));
             return;
         }
     };
     for (count, entry) in entries.enumerate() {
         if count >= budget.limits.max_entries {
-            warnings.push(BundleWarning {
-                path: path.to_string(),
-                message: format!(
+            warnings.push(BundleWarning::new(
+                path.to_string(),
+                format!(
                     "stopped after {} entries; the rest of the archive was not read",
                     budget.limits.max_entries
                 ),
-            });
+            ));
             break;
         }
         let mut entry = match entry {
             Ok(e) => e,
             Err(e) => {
-                warnings.push(BundleWarning {
-                    path: path.to_string(),
-                    message: format!("archive is damaged after {count} entries ({e}); the entries before were read"),
-                });
+                warnings.push(BundleWarning::new(
+                    path.to_string(),
+                    format!("archive is damaged after {count} entries ({e}); the entries before were read"),
+                ));
                 break;
             }
         };
@@ -642,17 +650,14 @@ fn read_tar<R, F>(
             continue;
         }
         if kind.is_symlink() || kind.is_hard_link() {
-            warnings.push(BundleWarning {
-                path: member,
-                message: "skipped: link inside archive (links are not followed)".into(),
-            });
+            warnings.push(BundleWarning::new(
+                member,
+                "skipped: link inside archive (links are not followed)",
+            ));
             continue;
         }
         if !kind.is_file() && kind != tar::EntryType::Continuous && kind != tar::EntryType::GNUSparse {
-            warnings.push(BundleWarning {
-                path: member,
-                message: "skipped: not a regular file".into(),
-            });
+            warnings.push(BundleWarning::new(member, "skipped: not a regular file"));
             continue;
         }
         // A tar stream cannot go on past a damaged member.
@@ -677,10 +682,10 @@ fn read_zip<Z, R, F>(
     let mut archive = match zip::ZipArchive::new(source) {
         Ok(a) => a,
         Err(e) => {
-            warnings.push(BundleWarning {
-                path: path.to_string(),
-                message: format!("skipped: cannot read zip archive: {e}"),
-            });
+            warnings.push(BundleWarning::new(
+                path.to_string(),
+                format!("skipped: cannot read zip archive: {e}"),
+            ));
             return;
         }
     };
@@ -688,10 +693,10 @@ fn read_zip<Z, R, F>(
         let mut member = match archive.by_index(i) {
             Ok(m) => m,
             Err(e) => {
-                warnings.push(BundleWarning {
-                    path: path.to_string(),
-                    message: format!("skipped zip entry {i}: {e}"),
-                });
+                warnings.push(BundleWarning::new(
+                    path.to_string(),
+                    format!("skipped zip entry {i}: {e}"),
+                ));
                 continue;
             }
         };
@@ -700,10 +705,10 @@ fn read_zip<Z, R, F>(
         }
         let member_path = format!("{path}/{}", clean_member_path(member.name()));
         if member.is_symlink() {
-            warnings.push(BundleWarning {
-                path: member_path,
-                message: "skipped: link inside archive (links are not followed)".into(),
-            });
+            warnings.push(BundleWarning::new(
+                member_path,
+                "skipped: link inside archive (links are not followed)",
+            ));
             continue;
         }
         let mut guarded = RatioGuard {
@@ -715,13 +720,13 @@ fn read_zip<Z, R, F>(
         read_member(&mut guarded, &member_path, depth + 1, budget, on_file, out, warnings);
     }
     if archive.len() > budget.limits.max_entries {
-        warnings.push(BundleWarning {
-            path: path.to_string(),
-            message: format!(
+        warnings.push(BundleWarning::new(
+            path.to_string(),
+            format!(
                 "stopped after {} entries; the rest of the archive was not read",
                 budget.limits.max_entries
             ),
-        });
+        ));
     }
 }
 
