@@ -108,6 +108,11 @@ pub enum Command {
         /// Limits that keep a hostile bundle from exhausting the machine.
         #[command(flatten)]
         limits: LimitArgs,
+        /// Replace IP and MAC addresses, host names, user names and e-mail
+        /// addresses by placeholders (the same value, the same placeholder)
+        /// in all output, so the report can leave the customer.
+        #[arg(long)]
+        redact: bool,
     },
     /// Check rule and format files and report every problem.
     Check {
@@ -146,6 +151,7 @@ pub fn run() -> ExitCode {
             docs_url,
             profile,
             limits,
+            redact,
         } => diagnose(
             &bundles,
             &rules,
@@ -157,6 +163,7 @@ pub fn run() -> ExitCode {
                 docs_url,
                 profile,
                 limits,
+                redact,
             },
         ),
         Command::Check {
@@ -244,6 +251,7 @@ struct DiagnoseOptions {
     docs_url: Option<String>,
     profile: bool,
     limits: LimitArgs,
+    redact: bool,
 }
 
 fn diagnose(bundles: &[PathBuf], rule_args: &RuleArgs, format: OutputFormat, args: DiagnoseOptions) -> ExitCode {
@@ -281,7 +289,11 @@ fn diagnose(bundles: &[PathBuf], rule_args: &RuleArgs, format: OutputFormat, arg
     let mut worst = 0u8;
     let mut reports = Vec::new();
     for bundle in bundles {
-        let report = engine.diagnose(bundle, &options);
+        let mut report = engine.diagnose(bundle, &options);
+        if args.redact {
+            // One redactor per bundle: placeholders are consistent within a report.
+            crate::redact::Redactor::new().redact_report(&mut report);
+        }
         worst = worst.max(report.exit_code());
         reports.push(report);
     }

@@ -263,3 +263,40 @@ fn profile_reports_candidates_matches_and_time_per_rule() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(doc.get("profile").is_none());
 }
+
+#[test]
+fn redact_replaces_addresses_hosts_and_users_consistently() {
+    let out = triage()
+        .args(["diagnose", "corpus/seed-lic-001/bundle", "--format", "json", "--redact"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    for secret in [
+        "10.66.76.81",
+        "10.106.66.55",
+        "192.168.10.1",
+        "um8_vManage",
+        "SSM-On-Prem",
+        "'admin'",
+    ] {
+        assert!(!text.contains(secret), "{secret} is still in the report");
+    }
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let first = &doc["diagnoses"][0];
+    assert_eq!(first["rule_id"], "SDWAN-LIC-001");
+    assert!(first["message"].as_str().unwrap().contains("'<user-1>'"));
+    // Highlights still point at what the rule matched.
+    for e in first["evidence"].as_array().unwrap() {
+        let t = e["text"].as_str().unwrap();
+        for h in e["highlights"].as_array().unwrap() {
+            let (s, end) = (
+                h["start"].as_u64().unwrap() as usize,
+                h["end"].as_u64().unwrap() as usize,
+            );
+            assert!(!t[s..end].contains('<'), "highlight on a placeholder: {}", &t[s..end]);
+        }
+    }
+    // The same host gets the same placeholder in the file path and in the text.
+    let e = &first["evidence"][0];
+    assert!(e["file"].as_str().unwrap().contains("<host-1>") && e["text"].as_str().unwrap().contains("[<host-1>]"));
+}

@@ -1,0 +1,255 @@
+//! Redaction of a report, so that it can leave the customer.
+//!
+//! IP and MAC addresses, e-mail addresses, host names and user names are
+//! replaced by placeholders such as `<ip-1>` and `<user-2>`, consistently:
+//! the same value gets the same placeholder everywhere in the report,
+//! evidence included, so the report still reads as one story. Evidence
+//! highlights are moved with the text they point at.
+//!
+//! Host names are found by their shape (a dotted name under a common
+//! top-level domain) and learned from the admin-tech file name; user names
+//! by the phrases logs write them in (`user - 'admin'`, `for user admin`,
+//! `username=admin`). Redaction errs towards replacing too much.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::report::Report;
+
+/// What a replaced value is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Kind {
+    Email,
+    Mac,
+    Ip,
+    Host,
+    User,
+}
+
+impl Kind {
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Email => "email",
+            Kind::Mac => "mac",
+            Kind::Ip => "ip",
+            Kind::Host => "host",
+            Kind::User => "user",
+        }
+    }
+}
+
+/// (kind, pattern, capture group holding the value; 0 for the whole match)
+static PATTERNS: LazyLock<Vec<(Kind, Regex, usize)>> = LazyLock::new(|| {
+    let octet = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
+    let table: [(Kind, String, usize); 12] = [
+        (Kind::Email, r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}".to_string(), 0),
+        (Kind::Mac, r"\b[0-9A-Fa-f]{2}(?:[:-][0-9A-Fa-f]{2}){5}\b".to_string(), 0),
+        (Kind::Ip, format!(r"\b{octet}(?:\.{octet}){{3}}\b"), 0),
+        (
+            Kind::Host,
+            r"(?i)\b(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:com|net|org|io|local|lan|internal|corp|example|invalid|test|home|intra|localdomain)\b"
+                .to_string(),
+            0,
+        ),
+        (Kind::User, r"user - '([^']+)'".to_string(), 1),
+        (Kind::User, r"(?i)\buser:? '([^']+)'".to_string(), 1),
+        // The host of a syslog line, and the names nginx writes.
+        (Kind::Host, r"(?m)^[A-Z][a-z]{2} [ 0-3][0-9] [0-9:]{8} ([^\s\[:]+) ".to_string(), 1),
+        (Kind::Host, r#"\bserver: ([^,\s]+)"#.to_string(), 1),
+        (Kind::Host, r#"\bhost: "([^":]+)"#.to_string(), 1),
+        (Kind::User, r"(?i)\bfor user:? ([A-Za-z0-9._@-]+)".to_string(), 1),
+        (Kind::User, r"(?i)\buser(?:name)?[=:] ?([A-Za-z0-9._@-]+)".to_string(), 1),
+        (Kind::User, r"(?i)\blogin(?: name)?[=:] ?([A-Za-z0-9._@-]+)".to_string(), 1),
+    ];
+    table
+        .into_iter()
+        .map(|(kind, pattern, group)| (kind, Regex::new(&pattern).expect("redaction patterns are valid"), group))
+        .collect()
+});
+
+static ADMIN_TECH_HOST: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\d+\.\d+\.\d+\.\d+-([A-Za-z0-9_.]+)-\d{8}-\d{6}-admin-tech").expect("valid regex"));
+
+/// Replaces sensitive values consistently across one report.
+#[derive(Debug, Default)]
+pub struct Redactor {
+    placeholders: HashMap<(Kind, String), String>,
+    counters: HashMap<Kind, usize>,
+    /// Host names learned from the bundle (admin-tech names).
+    hosts: Vec<Regex>,
+}
+
+impl Redactor {
+    /// A redactor that knows nothing yet.
+    pub fn new() -> Redactor {
+        Redactor::default()
+    }
+
+    fn placeholder(&mut self, kind: Kind, value: &str) -> String {
+        if let Some(p) = self.placeholders.get(&(kind, value.to_string())) {
+            return p.clone();
+        }
+        let n = self.counters.entry(kind).or_insert(0);
+        *n += 1;
+        let p = format!("<{}-{n}>", kind.label());
+        self.placeholders.insert((kind, value.to_string()), p.clone());
+        p
+    }
+
+    fn learn_hosts(&mut self, text: &str) {
+        for caps in ADMIN_TECH_HOST.captures_iter(text) {
+            let host = regex::escape(&caps[1]);
+            if let Ok(re) = Regex::new(&format!(r"\b{host}\b")) {
+                if !self.hosts.iter().any(|h| h.as_str() == re.as_str()) {
+                    self.hosts.push(re);
+                }
+            }
+        }
+    }
+
+    /// Redacts `text`; returns the new text and, for each replacement, the
+    /// old and the new byte range.
+    fn redact_with_map(&mut self, text: &str) -> (String, Vec<(Range<usize>, Range<usize>)>) {
+        let mut found: Vec<(Range<usize>, Kind)> = Vec::new();
+        for (kind, re, group) in PATTERNS.iter() {
+            for caps in re.captures_iter(text) {
+                if let Some(m) = caps.get(*group) {
+                    found.push((m.range(), *kind));
+                }
+            }
+        }
+        for host in &self.hosts {
+            found.extend(host.find_iter(text).map(|m| (m.range(), Kind::Host)));
+        }
+        // Earliest first, longest first; drop what overlaps a kept match.
+        found.sort_by_key(|(r, kind)| (r.start, std::cmp::Reverse(r.end), *kind));
+        let mut out = String::with_capacity(text.len());
+        let mut map = Vec::new();
+        let mut at = 0;
+        for (range, kind) in found {
+            if range.start < at {
+                continue;
+            }
+            out.push_str(&text[at..range.start]);
+            let replacement = self.placeholder(kind, &text[range.clone()]);
+            let new_start = out.len();
+            out.push_str(&replacement);
+            map.push((range.clone(), new_start..out.len()));
+            at = range.end;
+        }
+        out.push_str(&text[at..]);
+        (out, map)
+    }
+
+    /// Redacts a piece of text.
+    pub fn redact(&mut self, text: &str) -> String {
+        self.redact_with_map(text).0
+    }
+
+    /// Redacts every value of a report that can name a customer's hosts,
+    /// addresses or people.
+    pub fn redact_report(&mut self, report: &mut Report) {
+        // Learn host names first, so they are replaced from the first use.
+        let mut texts: Vec<&str> = report.files.iter().map(|f| f.path.as_str()).collect();
+        texts.push(&report.bundle);
+        let joined = texts.join("\n");
+        self.learn_hosts(&joined);
+
+        report.bundle = self.redact(&report.bundle);
+        for d in &mut report.diagnoses {
+            d.message = self.redact(&d.message);
+            for e in &mut d.evidence {
+                e.file = self.redact(&e.file);
+                let (text, map) = self.redact_with_map(&e.text);
+                e.highlights = e
+                    .highlights
+                    .iter()
+                    .map(|h| move_offset(&map, h.start, false)..move_offset(&map, h.end, true))
+                    .filter(|h| h.start < h.end)
+                    .collect();
+                e.text = text;
+            }
+        }
+        for f in &mut report.files {
+            f.path = self.redact(&f.path);
+            f.reason = self.redact(&f.reason);
+        }
+        for f in &mut report.unrecognized_files {
+            *f = self.redact(f);
+        }
+        for w in &mut report.warnings {
+            w.path = w.path.as_deref().map(|p| self.redact(p));
+            w.message = self.redact(&w.message);
+        }
+        for n in &mut report.not_applicable {
+            n.reason = self.redact(&n.reason);
+        }
+    }
+}
+
+/// Where an offset of the old text lands in the new one. An offset inside a
+/// replaced value goes to the start of its placeholder, or to its end when
+/// it ends a range.
+fn move_offset(map: &[(Range<usize>, Range<usize>)], offset: usize, is_end: bool) -> usize {
+    let mut shift: isize = 0;
+    for (old, new) in map {
+        if offset <= old.start {
+            break;
+        }
+        if offset < old.end {
+            return if is_end { new.end } else { new.start };
+        }
+        shift += new.len() as isize - old.len() as isize;
+    }
+    (offset as isize + shift).max(0) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_get_consistent_placeholders() {
+        let mut r = Redactor::new();
+        let a = r.redact("from 10.66.76.81 to 10.106.66.55.8443 and back to 10.66.76.81");
+        assert_eq!(a, "from <ip-1> to <ip-2>.8443 and back to <ip-1>");
+        let b = r.redact("Failed to authenticate user - 'admin'. mail ops@example.com, mac 00:1a:2b:3c:4d:5e");
+        assert_eq!(
+            b,
+            "Failed to authenticate user - '<user-1>'. mail <email-1>, mac <mac-1>"
+        );
+        assert_eq!(
+            r.redact("token request for user 'admin'"),
+            "token request for user '<user-1>'"
+        );
+        assert_eq!(
+            r.redact("Jan 13 11:59:03 SSM-On-Prem backend[2211]: x"),
+            "Jan 13 11:59:03 <host-1> backend[2211]: x"
+        );
+        assert_eq!(r.redact("ssm-onprem.example.local answered"), "<host-2> answered");
+        assert_eq!(
+            r.redact("version 20.9.1 and 17.9.3a stay"),
+            "version 20.9.1 and 17.9.3a stay"
+        );
+    }
+
+    #[test]
+    fn highlights_move_with_their_text() {
+        let mut r = Redactor::new();
+        let text = "10.1.1.1 said Failed to authenticate";
+        let start = text.find("Failed").unwrap();
+        let (new, map) = r.redact_with_map(text);
+        let moved = move_offset(&map, start, false)..move_offset(&map, text.len(), true);
+        assert_eq!(&new[moved], "Failed to authenticate");
+    }
+
+    #[test]
+    fn admin_tech_names_teach_host_names() {
+        let mut r = Redactor::new();
+        r.learn_hosts("10.66.76.81-um8_vManage-20230113-173500-admin-tech.tar.gz");
+        assert_eq!(r.redact("[um8_vManage] [X] um8_vManage#"), "[<host-1>] [X] <host-1>#");
+    }
+}
