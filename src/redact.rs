@@ -73,6 +73,10 @@ static PATTERNS: LazyLock<Vec<(Kind, Regex, usize)>> = LazyLock::new(|| {
 static ADMIN_TECH_HOST: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\d+\.\d+\.\d+\.\d+-([A-Za-z0-9_.]+)-\d{8}-\d{6}-admin-tech").expect("valid regex"));
 
+/// A replaced value: its range in the old text and its placeholder's range
+/// in the new one.
+type Moved = (Range<usize>, Range<usize>);
+
 /// Replaces sensitive values consistently across one report.
 #[derive(Debug, Default)]
 pub struct Redactor {
@@ -112,7 +116,7 @@ impl Redactor {
 
     /// Redacts `text`; returns the new text and, for each replacement, the
     /// old and the new byte range.
-    fn redact_with_map(&mut self, text: &str) -> (String, Vec<(Range<usize>, Range<usize>)>) {
+    fn redact_with_map(&mut self, text: &str) -> (String, Vec<Moved>) {
         let mut found: Vec<(Range<usize>, Kind)> = Vec::new();
         for (kind, re, group) in PATTERNS.iter() {
             for caps in re.captures_iter(text) {
@@ -193,7 +197,7 @@ impl Redactor {
 /// Where an offset of the old text lands in the new one. An offset inside a
 /// replaced value goes to the start of its placeholder, or to its end when
 /// it ends a range.
-fn move_offset(map: &[(Range<usize>, Range<usize>)], offset: usize, is_end: bool) -> usize {
+fn move_offset(map: &[Moved], offset: usize, is_end: bool) -> usize {
     let mut shift: isize = 0;
     for (old, new) in map {
         if offset <= old.start {
