@@ -216,6 +216,24 @@ fn read_head(reader: &mut dyn Read, n: usize) -> io::Result<Vec<u8>> {
     Ok(head)
 }
 
+/// Reads a bundle held in memory (one file or archive named `name`), as
+/// [`read_bundle`] reads one from disk: for the fuzz targets and for
+/// bundles that arrive as bytes.
+pub fn read_bytes<R, F>(name: &str, data: &[u8], limits: &Limits, on_file: F) -> (Vec<R>, Vec<BundleWarning>)
+where
+    F: Fn(BundleFile<'_>) -> R,
+{
+    let budget = Budget {
+        limits: limits.clone(),
+        total: AtomicU64::new(0),
+    };
+    let mut out = Vec::new();
+    let mut warnings = Vec::new();
+    let mut reader = Cursor::new(data);
+    read_stream(&mut reader, name, 0, &budget, &on_file, &mut out, &mut warnings);
+    (out, warnings)
+}
+
 /// Reads every file of the bundle at `root`, calling `on_file` for each
 /// (in parallel across top-level files). Results come back in a stable
 /// order: directory order, then archive order.
