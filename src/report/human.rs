@@ -224,17 +224,7 @@ pub fn render(report: &Report, options: &HumanOptions) -> String {
         }
     }
     if !report.inconclusive.is_empty() {
-        let _ = writeln!(out, "Inconclusive: these rules need data the bundle does not have");
-        for i in &report.inconclusive {
-            let _ = writeln!(out, "  ? {} ({}) {}", i.rule_id, i.severity.as_str(), i.title);
-            for m in &i.missing {
-                let _ = writeln!(out, "      missing `{}`: collect {}", m.source, m.collect);
-            }
-            if let Some(note) = &i.note {
-                let _ = writeln!(out, "      {note}");
-            }
-        }
-        out.push('\n');
+        render_inconclusive(report, &mut out);
     }
     if !report.unrecognized_files.is_empty() {
         let _ = writeln!(out, "Unrecognised files (no format claimed them):");
@@ -289,6 +279,34 @@ pub fn render(report: &Report, options: &HumanOptions) -> String {
     out.push_str(&summary_line(report));
     out.push('\n');
     out
+}
+
+/// The rules that could not decide, grouped by what to collect: one entry
+/// per missing source, the source that would decide the most rules first.
+fn render_inconclusive(report: &Report, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "Inconclusive: {} need data the bundle does not have. To decide them, collect:",
+        plural(report.inconclusive.len(), "rule")
+    );
+    let mut by_source: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+    for i in &report.inconclusive {
+        for m in &i.missing {
+            match by_source.iter_mut().find(|(s, _, _)| *s == m.source) {
+                Some((_, _, rules)) => rules.push(&i.rule_id),
+                None => by_source.push((&m.source, &m.collect, vec![&i.rule_id])),
+            }
+        }
+    }
+    by_source.sort_by(|a, b| b.2.len().cmp(&a.2.len()).then(a.0.cmp(b.0)));
+    for (source, collect, rules) in by_source {
+        let _ = writeln!(out, "  ? `{source}`: {collect}");
+        let _ = writeln!(out, "      for {}", rules.join(", "));
+    }
+    for i in report.inconclusive.iter().filter(|i| i.note.is_some()) {
+        let _ = writeln!(out, "  ? {}: {}", i.rule_id, i.note.as_deref().unwrap_or_default());
+    }
+    out.push('\n');
 }
 
 /// `2 diagnoses (1 error, 1 info), 1 inconclusive, 4 not hit; 7 files read, 1 unrecognised, 0 warnings`
