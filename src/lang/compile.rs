@@ -715,7 +715,8 @@ impl<'a> Compiler<'a> {
                 Some(CPred::Cmp(f, *op, value))
             }
             Test::Contains(lit) | Test::StartsWith(lit) | Test::EndsWith(lit) => {
-                let s = self.string_test(f, ty, field, lit, text)?;
+                self.string_field(ty, field, text)?;
+                let s = self.string_literal(lit, text)?;
                 Some(match test {
                     Test::Contains(_) => CPred::Contains(f, s),
                     Test::StartsWith(_) => CPred::StartsWith(f, s),
@@ -723,16 +724,12 @@ impl<'a> Compiler<'a> {
                 })
             }
             Test::ContainsAny(target) => {
-                let placeholder = Literal {
-                    kind: LiteralKind::Str(String::new()),
-                    span: field.span.clone(),
-                };
-                self.string_test(f, ty, field, &placeholder, text)?;
+                self.string_field(ty, field, text)?;
                 let needles = match target {
                     InTarget::List(items) => {
                         let mut out = Vec::new();
                         for item in items {
-                            out.push(self.string_test(f, ty, field, item, text)?);
+                            out.push(self.string_literal(item, text)?);
                         }
                         out
                     }
@@ -857,15 +854,8 @@ impl<'a> Compiler<'a> {
         None
     }
 
-    fn string_test(
-        &mut self,
-        f: FieldRef,
-        ty: ValueType,
-        field: &Ident,
-        lit: &Literal,
-        text: &SourceText,
-    ) -> Option<String> {
-        let _ = f;
+    /// Text tests need a string field.
+    fn string_field(&mut self, ty: ValueType, field: &Ident, text: &SourceText) -> Option<()> {
         if ty != ValueType::String {
             self.report(
                 Problem::new(
@@ -882,6 +872,11 @@ impl<'a> Compiler<'a> {
             );
             return None;
         }
+        Some(())
+    }
+
+    /// The text of a literal that must be a string.
+    fn string_literal(&mut self, lit: &Literal, text: &SourceText) -> Option<String> {
         match &lit.kind {
             LiteralKind::Str(s) => Some(s.clone()),
             _ => {
