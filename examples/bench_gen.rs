@@ -73,18 +73,30 @@ fn token(rng: &mut Rng, rules: usize) -> Option<String> {
     }
 }
 
+/// Writes records made by `record` (given the record's number and a
+/// cleared buffer) until the file holds `bytes` bytes.
+fn write_records(path: &Path, bytes: u64, mut record: impl FnMut(u64, &mut String)) -> std::io::Result<()> {
+    let mut w = BufWriter::with_capacity(1 << 20, File::create(path)?);
+    let mut written = 0u64;
+    let mut text = String::new();
+    let mut i = 0u64;
+    while written < bytes {
+        text.clear();
+        record(i, &mut text);
+        w.write_all(text.as_bytes())?;
+        written += text.len() as u64;
+        i += 1;
+    }
+    w.flush()
+}
+
 fn time_of(i: u64) -> (u64, u64, u64, u64) {
     let secs = i / 20;
     (secs / 3600 % 24, secs / 60 % 60, secs % 60, i % 1000)
 }
 
 fn manager_log(path: &Path, bytes: u64, rng: &mut Rng, rules: usize) -> std::io::Result<()> {
-    let mut w = BufWriter::with_capacity(1 << 20, File::create(path)?);
-    let mut written = 0u64;
-    let mut i = 0u64;
-    let mut line = String::new();
-    while written < bytes {
-        line.clear();
+    write_records(path, bytes, |i, line| {
         let (h, m, s, ms) = time_of(i);
         let level = if rng.below(50) == 0 { "ERROR" } else { "INFO " };
         let class = rng.pick(CLASSES);
@@ -100,20 +112,11 @@ fn manager_log(path: &Path, bytes: u64, rng: &mut Rng, rules: usize) -> std::io:
         if level == "ERROR" && rng.below(10) == 0 {
             line.push_str("java.net.SocketTimeoutException: Read timed out\n\tat java.base/java.net.SocketInputStream.socketRead0(Native Method)\n\tat java.base/java.net.SocketInputStream.read(SocketInputStream.java:168)\n\t... 19 more\n");
         }
-        w.write_all(line.as_bytes())?;
-        written += line.len() as u64;
-        i += 1;
-    }
-    w.flush()
+    })
 }
 
 fn messages_log(path: &Path, bytes: u64, rng: &mut Rng, rules: usize) -> std::io::Result<()> {
-    let mut w = BufWriter::with_capacity(1 << 20, File::create(path)?);
-    let mut written = 0u64;
-    let mut i = 0u64;
-    let mut line = String::new();
-    while written < bytes {
-        line.clear();
+    write_records(path, bytes, |i, line| {
         let (h, m, s, ms) = time_of(i);
         let month = MONTHS[(i / 2_000_000) as usize % MONTHS.len()];
         let tok = token(rng, rules).map(|t| format!(" {t}")).unwrap_or_default();
@@ -142,20 +145,11 @@ fn messages_log(path: &Path, bytes: u64, rng: &mut Rng, rules: usize) -> std::io
                 );
             }
         }
-        w.write_all(line.as_bytes())?;
-        written += line.len() as u64;
-        i += 1;
-    }
-    w.flush()
+    })
 }
 
 fn nginx_error_log(path: &Path, bytes: u64, rng: &mut Rng, rules: usize) -> std::io::Result<()> {
-    let mut w = BufWriter::with_capacity(1 << 20, File::create(path)?);
-    let mut written = 0u64;
-    let mut i = 0u64;
-    let mut line = String::new();
-    while written < bytes {
-        line.clear();
+    write_records(path, bytes, |i, line| {
         let (h, m, s, _) = time_of(i);
         let tok = token(rng, rules).map(|t| format!(" {t}")).unwrap_or_default();
         let _ = writeln!(
@@ -164,20 +158,11 @@ fn nginx_error_log(path: &Path, bytes: u64, rng: &mut Rng, rules: usize) -> std:
             i,
             rng.below(250)
         );
-        w.write_all(line.as_bytes())?;
-        written += line.len() as u64;
-        i += 1;
-    }
-    w.flush()
+    })
 }
 
 fn tcpdump_log(path: &Path, bytes: u64, rng: &mut Rng, rules: usize) -> std::io::Result<()> {
-    let mut w = BufWriter::with_capacity(1 << 20, File::create(path)?);
-    let mut written = 0u64;
-    let mut i = 0u64;
-    let mut text = String::new();
-    while written < bytes {
-        text.clear();
+    write_records(path, bytes, |i, text| {
         let (h, m, s, _) = time_of(i);
         let tok = token(rng, rules).map(|t| format!(" {t}")).unwrap_or_default();
         let _ = writeln!(
@@ -187,11 +172,7 @@ fn tcpdump_log(path: &Path, bytes: u64, rng: &mut Rng, rules: usize) -> std::io:
             rng.below(65535)
         );
         let _ = writeln!(text, "    192.168.10.1.{} > 10.106.66.55.8443: Flags [.], cksum 0xfacf (incorrect -> 0x{:04x}), seq {}, ack {}, win 229, length 0{tok}", 40000 + rng.below(20000), rng.below(65535), rng.below(1 << 31), rng.below(1 << 31));
-        w.write_all(text.as_bytes())?;
-        written += text.len() as u64;
-        i += 1;
-    }
-    w.flush()
+    })
 }
 
 /// A sosreport-shaped tree: many small files in nested directories, most

@@ -76,44 +76,48 @@ pub struct LimitArgs {
     pub max_ratio: u64,
 }
 
+/// The arguments of `diagnose`.
+#[derive(Debug, clap::Args)]
+pub struct DiagnoseArgs {
+    /// The bundles.
+    #[arg(required = true, value_name = "BUNDLE")]
+    pub bundles: Vec<PathBuf>,
+    /// Rules to use.
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+    /// When the bundle was collected (RFC 3339), if its files do not say.
+    #[arg(long, value_name = "TIME")]
+    pub collected_at: Option<String>,
+    /// What a time-zone abbreviation means here, e.g. IST=+02:00. Repeatable.
+    #[arg(long = "zone", value_name = "ABBR=OFFSET")]
+    pub zones: Vec<String>,
+    /// Colour.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Base URL of the rule documentation; each diagnosis links to its page.
+    #[arg(long, value_name = "URL")]
+    pub docs_url: Option<String>,
+    /// Report, per rule, the records tested, the matches and the time spent.
+    #[arg(long)]
+    pub profile: bool,
+    /// Limits that keep a hostile bundle from exhausting the machine.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Replace IP and MAC addresses, host names, user names and e-mail
+    /// addresses by placeholders (the same value, the same placeholder)
+    /// in all output, so the report can leave the customer.
+    #[arg(long)]
+    pub redact: bool,
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Diagnose one or more bundles (directories, .tar, .tar.gz, .tgz, .zip, .gz).
-    Diagnose {
-        /// The bundles.
-        #[arg(required = true, value_name = "BUNDLE")]
-        bundles: Vec<PathBuf>,
-        /// Rules to use.
-        #[command(flatten)]
-        rules: RuleArgs,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
-        format: OutputFormat,
-        /// When the bundle was collected (RFC 3339), if its files do not say.
-        #[arg(long, value_name = "TIME")]
-        collected_at: Option<String>,
-        /// What a time-zone abbreviation means here, e.g. IST=+02:00. Repeatable.
-        #[arg(long = "zone", value_name = "ABBR=OFFSET")]
-        zones: Vec<String>,
-        /// Colour.
-        #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
-        color: ColorChoice,
-        /// Base URL of the rule documentation; each diagnosis links to its page.
-        #[arg(long, value_name = "URL")]
-        docs_url: Option<String>,
-        /// Report, per rule, the records tested, the matches and the time spent.
-        #[arg(long)]
-        profile: bool,
-        /// Limits that keep a hostile bundle from exhausting the machine.
-        #[command(flatten)]
-        limits: LimitArgs,
-        /// Replace IP and MAC addresses, host names, user names and e-mail
-        /// addresses by placeholders (the same value, the same placeholder)
-        /// in all output, so the report can leave the customer.
-        #[arg(long)]
-        redact: bool,
-    },
+    Diagnose(DiagnoseArgs),
     /// Check rule and format files and report every problem.
     Check {
         /// Rule directories to check with the built-in formats (default: the built-in knowledge base).
@@ -141,31 +145,7 @@ pub enum Command {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Diagnose {
-            bundles,
-            rules,
-            format,
-            collected_at,
-            zones,
-            color,
-            docs_url,
-            profile,
-            limits,
-            redact,
-        } => diagnose(
-            &bundles,
-            &rules,
-            format,
-            DiagnoseOptions {
-                collected_at,
-                zones,
-                color,
-                docs_url,
-                profile,
-                limits,
-                redact,
-            },
-        ),
+        Command::Diagnose(args) => diagnose(&args),
         Command::Check {
             paths,
             format,
@@ -243,18 +223,8 @@ fn resolve_options(collected_at: Option<String>, zones: &[String]) -> Result<Run
     Ok(options)
 }
 
-/// The options of `diagnose` besides the bundles, rules and format.
-struct DiagnoseOptions {
-    collected_at: Option<String>,
-    zones: Vec<String>,
-    color: ColorChoice,
-    docs_url: Option<String>,
-    profile: bool,
-    limits: LimitArgs,
-    redact: bool,
-}
-
-fn diagnose(bundles: &[PathBuf], rule_args: &RuleArgs, format: OutputFormat, args: DiagnoseOptions) -> ExitCode {
+fn diagnose(args: &DiagnoseArgs) -> ExitCode {
+    let (bundles, rule_args, format) = (&args.bundles, &args.rules, args.format);
     let color = use_color(args.color);
     let kb = match load_kb(rule_args) {
         Ok(kb) => kb,
@@ -268,7 +238,7 @@ fn diagnose(bundles: &[PathBuf], rule_args: &RuleArgs, format: OutputFormat, arg
         eprintln!("error: rule files have errors and --strict was given");
         return ExitCode::from(2);
     }
-    let options = match resolve_options(args.collected_at, &args.zones) {
+    let options = match resolve_options(args.collected_at.clone(), &args.zones) {
         Ok(o) => RunOptions {
             profile: args.profile,
             limits: Limits {
@@ -311,7 +281,7 @@ fn diagnose(bundles: &[PathBuf], rule_args: &RuleArgs, format: OutputFormat, arg
             let options = HumanOptions {
                 color,
                 width: terminal_width(),
-                docs_url: args.docs_url,
+                docs_url: args.docs_url.clone(),
             };
             for r in &reports {
                 if reports.len() > 1 {

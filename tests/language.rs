@@ -3,10 +3,7 @@
 //! with the built-in formats and macros; the docs (docs/LANGUAGE.md) show
 //! the same constructs.
 
-use std::sync::Arc;
-
-use triage::engine::{Engine, RunOptions};
-use triage::rules::{embedded_files, load, KbFile};
+mod common;
 
 const NGINX: &str = "\
 2023/04/18 08:50:31 [error] 47#47: *1576 connect() failed (111: Connection refused) while connecting to upstream, client: 192.168.10.1, server: ssm, request: \"POST /oauth/token HTTP/1.1\", upstream: \"http://172.18.0.5:3000/oauth/token\", host: \"ssm:8443\"
@@ -28,43 +25,13 @@ const TCPDUMP: &str = "\
 
 const VERSION: &str = "um8_vManage# show version\n20.6.3\n";
 
-/// Runs a rule with the given condition and queries over the files;
-/// returns `hit`, `no_hit` or `inconclusive`, and the message.
+/// Runs a rule with the given condition and queries over the files,
+/// collected at 2023-04-18T09:00:00Z; returns `hit`, `no_hit` or
+/// `inconclusive`, and the message.
 fn run(condition: &str, queries: &[(&str, &str)], message: &str, files: &[(&str, &str)]) -> (String, String) {
-    let mut rule = format!(
-        "id = \"T-1\"\ntitle = \"t\"\nseverity = \"warning\"\ncondition = '''{condition}'''\nmessage = '''{message}'''\nremediation = \"-\"\n[queries]\n"
-    );
-    for (name, q) in queries {
-        rule.push_str(&format!("{name} = '''{q}'''\n"));
-    }
-    let mut kb_files = embedded_files(None);
-    kb_files.push(KbFile {
-        path: "t.toml".into(),
-        base_dir: None,
-        text: Arc::from(rule),
-        layer: 1,
-    });
-    let kb = load(&kb_files);
-    let errors: Vec<String> = kb
-        .problems
-        .iter()
-        .flat_map(|f| f.problems.iter().filter(|p| p.is_error()).map(|p| p.message.clone()))
-        .collect();
-    assert!(errors.is_empty(), "{condition}: {errors:?}");
-    let engine = Engine::new(kb);
-    let files: Vec<(String, String)> = files.iter().map(|(p, c)| (p.to_string(), c.to_string())).collect();
-    let options = RunOptions {
-        collected_at: triage::value::parse_rfc3339("2023-04-18T09:00:00Z"),
-        ..RunOptions::default()
-    };
-    let report = engine.diagnose_files("t", &files, &options);
-    if let Some(d) = report.diagnoses.iter().find(|d| d.rule_id == "T-1") {
-        ("hit".into(), d.message.clone())
-    } else if report.inconclusive.iter().any(|i| i.rule_id == "T-1") {
-        ("inconclusive".into(), String::new())
-    } else {
-        ("no_hit".into(), String::new())
-    }
+    let files: Vec<(&str, String)> = files.iter().map(|(p, c)| (*p, c.to_string())).collect();
+    let out = common::run(&[], condition, queries, message, &files, Some("2023-04-18T09:00:00Z"));
+    (out.hit, out.message)
 }
 
 fn all_files() -> Vec<(&'static str, &'static str)> {

@@ -1,9 +1,8 @@
 //! Regression tests, each named after what broke, from a review of the
 //! scanner, the evaluator, the prefilter and the TOML span mapping.
-use std::sync::Arc;
+mod common;
 
-use triage::engine::{Engine, RunOptions};
-use triage::rules::{embedded_files, load, KbFile};
+use common::run;
 
 const FMT_T: &str = r#"
 name = "tlog"
@@ -17,80 +16,6 @@ field = "ts"
 format = "%Y-%m-%d %H:%M:%S"
 zone = "UTC"
 "#;
-
-struct Out {
-    hit: String,
-    message: String,
-    evidence: Vec<(String, u64, String, Vec<std::ops::Range<usize>>)>,
-}
-
-fn run(
-    extra_formats: &[&str],
-    condition: &str,
-    queries: &[(&str, &str)],
-    message: &str,
-    files: &[(&str, String)],
-    collected: Option<&str>,
-) -> Out {
-    let mut rule = format!(
-        "id = \"T-1\"\ntitle = \"t\"\nseverity = \"warning\"\ncondition = '''{condition}'''\nmessage = '''{message}'''\nremediation = \"-\"\n[queries]\n"
-    );
-    for (name, q) in queries {
-        rule.push_str(&format!("{name} = '''{q}'''\n"));
-    }
-    let mut kb_files = embedded_files(None);
-    for (i, f) in extra_formats.iter().enumerate() {
-        kb_files.push(KbFile {
-            path: format!("x/formats/f{i}.toml"),
-            base_dir: None,
-            text: Arc::from(*f),
-            layer: 1,
-        });
-    }
-    kb_files.push(KbFile {
-        path: "t.toml".into(),
-        base_dir: None,
-        text: Arc::from(rule),
-        layer: 1,
-    });
-    let kb = load(&kb_files);
-    let errors: Vec<String> = kb
-        .problems
-        .iter()
-        .flat_map(|f| f.problems.iter().filter(|p| p.is_error()).map(|p| p.message.clone()))
-        .collect();
-    assert!(errors.is_empty(), "{condition}: {errors:?}");
-    let engine = Engine::new(kb);
-    let files: Vec<(String, String)> = files.iter().map(|(p, c)| (p.to_string(), c.clone())).collect();
-    let options = RunOptions {
-        collected_at: collected.and_then(triage::value::parse_rfc3339),
-        ..RunOptions::default()
-    };
-    let report = engine.diagnose_files("t", &files, &options);
-    if let Some(d) = report.diagnoses.iter().find(|d| d.rule_id == "T-1") {
-        Out {
-            hit: "hit".into(),
-            message: d.message.clone(),
-            evidence: d
-                .evidence
-                .iter()
-                .map(|e| (e.file.clone(), e.line, e.text.clone(), e.highlights.clone()))
-                .collect(),
-        }
-    } else if report.inconclusive.iter().any(|i| i.rule_id == "T-1") {
-        Out {
-            hit: "inconclusive".into(),
-            message: String::new(),
-            evidence: vec![],
-        }
-    } else {
-        Out {
-            hit: "no_hit".into(),
-            message: String::new(),
-            evidence: vec![],
-        }
-    }
-}
 
 /// scan.rs slow path: a record with two literal hits of one query is
 /// tested (and counted) twice when the format also has a slow query.

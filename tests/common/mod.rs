@@ -1,0 +1,89 @@
+//! The helper the language and regression tests share: run one rule over
+//! files given in memory, with the built-in formats and macros.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use triage::engine::{Engine, RunOptions};
+use triage::rules::{embedded_files, load, KbFile};
+
+/// What happened to the rule under test.
+pub struct Out {
+    /// `hit`, `no_hit` or `inconclusive`.
+    pub hit: String,
+    /// The message, when it fired.
+    pub message: String,
+    /// (file, line, text, highlights) of each evidence record.
+    pub evidence: Vec<(String, u64, String, Vec<std::ops::Range<usize>>)>,
+}
+
+/// Runs a rule `T-1` with the condition, queries and message over the files,
+/// with the built-in formats plus `extra_formats`.
+pub fn run(
+    extra_formats: &[&str],
+    condition: &str,
+    queries: &[(&str, &str)],
+    message: &str,
+    files: &[(&str, String)],
+    collected: Option<&str>,
+) -> Out {
+    let mut rule = format!(
+        "id = \"T-1\"\ntitle = \"t\"\nseverity = \"warning\"\ncondition = '''{condition}'''\nmessage = '''{message}'''\nremediation = \"-\"\n[queries]\n"
+    );
+    for (name, q) in queries {
+        rule.push_str(&format!("{name} = '''{q}'''\n"));
+    }
+    let mut kb_files = embedded_files(None);
+    for (i, f) in extra_formats.iter().enumerate() {
+        kb_files.push(KbFile {
+            path: format!("x/formats/f{i}.toml"),
+            base_dir: None,
+            text: Arc::from(*f),
+            layer: 1,
+        });
+    }
+    kb_files.push(KbFile {
+        path: "t.toml".into(),
+        base_dir: None,
+        text: Arc::from(rule),
+        layer: 1,
+    });
+    let kb = load(&kb_files);
+    let errors: Vec<String> = kb
+        .problems
+        .iter()
+        .flat_map(|f| f.problems.iter().filter(|p| p.is_error()).map(|p| p.message.clone()))
+        .collect();
+    assert!(errors.is_empty(), "{condition}: {errors:?}");
+    let engine = Engine::new(kb);
+    let files: Vec<(String, String)> = files.iter().map(|(p, c)| (p.to_string(), c.clone())).collect();
+    let options = RunOptions {
+        collected_at: collected.and_then(triage::value::parse_rfc3339),
+        ..RunOptions::default()
+    };
+    let report = engine.diagnose_files("t", &files, &options);
+    if let Some(d) = report.diagnoses.iter().find(|d| d.rule_id == "T-1") {
+        Out {
+            hit: "hit".into(),
+            message: d.message.clone(),
+            evidence: d
+                .evidence
+                .iter()
+                .map(|e| (e.file.clone(), e.line, e.text.clone(), e.highlights.clone()))
+                .collect(),
+        }
+    } else if report.inconclusive.iter().any(|i| i.rule_id == "T-1") {
+        Out {
+            hit: "inconclusive".into(),
+            message: String::new(),
+            evidence: vec![],
+        }
+    } else {
+        Out {
+            hit: "no_hit".into(),
+            message: String::new(),
+            evidence: vec![],
+        }
+    }
+}
