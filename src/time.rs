@@ -259,13 +259,39 @@ fn shorten_month_names(text: &str) -> std::borrow::Cow<'_, str> {
 /// Parses `text` with a strftime `format`; `offset` applies when the text
 /// has no zone of its own.
 pub fn parse_time(text: &str, format: &str, completeness: Completeness, offset: i32) -> Option<RecordTime> {
+    parse_time_with(text, &TimeFormat::new(format).ok()?, completeness, offset)
+}
+
+/// A strftime format read once: chrono would otherwise parse the format
+/// string again for every record.
+#[derive(Debug, Clone)]
+pub struct TimeFormat {
+    items: Vec<chrono::format::Item<'static>>,
+    month_names: bool,
+}
+
+impl TimeFormat {
+    /// Reads a strftime format.
+    pub fn new(format: &str) -> Result<TimeFormat, String> {
+        let items = StrftimeItems::new(format)
+            .parse_to_owned()
+            .map_err(|_| format!("`{format}` is not a valid strftime format"))?;
+        Ok(TimeFormat {
+            items,
+            month_names: format.contains("%b"),
+        })
+    }
+}
+
+/// [`parse_time`] with a format read once.
+pub fn parse_time_with(text: &str, format: &TimeFormat, completeness: Completeness, offset: i32) -> Option<RecordTime> {
     let mut parsed = Parsed::new();
-    let text = if format.contains("%b") {
+    let text = if format.month_names {
         shorten_month_names(text.trim())
     } else {
         std::borrow::Cow::Borrowed(text.trim())
     };
-    chrono::format::parse(&mut parsed, &text, StrftimeItems::new(format)).ok()?;
+    chrono::format::parse(&mut parsed, &text, format.items.iter()).ok()?;
     match completeness {
         Completeness::NoYear => {
             parsed.set_year(2000).ok()?;
