@@ -17,7 +17,10 @@ cd "$(dirname "$0")/.."
 SIZE=${1:-1024}
 RULES=${2:-1000}
 SMALL=${3:-50000}
-OUT=${BENCH_DIR:-target/bench-data}/$SIZE-$RULES-$SMALL
+# Bump when examples/bench_gen.rs changes what it writes, so stale data is
+# not reused.
+GEN_VERSION=2
+OUT=${BENCH_DIR:-target/bench-data}/v$GEN_VERSION-$SIZE-$RULES-$SMALL
 
 need() {
     if ! command -v "$1" >/dev/null 2>&1; then

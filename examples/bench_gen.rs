@@ -60,17 +60,40 @@ const MESSAGES: &[&str] = &[
 ];
 const MONTHS: &[&str] = &["Jan", "Feb", "Mar", "Apr", "May", "Jun"];
 
-/// A token that some generated rule looks for: `RARE-<n>` appears about
-/// once per 200k lines, `OFTEN-<n>` once per 50 lines.
+/// A token that some generated rule looks for: a rare one appears about
+/// once per 200k lines, a frequent one once per 50 lines.
 fn token(rng: &mut Rng, rules: usize) -> Option<String> {
     let r = rng.below(200_000);
     if r < 4 {
-        Some(format!("RARE-{:04}", rng.below(rules as u64)))
+        Some(rare_token(rng.below(rules as u64) as usize))
     } else if r < 4_000 {
-        Some(format!("OFTEN-{}", rng.below(10)))
+        Some(often_token(rng.below(10) as usize))
     } else {
         None
     }
+}
+
+/// Word-like tokens, so that the rules' literals start with many different
+/// letters as real log phrases do. (Tokens that all began with the same
+/// letters would let a literal search skip to that letter with memchr,
+/// which says nothing about real rule sets.)
+fn syllable(i: usize) -> String {
+    const CONSONANTS: &[u8] = b"bcdfghjklmnprstvwxyz";
+    const VOWELS: &[u8] = b"aeiou";
+    let i = i % 100;
+    String::from_utf8(vec![CONSONANTS[i / 5], VOWELS[i % 5]]).expect("ASCII")
+}
+
+/// Rule `n`'s own token: three syllables, unique for n < 10^6. (Every
+/// token sharing one rare letter would also let the search skip ahead.)
+fn rare_token(n: usize) -> String {
+    format!("{}{}{}", syllable(n), syllable(n / 100), syllable(n / 10_000))
+}
+
+/// One of ten frequent tokens: two syllables and a digit (no rare token
+/// has a digit, so a frequent token never hides inside a rare one).
+fn often_token(k: usize) -> String {
+    format!("{}{}{k}", syllable(k * 37 + 11), syllable(k * 53 + 29))
 }
 
 /// Writes records made by `record` (given the record's number and a
@@ -203,8 +226,8 @@ fn sosreport(root: &Path, files: usize, rng: &mut Rng, rules: usize) -> std::io:
 /// One generated rule: its TOML, the regex ripgrep gets, and its literal.
 fn rule(n: usize, rng: &mut Rng) -> (String, String, String) {
     let id = format!("GEN-{n:04}");
-    let rare = format!("RARE-{n:04}");
-    let often = format!("OFTEN-{}", n % 10);
+    let rare = rare_token(n);
+    let often = often_token(n % 10);
     // Most rules look for something rare; one in twenty for something common.
     let literal = if n.is_multiple_of(20) { often } else { rare };
     let (source, field) = match rng.below(4) {

@@ -50,13 +50,17 @@ struct Automaton {
     ac: AhoCorasick,
     /// For each pattern, the queries that need it.
     owners: Vec<Vec<GlobalQuery>>,
+    /// For each pattern, the exact bytes a hit must have, when the
+    /// automaton ignores case but the literal does not.
+    exact: Vec<Option<Box<[u8]>>>,
 }
 
 /// What the scanner needs for files of one format.
 #[derive(Debug, Default)]
 struct GroupPlan {
-    exact: Option<Automaton>,
-    caseless: Option<Automaton>,
+    /// One automaton over all the literals of the format, so each file is
+    /// scanned once even when some literals ignore case.
+    literals: Option<Automaton>,
     /// Queries that see every record.
     slow: Vec<GlobalQuery>,
 }
@@ -116,8 +120,7 @@ impl ScanPlan {
                 }
             }
             groups.push(GroupPlan {
-                exact: build_automaton(exact, false),
-                caseless: build_automaton(caseless, true),
+                literals: build_automaton(exact, caseless),
                 slow,
             });
         }
@@ -132,22 +135,40 @@ impl ScanPlan {
     pub fn literal_counts(&self) -> Vec<usize> {
         self.groups
             .iter()
-            .map(|g| g.exact.as_ref().map_or(0, |a| a.owners.len()) + g.caseless.as_ref().map_or(0, |a| a.owners.len()))
+            .map(|g| g.literals.as_ref().map_or(0, |a| a.owners.len()))
             .collect()
     }
 }
 
-fn build_automaton(pairs: Vec<(String, GlobalQuery)>, caseless: bool) -> Option<Automaton> {
-    if pairs.is_empty() {
+/// Builds the automaton of a format. When some literals ignore case, the
+/// automaton does too, and a hit of a case-sensitive literal is checked
+/// against its exact bytes (hits are rare; a second pass over the file
+/// for the caseless literals would cost as much as the first).
+fn build_automaton(exact: Vec<(String, GlobalQuery)>, caseless: Vec<(String, GlobalQuery)>) -> Option<Automaton> {
+    if exact.is_empty() && caseless.is_empty() {
         return None;
     }
-    let mut index: HashMap<String, usize> = HashMap::new();
+    let fold = !caseless.is_empty();
+    // (pattern as searched, exact bytes to check) -> pattern index
+    let mut index: HashMap<(String, Option<String>), usize> = HashMap::new();
     let mut patterns: Vec<String> = Vec::new();
     let mut owners: Vec<Vec<GlobalQuery>> = Vec::new();
-    for (lit, q) in pairs {
-        let key = if caseless { lit.to_ascii_lowercase() } else { lit };
+    let mut exact_bytes: Vec<Option<Box<[u8]>>> = Vec::new();
+    let keyed = exact
+        .into_iter()
+        .map(|(lit, q)| match fold {
+            true => ((lit.to_ascii_lowercase(), Some(lit)), q),
+            false => ((lit, None), q),
+        })
+        .chain(
+            caseless
+                .into_iter()
+                .map(|(lit, q)| ((lit.to_ascii_lowercase(), None), q)),
+        );
+    for (key, q) in keyed {
         let i = *index.entry(key.clone()).or_insert_with(|| {
-            patterns.push(key);
+            patterns.push(key.0);
+            exact_bytes.push(key.1.map(|e| e.into_bytes().into_boxed_slice()));
             owners.push(Vec::new());
             patterns.len() - 1
         });
@@ -160,16 +181,20 @@ fn build_automaton(pairs: Vec<(String, GlobalQuery)>, caseless: bool) -> Option<
     let ac = AhoCorasickBuilder::new()
         .kind(Some(AhoCorasickKind::DFA))
         .match_kind(MatchKind::Standard)
-        .ascii_case_insensitive(caseless)
+        .ascii_case_insensitive(fold)
         .build(&patterns)
         .or_else(|_| {
             AhoCorasickBuilder::new()
                 .match_kind(MatchKind::Standard)
-                .ascii_case_insensitive(caseless)
+                .ascii_case_insensitive(fold)
                 .build(&patterns)
         })
         .ok()?;
-    Some(Automaton { ac, owners })
+    Some(Automaton {
+        ac,
+        owners,
+        exact: exact_bytes,
+    })
 }
 
 /// A record that matched a query, kept as evidence.
@@ -557,9 +582,15 @@ impl Scanner<'_> {
     ) {
         // (record start, query) for every literal hit.
         let mut hits: Vec<(usize, GlobalQuery)> = Vec::new();
-        for automaton in [&group.exact, &group.caseless].into_iter().flatten() {
+        if let Some(automaton) = &group.literals {
             for m in automaton.ac.find_overlapping_iter(region) {
-                for &q in &automaton.owners[m.pattern().as_usize()] {
+                let p = m.pattern().as_usize();
+                if let Some(bytes) = &automaton.exact[p] {
+                    if region[m.range()] != **bytes {
+                        continue;
+                    }
+                }
+                for &q in &automaton.owners[p] {
                     hits.push((m.start(), q));
                 }
             }

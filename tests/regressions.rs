@@ -433,3 +433,27 @@ fn then_inside_one_dateless_capture_needs_no_collection_time() {
     );
     assert_eq!(o.hit, "no_hit");
 }
+
+/// scan.rs: case-sensitive and caseless literals of one format share one
+/// automaton (one pass per file); a case-sensitive literal must still only
+/// select records with its exact case, and a caseless one every case.
+#[test]
+fn exact_and_caseless_literals_share_one_pass() {
+    let log = "2023-01-01 00:00:00 INFO: foo bar\n\
+               2023-01-01 00:00:01 INFO: Foo\n\
+               2023-01-01 00:00:02 INFO: BAR\n\
+               2023-01-01 00:00:03 INFO: FOO Bar\n"
+        .to_string();
+    let o = run(
+        &[FMT_T],
+        "exact and caseless",
+        &[
+            ("exact", r#"tlog where message contains "Foo""#),
+            ("caseless", r#"tlog where message matches /bar/i"#),
+        ],
+        "{exact.count} {caseless.count}",
+        &[("t.log", log)],
+        Some("2023-01-02T00:00:00Z"),
+    );
+    assert_eq!(o.message, "1 3");
+}
