@@ -5,7 +5,7 @@
 //! The engine pushes nothing to a terminal: it returns a [`Report`], and
 //! printers (`report::*`) turn that into text or JSON.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -415,15 +415,26 @@ impl Evaluation<'_> {
                 evidence.push(*q);
                 Some(self.count(ri, *q) as i64)
             }
-            COperand::Distinct(q, f) => {
-                if !self.need(rule, *q, missing) {
+            COperand::Distinct(fields) => {
+                // Every source is needed: a value missing from an absent
+                // source could change the count either way.
+                let mut present = true;
+                for (q, _) in fields {
+                    present &= self.need(rule, *q, missing);
+                }
+                if !present {
                     return None;
                 }
-                Some(
-                    self.matches_of(ri, *q)
+                let mut values: HashSet<&str> = HashSet::new();
+                for (q, f) in fields {
+                    if let Some((_, set)) = self
+                        .matches_of(ri, *q)
                         .and_then(|m| m.distinct.iter().find(|(g, _)| g == f))
-                        .map_or(0, |(_, set)| set.len() as i64),
-                )
+                    {
+                        values.extend(set.iter().map(String::as_str));
+                    }
+                }
+                Some(values.len() as i64)
             }
         }
     }

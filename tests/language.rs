@@ -79,6 +79,46 @@ fn distinct_values_of_a_field() {
     assert_eq!(outcome("distinct(refused, client) == 2", &[REFUSED]), "hit");
 }
 
+const ACCESS: &str = "\
+192.168.10.7 - - [18/Apr/2023:08:50:40 +0000] \"POST /oauth/token HTTP/1.1\" 403 81 \"-\" \"Java/17\"
+192.168.10.9 - - [18/Apr/2023:08:52:02 +0000] \"POST /oauth/token HTTP/1.1\" 403 81 \"-\" \"Java/17\"
+";
+
+#[test]
+fn distinct_values_across_several_queries() {
+    let mut files = all_files();
+    files.push(("var/log/nginx/access.log", ACCESS));
+    let token_posts = ("posts", r#"nginx_access where path == "/oauth/token""#);
+    let count = |condition: &str| run(condition, &[REFUSED, token_posts], "m", &files).0;
+    // nginx_error saw 192.168.10.1 and .7, the access log .7 and .9: three together.
+    assert_eq!(count("distinct(refused + posts, client) == 3"), "hit");
+    // The access log holds a client the error log lacks…
+    assert_eq!(
+        count("distinct(refused + posts, client) > distinct(refused, client)"),
+        "hit"
+    );
+    // …and the other way round, too.
+    assert_eq!(
+        count("distinct(posts + refused, client) > distinct(posts, client)"),
+        "hit"
+    );
+    // One query twice adds nothing.
+    assert_eq!(count("distinct(refused + refused, client) == 2"), "hit");
+    // Without an access log (nor a syslog file that could embed one) the
+    // count cannot be known.
+    let only_nginx = [("var/log/nginx/error.log", NGINX)];
+    assert_eq!(
+        run(
+            "distinct(refused + posts, client) > 1",
+            &[REFUSED, token_posts],
+            "m",
+            &only_nginx
+        )
+        .0,
+        "inconclusive"
+    );
+}
+
 #[test]
 fn all_matches_satisfy_a_predicate() {
     assert_eq!(outcome("all syn have src == 192.168.10.1", &[SYN]), "hit");

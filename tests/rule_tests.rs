@@ -37,6 +37,9 @@ fn issue_rules_exist_with_hit_and_no_hit_tests() {
         "SDWAN-NET-003",
         "SSM-ONPREM-001",
         "SDWAN-INFO-001",
+        "SDWAN-NET-004",
+        "SDWAN-TLS-004",
+        "SDWAN-TIME-001",
     ] {
         let rule = kb.rule(id).unwrap_or_else(|| panic!("rule {id} is missing"));
         let expects: Vec<_> = rule.tests.iter().map(|t| t.expect).collect();

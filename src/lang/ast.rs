@@ -197,8 +197,9 @@ impl QueryRef {
 pub enum Operand {
     /// `count(q)`
     Count(QueryRef, Range<usize>),
-    /// `distinct(q, field)`
-    Distinct(QueryRef, Ident, Range<usize>),
+    /// `distinct(q, field)`, `distinct(a + b, field)`: the values of the
+    /// field among the matches of all the queries together.
+    Distinct(Vec<QueryRef>, Ident, Range<usize>),
     /// A whole number.
     Int(i64, Range<usize>),
 }

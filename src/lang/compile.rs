@@ -105,8 +105,10 @@ pub type QueryId = usize;
 pub enum COperand {
     /// Number of matches.
     Count(QueryId),
-    /// Number of distinct values of a field among the matches.
-    Distinct(QueryId, FieldRef),
+    /// Number of distinct values of a field among the matches of one or
+    /// more queries taken together; the field is found by name in each
+    /// query's source, so each has its own reference.
+    Distinct(Vec<(QueryId, FieldRef)>),
     /// A constant.
     Int(i64),
 }
@@ -445,14 +447,43 @@ impl<'a> Compiler<'a> {
         Some(match ast {
             Operand::Int(n, _) => COperand::Int(*n),
             Operand::Count(q, _) => COperand::Count(self.query_ref(q, text)?),
-            Operand::Distinct(q, field, _) => {
-                let id = self.query_ref(q, text)?;
-                let source = self.queries[id].source;
-                let (f, _) = self.field(field, text, source)?;
-                if !self.queries[id].distinct_fields.contains(&f) {
-                    self.queries[id].distinct_fields.push(f);
+            Operand::Distinct(queries, field, _) => {
+                let mut fields = Vec::new();
+                // The first query's field type is the one the others must share.
+                let mut first: Option<(ValueType, Range<usize>, String)> = None;
+                for q in queries {
+                    let id = self.query_ref(q, text)?;
+                    let source = self.queries[id].source;
+                    let (f, ty) = self.field(field, text, source)?;
+                    let source_name = &self.formats.formats[source].name;
+                    match &first {
+                        None => first = Some((ty, q.span(), source_name.clone())),
+                        Some((first_ty, first_span, first_source)) if *first_ty != ty => {
+                            self.report(
+                                Problem::new(
+                                    Code::TypeMismatch,
+                                    format!(
+                                        "`{}` is {} in `{first_source}` but {} in `{source_name}`, so their values cannot be counted together",
+                                        field.name,
+                                        first_ty.a(),
+                                        ty.a()
+                                    ),
+                                    text.file_span(q.span()),
+                                    format!("here `{}` is {}", field.name, ty.a()),
+                                )
+                                .with_label(text.file_span(first_span.clone()), format!("here `{}` is {}", field.name, first_ty.a()))
+                                .with_help("count a field that has the same type in every query's source"),
+                            );
+                            return None;
+                        }
+                        Some(_) => {}
+                    }
+                    if !self.queries[id].distinct_fields.contains(&f) {
+                        self.queries[id].distinct_fields.push(f);
+                    }
+                    fields.push((id, f));
                 }
-                COperand::Distinct(id, f)
+                COperand::Distinct(fields)
             }
         })
     }

@@ -247,16 +247,21 @@ fn build_operand(pair: Pair<Rule>) -> Operand {
         }
         Rule::distinct_call => {
             let inner: Vec<Pair<Rule>> = pair.into_inner().collect();
-            let q = inner
+            let union = inner
                 .iter()
-                .find(|p| p.as_rule() == Rule::query_ref)
+                .find(|p| p.as_rule() == Rule::query_union)
                 .cloned()
-                .expect("distinct has a query");
+                .expect("distinct has queries");
+            let queries = union
+                .into_inner()
+                .filter(|p| p.as_rule() == Rule::query_ref)
+                .map(build_query_ref)
+                .collect();
             let field = inner
                 .iter()
                 .find(|p| p.as_rule() == Rule::ident)
                 .expect("distinct has a field");
-            Operand::Distinct(build_query_ref(q), ident(field), span)
+            Operand::Distinct(queries, ident(field), span)
         }
         other => unreachable!("unexpected operand {other:?}"),
     }
@@ -424,6 +429,7 @@ fn describe(rule: &Rule) -> Option<&'static str> {
         Rule::open_paren => "`(`",
         Rule::close_bracket => "`]`",
         Rule::comma => "`,`",
+        Rule::plus => "`+`",
         Rule::cmp_op => "a comparison (`==`, `!=`, `<`, `<=`, `>`, `>=`)",
         Rule::kw_and => "`and`",
         Rule::kw_or => "`or`",
@@ -555,6 +561,16 @@ mod tests {
             c,
             Cond::Compare(Operand::Distinct(..), CmpOp::Lt, Operand::Count(..), _)
         ));
+        let c = parse_condition(r#"distinct(a + (tcpdump where flags == "S") + b, seq) > distinct(b, seq)"#).unwrap();
+        match c {
+            Cond::Compare(Operand::Distinct(queries, field, _), CmpOp::Gt, Operand::Distinct(single, ..), _) => {
+                assert_eq!(queries.len(), 3);
+                assert!(matches!(queries[1], QueryRef::Inline(_)));
+                assert_eq!(field.name, "seq");
+                assert_eq!(single.len(), 1);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
