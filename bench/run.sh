@@ -19,7 +19,7 @@ RULES=${2:-1000}
 SMALL=${3:-50000}
 # Bump when examples/bench_gen.rs changes what it writes, so stale data is
 # not reused.
-GEN_VERSION=2
+GEN_VERSION=3
 OUT=${BENCH_DIR:-target/bench-data}/v$GEN_VERSION-$SIZE-$RULES-$SMALL
 
 need() {

@@ -150,11 +150,21 @@ fn messages_log(path: &Path, bytes: u64, rng: &mut Rng, rules: usize) -> std::io
             1 => {
                 let _ = writeln!(line, "{month} 13 {h:02}:{m:02}:{s:02} ssm redis[1]: 1:M 13 Jan 2023 {h:02}:{m:02}:{s:02}.{ms:03} * 100 changes in 300 seconds. Saving...{tok}");
             }
-            2 => {
+            // chronyd logs a source change a few times a day, not on every
+            // fifth line: a rule that must read every "Selected source"
+            // line would otherwise dominate the run for no real reason.
+            2 if rng.below(10_000) == 0 => {
                 let _ = writeln!(
                     line,
                     "{month} 13 {h:02}:{m:02}:{s:02} ssm chronyd[1319]: Selected source 172.20.226.{}{tok}",
                     rng.below(250)
+                );
+            }
+            2 => {
+                let _ = writeln!(
+                    line,
+                    "{month} 13 {h:02}:{m:02}:{s:02} ssm CROND[{}]: (root) CMD (run-parts /etc/cron.hourly){tok}",
+                    rng.below(90_000)
                 );
             }
             3 => {
