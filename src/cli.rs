@@ -76,24 +76,73 @@ pub struct LimitArgs {
     pub max_ratio: u64,
 }
 
-/// The arguments of `diagnose`.
-#[derive(Debug, clap::Args)]
-pub struct DiagnoseArgs {
-    /// The bundles.
-    #[arg(required = true, value_name = "BUNDLE")]
-    pub bundles: Vec<PathBuf>,
-    /// Rules to use.
-    #[command(flatten)]
-    pub rules: RuleArgs,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
-    pub format: OutputFormat,
+impl LimitArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            max_file_bytes: self.max_file_bytes,
+            max_total_bytes: self.max_total_bytes,
+            max_depth: self.max_depth,
+            max_ratio: self.max_ratio,
+            ..Limits::default()
+        }
+    }
+}
+
+/// How times in the bundle are read.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TimeArgs {
     /// When the bundle was collected (RFC 3339), if its files do not say.
     #[arg(long, value_name = "TIME")]
     pub collected_at: Option<String>,
     /// What a time-zone abbreviation means here, e.g. IST=+02:00. Repeatable.
     #[arg(long = "zone", value_name = "ABBR=OFFSET")]
     pub zones: Vec<String>,
+}
+
+/// The arguments of `explain`.
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    /// The rule's id, e.g. SDWAN-LIC-001.
+    #[arg(value_name = "RULE")]
+    pub rule: String,
+    /// The bundle.
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+    /// Rules, times and limits.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// What every command that reads a bundle takes: the rules, how to read
+/// times, and the limits.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Rules to use.
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    /// Times.
+    #[command(flatten)]
+    pub time: TimeArgs,
+    /// Limits that keep a hostile bundle from exhausting the machine.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// The arguments of `diagnose`.
+#[derive(Debug, clap::Args)]
+pub struct DiagnoseArgs {
+    /// The bundles.
+    #[arg(required = true, value_name = "BUNDLE")]
+    pub bundles: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+    /// Rules, times and limits.
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Colour.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
@@ -103,9 +152,6 @@ pub struct DiagnoseArgs {
     /// Report, per rule, the records tested, the matches and the time spent.
     #[arg(long)]
     pub profile: bool,
-    /// Limits that keep a hostile bundle from exhausting the machine.
-    #[command(flatten)]
-    pub limits: LimitArgs,
     /// Replace IP and MAC addresses, host names, user names and e-mail
     /// addresses by placeholders (the same value, the same placeholder)
     /// in all output, so the report can leave the customer.
@@ -130,6 +176,9 @@ pub enum Command {
         #[arg(long)]
         deny_warnings: bool,
     },
+    /// Show why a rule did or did not fire on a bundle: its condition
+    /// evaluated node by node, the values compared, and the evidence lines.
+    Explain(ExplainArgs),
     /// Run the [[test]] cases of rules.
     Test {
         /// Rule directories whose tests to run (default: the built-in knowledge base).
@@ -152,6 +201,7 @@ pub fn run() -> ExitCode {
             deny_warnings,
         } => check(&paths, format, deny_warnings),
         Command::Test { paths, format } => test(&paths, format),
+        Command::Explain(args) => explain(&args),
     }
 }
 
@@ -203,15 +253,15 @@ fn load_kb(rules: &RuleArgs) -> Result<KnowledgeBase, String> {
     load_layers(!rules.no_builtin, &rules.rules, repo.as_deref())
 }
 
-fn resolve_options(collected_at: Option<String>, zones: &[String]) -> Result<RunOptions, String> {
+fn resolve_options(time: &TimeArgs) -> Result<RunOptions, String> {
     let mut options = RunOptions::default();
-    if let Some(t) = collected_at {
-        options.collected_at = Some(crate::value::parse_rfc3339(&t).ok_or_else(|| {
+    if let Some(t) = &time.collected_at {
+        options.collected_at = Some(crate::value::parse_rfc3339(t).ok_or_else(|| {
             format!("--collected-at `{t}` is not an RFC 3339 time; write it like 2023-01-13T17:35:00Z")
         })?);
     }
     let mut table = ZoneTable::default();
-    for z in zones {
+    for z in &time.zones {
         let (name, offset) = z
             .split_once('=')
             .ok_or_else(|| format!("--zone `{z}` must look like IST=+05:30"))?;
@@ -223,37 +273,47 @@ fn resolve_options(collected_at: Option<String>, zones: &[String]) -> Result<Run
     Ok(options)
 }
 
-fn diagnose(args: &DiagnoseArgs) -> ExitCode {
-    let (bundles, rule_args, format) = (&args.bundles, &args.rules, args.format);
-    let color = use_color(args.color);
-    let kb = match load_kb(rule_args) {
-        Ok(kb) => kb,
-        Err(e) => {
-            eprintln!("error: cannot load rules: {e}");
-            return ExitCode::from(2);
-        }
-    };
+/// Loads the rules and prints the files' errors; with `--strict`, errors
+/// stop the run. On failure, the exit code to return.
+fn load_kb_reporting(rules: &RuleArgs, color: bool) -> Result<KnowledgeBase, ExitCode> {
+    let kb = load_kb(rules).map_err(|e| {
+        eprintln!("error: cannot load rules: {e}");
+        ExitCode::from(2)
+    })?;
     print_problems(&kb, color, false);
-    if rule_args.strict && kb.has_errors() {
+    if rules.strict && kb.has_errors() {
         eprintln!("error: rule files have errors and --strict was given");
-        return ExitCode::from(2);
+        return Err(ExitCode::from(2));
     }
-    let options = match resolve_options(args.collected_at.clone(), &args.zones) {
+    Ok(kb)
+}
+
+/// The engine options from the command line; on a bad value, the message
+/// is printed and the exit code returned.
+fn run_options(run: &RunArgs) -> Result<RunOptions, ExitCode> {
+    let options = resolve_options(&run.time).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })?;
+    Ok(RunOptions {
+        limits: run.limits.limits(),
+        ..options
+    })
+}
+
+fn diagnose(args: &DiagnoseArgs) -> ExitCode {
+    let (bundles, format) = (&args.bundles, args.format);
+    let color = use_color(args.color);
+    let kb = match load_kb_reporting(&args.run.rules, color) {
+        Ok(kb) => kb,
+        Err(code) => return code,
+    };
+    let options = match run_options(&args.run) {
         Ok(o) => RunOptions {
             profile: args.profile,
-            limits: Limits {
-                max_file_bytes: args.limits.max_file_bytes,
-                max_total_bytes: args.limits.max_total_bytes,
-                max_depth: args.limits.max_depth,
-                max_ratio: args.limits.max_ratio,
-                ..Limits::default()
-            },
             ..o
         },
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let engine = Engine::new(kb);
     let mut worst = 0u8;
@@ -452,4 +512,47 @@ fn test(paths: &[PathBuf], format: OutputFormat) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+fn explain(args: &ExplainArgs) -> ExitCode {
+    let kb = match load_kb_reporting(&args.run.rules, use_color(ColorChoice::Auto)) {
+        Ok(kb) => kb,
+        Err(code) => return code,
+    };
+    let Some(ri) = kb.rules.iter().position(|r| r.id == args.rule) else {
+        let ids: Vec<&str> = kb.rules.iter().map(|r| r.id.as_str()).collect();
+        let hint = match crate::toml_source::closest(&args.rule, &ids) {
+            Some(id) => format!("did you mean {id}?"),
+            None => "`triage check` lists the loaded rules' files".to_string(),
+        };
+        eprintln!("error: no rule `{}` is loaded; {hint}", args.rule);
+        return ExitCode::from(2);
+    };
+    let options = match run_options(&args.run) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let engine = Engine::new(kb);
+    let (totals, files, warnings) = engine.scan_bundle(&args.bundle, &options);
+    for w in &warnings {
+        eprintln!("warning: {}: {}", w.path, w.message);
+    }
+    if files.is_empty() {
+        eprintln!(
+            "error: nothing could be read from {}; check the path (a directory or an archive)",
+            args.bundle.display()
+        );
+        return ExitCode::from(2);
+    }
+    let explanation = engine.evaluation(totals, &files, &options).explain(ri);
+    let mut stdout = std::io::stdout().lock();
+    let _ = match args.format {
+        OutputFormat::Json => writeln!(
+            stdout,
+            "{}",
+            serde_json::to_string_pretty(&explanation).expect("explanation serialises")
+        ),
+        OutputFormat::Human => write!(stdout, "{}", crate::explain::render(&explanation, terminal_width())),
+    };
+    ExitCode::SUCCESS
 }

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use crate::bundle::{admin_tech_time, read_bundle, BundleWarning, Limits};
+use crate::explain::{EvidenceLine, ExplainNode, Explanation, QueryExplain};
 use crate::format::Detection;
 use crate::lang::compile::{CCond, COperand, FieldRef, Placeholder};
 use crate::report::{
@@ -19,7 +20,7 @@ use crate::report::{
 use crate::rules::{KnowledgeBase, Rule};
 use crate::scan::{BundleScan, FileSummary, GlobalQuery, QueryMatches, ScanPlan, Scanner};
 use crate::time::ZoneTable;
-use crate::value::format_time;
+use crate::value::{format_duration, format_time};
 
 /// What the engine is told besides the bundle.
 #[derive(Debug, Clone, Default)]
@@ -42,7 +43,8 @@ pub struct Engine {
 }
 
 /// Three-valued truth.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Truth {
     /// Holds.
     True,
@@ -531,6 +533,234 @@ impl Evaluation<'_> {
             .find_map(|e| e.values.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.clone()))
     }
 
+    /// Why rule `ri` did or did not fire: its condition evaluated node by
+    /// node, and what each of its queries found.
+    pub fn explain(&self, ri: usize) -> Explanation {
+        let rule = &self.engine.kb.rules[ri];
+        let formats = &self.engine.kb.formats.formats;
+        let not_applicable = self.not_applicable(rule);
+        let outcome = self.evaluate(ri);
+        let outcome_name = match (&not_applicable, outcome.truth) {
+            (Some(_), _) => "not_applicable",
+            (None, Truth::True) => "hit",
+            (None, Truth::False) => "no_hit",
+            (None, Truth::Unknown) => "inconclusive",
+        };
+        let queries = rule
+            .compiled
+            .queries
+            .iter()
+            .enumerate()
+            .map(|(q, cq)| {
+                let format = &formats[cq.source];
+                // A rule's own query, a shared one from macros.toml, or one
+                // written inline (whose name is its text).
+                let text = rule
+                    .query_texts
+                    .iter()
+                    .find(|(name, _)| *name == cq.name)
+                    .map(|(_, text)| text.trim().to_string())
+                    .or_else(|| {
+                        let shared = self.engine.kb.macros.queries.get(&cq.name)?;
+                        Some(format!("{} (shared, macros.toml)", shared.1.text.trim()))
+                    })
+                    .unwrap_or_else(|| cq.name.clone());
+                let present = self.source_present(rule, q).is_ok();
+                QueryExplain {
+                    name: cq.name.clone(),
+                    text,
+                    source: format.name.clone(),
+                    source_present: present,
+                    collect: (!present && !format.collect.is_empty()).then(|| format.collect.clone()),
+                    matches: self.count(ri, q),
+                    evidence: self
+                        .matches_of(ri, q)
+                        .map(|m| {
+                            m.evidence
+                                .iter()
+                                .map(|e| EvidenceLine {
+                                    file: e.file.clone(),
+                                    line: e.line,
+                                    text: e.text.clone(),
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                }
+            })
+            .collect();
+        Explanation {
+            rule_id: rule.id.clone(),
+            title: rule.title.clone(),
+            rule_file: rule.origin.clone(),
+            outcome: outcome_name.to_string(),
+            message: (outcome_name == "hit").then(|| self.render_message(ri, rule)),
+            not_applicable,
+            collected_at: self.collected_at.map(format_time),
+            condition: rule.condition.trim().to_string(),
+            tree: self.explain_node(ri, rule, &rule.compiled.cond, true),
+            queries,
+        }
+    }
+
+    fn explain_node(&self, ri: usize, rule: &Rule, c: &CCond, positive: bool) -> ExplainNode {
+        let (truth, missing, _) = self.branch(ri, rule, c, positive);
+        let name = |q: usize| rule.compiled.queries[q].name.clone();
+        let counted = |q: usize| match self.count(ri, q) {
+            1 => "1 match".to_string(),
+            n => format!("{n} matches"),
+        };
+        let mut children = Vec::new();
+        let (text, detail) = match c {
+            CCond::Any(q) => (format!("any {}", name(*q)), Some(counted(*q))),
+            CCond::None(q) => (format!("no {}", name(*q)), Some(counted(*q))),
+            CCond::All(q, violators) => (
+                format!("all {} have …", name(*q)),
+                Some(format!("{}, {} without", counted(*q), self.count(ri, *violators))),
+            ),
+            CCond::Compare(a, op, b) => {
+                let values = match (self.operand_value(ri, rule, a), self.operand_value(ri, rule, b)) {
+                    (Some(x), Some(y)) => Some(format!("{x} {} {y}", op.as_str())),
+                    _ => None,
+                };
+                (
+                    format!(
+                        "{} {} {}",
+                        self.operand_text(rule, a),
+                        op.as_str(),
+                        self.operand_text(rule, b)
+                    ),
+                    values,
+                )
+            }
+            CCond::Within(q, window, r) => {
+                let detail = self.times_of_pair(ri, *q, *r).map(|(a, b)| {
+                    let closest = if q == r {
+                        a.windows(2).map(|w| w[1] - w[0]).min()
+                    } else {
+                        a.iter().filter_map(|t| b.iter().map(|u| (t - u).abs()).min()).min()
+                    };
+                    match closest {
+                        Some(gap) => format!("closest pair {} apart", format_duration(round_to_second(gap))),
+                        None => "no pair of timed matches".to_string(),
+                    }
+                });
+                (
+                    format!("{} within {} of {}", name(*q), format_duration(*window), name(*r)),
+                    detail,
+                )
+            }
+            CCond::WithinCollection(q, window) => {
+                let detail = match (self.collected_at, self.times(ri, *q)) {
+                    (None, _) => Some("no collection time".to_string()),
+                    (Some(c), Some(t)) => t.last().map(|last| {
+                        if *last <= c {
+                            format!(
+                                "latest match {} before collection",
+                                format_duration(round_to_second(c - last))
+                            )
+                        } else {
+                            format!(
+                                "latest match {} after collection",
+                                format_duration(round_to_second(last - c))
+                            )
+                        }
+                    }),
+                    (Some(_), None) => Some("match times cannot be completed".to_string()),
+                };
+                (
+                    format!("{} within {} of collection", name(*q), format_duration(*window)),
+                    detail,
+                )
+            }
+            CCond::Then(a, b, window) => {
+                let detail = self.times_of_pair(ri, *a, *b).map(|(ta, tb)| {
+                    let soonest = ta
+                        .iter()
+                        .filter_map(|t| tb.iter().filter(|u| *u > t).map(|u| u - t).min())
+                        .min();
+                    match soonest {
+                        Some(gap) => format!("soonest follow-up after {}", format_duration(round_to_second(gap))),
+                        None => format!("no {} after a {}", name(*b), name(*a)),
+                    }
+                });
+                (
+                    format!("{} then {} within {}", name(*a), name(*b), format_duration(*window)),
+                    detail,
+                )
+            }
+            CCond::AnyOf(items) => {
+                children = items.iter().map(|i| self.explain_node(ri, rule, i, positive)).collect();
+                ("any of".to_string(), None)
+            }
+            CCond::And(..) | CCond::Or(..) => {
+                let is_and = matches!(c, CCond::And(..));
+                // a and b and c reads as one list, not a ladder of pairs.
+                let mut operands = Vec::new();
+                flatten(c, is_and, &mut operands);
+                children = operands
+                    .into_iter()
+                    .map(|o| self.explain_node(ri, rule, o, positive))
+                    .collect();
+                ((if is_and { "and" } else { "or" }).to_string(), None)
+            }
+            CCond::Not(x) => {
+                children.push(self.explain_node(ri, rule, x, !positive));
+                ("not".to_string(), None)
+            }
+        };
+        // Said once, at the queries that lack a source, not again at every
+        // node above them.
+        let detail = if truth == Truth::Unknown && !missing.is_empty() && children.is_empty() {
+            let names: Vec<String> = missing
+                .iter()
+                .map(|s| format!("`{}`", self.engine.kb.formats.formats[*s].name))
+                .collect();
+            Some(format!("unknown: the bundle has no {} file", names.join(" or ")))
+        } else {
+            detail
+        };
+        ExplainNode {
+            text,
+            truth,
+            detail,
+            children,
+        }
+    }
+
+    fn operand_text(&self, rule: &Rule, o: &COperand) -> String {
+        match o {
+            COperand::Int(n) => n.to_string(),
+            COperand::Count(q) => format!("count({})", rule.compiled.queries[*q].name),
+            COperand::Distinct(fields) => {
+                let queries: Vec<&str> = fields
+                    .iter()
+                    .map(|(q, _)| rule.compiled.queries[*q].name.as_str())
+                    .collect();
+                let field = fields
+                    .first()
+                    .map(|(q, f)| self.field_name(rule.compiled.queries[*q].source, *f))
+                    .unwrap_or_default();
+                format!("distinct({}, {field})", queries.join(" + "))
+            }
+        }
+    }
+
+    fn operand_value(&self, ri: usize, rule: &Rule, o: &COperand) -> Option<i64> {
+        self.operand(ri, rule, o, &mut BTreeSet::new(), &mut Vec::new())
+    }
+
+    fn field_name(&self, source: usize, f: FieldRef) -> String {
+        match f {
+            FieldRef::Text => "text".into(),
+            FieldRef::Message => "message".into(),
+            FieldRef::Time => "time".into(),
+            FieldRef::File => "file".into(),
+            FieldRef::Line => "line".into(),
+            FieldRef::Field(i) => self.engine.kb.formats.formats[source].fields[i].name.clone(),
+        }
+    }
+
     /// Evaluates every rule and builds the report.
     pub fn report(&self, bundle: &Path, files: &[FileSummary]) -> Report {
         let kb = &self.engine.kb;
@@ -719,6 +949,26 @@ fn order_diagnoses(fired: BTreeMap<String, Diagnosis>) -> Vec<Diagnosis> {
 }
 
 /// Whether sorted `times` has a value in `[lo, hi]`.
+/// The operands of a chain of `and` (or of `or`), left to right.
+fn flatten<'a>(c: &'a CCond, is_and: bool, out: &mut Vec<&'a CCond>) {
+    match (c, is_and) {
+        (CCond::And(x, y), true) | (CCond::Or(x, y), false) => {
+            flatten(x, is_and, out);
+            flatten(y, is_and, out);
+        }
+        _ => out.push(c),
+    }
+}
+
+/// Gaps are shown to the second; sub-second parts only add noise.
+fn round_to_second(micros: i64) -> i64 {
+    if micros >= 1_000_000 {
+        micros / 1_000_000 * 1_000_000
+    } else {
+        micros
+    }
+}
+
 fn any_in(times: &[i64], lo: i64, hi: i64) -> bool {
     let i = times.partition_point(|t| *t < lo);
     times.get(i).is_some_and(|t| *t <= hi)

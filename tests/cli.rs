@@ -1,17 +1,11 @@
 //! The `triage` binary as a user runs it: exit codes, output, and rules
 //! added at run time.
 
-use assert_cmd::Command;
+mod common;
+
+use common::triage;
 use predicates::prelude::*;
 use std::path::Path;
-
-fn triage() -> Command {
-    let mut cmd = Command::cargo_bin("triage").expect("binary is built");
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NO_COLOR", "1")
-        .env("COLUMNS", "100");
-    cmd
-}
 
 #[test]
 fn seed_bundle_is_diagnosed_as_lic_001_first() {
@@ -206,10 +200,8 @@ fn builtin_rules_pass_check_and_their_tests() {
 fn archives_are_read_from_any_directory() {
     let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/seed-lic-001/bundle");
     let tmp = tempfile::tempdir().unwrap();
-    Command::cargo_bin("triage")
-        .unwrap()
+    triage()
         .current_dir(tmp.path())
-        .env("NO_COLOR", "1")
         .arg("diagnose")
         .arg(seed.join("10.66.76.81-um8_vManage-20230113-173500-admin-tech.tar.gz"))
         .assert()

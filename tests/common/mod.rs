@@ -1,5 +1,6 @@
-//! The helper the language and regression tests share: run one rule over
-//! files given in memory, with the built-in formats and macros.
+//! Helpers the integration tests share: run one rule over files given in
+//! memory, with the built-in formats and macros; and the `triage` binary
+//! as a user runs it.
 
 #![allow(dead_code)]
 
@@ -86,4 +87,14 @@ pub fn run(
             evidence: vec![],
         }
     }
+}
+
+/// The `triage` binary, run from the repository root without colour and at
+/// a fixed width (so rendered output is stable).
+pub fn triage() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("triage").expect("binary is built");
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "100");
+    cmd
 }
