@@ -116,6 +116,29 @@ pub struct ExplainArgs {
     pub run: RunArgs,
 }
 
+/// The arguments of `events`.
+#[derive(Debug, clap::Args)]
+pub struct EventsArgs {
+    /// The bundle.
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: PathBuf,
+    /// List records only of files of this format (or of a format that embeds it).
+    #[arg(long, value_name = "NAME")]
+    pub source: Option<String>,
+    /// List records only of files whose path inside the bundle contains this text.
+    #[arg(long, value_name = "TEXT")]
+    pub file: Option<String>,
+    /// Records listed per file.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub limit: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+    /// Rules (their formats), times and limits.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
 /// What every command that reads a bundle takes: the rules, how to read
 /// times, and the limits.
 #[derive(Debug, Clone, clap::Args)]
@@ -179,6 +202,9 @@ pub enum Command {
     /// Show why a rule did or did not fire on a bundle: its condition
     /// evaluated node by node, the values compared, and the evidence lines.
     Explain(ExplainArgs),
+    /// Show how each file of a bundle was recognised (or why not) and its
+    /// records with their fields: the way to debug a new format.
+    Events(EventsArgs),
     /// Run the [[test]] cases of rules.
     Test {
         /// Rule directories whose tests to run (default: the built-in knowledge base).
@@ -202,6 +228,7 @@ pub fn run() -> ExitCode {
         } => check(&paths, format, deny_warnings),
         Command::Test { paths, format } => test(&paths, format),
         Command::Explain(args) => explain(&args),
+        Command::Events(args) => events(&args),
     }
 }
 
@@ -545,14 +572,53 @@ fn explain(args: &ExplainArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     let explanation = engine.evaluation(totals, &files, &options).explain(ri);
+    print_output(args.format, &explanation, || {
+        crate::explain::render(&explanation, terminal_width())
+    });
+    ExitCode::SUCCESS
+}
+
+fn events(args: &EventsArgs) -> ExitCode {
+    let kb = match load_kb_reporting(&args.run.rules, use_color(ColorChoice::Auto)) {
+        Ok(kb) => kb,
+        Err(code) => return code,
+    };
+    let options = match run_options(&args.run) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let wanted = crate::events::EventsOptions {
+        source: args.source.clone(),
+        file: args.file.clone(),
+        limit: args.limit,
+    };
+    let report = match crate::events::events(&kb, &args.bundle, &wanted, &options) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    print_output(args.format, &report, || crate::events::render(&report));
+    if report.files.is_empty() {
+        eprintln!(
+            "error: nothing could be read from {}; check the path (a directory or an archive)",
+            args.bundle.display()
+        );
+        return ExitCode::from(2);
+    }
+    ExitCode::SUCCESS
+}
+
+/// Prints a document as JSON, or as the text `human` renders.
+fn print_output<T: serde::Serialize>(format: OutputFormat, document: &T, human: impl FnOnce() -> String) {
     let mut stdout = std::io::stdout().lock();
-    let _ = match args.format {
+    let _ = match format {
         OutputFormat::Json => writeln!(
             stdout,
             "{}",
-            serde_json::to_string_pretty(&explanation).expect("explanation serialises")
+            serde_json::to_string_pretty(document).expect("documents serialise")
         ),
-        OutputFormat::Human => write!(stdout, "{}", crate::explain::render(&explanation, terminal_width())),
+        OutputFormat::Human => write!(stdout, "{}", human()),
     };
-    ExitCode::SUCCESS
 }

@@ -11,6 +11,7 @@ pub mod bundle;
 pub mod cli;
 pub mod diagnostic;
 pub mod engine;
+pub mod events;
 pub mod explain;
 pub mod format;
 pub mod lang;

@@ -1239,29 +1239,70 @@ pub fn eval_pred(p: &CPred, view: &RecordView<'_>, found: &mut Found, positive: 
     }
 }
 
-/// Scans with every file recognised by `detect` only (for `events`): the
-/// parsed records of a file, each with its fields.
-pub fn parse_all_records(
+/// A record of a file with its fields, for `events`.
+#[derive(Debug)]
+pub struct ParsedRecord {
+    /// Line number of its first line.
+    pub line: u64,
+    /// Its text.
+    pub text: String,
+    /// Its fields.
+    pub fields: ParsedFields,
+    /// The formats embedded in its message that parse it (a lograge line
+    /// inside syslog), with their fields.
+    pub embedded: Vec<(usize, ParsedFields)>,
+}
+
+/// The first `limit` records of a text of format `fi` that `keep` accepts,
+/// parsed as a rule would see them, and the number it accepts in the
+/// whole text.
+pub fn parse_records(
     formats: &FormatSet,
     fi: usize,
     text: &str,
     zones: &ZoneTable,
-) -> Vec<(u64, String, ParsedFields)> {
+    limit: usize,
+    keep: impl Fn(&ParsedRecord) -> bool,
+) -> (Vec<ParsedRecord>, usize) {
     let format = &formats.formats[fi];
-    let region = text.as_bytes();
-    let ranges = match format.kind {
+    let ranges: Vec<Range<usize>> = match format.kind {
         FormatKind::Json => json_objects(text).0.into_iter().map(|(s, e)| s..e).collect(),
-        FormatKind::Lines => record_ranges(format, region),
+        FormatKind::Lines => record_ranges(format, text.as_bytes()),
     };
-    ranges
-        .into_iter()
-        .filter_map(|r| {
-            let t = trim_eol(&text[r.clone()]);
-            if t.trim().is_empty() {
-                return None;
+    let embedded = formats.embedded(fi);
+    let mut records = Vec::new();
+    let mut total = 0;
+    let (mut line, mut counted_to) = (1u64, 0usize);
+    for r in ranges {
+        let t = trim_eol(&text[r.clone()]);
+        if t.trim().is_empty() {
+            continue;
+        }
+        line += memchr::memchr_iter(b'\n', &text.as_bytes()[counted_to..r.start]).count() as u64;
+        counted_to = r.start;
+        let fields = format.parse(t, zones);
+        let inner = if embedded.is_empty() {
+            Vec::new()
+        } else {
+            let (msg, _) = message_of(format, &fields, t);
+            embedded
+                .iter()
+                .map(|&e| (e, formats.formats[e].parse(&msg, zones)))
+                .filter(|(_, f)| f.matched)
+                .collect()
+        };
+        let record = ParsedRecord {
+            line,
+            text: t.to_string(),
+            fields,
+            embedded: inner,
+        };
+        if keep(&record) {
+            total += 1;
+            if records.len() < limit {
+                records.push(record);
             }
-            let line = 1 + text[..r.start].matches('\n').count() as u64;
-            Some((line, t.to_string(), format.parse(t, zones)))
-        })
-        .collect()
+        }
+    }
+    (records, total)
 }

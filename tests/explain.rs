@@ -3,18 +3,11 @@
 
 mod common;
 
-use common::triage;
+use common::{json_of, stdout_of, triage};
 use predicates::prelude::*;
 
 fn explain(rule: &str, bundle: &str) -> String {
-    let out = triage()
-        .args(["explain", rule, bundle])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    String::from_utf8(out).expect("UTF-8")
+    stdout_of(&["explain", rule, bundle])
 }
 
 #[test]
@@ -39,20 +32,13 @@ fn an_undecided_rule_names_the_missing_source_and_what_to_collect() {
 
 #[test]
 fn json_has_the_tree_with_values_compared() {
-    let out = triage()
-        .args([
-            "explain",
-            "SDWAN-INFO-001",
-            "corpus/info-001-offload/bundle",
-            "--format",
-            "json",
-        ])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let doc: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+    let doc = json_of(&[
+        "explain",
+        "SDWAN-INFO-001",
+        "corpus/info-001-offload/bundle",
+        "--format",
+        "json",
+    ]);
     assert_eq!(doc["outcome"], "hit");
     let children = doc["tree"]["children"].as_array().expect("children");
     let distinct = children

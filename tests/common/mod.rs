@@ -98,3 +98,14 @@ pub fn triage() -> assert_cmd::Command {
         .env("COLUMNS", "100");
     cmd
 }
+
+/// What `triage ARGS` prints, asserting that it succeeds.
+pub fn stdout_of(args: &[&str]) -> String {
+    let out = triage().args(args).assert().success().get_output().stdout.clone();
+    String::from_utf8(out).expect("UTF-8")
+}
+
+/// The JSON document `triage ARGS` prints, asserting that it succeeds.
+pub fn json_of(args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&stdout_of(args)).expect("valid JSON")
+}

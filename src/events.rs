@@ -1,0 +1,333 @@
+//! `triage events BUNDLE`: what the engine makes of a bundle's files.
+//!
+//! For each file: the format that claimed it and why (a path glob or the
+//! content sniff), or why none did; and for the files asked for, the first
+//! records with their fields, types, times and the formats embedded in
+//! them. This is how a support engineer debugs a new format before
+//! writing a rule on it.
+
+use std::fmt::Write as _;
+use std::io::Read;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::bundle::{admin_tech_time, read_bundle, BundleWarning};
+use crate::engine::RunOptions;
+use crate::format::{Detection, Format, ParsedFields};
+use crate::rules::KnowledgeBase;
+use crate::scan::parse_records;
+use crate::time::{Completeness, RecordTime, ZoneTable};
+use crate::value::format_time;
+
+/// Bytes of one file read for `events`; the records shown come first.
+const MAX_BYTES: u64 = 16 << 20;
+
+/// Which files and how many records.
+#[derive(Debug, Clone)]
+pub struct EventsOptions {
+    /// Only files of this format (or of a format that embeds it).
+    pub source: Option<String>,
+    /// Only files whose path inside the bundle contains this text.
+    pub file: Option<String>,
+    /// Records shown per file.
+    pub limit: usize,
+}
+
+/// What the engine makes of a bundle.
+#[derive(Debug, Serialize)]
+pub struct EventsReport {
+    /// The bundle.
+    pub bundle: String,
+    /// Every file, in path order.
+    pub files: Vec<FileEvents>,
+    /// Files skipped or cut while reading.
+    pub warnings: Vec<BundleWarning>,
+}
+
+/// One file.
+#[derive(Debug, Serialize)]
+pub struct FileEvents {
+    /// Path inside the bundle.
+    pub path: String,
+    /// The format that claimed it.
+    pub format: Option<String>,
+    /// Why it was (or was not) claimed.
+    pub reason: String,
+    /// Whether the filters selected it (its records are listed).
+    pub selected: bool,
+    /// Records in the part read; `None` when the file was not selected.
+    pub records_total: Option<usize>,
+    /// Whether only the first part of the file was read.
+    pub cut: bool,
+    /// The first records.
+    pub records: Vec<EventRecord>,
+}
+
+/// One record.
+#[derive(Debug, Serialize)]
+pub struct EventRecord {
+    /// Line number of its first line.
+    pub line: u64,
+    /// Its text.
+    pub text: String,
+    /// Whether one of the format's patterns matched it (if not, only the
+    /// built-in fields `text`, `file` and `line` exist).
+    pub matched: bool,
+    /// Its time, in UTC.
+    pub time: Option<String>,
+    /// How the time was completed or guessed.
+    pub time_note: Option<String>,
+    /// The time as read, completed once the collection time is known.
+    #[serde(skip)]
+    read_time: Option<RecordTime>,
+    /// A zone abbreviation read with a guess.
+    #[serde(skip)]
+    guessed_zone: Option<String>,
+    /// Its fields.
+    pub fields: Vec<EventField>,
+    /// Formats embedded in its message that parse it.
+    pub embedded: Vec<EmbeddedEvent>,
+}
+
+/// A field's value.
+#[derive(Debug, Serialize)]
+pub struct EventField {
+    /// Its name, as rules write it.
+    pub name: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// Its value, as read.
+    pub value: String,
+}
+
+/// A record of an embedded format inside another record.
+#[derive(Debug, Serialize)]
+pub struct EmbeddedEvent {
+    /// The embedded format.
+    pub format: String,
+    /// Its fields.
+    pub fields: Vec<EventField>,
+}
+
+/// Reads a bundle and lists what each file is and holds.
+pub fn events(
+    kb: &KnowledgeBase,
+    bundle: &Path,
+    options: &EventsOptions,
+    run: &RunOptions,
+) -> Result<EventsReport, String> {
+    let formats = &kb.formats;
+    if let Some(name) = &options.source {
+        if formats.index(name).is_none() {
+            let names: Vec<&str> = formats.formats.iter().map(|f| f.name.as_str()).collect();
+            let hint = match crate::toml_source::closest(name, &names) {
+                Some(n) => format!("did you mean `{n}`?"),
+                None => format!("the formats are: {}", names.join(", ")),
+            };
+            return Err(format!("no format is named `{name}`; {hint}"));
+        }
+    }
+    let (mut files, warnings) = read_bundle(bundle, &run.limits, |file| {
+        let mut head = Vec::with_capacity(16 * 1024);
+        let _ = file.reader.take(16 * 1024).read_to_end(&mut head);
+        let detection = formats.detect(&file.match_path, &head);
+        let (format, reason) = match &detection {
+            Detection::Recognised { format, reason } => (Some(*format), reason.clone()),
+            Detection::Unrecognised { reason } => (None, reason.clone()),
+        };
+        let selected = format.is_some_and(|fi| selects(kb, fi, options)) && file_selected(&file.path, options);
+        let mut entry = FileEvents {
+            path: file.path.clone(),
+            format: format.map(|fi| formats.formats[fi].name.clone()),
+            reason,
+            selected,
+            records_total: None,
+            cut: false,
+            records: Vec::new(),
+        };
+        let (Some(fi), true) = (format, selected) else {
+            // Read to the end so an archive stream stays in step.
+            let _ = std::io::copy(file.reader, &mut std::io::sink());
+            return entry;
+        };
+        let mut data = head;
+        let _ = file.reader.take(MAX_BYTES).read_to_end(&mut data);
+        entry.cut = std::io::copy(file.reader, &mut std::io::sink()).unwrap_or(0) > 0;
+        let text = String::from_utf8_lossy(&data);
+        // Asked for an embedded format: only the records that hold one.
+        let inner = options
+            .source
+            .as_deref()
+            .and_then(|name| formats.index(name))
+            .filter(|&si| si != fi);
+        let (records, total) = parse_records(formats, fi, &text, &run.zones, options.limit, |r| {
+            inner.is_none_or(|si| r.embedded.iter().any(|(e, _)| *e == si))
+        });
+        entry.records_total = Some(total);
+        entry.records = records
+            .into_iter()
+            .map(|r| {
+                let format = &formats.formats[fi];
+                EventRecord {
+                    line: r.line,
+                    text: r.text,
+                    matched: r.fields.matched,
+                    time: None,
+                    time_note: None,
+                    read_time: r.fields.time,
+                    guessed_zone: r.fields.guessed_zone.clone(),
+                    fields: fields_of(format, &r.fields),
+                    embedded: r
+                        .embedded
+                        .iter()
+                        .map(|(e, parsed)| EmbeddedEvent {
+                            format: formats.formats[*e].name.clone(),
+                            fields: fields_of(&formats.formats[*e], parsed),
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        entry
+    });
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    // Times without a year or date are completed as `diagnose` does: from
+    // the given collection time, or the one an admin-tech archive's name
+    // states.
+    let collected_at = run
+        .collected_at
+        .or_else(|| files.iter().filter_map(|f| admin_tech_time(&f.path)).max());
+    for record in files.iter_mut().flat_map(|f| f.records.iter_mut()) {
+        (record.time, record.time_note) = describe_time(record, collected_at, &run.zones);
+    }
+    Ok(EventsReport {
+        bundle: bundle.display().to_string(),
+        files,
+        warnings,
+    })
+}
+
+/// Whether `--source` selects files of format `fi`: the format itself, or
+/// one that embeds the asked one.
+fn selects(kb: &KnowledgeBase, fi: usize, options: &EventsOptions) -> bool {
+    match &options.source {
+        None => true,
+        Some(name) => {
+            kb.formats.formats[fi].name == *name
+                || kb
+                    .formats
+                    .embedded(fi)
+                    .iter()
+                    .any(|&e| kb.formats.formats[e].name == *name)
+        }
+    }
+}
+
+fn file_selected(path: &str, options: &EventsOptions) -> bool {
+    options.file.as_ref().is_none_or(|f| path.contains(f.as_str()))
+}
+
+fn fields_of(format: &Format, parsed: &ParsedFields) -> Vec<EventField> {
+    format
+        .fields
+        .iter()
+        .zip(&parsed.values)
+        .filter_map(|(def, v)| {
+            v.as_ref().map(|v| EventField {
+                name: def.name.clone(),
+                ty: def.ty.name().to_string(),
+                value: v.value.to_string(),
+            })
+        })
+        .collect()
+}
+
+fn describe_time(
+    record: &EventRecord,
+    collected_at: Option<i64>,
+    zones: &ZoneTable,
+) -> (Option<String>, Option<String>) {
+    let Some(t) = record.read_time else {
+        return (None, None);
+    };
+    let mut notes = Vec::new();
+    match (t.completeness, collected_at) {
+        (Completeness::Full, _) => {}
+        (Completeness::NoYear, Some(_)) => notes.push("year taken from the collection time".to_string()),
+        (Completeness::NoDate, Some(_)) => notes.push("date taken from the collection time".to_string()),
+        (_, None) => notes.push("no year or date, and no collection time: give --collected-at".to_string()),
+    }
+    if let Some(zone) = &record.guessed_zone {
+        notes.push(match zones.ambiguity(zone) {
+            Some(meanings) => format!("`{zone}` is ambiguous ({meanings}); say which with --zone {zone}=+HH:MM"),
+            None => format!("zone `{zone}` is unknown and was read as UTC; say what it is with --zone {zone}=+HH:MM"),
+        });
+    }
+    let note = (!notes.is_empty()).then(|| notes.join("; "));
+    (t.resolve(collected_at).map(format_time), note)
+}
+
+/// Renders the report as text.
+pub fn render(report: &EventsReport) -> String {
+    let mut out = String::new();
+    let selected = report.files.iter().filter(|f| f.selected).count();
+    let recognised = report.files.iter().filter(|f| f.format.is_some()).count();
+    let _ = writeln!(
+        out,
+        "{}: {} files, {recognised} recognised, {} not; records listed for {selected}",
+        report.bundle,
+        report.files.len(),
+        report.files.len() - recognised
+    );
+    for f in &report.files {
+        let _ = writeln!(out, "\n{}", f.path);
+        match &f.format {
+            Some(name) => {
+                let _ = writeln!(out, "  format: {name} ({})", f.reason);
+            }
+            None => {
+                let _ = writeln!(out, "  not recognised: {}", f.reason);
+            }
+        }
+        let Some(total) = f.records_total else { continue };
+        let cut = if f.cut { " in the first 16 MiB" } else { "" };
+        let _ = writeln!(out, "  {total} records{cut}; the first {} below", f.records.len());
+        for r in &f.records {
+            let first = r.text.lines().next().unwrap_or_default();
+            let more = r.text.lines().count().saturating_sub(1);
+            let more = if more > 0 {
+                format!(" (+{more} lines)")
+            } else {
+                String::new()
+            };
+            let _ = writeln!(out, "  line {}: {first}{more}", r.line);
+            if !r.matched {
+                let _ = writeln!(out, "      no pattern matched: only text, file and line are set");
+            }
+            if let Some(t) = &r.time {
+                let _ = writeln!(out, "      time = {t}");
+            }
+            if let Some(n) = &r.time_note {
+                let _ = writeln!(out, "      (time: {n})");
+            }
+            for field in &r.fields {
+                let _ = writeln!(out, "      {} = {:?}  ({})", field.name, field.value, field.ty);
+            }
+            for e in &r.embedded {
+                let _ = writeln!(out, "      embedded {}:", e.format);
+                for field in &e.fields {
+                    let _ = writeln!(out, "        {} = {:?}  ({})", field.name, field.value, field.ty);
+                }
+            }
+        }
+    }
+    if !report.warnings.is_empty() {
+        let _ = writeln!(out, "\nWarnings:");
+        for w in &report.warnings {
+            let _ = writeln!(out, "  ! {}: {}", w.path, w.message);
+        }
+    }
+    out
+}

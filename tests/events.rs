@@ -1,0 +1,89 @@
+//! `triage events BUNDLE`: how each file was recognised and what its
+//! records hold, as a support engineer debugging a format reads it.
+
+mod common;
+
+use common::{json_of, stdout_of, triage};
+use predicates::prelude::*;
+
+fn events(args: &[&str]) -> String {
+    stdout_of(&[&["events"], args].concat())
+}
+
+#[test]
+fn files_with_their_format_and_first_records() {
+    insta::assert_snapshot!("events_seed", events(&["corpus/seed-lic-001/bundle", "--limit", "2"]));
+}
+
+#[test]
+fn an_embedded_source_lists_only_the_records_that_hold_it() {
+    let text = events(&["corpus/seed-lic-001/bundle", "--source", "lograge", "--limit", "50"]);
+    // Only syslog lines with a lograge message, each with its fields.
+    assert!(text.contains("embedded lograge:"), "{text}");
+    assert!(text.contains("path = \"/oauth/token\"  (string)"), "{text}");
+    assert!(!text.contains("Started Cleanup of Temporary Directories"), "{text}");
+}
+
+#[test]
+fn json_says_whether_the_path_or_the_content_was_recognised() {
+    let doc = json_of(&[
+        "events",
+        "corpus/info-001-offload/bundle",
+        "--format",
+        "json",
+        "--limit",
+        "3",
+    ]);
+    let file = &doc["files"][0];
+    assert_eq!(file["path"], "out1.txt");
+    assert_eq!(file["format"], "tcpdump");
+    assert!(file["reason"].as_str().unwrap().starts_with("content:"), "{file}");
+    let packet = file["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["matched"] == true)
+        .expect("a parsed packet");
+    let src = packet["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "src")
+        .expect("src field");
+    assert_eq!(src["type"], "ip");
+}
+
+#[test]
+fn file_filter_and_unrecognised_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("notes.txt"), "nothing a format knows\n").unwrap();
+    std::fs::write(tmp.path().join("blob.bin"), [0u8, 1, 2, 3, 0, 0, 0, 5, 6, 0].repeat(50)).unwrap();
+    let out = triage()
+        .arg("events")
+        .arg(tmp.path())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("blob.bin\n  not recognised: binary"), "{text}");
+    assert!(
+        text.contains("notes.txt\n  not recognised: no format's path or content matched"),
+        "{text}"
+    );
+    // --file keeps the listing of every file but the records of matching ones only.
+    let text = events(&["corpus/seed-lic-001/bundle", "--file", "messages", "--limit", "1"]);
+    assert_eq!(text.matches(" records; the first ").count(), 1, "{text}");
+}
+
+#[test]
+fn an_unknown_source_gets_a_suggestion() {
+    triage()
+        .args(["events", "corpus/seed-lic-001/bundle", "--source", "lograg"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "no format is named `lograg`; did you mean `lograge`?",
+        ));
+}
