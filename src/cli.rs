@@ -9,11 +9,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::bundle::Limits;
-use crate::diagnostic::FileReport;
+use crate::diagnostic::{FileProblems, FileReport};
 use crate::engine::{Engine, RunOptions};
 use crate::report::human::{render, HumanOptions};
 use crate::rules::{load_layers, Expect, KnowledgeBase};
 use crate::time::{parse_offset, ZoneTable};
+use crate::tune::DisabledRule;
 
 /// Diagnose support bundles with a knowledge base of rules.
 #[derive(Debug, Parser)]
@@ -152,6 +153,10 @@ pub struct RunArgs {
     /// Limits that keep a hostile bundle from exhausting the machine.
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// A tuning file: disable rules, change severities, add exceptions
+    /// (see README, "Tuning"). Repeatable; applied in order.
+    #[arg(long = "tune", value_name = "FILE")]
+    pub tune: Vec<PathBuf>,
 }
 
 /// The arguments of `diagnose`.
@@ -256,7 +261,7 @@ fn terminal_width() -> usize {
         .unwrap_or(100)
 }
 
-fn print_problems(kb: &KnowledgeBase, color: bool, warnings_too: bool) {
+fn print_problems(files: &[FileProblems], color: bool, warnings_too: bool) {
     let theme = if color {
         miette::GraphicalTheme::unicode()
     } else {
@@ -264,8 +269,8 @@ fn print_problems(kb: &KnowledgeBase, color: bool, warnings_too: bool) {
     };
     let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(terminal_width());
     let mut err = std::io::stderr().lock();
-    for file in &kb.problems {
-        if !warnings_too && !file.has_errors() {
+    for file in files {
+        if file.problems.is_empty() || (!warnings_too && !file.has_errors()) {
             continue;
         }
         let mut out = String::new();
@@ -300,19 +305,31 @@ fn resolve_options(time: &TimeArgs) -> Result<RunOptions, String> {
     Ok(options)
 }
 
-/// Loads the rules and prints the files' errors; with `--strict`, errors
-/// stop the run. On failure, the exit code to return.
-fn load_kb_reporting(rules: &RuleArgs, color: bool) -> Result<KnowledgeBase, ExitCode> {
-    let kb = load_kb(rules).map_err(|e| {
+/// Loads the rules, applies the tuning files and prints the problems of
+/// both; with `--strict`, errors stop the run. On failure, the exit code to
+/// return. Also returns the rules the tuning disabled.
+fn load_kb_reporting(run: &RunArgs, color: bool) -> Result<(KnowledgeBase, Vec<DisabledRule>), ExitCode> {
+    let mut kb = load_kb(&run.rules).map_err(|e| {
         eprintln!("error: cannot load rules: {e}");
         ExitCode::from(2)
     })?;
-    print_problems(&kb, color, false);
-    if rules.strict && kb.has_errors() {
-        eprintln!("error: rule files have errors and --strict was given");
+    print_problems(&kb.problems, color, false);
+    let mut errors = kb.has_errors();
+    let mut disabled = Vec::new();
+    for path in &run.tune {
+        let (off, problems) = crate::tune::apply_file(&mut kb, path).map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        })?;
+        errors |= problems.has_errors();
+        print_problems(std::slice::from_ref(&problems), color, true);
+        disabled.extend(off);
+    }
+    if run.rules.strict && errors {
+        eprintln!("error: rule or tuning files have errors and --strict was given");
         return Err(ExitCode::from(2));
     }
-    Ok(kb)
+    Ok((kb, disabled))
 }
 
 /// The engine options from the command line; on a bad value, the message
@@ -331,8 +348,8 @@ fn run_options(run: &RunArgs) -> Result<RunOptions, ExitCode> {
 fn diagnose(args: &DiagnoseArgs) -> ExitCode {
     let (bundles, format) = (&args.bundles, args.format);
     let color = use_color(args.color);
-    let kb = match load_kb_reporting(&args.run.rules, color) {
-        Ok(kb) => kb,
+    let (kb, disabled) = match load_kb_reporting(&args.run, color) {
+        Ok(loaded) => loaded,
         Err(code) => return code,
     };
     let options = match run_options(&args.run) {
@@ -347,6 +364,7 @@ fn diagnose(args: &DiagnoseArgs) -> ExitCode {
     let mut reports = Vec::new();
     for bundle in bundles {
         let mut report = engine.diagnose(bundle, &options);
+        report.disabled = disabled.clone();
         if args.redact {
             // One redactor per bundle: placeholders are consistent within a report.
             crate::redact::Redactor::new().redact_report(&mut report);
@@ -425,7 +443,7 @@ fn check(paths: &[PathBuf], format: OutputFormat, deny_warnings: bool) -> ExitCo
             println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
         }
         OutputFormat::Human => {
-            print_problems(&kb, use_color(ColorChoice::Auto), true);
+            print_problems(&kb.problems, use_color(ColorChoice::Auto), true);
             println!(
                 "checked {} rules and {} formats: {} errors, {} warnings",
                 kb.rules.len(),
@@ -502,7 +520,7 @@ fn test(paths: &[PathBuf], format: OutputFormat) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    print_problems(&kb, use_color(ColorChoice::Auto), false);
+    print_problems(&kb.problems, use_color(ColorChoice::Auto), false);
     let broken = kb.has_errors();
     let untested: Vec<String> = kb
         .rules
@@ -542,10 +560,17 @@ fn test(paths: &[PathBuf], format: OutputFormat) -> ExitCode {
 }
 
 fn explain(args: &ExplainArgs) -> ExitCode {
-    let kb = match load_kb_reporting(&args.run.rules, use_color(ColorChoice::Auto)) {
-        Ok(kb) => kb,
+    let (kb, disabled) = match load_kb_reporting(&args.run, use_color(ColorChoice::Auto)) {
+        Ok(loaded) => loaded,
         Err(code) => return code,
     };
+    if let Some(d) = disabled.iter().find(|d| d.rule_id == args.rule) {
+        eprintln!(
+            "error: {} is disabled by {} ({}); run without that --tune to explain it",
+            d.rule_id, d.tune_file, d.reason
+        );
+        return ExitCode::from(2);
+    }
     let Some(ri) = kb.rules.iter().position(|r| r.id == args.rule) else {
         let ids: Vec<&str> = kb.rules.iter().map(|r| r.id.as_str()).collect();
         let hint = match crate::toml_source::closest(&args.rule, &ids) {
@@ -579,8 +604,8 @@ fn explain(args: &ExplainArgs) -> ExitCode {
 }
 
 fn events(args: &EventsArgs) -> ExitCode {
-    let kb = match load_kb_reporting(&args.run.rules, use_color(ColorChoice::Auto)) {
-        Ok(kb) => kb,
+    let (kb, _) = match load_kb_reporting(&args.run, use_color(ColorChoice::Auto)) {
+        Ok(loaded) => loaded,
         Err(code) => return code,
     };
     let options = match run_options(&args.run) {

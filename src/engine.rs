@@ -600,6 +600,7 @@ impl Evaluation<'_> {
             condition: rule.condition.trim().to_string(),
             tree: self.explain_node(ri, rule, &rule.compiled.cond, true),
             queries,
+            tuned: rule.tuned.clone(),
         }
     }
 
@@ -812,6 +813,7 @@ impl Evaluation<'_> {
                             explains: Vec::new(),
                             explained_by: Vec::new(),
                             rule_file: rule.origin.clone(),
+                            tuned: rule.tuned.clone(),
                         },
                     );
                 }
@@ -835,6 +837,7 @@ impl Evaluation<'_> {
                     } else {
                         None
                     },
+                    tuned: rule.tuned.clone(),
                 }),
                 Truth::False => not_hit += 1,
             }
@@ -917,6 +920,7 @@ impl Evaluation<'_> {
             unrecognized_files: unrecognized,
             files: file_entries,
             warnings,
+            disabled: Vec::new(),
             failed: false,
         }
     }

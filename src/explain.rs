@@ -34,6 +34,9 @@ pub struct Explanation {
     pub tree: ExplainNode,
     /// Every query of the rule, with what it found.
     pub queries: Vec<QueryExplain>,
+    /// What local tuning changed in the rule (`--tune`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tuned: Vec<String>,
 }
 
 /// One node of an evaluated condition.
@@ -110,6 +113,9 @@ pub fn render(e: &Explanation, width: usize) -> String {
         let _ = writeln!(out, "not applicable: {n}");
     }
     let _ = writeln!(out, "rule file: {}", e.rule_file);
+    for note in &e.tuned {
+        let _ = writeln!(out, "tuned: {note}");
+    }
     match &e.collected_at {
         Some(t) => {
             let _ = writeln!(out, "collection time: {t}");

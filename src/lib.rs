@@ -22,4 +22,5 @@ pub mod rules;
 pub mod scan;
 pub mod time;
 pub mod toml_source;
+pub mod tune;
 pub mod value;

@@ -46,7 +46,11 @@ impl Severity {
         }
     }
 
-    fn parse(s: &str) -> Option<Severity> {
+    /// The names, most serious first.
+    pub const NAMES: [&'static str; 4] = ["critical", "error", "warning", "info"];
+
+    /// The severity of a name.
+    pub fn parse(s: &str) -> Option<Severity> {
         [Severity::Critical, Severity::Error, Severity::Warning, Severity::Info]
             .into_iter()
             .find(|v| v.as_str() == s)
@@ -134,6 +138,8 @@ pub struct Rule {
     pub compiled: CompiledCondition,
     /// The file it came from.
     pub origin: String,
+    /// What local tuning changed, one note per change (empty when none).
+    pub tuned: Vec<String>,
 }
 
 /// One file of the knowledge base.
@@ -563,6 +569,7 @@ fn load_rule(file: &KbFile, formats: &FormatSet, macros: &Macros, problems: &mut
         tests,
         compiled: compiled?,
         origin: file.path.clone(),
+        tuned: Vec::new(),
     })
 }
 

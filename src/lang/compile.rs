@@ -255,6 +255,41 @@ struct Compiler<'a> {
     failed: bool,
 }
 
+impl<'a> Compiler<'a> {
+    fn new(formats: &'a FormatSet, macros: &'a Macros, problems: &'a mut Vec<Problem>) -> Compiler<'a> {
+        Compiler {
+            formats,
+            macros,
+            problems,
+            queries: Vec::new(),
+            named: BTreeMap::new(),
+            redirect: None,
+            macro_depth: 0,
+            failed: false,
+        }
+    }
+}
+
+/// Checks and compiles a predicate over the records of format `source`,
+/// outside any rule (an exception in a tuning file).
+pub fn compile_predicate(
+    text: &SourceText,
+    source: usize,
+    formats: &FormatSet,
+    macros: &Macros,
+    problems: &mut Vec<Problem>,
+) -> Option<CPred> {
+    let ast = match parse_predicate(&text.text) {
+        Ok(ast) => ast,
+        Err(e) => {
+            problems.push(syntax_problem(text, &e));
+            return None;
+        }
+    };
+    let mut c = Compiler::new(formats, macros, problems);
+    c.pred(&ast, text, source, &mut Vec::new())
+}
+
 /// Checks and compiles a rule's condition, queries and message.
 pub fn compile_rule(
     texts: RuleTexts<'_>,
@@ -262,16 +297,7 @@ pub fn compile_rule(
     macros: &Macros,
     problems: &mut Vec<Problem>,
 ) -> Option<CompiledCondition> {
-    let mut c = Compiler {
-        formats,
-        macros,
-        problems,
-        queries: Vec::new(),
-        named: BTreeMap::new(),
-        redirect: None,
-        macro_depth: 0,
-        failed: false,
-    };
+    let mut c = Compiler::new(formats, macros, problems);
     for (name, key_span, text) in texts.queries {
         let ast = match parse_query(&text.text) {
             Ok(q) => Some(q),

@@ -181,6 +181,9 @@ pub fn diagnosis_view(d: &Diagnosis, options: &HumanOptions) -> DiagnosisView {
     if !d.explained_by.is_empty() {
         let _ = write!(help, "\n\nexplained by: {}", d.explained_by.join(", "));
     }
+    for note in &d.tuned {
+        let _ = write!(help, "\n\ntuned: {note}");
+    }
     let prefix = if d.explained_by.is_empty() { "" } else { "↳ " };
     DiagnosisView {
         headline: format!("{prefix}{}: {}", d.title, d.message),
@@ -236,6 +239,13 @@ pub fn render(report: &Report, options: &HumanOptions) -> String {
                 .map(|e| e.reason.as_str())
                 .unwrap_or("");
             let _ = writeln!(out, "  - {f} ({reason})");
+        }
+        out.push('\n');
+    }
+    if !report.disabled.is_empty() {
+        let _ = writeln!(out, "Disabled by tuning:");
+        for d in &report.disabled {
+            let _ = writeln!(out, "  - {} ({}: {})", d.rule_id, d.tune_file, d.reason);
         }
         out.push('\n');
     }
@@ -306,6 +316,11 @@ fn render_inconclusive(report: &Report, out: &mut String) {
     for i in report.inconclusive.iter().filter(|i| i.note.is_some()) {
         let _ = writeln!(out, "  ? {}: {}", i.rule_id, i.note.as_deref().unwrap_or_default());
     }
+    for i in &report.inconclusive {
+        for note in &i.tuned {
+            let _ = writeln!(out, "  ({} is tuned: {note})", i.rule_id);
+        }
+    }
     out.push('\n');
 }
 
@@ -327,8 +342,13 @@ pub fn summary_line(report: &Report) -> String {
             by_sev.join(", ")
         )
     };
+    let disabled = if report.disabled.is_empty() {
+        String::new()
+    } else {
+        format!(", {} disabled by tuning", report.disabled.len())
+    };
     format!(
-        "{diagnoses}, {} inconclusive, {} not hit, {} not applicable; {} read, {} unrecognised, {}",
+        "{diagnoses}, {} inconclusive, {} not hit, {} not applicable{disabled}; {} read, {} unrecognised, {}",
         report.inconclusive.len(),
         report.rules_not_hit,
         report.not_applicable.len(),

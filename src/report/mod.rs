@@ -57,6 +57,9 @@ pub struct Diagnosis {
     pub explained_by: Vec<String>,
     /// The rule file.
     pub rule_file: String,
+    /// What local tuning changed in the rule (`--tune`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tuned: Vec<String>,
 }
 
 /// A source a rule needed and the bundle lacks.
@@ -82,6 +85,9 @@ pub struct Inconclusive {
     /// Why, when it is not a missing source.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// What local tuning changed in the rule (`--tune`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tuned: Vec<String>,
 }
 
 /// A rule skipped because the bundle's product release is outside its
@@ -163,6 +169,9 @@ pub struct Report {
     pub files: Vec<FileEntry>,
     /// Files skipped or cut, and other notes.
     pub warnings: Vec<ReportWarning>,
+    /// Rules turned off by local tuning (`--tune`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub disabled: Vec<crate::tune::DisabledRule>,
     /// Cost per rule, slowest first (`--profile` only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub profile: Vec<RuleCost>,

@@ -107,5 +107,12 @@ pub fn stdout_of(args: &[&str]) -> String {
 
 /// The JSON document `triage ARGS` prints, asserting that it succeeds.
 pub fn json_of(args: &[&str]) -> serde_json::Value {
-    serde_json::from_str(&stdout_of(args)).expect("valid JSON")
+    json_exiting(args, 0)
+}
+
+/// The JSON document `triage ARGS` prints, asserting its exit code (1 when
+/// `diagnose` finds something).
+pub fn json_exiting(args: &[&str], code: i32) -> serde_json::Value {
+    let out = triage().args(args).assert().code(code).get_output().stdout.clone();
+    serde_json::from_slice(&out).expect("valid JSON")
 }
