@@ -70,6 +70,24 @@ static PATTERNS: LazyLock<Vec<(Kind, Regex, usize)>> = LazyLock::new(|| {
         .collect()
 });
 
+/// What may be an IPv6 address: hex groups and colons, possibly ending in
+/// an IPv4 address. Each candidate is checked by the standard parser, and
+/// must not touch a letter or digit, so `12:15:06` (too few groups) and
+/// `Doorkeeper::TokensController` (a name around `::`) stay.
+static IPV6_CANDIDATE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(?:[0-9a-f]{0,4}:){2,7}(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9a-f]{1,4})?").expect("valid regex")
+});
+
+fn ipv6_addresses(text: &str) -> impl Iterator<Item = Range<usize>> + '_ {
+    let touches = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == ':' || c == '.');
+    IPV6_CANDIDATE.find_iter(text).filter_map(move |m| {
+        let value = m.as_str();
+        let hex_digits = value.chars().filter(char::is_ascii_hexdigit).count();
+        let alone = !touches(text[..m.start()].chars().next_back()) && !touches(text[m.end()..].chars().next());
+        (alone && hex_digits >= 2 && value.parse::<std::net::Ipv6Addr>().is_ok()).then(|| m.range())
+    })
+}
+
 static ADMIN_TECH_HOST: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\d+\.\d+\.\d+\.\d+-([A-Za-z0-9_.]+)-\d{8}-\d{6}-admin-tech").expect("valid regex"));
 
@@ -103,10 +121,23 @@ impl Redactor {
         p
     }
 
+    /// Learns host names that can then be replaced wherever they stand as
+    /// a bare word: the host of an admin-tech file name, and the hosts that
+    /// syslog and nginx lines name (the syslog host `SSM-On-Prem` is also
+    /// written in other messages without any shape that marks it a host).
     fn learn_hosts(&mut self, text: &str) {
-        for caps in ADMIN_TECH_HOST.captures_iter(text) {
-            let host = regex::escape(&caps[1]);
-            if let Ok(re) = Regex::new(&format!(r"\b{host}\b")) {
+        let named = ADMIN_TECH_HOST.captures_iter(text).map(|c| c.get(1));
+        let written = PATTERNS
+            .iter()
+            .filter(|(kind, _, group)| *kind == Kind::Host && *group == 1)
+            .flat_map(|(_, re, _)| re.captures_iter(text).map(|c| c.get(1)));
+        let hosts: Vec<String> = named.chain(written).flatten().map(|m| m.as_str().to_string()).collect();
+        for host in hosts {
+            // A bare word of one or two letters would hit ordinary text.
+            if host.len() < 3 {
+                continue;
+            }
+            if let Ok(re) = Regex::new(&format!(r"\b{}\b", regex::escape(&host))) {
                 if !self.hosts.iter().any(|h| h.as_str() == re.as_str()) {
                     self.hosts.push(re);
                 }
@@ -125,6 +156,7 @@ impl Redactor {
                 }
             }
         }
+        found.extend(ipv6_addresses(text).map(|r| (r, Kind::Ip)));
         for host in &self.hosts {
             found.extend(host.find_iter(text).map(|m| (m.range(), Kind::Host)));
         }
@@ -159,6 +191,12 @@ impl Redactor {
         // Learn host names first, so they are replaced from the first use.
         let mut texts: Vec<&str> = report.files.iter().map(|f| f.path.as_str()).collect();
         texts.push(&report.bundle);
+        texts.extend(
+            report
+                .diagnoses
+                .iter()
+                .flat_map(|d| d.evidence.iter().map(|e| e.text.as_str())),
+        );
         let joined = texts.join("\n");
         self.learn_hosts(&joined);
 
@@ -248,6 +286,31 @@ mod tests {
         let (new, map) = r.redact_with_map(text);
         let moved = move_offset(&map, start, false)..move_offset(&map, text.len(), true);
         assert_eq!(&new[moved], "Failed to authenticate");
+    }
+
+    #[test]
+    fn ipv6_addresses_are_replaced_and_times_and_names_are_not() {
+        let mut r = Redactor::new();
+        assert_eq!(
+            r.redact("connect to [2001:db8::8443:1]:8443 from fe80::1ff:fe23:4567:890a%eth0"),
+            "connect to [<ip-1>]:8443 from <ip-2>%eth0"
+        );
+        assert_eq!(
+            r.redact("mapped ::ffff:10.1.2.3 and 2001:db8:0:0:0:0:0:1"),
+            "mapped <ip-3> and <ip-4>"
+        );
+        let kept = "12:15:06.407513 controller=Doorkeeper::TokensController at 17:29:03,490 mac 00:1a:2b:3c:4d:5e";
+        assert_eq!(r.redact(kept), kept.replace("00:1a:2b:3c:4d:5e", "<mac-1>"));
+    }
+
+    #[test]
+    fn hosts_named_by_syslog_lines_are_replaced_everywhere() {
+        let mut r = Redactor::new();
+        r.learn_hosts("Jan 13 11:59:03 SSM-On-Prem backend[2211]: x");
+        assert_eq!(
+            r.redact("reached SSM-On-Prem; SSM-On-Premises stays"),
+            "reached <host-1>; SSM-On-Premises stays"
+        );
     }
 
     #[test]

@@ -341,3 +341,63 @@ fn file_names_with_newlines_and_invalid_utf8() {
     );
     assert!(fired(&r, "SDWAN-SYM-001"));
 }
+
+/// A file the user may not read is listed with the reason and the rest of
+/// the bundle is still diagnosed. Root reads everything, so as root the
+/// binary runs as the unprivileged uid 65534 (setpriv, util-linux).
+#[test]
+fn an_unreadable_file_is_skipped_with_its_reason() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bundle = tmp.path().join("bundle");
+    write(&bundle, "var/log/nms/vmanage-server.log", AUTH_FAILURE.as_bytes());
+    let secret = write(&bundle, "var/log/nms/vmanage-server.log.1", AUTH_FAILURE.as_bytes());
+    for dir in ["", "var", "var/log", "var/log/nms"] {
+        std::fs::set_permissions(bundle.join(dir), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(
+        bundle.join("var/log/nms/vmanage-server.log"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let binary = assert_cmd::cargo::cargo_bin("triage");
+    let is_root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    let mut cmd = if is_root {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&binary);
+        c
+    } else {
+        std::process::Command::new(&binary)
+    };
+    let out = cmd
+        .args(["diagnose", "--format", "json"])
+        .arg(&bundle)
+        .current_dir(tmp.path())
+        .output()
+        .expect("triage (through setpriv when root) runs");
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(doc["diagnoses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["rule_id"] == "SDWAN-SYM-001"));
+    let warning = doc["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["path"] == "var/log/nms/vmanage-server.log.1")
+        .expect("the unreadable file is listed");
+    assert!(
+        warning["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot open: Permission denied"),
+        "{warning}"
+    );
+}
