@@ -292,3 +292,18 @@ fn redact_replaces_addresses_hosts_and_users_consistently() {
     let e = &first["evidence"][0];
     assert!(e["file"].as_str().unwrap().contains("<host-1>") && e["text"].as_str().unwrap().contains("[<host-1>]"));
 }
+
+#[test]
+fn no_builtin_without_formats_says_what_is_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("x.toml"),
+        "id = \"X-1\"\ntitle = \"t\"\nseverity = \"info\"\ncondition = \"q\"\nremediation = \"-\"\n[queries]\nq = '''syslog where text contains \"abc\"'''\n",
+    )
+    .unwrap();
+    triage()
+        .args(["diagnose", "corpus/healthy/bundle", "--no-builtin", "--rules"])
+        .arg(tmp.path())
+        .assert()
+        .stderr(predicate::str::contains("no format is loaded: with --no-builtin"));
+}

@@ -574,6 +574,9 @@ impl<'a> Compiler<'a> {
             let known: Vec<&str> = self.formats.formats.iter().map(|f| f.name.as_str()).collect();
             let help = match closest(&q.source.name, &known) {
                 Some(n) => format!("did you mean `{n}`?"),
+                None if known.is_empty() => "no format is loaded: with --no-builtin, give a --rules directory \
+                                             that has formats (formats/*.toml)"
+                    .to_string(),
                 None => format!("the sources are: {}", known.join(", ")),
             };
             self.report(
