@@ -210,6 +210,16 @@ pub enum Command {
     /// Show how each file of a bundle was recognised (or why not) and its
     /// records with their fields: the way to debug a new format.
     Events(EventsArgs),
+    /// Generate the documentation of the knowledge base: a page per rule
+    /// and per source format, indexes and an mdBook SUMMARY.md.
+    Docs {
+        /// Where to write it (created if needed).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Rules to document.
+        #[command(flatten)]
+        rules: RuleArgs,
+    },
     /// Run the [[test]] cases of rules.
     Test {
         /// Rule directories whose tests to run (default: the built-in knowledge base).
@@ -234,6 +244,7 @@ pub fn run() -> ExitCode {
         Command::Test { paths, format } => test(&paths, format),
         Command::Explain(args) => explain(&args),
         Command::Events(args) => events(&args),
+        Command::Docs { out, rules } => docs(&out, &rules),
     }
 }
 
@@ -308,15 +319,19 @@ fn resolve_options(time: &TimeArgs) -> Result<RunOptions, String> {
 /// Loads the rules, applies the tuning files and prints the problems of
 /// both; with `--strict`, errors stop the run. On failure, the exit code to
 /// return. Also returns the rules the tuning disabled.
-fn load_kb_reporting(run: &RunArgs, color: bool) -> Result<(KnowledgeBase, Vec<DisabledRule>), ExitCode> {
-    let mut kb = load_kb(&run.rules).map_err(|e| {
+fn load_kb_reporting(
+    rules: &RuleArgs,
+    tune: &[PathBuf],
+    color: bool,
+) -> Result<(KnowledgeBase, Vec<DisabledRule>), ExitCode> {
+    let mut kb = load_kb(rules).map_err(|e| {
         eprintln!("error: cannot load rules: {e}");
         ExitCode::from(2)
     })?;
     print_problems(&kb.problems, color, false);
     let mut errors = kb.has_errors();
     let mut disabled = Vec::new();
-    for path in &run.tune {
+    for path in tune {
         let (off, problems) = crate::tune::apply_file(&mut kb, path).map_err(|e| {
             eprintln!("error: {e}");
             ExitCode::from(2)
@@ -325,7 +340,7 @@ fn load_kb_reporting(run: &RunArgs, color: bool) -> Result<(KnowledgeBase, Vec<D
         print_problems(std::slice::from_ref(&problems), color, true);
         disabled.extend(off);
     }
-    if run.rules.strict && errors {
+    if rules.strict && errors {
         eprintln!("error: rule or tuning files have errors and --strict was given");
         return Err(ExitCode::from(2));
     }
@@ -348,7 +363,7 @@ fn run_options(run: &RunArgs) -> Result<RunOptions, ExitCode> {
 fn diagnose(args: &DiagnoseArgs) -> ExitCode {
     let (bundles, format) = (&args.bundles, args.format);
     let color = use_color(args.color);
-    let (kb, disabled) = match load_kb_reporting(&args.run, color) {
+    let (kb, disabled) = match load_kb_reporting(&args.run.rules, &args.run.tune, color) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
@@ -560,7 +575,7 @@ fn test(paths: &[PathBuf], format: OutputFormat) -> ExitCode {
 }
 
 fn explain(args: &ExplainArgs) -> ExitCode {
-    let (kb, disabled) = match load_kb_reporting(&args.run, use_color(ColorChoice::Auto)) {
+    let (kb, disabled) = match load_kb_reporting(&args.run.rules, &args.run.tune, use_color(ColorChoice::Auto)) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
@@ -604,7 +619,7 @@ fn explain(args: &ExplainArgs) -> ExitCode {
 }
 
 fn events(args: &EventsArgs) -> ExitCode {
-    let (kb, _) = match load_kb_reporting(&args.run, use_color(ColorChoice::Auto)) {
+    let (kb, _) = match load_kb_reporting(&args.run.rules, &args.run.tune, use_color(ColorChoice::Auto)) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
@@ -646,4 +661,24 @@ fn print_output<T: serde::Serialize>(format: OutputFormat, document: &T, human: 
         ),
         OutputFormat::Human => write!(stdout, "{}", human()),
     };
+}
+
+fn docs(out: &Path, rules: &RuleArgs) -> ExitCode {
+    let (kb, _) = match load_kb_reporting(rules, &[], use_color(ColorChoice::Auto)) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let examples = crate::docs::examples(&kb);
+    let pages = crate::docs::markdown(&kb, &examples);
+    if let Err(e) = crate::docs::write(&pages, out) {
+        eprintln!("error: cannot write the documentation under {}: {e}", out.display());
+        return ExitCode::from(2);
+    }
+    println!(
+        "wrote {} pages under {} (mdBook: {}/SUMMARY.md)",
+        pages.len(),
+        out.display(),
+        out.display()
+    );
+    ExitCode::SUCCESS
 }

@@ -10,6 +10,7 @@
 pub mod bundle;
 pub mod cli;
 pub mod diagnostic;
+pub mod docs;
 pub mod engine;
 pub mod events;
 pub mod explain;
