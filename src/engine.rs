@@ -696,10 +696,8 @@ impl Evaluation<'_> {
             }
             CCond::And(..) | CCond::Or(..) => {
                 let is_and = matches!(c, CCond::And(..));
-                // a and b and c reads as one list, not a ladder of pairs.
-                let mut operands = Vec::new();
-                flatten(c, is_and, &mut operands);
-                children = operands
+                children = c
+                    .chain()
                     .into_iter()
                     .map(|o| self.explain_node(ri, rule, o, positive))
                     .collect();
@@ -953,17 +951,6 @@ fn order_diagnoses(fired: BTreeMap<String, Diagnosis>) -> Vec<Diagnosis> {
 }
 
 /// Whether sorted `times` has a value in `[lo, hi]`.
-/// The operands of a chain of `and` (or of `or`), left to right.
-fn flatten<'a>(c: &'a CCond, is_and: bool, out: &mut Vec<&'a CCond>) {
-    match (c, is_and) {
-        (CCond::And(x, y), true) | (CCond::Or(x, y), false) => {
-            flatten(x, is_and, out);
-            flatten(y, is_and, out);
-        }
-        _ => out.push(c),
-    }
-}
-
 /// Gaps are shown to the second; sub-second parts only add noise.
 fn round_to_second(micros: i64) -> i64 {
     if micros >= 1_000_000 {

@@ -97,8 +97,7 @@ fn cond(ctx: &Ctx<'_>, c: &CCond, depth: usize, out: &mut Vec<String>) {
         }
         CCond::And(..) | CCond::Or(..) => {
             let is_and = matches!(c, CCond::And(..));
-            let mut parts = Vec::new();
-            flatten(c, is_and, &mut parts);
+            let parts = c.chain();
             let head = if is_and {
                 "all of these hold:"
             } else {
@@ -120,16 +119,6 @@ fn cond(ctx: &Ctx<'_>, c: &CCond, depth: usize, out: &mut Vec<String>) {
             bullet(depth, "it is not so that:".to_string(), out);
             cond(ctx, x, depth + 1, out);
         }
-    }
-}
-
-fn flatten<'a>(c: &'a CCond, is_and: bool, out: &mut Vec<&'a CCond>) {
-    match (c, is_and) {
-        (CCond::And(x, y), true) | (CCond::Or(x, y), false) => {
-            flatten(x, is_and, out);
-            flatten(y, is_and, out);
-        }
-        _ => out.push(c),
     }
 }
 

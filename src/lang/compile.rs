@@ -142,6 +142,25 @@ pub enum CCond {
     Not(Box<CCond>),
 }
 
+impl CCond {
+    /// The operands of a chain of `and` (or of `or`) starting here, left to
+    /// right: `a and b and c` is one list, not a ladder of pairs.
+    pub fn chain(&self) -> Vec<&CCond> {
+        fn walk<'a>(c: &'a CCond, is_and: bool, out: &mut Vec<&'a CCond>) {
+            match (c, is_and) {
+                (CCond::And(x, y), true) | (CCond::Or(x, y), false) => {
+                    walk(x, is_and, out);
+                    walk(y, is_and, out);
+                }
+                _ => out.push(c),
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, matches!(self, CCond::And(..)), &mut out);
+        out
+    }
+}
+
 /// A `{query.field}` in a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Placeholder {
