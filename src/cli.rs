@@ -139,6 +139,18 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
         format: OutputFormat,
     },
+    /// Print a shell completion script, e.g. `triage completions bash > /etc/bash_completion.d/triage`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, or write one page per subcommand into a directory.
+    Man {
+        /// Write triage.1 and triage-<subcommand>.1 here instead of printing triage.1.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 /// Parses arguments and runs; the process exit code.
@@ -152,6 +164,30 @@ pub fn run() -> ExitCode {
             deny_warnings,
         } => check(&paths, format, deny_warnings),
         Command::Test { paths, format } => test(&paths, format),
+        Command::Completions { shell } => {
+            crate::manual::write_completions(shell, &mut std::io::stdout().lock());
+            ExitCode::SUCCESS
+        }
+        Command::Man { out } => man(out.as_deref()),
+    }
+}
+
+fn man(out: Option<&Path>) -> ExitCode {
+    let written = match out {
+        None => crate::manual::write_main_page(&mut std::io::stdout().lock()).map(|()| Vec::new()),
+        Some(dir) => crate::manual::write_pages(dir),
+    };
+    match written {
+        Ok(pages) => {
+            for page in pages {
+                println!("wrote {}", page.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: cannot write the man pages: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

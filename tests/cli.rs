@@ -300,3 +300,36 @@ fn redact_replaces_addresses_hosts_and_users_consistently() {
     let e = &first["evidence"][0];
     assert!(e["file"].as_str().unwrap().contains("<host-1>") && e["text"].as_str().unwrap().contains("[<host-1>]"));
 }
+
+#[test]
+fn completions_name_every_subcommand() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let out = triage().args(["completions", shell]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        for sub in ["diagnose", "check", "test", "completions", "man"] {
+            assert!(script.contains(sub), "{shell} completions lack `{sub}`");
+        }
+    }
+    triage().args(["completions", "tcsh"]).assert().code(2);
+}
+
+#[test]
+fn man_prints_the_main_page_or_writes_one_per_subcommand() {
+    let out = triage().arg("man").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.starts_with(".ie \\n(.g .ds Aq"), "not roff: {page:.80}");
+    for sub in ["diagnose", "check", "test", "completions"] {
+        assert!(page.contains(sub), "the main page lacks `{sub}`");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    triage()
+        .args(["man", "--out"])
+        .arg(dir.path())
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("triage-diagnose.1"));
+    let diagnose = std::fs::read_to_string(dir.path().join("triage-diagnose.1")).unwrap();
+    assert!(diagnose.contains("\\-\\-no\\-builtin"), "{diagnose}");
+}
