@@ -9,8 +9,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::bundle::Limits;
-use crate::diagnostic::FileReport;
+use crate::diagnostic::{Code, FileProblems, FileReport};
 use crate::engine::{Engine, RunOptions};
+use crate::lint::{read_config_file, Level, LintLevels};
 use crate::report::human::{render, HumanOptions};
 use crate::rules::{load_layers, Expect, KnowledgeBase};
 use crate::time::{parse_offset, ZoneTable};
@@ -59,6 +60,23 @@ pub struct RuleArgs {
     pub strict: bool,
 }
 
+/// Lint levels for this run, on top of the `triage.toml` of the rules.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LintArgs {
+    /// Read lint levels from this file instead of the triage.toml in each rules directory.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Do not report this warning code, e.g. W102. Repeatable.
+    #[arg(long = "allow", value_name = "CODE", value_parser = crate::lint::parse_allow)]
+    pub allow: Vec<Code>,
+    /// Report this warning code as a warning, whatever triage.toml says. Repeatable.
+    #[arg(long = "warn", value_name = "CODE", value_parser = crate::lint::parse_warn)]
+    pub warn: Vec<Code>,
+    /// Report this warning code as an error (wins over --allow and --warn). Repeatable.
+    #[arg(long = "deny", value_name = "CODE", value_parser = crate::lint::parse_deny)]
+    pub deny: Vec<Code>,
+}
+
 /// Limits on what is read from a bundle.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LimitArgs {
@@ -85,6 +103,9 @@ pub struct DiagnoseArgs {
     /// Rules to use.
     #[command(flatten)]
     pub rules: RuleArgs,
+    /// Lint levels.
+    #[command(flatten)]
+    pub lints: LintArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     pub format: OutputFormat,
@@ -129,6 +150,9 @@ pub enum Command {
         /// Fail on warnings too.
         #[arg(long)]
         deny_warnings: bool,
+        /// Lint levels.
+        #[command(flatten)]
+        lints: LintArgs,
     },
     /// Run the [[test]] cases of rules.
     Test {
@@ -138,6 +162,9 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
         format: OutputFormat,
+        /// Lint levels.
+        #[command(flatten)]
+        lints: LintArgs,
     },
     /// Print a shell completion script, e.g. `triage completions bash > /etc/bash_completion.d/triage`.
     Completions {
@@ -162,8 +189,9 @@ pub fn run() -> ExitCode {
             paths,
             format,
             deny_warnings,
-        } => check(&paths, format, deny_warnings),
-        Command::Test { paths, format } => test(&paths, format),
+            lints,
+        } => check(&paths, format, deny_warnings, &lints),
+        Command::Test { paths, format, lints } => test(&paths, format, &lints),
         Command::Completions { shell } => {
             crate::manual::write_completions(shell, &mut std::io::stdout().lock());
             ExitCode::SUCCESS
@@ -234,9 +262,46 @@ fn print_problems(kb: &KnowledgeBase, color: bool, warnings_too: bool) {
     }
 }
 
-fn load_kb(rules: &RuleArgs) -> Result<KnowledgeBase, String> {
-    let repo = repo_rules_dir();
-    load_layers(!rules.no_builtin, &rules.rules, repo.as_deref())
+/// Loads the knowledge base (built-in unless `builtin` is false, then
+/// `dirs`) and applies the lint levels of the run to its problems.
+fn load_kb(builtin: bool, dirs: &[PathBuf], lints: &LintArgs) -> Result<KnowledgeBase, String> {
+    let mut kb = load_layers(builtin, dirs, repo_rules_dir().as_deref())?;
+    let (levels, config_problems) = lint_levels(lints, dirs)?;
+    kb.problems.extend(config_problems);
+    levels.apply(&mut kb.problems);
+    Ok(kb)
+}
+
+/// The lint levels of a run: `--config FILE`, or else the `triage.toml`
+/// of each rules directory in order, then the flags. Problems in the
+/// files are returned to be reported with the rules' own.
+fn lint_levels(args: &LintArgs, dirs: &[PathBuf]) -> Result<(LintLevels, Vec<FileProblems>), String> {
+    let mut levels = LintLevels::default();
+    let mut problems = Vec::new();
+    let files: Vec<PathBuf> = match &args.config {
+        Some(file) => vec![file.clone()],
+        None => dirs
+            .iter()
+            .map(|d| d.join("triage.toml"))
+            .filter(|f| f.is_file())
+            .collect(),
+    };
+    for file in files {
+        problems.extend(
+            read_config_file(&mut levels, &file).map_err(|e| format!("cannot read the lint configuration {e}"))?,
+        );
+    }
+    // Applied in this order, so --deny wins over --warn and --allow.
+    for (codes, level, flag) in [
+        (&args.allow, Level::Allow, "--allow"),
+        (&args.warn, Level::Warn, "--warn"),
+        (&args.deny, Level::Deny, "--deny"),
+    ] {
+        for code in codes {
+            levels.set(*code, level, flag);
+        }
+    }
+    Ok((levels, problems))
 }
 
 fn resolve_options(collected_at: Option<String>, zones: &[String]) -> Result<RunOptions, String> {
@@ -262,7 +327,7 @@ fn resolve_options(collected_at: Option<String>, zones: &[String]) -> Result<Run
 fn diagnose(args: &DiagnoseArgs) -> ExitCode {
     let (bundles, rule_args, format) = (&args.bundles, &args.rules, args.format);
     let color = use_color(args.color);
-    let kb = match load_kb(rule_args) {
+    let kb = match load_kb(!rule_args.no_builtin, &rule_args.rules, &args.lints) {
         Ok(kb) => kb,
         Err(e) => {
             eprintln!("error: cannot load rules: {e}");
@@ -330,8 +395,16 @@ fn diagnose(args: &DiagnoseArgs) -> ExitCode {
     ExitCode::from(worst)
 }
 
-fn check(paths: &[PathBuf], format: OutputFormat, deny_warnings: bool) -> ExitCode {
-    let kb = match load_layers(true, paths, repo_rules_dir().as_deref()) {
+fn severity_name(severity: miette::Severity) -> &'static str {
+    match severity {
+        miette::Severity::Error => "error",
+        miette::Severity::Warning => "warning",
+        miette::Severity::Advice => "advice",
+    }
+}
+
+fn check(paths: &[PathBuf], format: OutputFormat, deny_warnings: bool, lints: &LintArgs) -> ExitCode {
+    let kb = match load_kb(true, paths, lints) {
         Ok(kb) => kb,
         Err(e) => {
             eprintln!("error: {e}");
@@ -359,7 +432,8 @@ fn check(paths: &[PathBuf], format: OutputFormat, deny_warnings: bool) -> ExitCo
                         serde_json::json!({
                             "file": f.path,
                             "code": p.code.as_str(),
-                            "severity": if p.is_error() { "error" } else { "warning" },
+                            "severity": severity_name(p.severity),
+                            "default_severity": severity_name(p.code.severity()),
                             "message": p.message,
                             "line": line,
                             "column": column,
@@ -443,8 +517,8 @@ pub fn run_rule_tests(kb: KnowledgeBase, only: &[PathBuf]) -> Vec<TestOutcome> {
     out
 }
 
-fn test(paths: &[PathBuf], format: OutputFormat) -> ExitCode {
-    let kb = match load_layers(true, paths, repo_rules_dir().as_deref()) {
+fn test(paths: &[PathBuf], format: OutputFormat, lints: &LintArgs) -> ExitCode {
+    let kb = match load_kb(true, paths, lints) {
         Ok(kb) => kb,
         Err(e) => {
             eprintln!("error: {e}");

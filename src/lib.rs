@@ -13,6 +13,7 @@ pub mod diagnostic;
 pub mod engine;
 pub mod format;
 pub mod lang;
+pub mod lint;
 pub mod manual;
 pub mod redact;
 pub mod regex_util;

@@ -333,3 +333,137 @@ fn man_prints_the_main_page_or_writes_one_per_subcommand() {
     let diagnose = std::fs::read_to_string(dir.path().join("triage-diagnose.1")).unwrap();
     assert!(diagnose.contains("\\-\\-no\\-builtin"), "{diagnose}");
 }
+
+/// A rule that loads and passes its tests, with one unused query (W101).
+fn rule_with_an_unused_query(dir: &Path) {
+    std::fs::write(
+        dir.join("LINT-001.toml"),
+        r#"
+id = "LINT-001"
+title = "Redis cannot persist"
+severity = "warning"
+condition = '''misconf'''
+remediation = "-"
+
+[queries]
+misconf = '''redis where message contains "MISCONF"'''
+spare = '''redis where message contains "Background saving"'''
+
+[[test]]
+expect = "hit"
+[test.files]
+"var/log/redis/redis.log" = '1:M 03 Jan 2023 09:01:44.049 # MISCONF Redis is configured to save RDB snapshots'
+
+[[test]]
+expect = "no_hit"
+[test.files]
+"var/log/redis/redis.log" = '1:M 03 Jan 2023 09:01:44.049 * Background saving started by pid 4617'
+"#,
+    )
+    .unwrap();
+}
+
+fn check_json(dir: &Path, extra: &[&str]) -> (i32, serde_json::Value) {
+    let out = triage()
+        .args(["check", "--format", "json"])
+        .args(extra)
+        .arg(dir)
+        .output()
+        .unwrap();
+    let doc = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    (out.status.code().unwrap(), doc)
+}
+
+#[test]
+fn lint_levels_come_from_triage_toml_and_flags_win() {
+    let dir = tempfile::tempdir().unwrap();
+    rule_with_an_unused_query(dir.path());
+    let (code, doc) = check_json(dir.path(), &[]);
+    assert_eq!((code, doc["warnings"].as_u64()), (0, Some(1)), "{doc:#}");
+    assert_eq!(doc["problems"][0]["code"], "W101");
+    assert_eq!(doc["problems"][0]["severity"], "warning");
+
+    std::fs::write(dir.path().join("triage.toml"), "[lints]\nW101 = \"deny\"\n").unwrap();
+    let (code, doc) = check_json(dir.path(), &[]);
+    assert_eq!((code, doc["errors"].as_u64()), (1, Some(1)), "{doc:#}");
+    let problem = &doc["problems"][0];
+    assert_eq!(
+        (&problem["severity"], &problem["default_severity"]),
+        (&"error".into(), &"warning".into())
+    );
+    assert!(
+        problem["help"].as_str().unwrap().contains("W101 is denied by"),
+        "{problem:#}"
+    );
+    // The rule still loads and its tests still run: only the verdict changes.
+    triage()
+        .arg("test")
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("ok   LINT-001"));
+
+    let (code, doc) = check_json(dir.path(), &["--allow", "W101"]);
+    assert_eq!(
+        (code, doc["warnings"].as_u64(), doc["errors"].as_u64()),
+        (0, Some(0), Some(0))
+    );
+
+    let other = tempfile::tempdir().unwrap();
+    let config = other.path().join("lints.toml");
+    std::fs::write(&config, "[lints]\nW101 = \"allow\"\n").unwrap();
+    let (code, doc) = check_json(dir.path(), &["--config", config.to_str().unwrap()]);
+    assert_eq!(
+        (code, doc["warnings"].as_u64()),
+        (0, Some(0)),
+        "--config replaces triage.toml"
+    );
+}
+
+#[test]
+fn mistakes_in_triage_toml_are_reported_at_their_key() {
+    let dir = tempfile::tempdir().unwrap();
+    rule_with_an_unused_query(dir.path());
+    std::fs::write(
+        dir.path().join("triage.toml"),
+        "[lints]\nW10 = \"allow\"\nE101 = \"allow\"\nW101 = \"allow\"\n",
+    )
+    .unwrap();
+    let (code, doc) = check_json(dir.path(), &[]);
+    assert_eq!(code, 1);
+    let problems = doc["problems"].as_array().unwrap();
+    let messages: Vec<&str> = problems.iter().map(|p| p["message"].as_str().unwrap()).collect();
+    assert_eq!(messages.len(), 2, "the valid entry still applies: {messages:?}");
+    assert_eq!(messages[0], "`W10` is not a lint code");
+    assert!(problems[0]["help"]
+        .as_str()
+        .unwrap()
+        .starts_with("did you mean `W101`? the lint codes are W101, W102"));
+    assert!(
+        messages[1].ends_with("is an error and cannot be allowed"),
+        "{}",
+        messages[1]
+    );
+    assert_eq!(
+        (problems[1]["line"].as_u64(), problems[1]["column"].as_u64()),
+        (Some(3), Some(1))
+    );
+}
+
+#[test]
+fn lint_flags_refuse_errors_and_unknown_codes() {
+    triage()
+        .args(["check", "--allow", "E101"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("E101"))
+        .stderr(predicate::str::contains("is an error and cannot be allowed"));
+    triage()
+        .args(["diagnose", "corpus/healthy/bundle", "--deny", "W1O2"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("did you mean `W102`?"))
+        .stderr(predicate::str::contains(
+            "the lint codes are W101, W102, W103, W104, W105, W106",
+        ));
+}
