@@ -166,6 +166,12 @@ pub enum Command {
         #[command(flatten)]
         lints: LintArgs,
     },
+    /// Write a rule or format scaffold that passes `triage check` and `triage test` as it is.
+    New {
+        /// What to write.
+        #[command(subcommand)]
+        what: NewCommand,
+    },
     /// Print a shell completion script, e.g. `triage completions bash > /etc/bash_completion.d/triage`.
     Completions {
         /// The shell.
@@ -177,6 +183,36 @@ pub enum Command {
         /// Write triage.1 and triage-<subcommand>.1 here instead of printing triage.1.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+    },
+}
+
+/// What `triage new` writes.
+#[derive(Debug, Subcommand)]
+pub enum NewCommand {
+    /// A draft rule DIR/ID.toml: one query on a source, a hit and a no-hit test from the source's samples.
+    Rule {
+        /// The rule's id, e.g. ACME-NET-001 (also the file name).
+        id: String,
+        /// The source its query reads (a format name).
+        #[arg(long, value_name = "NAME", default_value = crate::scaffold::DEFAULT_SOURCE)]
+        source: String,
+        /// The rules directory to write into.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+    },
+    /// A format DIR/formats/NAME.toml whose patterns are guessed from a sample line.
+    Format {
+        /// The source name rules will use, e.g. acme_server.
+        name: String,
+        /// A line of the file, to guess the patterns from.
+        #[arg(long, value_name = "LINE", conflicts_with = "sample_file")]
+        sample: Option<String>,
+        /// A file whose first line the patterns are guessed from; more of its lines become samples.
+        #[arg(long, value_name = "FILE")]
+        sample_file: Option<PathBuf>,
+        /// The rules directory to write into (the file goes to its formats/ directory).
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
     },
 }
 
@@ -192,11 +228,68 @@ pub fn run() -> ExitCode {
             lints,
         } => check(&paths, format, deny_warnings, &lints),
         Command::Test { paths, format, lints } => test(&paths, format, &lints),
+        Command::New { what } => new(what),
         Command::Completions { shell } => {
             crate::manual::write_completions(shell, &mut std::io::stdout().lock());
             ExitCode::SUCCESS
         }
         Command::Man { out } => man(out.as_deref()),
+    }
+}
+
+fn new(what: NewCommand) -> ExitCode {
+    let repo = repo_rules_dir();
+    let written = match what {
+        NewCommand::Rule { id, source, dir } => crate::scaffold::new_rule(&id, &source, &dir, repo.as_deref()),
+        NewCommand::Format {
+            name,
+            sample,
+            sample_file,
+            dir,
+        } => format_source(sample, sample_file.as_deref())
+            .and_then(|source| crate::scaffold::new_format(&name, &source, &dir, repo.as_deref())),
+    };
+    match written {
+        Ok(written) => {
+            println!("wrote {}", written.path.display());
+            println!("next: replace the TODOs, then run");
+            for command in &written.next {
+                println!("  {command}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn format_source(sample: Option<String>, file: Option<&Path>) -> Result<crate::scaffold::FormatSource, String> {
+    match (sample, file) {
+        (Some(line), _) => Ok(crate::scaffold::FormatSource {
+            lines: vec![line.trim_end_matches(['\r', '\n']).to_string()],
+            file_name: None,
+        }),
+        (None, Some(path)) => {
+            let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let text = String::from_utf8_lossy(&bytes);
+            let lines: Vec<String> = text
+                .lines()
+                .map(|l| l.trim_end_matches('\r'))
+                .filter(|l| !l.trim().is_empty())
+                .take(200)
+                .map(str::to_string)
+                .collect();
+            if lines.is_empty() {
+                return Err(format!("{} has no line to guess the format from", path.display()));
+            }
+            Ok(crate::scaffold::FormatSource {
+                lines,
+                file_name: path.file_name().map(|n| n.to_string_lossy().into_owned()),
+            })
+        }
+        (None, None) => Ok(crate::scaffold::FormatSource::default()),
     }
 }
 

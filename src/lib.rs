@@ -19,6 +19,7 @@ pub mod redact;
 pub mod regex_util;
 pub mod report;
 pub mod rules;
+pub mod scaffold;
 pub mod scan;
 pub mod time;
 pub mod toml_source;

@@ -191,6 +191,19 @@ impl KnowledgeBase {
         self.problems.iter().any(FileProblems::has_errors)
     }
 
+    /// Every problem as one line, `path: CODE message`, for test failures
+    /// and logs.
+    pub fn problem_lines(&self) -> Vec<String> {
+        self.problems
+            .iter()
+            .flat_map(|f| {
+                f.problems
+                    .iter()
+                    .map(move |p| format!("{}: {} {}", f.path, p.code, p.message))
+            })
+            .collect()
+    }
+
     /// A rule by id.
     pub fn rule(&self, id: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| r.id == id)

@@ -467,3 +467,127 @@ fn lint_flags_refuse_errors_and_unknown_codes() {
             "the lint codes are W101, W102, W103, W104, W105, W106",
         ));
 }
+
+/// `check DIR` and `test DIR` both pass, with no warning either.
+fn assert_passes_check_and_test(dir: &Path) {
+    triage()
+        .arg("check")
+        .arg(dir)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("0 errors, 0 warnings"));
+    triage()
+        .arg("test")
+        .arg(dir)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("rule tests: 2 passed, 0 failed"));
+}
+
+#[test]
+fn new_rule_writes_a_draft_that_passes_check_and_test_and_is_never_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("rules");
+    triage()
+        .args(["new", "rule", "ACME-NET-001", "--source", "nginx_error", "--dir"])
+        .arg(&dir)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("ACME-NET-001.toml"))
+        .stdout(predicate::str::contains(format!("triage check {}", dir.display())))
+        .stdout(predicate::str::contains(format!("triage test {}", dir.display())));
+    let path = dir.join("ACME-NET-001.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("status = \"draft\"") && text.contains("nginx_error where"),
+        "{text}"
+    );
+    assert_passes_check_and_test(&dir);
+
+    std::fs::write(&path, "edited by hand").unwrap();
+    triage()
+        .args(["new", "rule", "ACME-NET-001", "--dir"])
+        .arg(&dir)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("already exists"));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "edited by hand");
+    triage()
+        .args(["new", "rule", "SDWAN-LIC-001", "--dir"])
+        .arg(tmp.path().join("other"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "already used by rules/license/SDWAN-LIC-001.toml",
+        ));
+}
+
+#[test]
+fn new_format_from_a_sample_then_a_rule_on_it_pass_check_and_test() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let line = "2024-05-01T10:00:00.120Z ERROR [pool-3] method=POST path=/api/v1/license status=503 took=120";
+    triage()
+        .args(["new", "format", "acme_api", "--sample", line, "--dir"])
+        .arg(dir)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("formats/acme_api.toml"))
+        .stdout(predicate::str::contains("triage new rule ID --source acme_api"));
+    let text = std::fs::read_to_string(dir.join("formats/acme_api.toml")).unwrap();
+    for part in [
+        "(?P<ts>",
+        "(?P<level>",
+        "(?P<field1>",
+        "(?P<status>",
+        "[timestamp]",
+        "message = \"msg\"",
+        "status = \"integer\"",
+    ] {
+        assert!(text.contains(part), "{part} missing from\n{text}");
+    }
+    triage()
+        .args(["new", "rule", "ACME-API-001", "--source", "acme_api", "--dir"])
+        .arg(dir)
+        .assert()
+        .code(0);
+    assert_passes_check_and_test(dir);
+    // The tests are made of the sample line itself.
+    let rule = std::fs::read_to_string(dir.join("ACME-API-001.toml")).unwrap();
+    assert!(rule.contains(line), "{rule}");
+}
+
+#[test]
+fn new_format_from_a_sample_file_takes_its_name_and_matching_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sample = tmp.path().join("acme-agent.log");
+    std::fs::write(
+        &sample,
+        "Jan 13 17:29:02 edge1 agent[311]: link up on ge0/1\nJan 13 17:29:05 edge1 agent[311]: link down on ge0/1\n",
+    )
+    .unwrap();
+    let dir = tmp.path().join("kb");
+    triage()
+        .args(["new", "format", "acme_agent", "--sample-file"])
+        .arg(&sample)
+        .arg("--dir")
+        .arg(&dir)
+        .assert()
+        .code(0);
+    let text = std::fs::read_to_string(dir.join("formats/acme_agent.toml")).unwrap();
+    assert!(
+        text.contains("\"**/acme-agent.log*\"") || text.contains("'**/acme-agent.log*'"),
+        "{text}"
+    );
+    assert!(
+        text.contains("link down on ge0/1"),
+        "the second line is a sample too:\n{text}"
+    );
+    assert!(text.contains("format = \"%b %e %H:%M:%S\""), "{text}");
+    triage()
+        .args(["new", "rule", "ACME-LINK-001", "--source", "acme_agent", "--dir"])
+        .arg(&dir)
+        .assert()
+        .code(0);
+    assert_passes_check_and_test(&dir);
+}
