@@ -9,8 +9,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::bundle::Limits;
-use crate::diagnostic::{FileProblems, FileReport};
+use crate::diagnostic::{Code, FileProblems, FileReport};
 use crate::engine::{Engine, RunOptions};
+use crate::lint::{read_config_file, Level, LintLevels};
 use crate::report::human::{render, HumanOptions};
 use crate::rules::{load_layers, Expect, KnowledgeBase};
 use crate::time::{parse_offset, ZoneTable};
@@ -58,6 +59,23 @@ pub struct RuleArgs {
     /// Stop if any rule or format file has an error.
     #[arg(long)]
     pub strict: bool,
+}
+
+/// Lint levels for this run, on top of the `triage.toml` of the rules.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LintArgs {
+    /// Read lint levels from this file instead of the triage.toml in each rules directory.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Do not report this warning code, e.g. W102. Repeatable.
+    #[arg(long = "allow", value_name = "CODE", value_parser = crate::lint::parse_allow)]
+    pub allow: Vec<Code>,
+    /// Report this warning code as a warning, whatever triage.toml says. Repeatable.
+    #[arg(long = "warn", value_name = "CODE", value_parser = crate::lint::parse_warn)]
+    pub warn: Vec<Code>,
+    /// Report this warning code as an error (wins over --allow and --warn). Repeatable.
+    #[arg(long = "deny", value_name = "CODE", value_parser = crate::lint::parse_deny)]
+    pub deny: Vec<Code>,
 }
 
 /// Limits on what is read from a bundle.
@@ -153,6 +171,9 @@ pub struct RunArgs {
     /// Limits that keep a hostile bundle from exhausting the machine.
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// Lint levels.
+    #[command(flatten)]
+    pub lints: LintArgs,
     /// A tuning file: disable rules, change severities, add exceptions
     /// (see README, "Tuning"). Repeatable; applied in order.
     #[arg(long = "tune", value_name = "FILE")]
@@ -203,6 +224,9 @@ pub enum Command {
         /// Fail on warnings too.
         #[arg(long)]
         deny_warnings: bool,
+        /// Lint levels.
+        #[command(flatten)]
+        lints: LintArgs,
     },
     /// Show why a rule did or did not fire on a bundle: its condition
     /// evaluated node by node, the values compared, and the evidence lines.
@@ -228,6 +252,57 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
         format: OutputFormat,
+        /// Lint levels.
+        #[command(flatten)]
+        lints: LintArgs,
+    },
+    /// Write a rule or format scaffold that passes `triage check` and `triage test` as it is.
+    New {
+        /// What to write.
+        #[command(subcommand)]
+        what: NewCommand,
+    },
+    /// Print a shell completion script, e.g. `triage completions bash > /etc/bash_completion.d/triage`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, or write one page per subcommand into a directory.
+    Man {
+        /// Write triage.1 and triage-<subcommand>.1 here instead of printing triage.1.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// What `triage new` writes.
+#[derive(Debug, Subcommand)]
+pub enum NewCommand {
+    /// A draft rule DIR/ID.toml: one query on a source, a hit and a no-hit test from the source's samples.
+    Rule {
+        /// The rule's id, e.g. ACME-NET-001 (also the file name).
+        id: String,
+        /// The source its query reads (a format name).
+        #[arg(long, value_name = "NAME", default_value = crate::scaffold::DEFAULT_SOURCE)]
+        source: String,
+        /// The rules directory to write into.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+    },
+    /// A format DIR/formats/NAME.toml whose patterns are guessed from a sample line.
+    Format {
+        /// The source name rules will use, e.g. acme_server.
+        name: String,
+        /// A line of the file, to guess the patterns from.
+        #[arg(long, value_name = "LINE", conflicts_with = "sample_file")]
+        sample: Option<String>,
+        /// A file whose first line the patterns are guessed from; more of its lines become samples.
+        #[arg(long, value_name = "FILE")]
+        sample_file: Option<PathBuf>,
+        /// The rules directory to write into (the file goes to its formats/ directory).
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
     },
 }
 
@@ -240,11 +315,93 @@ pub fn run() -> ExitCode {
             paths,
             format,
             deny_warnings,
-        } => check(&paths, format, deny_warnings),
-        Command::Test { paths, format } => test(&paths, format),
+            lints,
+        } => check(&paths, format, deny_warnings, &lints),
+        Command::Test { paths, format, lints } => test(&paths, format, &lints),
         Command::Explain(args) => explain(&args),
         Command::Events(args) => events(&args),
         Command::Docs { out, rules } => docs(&out, &rules),
+        Command::New { what } => new(what),
+        Command::Completions { shell } => {
+            crate::manual::write_completions(shell, &mut std::io::stdout().lock());
+            ExitCode::SUCCESS
+        }
+        Command::Man { out } => man(out.as_deref()),
+    }
+}
+
+fn new(what: NewCommand) -> ExitCode {
+    let repo = repo_rules_dir();
+    let written = match what {
+        NewCommand::Rule { id, source, dir } => crate::scaffold::new_rule(&id, &source, &dir, repo.as_deref()),
+        NewCommand::Format {
+            name,
+            sample,
+            sample_file,
+            dir,
+        } => format_source(sample, sample_file.as_deref())
+            .and_then(|source| crate::scaffold::new_format(&name, &source, &dir, repo.as_deref())),
+    };
+    match written {
+        Ok(written) => {
+            println!("wrote {}", written.path.display());
+            println!("next: replace the TODOs, then run");
+            for command in &written.next {
+                println!("  {command}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn format_source(sample: Option<String>, file: Option<&Path>) -> Result<crate::scaffold::FormatSource, String> {
+    match (sample, file) {
+        (Some(line), _) => Ok(crate::scaffold::FormatSource {
+            lines: vec![line.trim_end_matches(['\r', '\n']).to_string()],
+            file_name: None,
+        }),
+        (None, Some(path)) => {
+            let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let text = String::from_utf8_lossy(&bytes);
+            let lines: Vec<String> = text
+                .lines()
+                .map(|l| l.trim_end_matches('\r'))
+                .filter(|l| !l.trim().is_empty())
+                .take(200)
+                .map(str::to_string)
+                .collect();
+            if lines.is_empty() {
+                return Err(format!("{} has no line to guess the format from", path.display()));
+            }
+            Ok(crate::scaffold::FormatSource {
+                lines,
+                file_name: path.file_name().map(|n| n.to_string_lossy().into_owned()),
+            })
+        }
+        (None, None) => Ok(crate::scaffold::FormatSource::default()),
+    }
+}
+
+fn man(out: Option<&Path>) -> ExitCode {
+    let written = match out {
+        None => crate::manual::write_main_page(&mut std::io::stdout().lock()).map(|()| Vec::new()),
+        Some(dir) => crate::manual::write_pages(dir),
+    };
+    match written {
+        Ok(pages) => {
+            for page in pages {
+                println!("wrote {}", page.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: cannot write the man pages: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -291,9 +448,46 @@ fn print_problems(files: &[FileProblems], color: bool, warnings_too: bool) {
     }
 }
 
-fn load_kb(rules: &RuleArgs) -> Result<KnowledgeBase, String> {
-    let repo = repo_rules_dir();
-    load_layers(!rules.no_builtin, &rules.rules, repo.as_deref())
+/// Loads the knowledge base (built-in unless `builtin` is false, then
+/// `dirs`) and applies the lint levels of the run to its problems.
+fn load_kb(builtin: bool, dirs: &[PathBuf], lints: &LintArgs) -> Result<KnowledgeBase, String> {
+    let mut kb = load_layers(builtin, dirs, repo_rules_dir().as_deref())?;
+    let (levels, config_problems) = lint_levels(lints, dirs)?;
+    kb.problems.extend(config_problems);
+    levels.apply(&mut kb.problems);
+    Ok(kb)
+}
+
+/// The lint levels of a run: `--config FILE`, or else the `triage.toml`
+/// of each rules directory in order, then the flags. Problems in the
+/// files are returned to be reported with the rules' own.
+fn lint_levels(args: &LintArgs, dirs: &[PathBuf]) -> Result<(LintLevels, Vec<FileProblems>), String> {
+    let mut levels = LintLevels::default();
+    let mut problems = Vec::new();
+    let files: Vec<PathBuf> = match &args.config {
+        Some(file) => vec![file.clone()],
+        None => dirs
+            .iter()
+            .map(|d| d.join("triage.toml"))
+            .filter(|f| f.is_file())
+            .collect(),
+    };
+    for file in files {
+        problems.extend(
+            read_config_file(&mut levels, &file).map_err(|e| format!("cannot read the lint configuration {e}"))?,
+        );
+    }
+    // Applied in this order, so --deny wins over --warn and --allow.
+    for (codes, level, flag) in [
+        (&args.allow, Level::Allow, "--allow"),
+        (&args.warn, Level::Warn, "--warn"),
+        (&args.deny, Level::Deny, "--deny"),
+    ] {
+        for code in codes {
+            levels.set(*code, level, flag);
+        }
+    }
+    Ok((levels, problems))
 }
 
 fn resolve_options(time: &TimeArgs) -> Result<RunOptions, String> {
@@ -321,10 +515,11 @@ fn resolve_options(time: &TimeArgs) -> Result<RunOptions, String> {
 /// return. Also returns the rules the tuning disabled.
 fn load_kb_reporting(
     rules: &RuleArgs,
+    lints: &LintArgs,
     tune: &[PathBuf],
     color: bool,
 ) -> Result<(KnowledgeBase, Vec<DisabledRule>), ExitCode> {
-    let mut kb = load_kb(rules).map_err(|e| {
+    let mut kb = load_kb(!rules.no_builtin, &rules.rules, lints).map_err(|e| {
         eprintln!("error: cannot load rules: {e}");
         ExitCode::from(2)
     })?;
@@ -363,7 +558,7 @@ fn run_options(run: &RunArgs) -> Result<RunOptions, ExitCode> {
 fn diagnose(args: &DiagnoseArgs) -> ExitCode {
     let (bundles, format) = (&args.bundles, args.format);
     let color = use_color(args.color);
-    let (kb, disabled) = match load_kb_reporting(&args.run.rules, &args.run.tune, color) {
+    let (kb, disabled) = match load_kb_reporting(&args.run.rules, &args.run.lints, &args.run.tune, color) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
@@ -414,8 +609,16 @@ fn diagnose(args: &DiagnoseArgs) -> ExitCode {
     ExitCode::from(worst)
 }
 
-fn check(paths: &[PathBuf], format: OutputFormat, deny_warnings: bool) -> ExitCode {
-    let kb = match load_layers(true, paths, repo_rules_dir().as_deref()) {
+fn severity_name(severity: miette::Severity) -> &'static str {
+    match severity {
+        miette::Severity::Error => "error",
+        miette::Severity::Warning => "warning",
+        miette::Severity::Advice => "advice",
+    }
+}
+
+fn check(paths: &[PathBuf], format: OutputFormat, deny_warnings: bool, lints: &LintArgs) -> ExitCode {
+    let kb = match load_kb(true, paths, lints) {
         Ok(kb) => kb,
         Err(e) => {
             eprintln!("error: {e}");
@@ -443,7 +646,8 @@ fn check(paths: &[PathBuf], format: OutputFormat, deny_warnings: bool) -> ExitCo
                         serde_json::json!({
                             "file": f.path,
                             "code": p.code.as_str(),
-                            "severity": if p.is_error() { "error" } else { "warning" },
+                            "severity": severity_name(p.severity),
+                            "default_severity": severity_name(p.code.severity()),
                             "message": p.message,
                             "line": line,
                             "column": column,
@@ -527,8 +731,8 @@ pub fn run_rule_tests(kb: KnowledgeBase, only: &[PathBuf]) -> Vec<TestOutcome> {
     out
 }
 
-fn test(paths: &[PathBuf], format: OutputFormat) -> ExitCode {
-    let kb = match load_layers(true, paths, repo_rules_dir().as_deref()) {
+fn test(paths: &[PathBuf], format: OutputFormat, lints: &LintArgs) -> ExitCode {
+    let kb = match load_kb(true, paths, lints) {
         Ok(kb) => kb,
         Err(e) => {
             eprintln!("error: {e}");
@@ -575,7 +779,12 @@ fn test(paths: &[PathBuf], format: OutputFormat) -> ExitCode {
 }
 
 fn explain(args: &ExplainArgs) -> ExitCode {
-    let (kb, disabled) = match load_kb_reporting(&args.run.rules, &args.run.tune, use_color(ColorChoice::Auto)) {
+    let (kb, disabled) = match load_kb_reporting(
+        &args.run.rules,
+        &args.run.lints,
+        &args.run.tune,
+        use_color(ColorChoice::Auto),
+    ) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
@@ -619,7 +828,12 @@ fn explain(args: &ExplainArgs) -> ExitCode {
 }
 
 fn events(args: &EventsArgs) -> ExitCode {
-    let (kb, _) = match load_kb_reporting(&args.run.rules, &args.run.tune, use_color(ColorChoice::Auto)) {
+    let (kb, _) = match load_kb_reporting(
+        &args.run.rules,
+        &args.run.lints,
+        &args.run.tune,
+        use_color(ColorChoice::Auto),
+    ) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
@@ -664,7 +878,7 @@ fn print_output<T: serde::Serialize>(format: OutputFormat, document: &T, human: 
 }
 
 fn docs(out: &Path, rules: &RuleArgs) -> ExitCode {
-    let (kb, _) = match load_kb_reporting(rules, &[], use_color(ColorChoice::Auto)) {
+    let (kb, _) = match load_kb_reporting(rules, &LintArgs::default(), &[], use_color(ColorChoice::Auto)) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };

@@ -54,11 +54,19 @@ pub enum Code {
     RecursiveMacro,
     /// An I/O error reading a rule or format file.
     Io,
+    /// A shared predicate, list or query that no rule uses.
+    UnusedMacro,
+    /// A rule without both a test that expects a hit and one that expects none.
+    MissingTest,
+    /// A rule marked stable without both a hit test and a no-hit test.
+    StableUntested,
+    /// A condition or query that can never be true, or is always true.
+    ConstantCondition,
 }
 
 impl Code {
     /// All codes, for the documentation.
-    pub const ALL: [Code; 20] = [
+    pub const ALL: [Code; 24] = [
         Code::TomlSyntax,
         Code::UnknownKey,
         Code::MissingKey,
@@ -79,7 +87,30 @@ impl Code {
         Code::SlowQuery,
         Code::RecursiveMacro,
         Code::Io,
+        Code::UnusedMacro,
+        Code::MissingTest,
+        Code::StableUntested,
+        Code::ConstantCondition,
     ];
+
+    /// The codes whose level can be set (`allow`, `warn`, `deny`): the
+    /// warnings. Errors cannot be allowed: a file with one cannot load.
+    pub fn lints() -> impl Iterator<Item = Code> {
+        Code::ALL.into_iter().filter(|c| c.is_lint())
+    }
+
+    /// Whether this is a warning about the quality of a file that loads
+    /// anyway, rather than an error that stops it from loading.
+    pub fn is_lint(self) -> bool {
+        self.severity() == Severity::Warning
+    }
+
+    /// The code printed as `text` (`W101`, `e101`), if there is one.
+    pub fn parse(text: &str) -> Option<Code> {
+        Code::ALL
+            .into_iter()
+            .find(|c| c.as_str().eq_ignore_ascii_case(text.trim()))
+    }
 
     /// The code as printed: `E` for errors, `W` for warnings.
     pub fn as_str(self) -> &'static str {
@@ -104,13 +135,24 @@ impl Code {
             Code::UnknownExplains => "E301",
             Code::UnusedQuery => "W101",
             Code::SlowQuery => "W102",
+            Code::UnusedMacro => "W103",
+            Code::MissingTest => "W104",
+            Code::StableUntested => "W105",
+            Code::ConstantCondition => "W106",
         }
     }
 
-    /// Whether problems with this code stop the rule or format from loading.
+    /// Whether problems with this code stop the rule or format from
+    /// loading (errors) or not (warnings, whose level a `triage.toml` or
+    /// `--allow` / `--deny` may change).
     pub fn severity(self) -> Severity {
         match self {
-            Code::UnusedQuery | Code::SlowQuery => Severity::Warning,
+            Code::UnusedQuery
+            | Code::SlowQuery
+            | Code::UnusedMacro
+            | Code::MissingTest
+            | Code::StableUntested
+            | Code::ConstantCondition => Severity::Warning,
             _ => Severity::Error,
         }
     }
@@ -138,6 +180,10 @@ impl Code {
             Code::UnknownExplains => "`explains` names a rule that does not exist",
             Code::UnusedQuery => "a named query is never used",
             Code::SlowQuery => "a query has no literal to prefilter on",
+            Code::UnusedMacro => "a shared predicate, list or query is used by no rule",
+            Code::MissingTest => "a rule lacks a hit test or a no-hit test",
+            Code::StableUntested => "a stable rule lacks a hit test or a no-hit test",
+            Code::ConstantCondition => "a condition or query can never be true, or is always true",
         }
     }
 }
@@ -168,6 +214,9 @@ pub struct Problem {
     pub labels: Vec<Label>,
     /// What to do about it.
     pub help: Option<String>,
+    /// How serious it is in this run: the code's own severity, unless a
+    /// lint level changed it (see [`crate::lint`]).
+    pub severity: Severity,
 }
 
 impl Problem {
@@ -181,6 +230,7 @@ impl Problem {
                 text: label.into(),
             }],
             help: None,
+            severity: code.severity(),
         }
     }
 
@@ -191,6 +241,7 @@ impl Problem {
             message: message.into(),
             labels: Vec::new(),
             help: None,
+            severity: code.severity(),
         }
     }
 
@@ -209,9 +260,10 @@ impl Problem {
         self
     }
 
-    /// Whether this problem is an error (as opposed to a warning).
+    /// Whether this problem is an error in this run: an error code, or a
+    /// warning promoted by `deny`.
     pub fn is_error(&self) -> bool {
-        self.code.severity() == Severity::Error
+        self.severity == Severity::Error
     }
 
     fn position(&self) -> usize {
@@ -242,9 +294,15 @@ impl FileProblems {
         }
     }
 
-    /// Whether any problem is an error.
+    /// Whether any problem is an error in this run (denied lints count).
     pub fn has_errors(&self) -> bool {
         self.problems.iter().any(Problem::is_error)
+    }
+
+    /// Whether the file cannot load: it has a problem with an error code.
+    /// A denied lint fails `check`, but the rule still runs.
+    pub fn blocks_loading(&self) -> bool {
+        self.problems.iter().any(|p| !p.code.is_lint())
     }
 
     /// One diagnostic per problem, each carrying the file as its source.
@@ -302,7 +360,7 @@ impl Diagnostic for ProblemDiagnostic {
     }
 
     fn severity(&self) -> Option<Severity> {
-        Some(self.problem.code.severity())
+        Some(self.problem.severity)
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {

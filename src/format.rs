@@ -384,7 +384,7 @@ pub fn load_format(path: &str, text: Arc<str>) -> (Option<Format>, FileProblems)
         }
     };
     let report = FileProblems::new(path, text.clone(), problems);
-    let format = format.filter(|_| !report.has_errors());
+    let format = format.filter(|_| !report.blocks_loading());
     (format, report)
 }
 

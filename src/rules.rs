@@ -15,8 +15,8 @@ use rayon::prelude::*;
 
 use crate::diagnostic::{Code, FileProblems, Problem};
 use crate::format::{load_format, Format, FormatSet};
-use crate::lang::compile::{compile_rule, CompiledCondition, Macros, RuleTexts};
-use crate::toml_source::{parse_document, TableReader};
+use crate::lang::compile::{compile_rule, CompiledCondition, MacroKind, MacroUse, Macros, RuleTexts};
+use crate::toml_source::{parse_document, SourceText, TableReader};
 use crate::value::VersionReq;
 
 include!(concat!(env!("OUT_DIR"), "/embedded_rules.rs"));
@@ -197,6 +197,19 @@ impl KnowledgeBase {
         self.problems.iter().any(FileProblems::has_errors)
     }
 
+    /// Every problem as one line, `path: CODE message`, for test failures
+    /// and logs.
+    pub fn problem_lines(&self) -> Vec<String> {
+        self.problems
+            .iter()
+            .flat_map(|f| {
+                f.problems
+                    .iter()
+                    .map(move |p| format!("{}: {} {}", f.path, p.code, p.message))
+            })
+            .collect()
+    }
+
     /// A rule by id.
     pub fn rule(&self, id: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| r.id == id)
@@ -248,8 +261,32 @@ pub fn directory_files(dir: &Path, layer: usize) -> Result<Vec<KbFile>, String> 
 pub fn load(files: &[KbFile]) -> KnowledgeBase {
     let mut problems: Vec<FileProblems> = Vec::new();
     let mut formats: Vec<Format> = Vec::new();
+    let mut format_seen: HashMap<String, (String, usize)> = HashMap::new();
     for f in files.iter().filter(|f| f.kind() == FileKind::Format) {
-        let (format, report) = load_format(&f.path, f.text.clone());
+        let (mut format, mut report) = load_format(&f.path, f.text.clone());
+        if let Some(name) = format.as_ref().map(|format| format.name.clone()) {
+            // As with rule ids: a later directory may replace a format,
+            // one directory may not define it twice.
+            match format_seen.get(&name) {
+                Some((other, layer)) if *layer == f.layer => {
+                    let mut p = std::mem::take(&mut report.problems);
+                    p.push(
+                        Problem::new(
+                            Code::Duplicate,
+                            format!("format name `{name}` is also used by {other}"),
+                            find_id_span(&f.text, &name),
+                            "duplicate name",
+                        )
+                        .with_help("give each format its own name, or remove one of the two files"),
+                    );
+                    report = FileProblems::new(&f.path, f.text.clone(), p);
+                    format = None;
+                }
+                _ => {
+                    format_seen.insert(name, (f.path.clone(), f.layer));
+                }
+            }
+        }
         if !report.problems.is_empty() {
             problems.push(report);
         }
@@ -258,12 +295,15 @@ pub fn load(files: &[KbFile]) -> KnowledgeBase {
     let formats = FormatSet::new(formats);
 
     let mut macros = Macros::default();
+    // Where each shared macro is defined, to report those no rule uses.
+    let mut macro_defs: Vec<(&KbFile, Vec<MacroDef>)> = Vec::new();
     for f in files.iter().filter(|f| f.kind() == FileKind::Macros) {
         let mut p = Vec::new();
-        let m = load_macros(&f.text, &mut p);
+        let (m, defs) = load_macros(&f.text, &mut p);
         macros.predicates.extend(m.predicates);
         macros.lists.extend(m.lists);
         macros.queries.extend(m.queries);
+        macro_defs.push((f, defs));
         if !p.is_empty() {
             problems.push(FileProblems::new(&f.path, f.text.clone(), p));
         }
@@ -273,16 +313,18 @@ pub fn load(files: &[KbFile]) -> KnowledgeBase {
     let mut first_seen: HashMap<String, (String, usize)> = HashMap::new();
     // Compiling rules (their regexes above all) is the cost of loading; it
     // is done in parallel, and the results are taken in file order.
-    let compiled: Vec<(&KbFile, Option<Rule>, Vec<Problem>)> = files
+    let compiled: Vec<(&KbFile, Option<Rule>, Vec<Problem>, MacroUse)> = files
         .par_iter()
         .filter(|f| f.kind() == FileKind::Rule)
         .map(|f| {
             let mut p = Vec::new();
-            let rule = load_rule(f, &formats, &macros, &mut p);
-            (f, rule, p)
+            let mut used = MacroUse::new();
+            let rule = load_rule(f, &formats, &macros, &mut p, &mut used);
+            (f, rule, p, used)
         })
         .collect();
-    for (f, rule, mut p) in compiled {
+    let used_macros: MacroUse = compiled.iter().flat_map(|c| c.3.iter().cloned()).collect();
+    for (f, rule, mut p, _) in compiled {
         if let Some(rule) = &rule {
             // The same id twice in one directory is a mistake; a later
             // directory overriding an earlier one is the point of --rules.
@@ -303,13 +345,35 @@ pub fn load(files: &[KbFile]) -> KnowledgeBase {
             first_seen.insert(rule.id.clone(), (f.path.clone(), f.layer));
         }
         let report = FileProblems::new(&f.path, f.text.clone(), p);
-        let ok = !report.has_errors();
+        let ok = !report.blocks_loading();
         if !report.problems.is_empty() {
             problems.push(report);
         }
         if let (true, Some(rule)) = (ok, rule) {
             rules.insert(rule.id.clone(), rule);
         }
+    }
+
+    for (file, defs) in macro_defs {
+        let unused: Vec<Problem> = defs
+            .into_iter()
+            .filter(|d| !used_macros.contains(&(d.kind, d.name.clone())))
+            .map(|d| {
+                let usage = match d.kind {
+                    MacroKind::Predicate => format!("`source where {} and …`", d.name),
+                    MacroKind::List => format!("`field in @{}`", d.name),
+                    MacroKind::Query => format!("`{}` in a condition", d.name),
+                };
+                Problem::new(
+                    Code::UnusedMacro,
+                    format!("shared {} `{}` is used by no rule", d.kind.as_str(), d.name),
+                    d.key_span,
+                    "defined here",
+                )
+                .with_help(format!("use it as {usage}, or remove it"))
+            })
+            .collect();
+        add_problems(&mut problems, file, unused);
     }
 
     // `explains` must name rules that exist.
@@ -330,12 +394,7 @@ pub fn load(files: &[KbFile]) -> KnowledgeBase {
                     "unknown rule id",
                 )
                 .with_help("name the id of an existing rule, or remove it");
-                match problems.iter_mut().find(|p| p.path == file.path) {
-                    Some(p) => {
-                        p.problems.push(problem);
-                    }
-                    None => problems.push(FileProblems::new(&file.path, file.text.clone(), vec![problem])),
-                }
+                add_problems(&mut problems, file, vec![problem]);
             }
         }
     }
@@ -347,18 +406,40 @@ pub fn load(files: &[KbFile]) -> KnowledgeBase {
     }
 }
 
+/// Adds problems found after a file was loaded to its report, in order.
+fn add_problems(reports: &mut Vec<FileProblems>, file: &KbFile, found: Vec<Problem>) {
+    if found.is_empty() {
+        return;
+    }
+    match reports.iter_mut().find(|p| p.path == file.path) {
+        Some(report) => {
+            let mut all = std::mem::take(&mut report.problems);
+            all.extend(found);
+            *report = FileProblems::new(&file.path, file.text.clone(), all);
+        }
+        None => reports.push(FileProblems::new(&file.path, file.text.clone(), found)),
+    }
+}
+
+/// A shared macro's name and where `macros.toml` defines it.
+struct MacroDef {
+    kind: MacroKind,
+    name: String,
+    key_span: Range<usize>,
+}
+
 fn find_id_span(text: &str, id: &str) -> Range<usize> {
     text.find(&format!("\"{id}\""))
         .or_else(|| text.find(&format!("'{id}'")))
         .map_or(0..0, |s| s..s + id.len() + 2)
 }
 
-fn load_macros(text: &str, problems: &mut Vec<Problem>) -> Macros {
+fn load_macros(text: &str, problems: &mut Vec<Problem>) -> (Macros, Vec<MacroDef>) {
     let doc = match parse_document(text) {
         Ok(d) => d,
         Err(p) => {
             problems.push(p);
-            return Macros::default();
+            return (Macros::default(), Vec::new());
         }
     };
     let mut r = TableReader::new(
@@ -370,9 +451,22 @@ fn load_macros(text: &str, problems: &mut Vec<Problem>) -> Macros {
     );
     let predicates = r.string_map("predicates");
     let queries = r.string_map("queries");
+    let mut defs: Vec<MacroDef> = Vec::new();
+    for (kind, entries) in [(MacroKind::Predicate, &predicates), (MacroKind::Query, &queries)] {
+        defs.extend(entries.iter().map(|(name, key_span, _)| MacroDef {
+            kind,
+            name: name.clone(),
+            key_span: key_span.clone(),
+        }));
+    }
     let mut lists = Vec::new();
     if let Some(t) = r.table("lists") {
         for (name, item) in t.iter() {
+            defs.push(MacroDef {
+                kind: MacroKind::List,
+                name: name.to_string(),
+                key_span: t.key(name).and_then(|k| k.span()).unwrap_or(0..0),
+            });
             let values: Option<Vec<String>> = item
                 .as_array()
                 .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_string)).collect());
@@ -388,7 +482,7 @@ fn load_macros(text: &str, problems: &mut Vec<Problem>) -> Macros {
         }
     }
     let problems = r.problems;
-    Macros::parse(&predicates, lists, &queries, problems)
+    (Macros::parse(&predicates, lists, &queries, problems), defs)
 }
 
 const RULE_KEYS: &[&str] = &[
@@ -412,13 +506,19 @@ const RULE_KEYS: &[&str] = &[
 /// macros; the rule is `None` when the file has errors.
 pub fn load_rule_file(file: &KbFile, formats: &FormatSet, macros: &Macros) -> (Option<Rule>, FileProblems) {
     let mut problems = Vec::new();
-    let rule = load_rule(file, formats, macros, &mut problems);
+    let rule = load_rule(file, formats, macros, &mut problems, &mut MacroUse::new());
     let report = FileProblems::new(&file.path, file.text.clone(), problems);
-    let rule = rule.filter(|_| !report.has_errors());
+    let rule = rule.filter(|_| !report.blocks_loading());
     (rule, report)
 }
 
-fn load_rule(file: &KbFile, formats: &FormatSet, macros: &Macros, problems: &mut Vec<Problem>) -> Option<Rule> {
+fn load_rule(
+    file: &KbFile,
+    formats: &FormatSet,
+    macros: &Macros,
+    problems: &mut Vec<Problem>,
+    used_macros: &mut MacroUse,
+) -> Option<Rule> {
     let text: &str = &file.text;
     let doc = match parse_document(text) {
         Ok(d) => d,
@@ -552,7 +652,13 @@ fn load_rule(file: &KbFile, formats: &FormatSet, macros: &Macros, problems: &mut
         formats,
         macros,
         problems,
+        used_macros,
     );
+    // Tests are worth asking for once the rule loads; before that they
+    // would only bury the errors.
+    if !problems.iter().any(|p| !p.code.is_lint()) {
+        problems.extend(missing_tests(&tests, &id, status.as_ref()));
+    }
     Some(Rule {
         id: id.text,
         title: title?,
@@ -570,6 +676,37 @@ fn load_rule(file: &KbFile, formats: &FormatSet, macros: &Macros, problems: &mut
         compiled: compiled?,
         origin: file.path.clone(),
         tuned: Vec::new(),
+    })
+}
+
+/// W104, or W105 for a stable rule: a rule is trusted when a test shows
+/// it fires where it should and another that it stays quiet on a similar
+/// bundle where it should not.
+fn missing_tests(tests: &[RuleTest], id: &SourceText, status: Option<&SourceText>) -> Option<Problem> {
+    let has = |expect: Expect| tests.iter().any(|t| t.expect == expect);
+    let missing = match (has(Expect::Hit), has(Expect::NoHit)) {
+        (true, true) => return None,
+        (false, true) => "hit test",
+        (true, false) => "no-hit test",
+        (false, false) => "hit test and no no-hit test",
+    };
+    let help = "add a [[test]] with expect = \"hit\" (files on which the rule must fire) and one with expect = \"no_hit\" (similar files on which it must not)";
+    Some(match status.filter(|s| s.text == "stable") {
+        Some(stable) => Problem::new(
+            Code::StableUntested,
+            format!("rule `{}` is marked stable but has no {missing}", id.text),
+            stable.whole_span(),
+            "stable needs a hit and a no-hit test",
+        )
+        .with_label(id.whole_span(), format!("no {missing}"))
+        .with_help(format!("{help}, or set status = \"testing\"")),
+        None => Problem::new(
+            Code::MissingTest,
+            format!("rule `{}` has no {missing}", id.text),
+            id.whole_span(),
+            format!("no {missing}"),
+        )
+        .with_help(help),
     })
 }
 
@@ -639,4 +776,42 @@ pub fn load_layers(builtin: bool, dirs: &[PathBuf], repo_rules_dir: Option<&Path
         files.extend(directory_files(d, i + 1)?);
     }
     Ok(load(&files))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, text: &str, layer: usize) -> KbFile {
+        KbFile {
+            path: path.to_string(),
+            base_dir: None,
+            text: Arc::from(text),
+            layer,
+        }
+    }
+
+    const FORMAT: &str = "name = \"app_log\"\npatterns = ['''^(?P<msg>.*)''']\nmessage = \"msg\"\n";
+
+    #[test]
+    fn a_format_defined_twice_in_one_directory_is_a_duplicate_and_a_later_directory_replaces_it() {
+        let kb = load(&[
+            file("a/formats/one.toml", FORMAT, 1),
+            file("a/formats/two.toml", FORMAT, 1),
+        ]);
+        let problems: Vec<(&str, Code)> = kb
+            .problems
+            .iter()
+            .flat_map(|f| f.problems.iter().map(move |p| (f.path.as_str(), p.code)))
+            .collect();
+        assert_eq!(problems, [("a/formats/two.toml", Code::Duplicate)]);
+        assert_eq!(kb.formats.formats[0].origin, "a/formats/one.toml");
+
+        let kb = load(&[
+            file("a/formats/one.toml", FORMAT, 1),
+            file("b/formats/one.toml", FORMAT, 2),
+        ]);
+        assert!(kb.problems.is_empty());
+        assert_eq!(kb.formats.formats[0].origin, "b/formats/one.toml");
+    }
 }

@@ -307,3 +307,294 @@ fn no_builtin_without_formats_says_what_is_missing() {
         .assert()
         .stderr(predicate::str::contains("no format is loaded: with --no-builtin"));
 }
+
+#[test]
+fn completions_name_every_subcommand() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let out = triage().args(["completions", shell]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        for sub in ["diagnose", "check", "test", "completions", "man"] {
+            assert!(script.contains(sub), "{shell} completions lack `{sub}`");
+        }
+    }
+    triage().args(["completions", "tcsh"]).assert().code(2);
+}
+
+#[test]
+fn man_prints_the_main_page_or_writes_one_per_subcommand() {
+    let out = triage().arg("man").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.starts_with(".ie \\n(.g .ds Aq"), "not roff: {page:.80}");
+    for sub in ["diagnose", "check", "test", "completions"] {
+        assert!(page.contains(sub), "the main page lacks `{sub}`");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    triage()
+        .args(["man", "--out"])
+        .arg(dir.path())
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("triage-diagnose.1"));
+    let diagnose = std::fs::read_to_string(dir.path().join("triage-diagnose.1")).unwrap();
+    assert!(diagnose.contains("\\-\\-no\\-builtin"), "{diagnose}");
+}
+
+/// A rule that loads and passes its tests, with one unused query (W101).
+fn rule_with_an_unused_query(dir: &Path) {
+    std::fs::write(
+        dir.join("LINT-001.toml"),
+        r#"
+id = "LINT-001"
+title = "Redis cannot persist"
+severity = "warning"
+condition = '''misconf'''
+remediation = "-"
+
+[queries]
+misconf = '''redis where message contains "MISCONF"'''
+spare = '''redis where message contains "Background saving"'''
+
+[[test]]
+expect = "hit"
+[test.files]
+"var/log/redis/redis.log" = '1:M 03 Jan 2023 09:01:44.049 # MISCONF Redis is configured to save RDB snapshots'
+
+[[test]]
+expect = "no_hit"
+[test.files]
+"var/log/redis/redis.log" = '1:M 03 Jan 2023 09:01:44.049 * Background saving started by pid 4617'
+"#,
+    )
+    .unwrap();
+}
+
+fn check_json(dir: &Path, extra: &[&str]) -> (i32, serde_json::Value) {
+    let out = triage()
+        .args(["check", "--format", "json"])
+        .args(extra)
+        .arg(dir)
+        .output()
+        .unwrap();
+    let doc = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    (out.status.code().unwrap(), doc)
+}
+
+#[test]
+fn lint_levels_come_from_triage_toml_and_flags_win() {
+    let dir = tempfile::tempdir().unwrap();
+    rule_with_an_unused_query(dir.path());
+    let (code, doc) = check_json(dir.path(), &[]);
+    assert_eq!((code, doc["warnings"].as_u64()), (0, Some(1)), "{doc:#}");
+    assert_eq!(doc["problems"][0]["code"], "W101");
+    assert_eq!(doc["problems"][0]["severity"], "warning");
+
+    std::fs::write(dir.path().join("triage.toml"), "[lints]\nW101 = \"deny\"\n").unwrap();
+    let (code, doc) = check_json(dir.path(), &[]);
+    assert_eq!((code, doc["errors"].as_u64()), (1, Some(1)), "{doc:#}");
+    let problem = &doc["problems"][0];
+    assert_eq!(
+        (&problem["severity"], &problem["default_severity"]),
+        (&"error".into(), &"warning".into())
+    );
+    assert!(
+        problem["help"].as_str().unwrap().contains("W101 is denied by"),
+        "{problem:#}"
+    );
+    // The rule still loads and its tests still run: only the verdict changes.
+    triage()
+        .arg("test")
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("ok   LINT-001"));
+
+    let (code, doc) = check_json(dir.path(), &["--allow", "W101"]);
+    assert_eq!(
+        (code, doc["warnings"].as_u64(), doc["errors"].as_u64()),
+        (0, Some(0), Some(0))
+    );
+
+    let other = tempfile::tempdir().unwrap();
+    let config = other.path().join("lints.toml");
+    std::fs::write(&config, "[lints]\nW101 = \"allow\"\n").unwrap();
+    let (code, doc) = check_json(dir.path(), &["--config", config.to_str().unwrap()]);
+    assert_eq!(
+        (code, doc["warnings"].as_u64()),
+        (0, Some(0)),
+        "--config replaces triage.toml"
+    );
+}
+
+#[test]
+fn mistakes_in_triage_toml_are_reported_at_their_key() {
+    let dir = tempfile::tempdir().unwrap();
+    rule_with_an_unused_query(dir.path());
+    std::fs::write(
+        dir.path().join("triage.toml"),
+        "[lints]\nW10 = \"allow\"\nE101 = \"allow\"\nW101 = \"allow\"\n",
+    )
+    .unwrap();
+    let (code, doc) = check_json(dir.path(), &[]);
+    assert_eq!(code, 1);
+    let problems = doc["problems"].as_array().unwrap();
+    let messages: Vec<&str> = problems.iter().map(|p| p["message"].as_str().unwrap()).collect();
+    assert_eq!(messages.len(), 2, "the valid entry still applies: {messages:?}");
+    assert_eq!(messages[0], "`W10` is not a lint code");
+    assert!(problems[0]["help"]
+        .as_str()
+        .unwrap()
+        .starts_with("did you mean `W101`? the lint codes are W101, W102"));
+    assert!(
+        messages[1].ends_with("is an error and cannot be allowed"),
+        "{}",
+        messages[1]
+    );
+    assert_eq!(
+        (problems[1]["line"].as_u64(), problems[1]["column"].as_u64()),
+        (Some(3), Some(1))
+    );
+}
+
+#[test]
+fn lint_flags_refuse_errors_and_unknown_codes() {
+    triage()
+        .args(["check", "--allow", "E101"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("E101"))
+        .stderr(predicate::str::contains("is an error and cannot be allowed"));
+    triage()
+        .args(["diagnose", "corpus/healthy/bundle", "--deny", "W1O2"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("did you mean `W102`?"))
+        .stderr(predicate::str::contains(
+            "the lint codes are W101, W102, W103, W104, W105, W106",
+        ));
+}
+
+/// `check DIR` and `test DIR` both pass, with no warning either.
+fn assert_passes_check_and_test(dir: &Path) {
+    triage()
+        .arg("check")
+        .arg(dir)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("0 errors, 0 warnings"));
+    triage()
+        .arg("test")
+        .arg(dir)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("rule tests: 2 passed, 0 failed"));
+}
+
+#[test]
+fn new_rule_writes_a_draft_that_passes_check_and_test_and_is_never_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("rules");
+    triage()
+        .args(["new", "rule", "ACME-NET-001", "--source", "nginx_error", "--dir"])
+        .arg(&dir)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("ACME-NET-001.toml"))
+        .stdout(predicate::str::contains(format!("triage check {}", dir.display())))
+        .stdout(predicate::str::contains(format!("triage test {}", dir.display())));
+    let path = dir.join("ACME-NET-001.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("status = \"draft\"") && text.contains("nginx_error where"),
+        "{text}"
+    );
+    assert_passes_check_and_test(&dir);
+
+    std::fs::write(&path, "edited by hand").unwrap();
+    triage()
+        .args(["new", "rule", "ACME-NET-001", "--dir"])
+        .arg(&dir)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("already exists"));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "edited by hand");
+    triage()
+        .args(["new", "rule", "SDWAN-LIC-001", "--dir"])
+        .arg(tmp.path().join("other"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "already used by rules/license/SDWAN-LIC-001.toml",
+        ));
+}
+
+#[test]
+fn new_format_from_a_sample_then_a_rule_on_it_pass_check_and_test() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let line = "2024-05-01T10:00:00.120Z ERROR [pool-3] method=POST path=/api/v1/license status=503 took=120";
+    triage()
+        .args(["new", "format", "acme_api", "--sample", line, "--dir"])
+        .arg(dir)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("formats/acme_api.toml"))
+        .stdout(predicate::str::contains("triage new rule ID --source acme_api"));
+    let text = std::fs::read_to_string(dir.join("formats/acme_api.toml")).unwrap();
+    for part in [
+        "(?P<ts>",
+        "(?P<level>",
+        "(?P<field1>",
+        "(?P<status>",
+        "[timestamp]",
+        "message = \"msg\"",
+        "status = \"integer\"",
+    ] {
+        assert!(text.contains(part), "{part} missing from\n{text}");
+    }
+    triage()
+        .args(["new", "rule", "ACME-API-001", "--source", "acme_api", "--dir"])
+        .arg(dir)
+        .assert()
+        .code(0);
+    assert_passes_check_and_test(dir);
+    // The tests are made of the sample line itself.
+    let rule = std::fs::read_to_string(dir.join("ACME-API-001.toml")).unwrap();
+    assert!(rule.contains(line), "{rule}");
+}
+
+#[test]
+fn new_format_from_a_sample_file_takes_its_name_and_matching_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sample = tmp.path().join("acme-agent.log");
+    std::fs::write(
+        &sample,
+        "Jan 13 17:29:02 edge1 agent[311]: link up on ge0/1\nJan 13 17:29:05 edge1 agent[311]: link down on ge0/1\n",
+    )
+    .unwrap();
+    let dir = tmp.path().join("kb");
+    triage()
+        .args(["new", "format", "acme_agent", "--sample-file"])
+        .arg(&sample)
+        .arg("--dir")
+        .arg(&dir)
+        .assert()
+        .code(0);
+    let text = std::fs::read_to_string(dir.join("formats/acme_agent.toml")).unwrap();
+    assert!(
+        text.contains("\"**/acme-agent.log*\"") || text.contains("'**/acme-agent.log*'"),
+        "{text}"
+    );
+    assert!(
+        text.contains("link down on ge0/1"),
+        "the second line is a sample too:\n{text}"
+    );
+    assert!(text.contains("format = \"%b %e %H:%M:%S\""), "{text}");
+    triage()
+        .args(["new", "rule", "ACME-LINK-001", "--source", "acme_agent", "--dir"])
+        .arg(&dir)
+        .assert()
+        .code(0);
+    assert_passes_check_and_test(&dir);
+}

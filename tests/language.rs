@@ -262,10 +262,10 @@ fn presence_of_fields() {
 
 #[test]
 fn shared_macros_lists_and_queries() {
-    // `doorkeeper_token` is a shared query, `oauth_error_codes` a shared list.
+    // `doorkeeper_token` is a shared query, `licensing_classes` a shared list.
     assert_eq!(outcome("doorkeeper_token", &[]), "hit");
     assert_eq!(
-        outcome("any (nginx_error where message contains @oauth_error_codes)", &[]),
+        outcome("any (nginx_error where message contains @licensing_classes)", &[]),
         "no_hit"
     );
 }

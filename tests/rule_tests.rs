@@ -15,15 +15,7 @@ fn builtin() -> triage::rules::KnowledgeBase {
 #[test]
 fn builtin_knowledge_base_has_no_problems() {
     let kb = builtin();
-    let problems: Vec<String> = kb
-        .problems
-        .iter()
-        .flat_map(|f| {
-            f.problems
-                .iter()
-                .map(move |p| format!("{}: {} {}", f.path, p.code, p.message))
-        })
-        .collect();
+    let problems = kb.problem_lines();
     assert!(problems.is_empty(), "{problems:#?}");
 }
 

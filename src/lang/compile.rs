@@ -7,12 +7,13 @@
 //! shared macro are reported at the place the rule uses the macro. The
 //! compiled query also carries its required literals for the prefilter.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 
 use regex::Regex;
 
 use super::ast::*;
+use super::constant;
 use super::parser::{parse_condition, parse_predicate, parse_query, SyntaxError};
 use crate::diagnostic::{Code, Problem};
 use crate::format::{FormatKind, FormatSet, BUILTIN_FIELDS};
@@ -212,6 +213,7 @@ impl Macros {
         for (name, _, text) in predicates {
             match parse_predicate(&text.text) {
                 Ok(p) => {
+                    report_constant(problems, text, constant::predicate_findings(&p, &text.text), None);
                     m.predicates.insert(name.clone(), (p, text.clone()));
                 }
                 Err(e) => problems.push(syntax_problem(text, &e)),
@@ -223,6 +225,7 @@ impl Macros {
         for (name, _, text) in queries {
             match parse_query(&text.text) {
                 Ok(q) => {
+                    report_constant(problems, text, constant::query_findings(&q, &text.text), Some(name));
                     m.queries.insert(name.clone(), (q, text.clone()));
                 }
                 Err(e) => problems.push(syntax_problem(text, &e)),
@@ -231,6 +234,31 @@ impl Macros {
         m
     }
 }
+
+/// The kinds of shared macros, which have separate name spaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MacroKind {
+    /// `[predicates]`
+    Predicate,
+    /// `[lists]`
+    List,
+    /// `[queries]`
+    Query,
+}
+
+impl MacroKind {
+    /// As named in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MacroKind::Predicate => "predicate",
+            MacroKind::List => "list",
+            MacroKind::Query => "query",
+        }
+    }
+}
+
+/// The shared macros a rule used, directly or through another macro.
+pub type MacroUse = BTreeSet<(MacroKind, String)>;
 
 /// Turns a syntax error into a problem in the file.
 pub fn syntax_problem(text: &SourceText, e: &SyntaxError) -> Problem {
@@ -272,10 +300,16 @@ struct Compiler<'a> {
     redirect: Option<(Range<usize>, String)>,
     macro_depth: usize,
     failed: bool,
+    used_macros: &'a mut MacroUse,
 }
 
 impl<'a> Compiler<'a> {
-    fn new(formats: &'a FormatSet, macros: &'a Macros, problems: &'a mut Vec<Problem>) -> Compiler<'a> {
+    fn new(
+        formats: &'a FormatSet,
+        macros: &'a Macros,
+        problems: &'a mut Vec<Problem>,
+        used_macros: &'a mut MacroUse,
+    ) -> Compiler<'a> {
         Compiler {
             formats,
             macros,
@@ -285,6 +319,7 @@ impl<'a> Compiler<'a> {
             redirect: None,
             macro_depth: 0,
             failed: false,
+            used_macros,
         }
     }
 }
@@ -305,21 +340,29 @@ pub fn compile_predicate(
             return None;
         }
     };
-    let mut c = Compiler::new(formats, macros, problems);
+    // Which macros an exception uses does not matter to the lint of unused
+    // macros, which is about the knowledge base.
+    let mut used_macros = MacroUse::default();
+    let mut c = Compiler::new(formats, macros, problems, &mut used_macros);
     c.pred(&ast, text, source, &mut Vec::new())
 }
 
-/// Checks and compiles a rule's condition, queries and message.
+/// Checks and compiles a rule's condition, queries and message; the shared
+/// macros it uses are added to `used_macros`, even when it has errors.
 pub fn compile_rule(
     texts: RuleTexts<'_>,
     formats: &FormatSet,
     macros: &Macros,
     problems: &mut Vec<Problem>,
+    used_macros: &mut MacroUse,
 ) -> Option<CompiledCondition> {
-    let mut c = Compiler::new(formats, macros, problems);
+    let mut c = Compiler::new(formats, macros, problems, used_macros);
     for (name, key_span, text) in texts.queries {
         let ast = match parse_query(&text.text) {
-            Ok(q) => Some(q),
+            Ok(q) => {
+                report_constant(c.problems, text, constant::query_findings(&q, &text.text), Some(name));
+                Some(q)
+            }
             Err(e) => {
                 c.problems.push(syntax_problem(text, &e));
                 c.failed = true;
@@ -350,7 +393,11 @@ pub fn compile_rule(
     }
     let mut condition_parsed = true;
     let cond = match parse_condition(&texts.condition.text) {
-        Ok(ast) => c.cond(&ast, texts.condition),
+        Ok(ast) => {
+            let findings = constant::condition_findings(&ast, &texts.condition.text);
+            report_constant(c.problems, texts.condition, findings, None);
+            c.cond(&ast, texts.condition)
+        }
         Err(e) => {
             c.problems.push(syntax_problem(texts.condition, &e));
             c.failed = true;
@@ -395,6 +442,28 @@ pub fn compile_rule(
     })
 }
 
+/// Reports conditions and predicates with a constant answer (W106), in
+/// `text`; `query` names the rule's query they were found in.
+fn report_constant(
+    problems: &mut Vec<Problem>,
+    text: &SourceText,
+    findings: Vec<constant::Finding>,
+    query: Option<&str>,
+) {
+    for f in findings {
+        let message = match query {
+            Some(name) => format!("in query `{name}`: {}", f.message),
+            None => f.message,
+        };
+        let mut problem =
+            Problem::new(Code::ConstantCondition, message, text.file_span(f.span), f.label).with_help(f.help);
+        if let Some((span, label)) = f.other {
+            problem = problem.with_label(text.file_span(span), label);
+        }
+        problems.push(problem);
+    }
+}
+
 /// Marks the queries whose match times a window reads.
 fn mark_timed(c: &CCond, queries: &mut [CompiledQuery]) {
     match c {
@@ -415,7 +484,7 @@ fn mark_timed(c: &CCond, queries: &mut [CompiledQuery]) {
 
 impl<'a> Compiler<'a> {
     fn report(&mut self, problem: Problem) {
-        if problem.is_error() {
+        if !problem.code.is_lint() {
             self.failed = true;
         }
         match &self.redirect {
@@ -567,6 +636,9 @@ impl<'a> Compiler<'a> {
                     return None;
                 };
                 entry.used = true;
+                if entry.shared {
+                    self.used_macros.insert((MacroKind::Query, ident.name.clone()));
+                }
                 if let Some(id) = entry.compiled {
                     return Some(id);
                 }
@@ -752,6 +824,7 @@ impl<'a> Compiler<'a> {
             return None;
         }
         let (pred, mtext) = (pred.clone(), mtext.clone());
+        self.used_macros.insert((MacroKind::Predicate, ident.name.clone()));
         let saved = self.redirect.take();
         self.redirect = Some(
             saved
@@ -914,6 +987,7 @@ impl<'a> Compiler<'a> {
 
     fn list(&mut self, name: &Ident, text: &SourceText) -> Option<Vec<String>> {
         if let Some(items) = self.macros.lists.get(&name.name) {
+            self.used_macros.insert((MacroKind::List, name.name.clone()));
             return Some(items.clone());
         }
         let known: Vec<&str> = self.macros.lists.keys().map(String::as_str).collect();
