@@ -692,6 +692,47 @@ pub struct TestOutcome {
     pub got: Expect,
     /// Whether they agree.
     pub passed: bool,
+    /// What the run said about the rule: its message, the sources it
+    /// lacked, or that its condition was false.
+    pub detail: String,
+}
+
+/// A rule's test results as a confusion matrix.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct RuleTally {
+    /// The rule.
+    pub rule_id: String,
+    /// Expected to fire and fired.
+    pub true_positives: usize,
+    /// Expected to fire and did not.
+    pub false_negatives: usize,
+    /// Expected not to fire and did not.
+    pub true_negatives: usize,
+    /// Expected not to fire and fired.
+    pub false_positives: usize,
+    /// Expected inconclusive, and it was.
+    pub inconclusive_as_expected: usize,
+    /// Expected inconclusive, and it decided.
+    pub inconclusive_not_met: usize,
+}
+
+fn tally(outcomes: &[TestOutcome]) -> Vec<RuleTally> {
+    let mut by_rule: std::collections::BTreeMap<&str, RuleTally> = std::collections::BTreeMap::new();
+    for o in outcomes {
+        let t = by_rule.entry(&o.rule_id).or_insert_with(|| RuleTally {
+            rule_id: o.rule_id.clone(),
+            ..RuleTally::default()
+        });
+        match (o.expect, o.got) {
+            (Expect::Hit, Expect::Hit) => t.true_positives += 1,
+            (Expect::Hit, _) => t.false_negatives += 1,
+            (Expect::NoHit, Expect::Hit) => t.false_positives += 1,
+            (Expect::NoHit, _) => t.true_negatives += 1,
+            (Expect::Inconclusive, Expect::Inconclusive) => t.inconclusive_as_expected += 1,
+            (Expect::Inconclusive, _) => t.inconclusive_not_met += 1,
+        }
+    }
+    by_rule.into_values().collect()
 }
 
 /// Runs every test of the rules of a knowledge base whose file is under one
@@ -712,12 +753,23 @@ pub fn run_rule_tests(kb: KnowledgeBase, only: &[PathBuf]) -> Vec<TestOutcome> {
                 Some(b) => engine.diagnose(b, &options),
                 None => engine.diagnose_files(&t.name, &t.files, &options),
             };
-            let got = if report.diagnoses.iter().any(|d| d.rule_id == id) {
-                Expect::Hit
-            } else if report.inconclusive.iter().any(|i| i.rule_id == id) {
-                Expect::Inconclusive
+            let (got, detail) = if let Some(d) = report.diagnoses.iter().find(|d| d.rule_id == id) {
+                (Expect::Hit, format!("fired: {}", d.message))
+            } else if let Some(i) = report.inconclusive.iter().find(|i| i.rule_id == id) {
+                let missing: Vec<&str> = i.missing.iter().map(|m| m.source.as_str()).collect();
+                let why = match (&i.note, missing.is_empty()) {
+                    (Some(note), _) => note.clone(),
+                    (None, false) => format!("the files hold no {} record", missing.join(" or ")),
+                    (None, true) => "undecided".to_string(),
+                };
+                (Expect::Inconclusive, format!("inconclusive: {why}"))
+            } else if report.not_applicable.iter().any(|n| n.rule_id == id) {
+                (
+                    Expect::NoHit,
+                    "not applicable to the product release in the files".to_string(),
+                )
             } else {
-                Expect::NoHit
+                (Expect::NoHit, "the condition is false".to_string())
             };
             out.push(TestOutcome {
                 rule_id: id.clone(),
@@ -725,6 +777,7 @@ pub fn run_rule_tests(kb: KnowledgeBase, only: &[PathBuf]) -> Vec<TestOutcome> {
                 expect: t.expect,
                 got,
                 passed: got == t.expect,
+                detail,
             });
         }
     }
@@ -751,7 +804,13 @@ fn test(paths: &[PathBuf], format: OutputFormat, lints: &LintArgs) -> ExitCode {
     let failed = outcomes.iter().filter(|o| !o.passed).count();
     match format {
         OutputFormat::Json => {
-            let doc = serde_json::json!({"tests": outcomes, "passed": outcomes.len() - failed, "failed": failed, "untested_rules": untested});
+            let doc = serde_json::json!({
+                "tests": outcomes,
+                "rules": tally(&outcomes),
+                "passed": outcomes.len() - failed,
+                "failed": failed,
+                "untested_rules": untested,
+            });
             println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
         }
         OutputFormat::Human => {
@@ -764,6 +823,14 @@ fn test(paths: &[PathBuf], format: OutputFormat, lints: &LintArgs) -> ExitCode {
                     o.expect.as_str(),
                     o.got.as_str()
                 );
+                if !o.passed {
+                    println!("     - expected: {}", o.expect.as_str());
+                    println!("     + got:      {} ({})", o.got.as_str(), o.detail);
+                    println!(
+                        "     `triage explain {}` on the test's files shows which part of the condition decided",
+                        o.rule_id
+                    );
+                }
             }
             for id in &untested {
                 println!("note {id}: no tests");

@@ -598,3 +598,65 @@ fn new_format_from_a_sample_file_takes_its_name_and_matching_lines() {
         .code(0);
     assert_passes_check_and_test(&dir);
 }
+
+#[test]
+fn a_failing_rule_test_shows_what_was_expected_and_what_happened() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("T-1.toml"),
+        r#"id = "T-1"
+title = "t"
+severity = "warning"
+condition = '''q'''
+remediation = "-"
+[queries]
+q = '''syslog where message contains "disk full"'''
+[[test]]
+name = "fires on a full disk"
+expect = "hit"
+[test.files]
+"var/log/messages" = "Jan 13 11:40:12 host kernel: disk full\n"
+[[test]]
+name = "wrongly expected to fire"
+expect = "hit"
+[test.files]
+"var/log/messages" = "Jan 13 11:40:12 host kernel: all fine\n"
+"#,
+    )
+    .unwrap();
+    let out = triage()
+        .arg("test")
+        .arg(tmp.path())
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("FAIL T-1 / wrongly expected to fire: expected hit, got no_hit"),
+        "{text}"
+    );
+    assert!(
+        text.contains("     + got:      no_hit (the condition is false)"),
+        "{text}"
+    );
+    let out = triage()
+        .args(["test", "--format", "json"])
+        .arg(tmp.path())
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let t1 = doc["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule_id"] == "T-1")
+        .unwrap();
+    assert_eq!(t1["true_positives"], 1);
+    assert_eq!(t1["false_negatives"], 1);
+    assert_eq!(doc["failed"], 1);
+}
