@@ -35,6 +35,15 @@ pub enum OutputFormat {
     Json,
 }
 
+/// What `docs` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DocsFormat {
+    /// Markdown pages and an mdBook SUMMARY.md.
+    Markdown,
+    /// A self-contained static site.
+    Html,
+}
+
 /// When to use colour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
@@ -240,6 +249,10 @@ pub enum Command {
         /// Where to write it (created if needed).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// Markdown (with an mdBook SUMMARY.md), or a static HTML site
+        /// with search that works offline, from file://.
+        #[arg(long, value_enum, default_value_t = DocsFormat::Markdown)]
+        format: DocsFormat,
         /// Rules to document.
         #[command(flatten)]
         rules: RuleArgs,
@@ -320,7 +333,7 @@ pub fn run() -> ExitCode {
         Command::Test { paths, format, lints } => test(&paths, format, &lints),
         Command::Explain(args) => explain(&args),
         Command::Events(args) => events(&args),
-        Command::Docs { out, rules } => docs(&out, &rules),
+        Command::Docs { out, format, rules } => docs(&out, format, &rules),
         Command::New { what } => new(what),
         Command::Completions { shell } => {
             crate::manual::write_completions(shell, &mut std::io::stdout().lock());
@@ -944,22 +957,26 @@ fn print_output<T: serde::Serialize>(format: OutputFormat, document: &T, human: 
     };
 }
 
-fn docs(out: &Path, rules: &RuleArgs) -> ExitCode {
+fn docs(out: &Path, format: DocsFormat, rules: &RuleArgs) -> ExitCode {
     let (kb, _) = match load_kb_reporting(rules, &LintArgs::default(), &[], use_color(ColorChoice::Auto)) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
     let examples = crate::docs::examples(&kb);
-    let pages = crate::docs::markdown(&kb, &examples);
+    let markdown = crate::docs::markdown(&kb, &examples);
+    let (pages, start) = match format {
+        DocsFormat::Markdown => (markdown, "SUMMARY.md"),
+        DocsFormat::Html => (crate::docs::html::site(&kb, &markdown), "index.html"),
+    };
     if let Err(e) = crate::docs::write(&pages, out) {
         eprintln!("error: cannot write the documentation under {}: {e}", out.display());
         return ExitCode::from(2);
     }
     println!(
-        "wrote {} pages under {} (mdBook: {}/SUMMARY.md)",
+        "wrote {} files under {}; start at {}",
         pages.len(),
         out.display(),
-        out.display()
+        out.join(start).display()
     );
     ExitCode::SUCCESS
 }

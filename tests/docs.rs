@@ -9,7 +9,11 @@ use std::path::Path;
 use common::stdout_of;
 
 fn generate(dir: &Path) -> BTreeMap<String, String> {
-    stdout_of(&["docs", "--out", dir.to_str().unwrap()]);
+    generate_as(dir, "markdown")
+}
+
+fn generate_as(dir: &Path, format: &str) -> BTreeMap<String, String> {
+    stdout_of(&["docs", "--format", format, "--out", dir.to_str().unwrap()]);
     let mut pages = BTreeMap::new();
     for entry in walkdir::WalkDir::new(dir) {
         let entry = entry.unwrap();
@@ -28,8 +32,43 @@ fn generate(dir: &Path) -> BTreeMap<String, String> {
 
 #[test]
 fn the_same_rules_give_the_same_bytes() {
-    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    assert_eq!(generate(a.path()), generate(b.path()));
+    for format in ["markdown", "html"] {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        assert_eq!(generate_as(a.path(), format), generate_as(b.path(), format), "{format}");
+    }
+}
+
+#[test]
+fn the_site_is_self_contained() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = generate_as(dir.path(), "html");
+    let links = regex::Regex::new(r##"(?:href|src)="([^"#?:]+)""##).unwrap();
+    for (path, text) in &site {
+        // Nothing is loaded from elsewhere: no CDN, no web font, no fetch.
+        for outside in ["src=\"http", "href=\"http://", "@import", "fetch("] {
+            assert!(!text.contains(outside), "{path} loads `{outside}`");
+        }
+        // Every local link and script points at a generated file.
+        let base = Path::new(path).parent().unwrap();
+        for caps in links.captures_iter(text) {
+            let mut parts: Vec<String> = Vec::new();
+            for c in base.join(&caps[1]).components() {
+                match c {
+                    std::path::Component::ParentDir => {
+                        parts.pop();
+                    }
+                    std::path::Component::Normal(n) => parts.push(n.to_string_lossy().into_owned()),
+                    _ => {}
+                }
+            }
+            assert!(
+                site.contains_key(&parts.join("/")),
+                "{path} links to missing {}",
+                &caps[1]
+            );
+        }
+    }
+    assert!(site["rules/SDWAN-LIC-001.html"].contains("<h2>Remediation</h2>"));
 }
 
 #[test]

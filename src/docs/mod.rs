@@ -9,6 +9,7 @@
 //! is deterministic and testable; [`write`] only puts them on disk.
 
 pub mod english;
+pub mod html;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
