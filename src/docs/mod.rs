@@ -8,6 +8,7 @@
 //! `SUMMARY.md`. Pages are built as data first ([`markdown`]) so the output
 //! is deterministic and testable; [`write`] only puts them on disk.
 
+pub mod code_examples;
 pub mod english;
 pub mod html;
 
@@ -234,7 +235,33 @@ fn codes_page() -> String {
         } else {
             "warning"
         };
-        let _ = writeln!(out, "| {} | {severity} | {} |", code.as_str(), cell(code.summary()));
+        let _ = writeln!(
+            out,
+            "| [{c}](#{l}) | {severity} | {} |",
+            cell(code.summary()),
+            c = code.as_str(),
+            l = code.as_str().to_lowercase()
+        );
+    }
+    out.push_str("\n## Examples\n\nEach example is a small file and what the checker prints for it.\n");
+    for code in Code::ALL {
+        let _ = writeln!(out, "\n### {}\n\n{}.\n", code.as_str(), code.summary());
+        match code_examples::rendered(code) {
+            Some((file, shown)) => {
+                let _ = writeln!(
+                    out,
+                    "```toml\n{}\n```\n\n```text\n{}\n```",
+                    file.trim_end(),
+                    shown.trim_end()
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "(No single-file example: it concerns several files or an unreadable one.)"
+                );
+            }
+        }
     }
     out
 }
