@@ -60,6 +60,10 @@ pub struct TimestampSpec {
     pub parsed_format: TimeFormat,
     /// What the format leaves out.
     pub completeness: Completeness,
+    /// Other layouts tried when `format` does not read the text: one log
+    /// may be written with two date patterns (the Manager's own and
+    /// WildFly's stock one), and a pattern captures one `ts` field.
+    pub alternatives: Vec<(TimeFormat, Completeness)>,
     /// Which zone the text is in.
     pub zone: ZoneSpec,
 }
@@ -310,7 +314,11 @@ impl Format {
                 }
             }
         };
-        out.time = parse_time_with(&text, &spec.parsed_format, spec.completeness, offset);
+        out.time = parse_time_with(&text, &spec.parsed_format, spec.completeness, offset).or_else(|| {
+            spec.alternatives
+                .iter()
+                .find_map(|(format, completeness)| parse_time_with(&text, format, *completeness, offset))
+        });
     }
 
     /// Checks the samples; each must match a pattern and, if the format has
@@ -622,12 +630,13 @@ fn read_timestamp(
         table,
         problems,
         "[timestamp] table",
-        &["field", "format", "zone", "zone_field"],
+        &["field", "format", "alternatives", "zone", "zone_field"],
     );
     let field = r.string("field", true)?;
     let format = r.string("format", false);
     let zone = r.string("zone", false);
     let zone_field = r.string("zone_field", false);
+    let alternative_texts = r.string_list("alternatives");
     let Some(index) = fields.iter().position(|f| f.name == field.text) else {
         r.problems.push(Problem::new(
             Code::UnknownField,
@@ -699,11 +708,22 @@ fn read_timestamp(
             return None;
         }
     };
+    let mut alternatives = Vec::new();
+    for text in alternative_texts {
+        match check_format(&text.text).and_then(|c| Ok((TimeFormat::new(&text.text)?, c))) {
+            Ok(alternative) => alternatives.push(alternative),
+            Err(e) => r.problems.push(
+                Problem::new(Code::InvalidTimestamp, e, text.whole_span(), "invalid format")
+                    .with_help("use chrono strftime syntax, e.g. %Y-%m-%d %H:%M:%S,%3f"),
+            ),
+        }
+    }
     Some(TimestampSpec {
         field: index,
         format: format_text,
         parsed_format,
         completeness,
+        alternatives,
         zone,
     })
 }

@@ -87,3 +87,63 @@ fn an_unknown_source_gets_a_suggestion() {
             "no format is named `lograg`; did you mean `lograge`?",
         ));
 }
+
+/// The records of a file as `events --format json` lists them.
+fn records_of(bundle: &str) -> Vec<serde_json::Value> {
+    let doc = json_of(&["events", bundle, "--format", "json", "--limit", "50"]);
+    doc["files"][0]["records"].as_array().expect("records").clone()
+}
+
+#[test]
+fn an_appserver_stack_trace_stays_with_its_record_in_both_layouts() {
+    for bundle in [
+        "tests/data/real/appserver-connection-refused",
+        "tests/data/real/appserver-unknown-host",
+    ] {
+        let records = records_of(bundle);
+        // boot, boot, request, the exception with its frames, the GUI error
+        assert_eq!(records.len(), 5, "{bundle}: {records:#?}");
+        let trace = &records[3];
+        let text = trace["text"].as_str().unwrap();
+        assert!(
+            text.contains("\n\tat java.base/java.net.Socket.connect("),
+            "{bundle}: {text}"
+        );
+        assert_eq!(trace["line"], 4, "{bundle}");
+        // the next record starts after every frame (and the blank line after them)
+        let next = records[4]["line"].as_u64().unwrap();
+        assert!(
+            next >= 4 + text.lines().count() as u64,
+            "{bundle}: next record at line {next}"
+        );
+        assert!(
+            records.iter().all(|r| r["matched"] == true && r["time"].is_string()),
+            "{bundle}: {records:#?}"
+        );
+    }
+    // EST is five hours behind UTC; the zoneless stock layout is read as UTC.
+    assert_eq!(
+        records_of("tests/data/real/appserver-connection-refused")[3]["time"],
+        "2026-11-25T22:22:01.814Z"
+    );
+    assert_eq!(
+        records_of("tests/data/real/appserver-unknown-host")[3]["time"],
+        "2026-11-25T22:22:02.593Z"
+    );
+}
+
+#[test]
+fn rfc5424_times_keep_their_zone() {
+    let records = records_of("tests/data/real/syslog-rfc5424-zones");
+    // 17:22:01.694554+03:00 and 14:22:01.613Z are 81 ms apart.
+    assert_eq!(records[0]["time"], "2022-08-27T14:22:01.613Z");
+    assert_eq!(records[1]["time"], "2022-08-27T14:22:01.694Z");
+    let records = records_of("tests/data/real/syslog-rfc5424");
+    let sd = records[14]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "sd")
+        .expect("structured data");
+    assert_eq!(sd["value"], r#"[timeQuality tzKnown="1" isSynced="0"]"#);
+}
