@@ -254,15 +254,10 @@ pub fn parse_duration(text: &str) -> Option<i64> {
         let unit_len = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
-        let micros_per_unit: f64 = match unit {
-            "us" => 1.0,
-            "ms" => 1e3,
-            "s" => 1e6,
-            "m" | "min" => 60e6,
-            "h" => 3600e6,
-            "d" => 86_400e6,
-            _ => return None,
-        };
+        let micros_per_unit: f64 = crate::lang::registry::DURATION_UNITS
+            .iter()
+            .find(|(name, _, _)| *name == unit)
+            .map(|(_, micros, _)| *micros)?;
         total = total.checked_add((number * micros_per_unit) as i64)?;
     }
     Some(total)

@@ -102,6 +102,10 @@ pub fn markdown(kb: &KnowledgeBase, examples: &BTreeMap<String, Example>) -> Vec
             path: "codes.md".into(),
             text: codes_page(),
         },
+        Page {
+            path: "language.md".into(),
+            text: language_page(),
+        },
     ];
     for rule in &rules {
         pages.push(Page {
@@ -262,6 +266,45 @@ fn codes_page() -> String {
                 );
             }
         }
+    }
+    out
+}
+
+/// The reference of the condition language, from the registry the
+/// checker itself consults.
+fn language_page() -> String {
+    use crate::lang::registry::{CONDITIONS, DURATION_UNITS, TESTS};
+    let mut out = String::from(
+        "# The condition language\n\nA rule's `condition` combines queries; a query is `source where <predicate>`, \
+         and a predicate applies tests to the fields of one record. Every value is true, false or unknown: a \
+         condition that needs a source the bundle lacks is unknown, and the rule is reported as inconclusive \
+         with what to collect.\n\n## Conditions\n\n| form | meaning |\n|---|---|\n",
+    );
+    for c in CONDITIONS {
+        let _ = writeln!(out, "| `{}` | {} |", cell(c.syntax), cell(c.meaning));
+    }
+    out.push_str("\n## Tests of a predicate\n\n| test | fields | meaning | example |\n|---|---|---|---|\n");
+    for t in TESTS {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | `{} where {}` |",
+            cell(t.syntax),
+            t.accepts.describe(),
+            cell(t.meaning),
+            t.example.0,
+            cell(t.example.1)
+        );
+    }
+    out.push_str(
+        "\nEvery record also has `text` (the whole record), `message`, `time`, `file` and `line`; \
+         the other fields come from its source format (see each source's page).\n\n## Types of fields and literals\n\n| type | a literal |\n|---|---|\n",
+    );
+    for ty in crate::value::ValueType::ALL {
+        let _ = writeln!(out, "| {} | `{}` |", ty.name(), cell(ty.example()));
+    }
+    out.push_str("\nDurations are written as a number and a unit, combined as in `1h30m`:\n\n");
+    for (unit, _, meaning) in DURATION_UNITS {
+        let _ = writeln!(out, "- `{unit}`: {meaning}");
     }
     out
 }
@@ -474,7 +517,7 @@ fn summary_page(rules: &[&Rule], formats: &[&Format]) -> String {
     }
     let _ = writeln!(
         out,
-        "\n# Reference\n\n- [Rules by tag](tags.md)\n- [Rules by product](products.md)\n- [Diagnostic codes](codes.md)"
+        "\n# Reference\n\n- [The condition language](language.md)\n- [Rules by tag](tags.md)\n- [Rules by product](products.md)\n- [Diagnostic codes](codes.md)"
     );
     out
 }

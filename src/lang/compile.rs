@@ -15,6 +15,7 @@ use regex::Regex;
 use super::ast::*;
 use super::constant;
 use super::parser::{parse_condition, parse_predicate, parse_query, SyntaxError};
+use super::registry;
 use crate::diagnostic::{Code, Problem};
 use crate::format::{FormatKind, FormatSet, BUILTIN_FIELDS};
 use crate::regex_util::{self, required_literals, MIN_LITERAL_LEN};
@@ -850,7 +851,7 @@ impl<'a> Compiler<'a> {
         let field_span = text.file_span(field.span.clone());
         match test {
             Test::Cmp(op, lit) => {
-                if !ty.is_ordered() && !matches!(op, CmpOp::Eq | CmpOp::Ne) {
+                if !registry::doc_of(test).accepts.fits(ty) {
                     self.report(
                         Problem::new(
                             Code::TypeMismatch,
@@ -867,7 +868,7 @@ impl<'a> Compiler<'a> {
                 Some(CPred::Cmp(f, *op, value))
             }
             Test::Contains(lit) | Test::StartsWith(lit) | Test::EndsWith(lit) => {
-                self.string_field(ty, field, text)?;
+                self.string_field(test, ty, field, text)?;
                 let s = self.string_literal(lit, text)?;
                 Some(match test {
                     Test::Contains(_) => CPred::Contains(f, s),
@@ -876,7 +877,7 @@ impl<'a> Compiler<'a> {
                 })
             }
             Test::ContainsAny(target) => {
-                self.string_field(ty, field, text)?;
+                self.string_field(test, ty, field, text)?;
                 let needles = match target {
                     InTarget::List(items) => {
                         let mut out = Vec::new();
@@ -895,7 +896,7 @@ impl<'a> Compiler<'a> {
                 flags,
                 pattern_span,
             } => {
-                if ty != ValueType::String {
+                if !registry::doc_of(test).accepts.fits(ty) {
                     self.report(
                         Problem::new(
                             Code::TypeMismatch,
@@ -950,7 +951,7 @@ impl<'a> Compiler<'a> {
                 }
                 InTarget::Bare(lit) => {
                     let LiteralKind::Bare(raw) = &lit.kind else { return None };
-                    if ty == ValueType::Ip && raw.contains('/') {
+                    if registry::doc_of(test).accepts.fits(ty) && raw.contains('/') {
                         match raw.parse::<Cidr>() {
                             Ok(c) => Some(CPred::InCidr(f, c)),
                             Err(e) => {
@@ -1008,8 +1009,8 @@ impl<'a> Compiler<'a> {
     }
 
     /// Text tests need a string field.
-    fn string_field(&mut self, ty: ValueType, field: &Ident, text: &SourceText) -> Option<()> {
-        if ty != ValueType::String {
+    fn string_field(&mut self, test: &Test, ty: ValueType, field: &Ident, text: &SourceText) -> Option<()> {
+        if !registry::doc_of(test).accepts.fits(ty) {
             self.report(
                 Problem::new(
                     Code::TypeMismatch,

@@ -8,3 +8,4 @@ pub mod ast;
 pub mod compile;
 pub mod constant;
 pub mod parser;
+pub mod registry;
