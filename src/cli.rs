@@ -13,6 +13,7 @@ use crate::diagnostic::{Code, FileProblems, FileReport};
 use crate::engine::{Engine, RunOptions};
 use crate::lint::{read_config_file, Level, LintLevels};
 use crate::report::human::{render, HumanOptions};
+use crate::report::Report;
 use crate::rules::{load_layers, Expect, KnowledgeBase};
 use crate::time::{parse_offset, ZoneTable};
 use crate::tune::DisabledRule;
@@ -33,6 +34,17 @@ pub enum OutputFormat {
     Human,
     /// One JSON document (an array of them for several bundles).
     Json,
+}
+
+/// Output formats of `diagnose`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiagnoseFormat {
+    /// Text for people, rendered with miette.
+    Human,
+    /// One JSON document (an array of them for several bundles).
+    Json,
+    /// One JSON document per line, per bundle, written as each finishes.
+    Jsonl,
 }
 
 /// What `docs` writes.
@@ -192,12 +204,16 @@ pub struct RunArgs {
 /// The arguments of `diagnose`.
 #[derive(Debug, clap::Args)]
 pub struct DiagnoseArgs {
-    /// The bundles.
+    /// The bundles: paths, or glob patterns such as 'uploads/*.tar.gz'.
     #[arg(required = true, value_name = "BUNDLE")]
     pub bundles: Vec<PathBuf>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
-    pub format: OutputFormat,
+    /// Output format: text, one JSON document (an array for several
+    /// bundles), or JSON Lines (one document per bundle, as each finishes).
+    #[arg(long, value_enum, default_value_t = DiagnoseFormat::Human)]
+    pub format: DiagnoseFormat,
+    /// Bundles diagnosed at the same time (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
     /// Rules, times and limits.
     #[command(flatten)]
     pub run: RunArgs,
@@ -569,7 +585,7 @@ fn run_options(run: &RunArgs) -> Result<RunOptions, ExitCode> {
 }
 
 fn diagnose(args: &DiagnoseArgs) -> ExitCode {
-    let (bundles, format) = (&args.bundles, args.format);
+    let format = args.format;
     let color = use_color(args.color);
     let (kb, disabled) = match load_kb_reporting(&args.run.rules, &args.run.lints, &args.run.tune, color) {
         Ok(loaded) => loaded,
@@ -583,21 +599,27 @@ fn diagnose(args: &DiagnoseArgs) -> ExitCode {
         Err(code) => return code,
     };
     let engine = Engine::new(kb);
-    let mut worst = 0u8;
-    let mut reports = Vec::new();
-    for bundle in bundles {
-        let mut report = engine.diagnose(bundle, &options);
+    let bundles = crate::batch::expand(&args.bundles);
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let progress = bundles.len() > 1 && std::io::stderr().is_terminal();
+    let reports = crate::batch::diagnose_all(&engine, &bundles, &options, jobs, progress, |report| {
         report.disabled = disabled.clone();
         if args.redact {
             // One redactor per bundle: placeholders are consistent within a report.
-            crate::redact::Redactor::new().redact_report(&mut report);
+            crate::redact::Redactor::new().redact_report(report);
         }
-        worst = worst.max(report.exit_code());
-        reports.push(report);
-    }
+        if format == DiagnoseFormat::Jsonl {
+            let line = serde_json::to_string(&*report).expect("a report always serialises");
+            let _ = writeln!(std::io::stdout().lock(), "{line}");
+        }
+    });
+    let worst = reports.iter().map(Report::exit_code).max().unwrap_or(0);
     let mut stdout = std::io::stdout().lock();
     match format {
-        OutputFormat::Json => {
+        DiagnoseFormat::Jsonl => {}
+        DiagnoseFormat::Json => {
             let text = if reports.len() == 1 {
                 reports[0].to_json()
             } else {
@@ -605,7 +627,7 @@ fn diagnose(args: &DiagnoseArgs) -> ExitCode {
             };
             let _ = writeln!(stdout, "{text}");
         }
-        OutputFormat::Human => {
+        DiagnoseFormat::Human => {
             let options = HumanOptions {
                 color,
                 width: terminal_width(),
@@ -617,6 +639,16 @@ fn diagnose(args: &DiagnoseArgs) -> ExitCode {
                 }
                 let _ = write!(stdout, "{}", render(r, &options));
             }
+        }
+    }
+    if reports.len() > 1 {
+        // Text output ends with it; with JSON on stdout it goes to stderr.
+        let table = crate::batch::summary(&reports);
+        match format {
+            DiagnoseFormat::Human => {
+                let _ = write!(stdout, "\n{table}");
+            }
+            _ => eprint!("{table}"),
         }
     }
     ExitCode::from(worst)

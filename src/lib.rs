@@ -7,6 +7,7 @@
 //! [`scan`] (one prefiltered pass per file) → [`engine`] (three-valued
 //! evaluation, root causes over symptoms) → [`report`] (printers).
 
+pub mod batch;
 pub mod bundle;
 pub mod cli;
 pub mod diagnostic;

@@ -175,8 +175,8 @@ pub struct Report {
     /// Cost per rule, slowest first (`--profile` only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub profile: Vec<RuleCost>,
-    /// True when nothing at all could be read.
-    #[serde(skip)]
+    /// True when nothing at all could be read (only written when true).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub failed: bool,
 }
 
