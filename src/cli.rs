@@ -571,6 +571,23 @@ fn load_kb_reporting(
     Ok((kb, disabled))
 }
 
+/// What a command that reads a bundle starts from: the knowledge base
+/// (tuned, problems printed), the rules tuning disabled, and the engine
+/// options; on failure, the exit code to return.
+struct Prepared {
+    kb: KnowledgeBase,
+    disabled: Vec<DisabledRule>,
+    options: RunOptions,
+}
+
+impl RunArgs {
+    fn prepare(&self, color: bool) -> Result<Prepared, ExitCode> {
+        let (kb, disabled) = load_kb_reporting(&self.rules, &self.lints, &self.tune, color)?;
+        let options = run_options(self)?;
+        Ok(Prepared { kb, disabled, options })
+    }
+}
+
 /// The engine options from the command line; on a bad value, the message
 /// is printed and the exit code returned.
 fn run_options(run: &RunArgs) -> Result<RunOptions, ExitCode> {
@@ -587,16 +604,13 @@ fn run_options(run: &RunArgs) -> Result<RunOptions, ExitCode> {
 fn diagnose(args: &DiagnoseArgs) -> ExitCode {
     let format = args.format;
     let color = use_color(args.color);
-    let (kb, disabled) = match load_kb_reporting(&args.run.rules, &args.run.lints, &args.run.tune, color) {
-        Ok(loaded) => loaded,
+    let Prepared { kb, disabled, options } = match args.run.prepare(color) {
+        Ok(p) => p,
         Err(code) => return code,
     };
-    let options = match run_options(&args.run) {
-        Ok(o) => RunOptions {
-            profile: args.profile,
-            ..o
-        },
-        Err(code) => return code,
+    let options = RunOptions {
+        profile: args.profile,
+        ..options
     };
     let engine = Engine::new(kb);
     let bundles = crate::batch::expand(&args.bundles);
@@ -891,13 +905,8 @@ fn test(paths: &[PathBuf], format: OutputFormat, lints: &LintArgs) -> ExitCode {
 }
 
 fn explain(args: &ExplainArgs) -> ExitCode {
-    let (kb, disabled) = match load_kb_reporting(
-        &args.run.rules,
-        &args.run.lints,
-        &args.run.tune,
-        use_color(ColorChoice::Auto),
-    ) {
-        Ok(loaded) => loaded,
+    let Prepared { kb, disabled, options } = match args.run.prepare(use_color(ColorChoice::Auto)) {
+        Ok(p) => p,
         Err(code) => return code,
     };
     if let Some(d) = disabled.iter().find(|d| d.rule_id == args.rule) {
@@ -915,10 +924,6 @@ fn explain(args: &ExplainArgs) -> ExitCode {
         };
         eprintln!("error: no rule `{}` is loaded; {hint}", args.rule);
         return ExitCode::from(2);
-    };
-    let options = match run_options(&args.run) {
-        Ok(o) => o,
-        Err(code) => return code,
     };
     let engine = Engine::new(kb);
     let (totals, files, warnings) = engine.scan_bundle(&args.bundle, &options);
@@ -940,17 +945,8 @@ fn explain(args: &ExplainArgs) -> ExitCode {
 }
 
 fn events(args: &EventsArgs) -> ExitCode {
-    let (kb, _) = match load_kb_reporting(
-        &args.run.rules,
-        &args.run.lints,
-        &args.run.tune,
-        use_color(ColorChoice::Auto),
-    ) {
-        Ok(loaded) => loaded,
-        Err(code) => return code,
-    };
-    let options = match run_options(&args.run) {
-        Ok(o) => o,
+    let Prepared { kb, options, .. } = match args.run.prepare(use_color(ColorChoice::Auto)) {
+        Ok(p) => p,
         Err(code) => return code,
     };
     let wanted = crate::events::EventsOptions {
