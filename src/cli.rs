@@ -808,10 +808,7 @@ pub fn run_rule_tests(kb: KnowledgeBase, only: &[PathBuf]) -> Vec<TestOutcome> {
     let mut out = Vec::new();
     for (id, tests) in wanted {
         for t in tests {
-            let report = match &t.bundle {
-                Some(b) => engine.diagnose(b, &options),
-                None => engine.diagnose_files(&t.name, &t.files, &options),
-            };
+            let report = engine.run_test(&t, &options);
             let (got, detail) = if let Some(d) = report.diagnoses.iter().find(|d| d.rule_id == id) {
                 (Expect::Hit, format!("fired: {}", d.message))
             } else if let Some(i) = report.inconclusive.iter().find(|i| i.rule_id == id) {
@@ -931,10 +928,7 @@ fn explain(args: &ExplainArgs) -> ExitCode {
         eprintln!("warning: {}: {}", w.path, w.message);
     }
     if files.is_empty() {
-        eprintln!(
-            "error: nothing could be read from {}; check the path (a directory or an archive)",
-            args.bundle.display()
-        );
+        eprintln!("{}", nothing_read(&args.bundle));
         return ExitCode::from(2);
     }
     let explanation = engine.evaluation(totals, &files, &options).explain(ri);
@@ -963,10 +957,7 @@ fn events(args: &EventsArgs) -> ExitCode {
     };
     print_output(args.format, &report, || crate::events::render(&report));
     if report.files.is_empty() {
-        eprintln!(
-            "error: nothing could be read from {}; check the path (a directory or an archive)",
-            args.bundle.display()
-        );
+        eprintln!("{}", nothing_read(&args.bundle));
         return ExitCode::from(2);
     }
     ExitCode::SUCCESS
@@ -1007,4 +998,12 @@ fn docs(out: &Path, format: DocsFormat, rules: &RuleArgs) -> ExitCode {
         out.join(start).display()
     );
     ExitCode::SUCCESS
+}
+
+/// The error when a bundle path yields no file at all.
+fn nothing_read(bundle: &Path) -> String {
+    format!(
+        "error: nothing could be read from {}; check the path (a directory or an archive)",
+        bundle.display()
+    )
 }

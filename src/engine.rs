@@ -167,6 +167,14 @@ impl Engine {
             .report(Path::new(name), &summaries)
     }
 
+    /// Runs a rule's `[[test]]`: over its bundle on disk, or its inline files.
+    pub fn run_test(&self, test: &crate::rules::RuleTest, options: &RunOptions) -> Report {
+        match &test.bundle {
+            Some(bundle) => self.diagnose(bundle, options),
+            None => self.diagnose_files(&test.name, &test.files, options),
+        }
+    }
+
     /// Runs the whole pipeline on one bundle.
     pub fn diagnose(&self, bundle: &Path, options: &RunOptions) -> Report {
         let (totals, files, bundle_warnings) = self.scan_bundle(bundle, options);

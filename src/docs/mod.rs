@@ -55,10 +55,7 @@ pub fn examples(kb: &KnowledgeBase) -> BTreeMap<String, Example> {
         let Some(test) = rule.tests.iter().find(|t| t.expect == Expect::Hit) else {
             continue;
         };
-        let report = match &test.bundle {
-            Some(bundle) => engine.diagnose(bundle, &options),
-            None => engine.diagnose_files(&test.name, &test.files, &options),
-        };
+        let report = engine.run_test(test, &options);
         let Some(d) = report.diagnoses.iter().find(|d| d.rule_id == rule.id) else {
             continue;
         };
