@@ -233,6 +233,51 @@ pub struct DiagnoseArgs {
     pub redact: bool,
 }
 
+/// The arguments of `serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on; keep it on loopback behind a proxy that
+    /// terminates TLS and authenticates.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// The data directory: the job database (triage.db) and the uploads.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Bundles diagnosed at the same time (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Most jobs waiting for a worker; uploads beyond it get 503 with Retry-After.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub queue: usize,
+    /// Largest upload, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub max_upload: u64,
+    /// Seconds an upload may send nothing before it is dropped.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub upload_idle_timeout: u64,
+    /// Seconds within which every other request is answered.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub request_timeout: u64,
+    /// Seconds a connection has to send its request head.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub header_timeout: u64,
+    /// Most open connections.
+    #[arg(long, value_name = "N", default_value_t = 512)]
+    pub max_connections: usize,
+    /// Seconds between checks of the rule files for changes (0: only POST /v1/rules/reload).
+    #[arg(long, value_name = "SECS", default_value_t = 2)]
+    pub reload_interval: u64,
+    /// Keep uploads after they are diagnosed (default: delete them; the report stays).
+    #[arg(long)]
+    pub keep_uploads: bool,
+    /// Log lines as text instead of JSON.
+    #[arg(long)]
+    pub text_logs: bool,
+    /// Rules, times and limits.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -291,6 +336,9 @@ pub enum Command {
         #[command(subcommand)]
         what: NewCommand,
     },
+    /// Run the triage service: bundles uploaded over HTTP are diagnosed by
+    /// a pool of workers; jobs and results are kept in SQLite under --data.
+    Serve(ServeArgs),
     /// Print a shell completion script, e.g. `triage completions bash > /etc/bash_completion.d/triage`.
     Completions {
         /// The shell.
@@ -356,6 +404,7 @@ pub fn run() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Man { out } => man(out.as_deref()),
+        Command::Serve(args) => serve(&args),
     }
 }
 
@@ -479,7 +528,7 @@ fn print_problems(files: &[FileProblems], color: bool, warnings_too: bool) {
 
 /// Loads the knowledge base (built-in unless `builtin` is false, then
 /// `dirs`) and applies the lint levels of the run to its problems.
-fn load_kb(builtin: bool, dirs: &[PathBuf], lints: &LintArgs) -> Result<KnowledgeBase, String> {
+pub(crate) fn load_kb(builtin: bool, dirs: &[PathBuf], lints: &LintArgs) -> Result<KnowledgeBase, String> {
     let mut kb = load_layers(builtin, dirs, repo_rules_dir().as_deref())?;
     let (levels, config_problems) = lint_levels(lints, dirs)?;
     kb.problems.extend(config_problems);
@@ -590,7 +639,7 @@ impl RunArgs {
 
 /// The engine options from the command line; on a bad value, the message
 /// is printed and the exit code returned.
-fn run_options(run: &RunArgs) -> Result<RunOptions, ExitCode> {
+pub(crate) fn run_options(run: &RunArgs) -> Result<RunOptions, ExitCode> {
     let options = resolve_options(&run.time).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(2)
@@ -1006,4 +1055,40 @@ fn nothing_read(bundle: &Path) -> String {
         "error: nothing could be read from {}; check the path (a directory or an archive)",
         bundle.display()
     )
+}
+
+fn serve(args: &ServeArgs) -> ExitCode {
+    let Ok(options) = run_options(&args.run) else {
+        return ExitCode::from(2);
+    };
+    let config = crate::serve::Config {
+        listen: args.listen,
+        data: args.data.clone(),
+        workers: args
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        queue_capacity: args.queue,
+        max_upload_bytes: args.max_upload.saturating_mul(1024 * 1024),
+        upload_idle_timeout: std::time::Duration::from_secs(args.upload_idle_timeout.max(1)),
+        request_timeout: std::time::Duration::from_secs(args.request_timeout.max(1)),
+        header_timeout: std::time::Duration::from_secs(args.header_timeout.max(1)),
+        max_connections: args.max_connections,
+        reload_interval: std::time::Duration::from_secs(args.reload_interval),
+        keep_uploads: args.keep_uploads,
+        json_logs: !args.text_logs,
+        rules: crate::serve::rules::RuleSource {
+            builtin: !args.run.rules.no_builtin,
+            dirs: args.run.rules.rules.clone(),
+            tune: args.run.tune.clone(),
+            lints: args.run.lints.clone(),
+        },
+        options,
+    };
+    match crate::serve::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -25,6 +25,7 @@ pub mod report;
 pub mod rules;
 pub mod scaffold;
 pub mod scan;
+pub mod serve;
 pub mod time;
 pub mod toml_source;
 pub mod tune;

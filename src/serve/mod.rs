@@ -1,0 +1,982 @@
+//! `triage serve`: bundles uploaded over HTTP are diagnosed by a pool of
+//! workers, with no person in the loop.
+//!
+//! The front (axum on hyper, one task per connection) streams each upload
+//! to a file under `--data`, records the job in SQLite ([`store`]) and puts
+//! its id on a bounded queue ([`queue`]); a full queue is answered 503 with
+//! Retry-After before the body is read. Workers (threads: diagnosis is CPU
+//! work) take ids, run the engine with the current rule set ([`rules`]) and
+//! store the report, the same JSON document as `diagnose --format json`.
+//! A restart requeues every job that was queued or running. No request
+//! path reaches the file system: job ids are checked to be 32 hex digits
+//! before a file name is made of them, and the documentation is served
+//! from memory.
+
+pub mod queue;
+pub mod rules;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use serde_json::value::RawValue;
+use tokio::io::AsyncWriteExt;
+
+use crate::engine::RunOptions;
+use queue::{EmbeddedQueue, JobQueue};
+use rules::{RuleSource, Rules};
+use store::{Status, Store};
+
+/// How the service is set up (from the command line).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// The data directory: database and uploads.
+    pub data: PathBuf,
+    /// Worker threads.
+    pub workers: usize,
+    /// Most jobs waiting.
+    pub queue_capacity: usize,
+    /// Largest upload, bytes.
+    pub max_upload_bytes: u64,
+    /// An upload that sends nothing for this long is dropped.
+    pub upload_idle_timeout: Duration,
+    /// Every other request must be answered within this.
+    pub request_timeout: Duration,
+    /// A connection must send its request head within this.
+    pub header_timeout: Duration,
+    /// Most open connections; more wait to be accepted.
+    pub max_connections: usize,
+    /// How often the rule files are checked for changes (zero: never).
+    pub reload_interval: Duration,
+    /// Keep uploads after they are diagnosed.
+    pub keep_uploads: bool,
+    /// Log lines as JSON (else text).
+    pub json_logs: bool,
+    /// The rules.
+    pub rules: RuleSource,
+    /// Engine options (collection time, zones, limits).
+    pub options: RunOptions,
+}
+
+/// A job that stopped the service this many times is failed, not run again.
+const MAX_ATTEMPTS: u32 = 3;
+
+/// Content types an upload may have: archives, or bytes of unknown type
+/// (curl's `--data-binary` and browsers without a type send these).
+const ACCEPTED_TYPES: &[&str] = &[
+    "application/gzip",
+    "application/x-gzip",
+    "application/x-tar",
+    "application/x-gtar",
+    "application/x-compressed-tar",
+    "application/zip",
+    "application/x-zip-compressed",
+    "application/octet-stream",
+];
+
+struct Shared {
+    store: Store,
+    queue: Arc<dyn JobQueue>,
+    rules: Rules,
+    uploads: PathBuf,
+    config: Config,
+    /// Running mean of a job's time, milliseconds, for Retry-After.
+    mean_job_ms: AtomicU64,
+    /// Test hook for the crash-recovery test: a worker waits this long
+    /// after marking a job running, so the test can kill the process
+    /// mid-job (`TRIAGE_SERVE_TEST_HOLD_MS`).
+    hold: Duration,
+}
+
+type AppState = Arc<Shared>;
+
+/// Runs the service until SIGINT or SIGTERM. Errors are what stops it
+/// from starting.
+pub fn run(config: Config) -> Result<(), String> {
+    init_logging(config.json_logs);
+    std::fs::create_dir_all(config.data.join("uploads"))
+        .map_err(|e| format!("cannot create the data directory {}: {e}", config.data.display()))?;
+    let store = Store::open(&config.data.join("triage.db"))?;
+    let rules = Rules::new(config.rules.clone()).map_err(|e| {
+        let mut message = e.error;
+        for p in e.problems {
+            message.push_str(&format!("\n  {p}"));
+        }
+        message
+    })?;
+    let queue: Arc<dyn JobQueue> = Arc::new(EmbeddedQueue::new(config.queue_capacity));
+    let recovered = store.recover()?;
+    let hold = std::env::var("TRIAGE_SERVE_TEST_HOLD_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map_or(Duration::ZERO, Duration::from_millis);
+    let shared = Arc::new(Shared {
+        store,
+        queue,
+        rules,
+        uploads: config.data.join("uploads"),
+        config: config.clone(),
+        mean_job_ms: AtomicU64::new(1000),
+        hold,
+    });
+    {
+        let set = shared.rules.current();
+        tracing::info!(rules = set.engine.kb.rules.len(), version = %set.version, "rules loaded");
+    }
+    if !recovered.is_empty() {
+        tracing::info!(jobs = recovered.len(), "requeued jobs accepted before the restart");
+    }
+    for id in recovered {
+        shared.queue.restore(id);
+    }
+    let workers: Vec<_> = (0..config.workers.max(1))
+        .map(|n| {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name(format!("worker-{n}"))
+                .spawn(move || worker(&shared))
+                .map_err(|e| format!("cannot start a worker thread: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    if !config.reload_interval.is_zero() {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("rules-watch".into())
+            .spawn(move || watch_rules(&shared))
+            .map_err(|e| format!("cannot start the rules watcher: {e}"))?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(serve_http(shared.clone()))?;
+    // Workers finish the job in hand; one still running at the deadline is
+    // run again after the next start.
+    shared.queue.close();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for w in workers {
+        while !w.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if w.is_finished() {
+            let _ = w.join();
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TRIAGE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    // A second call (tests starting two services in one process) keeps the first.
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// The HTTP routes.
+fn router(shared: AppState) -> Router {
+    let timeout =
+        tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, shared.config.request_timeout);
+    let api = Router::new()
+        .route("/", get(page))
+        .route("/healthz", get(healthz))
+        .route("/v1/bundles", get(list_jobs))
+        .route("/v1/bundles/{id}", get(get_job))
+        .route("/v1/bundles/{id}/report", get(get_report))
+        .route("/v1/rules", get(list_rules))
+        .route("/v1/rules/reload", post(reload_rules))
+        .route("/docs", get(docs_root))
+        .route("/docs/", get(docs_root))
+        .route("/docs/{*path}", get(docs))
+        .layer(timeout)
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024));
+    // Uploads have their own limits: size, and time without progress.
+    let upload = Router::new()
+        .route("/v1/bundles", post(upload))
+        .layer(axum::extract::DefaultBodyLimit::disable());
+    api.merge(upload)
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(log_request))
+        .with_state(shared)
+}
+
+/// Accepts connections until a signal: hyper with a header read timeout
+/// (axum's own `serve` installs no timer, so a client could hold a
+/// connection open forever by never finishing its request head) and a
+/// bound on open connections.
+async fn serve_http(shared: AppState) -> Result<(), String> {
+    let config = &shared.config;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(addr = %addr, workers = config.workers, queue = config.queue_capacity, data = %config.data.display(), "listening");
+    // The one line a script or test reads to find the port.
+    println!("triage serve: listening on http://{addr}");
+    let app = router(shared.clone());
+    let connections = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut stop = std::pin::pin!(shutdown_signal());
+    loop {
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => permit.map_err(|e| e.to_string())?,
+            () = &mut stop => break,
+        };
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, do not spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(config.header_timeout)
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    tracing::info!("stopping: no new connections; finishing open requests");
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("open connections cut after 10 s"),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// One structured line per request.
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(
+        method = %method,
+        path = %path,
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    response
+}
+
+/// An error answer: what went wrong and what to do.
+fn problem(status: StatusCode, error: impl Into<String>, hint: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": error.into(), "hint": hint.into() }))).into_response()
+}
+
+fn internal(e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "internal error");
+    problem(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("internal error: {e}"),
+        "see the service log; retry later",
+    )
+}
+
+async fn not_found(request: Request) -> Response {
+    problem(
+        StatusCode::NOT_FOUND,
+        format!("no such resource: {}", request.uri().path()),
+        "the API: POST /v1/bundles, GET /v1/bundles[/{id}[/report]], GET /v1/rules, POST /v1/rules/reload, GET /healthz, GET /docs/",
+    )
+}
+
+/// Runs blocking work (SQLite, rule loading) off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Response> {
+    tokio::task::spawn_blocking(f).await.map_err(internal)
+}
+
+fn is_job_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn bad_job_id(id: &str) -> Response {
+    problem(
+        StatusCode::BAD_REQUEST,
+        format!("`{}` is not a job id", id.chars().take(80).collect::<String>()),
+        "a job id is the 32 hex digits POST /v1/bundles returned",
+    )
+}
+
+/// 128 random bits as hex, from the kernel.
+fn new_job_id() -> Result<String, String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| format!("cannot read /dev/urandom for a job id: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[derive(Deserialize)]
+struct UploadQuery {
+    /// The bundle's name, for people and for the report's `bundle` field.
+    name: Option<String>,
+}
+
+/// A place held in the queue for an upload in progress; given back if the
+/// upload does not finish.
+struct Reservation<'a> {
+    queue: &'a dyn JobQueue,
+    held: bool,
+}
+
+impl Reservation<'_> {
+    fn submit(mut self, id: String) {
+        self.held = false;
+        self.queue.submit(id);
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.held {
+            self.queue.release();
+        }
+    }
+}
+
+/// Removes a partial upload unless it was kept.
+struct PartFile {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Drop for PartFile {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// What kind of archive the first bytes are, if any the engine reads.
+fn archive_kind(head: &[u8]) -> Option<&'static str> {
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Some("gzip")
+    } else if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        Some("zip")
+    } else if head.len() >= 262 && &head[257..262] == b"ustar" {
+        Some("tar")
+    } else {
+        None
+    }
+}
+
+/// A name for people: printable, at most 200 characters. It never becomes
+/// a path.
+fn clean_name(name: Option<&str>) -> String {
+    let name: String = name
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    if name.trim().is_empty() {
+        "upload".into()
+    } else {
+        name
+    }
+}
+
+async fn upload(
+    State(shared): State<AppState>,
+    Query(query): Query<UploadQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    match content_type.as_deref() {
+        Some(t) if ACCEPTED_TYPES.contains(&t) => {}
+        other => {
+            return problem(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                match other {
+                    None => "the upload has no Content-Type".to_string(),
+                    Some(t) => format!("an upload of type `{t}` is not a bundle"),
+                },
+                format!(
+                    "send the archive itself as the body with one of: {}",
+                    ACCEPTED_TYPES.join(", ")
+                ),
+            )
+        }
+    }
+    let limit = shared.config.max_upload_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = declared.filter(|n| *n > limit) {
+        return problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the upload is {n} bytes; this service takes at most {limit}"),
+            "split the bundle, or ask the operator to raise --max-upload",
+        );
+    }
+    // Refused before a byte is stored: a full queue must not fill the disk.
+    if shared.queue.reserve().is_err() {
+        let retry = retry_after(&shared);
+        tracing::warn!(
+            depth = shared.queue.depth(),
+            retry_after = retry,
+            "queue full: upload refused"
+        );
+        let mut response = problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the queue is full ({} jobs waiting)", shared.queue.capacity()),
+            format!("retry in {retry} s"),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry));
+        return response;
+    }
+    let reservation = Reservation {
+        queue: shared.queue.as_ref(),
+        held: true,
+    };
+    let id = match new_job_id() {
+        Ok(id) => id,
+        Err(e) => return internal(e),
+    };
+    let part = PartFile {
+        path: shared.uploads.join(format!("{id}.part")),
+        keep: false,
+    };
+    let size = match receive(body, &part.path, limit, shared.config.upload_idle_timeout).await {
+        Ok(size) => size,
+        Err(response) => return *response,
+    };
+    let bundle = shared.uploads.join(format!("{id}.bundle"));
+    if let Err(e) = tokio::fs::rename(&part.path, &bundle).await {
+        return internal(format!("cannot store the upload: {e}"));
+    }
+    let uploads = shared.uploads.clone();
+    // The rename is durable before the job is acknowledged.
+    let _ = blocking(move || std::fs::File::open(&uploads).and_then(|d| d.sync_all())).await;
+    let name = clean_name(query.name.as_deref());
+    let inserted = {
+        let (shared, id, name) = (shared.clone(), id.clone(), name.clone());
+        blocking(move || shared.store.insert(&id, &name, size)).await
+    };
+    match inserted {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            let _ = std::fs::remove_file(&bundle);
+            return internal(e);
+        }
+        Err(response) => return response,
+    }
+    reservation.submit(id.clone());
+    tracing::info!(job = %id, name = %name, bytes = size, "job queued");
+    let url = format!("/v1/bundles/{id}");
+    let mut response = (
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": id, "status": "queued", "url": url, "size": size })),
+    )
+        .into_response();
+    if let Ok(location) = HeaderValue::from_str(&url) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+/// Streams a request body into `path`: at most `limit` bytes, each chunk
+/// within `idle`, the first bytes an archive; synced to disk. The size, or
+/// the answer to give.
+async fn receive(body: Body, path: &Path, limit: u64, idle: Duration) -> Result<u64, Box<Response>> {
+    let fail = |r: Response| Box::new(r);
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(|e| fail(internal(format!("cannot store the upload: {e}"))))?;
+    let mut stream = body.into_data_stream();
+    let mut size: u64 = 0;
+    let mut head: Vec<u8> = Vec::with_capacity(512);
+    loop {
+        let chunk = match tokio::time::timeout(idle, stream.next()).await {
+            Err(_) => {
+                return Err(fail(problem(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("the upload sent nothing for {} s", idle.as_secs()),
+                    "upload again; the connection stalled",
+                )))
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                return Err(fail(problem(
+                    StatusCode::BAD_REQUEST,
+                    format!("the upload was cut off: {e}"),
+                    "upload again",
+                )))
+            }
+            Ok(Some(Ok(chunk))) => chunk,
+        };
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(fail(problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the upload is larger than {limit} bytes, the most this service takes"),
+                "split the bundle, or ask the operator to raise --max-upload",
+            )));
+        }
+        if head.len() < 512 {
+            let take = (512 - head.len()).min(chunk.len());
+            head.extend_from_slice(&chunk[..take]);
+        }
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| fail(internal(format!("cannot store the upload: {e}"))))?;
+    }
+    if size == 0 {
+        return Err(fail(problem(
+            StatusCode::BAD_REQUEST,
+            "the upload is empty",
+            "send the bundle archive as the request body, e.g. curl --data-binary @bundle.tar.gz",
+        )));
+    }
+    if archive_kind(&head).is_none() {
+        let shown: String = head.iter().take(8).map(|b| format!("{b:02x} ")).collect();
+        return Err(fail(problem(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "the upload is not a tar, gzip or zip archive (it begins {})",
+                shown.trim_end()
+            ),
+            "pack the bundle with tar czf or zip and upload the archive",
+        )));
+    }
+    file.sync_all()
+        .await
+        .map_err(|e| fail(internal(format!("cannot store the upload: {e}"))))?;
+    Ok(size)
+}
+
+/// Seconds until a place is likely free: the jobs ahead, shared among the
+/// workers, at the mean job time; between 1 s and 5 min.
+fn retry_after(shared: &Shared) -> u64 {
+    let ahead = shared.queue.depth() as u64;
+    let workers = shared.config.workers.max(1) as u64;
+    let mean = shared.mean_job_ms.load(Ordering::Relaxed);
+    (ahead * mean / workers / 1000).clamp(1, 300)
+}
+
+#[derive(Serialize)]
+struct JobView {
+    #[serde(flatten)]
+    job: store::Job,
+    /// The report, when the job has finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<Box<RawValue>>,
+}
+
+async fn get_job(State(shared): State<AppState>, UrlPath(id): UrlPath<String>) -> Response {
+    if !is_job_id(&id) {
+        return bad_job_id(&id);
+    }
+    let found = {
+        let id = id.clone();
+        blocking(move || -> Result<_, String> {
+            let Some(job) = shared.store.get(&id)? else {
+                return Ok(None);
+            };
+            let result = shared.store.result(&id)?;
+            Ok(Some((job, result)))
+        })
+        .await
+    };
+    match found {
+        Err(response) => response,
+        Ok(Err(e)) => internal(e),
+        Ok(Ok(None)) => unknown_job(&id),
+        Ok(Ok(Some((job, result)))) => {
+            let result = result.and_then(|text| RawValue::from_string(text).ok());
+            Json(JobView { job, result }).into_response()
+        }
+    }
+}
+
+fn unknown_job(id: &str) -> Response {
+    problem(
+        StatusCode::NOT_FOUND,
+        format!("no job {id}"),
+        "GET /v1/bundles lists the recent jobs",
+    )
+}
+
+/// The report alone: byte for byte what `diagnose --format json` prints.
+async fn get_report(State(shared): State<AppState>, UrlPath(id): UrlPath<String>) -> Response {
+    if !is_job_id(&id) {
+        return bad_job_id(&id);
+    }
+    let found = {
+        let id = id.clone();
+        blocking(move || -> Result<_, String> { Ok((shared.store.get(&id)?, shared.store.result(&id)?)) }).await
+    };
+    match found {
+        Err(response) => response,
+        Ok(Err(e)) => internal(e),
+        Ok(Ok((None, _))) => unknown_job(&id),
+        Ok(Ok((Some(job), None))) => problem(
+            StatusCode::CONFLICT,
+            format!(
+                "job {id} is {} and has no report yet",
+                serde_json::to_value(job.status).unwrap_or_default()
+            ),
+            "poll GET /v1/bundles/{id} until its status is done",
+        ),
+        Ok(Ok((Some(_), Some(text)))) => ([(header::CONTENT_TYPE, "application/json")], text).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    limit: Option<u32>,
+}
+
+async fn list_jobs(State(shared): State<AppState>, Query(query): Query<ListQuery>) -> Response {
+    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    match blocking(move || shared.store.recent(limit)).await {
+        Err(response) => response,
+        Ok(Err(e)) => internal(e),
+        Ok(Ok(jobs)) => Json(json!({ "jobs": jobs })).into_response(),
+    }
+}
+
+async fn list_rules(State(shared): State<AppState>) -> Response {
+    let set = shared.rules.current();
+    let rules: Vec<_> = set
+        .engine
+        .kb
+        .rules
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.id,
+                "title": r.title,
+                "severity": r.severity,
+                "status": r.status,
+                "tags": r.tags,
+                "file": r.origin,
+                "explains": r.explains,
+                "docs": format!("/docs/rules/{}.html", r.id),
+            })
+        })
+        .collect();
+    Json(json!({
+        "version": set.version,
+        "loaded_at": set.loaded_at,
+        "watching": shared.rules.dirs(),
+        "reload_error": shared.rules.last_error(),
+        "disabled": set.disabled,
+        "rules": rules,
+    }))
+    .into_response()
+}
+
+async fn reload_rules(State(shared): State<AppState>) -> Response {
+    let outcome = {
+        let shared = shared.clone();
+        blocking(move || shared.rules.reload()).await
+    };
+    match outcome {
+        Err(response) => response,
+        Ok(Ok(reloaded)) => {
+            tracing::info!(version = %reloaded.version, changed = reloaded.changed, rules = reloaded.rules, "rules reloaded");
+            Json(reloaded).into_response()
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e.error, problems = e.problems.len(), "rules reload failed; the old rules stay");
+            let version = shared.rules.current().version.clone();
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({
+                    "error": e.error,
+                    "problems": e.problems,
+                    "hint": format!("the rules in use are unchanged (version {version}); run `triage check` on the rules directory"),
+                })),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn healthz(State(shared): State<AppState>) -> Response {
+    let counts = {
+        let shared = shared.clone();
+        blocking(move || shared.store.counts()).await
+    };
+    let counts = match counts {
+        Err(response) => return response,
+        Ok(Err(e)) => return internal(e),
+        Ok(Ok(c)) => c,
+    };
+    let set = shared.rules.current();
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "rules_version": set.version,
+        "rules": set.engine.kb.rules.len(),
+        "reload_error": shared.rules.last_error().is_some(),
+        "workers": shared.config.workers,
+        "queue": { "depth": shared.queue.depth(), "capacity": shared.queue.capacity() },
+        "jobs": counts,
+    }))
+    .into_response()
+}
+
+async fn page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            // The page shows text from uploaded bundles: no script but its own.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:",
+            ),
+        ],
+        include_str!("page.html"),
+    )
+        .into_response()
+}
+
+async fn docs_root() -> Response {
+    axum::response::Redirect::permanent("/docs/index.html").into_response()
+}
+
+async fn docs(State(shared): State<AppState>, UrlPath(path): UrlPath<String>) -> Response {
+    let key = rules::docs_key(&path);
+    let set = shared.rules.current();
+    let page = blocking(move || set.docs().get(&key).cloned()).await;
+    match page {
+        Err(response) => response,
+        Ok(None) => problem(
+            StatusCode::NOT_FOUND,
+            format!("no documentation page {path}"),
+            "start at /docs/index.html",
+        ),
+        Ok(Some(bytes)) => {
+            let kind = match path.rsplit('.').next() {
+                Some("html") => "text/html; charset=utf-8",
+                Some("css") => "text/css",
+                Some("js") => "text/javascript",
+                Some("json") => "application/json",
+                Some("svg") => "image/svg+xml",
+                _ => "application/octet-stream",
+            };
+            ([(header::CONTENT_TYPE, kind)], bytes).into_response()
+        }
+    }
+}
+
+/// A worker: takes jobs until the queue closes.
+fn worker(shared: &Shared) {
+    while let Some(id) = shared.queue.take() {
+        run_job(shared, &id);
+    }
+}
+
+fn run_job(shared: &Shared, id: &str) {
+    let job = match shared.store.start(id) {
+        Ok(Some(job)) => job,
+        Ok(None) => {
+            tracing::warn!(job = %id, "queued job has no record; dropped");
+            shared.queue.ack(id);
+            return;
+        }
+        Err(e) => {
+            // Left queued in the database: the next start runs it.
+            tracing::error!(job = %id, error = %e, "cannot start job");
+            return;
+        }
+    };
+    let bundle = shared.uploads.join(format!("{id}.bundle"));
+    let set = shared.rules.current();
+    if job.attempts > MAX_ATTEMPTS {
+        let why = format!(
+            "the service stopped {} times while diagnosing this bundle; it is not run again",
+            job.attempts - 1
+        );
+        tracing::error!(job = %id, attempts = job.attempts, "job given up");
+        finish(shared, id, Status::Failed, None, &[], &set.version, Some(&why), &bundle);
+        return;
+    }
+    tracing::info!(job = %id, attempt = job.attempts, rules_version = %set.version, "job started");
+    if !shared.hold.is_zero() {
+        std::thread::sleep(shared.hold);
+    }
+    let started = Instant::now();
+    let report = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        set.engine.diagnose(&bundle, &shared.config.options)
+    }));
+    let mut report = report.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("unknown");
+        crate::batch::failed_report(
+            &bundle,
+            format!("internal error while diagnosing this bundle ({what}); please report it"),
+        )
+    });
+    report.bundle = job.name.clone();
+    report.disabled = set.disabled.clone();
+    let elapsed = started.elapsed().as_millis() as u64;
+    let old = shared.mean_job_ms.load(Ordering::Relaxed);
+    shared.mean_job_ms.store((old * 7 + elapsed) / 8, Ordering::Relaxed);
+    let status = if report.failed { Status::Failed } else { Status::Done };
+    let error = report.failed.then(|| {
+        report
+            .warnings
+            .first()
+            .map_or_else(|| "the bundle could not be read".to_string(), |w| w.message.clone())
+    });
+    let diagnoses: Vec<String> = report.diagnoses.iter().map(|d| d.rule_id.clone()).collect();
+    tracing::info!(job = %id, status = ?status, ms = elapsed, diagnoses = %diagnoses.join(","), "job finished");
+    finish(
+        shared,
+        id,
+        status,
+        Some(&report.to_json()),
+        &diagnoses,
+        &set.version,
+        error.as_deref(),
+        &bundle,
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    shared: &Shared,
+    id: &str,
+    status: Status,
+    result: Option<&str>,
+    diagnoses: &[String],
+    rules_version: &str,
+    error: Option<&str>,
+    bundle: &Path,
+) {
+    match shared.store.finish(id, status, result, diagnoses, rules_version, error) {
+        Ok(()) => {
+            shared.queue.ack(id);
+            if !shared.config.keep_uploads {
+                let _ = std::fs::remove_file(bundle);
+            }
+        }
+        // Not acknowledged: still `running` in the database, so the next
+        // start runs it again.
+        Err(e) => tracing::error!(job = %id, error = %e, "cannot store the result"),
+    }
+}
+
+/// Polls the rule files; a change reloads them.
+fn watch_rules(shared: &Shared) {
+    loop {
+        std::thread::sleep(shared.config.reload_interval);
+        if !shared.rules.changed_on_disk() {
+            continue;
+        }
+        match shared.rules.reload() {
+            Ok(r) if r.changed => {
+                tracing::info!(version = %r.version, rules = r.rules, "rule files changed: reloaded")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e.error, problems = ?e.problems, "rule files changed but do not load; the old rules stay")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_ids_are_exactly_32_hex_digits() {
+        assert!(is_job_id("0123456789abcdef0123456789abcdef"));
+        assert!(!is_job_id("0123456789ABCDEF0123456789abcdef"));
+        assert!(!is_job_id("../../triage.db"));
+        assert!(!is_job_id("0123456789abcdef0123456789abcde/"));
+        assert!(!is_job_id(""));
+        let id = new_job_id().unwrap();
+        assert!(is_job_id(&id), "{id}");
+        assert_ne!(id, new_job_id().unwrap());
+    }
+
+    #[test]
+    fn archives_are_told_by_their_first_bytes() {
+        assert_eq!(archive_kind(&[0x1f, 0x8b, 8, 0]), Some("gzip"));
+        assert_eq!(archive_kind(b"PK\x03\x04rest"), Some("zip"));
+        let mut tar = vec![0u8; 512];
+        tar[257..262].copy_from_slice(b"ustar");
+        assert_eq!(archive_kind(&tar), Some("tar"));
+        assert_eq!(archive_kind(b"<html>"), None);
+        assert_eq!(archive_kind(b""), None);
+    }
+
+    #[test]
+    fn upload_names_are_for_people_only() {
+        assert_eq!(clean_name(None), "upload");
+        assert_eq!(clean_name(Some("a\nb\u{7}.tgz")), "ab.tgz");
+        assert_eq!(clean_name(Some(&"x".repeat(300))).len(), 200);
+    }
+}

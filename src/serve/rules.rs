@@ -1,0 +1,322 @@
+//! The rule set the service runs, and its reload: the rules directories
+//! (and tuning files) are watched; a change loads a new set beside the old
+//! one, and only a set that loads without an error replaces it. A failed
+//! reload keeps the old set and is reported (`GET /v1/rules`, the reload
+//! endpoint, the log). Jobs hold the set they started with, so a reload
+//! never changes a running diagnosis.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use serde::Serialize;
+
+use crate::cli::LintArgs;
+use crate::engine::Engine;
+use crate::tune::DisabledRule;
+
+/// One loaded, checked rule set.
+pub struct RuleSet {
+    /// The compiled knowledge base.
+    pub engine: Engine,
+    /// Rules the tuning files disabled.
+    pub disabled: Vec<DisabledRule>,
+    /// A digest of every rule, format and tuning file it was loaded from.
+    pub version: String,
+    /// When it was loaded, RFC 3339.
+    pub loaded_at: String,
+    docs: OnceLock<HashMap<String, Vec<u8>>>,
+}
+
+impl RuleSet {
+    /// The HTML documentation of this rule set, generated on first use
+    /// (it runs every rule's first hit test for the worked examples), by
+    /// path under the site's root. Served from memory, so no request path
+    /// ever reaches the file system.
+    pub fn docs(&self) -> &HashMap<String, Vec<u8>> {
+        self.docs.get_or_init(|| {
+            let kb = &self.engine.kb;
+            let examples = crate::docs::examples(kb);
+            let markdown = crate::docs::markdown(kb, &examples);
+            crate::docs::html::site(kb, &markdown)
+                .into_iter()
+                .map(|page| (page.path, page.text.into_bytes()))
+                .collect()
+        })
+    }
+}
+
+/// Why a rule set could not be loaded.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadError {
+    /// What went wrong, in a sentence.
+    pub error: String,
+    /// Each problem of the rule files, `path:line:col: CODE message`.
+    pub problems: Vec<String>,
+    /// When, RFC 3339.
+    pub at: String,
+}
+
+/// Where the rules come from: the options of `serve` that name them.
+#[derive(Debug, Clone)]
+pub struct RuleSource {
+    /// Load the built-in knowledge base too.
+    pub builtin: bool,
+    /// Rule directories, in layer order.
+    pub dirs: Vec<PathBuf>,
+    /// Tuning files, applied in order.
+    pub tune: Vec<PathBuf>,
+    /// Lint levels.
+    pub lints: LintArgs,
+}
+
+impl RuleSource {
+    /// Loads and checks a rule set; any error in any file fails the load
+    /// (a half-edited file must not silently drop its rule).
+    pub fn load(&self) -> Result<RuleSet, LoadError> {
+        let failed = |error: String, problems: Vec<String>| LoadError {
+            error,
+            problems,
+            at: super::store::now(),
+        };
+        let mut kb = crate::cli::load_kb(self.builtin, &self.dirs, &self.lints)
+            .map_err(|e| failed(format!("cannot load rules: {e}"), Vec::new()))?;
+        let mut disabled = Vec::new();
+        for path in &self.tune {
+            let (off, problems) = crate::tune::apply_file(&mut kb, path).map_err(|e| failed(e, Vec::new()))?;
+            if problems.has_errors() {
+                kb.problems.push(problems);
+            }
+            disabled.extend(off);
+        }
+        if kb.has_errors() {
+            let problems = kb.problem_lines();
+            let files = kb.problems.iter().filter(|f| f.has_errors()).count();
+            return Err(failed(
+                format!("{files} rule file(s) have errors; fix them (`triage check`) and the rules reload"),
+                problems,
+            ));
+        }
+        Ok(RuleSet {
+            engine: Engine::new(kb),
+            disabled,
+            version: self.version(),
+            loaded_at: super::store::now(),
+            docs: OnceLock::new(),
+        })
+    }
+
+    fn files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = self
+            .dirs
+            .iter()
+            .flat_map(|d| {
+                walkdir::WalkDir::new(d)
+                    .sort_by_file_name()
+                    .into_iter()
+                    .filter_map(Result::ok)
+            })
+            .filter(|e| e.file_type().is_file())
+            .map(|e| e.into_path())
+            .collect();
+        files.extend(self.tune.iter().cloned());
+        files
+    }
+
+    /// What changes when any file changes: names, sizes and modification
+    /// times. Cheap enough to poll every second or two.
+    pub fn fingerprint(&self) -> u64 {
+        let mut hash = Fnv::default();
+        for path in self.files() {
+            hash.write(path.as_os_str().as_encoded_bytes());
+            if let Ok(meta) = std::fs::metadata(&path) {
+                hash.write(&meta.len().to_le_bytes());
+                if let Ok(modified) = meta.modified() {
+                    let since = modified.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                    hash.write(&since.as_nanos().to_le_bytes());
+                }
+            }
+        }
+        hash.0
+    }
+
+    /// A digest of the contents of every file (and of this build, which
+    /// carries the built-in rules).
+    fn version(&self) -> String {
+        let mut hash = Fnv::default();
+        hash.write(env!("CARGO_PKG_VERSION").as_bytes());
+        hash.write(&[u8::from(self.builtin)]);
+        for path in self.files() {
+            hash.write(path.as_os_str().as_encoded_bytes());
+            hash.write(&std::fs::read(&path).unwrap_or_default());
+        }
+        format!("{:016x}", hash.0)
+    }
+}
+
+/// FNV-1a, 64 bits: stable across builds, unlike std's hasher.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+        // A separator, so ("ab", "c") and ("a", "bc") differ.
+        self.0 = self.0.rotate_left(5) ^ 0xff;
+    }
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reloaded {
+    /// The version now in use.
+    pub version: String,
+    /// Whether it differs from the one before.
+    pub changed: bool,
+    /// Rules in the set.
+    pub rules: usize,
+}
+
+/// The rule set in use, and the last failed reload.
+pub struct Rules {
+    source: RuleSource,
+    current: RwLock<Arc<RuleSet>>,
+    last_error: Mutex<Option<LoadError>>,
+    fingerprint: Mutex<u64>,
+    reloading: Mutex<()>,
+}
+
+impl Rules {
+    /// Loads the first set; an error here stops the service from starting.
+    pub fn new(source: RuleSource) -> Result<Rules, LoadError> {
+        let fingerprint = source.fingerprint();
+        let set = source.load()?;
+        Ok(Rules {
+            source,
+            current: RwLock::new(Arc::new(set)),
+            last_error: Mutex::new(None),
+            fingerprint: Mutex::new(fingerprint),
+            reloading: Mutex::new(()),
+        })
+    }
+
+    /// The set new jobs use.
+    pub fn current(&self) -> Arc<RuleSet> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The last reload that failed, if the one after it has not succeeded.
+    pub fn last_error(&self) -> Option<LoadError> {
+        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether the files changed since the last load.
+    pub fn changed_on_disk(&self) -> bool {
+        self.source.fingerprint() != *self.fingerprint.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Loads the rules again; on success the new set replaces the old one
+    /// (for new jobs), on failure the old one stays and the error is kept.
+    pub fn reload(&self) -> Result<Reloaded, LoadError> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        // Taken before loading: a change made while loading is seen by the next poll.
+        let fingerprint = self.source.fingerprint();
+        *self.fingerprint.lock().unwrap_or_else(|e| e.into_inner()) = fingerprint;
+        match self.source.load() {
+            Ok(set) => {
+                let set = Arc::new(set);
+                let old = std::mem::replace(
+                    &mut *self.current.write().unwrap_or_else(|e| e.into_inner()),
+                    set.clone(),
+                );
+                *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                Ok(Reloaded {
+                    version: set.version.clone(),
+                    changed: old.version != set.version,
+                    rules: set.engine.kb.rules.len(),
+                })
+            }
+            Err(e) => {
+                *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// The rule directories being watched.
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.source.dirs
+    }
+}
+
+/// Whether `path` names a file inside the docs site (`rules/X.html`),
+/// as the in-memory docs map is keyed.
+pub fn docs_key(path: &str) -> String {
+    let path = path.trim_start_matches('/');
+    if path.is_empty() || path.ends_with('/') {
+        format!("{path}index.html")
+    } else {
+        path.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn source(dir: &Path) -> RuleSource {
+        RuleSource {
+            builtin: true,
+            dirs: vec![dir.to_path_buf()],
+            tune: Vec::new(),
+            lints: LintArgs::default(),
+        }
+    }
+
+    const RULE: &str = "id = \"LOCAL-001\"\ntitle = \"t\"\nseverity = \"warning\"\ncondition = \"any q\"\nmessage = \"m\"\nremediation = \"r\"\n[queries]\nq = 'syslog where msg contains \"zzz\"'\n";
+
+    #[test]
+    fn a_broken_edit_keeps_the_old_rules_and_a_fix_loads_the_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = Rules::new(source(dir.path())).unwrap();
+        let before = rules.current();
+        assert!(before.engine.kb.rule("LOCAL-001").is_none());
+
+        std::fs::write(
+            dir.path().join("local.toml"),
+            "id = \"LOCAL-001\"\ncondition = \"any (\"\n",
+        )
+        .unwrap();
+        assert!(rules.changed_on_disk());
+        let error = rules.reload().unwrap_err();
+        assert!(error.error.contains("have errors"), "{error:?}");
+        assert!(!error.problems.is_empty());
+        assert_eq!(rules.current().version, before.version, "the old set stays");
+        assert!(rules.last_error().is_some());
+        assert!(!rules.changed_on_disk());
+
+        std::fs::write(dir.path().join("local.toml"), RULE).unwrap();
+        let reloaded = rules.reload().unwrap();
+        assert!(reloaded.changed);
+        assert!(rules.current().engine.kb.rule("LOCAL-001").is_some());
+        assert!(rules.last_error().is_none());
+        // The set a job took before the reload is still whole.
+        assert!(before.engine.kb.rule("LOCAL-001").is_none());
+    }
+
+    #[test]
+    fn docs_paths_map_to_pages() {
+        assert_eq!(docs_key(""), "index.html");
+        assert_eq!(docs_key("/rules/X.html"), "rules/X.html");
+        assert_eq!(docs_key("rules/"), "rules/index.html");
+    }
+}
