@@ -390,7 +390,7 @@ impl Drop for Reservation<'_> {
     }
 }
 
-/// Removes a partial upload unless it was kept.
+/// Removes the directory of an upload that was not accepted.
 struct PartFile {
     path: PathBuf,
     keep: bool,
@@ -399,9 +399,33 @@ struct PartFile {
 impl Drop for PartFile {
     fn drop(&mut self) {
         if !self.keep {
-            let _ = std::fs::remove_file(&self.path);
+            let _ = std::fs::remove_dir_all(&self.path);
         }
     }
+}
+
+/// Where a job's upload is kept: `uploads/<id>/<file name>`. The file keeps
+/// the name it was uploaded with (tidied to a plain file name), because
+/// the engine reads a name: `vmanage-server.log.gz` holds a file
+/// `vmanage-server.log`, and evidence paths start with the bundle's name.
+/// `id` is always a checked job id.
+fn upload_path(uploads: &Path, id: &str, name: &str) -> PathBuf {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let mut file: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-+@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(120)
+        .collect();
+    if file.trim_start_matches('.').is_empty() || file.starts_with('.') {
+        file = format!("bundle{file}");
+    }
+    uploads.join(id).join(file)
 }
 
 /// What kind of archive the first bytes are, if any the engine reads.
@@ -497,34 +521,43 @@ async fn upload(
         Ok(id) => id,
         Err(e) => return internal(e),
     };
-    let part = PartFile {
-        path: shared.uploads.join(format!("{id}.part")),
+    let name = clean_name(query.name.as_deref());
+    let job_dir = shared.uploads.join(&id);
+    if let Err(e) = tokio::fs::create_dir(&job_dir).await {
+        return internal(format!("cannot store the upload: {e}"));
+    }
+    let mut part = PartFile {
+        path: job_dir.clone(),
         keep: false,
     };
-    let size = match receive(body, &part.path, limit, shared.config.upload_idle_timeout).await {
+    let part_file = job_dir.join("upload.part");
+    let size = match receive(body, &part_file, limit, shared.config.upload_idle_timeout).await {
         Ok(size) => size,
         Err(response) => return *response,
     };
-    let bundle = shared.uploads.join(format!("{id}.bundle"));
-    if let Err(e) = tokio::fs::rename(&part.path, &bundle).await {
+    let bundle = upload_path(&shared.uploads, &id, &name);
+    if let Err(e) = tokio::fs::rename(&part_file, &bundle).await {
         return internal(format!("cannot store the upload: {e}"));
     }
-    let uploads = shared.uploads.clone();
-    // The rename is durable before the job is acknowledged.
-    let _ = blocking(move || std::fs::File::open(&uploads).and_then(|d| d.sync_all())).await;
-    let name = clean_name(query.name.as_deref());
+    // The upload is durable before the job is acknowledged.
+    let (uploads, dir) = (shared.uploads.clone(), job_dir.clone());
+    let _ = blocking(move || {
+        std::fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .and_then(|()| std::fs::File::open(&uploads))
+            .and_then(|d| d.sync_all())
+    })
+    .await;
     let inserted = {
         let (shared, id, name) = (shared.clone(), id.clone(), name.clone());
         blocking(move || shared.store.insert(&id, &name, size)).await
     };
     match inserted {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            let _ = std::fs::remove_file(&bundle);
-            return internal(e);
-        }
+        Ok(Err(e)) => return internal(e),
         Err(response) => return response,
     }
+    part.keep = true;
     reservation.submit(id.clone());
     tracing::info!(job = %id, name = %name, bytes = size, "job queued");
     let url = format!("/v1/bundles/{id}");
@@ -847,7 +880,7 @@ fn run_job(shared: &Shared, id: &str) {
             return;
         }
     };
-    let bundle = shared.uploads.join(format!("{id}.bundle"));
+    let bundle = upload_path(&shared.uploads, id, &job.name);
     let set = shared.rules.current();
     if job.attempts > MAX_ATTEMPTS {
         let why = format!(
@@ -918,7 +951,9 @@ fn finish(
         Ok(()) => {
             shared.queue.ack(id);
             if !shared.config.keep_uploads {
-                let _ = std::fs::remove_file(bundle);
+                if let Some(dir) = bundle.parent() {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
             }
         }
         // Not acknowledged: still `running` in the database, so the next
@@ -971,6 +1006,17 @@ mod tests {
         assert_eq!(archive_kind(&tar), Some("tar"));
         assert_eq!(archive_kind(b"<html>"), None);
         assert_eq!(archive_kind(b""), None);
+    }
+
+    #[test]
+    fn uploads_keep_a_tidied_file_name_inside_their_job_directory() {
+        let at = |name: &str| upload_path(Path::new("/d"), "ab", name);
+        assert_eq!(at("seed.tgz"), Path::new("/d/ab/seed.tgz"));
+        assert_eq!(at("../../etc/passwd"), Path::new("/d/ab/passwd"));
+        assert_eq!(at("a b\\..\\c.gz"), Path::new("/d/ab/c.gz"));
+        assert_eq!(at(".."), Path::new("/d/ab/bundle.."));
+        assert_eq!(at(".hidden"), Path::new("/d/ab/bundle.hidden"));
+        assert_eq!(at("upload"), Path::new("/d/ab/upload"));
     }
 
     #[test]

@@ -116,3 +116,5 @@ pub fn json_exiting(args: &[&str], code: i32) -> serde_json::Value {
     let out = triage().args(args).assert().code(code).get_output().stdout.clone();
     serde_json::from_slice(&out).expect("valid JSON")
 }
+
+pub mod server;

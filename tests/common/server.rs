@@ -1,0 +1,169 @@
+//! A `triage serve` process on a loopback port for the service tests, and
+//! a small HTTP client for it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running service; killed when dropped.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Its data directory.
+    pub data: PathBuf,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Starts `triage serve --listen 127.0.0.1:0 --data DATA ARGS…` with
+    /// extra environment variables, and waits until it listens.
+    pub fn start(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let log = data.with_extension(format!("log-{}", std::process::id()));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_triage"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(args)
+            .env("TRIAGE_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .unwrap(),
+            );
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("triage serve starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
+        let Some(base) = line.trim().strip_prefix("triage serve: listening on ") else {
+            let _ = child.kill();
+            panic!(
+                "the service did not start: {line:?}\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        };
+        Server {
+            child,
+            base: base.to_string(),
+            data: data.to_path_buf(),
+            log,
+        }
+    }
+
+    /// The address, `127.0.0.1:PORT`.
+    pub fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// GET; status and body.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let mut response = agent().get(format!("{}{path}", self.base)).call().expect("request");
+        let status = response.status().as_u16();
+        (status, response.body_mut().read_to_string().unwrap_or_default())
+    }
+
+    /// GET, parsed as JSON.
+    pub fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let (status, body) = self.get(path);
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}")),
+        )
+    }
+
+    /// POST a body with a content type; status, headers and JSON body.
+    pub fn post(&self, path: &str, content_type: &str, body: &[u8]) -> (u16, ureq::http::HeaderMap, serde_json::Value) {
+        let mut response = agent()
+            .post(format!("{}{path}", self.base))
+            .header("Content-Type", content_type)
+            .send(body)
+            .expect("request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        (
+            status,
+            headers,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// Uploads a bundle; its job id.
+    pub fn upload(&self, name: &str, bytes: &[u8]) -> String {
+        let (status, _, body) = self.post(&format!("/v1/bundles?name={name}"), "application/gzip", bytes);
+        assert_eq!(status, 202, "{body}");
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    /// Polls a job until its status is one of `statuses`.
+    pub fn wait_for(&self, id: &str, statuses: &[&str]) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let (_, job) = self.get_json(&format!("/v1/bundles/{id}"));
+            if statuses.contains(&job["status"].as_str().unwrap_or("")) {
+                return job;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job {id} stayed {}\n{}",
+                job["status"],
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+/// A directory packed as .tar.gz in memory.
+pub fn tar_gz(dir: &Path) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    tar.append_dir_all(".", dir).unwrap();
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+/// A corpus bundle directory.
+pub fn corpus(case: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join(case)
+        .join("bundle")
+}

@@ -1,0 +1,334 @@
+//! `triage serve` as a client sees it: the real server on a loopback port,
+//! bundles uploaded over HTTP, the queue's bound, a crash in the middle of
+//! a job, rules edited while it runs, and requests that try to get out of
+//! the data directory.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::server::{corpus, tar_gz, Server};
+use common::triage;
+
+#[test]
+fn an_uploaded_bundle_gets_the_same_report_as_diagnose() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--workers", "2"], &[]);
+    let (status, health) = server.get_json("/healthz");
+    assert_eq!(status, 200);
+    assert_eq!(health["status"], "ok");
+
+    let archive = tar_gz(&corpus("seed-lic-001"));
+    let path = dir.path().join("seed.tgz");
+    std::fs::write(&path, &archive).unwrap();
+    let (status, headers, accepted) = server.post("/v1/bundles?name=seed.tgz", "application/gzip", &archive);
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["id"].as_str().unwrap();
+    assert_eq!(headers.get("location").unwrap(), &format!("/v1/bundles/{id}"));
+
+    let job = server.wait_for(id, &["done", "failed"]);
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(job["attempts"], 1);
+    assert_eq!(job["diagnoses"][0], "SDWAN-LIC-001");
+
+    // The report is what `diagnose --format json` prints for the same
+    // archive, but for the bundle's name.
+    let out = triage()
+        .args(["diagnose", "--format", "json", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let mut expected: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    expected["bundle"] = "seed.tgz".into();
+    assert_eq!(job["result"], expected);
+    let (status, report) = server.get(&format!("/v1/bundles/{id}/report"));
+    assert_eq!(status, 200);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&report).unwrap(), expected);
+
+    let (_, list) = server.get_json("/v1/bundles");
+    assert_eq!(list["jobs"][0]["id"], id);
+    assert_eq!(list["jobs"][0]["name"], "seed.tgz");
+
+    let (status, rules) = server.get_json("/v1/rules");
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = rules["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"SDWAN-LIC-001"), "{ids:?}");
+    // Each rule links to its page, which the service serves.
+    let (status, page) = server.get(rules["rules"][0]["docs"].as_str().unwrap());
+    assert_eq!(status, 200);
+    assert!(page.contains("Remediation"), "{page}");
+
+    // By default the upload is gone once the report is stored.
+    assert!(!server.data.join("uploads").join(id).exists());
+    // Structured logs: one JSON object per line.
+    let log = server.log();
+    let finished = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["message"] == "job finished")
+        .unwrap_or_else(|| panic!("no job finished line in\n{log}"));
+    assert_eq!(finished["job"], id);
+}
+
+#[test]
+fn a_full_queue_answers_503_with_retry_after_and_takes_the_upload_once_there_is_room() {
+    let dir = tempfile::tempdir().unwrap();
+    // One worker that holds each job for a while, and room for one more.
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--workers", "1", "--queue", "1"],
+        &[("TRIAGE_SERVE_TEST_HOLD_MS", "1500")],
+    );
+    let archive = tar_gz(&corpus("healthy"));
+    let first = server.upload("a.tgz", &archive);
+    server.wait_for(&first, &["running"]);
+    let second = server.upload("b.tgz", &archive);
+    let (status, headers, body) = server.post("/v1/bundles?name=c.tgz", "application/gzip", &archive);
+    assert_eq!(status, 503, "{body}");
+    let retry: u64 = headers.get("retry-after").unwrap().to_str().unwrap().parse().unwrap();
+    assert!((1..=300).contains(&retry));
+    assert!(body["error"].as_str().unwrap().contains("queue is full"), "{body}");
+    // Nothing of the refused upload is kept.
+    let files = std::fs::read_dir(server.data.join("uploads")).unwrap().count();
+    assert!(files <= 2, "{files} files in uploads/");
+
+    for id in [&first, &second] {
+        assert_eq!(server.wait_for(id, &["done", "failed"])["status"], "done");
+    }
+    let third = server.upload("c.tgz", &archive);
+    assert_eq!(server.wait_for(&third, &["done", "failed"])["status"], "done");
+}
+
+#[test]
+fn a_job_cut_short_by_a_crash_is_finished_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let archive = tar_gz(&corpus("seed-lic-001"));
+    let server = Server::start(&data, &["--workers", "1"], &[("TRIAGE_SERVE_TEST_HOLD_MS", "600000")]);
+    let running = server.upload("running.tgz", &archive);
+    server.wait_for(&running, &["running"]);
+    let queued = server.upload("queued.tgz", &archive);
+    server.kill();
+
+    let server = Server::start(&data, &["--workers", "1"], &[]);
+    let job = server.wait_for(&running, &["done", "failed"]);
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(job["attempts"], 2, "run once before the crash, once after");
+    assert_eq!(job["diagnoses"][0], "SDWAN-LIC-001");
+    let job = server.wait_for(&queued, &["done", "failed"]);
+    assert_eq!(
+        (job["status"].as_str(), job["attempts"].as_u64()),
+        (Some("done"), Some(1))
+    );
+    assert!(server.log().contains("requeued jobs accepted before the restart"));
+}
+
+#[test]
+fn bad_uploads_get_a_clear_answer_and_leave_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--max-upload", "1"], &[]);
+    let archive = tar_gz(&corpus("healthy"));
+
+    let (status, _, body) = server.post("/v1/bundles", "text/html", &archive);
+    assert_eq!(status, 415, "{body}");
+    assert!(body["hint"].as_str().unwrap().contains("application/gzip"));
+
+    let (status, _, body) = server.post("/v1/bundles", "application/octet-stream", b"<html>not a bundle</html>");
+    assert_eq!(status, 415, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a tar, gzip or zip archive"),
+        "{body}"
+    );
+
+    let (status, _, body) = server.post("/v1/bundles", "application/gzip", b"");
+    assert_eq!(status, 400, "{body}");
+
+    // Over the limit (1 MiB), with the length declared: answered before the body is sent.
+    let mut stream = TcpStream::connect(server.addr()).unwrap();
+    write!(
+        stream,
+        "POST /v1/bundles HTTP/1.1\r\nHost: x\r\nContent-Type: application/gzip\r\nContent-Length: 2097152\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("at most 1048576"), "{answer}");
+
+    // Over the limit, streamed without a length.
+    let mut stream = TcpStream::connect(server.addr()).unwrap();
+    write!(
+        stream,
+        "POST /v1/bundles HTTP/1.1\r\nHost: x\r\nContent-Type: application/gzip\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    for _ in 0..20 {
+        let chunk = vec![0x1f_u8; 128 * 1024];
+        if write!(stream, "{:x}\r\n", chunk.len()).is_err() || stream.write_all(&chunk).is_err() {
+            break;
+        }
+        let _ = stream.write_all(b"\r\n");
+    }
+    let _ = stream.write_all(b"0\r\n\r\n");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+
+    // An archive with no file in it is accepted, and its job fails with the reason.
+    let empty = tempfile::tempdir().unwrap();
+    let id = server.upload("empty.tgz", &tar_gz(empty.path()));
+    let job = server.wait_for(&id, &["done", "failed"]);
+    assert_eq!(job["status"], "failed", "{job}");
+    assert!(!job["error"].as_str().unwrap().is_empty());
+    assert_eq!(job["result"]["failed"], true);
+
+    let uploads: Vec<_> = std::fs::read_dir(server.data.join("uploads"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(uploads.is_empty(), "left behind: {uploads:?}");
+}
+
+#[test]
+fn no_request_reads_outside_the_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[], &[]);
+    std::fs::write(dir.path().join("secret.txt"), "secret").unwrap();
+    for path in [
+        "/v1/bundles/..%2f..%2fsecret.txt",
+        "/v1/bundles/../../secret.txt",
+        "/v1/bundles/%2e%2e%2fsecret.txt/report",
+        "/docs/../../secret.txt",
+        "/docs/..%2f..%2fsecret.txt",
+        "/docs/%2e%2e/%2e%2e/secret.txt",
+        "/docs//etc/passwd",
+        "/data/triage.db",
+        "/uploads/",
+    ] {
+        // Raw, so no client tidies the path first.
+        let mut stream = TcpStream::connect(server.addr()).unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let status: u16 = answer[9..12].parse().unwrap();
+        assert!(matches!(status, 400 | 404), "{path}: {answer}");
+        assert!(
+            !answer.contains("secret") || answer.contains("secret.txt"),
+            "{path}: {answer}"
+        );
+        assert!(!answer.contains("root:"), "{path}: {answer}");
+        assert!(!answer.contains("SQLite format"), "{path}: {answer}");
+    }
+    let (status, body) = server.get_json("/v1/bundles/0123456789abcdef0123456789abcdef");
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = server.get_json("/v2/nothing");
+    assert_eq!(status, 404);
+    assert!(body["hint"].as_str().unwrap().contains("/v1/bundles"));
+}
+
+#[test]
+fn slow_clients_are_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--header-timeout", "1", "--upload-idle-timeout", "1"],
+        &[],
+    );
+    // A request head that never ends: the connection is closed.
+    let mut stream = TcpStream::connect(server.addr()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let mut answer = Vec::new();
+    let read = stream.read_to_end(&mut answer);
+    assert!(read.is_ok(), "the server kept the connection open: {read:?}");
+
+    // An upload that stops sending: 408 and nothing kept.
+    let mut stream = TcpStream::connect(server.addr()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        stream,
+        "POST /v1/bundles HTTP/1.1\r\nHost: x\r\nContent-Type: application/gzip\r\nContent-Length: 100000\r\n\r\n"
+    )
+    .unwrap();
+    stream.write_all(&[0x1f, 0x8b, 8, 0]).unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let (_, health) = server.get_json("/healthz");
+    assert_eq!(
+        health["queue"]["depth"], 0,
+        "the place held for the upload is given back"
+    );
+}
+
+#[test]
+fn edited_rules_reload_and_a_broken_edit_keeps_the_old_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--rules", rules.to_str().unwrap(), "--reload-interval", "1"],
+        &[],
+    );
+    let (_, before) = server.get_json("/v1/rules");
+    let version = before["version"].as_str().unwrap().to_string();
+
+    // A broken rule: the old set stays, and the reason is shown.
+    std::fs::write(rules.join("local.toml"), "id = \"LOCAL-001\"\ncondition = \"any (\"\n").unwrap();
+    let (status, _, body) = server.post("/v1/rules/reload", "application/json", b"");
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p.as_str().unwrap().contains("local.toml")),
+        "{body}"
+    );
+    let (_, now) = server.get_json("/v1/rules");
+    assert_eq!(now["version"], version.as_str());
+    assert!(
+        now["reload_error"]["error"].as_str().unwrap().contains("errors"),
+        "{now}"
+    );
+
+    // Fixed: the watcher picks it up without a request.
+    std::fs::write(
+        rules.join("local.toml"),
+        r#"id = "LOCAL-001"
+title = "The Manager cannot reach SSM On-Prem"
+severity = "error"
+condition = "any refused"
+message = "refused"
+remediation = "Open the path."
+[queries]
+refused = 'vmanage_server where msg contains "Connection refused"'
+"#,
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, now) = server.get_json("/v1/rules");
+        if now["rules"].as_array().unwrap().iter().any(|r| r["id"] == "LOCAL-001") {
+            assert_ne!(now["version"], version.as_str());
+            assert!(now["reload_error"].is_null(), "{now}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the edited rules were not reloaded: {now}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(server.log().contains("rule files changed: reloaded"));
+}
