@@ -117,6 +117,18 @@ fn a_job_cut_short_by_a_crash_is_finished_after_the_restart() {
     server.kill();
 
     let server = Server::start(&data, &["--workers", "1"], &[]);
+    // A second service on the same data directory would run the jobs twice.
+    let second = triage()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data", data.to_str().unwrap()])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("another triage serve is using the data directory"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
     let job = server.wait_for(&running, &["done", "failed"]);
     assert_eq!(job["status"], "done", "{job}");
     assert_eq!(job["attempts"], 2, "run once before the crash, once after");

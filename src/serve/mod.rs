@@ -111,6 +111,7 @@ pub fn run(config: Config) -> Result<(), String> {
     init_logging(config.json_logs);
     std::fs::create_dir_all(config.data.join("uploads"))
         .map_err(|e| format!("cannot create the data directory {}: {e}", config.data.display()))?;
+    let _lock = lock_data_dir(&config.data)?;
     let store = Store::open(&config.data.join("triage.db"))?;
     let rules = Rules::new(config.rules.clone()).map_err(|e| {
         let mut message = e.error;
@@ -179,6 +180,27 @@ pub fn run(config: Config) -> Result<(), String> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Two services on one data directory would both requeue its jobs and run
+/// them twice: the first holds an exclusive lock on `DATA/triage.lock` for
+/// as long as it runs (the kernel drops it when the process dies).
+fn lock_data_dir(data: &Path) -> Result<std::fs::File, String> {
+    let path = data.join("triage.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "another triage serve is using the data directory {}; stop it, or give this one its own --data",
+            data.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+    }
 }
 
 fn init_logging(json: bool) {
