@@ -60,6 +60,24 @@ pub fn failed_report(bundle: &Path, message: String) -> Report {
     }
 }
 
+/// Diagnoses one bundle; a panic inside the engine becomes a failed
+/// report, because a bug in one bundle's run must not stop the others.
+pub fn diagnose_guarded(engine: &Engine, bundle: &Path, options: &RunOptions) -> Report {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.diagnose(bundle, options))).unwrap_or_else(
+        |panic| {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown");
+            failed_report(
+                bundle,
+                format!("internal error while diagnosing this bundle ({what}); please report it"),
+            )
+        },
+    )
+}
+
 /// Diagnoses every bundle with `jobs` workers; `done` gets each report as
 /// soon as it is finished (in completion order, one at a time) and may
 /// change it (redaction) before it is kept. Returns the reports in the
@@ -94,19 +112,7 @@ pub fn diagnose_all(
                         if let Some(bar) = &bar {
                             bar.set_message(path.display().to_string());
                         }
-                        // A bug in one bundle's run must not stop the others.
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.diagnose(path, options)))
-                            .unwrap_or_else(|panic| {
-                                let what = panic
-                                    .downcast_ref::<String>()
-                                    .map(String::as_str)
-                                    .or_else(|| panic.downcast_ref::<&str>().copied())
-                                    .unwrap_or("unknown");
-                                failed_report(
-                                    path,
-                                    format!("internal error while diagnosing this bundle ({what}); please report it"),
-                                )
-                            })
+                        diagnose_guarded(engine, path, options)
                     }
                 };
                 {

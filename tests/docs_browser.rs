@@ -10,34 +10,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::stdout_of;
 
-fn chromium() -> Option<PathBuf> {
-    ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .find_map(|name| {
-            std::env::var_os("PATH")?
-                .to_str()?
-                .split(':')
-                .map(|dir| Path::new(dir).join(name))
-                .find(|p| p.is_file())
-        })
-}
-
 /// Runs headless chromium on a URL with extra arguments; its stdout.
 fn browse(browser: &Path, profile: &Path, extra: &[String], url: &str) -> String {
     let out = Command::new(browser)
+        .args(common::CHROMIUM_FLAGS)
         .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
             // Time for the page's scripts to run before the DOM is taken.
             "--virtual-time-budget=3000",
         ])
@@ -66,12 +48,7 @@ fn row<'a>(dom: &'a str, id: &str) -> &'a str {
 
 #[test]
 fn the_site_works_in_a_headless_browser() {
-    let Some(browser) = chromium() else {
-        assert!(
-            std::env::var_os("TRIAGE_REQUIRE_BROWSER").is_none(),
-            "TRIAGE_REQUIRE_BROWSER is set but no chromium is installed"
-        );
-        eprintln!("no chromium on this machine: the browser test checks nothing (apt-get install chromium)");
+    let Some(browser) = common::chromium() else {
         return;
     };
     let site = tempfile::tempdir().unwrap();

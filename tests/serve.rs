@@ -139,6 +139,8 @@ fn a_job_cut_short_by_a_crash_is_finished_after_the_restart() {
         (Some("done"), Some(1))
     );
     assert!(server.log().contains("requeued jobs accepted before the restart"));
+    // SIGTERM stops it cleanly.
+    assert_eq!(server.terminate(), Some(0));
 }
 
 #[test]

@@ -24,18 +24,6 @@ use tungstenite::{Message, WebSocket};
 
 use common::server::{corpus, tar_gz, Server};
 
-fn chromium() -> Option<PathBuf> {
-    ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .find_map(|name| {
-            std::env::var_os("PATH")?
-                .to_str()?
-                .split(':')
-                .map(|dir| Path::new(dir).join(name))
-                .find(|p| p.is_file())
-        })
-}
-
 /// A headless browser with its DevTools endpoint; killed when dropped.
 struct Browser {
     child: Child,
@@ -54,15 +42,8 @@ impl Drop for Browser {
 impl Browser {
     fn launch(binary: &Path, profile: &Path) -> Browser {
         let child = Command::new(binary)
+            .args(common::CHROMIUM_FLAGS)
             .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-quic",
-                "--no-first-run",
                 "--remote-debugging-address=127.0.0.1",
                 "--remote-debugging-port=0",
                 "--window-size=1200,900",
@@ -172,12 +153,7 @@ impl Browser {
 
 #[test]
 fn a_bundle_uploaded_from_the_page_shows_its_diagnoses() {
-    let Some(binary) = chromium() else {
-        assert!(
-            std::env::var_os("TRIAGE_REQUIRE_BROWSER").is_none(),
-            "TRIAGE_REQUIRE_BROWSER is set but no chromium is installed"
-        );
-        eprintln!("no chromium on this machine: the browser test checks nothing (apt-get install chromium)");
+    let Some(binary) = common::chromium() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -38,7 +38,7 @@ use tokio::io::AsyncWriteExt;
 use crate::engine::RunOptions;
 use queue::{EmbeddedQueue, JobQueue};
 use rules::{RuleSource, Rules};
-use store::{Status, Store};
+use store::{Finished, Status, Store};
 
 /// How the service is set up (from the command line).
 #[derive(Debug, Clone)]
@@ -910,7 +910,14 @@ fn run_job(shared: &Shared, id: &str) {
             job.attempts - 1
         );
         tracing::error!(job = %id, attempts = job.attempts, "job given up");
-        finish(shared, id, Status::Failed, None, &[], &set.version, Some(&why), &bundle);
+        let end = Finished {
+            status: Status::Failed,
+            result: None,
+            diagnoses: Vec::new(),
+            rules_version: set.version.clone(),
+            error: Some(why),
+        };
+        finish(shared, id, &end, &bundle);
         return;
     }
     tracing::info!(job = %id, attempt = job.attempts, rules_version = %set.version, "job started");
@@ -918,58 +925,30 @@ fn run_job(shared: &Shared, id: &str) {
         std::thread::sleep(shared.hold);
     }
     let started = Instant::now();
-    let report = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        set.engine.diagnose(&bundle, &shared.config.options)
-    }));
-    let mut report = report.unwrap_or_else(|panic| {
-        let what = panic
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| panic.downcast_ref::<&str>().copied())
-            .unwrap_or("unknown");
-        crate::batch::failed_report(
-            &bundle,
-            format!("internal error while diagnosing this bundle ({what}); please report it"),
-        )
-    });
+    let mut report = crate::batch::diagnose_guarded(&set.engine, &bundle, &shared.config.options);
     report.bundle = job.name.clone();
     report.disabled = set.disabled.clone();
     let elapsed = started.elapsed().as_millis() as u64;
     let old = shared.mean_job_ms.load(Ordering::Relaxed);
     shared.mean_job_ms.store((old * 7 + elapsed) / 8, Ordering::Relaxed);
-    let status = if report.failed { Status::Failed } else { Status::Done };
-    let error = report.failed.then(|| {
-        report
-            .warnings
-            .first()
-            .map_or_else(|| "the bundle could not be read".to_string(), |w| w.message.clone())
-    });
-    let diagnoses: Vec<String> = report.diagnoses.iter().map(|d| d.rule_id.clone()).collect();
-    tracing::info!(job = %id, status = ?status, ms = elapsed, diagnoses = %diagnoses.join(","), "job finished");
-    finish(
-        shared,
-        id,
-        status,
-        Some(&report.to_json()),
-        &diagnoses,
-        &set.version,
-        error.as_deref(),
-        &bundle,
-    );
+    let end = Finished {
+        status: if report.failed { Status::Failed } else { Status::Done },
+        error: report.failed.then(|| {
+            report
+                .warnings
+                .first()
+                .map_or_else(|| "the bundle could not be read".to_string(), |w| w.message.clone())
+        }),
+        diagnoses: report.diagnoses.iter().map(|d| d.rule_id.clone()).collect(),
+        result: Some(report.to_json()),
+        rules_version: set.version.clone(),
+    };
+    tracing::info!(job = %id, status = ?end.status, ms = elapsed, diagnoses = %end.diagnoses.join(","), "job finished");
+    finish(shared, id, &end, &bundle);
 }
 
-#[allow(clippy::too_many_arguments)]
-fn finish(
-    shared: &Shared,
-    id: &str,
-    status: Status,
-    result: Option<&str>,
-    diagnoses: &[String],
-    rules_version: &str,
-    error: Option<&str>,
-    bundle: &Path,
-) {
-    match shared.store.finish(id, status, result, diagnoses, rules_version, error) {
+fn finish(shared: &Shared, id: &str, end: &Finished, bundle: &Path) {
+    match shared.store.finish(id, end) {
         Ok(()) => {
             shared.queue.ack(id);
             if !shared.config.keep_uploads {

@@ -77,6 +77,21 @@ pub struct Job {
     pub diagnoses: Option<Vec<String>>,
 }
 
+/// How a job ended.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// `Done` or `Failed`.
+    pub status: Status,
+    /// The report, as JSON, when there is one.
+    pub result: Option<String>,
+    /// The rule ids it diagnosed, root causes first.
+    pub diagnoses: Vec<String>,
+    /// The rule set that ran.
+    pub rules_version: String,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
 /// How many jobs are in each state.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Counts {
@@ -181,22 +196,21 @@ impl Store {
         Self::get_with(&db, id)
     }
 
-    /// Records the end of a job: its status, the report (JSON) when there
-    /// is one, the rule ids it diagnosed, and why it failed.
-    pub fn finish(
-        &self,
-        id: &str,
-        status: Status,
-        result: Option<&str>,
-        diagnoses: &[String],
-        rules_version: &str,
-        error: Option<&str>,
-    ) -> Result<(), String> {
+    /// Records the end of a job.
+    pub fn finish(&self, id: &str, end: &Finished) -> Result<(), String> {
         self.db()
             .execute(
                 "UPDATE jobs SET status = ?2, finished_at = ?3, result = ?4, diagnoses = ?5, rules_version = ?6, error = ?7
                  WHERE id = ?1",
-                params![id, status.as_str(), now(), result, diagnoses.join(","), rules_version, error],
+                params![
+                    id,
+                    end.status.as_str(),
+                    now(),
+                    end.result,
+                    end.diagnoses.join(","),
+                    end.rules_version,
+                    end.error
+                ],
             )
             .map(|_| ())
             .map_err(|e| format!("cannot record the result of job {id}: {e}"))
@@ -291,9 +305,14 @@ mod tests {
             store.insert("b", "b.tgz", 20).unwrap();
             store.insert("c", "c.tgz", 30).unwrap();
             store.start("a").unwrap();
-            store
-                .finish("a", Status::Done, Some("{}"), &["X-1".into()], "v1", None)
-                .unwrap();
+            let end = Finished {
+                status: Status::Done,
+                result: Some("{}".into()),
+                diagnoses: vec!["X-1".into()],
+                rules_version: "v1".into(),
+                error: None,
+            };
+            store.finish("a", &end).unwrap();
             let b = store.start("b").unwrap().unwrap();
             assert_eq!((b.status, b.attempts), (Status::Running, 1));
         }

@@ -117,4 +117,40 @@ pub fn json_exiting(args: &[&str], code: i32) -> serde_json::Value {
     serde_json::from_slice(&out).expect("valid JSON")
 }
 
+/// How the browser tests start chromium: headless, as root in a container,
+/// and without the background connections a closed network refuses.
+pub const CHROMIUM_FLAGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+];
+
+/// The headless browser for the browser tests (Debian's `chromium`), or
+/// `None` when there is none here. `.ci/run` installs it and sets
+/// TRIAGE_REQUIRE_BROWSER=1, so there its absence fails the test.
+pub fn chromium() -> Option<std::path::PathBuf> {
+    let found = ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find_map(|name| {
+            std::env::var_os("PATH")?
+                .to_str()?
+                .split(':')
+                .map(|dir| std::path::Path::new(dir).join(name))
+                .find(|p| p.is_file())
+        });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("TRIAGE_REQUIRE_BROWSER").is_none(),
+            "TRIAGE_REQUIRE_BROWSER is set but no chromium is installed"
+        );
+        eprintln!("no chromium on this machine: the browser test checks nothing (apt-get install chromium)");
+    }
+    found
+}
+
 pub mod server;
