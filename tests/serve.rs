@@ -346,3 +346,40 @@ refused = 'vmanage_server where msg contains "Connection refused"'
     }
     assert!(server.log().contains("rule files changed: reloaded"));
 }
+
+/// Unmounts a tmpfs when dropped.
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_507_and_the_service_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    // A small file system of its own needs root (CI runs as root).
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&data)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("cannot mount a tmpfs here (not root?): the full-disk test checks nothing");
+        return;
+    }
+    let _mount = Mount(data.clone());
+    let server = Server::start(&data, &[], &[]);
+    let mut big = vec![0u8; 3 * 1024 * 1024];
+    big[..2].copy_from_slice(&[0x1f, 0x8b]);
+    let (status, _, body) = server.post("/v1/bundles?name=big.gz", "application/gzip", &big);
+    assert_eq!(status, 507, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("no disk space"), "{body}");
+    // The partial upload is removed, so the next one fits.
+    let id = server.upload("seed.tgz", &tar_gz(&corpus("seed-lic-001")));
+    assert_eq!(server.wait_for(&id, &["done", "failed"])["status"], "done");
+}

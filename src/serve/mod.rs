@@ -450,6 +450,20 @@ fn upload_path(uploads: &Path, id: &str, name: &str) -> PathBuf {
     uploads.join(id).join(file)
 }
 
+/// An upload that could not be written: a full disk is the operator's to
+/// fix and the client's to retry (507), anything else is ours (500).
+fn storage_error(e: &std::io::Error) -> Response {
+    if e.kind() == std::io::ErrorKind::StorageFull {
+        tracing::error!(error = %e, "no space left for uploads");
+        return problem(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "the service has no disk space left for the upload",
+            "retry later; the operator must free space in the data directory",
+        );
+    }
+    internal(format!("cannot store the upload: {e}"))
+}
+
 /// What kind of archive the first bytes are, if any the engine reads.
 fn archive_kind(head: &[u8]) -> Option<&'static str> {
     if head.starts_with(&[0x1f, 0x8b]) {
@@ -546,7 +560,7 @@ async fn upload(
     let name = clean_name(query.name.as_deref());
     let job_dir = shared.uploads.join(&id);
     if let Err(e) = tokio::fs::create_dir(&job_dir).await {
-        return internal(format!("cannot store the upload: {e}"));
+        return storage_error(&e);
     }
     let mut part = PartFile {
         path: job_dir.clone(),
@@ -559,7 +573,7 @@ async fn upload(
     };
     let bundle = upload_path(&shared.uploads, &id, &name);
     if let Err(e) = tokio::fs::rename(&part_file, &bundle).await {
-        return internal(format!("cannot store the upload: {e}"));
+        return storage_error(&e);
     }
     // The upload is durable before the job is acknowledged.
     let (uploads, dir) = (shared.uploads.clone(), job_dir.clone());
@@ -601,7 +615,7 @@ async fn receive(body: Body, path: &Path, limit: u64, idle: Duration) -> Result<
     let fail = |r: Response| Box::new(r);
     let mut file = tokio::fs::File::create(path)
         .await
-        .map_err(|e| fail(internal(format!("cannot store the upload: {e}"))))?;
+        .map_err(|e| fail(storage_error(&e)))?;
     let mut stream = body.into_data_stream();
     let mut size: u64 = 0;
     let mut head: Vec<u8> = Vec::with_capacity(512);
@@ -636,9 +650,7 @@ async fn receive(body: Body, path: &Path, limit: u64, idle: Duration) -> Result<
             let take = (512 - head.len()).min(chunk.len());
             head.extend_from_slice(&chunk[..take]);
         }
-        file.write_all(&chunk)
-            .await
-            .map_err(|e| fail(internal(format!("cannot store the upload: {e}"))))?;
+        file.write_all(&chunk).await.map_err(|e| fail(storage_error(&e)))?;
     }
     if size == 0 {
         return Err(fail(problem(
@@ -658,9 +670,7 @@ async fn receive(body: Body, path: &Path, limit: u64, idle: Duration) -> Result<
             "pack the bundle with tar czf or zip and upload the archive",
         )));
     }
-    file.sync_all()
-        .await
-        .map_err(|e| fail(internal(format!("cannot store the upload: {e}"))))?;
+    file.sync_all().await.map_err(|e| fail(storage_error(&e)))?;
     Ok(size)
 }
 
