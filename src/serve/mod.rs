@@ -12,6 +12,7 @@
 //! before a file name is made of them, and the documentation is served
 //! from memory.
 
+pub mod metrics;
 pub mod queue;
 pub mod rules;
 pub mod store;
@@ -95,6 +96,8 @@ struct Shared {
     rules: Rules,
     uploads: PathBuf,
     config: Config,
+    /// Counters for /metrics.
+    metrics: metrics::Metrics,
     /// Running mean of a job's time, milliseconds, for Retry-After.
     mean_job_ms: AtomicU64,
     /// Test hook for the crash-recovery test: a worker waits this long
@@ -132,6 +135,7 @@ pub fn run(config: Config) -> Result<(), String> {
         rules,
         uploads: config.data.join("uploads"),
         config: config.clone(),
+        metrics: metrics::Metrics::default(),
         mean_job_ms: AtomicU64::new(1000),
         hold,
     });
@@ -225,6 +229,7 @@ fn router(shared: AppState) -> Router {
     let api = Router::new()
         .route("/", get(page))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_page))
         .route("/v1/bundles", get(list_jobs))
         .route("/v1/bundles/{id}", get(get_job))
         .route("/v1/bundles/{id}/report", get(get_report))
@@ -353,7 +358,7 @@ async fn not_found(request: Request) -> Response {
     problem(
         StatusCode::NOT_FOUND,
         format!("no such resource: {}", request.uri().path()),
-        "the API: POST /v1/bundles, GET /v1/bundles[/{id}[/report]], GET /v1/rules, POST /v1/rules/reload, GET /healthz, GET /docs/",
+        "the API: POST /v1/bundles, GET /v1/bundles[/{id}[/report]], GET /v1/rules, POST /v1/rules/reload, GET /healthz, GET /metrics, GET /docs/",
     )
 }
 
@@ -493,8 +498,23 @@ fn clean_name(name: Option<&str>) -> String {
     }
 }
 
-async fn upload(
-    State(shared): State<AppState>,
+async fn upload(State(shared): State<AppState>, query: Query<UploadQuery>, headers: HeaderMap, body: Body) -> Response {
+    let response = receive_upload(shared.clone(), query, headers, body).await;
+    shared.metrics.upload(match response.status() {
+        StatusCode::ACCEPTED => "accepted",
+        StatusCode::SERVICE_UNAVAILABLE => "queue_full",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "not_an_archive",
+        StatusCode::REQUEST_TIMEOUT => "stalled",
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::INSUFFICIENT_STORAGE => "disk_full",
+        _ => "error",
+    });
+    response
+}
+
+async fn receive_upload(
+    shared: AppState,
     Query(query): Query<UploadQuery>,
     headers: HeaderMap,
     body: Body,
@@ -808,6 +828,7 @@ async fn reload_rules(State(shared): State<AppState>) -> Response {
             Json(reloaded).into_response()
         }
         Ok(Err(e)) => {
+            shared.metrics.reload_failed();
             tracing::warn!(error = %e.error, problems = e.problems.len(), "rules reload failed; the old rules stay");
             let version = shared.rules.current().version.clone();
             (
@@ -821,6 +842,20 @@ async fn reload_rules(State(shared): State<AppState>) -> Response {
                 .into_response()
         }
     }
+}
+
+async fn metrics_page(State(shared): State<AppState>) -> Response {
+    let gauges = metrics::Gauges {
+        queue_depth: shared.queue.depth(),
+        queue_capacity: shared.queue.capacity(),
+        workers: shared.config.workers,
+        rules: shared.rules.current().engine.kb.rules.len(),
+    };
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        shared.metrics.render(&gauges),
+    )
+        .into_response()
 }
 
 async fn healthz(State(shared): State<AppState>) -> Response {
@@ -927,6 +962,7 @@ fn run_job(shared: &Shared, id: &str) {
             rules_version: set.version.clone(),
             error: Some(why),
         };
+        shared.metrics.job("failed", 0.0);
         finish(shared, id, &end, &bundle);
         return;
     }
@@ -954,6 +990,10 @@ fn run_job(shared: &Shared, id: &str) {
         rules_version: set.version.clone(),
     };
     tracing::info!(job = %id, status = ?end.status, ms = elapsed, diagnoses = %end.diagnoses.join(","), "job finished");
+    shared.metrics.job(
+        if report.failed { "failed" } else { "done" },
+        started.elapsed().as_secs_f64(),
+    );
     finish(shared, id, &end, &bundle);
 }
 
@@ -986,6 +1026,7 @@ fn watch_rules(shared: &Shared) {
             }
             Ok(_) => {}
             Err(e) => {
+                shared.metrics.reload_failed();
                 tracing::warn!(error = %e.error, problems = ?e.problems, "rule files changed but do not load; the old rules stay")
             }
         }
