@@ -255,6 +255,12 @@ pub struct ServeArgs {
     /// Seconds an upload may send nothing before it is dropped.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub upload_idle_timeout: u64,
+    /// Seconds within which an upload must be complete.
+    #[arg(long, value_name = "SECS", default_value_t = 900)]
+    pub upload_timeout: u64,
+    /// Slowest average upload rate accepted, in KiB/s (checked after the first 10 s).
+    #[arg(long, value_name = "KIB", default_value_t = 256)]
+    pub upload_min_rate: u64,
     /// Seconds within which every other request is answered.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub request_timeout: u64,
@@ -1070,6 +1076,8 @@ fn serve(args: &ServeArgs) -> ExitCode {
         queue_capacity: args.queue,
         max_upload_bytes: args.max_upload.saturating_mul(1024 * 1024),
         upload_idle_timeout: std::time::Duration::from_secs(args.upload_idle_timeout.max(1)),
+        upload_timeout: std::time::Duration::from_secs(args.upload_timeout.max(1)),
+        upload_min_rate: args.upload_min_rate.saturating_mul(1024),
         request_timeout: std::time::Duration::from_secs(args.request_timeout.max(1)),
         header_timeout: std::time::Duration::from_secs(args.header_timeout.max(1)),
         max_connections: args.max_connections,

@@ -64,8 +64,8 @@ fn an_uploaded_bundle_gets_the_same_report_as_diagnose() {
     assert_eq!(status, 200);
     assert!(page.contains("Remediation"), "{page}");
 
-    // By default the upload is gone once the report is stored.
-    assert!(!server.data.join("uploads").join(id).exists());
+    // By default the upload is removed once the report is stored.
+    wait_until_gone(&server.data.join("uploads").join(id));
     // Structured logs: one JSON object per line.
     let log = server.log();
     let finished = log
@@ -79,11 +79,14 @@ fn an_uploaded_bundle_gets_the_same_report_as_diagnose() {
 #[test]
 fn a_full_queue_answers_503_with_retry_after_and_takes_the_upload_once_there_is_room() {
     let dir = tempfile::tempdir().unwrap();
-    // One worker that holds each job for a while, and room for one more.
+    // One worker, held at its first job until the test lets it go, and
+    // room for one more job.
+    let hold = dir.path().join("hold");
+    std::fs::write(&hold, "").unwrap();
     let server = Server::start(
         &dir.path().join("data"),
         &["--workers", "1", "--queue", "1"],
-        &[("TRIAGE_SERVE_TEST_HOLD_MS", "3000")],
+        &[("TRIAGE_SERVE_TEST_HOLD_FILE", hold.to_str().unwrap())],
     );
     let archive = tar_gz(&corpus("healthy"));
     let first = server.upload("a.tgz", &archive);
@@ -96,8 +99,9 @@ fn a_full_queue_answers_503_with_retry_after_and_takes_the_upload_once_there_is_
     assert!(body["error"].as_str().unwrap().contains("queue is full"), "{body}");
     // Nothing of the refused upload is kept.
     let files = std::fs::read_dir(server.data.join("uploads")).unwrap().count();
-    assert!(files <= 2, "{files} files in uploads/");
+    assert_eq!(files, 2, "uploads/ holds the two accepted jobs only");
 
+    std::fs::remove_file(&hold).unwrap();
     for id in [&first, &second] {
         assert_eq!(server.wait_for(id, &["done", "failed"])["status"], "done");
     }
@@ -121,13 +125,26 @@ fn a_job_cut_short_by_a_crash_is_finished_after_the_restart() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let archive = tar_gz(&corpus("seed-lic-001"));
-    let server = Server::start(&data, &["--workers", "1"], &[("TRIAGE_SERVE_TEST_HOLD_MS", "600000")]);
+    // The worker holds its job until the process is killed.
+    let hold = dir.path().join("hold");
+    std::fs::write(&hold, "").unwrap();
+    let server = Server::start(
+        &data,
+        &["--workers", "1"],
+        &[("TRIAGE_SERVE_TEST_HOLD_FILE", hold.to_str().unwrap())],
+    );
     let running = server.upload("running.tgz", &archive);
     server.wait_for(&running, &["running"]);
     let queued = server.upload("queued.tgz", &archive);
     server.kill();
+    // What a crash mid-upload leaves: a directory with no job, and a stray file.
+    let orphan = data.join("uploads/0123456789abcdef0123456789abcdef");
+    std::fs::create_dir(&orphan).unwrap();
+    std::fs::write(orphan.join("upload.part"), "half").unwrap();
+    std::fs::write(data.join("uploads/stray"), "").unwrap();
 
     let server = Server::start(&data, &["--workers", "1"], &[]);
+    assert!(!orphan.exists() && !data.join("uploads/stray").exists());
     // A second service on the same data directory would run the jobs twice.
     let second = triage()
         .args(["serve", "--listen", "127.0.0.1:0", "--data", data.to_str().unwrap()])
@@ -216,11 +233,43 @@ fn bad_uploads_get_a_clear_answer_and_leave_nothing_behind() {
     assert!(!job["error"].as_str().unwrap().is_empty());
     assert_eq!(job["result"]["failed"], true);
 
+    wait_until_gone(&server.data.join("uploads").join(&id));
     let uploads: Vec<_> = std::fs::read_dir(server.data.join("uploads"))
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
     assert!(uploads.is_empty(), "left behind: {uploads:?}");
+
+    // Errors made below the handlers are JSON too.
+    let mut stream = TcpStream::connect(server.addr()).unwrap();
+    write!(
+        stream,
+        "DELETE /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+    assert!(
+        answer.contains("\"error\":\"this resource does not take that method\""),
+        "{answer}"
+    );
+    let (status, body) = server.get_json("/v1/bundles?limit=abc");
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap().contains("limit"), "{body}");
+}
+
+/// The worker removes an upload just after it records the result.
+fn wait_until_gone(path: &std::path::Path) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while path.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} is still there",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -293,6 +342,50 @@ fn slow_clients_are_cut_off() {
         health["queue"]["depth"], 0,
         "the place held for the upload is given back"
     );
+}
+
+#[test]
+fn an_upload_that_trickles_is_dropped_and_gives_its_place_back() {
+    let dir = tempfile::tempdir().unwrap();
+    // Each byte comes within the idle timeout, but far below the rate.
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--queue", "1", "--upload-idle-timeout", "5", "--upload-min-rate", "1"],
+        &[],
+    );
+    let mut stream = TcpStream::connect(server.addr()).unwrap();
+    write!(
+        stream,
+        "POST /v1/bundles HTTP/1.1\r\nHost: x\r\nContent-Type: application/gzip\r\nContent-Length: 100000\r\n\r\n"
+    )
+    .unwrap();
+    stream.write_all(&[0x1f]).unwrap();
+    // Meanwhile the trickling upload holds the only place.
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, _, _) = server.post("/v1/bundles", "application/gzip", &tar_gz(&corpus("healthy")));
+    assert_eq!(status, 503);
+    // A byte every half second: 2 bytes/s, under the 1 KiB/s it needs
+    // after its first ten seconds.
+    let reader = {
+        let mut stream = stream.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let mut answer = String::new();
+            let _ = stream.read_to_string(&mut answer);
+            answer
+        })
+    };
+    for _ in 0..60 {
+        if reader.is_finished() || stream.write_all(&[0]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let answer = reader.join().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("slower than the 1024 bytes/s"), "{answer}");
+    let id = server.upload("healthy.tgz", &tar_gz(&corpus("healthy")));
+    assert_eq!(server.wait_for(&id, &["done", "failed"])["status"], "done");
 }
 
 #[test]
@@ -391,6 +484,24 @@ fn a_full_disk_is_507_and_the_service_goes_on() {
     let (status, _, body) = server.post("/v1/bundles?name=big.gz", "application/gzip", &big);
     assert_eq!(status, 507, "{body}");
     assert!(body["error"].as_str().unwrap().contains("no disk space"), "{body}");
+    // The disk fills with the last bytes of an upload: tokio writes in the
+    // background, so only the flush sees it; never a 202 for a short file.
+    let avail = std::process::Command::new("df")
+        .args(["--output=avail", "-B1"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let avail: usize = String::from_utf8_lossy(&avail.stdout)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut just_over = vec![0u8; avail + 1000];
+    just_over[..2].copy_from_slice(&[0x1f, 0x8b]);
+    let (status, _, body) = server.post("/v1/bundles?name=big.gz", "application/gzip", &just_over);
+    assert_eq!(status, 507, "{body}");
     // The partial upload is removed, so the next one fits.
     let id = server.upload("seed.tgz", &tar_gz(&corpus("seed-lic-001")));
     assert_eq!(server.wait_for(&id, &["done", "failed"])["status"], "done");

@@ -222,13 +222,56 @@ fn a_bundle_uploaded_from_the_page_shows_its_diagnoses() {
     );
     browser.screenshot(&screenshots().join("result-phone.png"));
 
-    // The link opens the rule's page.
-    browser.eval("document.querySelector('#diagnosis-SDWAN-LIC-001 .rule-link').click()");
+    // Text from the bundle is shown as text: an evidence line holding
+    // markup, with letters beyond ASCII before its highlights.
+    let hostile_bundle = dir.path().join("hostile");
+    copy_dir(&corpus("ssm-onprem-001-upstream-down"), &hostile_bundle);
+    std::fs::write(
+        hostile_bundle.join("ssm-onprem/var/log/nginx/error.log"),
+        "2023/04/18 08:50:31 [error] 47#47: *1576 connect() failed — é ü (111: Connection refused) while connecting to upstream, client: 192.168.10.1, server: ssm-onprem.example.local, request: \"POST /oauth/token?<img src=x onerror=document.title='pwned'> HTTP/1.1\", upstream: \"http://172.18.0.5:3000/oauth/token\", host: \"10.106.66.55:8443\"\n",
+    )
+    .unwrap();
+    let hostile_archive = dir.path().join("hostile.tgz");
+    std::fs::write(&hostile_archive, tar_gz(&hostile_bundle)).unwrap();
+    browser.choose_file("#file", &hostile_archive);
+    browser.eval("document.querySelector('#upload').click()");
     browser.wait_until(
-        "location.pathname === '/docs/rules/SDWAN-LIC-001.html' && document.readyState === 'complete' && document.body.innerText.includes('Remediation')",
-        "the rule page",
+        "document.querySelector('#diagnosis-SSM-ONPREM-001')",
+        "the hostile bundle's diagnosis",
+    );
+    assert_eq!(browser.eval("document.querySelectorAll('#result img').length"), 0);
+    let evidence = browser.eval("document.querySelector('#diagnosis-SSM-ONPREM-001 .evidence').textContent");
+    assert!(evidence.as_str().unwrap().contains("<img src=x onerror="), "{evidence}");
+    let marks =
+        browser.eval("[...document.querySelectorAll('#diagnosis-SSM-ONPREM-001 mark')].map(m => m.textContent)");
+    assert_eq!(
+        marks,
+        json!([
+            "(111: Connection refused)",
+            "while connecting to upstream",
+            "/oauth/token"
+        ])
     );
     assert_ne!(browser.eval("document.title"), "pwned");
+
+    // The link opens the rule's page.
+    browser.eval("document.querySelector('#diagnosis-SSM-ONPREM-001 .rule-link').click()");
+    browser.wait_until(
+        "location.pathname === '/docs/rules/SSM-ONPREM-001.html' && document.readyState === 'complete' && document.body.innerText.includes('Remediation')",
+        "the rule page",
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.unwrap();
+        let target = to.join(entry.path().strip_prefix(from).unwrap());
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
 }
 
 fn screenshots() -> PathBuf {

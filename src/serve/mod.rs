@@ -56,6 +56,11 @@ pub struct Config {
     pub max_upload_bytes: u64,
     /// An upload that sends nothing for this long is dropped.
     pub upload_idle_timeout: Duration,
+    /// An upload must be complete within this.
+    pub upload_timeout: Duration,
+    /// An upload slower than this on average (bytes a second, after its
+    /// first ten seconds) is dropped.
+    pub upload_min_rate: u64,
     /// Every other request must be answered within this.
     pub request_timeout: Duration,
     /// A connection must send its request head within this.
@@ -100,10 +105,12 @@ struct Shared {
     metrics: metrics::Metrics,
     /// Running mean of a job's time, milliseconds, for Retry-After.
     mean_job_ms: AtomicU64,
-    /// Test hook for the crash-recovery test: a worker waits this long
-    /// after marking a job running, so the test can kill the process
-    /// mid-job (`TRIAGE_SERVE_TEST_HOLD_MS`).
-    hold: Duration,
+    /// Test hook for the queue and crash-recovery tests: while this file
+    /// exists, a worker that has marked a job running waits before
+    /// diagnosing it, so a test can fill the queue or kill the process
+    /// mid-job, then release it by deleting the file
+    /// (`TRIAGE_SERVE_TEST_HOLD_FILE`).
+    hold: Option<PathBuf>,
 }
 
 type AppState = Arc<Shared>;
@@ -125,10 +132,8 @@ pub fn run(config: Config) -> Result<(), String> {
     })?;
     let queue: Arc<dyn JobQueue> = Arc::new(EmbeddedQueue::new(config.queue_capacity));
     let recovered = store.recover()?;
-    let hold = std::env::var("TRIAGE_SERVE_TEST_HOLD_MS")
-        .ok()
-        .and_then(|ms| ms.parse().ok())
-        .map_or(Duration::ZERO, Duration::from_millis);
+    let swept = sweep_uploads(&store, &config.data.join("uploads"), config.keep_uploads);
+    let hold = std::env::var_os("TRIAGE_SERVE_TEST_HOLD_FILE").map(PathBuf::from);
     let shared = Arc::new(Shared {
         store,
         queue,
@@ -142,6 +147,12 @@ pub fn run(config: Config) -> Result<(), String> {
     {
         let set = shared.rules.current();
         tracing::info!(rules = set.engine.kb.rules.len(), version = %set.version, "rules loaded");
+    }
+    if swept > 0 {
+        tracing::info!(
+            entries = swept,
+            "removed uploads no job needs (cut short, or of finished jobs)"
+        );
     }
     if !recovered.is_empty() {
         tracing::info!(jobs = recovered.len(), "requeued jobs accepted before the restart");
@@ -170,6 +181,9 @@ pub fn run(config: Config) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(serve_http(shared.clone()))?;
+    // Connections still open after the grace period are cut here, not
+    // served while the workers finish.
+    runtime.shutdown_timeout(Duration::from_secs(1));
     // Workers finish the job in hand; one still running at the deadline is
     // run again after the next start.
     shared.queue.close();
@@ -184,6 +198,36 @@ pub fn run(config: Config) -> Result<(), String> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// At start, removes what a crash or a dropped connection can leave in
+/// `uploads/`: directories of uploads never recorded as jobs, and uploads
+/// of finished jobs (unless they are kept). The number removed.
+fn sweep_uploads(store: &Store, uploads: &Path, keep: bool) -> usize {
+    let Ok(entries) = std::fs::read_dir(uploads) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let needed = is_job_id(&name)
+            && match store.get(&name) {
+                Ok(Some(job)) => keep || matches!(job.status, Status::Queued | Status::Running),
+                Ok(None) => false,
+                // Unsure: keep it.
+                Err(_) => true,
+            };
+        if !needed {
+            let path = entry.path();
+            let gone = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed += usize::from(gone.is_ok());
+        }
+    }
+    removed
 }
 
 /// Two services on one data directory would both requeue its jobs and run
@@ -224,8 +268,11 @@ fn init_logging(json: bool) {
 
 /// The HTTP routes.
 fn router(shared: AppState) -> Router {
-    let timeout =
-        tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, shared.config.request_timeout);
+    // The server was too slow, not the client: 503 (retry), not 408.
+    let timeout = tower_http::timeout::TimeoutLayer::with_status_code(
+        StatusCode::SERVICE_UNAVAILABLE,
+        shared.config.request_timeout,
+    );
     let api = Router::new()
         .route("/", get(page))
         .route("/healthz", get(healthz))
@@ -246,6 +293,7 @@ fn router(shared: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::disable());
     api.merge(upload)
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(json_errors))
         .layer(axum::middleware::from_fn(log_request))
         .with_state(shared)
 }
@@ -340,6 +388,53 @@ async fn log_request(request: Request, next: Next) -> Response {
     response
 }
 
+/// Every error answer is JSON, also those made below the handlers: a
+/// method the route does not take (405), a query or path the extractors
+/// reject (400, text), a request that ran out of time (503, empty).
+async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let (error, hint) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "this resource does not take that method".to_string(),
+            format!(
+                "it takes: {}",
+                parts
+                    .headers
+                    .get(header::ALLOW)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("see docs/SERVICE.md")
+            ),
+        ),
+        StatusCode::SERVICE_UNAVAILABLE if text.is_empty() => (
+            "the request was not answered in time".to_string(),
+            "retry later".to_string(),
+        ),
+        _ if text.is_empty() => (
+            status.canonical_reason().unwrap_or("error").to_lowercase(),
+            "see docs/SERVICE.md for the API".to_string(),
+        ),
+        _ => (text, "see docs/SERVICE.md for the API".to_string()),
+    };
+    let mut answer = problem(status, error, hint);
+    for name in [header::ALLOW, header::RETRY_AFTER] {
+        if let Some(value) = parts.headers.get(&name) {
+            answer.headers_mut().insert(name, value.clone());
+        }
+    }
+    answer
+}
+
 /// An error answer: what went wrong and what to do.
 fn problem(status: StatusCode, error: impl Into<String>, hint: impl Into<String>) -> Response {
     (status, Json(json!({ "error": error.into(), "hint": hint.into() }))).into_response()
@@ -397,19 +492,19 @@ struct UploadQuery {
 
 /// A place held in the queue for an upload in progress; given back if the
 /// upload does not finish.
-struct Reservation<'a> {
-    queue: &'a dyn JobQueue,
+struct Reservation {
+    queue: Arc<dyn JobQueue>,
     held: bool,
 }
 
-impl Reservation<'_> {
+impl Reservation {
     fn submit(mut self, id: String) {
         self.held = false;
         self.queue.submit(id);
     }
 }
 
-impl Drop for Reservation<'_> {
+impl Drop for Reservation {
     fn drop(&mut self) {
         if self.held {
             self.queue.release();
@@ -499,7 +594,13 @@ fn clean_name(name: Option<&str>) -> String {
 }
 
 async fn upload(State(shared): State<AppState>, query: Query<UploadQuery>, headers: HeaderMap, body: Body) -> Response {
-    let response = receive_upload(shared.clone(), query, headers, body).await;
+    // In a task of its own: when the client goes away, hyper drops this
+    // handler, but the upload must still end in one of two states, a
+    // committed and queued job, or nothing at all (no file, no row, the
+    // queue place given back).
+    let response = tokio::spawn(receive_upload(shared.clone(), query, headers, body))
+        .await
+        .unwrap_or_else(internal);
     shared.metrics.upload(match response.status() {
         StatusCode::ACCEPTED => "accepted",
         StatusCode::SERVICE_UNAVAILABLE => "queue_full",
@@ -570,7 +671,7 @@ async fn receive_upload(
         return response;
     }
     let reservation = Reservation {
-        queue: shared.queue.as_ref(),
+        queue: shared.queue.clone(),
         held: true,
     };
     let id = match new_job_id() {
@@ -579,38 +680,46 @@ async fn receive_upload(
     };
     let name = clean_name(query.name.as_deref());
     let job_dir = shared.uploads.join(&id);
-    if let Err(e) = tokio::fs::create_dir(&job_dir).await {
-        return storage_error(&e);
-    }
+    // The guard before the directory, so no path leaves one behind.
     let mut part = PartFile {
         path: job_dir.clone(),
         keep: false,
     };
+    if let Err(e) = std::fs::create_dir(&job_dir) {
+        return storage_error(&e);
+    }
     let part_file = job_dir.join("upload.part");
-    let size = match receive(body, &part_file, limit, shared.config.upload_idle_timeout).await {
+    let pace = Pace {
+        idle: shared.config.upload_idle_timeout,
+        deadline: shared.config.upload_timeout,
+        min_rate: shared.config.upload_min_rate,
+    };
+    let size = match receive(body, &part_file, limit, &pace).await {
         Ok(size) => size,
         Err(response) => return *response,
     };
     let bundle = upload_path(&shared.uploads, &id, &name);
-    if let Err(e) = tokio::fs::rename(&part_file, &bundle).await {
-        return storage_error(&e);
-    }
-    // The upload is durable before the job is acknowledged.
-    let (uploads, dir) = (shared.uploads.clone(), job_dir.clone());
-    let _ = blocking(move || {
-        std::fs::File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .and_then(|()| std::fs::File::open(&uploads))
-            .and_then(|d| d.sync_all())
-    })
-    .await;
-    let inserted = {
+    let committed = {
         let (shared, id, name) = (shared.clone(), id.clone(), name.clone());
-        blocking(move || shared.store.insert(&id, &name, size)).await
+        blocking(move || -> Result<(), Box<Response>> {
+            let stored = |e: std::io::Error| Box::new(storage_error(&e));
+            std::fs::rename(&part_file, &bundle).map_err(stored)?;
+            // The upload's name is durable before the job is recorded.
+            std::fs::File::open(&job_dir)
+                .and_then(|d| d.sync_all())
+                .and_then(|()| std::fs::File::open(&shared.uploads))
+                .and_then(|d| d.sync_all())
+                .map_err(stored)?;
+            shared.store.insert(&id, &name, size).map_err(|e| match e {
+                None => stored(std::io::Error::from(std::io::ErrorKind::StorageFull)),
+                Some(e) => Box::new(internal(e)),
+            })
+        })
+        .await
     };
-    match inserted {
+    match committed {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => return internal(e),
+        Ok(Err(response)) => return *response,
         Err(response) => return response,
     }
     part.keep = true;
@@ -628,24 +737,48 @@ async fn receive_upload(
     response
 }
 
-/// Streams a request body into `path`: at most `limit` bytes, each chunk
-/// within `idle`, the first bytes an archive; synced to disk. The size, or
+/// How fast an upload must come: each chunk within `idle`, the whole
+/// within `deadline`, and after its first ten seconds at `min_rate` bytes
+/// a second on average. An upload holds a place in the queue, so a client
+/// that trickles bytes must not hold it for long.
+struct Pace {
+    idle: Duration,
+    deadline: Duration,
+    min_rate: u64,
+}
+
+/// Streams a request body into `path`: at most `limit` bytes, at `pace`,
+/// the first bytes an archive; flushed and synced to disk. The size, or
 /// the answer to give.
-async fn receive(body: Body, path: &Path, limit: u64, idle: Duration) -> Result<u64, Box<Response>> {
+async fn receive(body: Body, path: &Path, limit: u64, pace: &Pace) -> Result<u64, Box<Response>> {
     let fail = |r: Response| Box::new(r);
+    let too_slow = |what: String| {
+        fail(problem(
+            StatusCode::REQUEST_TIMEOUT,
+            what,
+            "upload again over a faster or steadier connection",
+        ))
+    };
     let mut file = tokio::fs::File::create(path)
         .await
         .map_err(|e| fail(storage_error(&e)))?;
     let mut stream = body.into_data_stream();
+    let started = Instant::now();
     let mut size: u64 = 0;
     let mut head: Vec<u8> = Vec::with_capacity(512);
     loop {
-        let chunk = match tokio::time::timeout(idle, stream.next()).await {
+        let wait = pace.idle.min(pace.deadline.saturating_sub(started.elapsed()));
+        let chunk = match tokio::time::timeout(wait, stream.next()).await {
+            Err(_) if started.elapsed() >= pace.deadline => {
+                return Err(too_slow(format!(
+                    "the upload did not finish within {} s",
+                    pace.deadline.as_secs()
+                )))
+            }
             Err(_) => {
-                return Err(fail(problem(
-                    StatusCode::REQUEST_TIMEOUT,
-                    format!("the upload sent nothing for {} s", idle.as_secs()),
-                    "upload again; the connection stalled",
+                return Err(too_slow(format!(
+                    "the upload sent nothing for {} s",
+                    pace.idle.as_secs()
                 )))
             }
             Ok(None) => break,
@@ -664,6 +797,14 @@ async fn receive(body: Body, path: &Path, limit: u64, idle: Duration) -> Result<
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("the upload is larger than {limit} bytes, the most this service takes"),
                 "split the bundle, or ask the operator to raise --max-upload",
+            )));
+        }
+        let elapsed = started.elapsed();
+        if elapsed > Duration::from_secs(10) && (size as f64) < pace.min_rate as f64 * elapsed.as_secs_f64() {
+            return Err(too_slow(format!(
+                "the upload came at {} bytes/s, slower than the {} bytes/s this service needs",
+                (size as f64 / elapsed.as_secs_f64()) as u64,
+                pace.min_rate
             )));
         }
         if head.len() < 512 {
@@ -690,7 +831,16 @@ async fn receive(body: Body, path: &Path, limit: u64, idle: Duration) -> Result<
             "pack the bundle with tar czf or zip and upload the archive",
         )));
     }
+    // tokio's file writes in the background: a failed last write (a full
+    // disk) shows only on flush, and sync_all alone would not report it.
+    file.flush().await.map_err(|e| fail(storage_error(&e)))?;
     file.sync_all().await.map_err(|e| fail(storage_error(&e)))?;
+    let written = file.metadata().await.map_err(|e| fail(storage_error(&e)))?.len();
+    if written != size {
+        return Err(fail(internal(format!(
+            "the upload was {size} bytes but {written} reached the disk"
+        ))));
+    }
     Ok(size)
 }
 
@@ -718,14 +868,7 @@ async fn get_job(State(shared): State<AppState>, UrlPath(id): UrlPath<String>) -
     }
     let found = {
         let id = id.clone();
-        blocking(move || -> Result<_, String> {
-            let Some(job) = shared.store.get(&id)? else {
-                return Ok(None);
-            };
-            let result = shared.store.result(&id)?;
-            Ok(Some((job, result)))
-        })
-        .await
+        blocking(move || shared.store.get_with_result(&id)).await
     };
     match found {
         Err(response) => response,
@@ -753,13 +896,13 @@ async fn get_report(State(shared): State<AppState>, UrlPath(id): UrlPath<String>
     }
     let found = {
         let id = id.clone();
-        blocking(move || -> Result<_, String> { Ok((shared.store.get(&id)?, shared.store.result(&id)?)) }).await
+        blocking(move || shared.store.get_with_result(&id)).await
     };
     match found {
         Err(response) => response,
         Ok(Err(e)) => internal(e),
-        Ok(Ok((None, _))) => unknown_job(&id),
-        Ok(Ok((Some(job), None))) => problem(
+        Ok(Ok(None)) => unknown_job(&id),
+        Ok(Ok(Some((job, None)))) => problem(
             StatusCode::CONFLICT,
             format!(
                 "job {id} is {} and has no report yet",
@@ -767,7 +910,7 @@ async fn get_report(State(shared): State<AppState>, UrlPath(id): UrlPath<String>
             ),
             "poll GET /v1/bundles/{id} until its status is done",
         ),
-        Ok(Ok((Some(_), Some(text)))) => ([(header::CONTENT_TYPE, "application/json")], text).into_response(),
+        Ok(Ok(Some((_, Some(text))))) => ([(header::CONTENT_TYPE, "application/json")], text).into_response(),
     }
 }
 
@@ -937,7 +1080,7 @@ fn run_job(shared: &Shared, id: &str) {
     let job = match shared.store.start(id) {
         Ok(Some(job)) => job,
         Ok(None) => {
-            tracing::warn!(job = %id, "queued job has no record; dropped");
+            tracing::warn!(job = %id, "job delivered again after it finished, or without a record; skipped");
             shared.queue.ack(id);
             return;
         }
@@ -967,8 +1110,10 @@ fn run_job(shared: &Shared, id: &str) {
         return;
     }
     tracing::info!(job = %id, attempt = job.attempts, rules_version = %set.version, "job started");
-    if !shared.hold.is_zero() {
-        std::thread::sleep(shared.hold);
+    if let Some(hold) = &shared.hold {
+        while hold.exists() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
     let started = Instant::now();
     let mut report = crate::batch::diagnose_guarded(&set.engine, &bundle, &shared.config.options);

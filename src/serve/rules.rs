@@ -116,7 +116,9 @@ impl RuleSource {
                     .into_iter()
                     .filter_map(Result::ok)
             })
-            .filter(|e| e.file_type().is_file())
+            // Rules, formats, macros and triage.toml: an editor's swap file
+            // or a README is not part of the rule set.
+            .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "toml"))
             .map(|e| e.into_path())
             .collect();
         files.extend(self.tune.iter().cloned());
@@ -230,6 +232,16 @@ impl Rules {
         // Taken before loading: a change made while loading is seen by the next poll.
         let fingerprint = self.source.fingerprint();
         *self.fingerprint.lock().unwrap_or_else(|e| e.into_inner()) = fingerprint;
+        // Same files as the set in use (a touch, a reload request with
+        // nothing new): keep it, and its generated documentation.
+        let current = self.current();
+        if self.last_error().is_none() && self.source.version() == current.version {
+            return Ok(Reloaded {
+                version: current.version.clone(),
+                changed: false,
+                rules: current.engine.kb.rules.len(),
+            });
+        }
         match self.source.load() {
             Ok(set) => {
                 let set = Arc::new(set);

@@ -174,25 +174,37 @@ impl Store {
         self.db.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records an accepted upload, queued.
-    pub fn insert(&self, id: &str, name: &str, size: u64) -> Result<(), String> {
+    /// Records an accepted upload, queued. `Err(None)` when the disk is
+    /// full (the client may retry later), else why.
+    pub fn insert(&self, id: &str, name: &str, size: u64) -> Result<(), Option<String>> {
         self.db()
             .execute(
                 "INSERT INTO jobs (id, name, size, status, submitted_at) VALUES (?1, ?2, ?3, 'queued', ?4)",
                 params![id, name, size as i64, now()],
             )
             .map(|_| ())
-            .map_err(|e| format!("cannot record the job: {e}"))
+            .map_err(|e| match e.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::DiskFull) => None,
+                _ => Some(format!("cannot record the job: {e}")),
+            })
     }
 
     /// Marks a job running and counts the attempt; the job as it is now.
+    /// `None` when there is no such job or it has finished already (a
+    /// queue that delivers a job again, as brokers do, must not run a
+    /// finished one twice).
     pub fn start(&self, id: &str) -> Result<Option<Job>, String> {
         let db = self.db();
-        db.execute(
-            "UPDATE jobs SET status = 'running', started_at = ?2, attempts = attempts + 1 WHERE id = ?1",
-            params![id, now()],
-        )
-        .map_err(|e| format!("cannot start job {id}: {e}"))?;
+        let changed = db
+            .execute(
+                "UPDATE jobs SET status = 'running', started_at = ?2, attempts = attempts + 1
+                 WHERE id = ?1 AND status IN ('queued', 'running')",
+                params![id, now()],
+            )
+            .map_err(|e| format!("cannot start job {id}: {e}"))?;
+        if changed == 0 {
+            return Ok(None);
+        }
         Self::get_with(&db, id)
     }
 
@@ -231,13 +243,17 @@ impl Store {
         Self::get_with(&self.db(), id)
     }
 
-    /// A job's report, as stored (the JSON text of `diagnose --format json`).
-    pub fn result(&self, id: &str) -> Result<Option<String>, String> {
+    /// One job with its report (the JSON text of `diagnose --format
+    /// json`), read together so the two agree.
+    pub fn get_with_result(&self, id: &str) -> Result<Option<(Job, Option<String>)>, String> {
         self.db()
-            .query_row("SELECT result FROM jobs WHERE id = ?1", [id], |row| row.get(0))
+            .query_row(
+                &format!("SELECT {JOB_COLUMNS}, result FROM jobs WHERE id = ?1"),
+                [id],
+                |row| Ok((job_from_row(row)?, row.get(11)?)),
+            )
             .optional()
-            .map(Option::flatten)
-            .map_err(|e| format!("cannot read the result of job {id}: {e}"))
+            .map_err(|e| format!("cannot read job {id}: {e}"))
     }
 
     /// The most recent jobs, newest first.
@@ -323,7 +339,11 @@ mod tests {
         let a = store.get("a").unwrap().unwrap();
         assert_eq!(a.status, Status::Done);
         assert_eq!(a.diagnoses.as_deref(), Some(&["X-1".to_string()][..]));
-        assert_eq!(store.result("a").unwrap().as_deref(), Some("{}"));
+        let (_, result) = store.get_with_result("a").unwrap().unwrap();
+        assert_eq!(result.as_deref(), Some("{}"));
+        // A finished job delivered again is not run again.
+        assert!(store.start("a").unwrap().is_none());
+        assert!(store.start("nope").unwrap().is_none());
         let counts = store.counts().unwrap();
         assert_eq!((counts.queued, counts.running, counts.done), (1, 1, 1));
         assert_eq!(
