@@ -407,14 +407,10 @@ async fn json_errors(request: Request, next: Next) -> Response {
     let (error, hint) = match status {
         StatusCode::METHOD_NOT_ALLOWED => (
             "this resource does not take that method".to_string(),
-            format!(
-                "it takes: {}",
-                parts
-                    .headers
-                    .get(header::ALLOW)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("see docs/SERVICE.md")
-            ),
+            match parts.headers.get(header::ALLOW).and_then(|v| v.to_str().ok()) {
+                Some(allowed) => format!("it takes: {allowed}"),
+                None => "see docs/SERVICE.md for the methods each resource takes".to_string(),
+            },
         ),
         StatusCode::SERVICE_UNAVAILABLE if text.is_empty() => (
             "the request was not answered in time".to_string(),
