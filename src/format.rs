@@ -4,9 +4,12 @@
 //! sniff to recognise files, a regex that starts a record (so stack traces
 //! and two-line tcpdump packets stay whole), patterns whose named captures
 //! become typed fields, and a timestamp recipe. Formats are checked at load:
-//! every sample must parse. Parsing is lazy: the scanner only calls
-//! [`Format::parse`] on records that the literal prefilter selected.
+//! every sample must parse. Parsing is lazy: the scanner only reads the
+//! records that the literal prefilter selected, and of those only the
+//! fields a rule asks for ([`LazyFields`]).
 
+use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
@@ -182,6 +185,123 @@ pub struct ParsedFields {
     pub matched: bool,
 }
 
+/// Where the fields of a record of a lines format stand: the pattern that
+/// matched and the spans of its groups, by group index.
+#[derive(Debug, Clone)]
+struct Slots {
+    pattern: usize,
+    spans: Vec<Option<Range<usize>>>,
+}
+
+/// The text a value is written as: a string as it is, without a copy.
+fn display_text(value: &Value) -> Cow<'_, str> {
+    match value {
+        Value::Str(s) => Cow::Borrowed(s),
+        other => Cow::Owned(other.to_string()),
+    }
+}
+
+/// A record's fields, each read the first time something asks for it. A
+/// rule usually reads one or two fields of a record; a tcpdump packet has
+/// twenty, and converting them all (a string each) cost more than running
+/// the pattern. [`Format::parse`] still reads everything at once, for
+/// `events` and the format checks.
+#[derive(Debug)]
+pub struct LazyFields<'t> {
+    format: &'t Format,
+    text: Cow<'t, str>,
+    zones: &'t ZoneTable,
+    parsed: OnceCell<Parsed>,
+    time: OnceCell<(Option<RecordTime>, Option<String>)>,
+}
+
+/// What running a format's patterns (or the JSON parser) over a record
+/// gave.
+#[derive(Debug)]
+enum Parsed {
+    /// A lines format: where the fields stand, if a pattern matched, and
+    /// each field's value once read.
+    Lines(Option<Slots>, Box<[OnceCell<Option<FieldValue>>]>),
+    /// A JSON object, read whole.
+    Json(ParsedFields),
+}
+
+impl<'t> LazyFields<'t> {
+    /// A record of `format` whose fields are not read yet.
+    pub fn new(format: &'t Format, text: Cow<'t, str>, zones: &'t ZoneTable) -> LazyFields<'t> {
+        LazyFields {
+            format,
+            text,
+            zones,
+            parsed: OnceCell::new(),
+            time: OnceCell::new(),
+        }
+    }
+
+    /// The record's text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    fn parsed(&self) -> &Parsed {
+        self.parsed.get_or_init(|| match self.format.kind {
+            FormatKind::Lines => {
+                let slots = self.format.match_patterns(&self.text);
+                let fields = if slots.is_some() { self.format.fields.len() } else { 0 };
+                Parsed::Lines(slots, (0..fields).map(|_| OnceCell::new()).collect())
+            }
+            FormatKind::Json => Parsed::Json(self.format.parse_json(&self.text, self.zones)),
+        })
+    }
+
+    /// Whether the patterns have run, that is whether anything was read.
+    pub fn is_parsed(&self) -> bool {
+        self.parsed.get().is_some()
+    }
+
+    /// Whether one of the patterns matched.
+    pub fn matched(&self) -> bool {
+        match self.parsed() {
+            Parsed::Lines(slots, _) => slots.is_some(),
+            Parsed::Json(fields) => fields.matched,
+        }
+    }
+
+    /// The value of a field by index of the format, if the record has it.
+    pub fn value(&self, field: usize) -> Option<&FieldValue> {
+        match self.parsed() {
+            Parsed::Lines(Some(slots), values) => values
+                .get(field)?
+                .get_or_init(|| self.format.value_at(&self.text, slots, field))
+                .as_ref(),
+            Parsed::Lines(None, _) => None,
+            Parsed::Json(fields) => fields.values.get(field)?.as_ref(),
+        }
+    }
+
+    fn time_and_zone(&self) -> &(Option<RecordTime>, Option<String>) {
+        self.time.get_or_init(|| match self.parsed() {
+            Parsed::Json(fields) => (fields.time, fields.guessed_zone.clone()),
+            Parsed::Lines(..) => self.format.time_of(|i| self.value(i), self.zones),
+        })
+    }
+
+    /// The record's time.
+    pub fn time(&self) -> Option<RecordTime> {
+        self.time_and_zone().0
+    }
+
+    /// A zone abbreviation that was read with a guess.
+    pub fn guessed_zone(&self) -> Option<&str> {
+        // Only a zone read from a field can be a guess: other records need
+        // not read their time for this.
+        match self.format.timestamp.as_ref().map(|t| &t.zone) {
+            Some(ZoneSpec::Field(_)) => self.time_and_zone().1.as_deref(),
+            _ => None,
+        }
+    }
+}
+
 impl Format {
     /// Whether a record may span several lines.
     pub fn is_multi_line(&self) -> bool {
@@ -220,30 +340,41 @@ impl Format {
             values: vec![None; self.fields.len()],
             ..ParsedFields::default()
         };
-        for pattern in &self.patterns {
-            let Some(caps) = pattern.captures(text) else {
-                continue;
-            };
+        if let Some(slots) = self.match_patterns(text) {
             out.matched = true;
-            for &(field, group) in &pattern.groups {
-                if let Some(Some(m)) = caps.get(group) {
-                    let raw = &text[m.clone()];
-                    if let Ok(value) = Value::parse_as(raw, self.fields[field].ty) {
-                        // Values are read trimmed; the range must say where
-                        // the trimmed value stands.
-                        let start = m.start + (raw.len() - raw.trim_start().len());
-                        let end = (m.end - (raw.len() - raw.trim_end().len())).max(start);
-                        out.values[field] = Some(FieldValue {
-                            value,
-                            range: Some(start..end),
-                        });
-                    }
-                }
+            for (field, value) in out.values.iter_mut().enumerate() {
+                *value = self.value_at(text, &slots, field);
             }
-            break;
         }
-        self.read_time(&mut out, zones);
+        (out.time, out.guessed_zone) = self.time_of(|i| out.values.get(i).and_then(Option::as_ref), zones);
         out
+    }
+
+    /// Runs the patterns over a record of a lines format: the first that
+    /// matches, and where its groups stand.
+    fn match_patterns(&self, text: &str) -> Option<Slots> {
+        self.patterns
+            .iter()
+            .enumerate()
+            .find_map(|(pattern, p)| p.captures(text).map(|spans| Slots { pattern, spans }))
+    }
+
+    /// The typed value of one field of a record of a lines format, from the
+    /// spans its pattern found; `None` when the field's group did not take
+    /// part or its text is not of the field's type.
+    fn value_at(&self, text: &str, slots: &Slots, field: usize) -> Option<FieldValue> {
+        let &(_, group) = self.patterns[slots.pattern].groups.iter().find(|(f, _)| *f == field)?;
+        let m = slots.spans.get(group)?.clone()?;
+        let raw = &text[m.clone()];
+        let value = Value::parse_as(raw, self.fields[field].ty).ok()?;
+        // Values are read trimmed; the range must say where the trimmed
+        // value stands.
+        let start = m.start + (raw.len() - raw.trim_start().len());
+        let end = (m.end - (raw.len() - raw.trim_end().len())).max(start);
+        Some(FieldValue {
+            value,
+            range: Some(start..end),
+        })
     }
 
     fn parse_json(&self, text: &str, zones: &ZoneTable) -> ParsedFields {
@@ -280,45 +411,49 @@ impl Format {
             };
             out.values[i] = value.map(|value| FieldValue { value, range: None });
         }
-        self.read_time(&mut out, zones);
+        (out.time, out.guessed_zone) = self.time_of(|i| out.values.get(i).and_then(Option::as_ref), zones);
         out
     }
 
-    fn read_time(&self, out: &mut ParsedFields, zones: &ZoneTable) {
-        let Some(spec) = &self.timestamp else { return };
-        let Some(Some(field)) = out.values.get(spec.field) else {
-            return;
+    /// The record time read from the timestamp field, given a record's
+    /// field values by index; and the zone abbreviation it was read in when
+    /// that was a guess (or unknown, read as UTC).
+    fn time_of<'v>(
+        &self,
+        value_of: impl Fn(usize) -> Option<&'v FieldValue>,
+        zones: &ZoneTable,
+    ) -> (Option<RecordTime>, Option<String>) {
+        let Some(spec) = &self.timestamp else {
+            return (None, None);
+        };
+        let Some(field) = value_of(spec.field) else {
+            return (None, None);
         };
         if let Value::Time(micros) = field.value {
-            out.time = Some(RecordTime::full(micros));
-            return;
+            return (Some(RecordTime::full(micros)), None);
         }
-        let text = field.value.to_string();
+        let text = display_text(&field.value);
+        let mut guessed_zone = None;
         let offset = match &spec.zone {
             ZoneSpec::Fixed(o) => *o,
             ZoneSpec::InText => 0,
-            ZoneSpec::Field(name) => {
-                let abbreviation = self
-                    .field_index(name)
-                    .and_then(|i| out.values[i].as_ref())
-                    .map(|v| v.value.to_string());
-                match abbreviation {
-                    Some(abbr) => {
-                        // Guessed (IST) or unknown (read as UTC): say so.
-                        if zones.ambiguity(&abbr).is_some() || zones.offset(&abbr).is_none() {
-                            out.guessed_zone = Some(abbr.clone());
-                        }
-                        zones.offset(&abbr).unwrap_or(0)
+            ZoneSpec::Field(name) => match self.field_index(name).and_then(&value_of) {
+                Some(abbreviation) => {
+                    let abbr = display_text(&abbreviation.value);
+                    if zones.ambiguity(&abbr).is_some() || zones.offset(&abbr).is_none() {
+                        guessed_zone = Some(abbr.to_string());
                     }
-                    None => 0,
+                    zones.offset(&abbr).unwrap_or(0)
                 }
-            }
+                None => 0,
+            },
         };
-        out.time = parse_time_with(&text, &spec.parsed_format, spec.completeness, offset).or_else(|| {
+        let time = parse_time_with(&text, &spec.parsed_format, spec.completeness, offset).or_else(|| {
             spec.alternatives
                 .iter()
                 .find_map(|(format, completeness)| parse_time_with(&text, format, *completeness, offset))
         });
+        (time, guessed_zone)
     }
 
     /// Checks the samples; each must match a pattern and, if the format has

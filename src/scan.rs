@@ -16,7 +16,7 @@ use std::ops::Range;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use rayon::prelude::*;
 
-use crate::format::{Detection, FieldValue, Format, FormatKind, FormatSet, ParsedFields};
+use crate::format::{Detection, FieldValue, Format, FormatKind, FormatSet, LazyFields, ParsedFields};
 use crate::lang::compile::{CPred, FieldRef};
 use crate::rules::KnowledgeBase;
 use crate::time::{Completeness, RecordTime, ZoneTable};
@@ -681,11 +681,10 @@ impl Scanner<'_> {
     fn test_record_inner(&self, fi: usize, text: &str, line: u64, queries: &[GlobalQuery], scan: &mut FileScan) {
         let formats = &self.kb.formats;
         let outer = &formats.formats[fi];
-        // Parsed the first time a test, a time or the evidence needs a field.
-        let outer_fields = LazyFields::new(outer, text, self.zones);
+        // Read the first time a test, a time or the evidence needs a field.
+        let outer_fields = LazyFields::new(outer, Cow::Borrowed(text), self.zones);
         if let Some(product) = &outer.product {
-            let parsed = outer_fields.get();
-            let version = outer.field_index("version").and_then(|i| parsed.values[i].as_ref());
+            let version = outer.field_index("version").and_then(|i| outer_fields.value(i));
             if let Some(FieldValue {
                 value: Value::Version(v),
                 ..
@@ -694,14 +693,16 @@ impl Scanner<'_> {
                 scan.product_versions.push((product.clone(), v.clone(), line));
             }
         }
-        let mut inner_cache: HashMap<usize, Option<EmbeddedRecord<'_>>> = HashMap::new();
+        // The records of embedded formats read from the message, with the
+        // message's offset in the text.
+        let mut inner_cache: HashMap<usize, Option<(LazyFields<'_>, Option<usize>)>> = HashMap::new();
         for &gid in queries {
             let pq = &self.plan.queries[gid as usize];
             let q = &self.kb.rules[pq.rule].compiled.queries[pq.local];
             let view = if q.source == fi {
                 RecordView {
                     format: outer,
-                    fields: Fields::Lazy(&outer_fields),
+                    fields: &outer_fields,
                     text,
                     file: &scan.path,
                     line,
@@ -710,18 +711,18 @@ impl Scanner<'_> {
                 }
             } else {
                 let entry = inner_cache.entry(q.source).or_insert_with(|| {
-                    let (msg, offset) = message_of(outer, outer_fields.get(), text);
-                    let inner = formats.formats[q.source].parse(&msg, self.zones);
-                    inner.matched.then_some((inner, msg, offset))
+                    let (msg, offset) = message_of(outer.message_field.and_then(|i| outer_fields.value(i)), text);
+                    let inner = LazyFields::new(&formats.formats[q.source], msg, self.zones);
+                    inner.matched().then_some((inner, offset))
                 });
-                let Some((inner, msg, offset)) = entry else { continue };
+                let Some((inner, offset)) = entry else { continue };
                 RecordView {
                     format: &formats.formats[q.source],
-                    fields: Fields::Ready(inner),
-                    text: msg,
+                    fields: inner,
+                    text: inner.text(),
                     file: &scan.path,
                     line,
-                    outer_time: outer_fields.get().time,
+                    outer_time: outer_fields.time(),
                     offset: *offset,
                 }
             };
@@ -755,8 +756,8 @@ impl Scanner<'_> {
                     .format
                     .fields
                     .iter()
-                    .zip(&view.fields.get().values)
-                    .filter_map(|(d, v)| v.as_ref().map(|v| (d.name.clone(), v.value.to_string())))
+                    .enumerate()
+                    .filter_map(|(i, d)| view.fields.value(i).map(|v| (d.name.clone(), v.value.to_string())))
                     .collect();
                 values.extend(found.captures);
                 entry.evidence.push(MatchedRecord {
@@ -780,8 +781,9 @@ impl Scanner<'_> {
                 });
             }
         }
-        if let Some(parsed) = outer_fields.cell.get() {
-            scan.guessed_zones.extend(parsed.guessed_zone.clone());
+        if outer_fields.is_parsed() {
+            scan.guessed_zones
+                .extend(outer_fields.guessed_zone().map(str::to_string));
         }
     }
 
@@ -883,15 +885,11 @@ fn json_objects(text: &str) -> (Vec<(usize, usize)>, Vec<String>) {
     (out, problems)
 }
 
-/// A record of an embedded format: its fields, the outer record's message
-/// it was read from, and that message's offset in the outer text.
-type EmbeddedRecord<'t> = (ParsedFields, Cow<'t, str>, Option<usize>);
-
-/// The message of a parsed record, and its offset in the record text when
-/// it is a slice of it (a JSON value is not); the whole text without a
-/// message field.
-fn message_of<'t>(format: &Format, parsed: &ParsedFields, text: &'t str) -> (Cow<'t, str>, Option<usize>) {
-    if let Some(Some(v)) = format.message_field.and_then(|i| parsed.values.get(i)) {
+/// The message of a record given the value of its message field, and its
+/// offset in the record text when it is a slice of it (a JSON value is
+/// not); the whole text without a message field.
+fn message_of<'t>(message: Option<&FieldValue>, text: &'t str) -> (Cow<'t, str>, Option<usize>) {
+    if let Some(v) = message {
         match (&v.range, &v.value) {
             (Some(r), _) => return (Cow::Borrowed(&text[r.clone()]), Some(r.start)),
             (None, Value::Str(s)) => return (Cow::Owned(s.clone()), None),
@@ -1019,56 +1017,12 @@ fn last_record(format: &Format, region: &[u8]) -> Option<Range<usize>> {
     }
 }
 
-/// A record's fields, parsed the first time something needs one: most
-/// candidates are decided by their text, and a record that does not match
-/// is then never parsed.
-pub struct LazyFields<'a> {
-    format: &'a Format,
-    text: &'a str,
-    zones: &'a ZoneTable,
-    cell: std::cell::OnceCell<ParsedFields>,
-}
-
-impl<'a> LazyFields<'a> {
-    fn new(format: &'a Format, text: &'a str, zones: &'a ZoneTable) -> LazyFields<'a> {
-        LazyFields {
-            format,
-            text,
-            zones,
-            cell: std::cell::OnceCell::new(),
-        }
-    }
-
-    fn get(&self) -> &ParsedFields {
-        self.cell.get_or_init(|| self.format.parse(self.text, self.zones))
-    }
-}
-
-/// The fields behind a [`RecordView`]: parsed on demand, or already parsed
-/// (a record of an embedded format).
-pub enum Fields<'a> {
-    /// Parsed when first read.
-    Lazy(&'a LazyFields<'a>),
-    /// Parsed already.
-    Ready(&'a ParsedFields),
-}
-
-impl Fields<'_> {
-    /// The parsed fields.
-    pub fn get(&self) -> &ParsedFields {
-        match self {
-            Fields::Lazy(l) => l.get(),
-            Fields::Ready(p) => p,
-        }
-    }
-}
-
 /// A record as the predicate sees it.
 pub struct RecordView<'a> {
     /// Its format.
     pub format: &'a Format,
-    /// Its fields.
-    pub fields: Fields<'a>,
+    /// Its fields, read on demand.
+    pub fields: &'a LazyFields<'a>,
     /// Its text.
     pub text: &'a str,
     /// Its file.
@@ -1084,7 +1038,7 @@ pub struct RecordView<'a> {
 impl RecordView<'_> {
     /// The record's time: its own, or the outer record's.
     pub fn time(&self) -> Option<RecordTime> {
-        self.fields.get().time.or(self.outer_time)
+        self.fields.time().or(self.outer_time)
     }
 
     /// The value of a field, if the record has it.
@@ -1095,13 +1049,7 @@ impl RecordView<'_> {
             FieldRef::Time => self.time().map(|t| Cow::Owned(Value::Time(t.micros))),
             FieldRef::File => Some(Cow::Owned(Value::Str(self.file.to_string()))),
             FieldRef::Line => Some(Cow::Owned(Value::Int(self.line as i64))),
-            FieldRef::Field(i) => self
-                .fields
-                .get()
-                .values
-                .get(i)?
-                .as_ref()
-                .map(|v| Cow::Borrowed(&v.value)),
+            FieldRef::Field(i) => self.fields.value(i).map(|v| Cow::Borrowed(&v.value)),
         }
     }
 
@@ -1110,23 +1058,23 @@ impl RecordView<'_> {
         match f {
             FieldRef::Text => Some((self.text, Some(0))),
             FieldRef::Message => match self.format.message_field {
-                Some(i) => match self.fields.get().values.get(i) {
-                    Some(Some(v)) => match (&v.value, &v.range) {
+                Some(i) => match self.fields.value(i) {
+                    Some(v) => match (&v.value, &v.range) {
                         (Value::Str(s), r) => Some((s.as_str(), r.as_ref().map(|r| r.start))),
                         _ => None,
                     },
-                    _ => Some((self.text, Some(0))),
+                    None => Some((self.text, Some(0))),
                 },
                 None => Some((self.text, Some(0))),
             },
             FieldRef::File => Some((self.file, None)),
-            FieldRef::Field(i) => match self.fields.get().values.get(i)? {
-                Some(v) => match &v.value {
+            FieldRef::Field(i) => {
+                let v = self.fields.value(i)?;
+                match &v.value {
                     Value::Str(s) => Some((s.as_str(), v.range.as_ref().map(|r| r.start))),
                     _ => None,
-                },
-                None => None,
-            },
+                }
+            }
             FieldRef::Time | FieldRef::Line => None,
         }
     }
@@ -1284,7 +1232,8 @@ pub fn parse_records(
         let inner = if embedded.is_empty() {
             Vec::new()
         } else {
-            let (msg, _) = message_of(format, &fields, t);
+            let message = format.message_field.and_then(|i| fields.values.get(i)?.as_ref());
+            let (msg, _) = message_of(message, t);
             embedded
                 .iter()
                 .map(|&e| (e, formats.formats[e].parse(&msg, zones)))
