@@ -13,7 +13,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Read;
 use std::ops::Range;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use aho_corasick::automaton::{Automaton as _, StateID};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, Anchored, Input, MatchKind};
 use rayon::prelude::*;
 
 use crate::format::{Detection, FieldValue, Format, FormatKind, FormatSet, LazyFields, ParsedFields};
@@ -47,12 +48,165 @@ pub struct PlannedQuery {
 
 #[derive(Debug)]
 struct Automaton {
-    ac: AhoCorasick,
+    search: LiteralSearch,
     /// For each pattern, the queries that need it.
     owners: Vec<Vec<GlobalQuery>>,
     /// For each pattern, the exact bytes a hit must have, when the
     /// automaton ignores case but the literal does not.
     exact: Vec<Option<Box<[u8]>>>,
+    /// Whether no literal holds a line end, so that every hit lies within
+    /// one line.
+    within_lines: bool,
+}
+
+/// The Aho-Corasick automaton of a format's literals.
+#[derive(Debug)]
+enum LiteralSearch {
+    /// A DFA, which the scanner drives itself (see
+    /// [`Automaton::lines_with_hits`]).
+    Dfa(Box<aho_corasick::dfa::DFA>),
+    /// Whatever the crate builds when a DFA would be too large.
+    Other(AhoCorasick),
+}
+
+/// Parts of a region that one DFA walk takes in step: see
+/// [`Automaton::lines_with_hits`].
+const STREAMS: usize = 4;
+
+/// The walk of a DFA over one part of a region.
+#[derive(Debug, Clone, Copy)]
+struct Walk {
+    /// The state after the bytes before `at`.
+    sid: StateID,
+    /// The next byte.
+    at: usize,
+    /// Where the part ends.
+    end: usize,
+}
+
+impl Walk {
+    /// What the walk does after a step: on a hit, report its line and go on
+    /// at the next; in the dead state (which an unanchored walk never
+    /// reaches), stop.
+    #[inline(always)]
+    fn after_step(
+        &mut self,
+        dfa: &aho_corasick::dfa::DFA,
+        region: &[u8],
+        start: StateID,
+        found: &mut impl FnMut(Range<usize>),
+    ) {
+        if !dfa.is_special(self.sid) {
+            return;
+        }
+        if dfa.is_dead(self.sid) {
+            self.at = self.end;
+        } else if dfa.is_match(self.sid) {
+            // A hit's last byte is not a line end, so the hit lies in the
+            // line of that byte.
+            let line = line_around(region, self.at - 1);
+            self.at = line.end;
+            self.sid = start;
+            found(line);
+        }
+    }
+}
+
+impl Automaton {
+    /// Adds every hit in `region` as (start, query).
+    fn hits(&self, region: &[u8], hits: &mut Vec<(usize, GlobalQuery)>) {
+        if !self.within_lines {
+            self.overlapping_hits(region, 0, hits);
+            return;
+        }
+        self.lines_with_hits(region, |line| {
+            self.overlapping_hits(&region[line.clone()], line.start, hits)
+        });
+    }
+
+    /// Calls `found` with each line of `region` that holds a hit (in no
+    /// particular order), when no literal spans lines. An overlapping
+    /// search takes every byte through the automaton's slow path; here the
+    /// plain walk only finds the first hit of a line, the caller searches
+    /// that one line for all of them, and the walk goes on at the next
+    /// line. That is exact: the walk reports the hit that ends first, so no
+    /// line it skips holds one.
+    ///
+    /// A DFA walk is one chain of dependent loads, a transition per byte,
+    /// bound by memory latency rather than by work; so the region is cut
+    /// into [`STREAMS`] parts at line starts and one loop takes a step in
+    /// each, and the loads overlap.
+    fn lines_with_hits(&self, region: &[u8], mut found: impl FnMut(Range<usize>)) {
+        let dfa = match &self.search {
+            LiteralSearch::Dfa(dfa) => dfa,
+            LiteralSearch::Other(ac) => {
+                let mut from = 0;
+                while let Some(m) = ac.find(Input::new(region).span(from..region.len())) {
+                    let line = line_around(region, m.start());
+                    from = line.end;
+                    found(line);
+                }
+                return;
+            }
+        };
+        let Ok(start) = dfa.start_state(Anchored::No) else {
+            return;
+        };
+        let mut walks = [Walk {
+            sid: start,
+            at: 0,
+            end: region.len(),
+        }; STREAMS];
+        for k in 1..STREAMS {
+            let cut = (region.len() * k / STREAMS).max(walks[k - 1].at);
+            walks[k].at = memchr::memchr(b'\n', &region[cut..]).map_or(region.len(), |i| cut + i + 1);
+            walks[k - 1].end = walks[k].at;
+        }
+        // A step in every part while all have bytes left.
+        while walks.iter().all(|w| w.at < w.end) {
+            for w in &mut walks {
+                w.sid = dfa.next_state(Anchored::No, w.sid, region[w.at]);
+                w.at += 1;
+            }
+            if walks.iter().any(|w| dfa.is_special(w.sid)) {
+                for w in &mut walks {
+                    w.after_step(dfa, region, start, &mut found);
+                }
+            }
+        }
+        // Then each part to its end alone.
+        for w in &mut walks {
+            while w.at < w.end {
+                w.sid = dfa.next_state(Anchored::No, w.sid, region[w.at]);
+                w.at += 1;
+                w.after_step(dfa, region, start, &mut found);
+            }
+        }
+    }
+
+    /// Adds the hits in `text`, which starts at `offset` of the region.
+    fn overlapping_hits(&self, text: &[u8], offset: usize, hits: &mut Vec<(usize, GlobalQuery)>) {
+        let mut add = |m: aho_corasick::Match| {
+            let p = m.pattern().as_usize();
+            if let Some(bytes) = &self.exact[p] {
+                if text[m.range()] != **bytes {
+                    return;
+                }
+            }
+            for &q in &self.owners[p] {
+                hits.push((offset + m.start(), q));
+            }
+        };
+        match &self.search {
+            // An unanchored search with standard semantics, which
+            // overlapping search supports.
+            LiteralSearch::Dfa(dfa) => match dfa.try_find_overlapping_iter(Input::new(text)) {
+                Ok(matches) => matches.for_each(&mut add),
+                Err(e) => unreachable!("overlapping search of a standard DFA: {e}"),
+            },
+            LiteralSearch::Other(ac) => ac.find_overlapping_iter(text).for_each(&mut add),
+        }
+    }
 }
 
 /// What the scanner needs for files of one format.
@@ -177,23 +331,29 @@ fn build_automaton(exact: Vec<(String, GlobalQuery)>, caseless: Vec<(String, Glo
         }
     }
     // A DFA scans fastest; the default would fall back to an NFA above
-    // about a hundred patterns.
-    let ac = AhoCorasickBuilder::new()
-        .kind(Some(AhoCorasickKind::DFA))
+    // about a hundred patterns. No prefilter: with a thousand literals the
+    // rare bytes it looks for are not rare, and calling it cost more than
+    // it skipped.
+    let search = match aho_corasick::dfa::DFA::builder()
         .match_kind(MatchKind::Standard)
         .ascii_case_insensitive(fold)
+        .prefilter(false)
         .build(&patterns)
-        .or_else(|_| {
+    {
+        Ok(dfa) => LiteralSearch::Dfa(Box::new(dfa)),
+        Err(_) => LiteralSearch::Other(
             AhoCorasickBuilder::new()
                 .match_kind(MatchKind::Standard)
                 .ascii_case_insensitive(fold)
                 .build(&patterns)
-        })
-        .ok()?;
+                .ok()?,
+        ),
+    };
     Some(Automaton {
-        ac,
+        search,
         owners,
         exact: exact_bytes,
+        within_lines: !patterns.iter().any(|p| p.contains('\n')),
     })
 }
 
@@ -580,20 +740,10 @@ impl Scanner<'_> {
         records: Option<&[Range<usize>]>,
         scan: &mut FileScan,
     ) {
-        // (record start, query) for every literal hit.
+        // (hit start, query) for every literal hit.
         let mut hits: Vec<(usize, GlobalQuery)> = Vec::new();
         if let Some(automaton) = &group.literals {
-            for m in automaton.ac.find_overlapping_iter(region) {
-                let p = m.pattern().as_usize();
-                if let Some(bytes) = &automaton.exact[p] {
-                    if region[m.range()] != **bytes {
-                        continue;
-                    }
-                }
-                for &q in &automaton.owners[p] {
-                    hits.push((m.start(), q));
-                }
-            }
+            automaton.hits(region, &mut hits);
         }
         let mut candidates: Vec<(Range<usize>, Vec<GlobalQuery>)> = Vec::new();
         // Files that state a product's release are small and read whole.
