@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use regex::Regex;
+use regex_automata::util::primitives::NonMaxUsize;
 
 use crate::diagnostic::{Code, FileProblems, Problem};
 use crate::regex_util;
@@ -104,23 +105,25 @@ impl Pattern {
         Pattern { regex, direct, groups }
     }
 
-    /// The spans of the capture groups of the first match in `text`, by
-    /// group index (0 is the whole match).
-    fn captures(&self, text: &str) -> Option<Vec<Option<Range<usize>>>> {
+    /// The slots of the first match in `text`: start and end of each
+    /// capture group in turn (group 0 is the whole match).
+    fn captures(&self, text: &str) -> Option<Vec<Option<NonMaxUsize>>> {
         if let (Some(direct), true) = (&self.direct, text.len() <= DIRECT_MAX) {
-            let mut caps = direct.create_captures();
-            direct.captures(text, &mut caps);
-            if !caps.is_match() {
-                return None;
-            }
-            return Some(
-                (0..caps.group_len())
-                    .map(|g| caps.get_group(g).map(|s| s.range()))
-                    .collect(),
-            );
+            // Straight into one vector: a `Captures` would allocate its own
+            // and share the group names, on every record.
+            let mut slots = vec![None; direct.group_info().slot_len()];
+            direct.search_slots(&regex_automata::Input::new(text), &mut slots)?;
+            return Some(slots);
         }
         let caps = self.regex.captures(text)?;
-        Some(caps.iter().map(|m| m.map(|m| m.range())).collect())
+        Some(
+            caps.iter()
+                .flat_map(|m| match m {
+                    Some(m) => [NonMaxUsize::new(m.start()), NonMaxUsize::new(m.end())],
+                    None => [None, None],
+                })
+                .collect(),
+        )
     }
 }
 
@@ -190,7 +193,18 @@ pub struct ParsedFields {
 #[derive(Debug, Clone)]
 struct Slots {
     pattern: usize,
-    spans: Vec<Option<Range<usize>>>,
+    /// Start and end of each group in turn, as the regex engine leaves them.
+    slots: Vec<Option<NonMaxUsize>>,
+}
+
+impl Slots {
+    /// Where group `group` matched, if it took part.
+    fn span(&self, group: usize) -> Option<Range<usize>> {
+        match self.slots.get(group * 2..group * 2 + 2)? {
+            [Some(start), Some(end)] => Some(start.get()..end.get()),
+            _ => None,
+        }
+    }
 }
 
 /// The text a value is written as: a string as it is, without a copy.
@@ -356,7 +370,7 @@ impl Format {
         self.patterns
             .iter()
             .enumerate()
-            .find_map(|(pattern, p)| p.captures(text).map(|spans| Slots { pattern, spans }))
+            .find_map(|(pattern, p)| p.captures(text).map(|slots| Slots { pattern, slots }))
     }
 
     /// The typed value of one field of a record of a lines format, from the
@@ -364,7 +378,7 @@ impl Format {
     /// part or its text is not of the field's type.
     fn value_at(&self, text: &str, slots: &Slots, field: usize) -> Option<FieldValue> {
         let &(_, group) = self.patterns[slots.pattern].groups.iter().find(|(f, _)| *f == field)?;
-        let m = slots.spans.get(group)?.clone()?;
+        let m = slots.span(group)?;
         let raw = &text[m.clone()];
         let value = Value::parse_as(raw, self.fields[field].ty).ok()?;
         // Values are read trimmed; the range must say where the trimmed
@@ -1004,7 +1018,10 @@ mod tests {
         for format in &kb.formats.formats {
             for sample in &format.samples {
                 for pattern in &format.patterns {
-                    let direct = pattern.captures(sample);
+                    let direct = pattern.captures(sample).map(|slots| {
+                        let slots = super::Slots { pattern: 0, slots };
+                        (0..slots.slots.len() / 2).map(|g| slots.span(g)).collect::<Vec<_>>()
+                    });
                     let full = pattern
                         .regex
                         .captures(sample)

@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt::Write as _;
 use std::io::Read;
 use std::ops::Range;
 
@@ -745,7 +746,10 @@ impl Scanner<'_> {
         if let Some(automaton) = &group.literals {
             automaton.hits(region, &mut hits);
         }
-        let mut candidates: Vec<(Range<usize>, Vec<GlobalQuery>)> = Vec::new();
+        // Each candidate record with the range of `queries` that test it:
+        // one list for all, not one per record.
+        let mut candidates: Vec<(Range<usize>, Range<usize>)> = Vec::new();
+        let mut queries: Vec<GlobalQuery> = Vec::new();
         // Files that state a product's release are small and read whole.
         let states_release = self.kb.formats.formats[fi].product.is_some();
         if !group.slow.is_empty() || states_release {
@@ -757,15 +761,16 @@ impl Scanner<'_> {
             hits.sort_unstable();
             let mut h = 0;
             for r in all {
-                let mut qs = group.slow.clone();
+                let first = queries.len();
+                queries.extend_from_slice(&group.slow);
                 while h < hits.len() && hits[h].0 < r.end {
                     // Two hits of one query in a record test it once.
-                    if hits[h].0 >= r.start && !qs.contains(&hits[h].1) {
-                        qs.push(hits[h].1);
+                    if hits[h].0 >= r.start && !queries[first..].contains(&hits[h].1) {
+                        queries.push(hits[h].1);
                     }
                     h += 1;
                 }
-                candidates.push((r, qs));
+                candidates.push((r, first..queries.len()));
             }
         } else {
             if hits.is_empty() {
@@ -791,18 +796,22 @@ impl Scanner<'_> {
                 };
                 match candidates.last_mut() {
                     Some((r, qs)) if *r == range => {
-                        if !qs.contains(&q) {
-                            qs.push(q);
+                        if !queries[qs.clone()].contains(&q) {
+                            queries.push(q);
+                            qs.end += 1;
                         }
                     }
-                    _ => candidates.push((range, vec![q])),
+                    _ => {
+                        queries.push(q);
+                        candidates.push((range, queries.len() - 1..queries.len()));
+                    }
                 }
             }
         }
         // Line numbers: count newlines incrementally.
         let mut counted_to = 0usize;
         let mut line = base_line;
-        for (range, queries) in candidates {
+        for (range, tested) in candidates {
             line += memchr::memchr_iter(b'\n', &region[counted_to..range.start]).count() as u64;
             counted_to = range.start;
             let raw = &region[range.clone()];
@@ -812,7 +821,7 @@ impl Scanner<'_> {
                 continue;
             }
             scan.parsed += 1;
-            self.test_record(fi, text, line, &queries, scan);
+            self.test_record(fi, text, line, &queries[tested], scan);
         }
     }
 
@@ -846,6 +855,7 @@ impl Scanner<'_> {
         // The records of embedded formats read from the message, with the
         // message's offset in the text.
         let mut inner_cache: HashMap<usize, Option<(LazyFields<'_>, Option<usize>)>> = HashMap::new();
+        let mut distinct_text = String::new();
         for &gid in queries {
             let pq = &self.plan.queries[gid as usize];
             let q = &self.kb.rules[pq.rule].compiled.queries[pq.local];
@@ -876,7 +886,8 @@ impl Scanner<'_> {
                     offset: *offset,
                 }
             };
-            let mut found = Found::default();
+            let keep = scan.matches.get(&gid).is_none_or(|m| m.evidence.len() < EVIDENCE_CAP);
+            let mut found = Found::new(keep);
             if !eval_pred(&q.pred, &view, &mut found, true) {
                 continue;
             }
@@ -897,7 +908,13 @@ impl Scanner<'_> {
                         }
                     };
                     if set.len() < DISTINCT_CAP {
-                        set.insert(v.to_string());
+                        // Most matches repeat a value already seen: write
+                        // it into a reused buffer, and copy it only when new.
+                        distinct_text.clear();
+                        write!(distinct_text, "{v}").expect("writing to a String");
+                        if !set.contains(distinct_text.as_str()) {
+                            set.insert(distinct_text.clone());
+                        }
                     }
                 }
             }
@@ -1235,19 +1252,35 @@ impl RecordView<'_> {
 }
 
 /// What a matching predicate found: places to underline and captures.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Found {
+    /// Whether the record may become evidence, so that what is found is
+    /// worth collecting; once a query has all the evidence it keeps, its
+    /// matches are only counted.
+    pub keep: bool,
     /// Byte ranges of the record text.
     pub highlights: Vec<Range<usize>>,
     /// Regex captures.
     pub captures: Vec<(String, String)>,
 }
 
+impl Found {
+    /// Nothing found yet; `keep` says whether to collect it.
+    pub fn new(keep: bool) -> Found {
+        Found {
+            keep,
+            highlights: Vec::new(),
+            captures: Vec::new(),
+        }
+    }
+}
+
 /// Tests a predicate; `positive` is false under `not`, where nothing found
 /// is evidence.
 pub fn eval_pred(p: &CPred, view: &RecordView<'_>, found: &mut Found, positive: bool) -> bool {
+    let collect = positive && found.keep;
     let mark = |found: &mut Found, f: FieldRef, within: Range<usize>| {
-        if positive {
+        if collect {
             if let Some((_, Some(off))) = view.str_with_offset(f) {
                 found.highlights.push(off + within.start..off + within.end);
             }
@@ -1304,14 +1337,16 @@ pub fn eval_pred(p: &CPred, view: &RecordView<'_>, found: &mut Found, positive: 
         },
         CPred::Matches(f, re, _) => {
             let Some(s) = view.str_of(*f) else { return false };
+            if !collect {
+                // Nothing to underline or capture: the fastest engine.
+                return re.is_match(s);
+            }
             let Some(caps) = re.captures(s) else { return false };
             let whole = caps.get(0).map_or(0..0, |m| m.range());
             mark(found, *f, whole);
-            if positive {
-                for name in re.capture_names().flatten() {
-                    if let Some(m) = caps.name(name) {
-                        found.captures.push((name.to_string(), m.as_str().to_string()));
-                    }
+            for name in re.capture_names().flatten() {
+                if let Some(m) = caps.name(name) {
+                    found.captures.push((name.to_string(), m.as_str().to_string()));
                 }
             }
             true
