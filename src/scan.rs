@@ -18,10 +18,10 @@ use aho_corasick::automaton::{Automaton as _, StateID};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, Anchored, Input, MatchKind};
 use rayon::prelude::*;
 
-use crate::format::{Detection, FieldValue, Format, FormatKind, FormatSet, LazyFields, ParsedFields};
-use crate::lang::compile::{CPred, FieldRef};
+use crate::format::{Detection, FieldValue, Format, FormatKind, FormatSet, LazyFields, NarrowPatterns, ParsedFields};
+use crate::lang::compile::{CPred, CompiledQuery, FieldRef};
 use crate::rules::KnowledgeBase;
-use crate::time::{Completeness, RecordTime, ZoneTable};
+use crate::time::{Completeness, RecordTime, ZoneSpec, ZoneTable};
 use crate::value::{Value, Version};
 
 /// Identifies a query across all rules.
@@ -228,6 +228,89 @@ pub struct ScanPlan {
     /// For each rule, the global id of its first query.
     pub rule_offsets: Vec<u32>,
     groups: Vec<GroupPlan>,
+    /// Per format: its patterns capturing only the fields the queries
+    /// read.
+    narrow: Vec<Option<NarrowPatterns>>,
+}
+
+/// Per format, by field index: whether a query reads the field (in its
+/// predicate, a distinct count, a time, or as the message or time of a
+/// record that embeds another). What is left out is still read when asked
+/// for, only slower.
+fn fields_read(kb: &KnowledgeBase, queries: &[PlannedQuery]) -> Vec<Vec<bool>> {
+    let formats = &kb.formats.formats;
+    let mut read: Vec<Vec<bool>> = formats.iter().map(|f| vec![false; f.fields.len()]).collect();
+    let mut mark = |fi: usize, f: FieldRef| {
+        let format = &formats[fi];
+        let fields = match f {
+            FieldRef::Field(i) => vec![i],
+            FieldRef::Message => format.message_field.into_iter().collect(),
+            FieldRef::Time => time_fields(format),
+            FieldRef::Text | FieldRef::File | FieldRef::Line => Vec::new(),
+        };
+        for i in fields {
+            if let Some(r) = read[fi].get_mut(i) {
+                *r = true;
+            }
+        }
+    };
+    for (fi, format) in formats.iter().enumerate() {
+        // A file that states a product's release is read for it.
+        if let (Some(_), Some(i)) = (&format.product, format.field_index("version")) {
+            mark(fi, FieldRef::Field(i));
+        }
+    }
+    for pq in queries {
+        let q = &kb.rules[pq.rule].compiled.queries[pq.local];
+        let mut refs = Vec::new();
+        pred_fields(&q.pred, &mut refs);
+        refs.extend(&q.distinct_fields);
+        if q.needs_time {
+            refs.push(FieldRef::Time);
+        }
+        for f in refs {
+            mark(q.source, f);
+        }
+        // A record read from another's message: the outer record's message
+        // and time.
+        for (outer, format) in formats.iter().enumerate() {
+            if format.embeds.iter().any(|e| *e == formats[q.source].name) {
+                mark(outer, FieldRef::Message);
+                mark(outer, FieldRef::Time);
+            }
+        }
+    }
+    read
+}
+
+/// The fields a record's time is read from: the time stamp and its zone.
+fn time_fields(format: &Format) -> Vec<usize> {
+    let Some(spec) = &format.timestamp else {
+        return Vec::new();
+    };
+    let mut fields = vec![spec.field];
+    if let ZoneSpec::Field(name) = &spec.zone {
+        fields.extend(format.field_index(name));
+    }
+    fields
+}
+
+/// Adds the fields a predicate tests.
+fn pred_fields(p: &CPred, out: &mut Vec<FieldRef>) {
+    match p {
+        CPred::True => {}
+        CPred::Cmp(f, ..)
+        | CPred::Contains(f, _)
+        | CPred::ContainsAny(f, _)
+        | CPred::StartsWith(f, _)
+        | CPred::EndsWith(f, _)
+        | CPred::Matches(f, ..)
+        | CPred::InList(f, _)
+        | CPred::InCidr(f, _)
+        | CPred::Is(f, _) => out.push(*f),
+        CPred::And(children) | CPred::Or(children) => children.iter().for_each(|c| pred_fields(c, out)),
+        CPred::Not(inner) => pred_fields(inner, out),
+    }
 }
 
 impl ScanPlan {
@@ -279,10 +362,17 @@ impl ScanPlan {
                 slow,
             });
         }
+        let narrow = formats
+            .formats
+            .iter()
+            .zip(fields_read(kb, &queries))
+            .map(|(format, read)| format.narrow(&read))
+            .collect();
         ScanPlan {
             queries,
             rule_offsets,
             groups,
+            narrow,
         }
     }
 
@@ -825,6 +915,11 @@ impl Scanner<'_> {
         }
     }
 
+    fn query(&self, gid: GlobalQuery) -> &CompiledQuery {
+        let pq = &self.plan.queries[gid as usize];
+        &self.kb.rules[pq.rule].compiled.queries[pq.local]
+    }
+
     fn test_record(&self, fi: usize, text: &str, line: u64, queries: &[GlobalQuery], scan: &mut FileScan) {
         let started = self.profile.then(std::time::Instant::now);
         self.test_record_inner(fi, text, line, queries, scan);
@@ -841,7 +936,7 @@ impl Scanner<'_> {
         let formats = &self.kb.formats;
         let outer = &formats.formats[fi];
         // Read the first time a test, a time or the evidence needs a field.
-        let outer_fields = LazyFields::new(outer, Cow::Borrowed(text), self.zones);
+        let outer_fields = LazyFields::new(outer, self.plan.narrow[fi].as_ref(), Cow::Borrowed(text), self.zones);
         if let Some(product) = &outer.product {
             let version = outer.field_index("version").and_then(|i| outer_fields.value(i));
             if let Some(FieldValue {
@@ -857,8 +952,7 @@ impl Scanner<'_> {
         let mut inner_cache: HashMap<usize, Option<(LazyFields<'_>, Option<usize>)>> = HashMap::new();
         let mut distinct_text = String::new();
         for &gid in queries {
-            let pq = &self.plan.queries[gid as usize];
-            let q = &self.kb.rules[pq.rule].compiled.queries[pq.local];
+            let q = self.query(gid);
             let view = if q.source == fi {
                 RecordView {
                     format: outer,
@@ -872,7 +966,12 @@ impl Scanner<'_> {
             } else {
                 let entry = inner_cache.entry(q.source).or_insert_with(|| {
                     let (msg, offset) = message_of(outer.message_field.and_then(|i| outer_fields.value(i)), text);
-                    let inner = LazyFields::new(&formats.formats[q.source], msg, self.zones);
+                    let inner = LazyFields::new(
+                        &formats.formats[q.source],
+                        self.plan.narrow[q.source].as_ref(),
+                        msg,
+                        self.zones,
+                    );
                     inner.matched().then_some((inner, offset))
                 });
                 let Some((inner, offset)) = entry else { continue };
