@@ -103,12 +103,9 @@ impl Walk {
         if dfa.is_dead(self.sid) {
             self.at = self.end;
         } else if dfa.is_match(self.sid) {
-            // A hit's last byte is not a line end, so the hit lies in the
-            // line of that byte.
-            let line = line_around(region, self.at - 1);
-            self.at = line.end;
+            found(line_with_hits(region, self.at, dfa.max_pattern_len()));
+            self.at = line_around(region, self.at - 1).end;
             self.sid = start;
-            found(line);
         }
     }
 }
@@ -120,18 +117,18 @@ impl Automaton {
             self.overlapping_hits(region, 0, hits);
             return;
         }
-        self.lines_with_hits(region, |line| {
-            self.overlapping_hits(&region[line.clone()], line.start, hits)
+        self.lines_with_hits(region, |part| {
+            self.overlapping_hits(&region[part.clone()], part.start, hits)
         });
     }
 
-    /// Calls `found` with each line of `region` that holds a hit (in no
-    /// particular order), when no literal spans lines. An overlapping
-    /// search takes every byte through the automaton's slow path; here the
-    /// plain walk only finds the first hit of a line, the caller searches
-    /// that one line for all of them, and the walk goes on at the next
-    /// line. That is exact: the walk reports the hit that ends first, so no
-    /// line it skips holds one.
+    /// Calls `found` with each line of `region` that holds a hit, or the
+    /// end of the line that holds all its hits (in no particular order),
+    /// when no literal spans lines. An overlapping search takes every byte
+    /// through the automaton's slow path; here the plain walk only finds
+    /// the first hit of a line, the caller searches that line for all of
+    /// them, and the walk goes on at the next line. That is exact: the walk
+    /// reports the hit that ends first, so no line it skips holds one.
     ///
     /// A DFA walk is one chain of dependent loads, a transition per byte,
     /// bound by memory latency rather than by work; so the region is cut
@@ -143,7 +140,7 @@ impl Automaton {
             LiteralSearch::Other(ac) => {
                 let mut from = 0;
                 while let Some(m) = ac.find(Input::new(region).span(from..region.len())) {
-                    let line = line_around(region, m.start());
+                    let line = line_with_hits(region, m.end(), ac.max_pattern_len());
                     from = line.end;
                     found(line);
                 }
@@ -1205,6 +1202,15 @@ fn line_ranges(region: &[u8]) -> Vec<Range<usize>> {
         out.push(start..region.len());
     }
     out
+}
+
+/// The part of a line that holds all its hits, given where the first hit
+/// to end ends: a hit that ends later starts at most `max_len` before that.
+fn line_with_hits(region: &[u8], first_end: usize, max_len: usize) -> Range<usize> {
+    // A hit's last byte is not a line end, so the hit lies in the line of
+    // that byte.
+    let line = line_around(region, first_end - 1);
+    first_end.saturating_sub(max_len).max(line.start)..line.end
 }
 
 /// The line around byte `pos`.
