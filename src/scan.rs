@@ -160,13 +160,27 @@ impl Automaton {
             walks[k].at = memchr::memchr(b'\n', &region[cut..]).map_or(region.len(), |i| cut + i + 1);
             walks[k - 1].end = walks[k].at;
         }
-        // A step in every part while all have bytes left.
-        while walks.iter().all(|w| w.at < w.end) {
-            for w in &mut walks {
-                w.sid = dfa.next_state(Anchored::No, w.sid, region[w.at]);
-                w.at += 1;
+        // A step in every part while all have bytes left: as many steps as
+        // the shortest part has bytes, or up to a hit.
+        loop {
+            let steps = walks.iter().map(|w| w.end - w.at).min().unwrap_or(0);
+            if steps == 0 {
+                break;
             }
-            if walks.iter().any(|w| dfa.is_special(w.sid)) {
+            let parts: [&[u8]; STREAMS] = std::array::from_fn(|k| &region[walks[k].at..walks[k].at + steps]);
+            let mut taken = 0;
+            let mut special = false;
+            while taken < steps && !special {
+                for (w, part) in walks.iter_mut().zip(&parts) {
+                    w.sid = dfa.next_state(Anchored::No, w.sid, part[taken]);
+                }
+                taken += 1;
+                special = walks.iter().any(|w| dfa.is_special(w.sid));
+            }
+            for w in &mut walks {
+                w.at += taken;
+            }
+            if special {
                 for w in &mut walks {
                     w.after_step(dfa, region, start, &mut found);
                 }
