@@ -336,46 +336,50 @@ impl ScanPlan {
                 queries.push(PlannedQuery { rule: ri, local: li });
             }
         }
-        let mut groups = Vec::new();
-        for fi in 0..formats.formats.len() {
-            let mut members = vec![fi];
-            members.extend(formats.embedded(fi));
-            let mut exact: Vec<(String, GlobalQuery)> = Vec::new();
-            let mut caseless: Vec<(String, GlobalQuery)> = Vec::new();
-            let mut slow = Vec::new();
-            for (gid, pq) in queries.iter().enumerate() {
-                let q = &kb.rules[pq.rule].compiled.queries[pq.local];
-                if !members.contains(&q.source) {
-                    continue;
-                }
-                // Literals only help when the record text of this file is
-                // the text the query sees (not for JSON).
-                let literals = if formats.formats[fi].kind == FormatKind::Json {
-                    None
-                } else {
-                    q.literals.as_ref()
-                };
-                match literals {
-                    Some(set) => {
-                        for l in &set.literals {
-                            if set.case_insensitive {
-                                caseless.push((l.clone(), gid as GlobalQuery));
-                            } else {
-                                exact.push((l.clone(), gid as GlobalQuery));
+        // Formats are planned in parallel: building an automaton, or
+        // narrowed patterns, takes milliseconds each.
+        let groups: Vec<GroupPlan> = (0..formats.formats.len())
+            .into_par_iter()
+            .map(|fi| {
+                let mut members = vec![fi];
+                members.extend(formats.embedded(fi));
+                let mut exact: Vec<(String, GlobalQuery)> = Vec::new();
+                let mut caseless: Vec<(String, GlobalQuery)> = Vec::new();
+                let mut slow = Vec::new();
+                for (gid, pq) in queries.iter().enumerate() {
+                    let q = &kb.rules[pq.rule].compiled.queries[pq.local];
+                    if !members.contains(&q.source) {
+                        continue;
+                    }
+                    // Literals only help when the record text of this file is
+                    // the text the query sees (not for JSON).
+                    let literals = if formats.formats[fi].kind == FormatKind::Json {
+                        None
+                    } else {
+                        q.literals.as_ref()
+                    };
+                    match literals {
+                        Some(set) => {
+                            for l in &set.literals {
+                                if set.case_insensitive {
+                                    caseless.push((l.clone(), gid as GlobalQuery));
+                                } else {
+                                    exact.push((l.clone(), gid as GlobalQuery));
+                                }
                             }
                         }
+                        None => slow.push(gid as GlobalQuery),
                     }
-                    None => slow.push(gid as GlobalQuery),
                 }
-            }
-            groups.push(GroupPlan {
-                literals: build_automaton(exact, caseless),
-                slow,
-            });
-        }
+                GroupPlan {
+                    literals: build_automaton(exact, caseless),
+                    slow,
+                }
+            })
+            .collect();
         let narrow = formats
             .formats
-            .iter()
+            .par_iter()
             .zip(fields_read(kb, &queries))
             .map(|(format, read)| format.narrow(&read))
             .collect();
