@@ -10,16 +10,18 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt::Write as _;
 use std::io::Read;
 use std::ops::Range;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use aho_corasick::automaton::{Automaton as _, StateID};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, Anchored, Input, MatchKind};
 use rayon::prelude::*;
 
-use crate::format::{Detection, FieldValue, Format, FormatKind, FormatSet, ParsedFields};
-use crate::lang::compile::{CPred, FieldRef};
+use crate::format::{Detection, FieldValue, Format, FormatKind, FormatSet, LazyFields, NarrowPatterns, ParsedFields};
+use crate::lang::compile::{CPred, CompiledQuery, FieldRef};
 use crate::rules::KnowledgeBase;
-use crate::time::{Completeness, RecordTime, ZoneTable};
+use crate::time::{Completeness, RecordTime, ZoneSpec, ZoneTable};
 use crate::value::{Value, Version};
 
 /// Identifies a query across all rules.
@@ -47,12 +49,176 @@ pub struct PlannedQuery {
 
 #[derive(Debug)]
 struct Automaton {
-    ac: AhoCorasick,
+    search: LiteralSearch,
     /// For each pattern, the queries that need it.
     owners: Vec<Vec<GlobalQuery>>,
     /// For each pattern, the exact bytes a hit must have, when the
     /// automaton ignores case but the literal does not.
     exact: Vec<Option<Box<[u8]>>>,
+    /// Whether no literal holds a line end, so that every hit lies within
+    /// one line.
+    within_lines: bool,
+}
+
+/// The Aho-Corasick automaton of a format's literals.
+#[derive(Debug)]
+enum LiteralSearch {
+    /// A DFA, which the scanner drives itself (see
+    /// [`Automaton::lines_with_hits`]).
+    Dfa(Box<aho_corasick::dfa::DFA>),
+    /// Whatever the crate builds when a DFA would be too large.
+    Other(AhoCorasick),
+}
+
+/// Parts of a region that one DFA walk takes in step: see
+/// [`Automaton::lines_with_hits`].
+const STREAMS: usize = 4;
+
+/// The walk of a DFA over one part of a region.
+#[derive(Debug, Clone, Copy)]
+struct Walk {
+    /// The state after the bytes before `at`.
+    sid: StateID,
+    /// The next byte.
+    at: usize,
+    /// Where the part ends.
+    end: usize,
+}
+
+impl Walk {
+    /// What the walk does after a step: on a hit, report its line and go on
+    /// at the next; in the dead state (which an unanchored walk never
+    /// reaches), stop.
+    #[inline(always)]
+    fn after_step(
+        &mut self,
+        dfa: &aho_corasick::dfa::DFA,
+        region: &[u8],
+        start: StateID,
+        found: &mut impl FnMut(Range<usize>),
+    ) {
+        if !dfa.is_special(self.sid) {
+            return;
+        }
+        if dfa.is_dead(self.sid) {
+            self.at = self.end;
+        } else if dfa.is_match(self.sid) {
+            found(line_with_hits(region, self.at, dfa.max_pattern_len()));
+            self.at = line_around(region, self.at - 1).end;
+            self.sid = start;
+        }
+    }
+}
+
+impl Automaton {
+    /// Adds every hit in `region` as (start, query).
+    fn hits(&self, region: &[u8], hits: &mut Vec<(usize, GlobalQuery)>) {
+        if !self.within_lines {
+            self.overlapping_hits(region, 0, hits);
+            return;
+        }
+        self.lines_with_hits(region, |part| {
+            self.overlapping_hits(&region[part.clone()], part.start, hits)
+        });
+    }
+
+    /// Calls `found` with each line of `region` that holds a hit, or the
+    /// end of the line that holds all its hits (in no particular order),
+    /// when no literal spans lines. An overlapping search takes every byte
+    /// through the automaton's slow path; here the plain walk only finds
+    /// the first hit of a line, the caller searches that line for all of
+    /// them, and the walk goes on at the next line. That is exact: the walk
+    /// reports the hit that ends first, so no line it skips holds one.
+    ///
+    /// A DFA walk is one chain of dependent loads, a transition per byte,
+    /// bound by memory latency rather than by work; so the region is cut
+    /// into [`STREAMS`] parts at line starts and one loop takes a step in
+    /// each, and the loads overlap.
+    fn lines_with_hits(&self, region: &[u8], mut found: impl FnMut(Range<usize>)) {
+        let dfa = match &self.search {
+            LiteralSearch::Dfa(dfa) => dfa,
+            LiteralSearch::Other(ac) => {
+                let mut from = 0;
+                while let Some(m) = ac.find(Input::new(region).span(from..region.len())) {
+                    let line = line_with_hits(region, m.end(), ac.max_pattern_len());
+                    from = line.end;
+                    found(line);
+                }
+                return;
+            }
+        };
+        let Ok(start) = dfa.start_state(Anchored::No) else {
+            return;
+        };
+        let mut walks = [Walk {
+            sid: start,
+            at: 0,
+            end: region.len(),
+        }; STREAMS];
+        for k in 1..STREAMS {
+            let cut = (region.len() * k / STREAMS).max(walks[k - 1].at);
+            walks[k].at = memchr::memchr(b'\n', &region[cut..]).map_or(region.len(), |i| cut + i + 1);
+            walks[k - 1].end = walks[k].at;
+        }
+        // A step in every part while all have bytes left: as many steps as
+        // the shortest part has bytes, or up to a hit.
+        loop {
+            let steps = walks.iter().map(|w| w.end - w.at).min().unwrap_or(0);
+            if steps == 0 {
+                break;
+            }
+            let parts: [&[u8]; STREAMS] = std::array::from_fn(|k| &region[walks[k].at..walks[k].at + steps]);
+            let mut taken = 0;
+            let mut special = false;
+            while taken < steps && !special {
+                for (w, part) in walks.iter_mut().zip(&parts) {
+                    w.sid = dfa.next_state(Anchored::No, w.sid, part[taken]);
+                }
+                taken += 1;
+                special = walks.iter().any(|w| dfa.is_special(w.sid));
+            }
+            for w in &mut walks {
+                w.at += taken;
+            }
+            if special {
+                for w in &mut walks {
+                    w.after_step(dfa, region, start, &mut found);
+                }
+            }
+        }
+        // Then each part to its end alone.
+        for w in &mut walks {
+            while w.at < w.end {
+                w.sid = dfa.next_state(Anchored::No, w.sid, region[w.at]);
+                w.at += 1;
+                w.after_step(dfa, region, start, &mut found);
+            }
+        }
+    }
+
+    /// Adds the hits in `text`, which starts at `offset` of the region.
+    fn overlapping_hits(&self, text: &[u8], offset: usize, hits: &mut Vec<(usize, GlobalQuery)>) {
+        let mut add = |m: aho_corasick::Match| {
+            let p = m.pattern().as_usize();
+            if let Some(bytes) = &self.exact[p] {
+                if text[m.range()] != **bytes {
+                    return;
+                }
+            }
+            for &q in &self.owners[p] {
+                hits.push((offset + m.start(), q));
+            }
+        };
+        match &self.search {
+            // An unanchored search with standard semantics, which
+            // overlapping search supports.
+            LiteralSearch::Dfa(dfa) => match dfa.try_find_overlapping_iter(Input::new(text)) {
+                Ok(matches) => matches.for_each(&mut add),
+                Err(e) => unreachable!("overlapping search of a standard DFA: {e}"),
+            },
+            LiteralSearch::Other(ac) => ac.find_overlapping_iter(text).for_each(&mut add),
+        }
+    }
 }
 
 /// What the scanner needs for files of one format.
@@ -73,6 +239,89 @@ pub struct ScanPlan {
     /// For each rule, the global id of its first query.
     pub rule_offsets: Vec<u32>,
     groups: Vec<GroupPlan>,
+    /// Per format: its patterns capturing only the fields the queries
+    /// read.
+    narrow: Vec<Option<NarrowPatterns>>,
+}
+
+/// Per format, by field index: whether a query reads the field (in its
+/// predicate, a distinct count, a time, or as the message or time of a
+/// record that embeds another). What is left out is still read when asked
+/// for, only slower.
+fn fields_read(kb: &KnowledgeBase, queries: &[PlannedQuery]) -> Vec<Vec<bool>> {
+    let formats = &kb.formats.formats;
+    let mut read: Vec<Vec<bool>> = formats.iter().map(|f| vec![false; f.fields.len()]).collect();
+    let mut mark = |fi: usize, f: FieldRef| {
+        let format = &formats[fi];
+        let fields = match f {
+            FieldRef::Field(i) => vec![i],
+            FieldRef::Message => format.message_field.into_iter().collect(),
+            FieldRef::Time => time_fields(format),
+            FieldRef::Text | FieldRef::File | FieldRef::Line => Vec::new(),
+        };
+        for i in fields {
+            if let Some(r) = read[fi].get_mut(i) {
+                *r = true;
+            }
+        }
+    };
+    for (fi, format) in formats.iter().enumerate() {
+        // A file that states a product's release is read for it.
+        if let (Some(_), Some(i)) = (&format.product, format.field_index("version")) {
+            mark(fi, FieldRef::Field(i));
+        }
+    }
+    for pq in queries {
+        let q = &kb.rules[pq.rule].compiled.queries[pq.local];
+        let mut refs = Vec::new();
+        pred_fields(&q.pred, &mut refs);
+        refs.extend(&q.distinct_fields);
+        if q.needs_time {
+            refs.push(FieldRef::Time);
+        }
+        for f in refs {
+            mark(q.source, f);
+        }
+        // A record read from another's message: the outer record's message
+        // and time.
+        for (outer, format) in formats.iter().enumerate() {
+            if format.embeds.iter().any(|e| *e == formats[q.source].name) {
+                mark(outer, FieldRef::Message);
+                mark(outer, FieldRef::Time);
+            }
+        }
+    }
+    read
+}
+
+/// The fields a record's time is read from: the time stamp and its zone.
+fn time_fields(format: &Format) -> Vec<usize> {
+    let Some(spec) = &format.timestamp else {
+        return Vec::new();
+    };
+    let mut fields = vec![spec.field];
+    if let ZoneSpec::Field(name) = &spec.zone {
+        fields.extend(format.field_index(name));
+    }
+    fields
+}
+
+/// Adds the fields a predicate tests.
+fn pred_fields(p: &CPred, out: &mut Vec<FieldRef>) {
+    match p {
+        CPred::True => {}
+        CPred::Cmp(f, ..)
+        | CPred::Contains(f, _)
+        | CPred::ContainsAny(f, _)
+        | CPred::StartsWith(f, _)
+        | CPred::EndsWith(f, _)
+        | CPred::Matches(f, ..)
+        | CPred::InList(f, _)
+        | CPred::InCidr(f, _)
+        | CPred::Is(f, _) => out.push(*f),
+        CPred::And(children) | CPred::Or(children) => children.iter().for_each(|c| pred_fields(c, out)),
+        CPred::Not(inner) => pred_fields(inner, out),
+    }
 }
 
 impl ScanPlan {
@@ -87,47 +336,58 @@ impl ScanPlan {
                 queries.push(PlannedQuery { rule: ri, local: li });
             }
         }
-        let mut groups = Vec::new();
-        for fi in 0..formats.formats.len() {
-            let mut members = vec![fi];
-            members.extend(formats.embedded(fi));
-            let mut exact: Vec<(String, GlobalQuery)> = Vec::new();
-            let mut caseless: Vec<(String, GlobalQuery)> = Vec::new();
-            let mut slow = Vec::new();
-            for (gid, pq) in queries.iter().enumerate() {
-                let q = &kb.rules[pq.rule].compiled.queries[pq.local];
-                if !members.contains(&q.source) {
-                    continue;
-                }
-                // Literals only help when the record text of this file is
-                // the text the query sees (not for JSON).
-                let literals = if formats.formats[fi].kind == FormatKind::Json {
-                    None
-                } else {
-                    q.literals.as_ref()
-                };
-                match literals {
-                    Some(set) => {
-                        for l in &set.literals {
-                            if set.case_insensitive {
-                                caseless.push((l.clone(), gid as GlobalQuery));
-                            } else {
-                                exact.push((l.clone(), gid as GlobalQuery));
+        // Formats are planned in parallel: building an automaton, or
+        // narrowed patterns, takes milliseconds each.
+        let groups: Vec<GroupPlan> = (0..formats.formats.len())
+            .into_par_iter()
+            .map(|fi| {
+                let mut members = vec![fi];
+                members.extend(formats.embedded(fi));
+                let mut exact: Vec<(String, GlobalQuery)> = Vec::new();
+                let mut caseless: Vec<(String, GlobalQuery)> = Vec::new();
+                let mut slow = Vec::new();
+                for (gid, pq) in queries.iter().enumerate() {
+                    let q = &kb.rules[pq.rule].compiled.queries[pq.local];
+                    if !members.contains(&q.source) {
+                        continue;
+                    }
+                    // Literals only help when the record text of this file is
+                    // the text the query sees (not for JSON).
+                    let literals = if formats.formats[fi].kind == FormatKind::Json {
+                        None
+                    } else {
+                        q.literals.as_ref()
+                    };
+                    match literals {
+                        Some(set) => {
+                            for l in &set.literals {
+                                if set.case_insensitive {
+                                    caseless.push((l.clone(), gid as GlobalQuery));
+                                } else {
+                                    exact.push((l.clone(), gid as GlobalQuery));
+                                }
                             }
                         }
+                        None => slow.push(gid as GlobalQuery),
                     }
-                    None => slow.push(gid as GlobalQuery),
                 }
-            }
-            groups.push(GroupPlan {
-                literals: build_automaton(exact, caseless),
-                slow,
-            });
-        }
+                GroupPlan {
+                    literals: build_automaton(exact, caseless),
+                    slow,
+                }
+            })
+            .collect();
+        let narrow = formats
+            .formats
+            .par_iter()
+            .zip(fields_read(kb, &queries))
+            .map(|(format, read)| format.narrow(&read))
+            .collect();
         ScanPlan {
             queries,
             rule_offsets,
             groups,
+            narrow,
         }
     }
 
@@ -177,23 +437,29 @@ fn build_automaton(exact: Vec<(String, GlobalQuery)>, caseless: Vec<(String, Glo
         }
     }
     // A DFA scans fastest; the default would fall back to an NFA above
-    // about a hundred patterns.
-    let ac = AhoCorasickBuilder::new()
-        .kind(Some(AhoCorasickKind::DFA))
+    // about a hundred patterns. No prefilter: with a thousand literals the
+    // rare bytes it looks for are not rare, and calling it cost more than
+    // it skipped.
+    let search = match aho_corasick::dfa::DFA::builder()
         .match_kind(MatchKind::Standard)
         .ascii_case_insensitive(fold)
+        .prefilter(false)
         .build(&patterns)
-        .or_else(|_| {
+    {
+        Ok(dfa) => LiteralSearch::Dfa(Box::new(dfa)),
+        Err(_) => LiteralSearch::Other(
             AhoCorasickBuilder::new()
                 .match_kind(MatchKind::Standard)
                 .ascii_case_insensitive(fold)
                 .build(&patterns)
-        })
-        .ok()?;
+                .ok()?,
+        ),
+    };
     Some(Automaton {
-        ac,
+        search,
         owners,
         exact: exact_bytes,
+        within_lines: !patterns.iter().any(|p| p.contains('\n')),
     })
 }
 
@@ -580,22 +846,15 @@ impl Scanner<'_> {
         records: Option<&[Range<usize>]>,
         scan: &mut FileScan,
     ) {
-        // (record start, query) for every literal hit.
+        // (hit start, query) for every literal hit.
         let mut hits: Vec<(usize, GlobalQuery)> = Vec::new();
         if let Some(automaton) = &group.literals {
-            for m in automaton.ac.find_overlapping_iter(region) {
-                let p = m.pattern().as_usize();
-                if let Some(bytes) = &automaton.exact[p] {
-                    if region[m.range()] != **bytes {
-                        continue;
-                    }
-                }
-                for &q in &automaton.owners[p] {
-                    hits.push((m.start(), q));
-                }
-            }
+            automaton.hits(region, &mut hits);
         }
-        let mut candidates: Vec<(Range<usize>, Vec<GlobalQuery>)> = Vec::new();
+        // Each candidate record with the range of `queries` that test it:
+        // one list for all, not one per record.
+        let mut candidates: Vec<(Range<usize>, Range<usize>)> = Vec::new();
+        let mut queries: Vec<GlobalQuery> = Vec::new();
         // Files that state a product's release are small and read whole.
         let states_release = self.kb.formats.formats[fi].product.is_some();
         if !group.slow.is_empty() || states_release {
@@ -607,15 +866,16 @@ impl Scanner<'_> {
             hits.sort_unstable();
             let mut h = 0;
             for r in all {
-                let mut qs = group.slow.clone();
+                let first = queries.len();
+                queries.extend_from_slice(&group.slow);
                 while h < hits.len() && hits[h].0 < r.end {
                     // Two hits of one query in a record test it once.
-                    if hits[h].0 >= r.start && !qs.contains(&hits[h].1) {
-                        qs.push(hits[h].1);
+                    if hits[h].0 >= r.start && !queries[first..].contains(&hits[h].1) {
+                        queries.push(hits[h].1);
                     }
                     h += 1;
                 }
-                candidates.push((r, qs));
+                candidates.push((r, first..queries.len()));
             }
         } else {
             if hits.is_empty() {
@@ -641,18 +901,22 @@ impl Scanner<'_> {
                 };
                 match candidates.last_mut() {
                     Some((r, qs)) if *r == range => {
-                        if !qs.contains(&q) {
-                            qs.push(q);
+                        if !queries[qs.clone()].contains(&q) {
+                            queries.push(q);
+                            qs.end += 1;
                         }
                     }
-                    _ => candidates.push((range, vec![q])),
+                    _ => {
+                        queries.push(q);
+                        candidates.push((range, queries.len() - 1..queries.len()));
+                    }
                 }
             }
         }
         // Line numbers: count newlines incrementally.
         let mut counted_to = 0usize;
         let mut line = base_line;
-        for (range, queries) in candidates {
+        for (range, tested) in candidates {
             line += memchr::memchr_iter(b'\n', &region[counted_to..range.start]).count() as u64;
             counted_to = range.start;
             let raw = &region[range.clone()];
@@ -662,8 +926,13 @@ impl Scanner<'_> {
                 continue;
             }
             scan.parsed += 1;
-            self.test_record(fi, text, line, &queries, scan);
+            self.test_record(fi, text, line, &queries[tested], scan);
         }
+    }
+
+    fn query(&self, gid: GlobalQuery) -> &CompiledQuery {
+        let pq = &self.plan.queries[gid as usize];
+        &self.kb.rules[pq.rule].compiled.queries[pq.local]
     }
 
     fn test_record(&self, fi: usize, text: &str, line: u64, queries: &[GlobalQuery], scan: &mut FileScan) {
@@ -681,11 +950,10 @@ impl Scanner<'_> {
     fn test_record_inner(&self, fi: usize, text: &str, line: u64, queries: &[GlobalQuery], scan: &mut FileScan) {
         let formats = &self.kb.formats;
         let outer = &formats.formats[fi];
-        // Parsed the first time a test, a time or the evidence needs a field.
-        let outer_fields = LazyFields::new(outer, text, self.zones);
+        // Read the first time a test, a time or the evidence needs a field.
+        let outer_fields = LazyFields::new(outer, self.plan.narrow[fi].as_ref(), Cow::Borrowed(text), self.zones);
         if let Some(product) = &outer.product {
-            let parsed = outer_fields.get();
-            let version = outer.field_index("version").and_then(|i| parsed.values[i].as_ref());
+            let version = outer.field_index("version").and_then(|i| outer_fields.value(i));
             if let Some(FieldValue {
                 value: Value::Version(v),
                 ..
@@ -694,14 +962,16 @@ impl Scanner<'_> {
                 scan.product_versions.push((product.clone(), v.clone(), line));
             }
         }
-        let mut inner_cache: HashMap<usize, Option<EmbeddedRecord<'_>>> = HashMap::new();
+        // The records of embedded formats read from the message, with the
+        // message's offset in the text.
+        let mut inner_cache: HashMap<usize, Option<(LazyFields<'_>, Option<usize>)>> = HashMap::new();
+        let mut distinct_text = String::new();
         for &gid in queries {
-            let pq = &self.plan.queries[gid as usize];
-            let q = &self.kb.rules[pq.rule].compiled.queries[pq.local];
+            let q = self.query(gid);
             let view = if q.source == fi {
                 RecordView {
                     format: outer,
-                    fields: Fields::Lazy(&outer_fields),
+                    fields: &outer_fields,
                     text,
                     file: &scan.path,
                     line,
@@ -710,22 +980,28 @@ impl Scanner<'_> {
                 }
             } else {
                 let entry = inner_cache.entry(q.source).or_insert_with(|| {
-                    let (msg, offset) = message_of(outer, outer_fields.get(), text);
-                    let inner = formats.formats[q.source].parse(&msg, self.zones);
-                    inner.matched.then_some((inner, msg, offset))
+                    let (msg, offset) = message_of(outer.message_field.and_then(|i| outer_fields.value(i)), text);
+                    let inner = LazyFields::new(
+                        &formats.formats[q.source],
+                        self.plan.narrow[q.source].as_ref(),
+                        msg,
+                        self.zones,
+                    );
+                    inner.matched().then_some((inner, offset))
                 });
-                let Some((inner, msg, offset)) = entry else { continue };
+                let Some((inner, offset)) = entry else { continue };
                 RecordView {
                     format: &formats.formats[q.source],
-                    fields: Fields::Ready(inner),
-                    text: msg,
+                    fields: inner,
+                    text: inner.text(),
                     file: &scan.path,
                     line,
-                    outer_time: outer_fields.get().time,
+                    outer_time: outer_fields.time(),
                     offset: *offset,
                 }
             };
-            let mut found = Found::default();
+            let keep = scan.matches.get(&gid).is_none_or(|m| m.evidence.len() < EVIDENCE_CAP);
+            let mut found = Found::new(keep);
             if !eval_pred(&q.pred, &view, &mut found, true) {
                 continue;
             }
@@ -746,7 +1022,13 @@ impl Scanner<'_> {
                         }
                     };
                     if set.len() < DISTINCT_CAP {
-                        set.insert(v.to_string());
+                        // Most matches repeat a value already seen: write
+                        // it into a reused buffer, and copy it only when new.
+                        distinct_text.clear();
+                        write!(distinct_text, "{v}").expect("writing to a String");
+                        if !set.contains(distinct_text.as_str()) {
+                            set.insert(distinct_text.clone());
+                        }
                     }
                 }
             }
@@ -755,8 +1037,8 @@ impl Scanner<'_> {
                     .format
                     .fields
                     .iter()
-                    .zip(&view.fields.get().values)
-                    .filter_map(|(d, v)| v.as_ref().map(|v| (d.name.clone(), v.value.to_string())))
+                    .enumerate()
+                    .filter_map(|(i, d)| view.fields.value(i).map(|v| (d.name.clone(), v.value.to_string())))
                     .collect();
                 values.extend(found.captures);
                 entry.evidence.push(MatchedRecord {
@@ -780,8 +1062,9 @@ impl Scanner<'_> {
                 });
             }
         }
-        if let Some(parsed) = outer_fields.cell.get() {
-            scan.guessed_zones.extend(parsed.guessed_zone.clone());
+        if outer_fields.is_parsed() {
+            scan.guessed_zones
+                .extend(outer_fields.guessed_zone().map(str::to_string));
         }
     }
 
@@ -883,15 +1166,11 @@ fn json_objects(text: &str) -> (Vec<(usize, usize)>, Vec<String>) {
     (out, problems)
 }
 
-/// A record of an embedded format: its fields, the outer record's message
-/// it was read from, and that message's offset in the outer text.
-type EmbeddedRecord<'t> = (ParsedFields, Cow<'t, str>, Option<usize>);
-
-/// The message of a parsed record, and its offset in the record text when
-/// it is a slice of it (a JSON value is not); the whole text without a
-/// message field.
-fn message_of<'t>(format: &Format, parsed: &ParsedFields, text: &'t str) -> (Cow<'t, str>, Option<usize>) {
-    if let Some(Some(v)) = format.message_field.and_then(|i| parsed.values.get(i)) {
+/// The message of a record given the value of its message field, and its
+/// offset in the record text when it is a slice of it (a JSON value is
+/// not); the whole text without a message field.
+fn message_of<'t>(message: Option<&FieldValue>, text: &'t str) -> (Cow<'t, str>, Option<usize>) {
+    if let Some(v) = message {
         match (&v.range, &v.value) {
             (Some(r), _) => return (Cow::Borrowed(&text[r.clone()]), Some(r.start)),
             (None, Value::Str(s)) => return (Cow::Owned(s.clone()), None),
@@ -941,6 +1220,15 @@ fn line_ranges(region: &[u8]) -> Vec<Range<usize>> {
         out.push(start..region.len());
     }
     out
+}
+
+/// The part of a line that holds all its hits, given where the first hit
+/// to end ends: a hit that ends later starts at most `max_len` before that.
+fn line_with_hits(region: &[u8], first_end: usize, max_len: usize) -> Range<usize> {
+    // A hit's last byte is not a line end, so the hit lies in the line of
+    // that byte.
+    let line = line_around(region, first_end - 1);
+    first_end.saturating_sub(max_len).max(line.start)..line.end
 }
 
 /// The line around byte `pos`.
@@ -1019,56 +1307,12 @@ fn last_record(format: &Format, region: &[u8]) -> Option<Range<usize>> {
     }
 }
 
-/// A record's fields, parsed the first time something needs one: most
-/// candidates are decided by their text, and a record that does not match
-/// is then never parsed.
-pub struct LazyFields<'a> {
-    format: &'a Format,
-    text: &'a str,
-    zones: &'a ZoneTable,
-    cell: std::cell::OnceCell<ParsedFields>,
-}
-
-impl<'a> LazyFields<'a> {
-    fn new(format: &'a Format, text: &'a str, zones: &'a ZoneTable) -> LazyFields<'a> {
-        LazyFields {
-            format,
-            text,
-            zones,
-            cell: std::cell::OnceCell::new(),
-        }
-    }
-
-    fn get(&self) -> &ParsedFields {
-        self.cell.get_or_init(|| self.format.parse(self.text, self.zones))
-    }
-}
-
-/// The fields behind a [`RecordView`]: parsed on demand, or already parsed
-/// (a record of an embedded format).
-pub enum Fields<'a> {
-    /// Parsed when first read.
-    Lazy(&'a LazyFields<'a>),
-    /// Parsed already.
-    Ready(&'a ParsedFields),
-}
-
-impl Fields<'_> {
-    /// The parsed fields.
-    pub fn get(&self) -> &ParsedFields {
-        match self {
-            Fields::Lazy(l) => l.get(),
-            Fields::Ready(p) => p,
-        }
-    }
-}
-
 /// A record as the predicate sees it.
 pub struct RecordView<'a> {
     /// Its format.
     pub format: &'a Format,
-    /// Its fields.
-    pub fields: Fields<'a>,
+    /// Its fields, read on demand.
+    pub fields: &'a LazyFields<'a>,
     /// Its text.
     pub text: &'a str,
     /// Its file.
@@ -1084,7 +1328,7 @@ pub struct RecordView<'a> {
 impl RecordView<'_> {
     /// The record's time: its own, or the outer record's.
     pub fn time(&self) -> Option<RecordTime> {
-        self.fields.get().time.or(self.outer_time)
+        self.fields.time().or(self.outer_time)
     }
 
     /// The value of a field, if the record has it.
@@ -1095,13 +1339,7 @@ impl RecordView<'_> {
             FieldRef::Time => self.time().map(|t| Cow::Owned(Value::Time(t.micros))),
             FieldRef::File => Some(Cow::Owned(Value::Str(self.file.to_string()))),
             FieldRef::Line => Some(Cow::Owned(Value::Int(self.line as i64))),
-            FieldRef::Field(i) => self
-                .fields
-                .get()
-                .values
-                .get(i)?
-                .as_ref()
-                .map(|v| Cow::Borrowed(&v.value)),
+            FieldRef::Field(i) => self.fields.value(i).map(|v| Cow::Borrowed(&v.value)),
         }
     }
 
@@ -1110,23 +1348,23 @@ impl RecordView<'_> {
         match f {
             FieldRef::Text => Some((self.text, Some(0))),
             FieldRef::Message => match self.format.message_field {
-                Some(i) => match self.fields.get().values.get(i) {
-                    Some(Some(v)) => match (&v.value, &v.range) {
+                Some(i) => match self.fields.value(i) {
+                    Some(v) => match (&v.value, &v.range) {
                         (Value::Str(s), r) => Some((s.as_str(), r.as_ref().map(|r| r.start))),
                         _ => None,
                     },
-                    _ => Some((self.text, Some(0))),
+                    None => Some((self.text, Some(0))),
                 },
                 None => Some((self.text, Some(0))),
             },
             FieldRef::File => Some((self.file, None)),
-            FieldRef::Field(i) => match self.fields.get().values.get(i)? {
-                Some(v) => match &v.value {
+            FieldRef::Field(i) => {
+                let v = self.fields.value(i)?;
+                match &v.value {
                     Value::Str(s) => Some((s.as_str(), v.range.as_ref().map(|r| r.start))),
                     _ => None,
-                },
-                None => None,
-            },
+                }
+            }
             FieldRef::Time | FieldRef::Line => None,
         }
     }
@@ -1137,19 +1375,35 @@ impl RecordView<'_> {
 }
 
 /// What a matching predicate found: places to underline and captures.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Found {
+    /// Whether the record may become evidence, so that what is found is
+    /// worth collecting; once a query has all the evidence it keeps, its
+    /// matches are only counted.
+    pub keep: bool,
     /// Byte ranges of the record text.
     pub highlights: Vec<Range<usize>>,
     /// Regex captures.
     pub captures: Vec<(String, String)>,
 }
 
+impl Found {
+    /// Nothing found yet; `keep` says whether to collect it.
+    pub fn new(keep: bool) -> Found {
+        Found {
+            keep,
+            highlights: Vec::new(),
+            captures: Vec::new(),
+        }
+    }
+}
+
 /// Tests a predicate; `positive` is false under `not`, where nothing found
 /// is evidence.
 pub fn eval_pred(p: &CPred, view: &RecordView<'_>, found: &mut Found, positive: bool) -> bool {
+    let collect = positive && found.keep;
     let mark = |found: &mut Found, f: FieldRef, within: Range<usize>| {
-        if positive {
+        if collect {
             if let Some((_, Some(off))) = view.str_with_offset(f) {
                 found.highlights.push(off + within.start..off + within.end);
             }
@@ -1206,14 +1460,16 @@ pub fn eval_pred(p: &CPred, view: &RecordView<'_>, found: &mut Found, positive: 
         },
         CPred::Matches(f, re, _) => {
             let Some(s) = view.str_of(*f) else { return false };
+            if !collect {
+                // Nothing to underline or capture: the fastest engine.
+                return re.is_match(s);
+            }
             let Some(caps) = re.captures(s) else { return false };
             let whole = caps.get(0).map_or(0..0, |m| m.range());
             mark(found, *f, whole);
-            if positive {
-                for name in re.capture_names().flatten() {
-                    if let Some(m) = caps.name(name) {
-                        found.captures.push((name.to_string(), m.as_str().to_string()));
-                    }
+            for name in re.capture_names().flatten() {
+                if let Some(m) = caps.name(name) {
+                    found.captures.push((name.to_string(), m.as_str().to_string()));
                 }
             }
             true
@@ -1284,7 +1540,8 @@ pub fn parse_records(
         let inner = if embedded.is_empty() {
             Vec::new()
         } else {
-            let (msg, _) = message_of(format, &fields, t);
+            let message = format.message_field.and_then(|i| fields.values.get(i)?.as_ref());
+            let (msg, _) = message_of(message, t);
             embedded
                 .iter()
                 .map(|&e| (e, formats.formats[e].parse(&msg, zones)))
