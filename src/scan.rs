@@ -1425,7 +1425,7 @@ pub fn eval_pred(p: &CPred, view: &RecordView<'_>, found: &mut Found, positive: 
             ok
         }
         CPred::Contains(f, needle) => match view.str_of(*f) {
-            Some(s) => match s.find(needle.as_str()) {
+            Some(s) => match needle.find_in(s) {
                 Some(i) => {
                     mark(found, *f, i..i + needle.len());
                     true
