@@ -276,6 +276,10 @@ pub struct ServeArgs {
     /// Keep uploads after they are diagnosed (default: delete them; the report stays).
     #[arg(long)]
     pub keep_uploads: bool,
+    /// Delete finished jobs and their reports this many days after they
+    /// finished (checked at start and hourly; default: keep them).
+    #[arg(long, value_name = "DAYS")]
+    pub retention_days: Option<u32>,
     /// Log lines as text instead of JSON.
     #[arg(long)]
     pub text_logs: bool,
@@ -1083,6 +1087,9 @@ fn serve(args: &ServeArgs) -> ExitCode {
         max_connections: args.max_connections,
         reload_interval: std::time::Duration::from_secs(args.reload_interval),
         keep_uploads: args.keep_uploads,
+        retention: args
+            .retention_days
+            .map(|days| std::time::Duration::from_secs(u64::from(days) * 86_400)),
         json_logs: !args.text_logs,
         rules: crate::serve::rules::RuleSource {
             builtin: !args.run.rules.no_builtin,

@@ -169,6 +169,26 @@ fn a_job_cut_short_by_a_crash_is_finished_after_the_restart() {
     assert!(server.log().contains("requeued jobs accepted before the restart"));
     // SIGTERM stops it cleanly.
     assert_eq!(server.terminate(), Some(0));
+
+    // Reports past the retention period are deleted at the next start.
+    let db = rusqlite::Connection::open(data.join("triage.db")).unwrap();
+    db.execute(
+        "UPDATE jobs SET finished_at = '2020-01-01T00:00:00.000Z' WHERE id = ?1",
+        [&running],
+    )
+    .unwrap();
+    drop(db);
+    let server = Server::start(&data, &["--retention-days", "30"], &[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while server.get(&format!("/v1/bundles/{running}")).0 != 404 {
+        assert!(std::time::Instant::now() < deadline, "the old job was not deleted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        server.get(&format!("/v1/bundles/{queued}")).0,
+        200,
+        "a recent job stays"
+    );
 }
 
 #[test]

@@ -71,6 +71,9 @@ pub struct Config {
     pub reload_interval: Duration,
     /// Keep uploads after they are diagnosed.
     pub keep_uploads: bool,
+    /// Delete finished jobs and their reports this long after they
+    /// finished (checked at start and hourly); `None` keeps them.
+    pub retention: Option<Duration>,
     /// Log lines as JSON (else text).
     pub json_logs: bool,
     /// The rules.
@@ -169,6 +172,16 @@ pub fn run(config: Config) -> Result<(), String> {
                 .map_err(|e| format!("cannot start a worker thread: {e}"))
         })
         .collect::<Result<_, _>>()?;
+    if let Some(retention) = config.retention {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("retention".into())
+            .spawn(move || loop {
+                expire_jobs(&shared, retention);
+                std::thread::sleep(Duration::from_secs(3600));
+            })
+            .map_err(|e| format!("cannot start the retention thread: {e}"))?;
+    }
     if !config.reload_interval.is_zero() {
         let shared = shared.clone();
         std::thread::Builder::new()
@@ -1151,6 +1164,25 @@ fn finish(shared: &Shared, id: &str, end: &Finished, bundle: &Path) {
         // Not acknowledged: still `running` in the database, so the next
         // start runs it again.
         Err(e) => tracing::error!(job = %id, error = %e, "cannot store the result"),
+    }
+}
+
+/// Deletes the jobs that finished more than `retention` ago.
+fn expire_jobs(shared: &Shared, retention: Duration) {
+    let Ok(age) = chrono::Duration::from_std(retention) else {
+        return;
+    };
+    let before = (chrono::Utc::now() - age).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    match shared.store.expire(&before) {
+        Ok(ids) if !ids.is_empty() => {
+            for id in &ids {
+                // Kept uploads go with their job.
+                let _ = std::fs::remove_dir_all(shared.uploads.join(id));
+            }
+            tracing::info!(jobs = ids.len(), before = %before, "deleted jobs past the retention period");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "cannot delete old jobs"),
     }
 }
 

@@ -284,6 +284,19 @@ impl Store {
         ids.map_err(|e| format!("cannot list queued jobs: {e}"))
     }
 
+    /// Deletes finished jobs (and their reports) that finished before
+    /// `before` (RFC 3339); the ids deleted.
+    pub fn expire(&self, before: &str) -> Result<Vec<String>, String> {
+        let db = self.db();
+        let mut stmt = db
+            .prepare("DELETE FROM jobs WHERE status IN ('done', 'failed') AND finished_at < ?1 RETURNING id")
+            .map_err(|e| e.to_string())?;
+        let ids = stmt
+            .query_map([before], |row| row.get(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>());
+        ids.map_err(|e| format!("cannot delete old jobs: {e}"))
+    }
+
     /// How many jobs are in each state.
     pub fn counts(&self) -> Result<Counts, String> {
         let db = self.db();
@@ -344,8 +357,12 @@ mod tests {
         // A finished job delivered again is not run again.
         assert!(store.start("a").unwrap().is_none());
         assert!(store.start("nope").unwrap().is_none());
+        // Only finished jobs expire.
+        assert_eq!(store.expire("9999-01-01T00:00:00Z").unwrap(), ["a"]);
+        assert!(store.get("a").unwrap().is_none());
+        assert!(store.get("b").unwrap().is_some());
         let counts = store.counts().unwrap();
-        assert_eq!((counts.queued, counts.running, counts.done), (1, 1, 1));
+        assert_eq!((counts.queued, counts.running, counts.done), (1, 1, 0));
         assert_eq!(
             store
                 .recent(2)
