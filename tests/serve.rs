@@ -215,14 +215,7 @@ fn bad_uploads_get_a_clear_answer_and_leave_nothing_behind() {
     assert_eq!(status, 400, "{body}");
 
     // Over the limit (1 MiB), with the length declared: answered before the body is sent.
-    let mut stream = TcpStream::connect(server.addr()).unwrap();
-    write!(
-        stream,
-        "POST /v1/bundles HTTP/1.1\r\nHost: x\r\nContent-Type: application/gzip\r\nContent-Length: 2097152\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    let _ = stream.read_to_string(&mut answer);
+    let answer = server.raw("POST /v1/bundles HTTP/1.1\r\nContent-Type: application/gzip\r\nContent-Length: 2097152");
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("at most 1048576"), "{answer}");
 
@@ -261,14 +254,7 @@ fn bad_uploads_get_a_clear_answer_and_leave_nothing_behind() {
     assert!(uploads.is_empty(), "left behind: {uploads:?}");
 
     // Errors made below the handlers are JSON too.
-    let mut stream = TcpStream::connect(server.addr()).unwrap();
-    write!(
-        stream,
-        "DELETE /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
+    let answer = server.raw("DELETE /healthz HTTP/1.1");
     assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
     assert!(
         answer.contains("\"error\":\"this resource does not take that method\""),
@@ -308,11 +294,7 @@ fn no_request_reads_outside_the_data_directory() {
         "/data/triage.db",
         "/uploads/",
     ] {
-        // Raw, so no client tidies the path first.
-        let mut stream = TcpStream::connect(server.addr()).unwrap();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).unwrap();
+        let answer = server.raw(&format!("GET {path} HTTP/1.1"));
         let status: u16 = answer[9..12].parse().unwrap();
         assert!(matches!(status, 400 | 404), "{path}: {answer}");
         assert!(

@@ -475,14 +475,6 @@ fn is_job_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-fn bad_job_id(id: &str) -> Response {
-    problem(
-        StatusCode::BAD_REQUEST,
-        format!("`{}` is not a job id", id.chars().take(80).collect::<String>()),
-        "a job id is the 32 hex digits POST /v1/bundles returned",
-    )
-}
-
 /// 128 random bits as hex, from the kernel.
 fn new_job_id() -> Result<String, String> {
     use std::io::Read;
@@ -871,55 +863,55 @@ struct JobView {
     result: Option<Box<RawValue>>,
 }
 
-async fn get_job(State(shared): State<AppState>, UrlPath(id): UrlPath<String>) -> Response {
+/// A job and its report, by the id in the URL; or the answer to give (a
+/// malformed id, no such job, an error).
+async fn job_and_report(shared: AppState, id: String) -> Result<(store::Job, Option<String>), Response> {
     if !is_job_id(&id) {
-        return bad_job_id(&id);
+        return Err(problem(
+            StatusCode::BAD_REQUEST,
+            format!("`{}` is not a job id", id.chars().take(80).collect::<String>()),
+            "a job id is the 32 hex digits POST /v1/bundles returned",
+        ));
     }
     let found = {
         let id = id.clone();
-        blocking(move || shared.store.get_with_result(&id)).await
+        blocking(move || shared.store.get_with_result(&id)).await?
     };
     match found {
+        Err(e) => Err(internal(e)),
+        Ok(None) => Err(problem(
+            StatusCode::NOT_FOUND,
+            format!("no job {id}"),
+            "GET /v1/bundles lists the recent jobs",
+        )),
+        Ok(Some(found)) => Ok(found),
+    }
+}
+
+async fn get_job(State(shared): State<AppState>, UrlPath(id): UrlPath<String>) -> Response {
+    match job_and_report(shared, id).await {
         Err(response) => response,
-        Ok(Err(e)) => internal(e),
-        Ok(Ok(None)) => unknown_job(&id),
-        Ok(Ok(Some((job, result)))) => {
+        Ok((job, result)) => {
             let result = result.and_then(|text| RawValue::from_string(text).ok());
             Json(JobView { job, result }).into_response()
         }
     }
 }
 
-fn unknown_job(id: &str) -> Response {
-    problem(
-        StatusCode::NOT_FOUND,
-        format!("no job {id}"),
-        "GET /v1/bundles lists the recent jobs",
-    )
-}
-
 /// The report alone: byte for byte what `diagnose --format json` prints.
 async fn get_report(State(shared): State<AppState>, UrlPath(id): UrlPath<String>) -> Response {
-    if !is_job_id(&id) {
-        return bad_job_id(&id);
-    }
-    let found = {
-        let id = id.clone();
-        blocking(move || shared.store.get_with_result(&id)).await
-    };
-    match found {
+    match job_and_report(shared, id).await {
         Err(response) => response,
-        Ok(Err(e)) => internal(e),
-        Ok(Ok(None)) => unknown_job(&id),
-        Ok(Ok(Some((job, None)))) => problem(
+        Ok((job, None)) => problem(
             StatusCode::CONFLICT,
             format!(
-                "job {id} is {} and has no report yet",
+                "job {} is {} and has no report yet",
+                job.id,
                 serde_json::to_value(job.status).unwrap_or_default()
             ),
-            "poll GET /v1/bundles/{id} until its status is done",
+            format!("poll GET /v1/bundles/{} until its status is done", job.id),
         ),
-        Ok(Ok(Some((_, Some(text))))) => ([(header::CONTENT_TYPE, "application/json")], text).into_response(),
+        Ok((_, Some(text))) => ([(header::CONTENT_TYPE, "application/json")], text).into_response(),
     }
 }
 

@@ -93,6 +93,19 @@ impl Server {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Sends `head` (a request line and headers, without the blank line
+    /// that ends them) as written, with no client to tidy the path, and
+    /// `Connection: close`; the whole answer as text.
+    pub fn raw(&self, head: &str) -> String {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(self.addr()).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        write!(stream, "{head}\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    }
+
     /// GET; status and body.
     pub fn get(&self, path: &str) -> (u16, String) {
         let mut response = agent().get(format!("{}{path}", self.base)).call().expect("request");
