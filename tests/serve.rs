@@ -508,3 +508,18 @@ fn a_full_disk_is_507_and_the_service_goes_on() {
     let id = server.upload("seed.tgz", &tar_gz(&corpus("seed-lic-001")));
     assert_eq!(server.wait_for(&id, &["done", "failed"])["status"], "done");
 }
+
+#[test]
+fn a_port_in_use_stops_the_start_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = triage()
+        .args(["serve", "--listen", &addr, "--data", dir.path().to_str().unwrap()])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("error: cannot listen on {addr}")), "{stderr}");
+}

@@ -125,6 +125,10 @@ pub fn run(config: Config) -> Result<(), String> {
     std::fs::create_dir_all(config.data.join("uploads"))
         .map_err(|e| format!("cannot create the data directory {}: {e}", config.data.display()))?;
     let _lock = lock_data_dir(&config.data)?;
+    // Bound first: a port in use stops the start before any job is run.
+    let listener = std::net::TcpListener::bind(config.listen)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let store = Store::open(&config.data.join("triage.db"))?;
     let rules = Rules::new(config.rules.clone()).map_err(|e| {
         let mut message = e.error;
@@ -193,7 +197,7 @@ pub fn run(config: Config) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(serve_http(shared.clone()))?;
+    runtime.block_on(serve_http(shared.clone(), listener))?;
     // Connections still open after the grace period are cut here, not
     // served while the workers finish.
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -315,11 +319,9 @@ fn router(shared: AppState) -> Router {
 /// (axum's own `serve` installs no timer, so a client could hold a
 /// connection open forever by never finishing its request head) and a
 /// bound on open connections.
-async fn serve_http(shared: AppState) -> Result<(), String> {
+async fn serve_http(shared: AppState, listener: std::net::TcpListener) -> Result<(), String> {
     let config = &shared.config;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(addr = %addr, workers = config.workers, queue = config.queue_capacity, data = %config.data.display(), "listening");
     // The one line a script or test reads to find the port.
