@@ -20,6 +20,7 @@ use regex_automata::util::primitives::NonMaxUsize;
 use regex_syntax::hir::{Capture, Hir, HirKind, Repetition};
 
 use crate::diagnostic::{Code, FileProblems, Problem};
+use crate::onepass::OnePass;
 use crate::regex_util;
 use crate::time::{
     check_format, parse_offset, parse_time_with, Completeness, RecordTime, TimeFormat, ZoneSpec, ZoneTable,
@@ -85,6 +86,9 @@ struct Pattern {
     /// memory grows with the text, and past its limit it would fall back to
     /// the much slower PikeVM.
     direct: Option<regex_automata::meta::Regex>,
+    /// The same again, for a pattern in which the next byte decides every
+    /// choice: faster than both.
+    fast: Option<OnePass>,
     /// (field index, capture group index)
     groups: Vec<(usize, usize)>,
 }
@@ -108,12 +112,26 @@ impl Pattern {
             .configure(direct_config())
             .build(regex.as_str())
             .ok();
-        Pattern { regex, direct, groups }
+        let fast = regex_syntax::Parser::new()
+            .parse(regex.as_str())
+            .ok()
+            .and_then(|hir| OnePass::new(&hir))
+            .filter(|fast| fast.slot_len() <= regex.captures_len() * 2);
+        Pattern {
+            regex,
+            direct,
+            fast,
+            groups,
+        }
     }
 
     /// The slots of the first match in `text`: start and end of each
     /// capture group in turn (group 0 is the whole match).
     fn captures(&self, text: &str) -> Option<Vec<Option<NonMaxUsize>>> {
+        if let Some(fast) = &self.fast {
+            let mut slots = vec![None; self.regex.captures_len() * 2];
+            return fast.captures(text, &mut slots).then_some(slots);
+        }
         if let (Some(direct), true) = (&self.direct, text.len() <= DIRECT_MAX) {
             // Straight into one vector: a `Captures` would allocate its own
             // and share the group names, on every record.
@@ -230,9 +248,18 @@ fn display_text(value: &Value) -> Cow<'_, str> {
 pub struct NarrowPatterns {
     /// Per pattern of the format, in order: its narrow engine and (field
     /// index, group index) of the groups it keeps.
-    patterns: Vec<(regex_automata::meta::Regex, Vec<(usize, usize)>)>,
+    patterns: Vec<NarrowPattern>,
     /// By field index: whether the narrow engines capture it.
     kept: Vec<bool>,
+}
+
+/// One pattern with only some of its groups.
+#[derive(Debug, Clone)]
+struct NarrowPattern {
+    engine: regex_automata::meta::Regex,
+    fast: Option<OnePass>,
+    /// (field index, group index) of the groups it keeps.
+    groups: Vec<(usize, usize)>,
 }
 
 /// A record's fields, each read the first time something asks for it. A
@@ -300,9 +327,16 @@ impl<'t> LazyFields<'t> {
     fn quick(&self, narrow: &NarrowPatterns) -> Option<&Slots> {
         self.quick
             .get_or_init(|| {
-                narrow.patterns.iter().enumerate().find_map(|(pattern, (engine, _))| {
-                    let mut slots = vec![None; engine.group_info().slot_len()];
-                    engine.search_slots(&regex_automata::Input::new(&*self.text), &mut slots)?;
+                narrow.patterns.iter().enumerate().find_map(|(pattern, narrow)| {
+                    let mut slots = vec![None; narrow.engine.group_info().slot_len()];
+                    match &narrow.fast {
+                        Some(fast) => fast.captures(&self.text, &mut slots).then_some(())?,
+                        None => {
+                            narrow
+                                .engine
+                                .search_slots(&regex_automata::Input::new(&*self.text), &mut slots)?;
+                        }
+                    }
                     Some(Slots { pattern, slots })
                 })
             })
@@ -335,7 +369,7 @@ impl<'t> LazyFields<'t> {
         let (slots, groups) = match self.narrow {
             Some(narrow) if narrow.kept.get(field) == Some(&true) => {
                 let slots = self.quick(narrow)?;
-                (slots, &narrow.patterns[slots.pattern].1)
+                (slots, &narrow.patterns[slots.pattern].groups)
             }
             _ => {
                 let slots = self.full()?;
@@ -478,7 +512,8 @@ impl Format {
                 .all_names()
                 .filter_map(|(_, group, name)| Some((self.field_index(name?)?, group)))
                 .collect();
-            patterns.push((engine, groups));
+            let fast = OnePass::new(&narrow).filter(|fast| fast.slot_len() <= engine.group_info().slot_len());
+            patterns.push(NarrowPattern { engine, fast, groups });
         }
         Some(NarrowPatterns { patterns, kept })
     }

@@ -19,6 +19,7 @@ pub mod format;
 pub mod lang;
 pub mod lint;
 pub mod manual;
+pub mod onepass;
 pub mod redact;
 pub mod regex_util;
 pub mod report;
