@@ -12,9 +12,10 @@ use crate::bundle::Limits;
 use crate::diagnostic::{Code, FileProblems, FileReport};
 use crate::engine::{Engine, RunOptions};
 use crate::lint::{read_config_file, Level, LintLevels};
+use crate::regex_util::UnicodeForm;
 use crate::report::human::{render, HumanOptions};
 use crate::report::Report;
-use crate::rules::{load_layers, Expect, KnowledgeBase};
+use crate::rules::{layer_files, load_with, Expect, KnowledgeBase};
 use crate::time::{parse_offset, ZoneTable};
 use crate::tune::DisabledRule;
 
@@ -537,9 +538,15 @@ fn print_problems(files: &[FileProblems], color: bool, warnings_too: bool) {
 }
 
 /// Loads the knowledge base (built-in unless `builtin` is false, then
-/// `dirs`) and applies the lint levels of the run to its problems.
-pub(crate) fn load_kb(builtin: bool, dirs: &[PathBuf], lints: &LintArgs) -> Result<KnowledgeBase, String> {
-    let mut kb = load_layers(builtin, dirs, repo_rules_dir().as_deref())?;
+/// `dirs`) and applies the lint levels of the run to its problems;
+/// `unicode` says when the Unicode forms of the rules' regexes are compiled.
+pub(crate) fn load_kb(
+    builtin: bool,
+    dirs: &[PathBuf],
+    lints: &LintArgs,
+    unicode: UnicodeForm,
+) -> Result<KnowledgeBase, String> {
+    let mut kb = load_with(&layer_files(builtin, dirs, repo_rules_dir().as_deref())?, unicode);
     let (levels, config_problems) = lint_levels(lints, dirs)?;
     kb.problems.extend(config_problems);
     levels.apply(&mut kb.problems);
@@ -607,7 +614,7 @@ fn load_kb_reporting(
     tune: &[PathBuf],
     color: bool,
 ) -> Result<(KnowledgeBase, Vec<DisabledRule>), ExitCode> {
-    let mut kb = load_kb(!rules.no_builtin, &rules.rules, lints).map_err(|e| {
+    let mut kb = load_kb(!rules.no_builtin, &rules.rules, lints, UnicodeForm::OnDemand).map_err(|e| {
         eprintln!("error: cannot load rules: {e}");
         ExitCode::from(2)
     })?;
@@ -736,7 +743,9 @@ fn severity_name(severity: miette::Severity) -> &'static str {
 }
 
 fn check(paths: &[PathBuf], format: OutputFormat, deny_warnings: bool, lints: &LintArgs) -> ExitCode {
-    let kb = match load_kb(true, paths, lints) {
+    // A run compiles a regex's Unicode form only when text needs it, too
+    // late to say the pattern is too large: `check` is where that is said.
+    let kb = match load_kb(true, paths, lints, UnicodeForm::AtLoad) {
         Ok(kb) => kb,
         Err(e) => {
             eprintln!("error: {e}");
@@ -900,7 +909,7 @@ pub fn run_rule_tests(kb: KnowledgeBase, only: &[PathBuf]) -> Vec<TestOutcome> {
 }
 
 fn test(paths: &[PathBuf], format: OutputFormat, lints: &LintArgs) -> ExitCode {
-    let kb = match load_kb(true, paths, lints) {
+    let kb = match load_kb(true, paths, lints, UnicodeForm::OnDemand) {
         Ok(kb) => kb,
         Err(e) => {
             eprintln!("error: {e}");

@@ -901,6 +901,20 @@ impl Evaluation<'_> {
                 });
             }
         }
+        // Kept with the rule, so a later run of the same engine warns too:
+        // the pattern cannot match such text as written.
+        for rule in &kb.rules {
+            for re in rule.compiled.queries.iter().flat_map(|q| q.pred.regexes()) {
+                if let Some(e) = re.unicode_failure() {
+                    let message = format!(
+                        "rule `{}`: the regex `{}` is too large to compile with Unicode ({e}); text that is not ASCII was matched with ASCII classes and case folding (`triage check` reports it)",
+                        rule.id,
+                        re.as_str()
+                    );
+                    warnings.push(ReportWarning { path: None, message });
+                }
+            }
+        }
         for z in &self.totals.guessed_zones {
             let table = ZoneTable::default();
             let message = match (table.ambiguity(z), table.offset(z)) {

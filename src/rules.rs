@@ -16,6 +16,7 @@ use rayon::prelude::*;
 use crate::diagnostic::{Code, FileProblems, Problem};
 use crate::format::{load_format, Format, FormatSet};
 use crate::lang::compile::{compile_rule, CompiledCondition, MacroKind, MacroUse, Macros, RuleTexts};
+use crate::regex_util::UnicodeForm;
 use crate::toml_source::{parse_document, SourceText, TableReader};
 use crate::value::VersionReq;
 
@@ -259,6 +260,12 @@ pub fn directory_files(dir: &Path, layer: usize) -> Result<Vec<KbFile>, String> 
 /// Loads a knowledge base from files, in order: later files override
 /// earlier ones with the same rule id or format name.
 pub fn load(files: &[KbFile]) -> KnowledgeBase {
+    load_with(files, UnicodeForm::OnDemand)
+}
+
+/// Loads as [`load`] does; `unicode` says when the Unicode forms of the
+/// rules' regexes are compiled.
+pub fn load_with(files: &[KbFile], unicode: UnicodeForm) -> KnowledgeBase {
     let mut problems: Vec<FileProblems> = Vec::new();
     let mut formats: Vec<Format> = Vec::new();
     let mut format_seen: HashMap<String, (String, usize)> = HashMap::new();
@@ -319,7 +326,7 @@ pub fn load(files: &[KbFile]) -> KnowledgeBase {
         .map(|f| {
             let mut p = Vec::new();
             let mut used = MacroUse::new();
-            let rule = load_rule(f, &formats, &macros, &mut p, &mut used);
+            let rule = load_rule(f, &formats, &macros, &mut p, &mut used, unicode);
             (f, rule, p, used)
         })
         .collect();
@@ -506,7 +513,14 @@ const RULE_KEYS: &[&str] = &[
 /// macros; the rule is `None` when the file has errors.
 pub fn load_rule_file(file: &KbFile, formats: &FormatSet, macros: &Macros) -> (Option<Rule>, FileProblems) {
     let mut problems = Vec::new();
-    let rule = load_rule(file, formats, macros, &mut problems, &mut MacroUse::new());
+    let rule = load_rule(
+        file,
+        formats,
+        macros,
+        &mut problems,
+        &mut MacroUse::new(),
+        UnicodeForm::OnDemand,
+    );
     let report = FileProblems::new(&file.path, file.text.clone(), problems);
     let rule = rule.filter(|_| !report.blocks_loading());
     (rule, report)
@@ -518,6 +532,7 @@ fn load_rule(
     macros: &Macros,
     problems: &mut Vec<Problem>,
     used_macros: &mut MacroUse,
+    unicode: UnicodeForm,
 ) -> Option<Rule> {
     let text: &str = &file.text;
     let doc = match parse_document(text) {
@@ -653,6 +668,7 @@ fn load_rule(
         macros,
         problems,
         used_macros,
+        unicode,
     );
     // Tests are worth asking for once the rule loads; before that they
     // would only bury the errors.
@@ -767,6 +783,11 @@ fn read_test(
 
 /// Loads the built-in knowledge base, then each directory in order.
 pub fn load_layers(builtin: bool, dirs: &[PathBuf], repo_rules_dir: Option<&Path>) -> Result<KnowledgeBase, String> {
+    Ok(load(&layer_files(builtin, dirs, repo_rules_dir)?))
+}
+
+/// The files of the built-in knowledge base, then of each directory in order.
+pub fn layer_files(builtin: bool, dirs: &[PathBuf], repo_rules_dir: Option<&Path>) -> Result<Vec<KbFile>, String> {
     let mut files = if builtin {
         embedded_files(repo_rules_dir)
     } else {
@@ -775,7 +796,7 @@ pub fn load_layers(builtin: bool, dirs: &[PathBuf], repo_rules_dir: Option<&Path
     for (i, d) in dirs.iter().enumerate() {
         files.extend(directory_files(d, i + 1)?);
     }
-    Ok(load(&files))
+    Ok(files)
 }
 
 #[cfg(test)]

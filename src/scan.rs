@@ -1465,11 +1465,11 @@ pub fn eval_pred(p: &CPred, view: &RecordView<'_>, found: &mut Found, positive: 
                 return re.is_match(s);
             }
             let Some(caps) = re.captures(s) else { return false };
-            let whole = caps.get(0).map_or(0..0, |m| m.range());
+            let whole = caps.get(0).unwrap_or(0..0);
             mark(found, *f, whole);
             for name in re.capture_names().flatten() {
                 if let Some(m) = caps.name(name) {
-                    found.captures.push((name.to_string(), m.as_str().to_string()));
+                    found.captures.push((name.to_string(), m.to_string()));
                 }
             }
             true

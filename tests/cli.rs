@@ -183,6 +183,56 @@ fn check_reports_problems_as_json_with_positions() {
 }
 
 #[test]
+fn a_regex_too_large_with_unicode_fails_check_and_a_run_warns_when_text_needs_it() {
+    let rules = tempfile::tempdir().unwrap();
+    // `\w{100}` compiles without Unicode, not with it: a run finds out only
+    // on text that is not ASCII.
+    std::fs::write(
+        rules.path().join("BIG-001.toml"),
+        "id = \"BIG-001\"\ntitle = \"x\"\nseverity = \"info\"\ncondition = '''words'''\nremediation = \"-\"\n\n[queries]\nwords = '''redis where message matches /\\w{100}/'''\n",
+    )
+    .unwrap();
+    let (code, doc) = check_json(rules.path(), &[]);
+    assert_eq!(code, 1, "{doc:#}");
+    let problem = &doc["problems"][0];
+    assert_eq!(problem["code"], "E105", "{doc:#}");
+    assert_eq!(problem["message"], "regular expression too large");
+    assert_eq!((&problem["line"], &problem["column"]), (&8.into(), &41.into()));
+
+    let diagnose = |line: &str| {
+        let bundle = tempfile::tempdir().unwrap();
+        let log = bundle.path().join("var/log/redis");
+        std::fs::create_dir_all(&log).unwrap();
+        std::fs::write(
+            log.join("redis.log"),
+            format!("1:M 03 Jan 2023 09:01:44.049 # {line}\n"),
+        )
+        .unwrap();
+        let out = triage()
+            .args(["diagnose", "--format", "json", "--rules"])
+            .arg(rules.path())
+            .arg(bundle.path())
+            .output()
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        doc["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["message"].as_str().unwrap().to_string())
+            .filter(|m| m.contains("BIG-001"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(diagnose("Background saving started"), Vec::<String>::new());
+    let warnings = diagnose("Sauvegarde terminée");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("too large to compile with Unicode"),
+        "{warnings:?}"
+    );
+}
+
+#[test]
 fn builtin_rules_pass_check_and_their_tests() {
     triage()
         .arg("check")

@@ -10,15 +10,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 
-use regex::Regex;
-
 use super::ast::*;
 use super::constant;
 use super::parser::{parse_condition, parse_predicate, parse_query, SyntaxError};
 use super::registry;
 use crate::diagnostic::{Code, Problem};
 use crate::format::{FormatKind, FormatSet, BUILTIN_FIELDS};
-use crate::regex_util::{self, required_literals, MIN_LITERAL_LEN};
+use crate::regex_util::{self, required_literals, RuleRegex, UnicodeForm, MIN_LITERAL_LEN};
 use crate::toml_source::{closest, SourceText};
 use crate::value::{Cidr, Value, ValueType};
 
@@ -93,7 +91,7 @@ pub enum CPred {
     /// Suffix.
     EndsWith(FieldRef, String),
     /// Regex with its flags; named captures become fields of the match.
-    Matches(FieldRef, Regex, String),
+    Matches(FieldRef, RuleRegex, String),
     /// One of the values.
     InList(FieldRef, Vec<Value>),
     /// Inside a network.
@@ -106,6 +104,18 @@ pub enum CPred {
     Or(Vec<CPred>),
     /// Not.
     Not(Box<CPred>),
+}
+
+impl CPred {
+    /// The regexes of its `matches` tests.
+    pub fn regexes(&self) -> Vec<&RuleRegex> {
+        match self {
+            CPred::Matches(_, re, _) => vec![re],
+            CPred::And(children) | CPred::Or(children) => children.iter().flat_map(CPred::regexes).collect(),
+            CPred::Not(inner) => inner.regexes(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// Literals of which a matching record's text holds at least one.
@@ -340,6 +350,7 @@ struct Compiler<'a> {
     macro_depth: usize,
     failed: bool,
     used_macros: &'a mut MacroUse,
+    unicode: UnicodeForm,
 }
 
 impl<'a> Compiler<'a> {
@@ -348,6 +359,7 @@ impl<'a> Compiler<'a> {
         macros: &'a Macros,
         problems: &'a mut Vec<Problem>,
         used_macros: &'a mut MacroUse,
+        unicode: UnicodeForm,
     ) -> Compiler<'a> {
         Compiler {
             formats,
@@ -359,6 +371,7 @@ impl<'a> Compiler<'a> {
             macro_depth: 0,
             failed: false,
             used_macros,
+            unicode,
         }
     }
 }
@@ -382,20 +395,22 @@ pub fn compile_predicate(
     // Which macros an exception uses does not matter to the lint of unused
     // macros, which is about the knowledge base.
     let mut used_macros = MacroUse::default();
-    let mut c = Compiler::new(formats, macros, problems, &mut used_macros);
+    let mut c = Compiler::new(formats, macros, problems, &mut used_macros, UnicodeForm::OnDemand);
     c.pred(&ast, text, source, &mut Vec::new())
 }
 
 /// Checks and compiles a rule's condition, queries and message; the shared
 /// macros it uses are added to `used_macros`, even when it has errors.
+/// `unicode` says when the Unicode forms of its regexes are compiled.
 pub fn compile_rule(
     texts: RuleTexts<'_>,
     formats: &FormatSet,
     macros: &Macros,
     problems: &mut Vec<Problem>,
     used_macros: &mut MacroUse,
+    unicode: UnicodeForm,
 ) -> Option<CompiledCondition> {
-    let mut c = Compiler::new(formats, macros, problems, used_macros);
+    let mut c = Compiler::new(formats, macros, problems, used_macros, unicode);
     for (name, key_span, text) in texts.queries {
         let ast = match parse_query(&text.text) {
             Ok(q) => {
@@ -946,7 +961,11 @@ impl<'a> Compiler<'a> {
                     );
                     return None;
                 }
-                let regex = match regex_util::compile(text, pattern_span.clone(), pattern, flags) {
+                let compile = match self.unicode {
+                    UnicodeForm::OnDemand => regex_util::compile,
+                    UnicodeForm::AtLoad => regex_util::compile_unicode_now,
+                };
+                let regex = match compile(text, pattern_span.clone(), pattern, flags) {
                     Ok(r) => r,
                     Err(p) => {
                         self.report(p);

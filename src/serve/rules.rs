@@ -79,8 +79,13 @@ impl RuleSource {
             problems,
             at: super::store::now(),
         };
-        let mut kb = crate::cli::load_kb(self.builtin, &self.dirs, &self.lints)
-            .map_err(|e| failed(format!("cannot load rules: {e}"), Vec::new()))?;
+        let mut kb = crate::cli::load_kb(
+            self.builtin,
+            &self.dirs,
+            &self.lints,
+            crate::regex_util::UnicodeForm::OnDemand,
+        )
+        .map_err(|e| failed(format!("cannot load rules: {e}"), Vec::new()))?;
         let mut disabled = Vec::new();
         for path in &self.tune {
             let (off, problems) = crate::tune::apply_file(&mut kb, path).map_err(|e| failed(e, Vec::new()))?;
