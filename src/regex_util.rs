@@ -5,8 +5,9 @@
 //! regex if its text contains one of the regex's required literals, so only
 //! those records are parsed and tested.
 
+use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::OnceLock;
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
 use regex::{Regex, RegexBuilder};
 use regex_automata::{meta, PatternID};
@@ -149,7 +150,9 @@ fn names_non_ascii(ast: &Ast) -> bool {
 /// text that is not ASCII needs it.
 #[derive(Debug, Clone)]
 pub struct RuleRegex {
-    forms: Forms,
+    /// Shared by every rule that writes the same pattern with the same
+    /// flags (see [`compile`]), with the Unicode form compiled once.
+    forms: Arc<Forms>,
 }
 
 #[derive(Debug, Clone)]
@@ -176,7 +179,7 @@ enum Form<'r> {
 impl RuleRegex {
     /// The pattern as written.
     pub fn as_str(&self) -> &str {
-        match &self.forms {
+        match &*self.forms {
             Forms::Unicode(re) => re.as_str(),
             Forms::Both { pattern, .. } => pattern,
         }
@@ -186,7 +189,7 @@ impl RuleRegex {
     /// the whole match.
     pub fn capture_names(&self) -> impl Iterator<Item = Option<&str>> + '_ {
         // Both forms have the groups of the pattern.
-        let (ascii, unicode) = match &self.forms {
+        let (ascii, unicode) = match &*self.forms {
             Forms::Unicode(re) => (None, Some(re.capture_names())),
             Forms::Both { ascii, .. } => (Some(ascii.group_info().pattern_names(PatternID::ZERO)), None),
         };
@@ -216,7 +219,7 @@ impl RuleRegex {
     /// Why the Unicode form could not be compiled, once text that is not
     /// ASCII needed it; that text was then tested with the ASCII form.
     pub fn unicode_failure(&self) -> Option<&regex::Error> {
-        match &self.forms {
+        match &*self.forms {
             Forms::Both { unicode, .. } => unicode.get()?.as_ref().err(),
             Forms::Unicode(_) => None,
         }
@@ -224,7 +227,7 @@ impl RuleRegex {
 
     /// The Unicode form, compiled on first use.
     fn unicode_form(&self) -> Result<&Regex, &regex::Error> {
-        match &self.forms {
+        match &*self.forms {
             Forms::Unicode(re) => Ok(re),
             Forms::Both {
                 pattern,
@@ -236,7 +239,7 @@ impl RuleRegex {
     }
 
     fn form_for(&self, text: &str) -> Form<'_> {
-        match &self.forms {
+        match &*self.forms {
             Forms::Both { ascii, .. } if text.is_ascii() => Form::Ascii(ascii),
             Forms::Both { ascii, .. } => match self.unicode_form() {
                 Ok(re) => Form::Unicode(re),
@@ -297,6 +300,40 @@ fn on_char_boundaries(text: &str, range: Range<usize>) -> Range<usize> {
 /// the offending character when the parser says where. A pattern too large
 /// to compile with Unicode passes: only [`compile_unicode_now`] finds it.
 pub fn compile(source: &SourceText, range: Range<usize>, pattern: &str, flags: &str) -> Result<RuleRegex, Problem> {
+    // Rules share patterns (a macro expands into each rule that uses it, a
+    // family of rules tests one message): a pattern compiled once, with
+    // these flags, is not compiled again. Only patterns that compiled are
+    // kept: an error is reported with the place of each rule.
+    let key = (Box::<str>::from(pattern), Box::<str>::from(flags));
+    if let Some(regex) = COMPILED.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(regex.clone());
+    }
+    let regex = compile_uncached(source, range, pattern, flags)?;
+    let mut compiled = COMPILED.lock().unwrap_or_else(|e| e.into_inner());
+    // A long-running service reloads rules: the cache is a bound on memory,
+    // not a record of every pattern ever seen.
+    if compiled.len() >= COMPILED_MAX {
+        compiled.clear();
+    }
+    compiled.insert(key, regex.clone());
+    Ok(regex)
+}
+
+/// A pattern and its flags.
+type PatternKey = (Box<str>, Box<str>);
+
+/// Patterns with their flags, compiled by [`compile`].
+static COMPILED: LazyLock<Mutex<HashMap<PatternKey, RuleRegex>>> = LazyLock::new(Mutex::default);
+
+/// Most patterns [`COMPILED`] keeps.
+const COMPILED_MAX: usize = 16 * 1024;
+
+fn compile_uncached(
+    source: &SourceText,
+    range: Range<usize>,
+    pattern: &str,
+    flags: &str,
+) -> Result<RuleRegex, Problem> {
     let flags = Flags::parse(flags);
     // Parsing first finds every error but size, also those of patterns
     // that compile without Unicode (`(?-u:\xFF)` may match invalid UTF-8);
@@ -318,7 +355,7 @@ pub fn compile(source: &SourceText, range: Range<usize>, pattern: &str, flags: &
         },
         None => Forms::Unicode(flags.unicode_regex(pattern).map_err(|e| too_large(source, range, &e))?),
     };
-    Ok(RuleRegex { forms })
+    Ok(RuleRegex { forms: Arc::new(forms) })
 }
 
 /// Compiles a rule's regex as [`compile`] does, but only its Unicode form
@@ -331,7 +368,7 @@ pub fn compile_unicode_now(
 ) -> Result<RuleRegex, Problem> {
     let regex = compile_unicode(source, range, pattern, Flags::parse(flags))?;
     Ok(RuleRegex {
-        forms: Forms::Unicode(regex),
+        forms: Arc::new(Forms::Unicode(regex)),
     })
 }
 
@@ -600,10 +637,10 @@ mod tests {
     #[test]
     fn ascii_text_is_matched_by_the_ascii_form_and_other_text_by_the_unicode_form() {
         let re = rule_regex(r"\w+", "");
-        assert!(matches!(re.forms, Forms::Both { .. }));
+        assert!(matches!(*re.forms, Forms::Both { .. }));
         assert!(re.unicode_failure().is_none());
         assert_eq!(re.captures("ab c").unwrap().get(0), Some(0..2));
-        let Forms::Both { unicode, .. } = &re.forms else {
+        let Forms::Both { unicode, .. } = &*re.forms else {
             unreachable!()
         };
         assert!(unicode.get().is_none(), "ASCII text does not compile the Unicode form");
@@ -616,7 +653,7 @@ mod tests {
     #[test]
     fn the_kelvin_sign_matches_a_caseless_k_only_through_the_unicode_form() {
         let re = rule_regex("k", "i");
-        let Forms::Both { ascii, .. } = &re.forms else {
+        let Forms::Both { ascii, .. } = &*re.forms else {
             unreachable!()
         };
         assert!(!ascii.is_match("\u{212A}".as_bytes()));
@@ -634,7 +671,7 @@ mod tests {
             ("[à-ü]", ""),
         ] {
             let re = rule_regex(pattern, flags);
-            assert!(matches!(re.forms, Forms::Unicode(_)), "{pattern}");
+            assert!(matches!(*re.forms, Forms::Unicode(_)), "{pattern}");
             assert_eq!(re.as_str(), pattern);
         }
         assert!(rule_regex(r"(?P<word>\p{Greek}+)", "").is_match("λόγος"));
@@ -653,6 +690,24 @@ mod tests {
             .unwrap();
         assert_eq!(caps.name("ms"), Some("30"));
         assert_eq!(caps.get(0), Some(11..22));
+    }
+
+    #[test]
+    fn a_pattern_written_again_with_the_same_flags_is_compiled_once() {
+        let pattern = r"cache test (?P<n>\d+) \w+";
+        let a = rule_regex(pattern, "");
+        let b = rule_regex(pattern, "");
+        assert!(Arc::ptr_eq(&a.forms, &b.forms));
+        assert!(!Arc::ptr_eq(&a.forms, &rule_regex(pattern, "i").forms));
+        // An error is not kept: each rule's is reported at its own place.
+        let bad = "cache test (";
+        for offset in [0, 7] {
+            let text = format!("{}{bad}", " ".repeat(offset));
+            let src = SourceText::detached(&text);
+            let err = compile(&src, offset..text.len(), bad, "").unwrap_err();
+            assert_eq!(err.code, Code::InvalidRegex);
+            assert_eq!(err.labels[0].span.start, offset + bad.len() - 1, "{offset}");
+        }
     }
 
     #[test]
@@ -773,7 +828,7 @@ mod tests {
         ) {
             let unicode = Flags::parse(flags).unicode_regex(&pattern).unwrap();
             let re = rule_regex(&pattern, flags);
-            match &re.forms {
+            match &*re.forms {
                 Forms::Both { ascii, .. } => {
                     prop_assert_eq!(ascii.is_match(text.as_bytes()), unicode.is_match(&text));
                     prop_assert_eq!(ascii_spans(ascii, &text), unicode_spans(&unicode, &text));

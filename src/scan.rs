@@ -539,6 +539,13 @@ pub struct FileScan {
     pub warnings: Vec<String>,
     /// Per query: records tested, and time with `--profile`.
     pub costs: HashMap<GlobalQuery, QueryCost>,
+    /// Queries whose evidence an earlier part of the file filled: a later
+    /// part collects none for them (the first matches in file order are
+    /// kept, and building evidence reads and converts every field).
+    evidence_full: HashSet<GlobalQuery>,
+    /// A buffer for the text of values counted by `distinct`, reused from
+    /// record to record.
+    distinct_text: String,
 }
 
 /// Bytes of complete records read from a file, and the line number of
@@ -566,12 +573,19 @@ impl FileScan {
             product_versions: Vec::new(),
             warnings,
             costs: HashMap::new(),
+            evidence_full: HashSet::new(),
+            distinct_text: String::new(),
         }
     }
 
     /// An empty scan of part of the same file.
     fn part_of(file: &FileScan) -> FileScan {
-        FileScan::new(&file.path, file.detection.clone(), Vec::new())
+        let mut part = FileScan::new(&file.path, file.detection.clone(), Vec::new());
+        part.evidence_full = (file.matches.iter())
+            .filter(|(_, m)| m.evidence.len() >= EVIDENCE_CAP)
+            .map(|(&gid, _)| gid)
+            .collect();
+        part
     }
 
     /// Adds what a later part of the same file found.
@@ -965,7 +979,6 @@ impl Scanner<'_> {
         // The records of embedded formats read from the message, with the
         // message's offset in the text.
         let mut inner_cache: HashMap<usize, Option<(LazyFields<'_>, Option<usize>)>> = HashMap::new();
-        let mut distinct_text = String::new();
         for &gid in queries {
             let q = self.query(gid);
             let view = if q.source == fi {
@@ -1000,7 +1013,8 @@ impl Scanner<'_> {
                     offset: *offset,
                 }
             };
-            let keep = scan.matches.get(&gid).is_none_or(|m| m.evidence.len() < EVIDENCE_CAP);
+            let keep = !scan.evidence_full.contains(&gid)
+                && scan.matches.get(&gid).is_none_or(|m| m.evidence.len() < EVIDENCE_CAP);
             let mut found = Found::new(keep);
             if !eval_pred(&q.pred, &view, &mut found, true) {
                 continue;
@@ -1024,15 +1038,16 @@ impl Scanner<'_> {
                     if set.len() < DISTINCT_CAP {
                         // Most matches repeat a value already seen: write
                         // it into a reused buffer, and copy it only when new.
-                        distinct_text.clear();
-                        write!(distinct_text, "{v}").expect("writing to a String");
-                        if !set.contains(distinct_text.as_str()) {
-                            set.insert(distinct_text.clone());
+                        let text = &mut scan.distinct_text;
+                        text.clear();
+                        write!(text, "{v}").expect("writing to a String");
+                        if !set.contains(text.as_str()) {
+                            set.insert(text.clone());
                         }
                     }
                 }
             }
-            if entry.evidence.len() < EVIDENCE_CAP {
+            if keep && entry.evidence.len() < EVIDENCE_CAP {
                 let mut values: Vec<(String, String)> = view
                     .format
                     .fields

@@ -174,6 +174,40 @@ fn truncated_tarball_keeps_what_came_before_with_a_warning() {
 }
 
 #[test]
+fn evidence_is_the_first_matches_in_file_order_across_many_read_chunks() {
+    // Far more read chunks (1 MiB) than are scanned at a time, a match in
+    // each record: later parts of the file collect no evidence once the
+    // first have enough, and what is shown is still the first 20 records.
+    let dir = tempfile::tempdir().unwrap();
+    let mut capture = String::new();
+    let mut id = 0u32;
+    while capture.len() < 20 << 20 {
+        id += 1;
+        capture.push_str(&format!(
+            "08:10:{:02}.{:06} IP (tos 0x0, ttl 64, id {id}, offset 0, flags [DF], proto TCP (6), length 52)\n    \
+             192.168.10.1.{} > 10.106.66.55.8443: Flags [.], cksum 0xfacf (incorrect -> 0x79e2), seq {id}, ack 1, win 229, length 0\n",
+            id / 1_000_000 % 60,
+            id % 1_000_000,
+            30000 + id % 20000,
+        ));
+    }
+    write(dir.path(), "captures/tcpdump-eth0.txt", capture.as_bytes());
+    let report = diagnose(dir.path());
+    let d = report
+        .diagnoses
+        .iter()
+        .find(|d| d.rule_id == "SDWAN-INFO-001")
+        .expect("fires");
+    let lines: Vec<u64> = d.evidence.iter().map(|e| e.line).collect();
+    assert_eq!(lines, (0..20).map(|i| 1 + 2 * i).collect::<Vec<u64>>());
+    assert!(
+        d.message.starts_with(&format!("{id} packet(s) from 192.168.10.1")),
+        "{}",
+        d.message
+    );
+}
+
+#[test]
 fn records_across_read_chunks_keep_their_line_numbers() {
     // More than one read chunk (1 MiB) of noise, then the evidence: the
     // line number must count every line before it.
