@@ -180,6 +180,10 @@ struct Shape {
 /// copy of them lives on the stack).
 const MAX_SLOTS: usize = 64;
 
+/// Slots of the patterns rules usually read (a narrowed pattern keeps a
+/// few groups).
+const SMALL_SLOTS: usize = 16;
+
 /// A compiled one-pass record pattern.
 #[derive(Clone)]
 pub struct OnePass {
@@ -224,12 +228,21 @@ impl OnePass {
     pub fn captures(&self, text: &str, slots: &mut [Option<NonMaxUsize>]) -> bool {
         slots.fill(None);
         let slots = &mut slots[..self.slot_len];
-        let mut saved_slots = [None; MAX_SLOTS];
+        // The fallback copy, on the stack: sized to the pattern, since
+        // clearing the largest one cost as much as a short match.
+        let (mut small, mut large);
+        let saved_slots = if self.slot_len <= SMALL_SLOTS {
+            small = [None; SMALL_SLOTS];
+            &mut small[..self.slot_len]
+        } else {
+            large = [None; MAX_SLOTS];
+            &mut large[..self.slot_len]
+        };
         let mut run = Run {
             hay: text.as_bytes(),
             slots,
             saved: None,
-            saved_slots: &mut saved_slots[..self.slot_len],
+            saved_slots,
         };
         let end = match run.node(&self.root, 0) {
             Some(end) => end,

@@ -22,7 +22,7 @@ use crate::toml_source::SourceText;
 pub const REGEX_SIZE_LIMIT: usize = 2 * 1024 * 1024;
 
 /// When the Unicode form of a rule regex is compiled (see [`RuleRegex`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum UnicodeForm {
     /// When the first text that is not ASCII reaches the regex; until
     /// then, and for ASCII text, the ASCII form is used.
@@ -300,15 +300,24 @@ fn on_char_boundaries(text: &str, range: Range<usize>) -> Range<usize> {
 /// the offending character when the parser says where. A pattern too large
 /// to compile with Unicode passes: only [`compile_unicode_now`] finds it.
 pub fn compile(source: &SourceText, range: Range<usize>, pattern: &str, flags: &str) -> Result<RuleRegex, Problem> {
-    // Rules share patterns (a macro expands into each rule that uses it, a
-    // family of rules tests one message): a pattern compiled once, with
-    // these flags, is not compiled again. Only patterns that compiled are
-    // kept: an error is reported with the place of each rule.
-    let key = (Box::<str>::from(pattern), Box::<str>::from(flags));
+    cached((pattern, flags, UnicodeForm::OnDemand), || {
+        compile_uncached(source, range, pattern, flags)
+    })
+}
+
+/// Rules share patterns (a macro expands into each rule that uses it, a
+/// family of rules tests one message): a pattern compiled once, with these
+/// flags and in this form, is not compiled again. Only patterns that
+/// compiled are kept: an error is reported at the place of each rule.
+fn cached(
+    (pattern, flags, form): (&str, &str, UnicodeForm),
+    compile: impl FnOnce() -> Result<RuleRegex, Problem>,
+) -> Result<RuleRegex, Problem> {
+    let key = (Box::<str>::from(pattern), Box::<str>::from(flags), form);
     if let Some(regex) = COMPILED.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
         return Ok(regex.clone());
     }
-    let regex = compile_uncached(source, range, pattern, flags)?;
+    let regex = compile()?;
     let mut compiled = COMPILED.lock().unwrap_or_else(|e| e.into_inner());
     // A long-running service reloads rules: the cache is a bound on memory,
     // not a record of every pattern ever seen.
@@ -319,8 +328,8 @@ pub fn compile(source: &SourceText, range: Range<usize>, pattern: &str, flags: &
     Ok(regex)
 }
 
-/// A pattern and its flags.
-type PatternKey = (Box<str>, Box<str>);
+/// A pattern, its flags and the form it is compiled in.
+type PatternKey = (Box<str>, Box<str>, UnicodeForm);
 
 /// Patterns with their flags, compiled by [`compile`].
 static COMPILED: LazyLock<Mutex<HashMap<PatternKey, RuleRegex>>> = LazyLock::new(Mutex::default);
@@ -366,9 +375,11 @@ pub fn compile_unicode_now(
     pattern: &str,
     flags: &str,
 ) -> Result<RuleRegex, Problem> {
-    let regex = compile_unicode(source, range, pattern, Flags::parse(flags))?;
-    Ok(RuleRegex {
-        forms: Arc::new(Forms::Unicode(regex)),
+    cached((pattern, flags, UnicodeForm::AtLoad), || {
+        let regex = compile_unicode(source, range, pattern, Flags::parse(flags))?;
+        Ok(RuleRegex {
+            forms: Arc::new(Forms::Unicode(regex)),
+        })
     })
 }
 
