@@ -15,7 +15,7 @@ use std::io::Read;
 use std::ops::Range;
 
 use aho_corasick::automaton::{Automaton as _, StateID};
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, Anchored, Input, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, Anchored, Input, MatchKind, PatternID};
 use rayon::prelude::*;
 
 use crate::format::{Detection, FieldValue, Format, FormatKind, FormatSet, LazyFields, NarrowPatterns, ParsedFields};
@@ -64,14 +64,14 @@ struct Automaton {
 #[derive(Debug)]
 enum LiteralSearch {
     /// A DFA, which the scanner drives itself (see
-    /// [`Automaton::lines_with_hits`]).
+    /// [`Automaton::walk`]).
     Dfa(Box<aho_corasick::dfa::DFA>),
     /// Whatever the crate builds when a DFA would be too large.
     Other(AhoCorasick),
 }
 
 /// Parts of a region that one DFA walk takes in step: see
-/// [`Automaton::lines_with_hits`].
+/// [`Automaton::walk`].
 const STREAMS: usize = 4;
 
 /// The walk of a DFA over one part of a region.
@@ -86,26 +86,22 @@ struct Walk {
 }
 
 impl Walk {
-    /// What the walk does after a step: on a hit, report its line and go on
-    /// at the next; in the dead state (which an unanchored walk never
-    /// reaches), stop.
+    /// What the walk does after a step: in a match state, report every
+    /// literal that ends here (a standard automaton's match state holds
+    /// those of its failure chain too) and go on; in the dead state (which
+    /// an unanchored walk never reaches), stop.
     #[inline(always)]
-    fn after_step(
-        &mut self,
-        dfa: &aho_corasick::dfa::DFA,
-        region: &[u8],
-        start: StateID,
-        found: &mut impl FnMut(Range<usize>),
-    ) {
+    fn after_step(&mut self, dfa: &aho_corasick::dfa::DFA, found: &mut impl FnMut(usize, PatternID)) {
         if !dfa.is_special(self.sid) {
             return;
         }
         if dfa.is_dead(self.sid) {
             self.at = self.end;
         } else if dfa.is_match(self.sid) {
-            found(line_with_hits(region, self.at, dfa.max_pattern_len()));
-            self.at = line_around(region, self.at - 1).end;
-            self.sid = start;
+            for i in 0..dfa.match_len(self.sid) {
+                let pattern = dfa.match_pattern(self.sid, i);
+                found(self.at - dfa.pattern_len(pattern), pattern);
+            }
         }
     }
 }
@@ -113,40 +109,43 @@ impl Walk {
 impl Automaton {
     /// Adds every hit in `region` as (start, query).
     fn hits(&self, region: &[u8], hits: &mut Vec<(usize, GlobalQuery)>) {
-        if !self.within_lines {
-            self.overlapping_hits(region, 0, hits);
-            return;
+        let mut add = |start: usize, pattern: PatternID| {
+            let p = pattern.as_usize();
+            if let Some(bytes) = &self.exact[p] {
+                if region[start..start + bytes.len()] != **bytes {
+                    return;
+                }
+            }
+            for &q in &self.owners[p] {
+                hits.push((start, q));
+            }
+        };
+        match &self.search {
+            LiteralSearch::Dfa(dfa) if self.within_lines => Self::walk(dfa, region, &mut add),
+            // An unanchored search with standard semantics, which
+            // overlapping search supports.
+            LiteralSearch::Dfa(dfa) => match dfa.try_find_overlapping_iter(Input::new(region)) {
+                Ok(matches) => matches.for_each(|m| add(m.start(), m.pattern())),
+                Err(e) => unreachable!("overlapping search of a standard DFA: {e}"),
+            },
+            LiteralSearch::Other(ac) => ac
+                .find_overlapping_iter(region)
+                .for_each(|m| add(m.start(), m.pattern())),
         }
-        self.lines_with_hits(region, |part| {
-            self.overlapping_hits(&region[part.clone()], part.start, hits)
-        });
     }
 
-    /// Calls `found` with each line of `region` that holds a hit, or the
-    /// end of the line that holds all its hits (in no particular order),
-    /// when no literal spans lines. An overlapping search takes every byte
-    /// through the automaton's slow path; here the plain walk only finds
-    /// the first hit of a line, the caller searches that line for all of
-    /// them, and the walk goes on at the next line. That is exact: the walk
-    /// reports the hit that ends first, so no line it skips holds one.
+    /// Calls `found` with the start and pattern of every hit in `region`,
+    /// as an overlapping search would (in no particular order), but faster.
+    /// The crate's overlapping search takes every byte through its general
+    /// loop; here the scanner drives the DFA itself.
     ///
     /// A DFA walk is one chain of dependent loads, a transition per byte,
     /// bound by memory latency rather than by work; so the region is cut
     /// into [`STREAMS`] parts at line starts and one loop takes a step in
-    /// each, and the loads overlap.
-    fn lines_with_hits(&self, region: &[u8], mut found: impl FnMut(Range<usize>)) {
-        let dfa = match &self.search {
-            LiteralSearch::Dfa(dfa) => dfa,
-            LiteralSearch::Other(ac) => {
-                let mut from = 0;
-                while let Some(m) = ac.find(Input::new(region).span(from..region.len())) {
-                    let line = line_with_hits(region, m.end(), ac.max_pattern_len());
-                    from = line.end;
-                    found(line);
-                }
-                return;
-            }
-        };
+    /// each, and the loads overlap. A part starts in the start state: a
+    /// hit that spans a cut would be lost, so parts are cut after a line
+    /// end only when no literal holds one.
+    fn walk(dfa: &aho_corasick::dfa::DFA, region: &[u8], found: &mut impl FnMut(usize, PatternID)) {
         let Ok(start) = dfa.start_state(Anchored::No) else {
             return;
         };
@@ -182,7 +181,7 @@ impl Automaton {
             }
             if special {
                 for w in &mut walks {
-                    w.after_step(dfa, region, start, &mut found);
+                    w.after_step(dfa, found);
                 }
             }
         }
@@ -191,32 +190,8 @@ impl Automaton {
             while w.at < w.end {
                 w.sid = dfa.next_state(Anchored::No, w.sid, region[w.at]);
                 w.at += 1;
-                w.after_step(dfa, region, start, &mut found);
+                w.after_step(dfa, found);
             }
-        }
-    }
-
-    /// Adds the hits in `text`, which starts at `offset` of the region.
-    fn overlapping_hits(&self, text: &[u8], offset: usize, hits: &mut Vec<(usize, GlobalQuery)>) {
-        let mut add = |m: aho_corasick::Match| {
-            let p = m.pattern().as_usize();
-            if let Some(bytes) = &self.exact[p] {
-                if text[m.range()] != **bytes {
-                    return;
-                }
-            }
-            for &q in &self.owners[p] {
-                hits.push((offset + m.start(), q));
-            }
-        };
-        match &self.search {
-            // An unanchored search with standard semantics, which
-            // overlapping search supports.
-            LiteralSearch::Dfa(dfa) => match dfa.try_find_overlapping_iter(Input::new(text)) {
-                Ok(matches) => matches.for_each(&mut add),
-                Err(e) => unreachable!("overlapping search of a standard DFA: {e}"),
-            },
-            LiteralSearch::Other(ac) => ac.find_overlapping_iter(text).for_each(&mut add),
         }
     }
 }
@@ -1237,15 +1212,6 @@ fn line_ranges(region: &[u8]) -> Vec<Range<usize>> {
     out
 }
 
-/// The part of a line that holds all its hits, given where the first hit
-/// to end ends: a hit that ends later starts at most `max_len` before that.
-fn line_with_hits(region: &[u8], first_end: usize, max_len: usize) -> Range<usize> {
-    // A hit's last byte is not a line end, so the hit lies in the line of
-    // that byte.
-    let line = line_around(region, first_end - 1);
-    first_end.saturating_sub(max_len).max(line.start)..line.end
-}
-
 /// The line around byte `pos`.
 fn line_around(region: &[u8], pos: usize) -> Range<usize> {
     let start = memchr::memrchr(b'\n', &region[..pos]).map_or(0, |i| i + 1);
@@ -1577,4 +1543,66 @@ pub fn parse_records(
         }
     }
     (records, total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Every (start, query) where a literal occurs, by brute force.
+    fn naive(
+        exact: &[(String, GlobalQuery)],
+        caseless: &[(String, GlobalQuery)],
+        hay: &[u8],
+    ) -> Vec<(usize, GlobalQuery)> {
+        let mut out = Vec::new();
+        for start in 0..hay.len() {
+            for (lit, q) in exact {
+                if hay[start..].starts_with(lit.as_bytes()) {
+                    out.push((start, *q));
+                }
+            }
+            for (lit, q) in caseless {
+                let end = start + lit.len();
+                if end <= hay.len() && hay[start..end].eq_ignore_ascii_case(lit.as_bytes()) {
+                    out.push((start, *q));
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    fn literal() -> impl Strategy<Value = String> {
+        prop::collection::vec(prop_oneof![Just('a'), Just('b'), Just('A'), Just(' ')], 1..4)
+            .prop_map(|v| v.into_iter().collect())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// The scanner's own walk of the DFA, four parts at a time, finds
+        /// what an overlapping search finds: every occurrence of every
+        /// literal, overlapping ones and those at the parts' cuts included.
+        #[test]
+        fn the_walk_finds_every_hit(
+            exact in prop::collection::vec(literal(), 0..5),
+            caseless in prop::collection::vec(literal(), 0..3),
+            hay in prop::collection::vec(prop_oneof![Just(b'a'), Just(b'b'), Just(b'A'), Just(b' '), Just(b'\n')], 0..200),
+        ) {
+            let exact: Vec<(String, GlobalQuery)> = exact.into_iter().zip(0..).collect();
+            let caseless: Vec<(String, GlobalQuery)> = caseless.into_iter().zip(100..).collect();
+            let Some(automaton) = build_automaton(exact.clone(), caseless.clone()) else {
+                prop_assert!(exact.is_empty() && caseless.is_empty());
+                return Ok(());
+            };
+            prop_assert!(matches!(automaton.search, LiteralSearch::Dfa(_)));
+            let mut hits = Vec::new();
+            automaton.hits(&hay, &mut hits);
+            hits.sort_unstable();
+            hits.dedup();
+            prop_assert_eq!(hits, naive(&exact, &caseless, &hay));
+        }
+    }
 }
