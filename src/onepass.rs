@@ -62,8 +62,9 @@ struct CharClass {
     /// `.`); a class with only some of them is not accepted.
     non_ascii: bool,
     /// The bytes a run of the class's characters is made of: its ASCII
-    /// characters and, with `non_ascii`, every byte >= 0x80.
-    run: ByteSet,
+    /// characters and, with `non_ascii`, every byte >= 0x80 (a table: one
+    /// load a byte in the loops over runs).
+    run: [bool; 256],
 }
 
 impl CharClass {
@@ -72,14 +73,11 @@ impl CharClass {
     /// all of those are in it.
     #[inline]
     fn in_run(&self, b: u8) -> bool {
-        self.run.contains(b)
+        self.run[usize::from(b)]
     }
 
     fn new(ascii: ByteSet, non_ascii: bool) -> CharClass {
-        let mut run = ascii;
-        if non_ascii {
-            run.insert_range(0x80, 0xFF);
-        }
+        let run = std::array::from_fn(|b| if b < 0x80 { ascii.contains(b as u8) } else { non_ascii });
         CharClass { ascii, non_ascii, run }
     }
 
@@ -152,6 +150,11 @@ enum Node {
         can_end: bool,
     },
     Capture {
+        slot: usize,
+        sub: Box<Node>,
+    },
+    /// A group around a node of [`Node::is_leaf`]: matched inline.
+    CaptureLeaf {
         slot: usize,
         sub: Box<Node>,
     },
@@ -397,9 +400,10 @@ fn compile(hir: &Hir, follow: Follow, max_group: &mut usize) -> Option<Node> {
         HirKind::Capture(c) => {
             let index = c.index as usize;
             *max_group = (*max_group).max(index);
-            Node::Capture {
-                slot: index * 2,
-                sub: Box::new(compile(&c.sub, follow, max_group)?),
+            let sub = Box::new(compile(&c.sub, follow, max_group)?);
+            match sub.is_leaf() {
+                true => Node::CaptureLeaf { slot: index * 2, sub },
+                false => Node::Capture { slot: index * 2, sub },
             }
         }
         HirKind::Concat(parts) => {
@@ -542,7 +546,7 @@ impl Run<'_, '_> {
     #[inline(always)]
     fn leaf(&mut self, node: &Node, pos: usize) -> Option<usize> {
         match node {
-            Node::Capture { slot, sub } if sub.is_leaf() => self.group(*slot, pos, |run| run.simple(sub, pos)),
+            Node::CaptureLeaf { slot, sub } => self.group(*slot, pos, |run| run.simple(sub, pos)),
             Node::Empty | Node::Literal(_) | Node::Class(_) | Node::ClassRepeat { .. } => self.simple(node, pos),
             _ => self.node(node, pos),
         }
@@ -590,9 +594,10 @@ impl Run<'_, '_> {
                 if *max == u32::MAX && *min <= 1 {
                     // Only whether there is one character counts: run over
                     // bytes (all bytes of a non-ASCII character are >= 0x80).
-                    while pos < self.hay.len() && class.in_run(self.hay[pos]) {
-                        pos += 1;
-                    }
+                    pos += self.hay[pos..]
+                        .iter()
+                        .position(|&b| !class.in_run(b))
+                        .unwrap_or(self.hay.len() - pos);
                     if pos == start && *min == 1 {
                         return None;
                     }
@@ -627,7 +632,9 @@ impl Run<'_, '_> {
 
     fn node(&mut self, node: &Node, pos: usize) -> Option<usize> {
         match node {
-            Node::Empty | Node::Literal(_) | Node::Class(_) | Node::ClassRepeat { .. } => self.simple(node, pos),
+            Node::Empty | Node::Literal(_) | Node::Class(_) | Node::ClassRepeat { .. } | Node::CaptureLeaf { .. } => {
+                self.leaf(node, pos)
+            }
             Node::Repeat {
                 sub,
                 first,
