@@ -47,10 +47,12 @@ impl ByteSet {
 
 /// What may come after a node: the bytes that can start it, and whether
 /// the match may end there instead.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Default)]
 struct Follow {
     first: ByteSet,
-    can_end: bool,
+    /// `Some` when what follows can match the empty string and end the
+    /// match: the slots of the groups that then match empty.
+    end: Option<Box<[usize]>>,
 }
 
 /// One character of a class, as bytes of UTF-8 text.
@@ -132,22 +134,23 @@ enum Node {
         min: u32,
         max: u32,
         /// Whether the match may end before the loop's next character,
-        /// so that a failure later falls back to ending here.
-        can_end: bool,
+        /// so that a failure later falls back to ending here, and the
+        /// groups that then match empty.
+        end: Option<Box<[usize]>>,
     },
     Repeat {
         sub: Box<Node>,
         first: ByteSet,
         min: u32,
         max: u32,
-        can_end: bool,
+        end: Option<Box<[usize]>>,
     },
     Alternation {
         branches: Vec<(ByteSet, Node)>,
         /// A last branch that matches the empty string, taken when no other
         /// branch's first byte is next.
         empty: Option<Box<Node>>,
-        can_end: bool,
+        end: Option<Box<[usize]>>,
     },
     Capture {
         slot: usize,
@@ -177,6 +180,9 @@ struct Shape {
     nullable: bool,
     /// Whether it holds a choice (alternation or variable repetition).
     has_choice: bool,
+    /// When nullable: the slots of the groups that match empty on the way
+    /// a backtracking engine takes to match it empty.
+    empty_groups: Vec<usize>,
 }
 
 /// Slots of the most groups a one-pass pattern may have (the fallback
@@ -212,7 +218,7 @@ impl OnePass {
             &body,
             Follow {
                 first: ByteSet::default(),
-                can_end: true,
+                end: Some(Box::new([])),
             },
             &mut max_group,
         )?;
@@ -332,6 +338,7 @@ fn shape(hir: &Hir) -> Option<Shape> {
             first: ByteSet::default(),
             nullable: true,
             has_choice: false,
+            empty_groups: Vec::new(),
         },
         HirKind::Literal(lit) => {
             let mut first = ByteSet::default();
@@ -340,12 +347,14 @@ fn shape(hir: &Hir) -> Option<Shape> {
                 first,
                 nullable: false,
                 has_choice: false,
+                empty_groups: Vec::new(),
             }
         }
         HirKind::Class(class) => Shape {
             first: char_class(class)?.first(),
             nullable: false,
             has_choice: false,
+            empty_groups: Vec::new(),
         },
         HirKind::Look(_) => return None,
         HirKind::Repetition(rep) => {
@@ -354,14 +363,24 @@ fn shape(hir: &Hir) -> Option<Shape> {
                 first: sub.first,
                 nullable: rep.min == 0 || sub.nullable,
                 has_choice: sub.has_choice || rep.max != Some(rep.min),
+                // Empty by taking no turn (a body that can be empty is
+                // refused when compiled).
+                empty_groups: Vec::new(),
             }
         }
-        HirKind::Capture(c) => shape(&c.sub)?,
+        HirKind::Capture(c) => {
+            let mut sub = shape(&c.sub)?;
+            if sub.nullable {
+                sub.empty_groups.insert(0, c.index as usize * 2);
+            }
+            sub
+        }
         HirKind::Concat(parts) => {
             let mut out = Shape {
                 first: ByteSet::default(),
                 nullable: true,
                 has_choice: false,
+                empty_groups: Vec::new(),
             };
             for part in parts {
                 let s = shape(part)?;
@@ -370,6 +389,7 @@ fn shape(hir: &Hir) -> Option<Shape> {
                 }
                 out.nullable &= s.nullable;
                 out.has_choice |= s.has_choice;
+                out.empty_groups.extend(s.empty_groups);
             }
             out
         }
@@ -378,10 +398,15 @@ fn shape(hir: &Hir) -> Option<Shape> {
                 first: ByteSet::default(),
                 nullable: false,
                 has_choice: true,
+                empty_groups: Vec::new(),
             };
             for b in branches {
                 let s = shape(b)?;
                 out.first = out.first.union(s.first);
+                if s.nullable && !out.nullable {
+                    // The first branch that can be empty is the one taken.
+                    out.empty_groups = s.empty_groups;
+                }
                 out.nullable |= s.nullable;
             }
             out
@@ -409,10 +434,10 @@ fn compile(hir: &Hir, follow: Follow, max_group: &mut usize) -> Option<Node> {
         HirKind::Concat(parts) => {
             // Each part is followed by what the parts after it can start
             // with, up to the first that cannot be empty.
-            let mut follows = vec![follow; parts.len()];
+            let mut follows = vec![follow.clone(); parts.len()];
             let mut after = follow;
             for (i, part) in parts.iter().enumerate().rev() {
-                follows[i] = after;
+                follows[i] = after.clone();
                 let s = shape(part)?;
                 after = Follow {
                     first: if s.nullable {
@@ -420,7 +445,10 @@ fn compile(hir: &Hir, follow: Follow, max_group: &mut usize) -> Option<Node> {
                     } else {
                         s.first
                     },
-                    can_end: s.nullable && after.can_end,
+                    end: match (s.nullable, &after.end) {
+                        (true, Some(end)) => Some(s.empty_groups.iter().chain(end.iter()).copied().collect()),
+                        _ => None,
+                    },
                 };
             }
             let nodes = parts
@@ -445,24 +473,30 @@ fn compile(hir: &Hir, follow: Follow, max_group: &mut usize) -> Option<Node> {
                     if s.first.intersects(&taken) {
                         return None;
                     }
-                    empty = Some(Box::new(compile(branch, follow, max_group)?));
+                    empty = Some((s.empty_groups, Box::new(compile(branch, follow.clone(), max_group)?)));
                     continue;
                 }
                 if s.first.intersects(&taken) {
                     return None;
                 }
                 taken = taken.union(s.first);
-                compiled.push((s.first, compile(branch, follow, max_group)?));
+                compiled.push((s.first, compile(branch, follow.clone(), max_group)?));
             }
             // Without an empty branch, a byte that starts no branch fails
             // the match; with one, the bytes after must not start a branch.
             if empty.is_some() && taken.intersects(&follow.first) {
                 return None;
             }
+            // If a branch fails, the empty one is the way out; then its
+            // empty groups and those of what follows match empty.
+            let end = match (&empty, &follow.end) {
+                (Some((groups, _)), Some(end)) => Some(groups.iter().chain(end.iter()).copied().collect()),
+                _ => None,
+            };
             Node::Alternation {
                 branches: compiled,
-                empty,
-                can_end: follow.can_end,
+                empty: empty.map(|(_, node)| node),
+                end,
             }
         }
         HirKind::Repetition(rep) => {
@@ -485,7 +519,7 @@ fn compile(hir: &Hir, follow: Follow, max_group: &mut usize) -> Option<Node> {
                     class: char_class(class)?,
                     min: rep.min,
                     max,
-                    can_end: follow.can_end,
+                    end: follow.end,
                 });
             }
             // Inside the body, what follows is another turn (when there can
@@ -498,9 +532,9 @@ fn compile(hir: &Hir, follow: Follow, max_group: &mut usize) -> Option<Node> {
                 } else {
                     follow.first
                 },
-                can_end: follow.can_end && rep.min <= 1,
+                end: follow.end.clone().filter(|_| rep.min <= 1),
             };
-            if follow.can_end && rep.min > 1 && sub_shape.has_choice {
+            if follow.end.is_some() && rep.min > 1 && sub_shape.has_choice {
                 return None;
             }
             let sub = compile(&rep.sub, sub_follow, max_group)?;
@@ -509,7 +543,7 @@ fn compile(hir: &Hir, follow: Follow, max_group: &mut usize) -> Option<Node> {
                 first: sub_shape.first,
                 min: rep.min,
                 max,
-                can_end: follow.can_end,
+                end: follow.end,
             }
         }
     })
@@ -527,8 +561,9 @@ struct Run<'a, 'h> {
 }
 
 impl Run<'_, '_> {
-    /// Records that the match could end at `pos`.
-    fn save(&mut self, pos: usize) {
+    /// Records that the match could end at `pos`, the groups at `empty`
+    /// matching empty there.
+    fn save(&mut self, pos: usize, empty: &[usize]) {
         let saved = &mut *self.saved_slots;
         saved.copy_from_slice(self.slots);
         // Groups open here (started, not ended) end here.
@@ -536,6 +571,10 @@ impl Run<'_, '_> {
             if group[0].is_some() && group[1].is_none() {
                 group[1] = NonMaxUsize::new(pos);
             }
+        }
+        for &slot in empty {
+            saved[slot] = NonMaxUsize::new(pos);
+            saved[slot + 1] = NonMaxUsize::new(pos);
         }
         self.saved = Some(pos);
     }
@@ -583,12 +622,7 @@ impl Run<'_, '_> {
                 same.then_some(end)
             }
             Node::Class(class) => class.step(self.hay, pos).map(|n| pos + n),
-            Node::ClassRepeat {
-                class,
-                min,
-                max,
-                can_end,
-            } => {
+            Node::ClassRepeat { class, min, max, end } => {
                 let start = pos;
                 let mut pos = pos;
                 if *max == u32::MAX && *min <= 1 {
@@ -601,9 +635,10 @@ impl Run<'_, '_> {
                     if pos == start && *min == 1 {
                         return None;
                     }
-                    if *can_end && pos > start && (*min == 0 || pos - start > utf8_char_back(self.hay, pos)) {
-                        let before_last = pos - utf8_char_back(self.hay, pos);
-                        self.save(before_last);
+                    if let Some(end) = end {
+                        if pos > start && (*min == 0 || pos - start > utf8_char_back(self.hay, pos)) {
+                            self.save(pos - utf8_char_back(self.hay, pos), end);
+                        }
                     }
                     return Some(pos);
                 }
@@ -621,8 +656,8 @@ impl Run<'_, '_> {
                 // Giving back characters is a way out only when the match
                 // may end there (what follows cannot start with a class
                 // character), and the last one given back is the nearest.
-                if *can_end && count > *min {
-                    self.save(before_last);
+                if let (Some(end), true) = (end, count > *min) {
+                    self.save(before_last, end);
                 }
                 Some(pos)
             }
@@ -640,7 +675,7 @@ impl Run<'_, '_> {
                 first,
                 min,
                 max,
-                can_end,
+                end,
             } => {
                 let mut pos = pos;
                 let mut count = 0u32;
@@ -650,8 +685,8 @@ impl Run<'_, '_> {
                             Some(&b) if first.contains(b) => {}
                             _ => break,
                         }
-                        if *can_end {
-                            self.save(pos);
+                        if let Some(end) = end {
+                            self.save(pos, end);
                         }
                     }
                     pos = self.node(sub, pos)?;
@@ -659,18 +694,14 @@ impl Run<'_, '_> {
                 }
                 Some(pos)
             }
-            Node::Alternation {
-                branches,
-                empty,
-                can_end,
-            } => {
+            Node::Alternation { branches, empty, end } => {
                 let next = self.hay.get(pos).copied();
                 let chosen = next.and_then(|b| branches.iter().find(|(set, _)| set.contains(b)));
                 match (chosen, empty) {
-                    (Some((_, branch)), Some(_)) if *can_end => {
+                    (Some((_, branch)), Some(_)) if end.is_some() => {
                         // The empty branch comes after: if this one fails,
                         // the match ends here.
-                        self.save(pos);
+                        self.save(pos, end.as_deref().unwrap_or_default());
                         self.node(branch, pos)
                     }
                     (Some((_, branch)), _) => self.node(branch, pos),
@@ -750,6 +781,9 @@ mod tests {
             (r"^a(?:bc|d)?", "ab"),
             (r"^(?P<n>\d+)?", "x"),
             (r"^(?P<l>[a-z]+)(?P<d>\d*)", "abc1x"),
+            // The way out matches a group empty.
+            (r"^(?:(?:\d){2}|((?:a){0,2}))", "1"),
+            (r"^a(?:bc|d)?(?P<e>x*)", "ab"),
         ] {
             let (got, expected) = both(pattern, hay).expect(pattern);
             assert_eq!(got, expected, "{pattern} on {hay:?}");
