@@ -843,7 +843,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(4000))]
+        #![proptest_config(ProptestConfig::with_cases(16000))]
         #[test]
         fn agrees_with_the_regex_engine(pattern in pattern(), hays in prop::collection::vec(haystack(), 8)) {
             for hay in &hays {
