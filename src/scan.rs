@@ -526,8 +526,54 @@ pub struct FileScan {
 /// Bytes of complete records read from a file, and the line number of
 /// their first byte.
 struct Chunk {
-    region: Vec<u8>,
+    /// A buffer of [`ReadBuffers`]; the region is its first `len` bytes.
+    data: Vec<u8>,
+    len: usize,
     base_line: u64,
+}
+
+/// The buffers a file is read into, used again from batch to batch. Read
+/// into fresh memory, every chunk cost page faults and, since a `&mut
+/// [u8]` must be initialised before `read` writes to it, a memset: a
+/// buffer is kept at its full length, with how much of it is filled beside
+/// it.
+#[derive(Default)]
+struct ReadBuffers {
+    spare: Vec<Vec<u8>>,
+}
+
+impl ReadBuffers {
+    /// A buffer of at least `len` bytes.
+    fn take(&mut self, len: usize) -> Vec<u8> {
+        let mut data = self.spare.pop().unwrap_or_default();
+        if data.len() < len {
+            data.resize(len, 0);
+        }
+        data
+    }
+}
+
+/// Reads up to `want` bytes into `data` after its first `filled` bytes,
+/// growing it when needed; the count read, 0 at the end of the input.
+fn read_more(reader: &mut dyn Read, data: &mut Vec<u8>, filled: usize, want: usize) -> std::io::Result<usize> {
+    if data.len() < filled + want {
+        data.resize(filled + want, 0);
+    }
+    let mut got = 0;
+    while got < want {
+        match reader.read(&mut data[filled + got..filled + want]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if got > 0 => {
+                // Keep what was read; the error comes back on the next read.
+                let _ = e;
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 /// Chunks scanned in parallel at a time; bounds the memory one file takes.
@@ -713,7 +759,10 @@ impl Scanner<'_> {
     fn scan_lines(&self, fi: usize, reader: &mut dyn Read, scan: &mut FileScan) {
         let format = &self.kb.formats.formats[fi];
         let multi_line = format.is_multi_line();
-        let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + 64 * 1024);
+        let mut buffers = ReadBuffers::default();
+        let mut data = buffers.take(CHUNK + 64 * 1024);
+        // Bytes of `data` read and not yet handed to a chunk.
+        let mut filled = 0usize;
         // Chunks read but not yet scanned: scanned in parallel, a batch at a
         // time, so one big file keeps every core busy while memory stays
         // bounded by the batch.
@@ -724,12 +773,12 @@ impl Scanner<'_> {
         // Inside a line longer than MAX_LINE: its pieces are scanned as they
         // come, and it is reported once.
         let mut in_long_line = false;
-        while !eof || !buf.is_empty() {
+        while !eof || filled > 0 {
             if !eof {
-                let want = CHUNK.saturating_sub(buf.len()).max(64 * 1024);
-                match reader.take(want as u64).read_to_end(&mut buf) {
+                let want = CHUNK.saturating_sub(filled).max(64 * 1024);
+                match read_more(reader, &mut data, filled, want) {
                     Ok(0) => eof = true,
-                    Ok(_) => {}
+                    Ok(n) => filled += n,
                     Err(e) => {
                         scan.warnings.push(format!(
                             "read error after {} bytes: {e}; the rest of the file was not read",
@@ -738,12 +787,13 @@ impl Scanner<'_> {
                         eof = true;
                     }
                 }
-                if !eof && buf.len() < CHUNK {
+                if !eof && filled < CHUNK {
                     continue;
                 }
             }
+            let buf = &data[..filled];
             // Complete lines only, unless at the end or a line is too long.
-            let mut end = match memchr::memrchr(b'\n', &buf) {
+            let mut end = match memchr::memrchr(b'\n', buf) {
                 Some(i) => {
                     in_long_line = false;
                     i + 1
@@ -773,17 +823,28 @@ impl Scanner<'_> {
             } else {
                 end
             };
-            let rest = buf.split_off(consumed);
-            let region = std::mem::replace(&mut buf, rest);
-            buf.reserve(CHUNK);
-            let newlines = memchr::memchr_iter(b'\n', &region).count() as u64;
+            // The rest (an incomplete line or record) starts the next buffer.
+            let mut next = buffers.take(CHUNK + 64 * 1024);
+            let rest = filled - consumed;
+            if next.len() < rest {
+                next.resize(rest, 0);
+            }
+            next[..rest].copy_from_slice(&data[consumed..filled]);
+            let region = &data[..consumed];
+            let newlines = memchr::memchr_iter(b'\n', region).count() as u64;
             scan.bytes += consumed as u64;
             scan.lines += newlines + u64::from(eof && consumed > 0 && region.last() != Some(&b'\n'));
-            batch.push(Chunk { region, base_line });
+            batch.push(Chunk {
+                data: std::mem::replace(&mut data, next),
+                len: consumed,
+                base_line,
+            });
+            filled = rest;
             base_line += newlines;
-            let done = eof && buf.is_empty();
+            let done = eof && filled == 0;
             if batch.len() == BATCH || done {
                 self.scan_batch(fi, &mut batch, scan);
+                buffers.spare.extend(batch.drain(..).map(|chunk| chunk.data));
             }
             if done {
                 break;
@@ -793,7 +854,8 @@ impl Scanner<'_> {
     }
 
     /// Scans a batch of chunks in parallel and adds what they found, in
-    /// file order.
+    /// file order. The chunks stay in `batch` (their buffers are used
+    /// again).
     fn scan_batch(&self, fi: usize, batch: &mut Vec<Chunk>, scan: &mut FileScan) {
         if batch.is_empty() {
             return;
@@ -807,7 +869,7 @@ impl Scanner<'_> {
             .par_iter()
             .map(|chunk| {
                 let mut part = FileScan::part_of(scan);
-                let region = &chunk.region[..];
+                let region = &chunk.data[..chunk.len];
                 let records = (format.is_multi_line() && every_record).then(|| record_ranges(format, region));
                 self.scan_region(fi, group, region, chunk.base_line, records.as_deref(), &mut part);
                 // The file's last time may become the collection time.
@@ -822,7 +884,6 @@ impl Scanner<'_> {
         for part in parts {
             scan.absorb(part);
         }
-        batch.clear();
     }
 
     /// Tests the candidate records of a region of complete records.
