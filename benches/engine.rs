@@ -1,13 +1,17 @@
-//! Criterion benchmarks of the three costs of a run: parsing conditions,
-//! loading (checking and compiling) rules, and scanning with the
-//! prefilter. Run with `cargo bench`; results are not asserted anywhere.
+//! Criterion benchmarks of the costs of a run: parsing conditions, loading
+//! (checking and compiling) rules, parsing a record's fields, and scanning
+//! with the prefilter. Run with `cargo bench`; results are not asserted
+//! anywhere.
 
 use std::hint::black_box;
 use std::sync::Arc;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use regex_automata::{meta, util::primitives::NonMaxUsize, Input};
 use triage::engine::{Engine, RunOptions};
 use triage::lang::parser::parse_condition;
+use triage::onepass::OnePass;
+use triage::regex_util::{ascii_classes, forget_compiled};
 use triage::rules::{embedded_files, load, KbFile};
 
 fn generated_rules(n: usize) -> Vec<KbFile> {
@@ -54,13 +58,17 @@ fn parse(c: &mut Criterion) {
 
 fn loading(c: &mut Criterion) {
     let builtin = embedded_files(None);
+    // Each load compiles its regexes afresh, as a run does: a process keeps
+    // the patterns it compiled.
     c.bench_function("load the built-in knowledge base", |b| {
-        b.iter(|| load(black_box(&builtin)))
+        b.iter_batched(forget_compiled, |_| load(black_box(&builtin)), BatchSize::PerIteration)
     });
     let thousand = generated_rules(1000);
     let mut group = c.benchmark_group("load");
     group.sample_size(10);
-    group.bench_function("1000 generated rules", |b| b.iter(|| load(black_box(&thousand))));
+    group.bench_function("1000 generated rules", |b| {
+        b.iter_batched(forget_compiled, |_| load(black_box(&thousand)), BatchSize::PerIteration)
+    });
     group.finish();
 }
 
@@ -78,5 +86,35 @@ fn scanning(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parse, loading, scanning);
+/// One tcpdump packet's fields, by the one-pass matcher and by the regex
+/// engine's bounded backtracker (what a pattern that is not one-pass gets).
+fn record_pattern(c: &mut Criterion) {
+    let format = include_str!("../rules/formats/tcpdump.toml");
+    let pattern = format
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("'''^(?P<ts>"))
+        .map(|rest| format!("^(?P<ts>{}", rest.trim_end_matches("''',")))
+        .expect("the TCP pattern");
+    let pattern = ascii_classes(&pattern);
+    let packet = "08:10:20.156901 IP (tos 0x0, ttl 64, id 28489, offset 0, flags [DF], proto TCP (6), length 60)\n    \
+                  127.0.0.1.54838 > 127.0.0.1.18443: Flags [S], cksum 0xfe30 (incorrect -> 0x88f8), seq 1446430743, \
+                  win 65495, options [mss 65495,sackOK,TS val 1100892376 ecr 0,nop,wscale 10], length 0";
+    let fast = OnePass::new(&regex_syntax::Parser::new().parse(&pattern).unwrap()).expect("one-pass");
+    let backtrack = meta::Builder::new()
+        .configure(meta::Config::new().hybrid(false).dfa(false).onepass(false))
+        .build(&pattern)
+        .unwrap();
+    let mut slots = vec![None::<NonMaxUsize>; backtrack.group_info().slot_len()];
+    let mut group = c.benchmark_group("tcpdump packet");
+    group.throughput(Throughput::Bytes(packet.len() as u64));
+    group.bench_function("one-pass matcher", |b| {
+        b.iter(|| fast.captures(black_box(packet), &mut slots))
+    });
+    group.bench_function("bounded backtracker", |b| {
+        b.iter(|| backtrack.search_slots(&Input::new(black_box(packet)), &mut slots))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, parse, loading, record_pattern, scanning);
 criterion_main!(benches);

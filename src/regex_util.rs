@@ -328,6 +328,13 @@ fn cached(
     Ok(regex)
 }
 
+/// Forgets every pattern compiled so far, so that the next load compiles
+/// them again: for benchmarks of loading, which load the same rules many
+/// times in one process.
+pub fn forget_compiled() {
+    COMPILED.lock().unwrap_or_else(|e| e.into_inner()).clear();
+}
+
 /// A pattern, its flags and the form it is compiled in.
 type PatternKey = (Box<str>, Box<str>, UnicodeForm);
 
