@@ -54,6 +54,9 @@ pub struct FileEvents {
     pub format: Option<String>,
     /// Why it was (or was not) claimed.
     pub reason: String,
+    /// For each pattern of its format, in order: whether the one-pass
+    /// matcher runs it (docs/LANGUAGE.md, "Fast patterns").
+    pub one_pass_patterns: Vec<bool>,
     /// Whether the filters selected it (its records are listed).
     pub selected: bool,
     /// Records in the part read; `None` when the file was not selected.
@@ -142,6 +145,9 @@ pub fn events(
             path: file.path.clone(),
             format: format.map(|fi| formats.formats[fi].name.clone()),
             reason,
+            one_pass_patterns: format
+                .map(|fi| formats.formats[fi].one_pass_patterns())
+                .unwrap_or_default(),
             selected,
             records_total: None,
             cut: false,
@@ -270,6 +276,23 @@ fn describe_time(
 }
 
 /// Renders the report as text.
+/// Which patterns of a format run in one pass, for a format's author.
+fn one_pass_line(one_pass: &[bool]) -> Option<String> {
+    let fast: Vec<String> = (one_pass.iter().enumerate())
+        .filter(|(_, &f)| f)
+        .map(|(i, _)| (i + 1).to_string())
+        .collect();
+    Some(match (fast.len(), one_pass.len()) {
+        (_, 0) => return None,
+        (0, n) => format!("patterns: {n}, none one-pass (docs/LANGUAGE.md, \"Fast patterns\")"),
+        (f, n) if f == n => format!("patterns: {n}, all one-pass"),
+        (_, n) => format!(
+            "patterns: {n}; one-pass: {} (the others run on the general engine; docs/LANGUAGE.md, \"Fast patterns\")",
+            fast.join(", ")
+        ),
+    })
+}
+
 pub fn render(report: &EventsReport) -> String {
     let mut out = String::new();
     let selected = report.files.iter().filter(|f| f.selected).count();
@@ -286,6 +309,9 @@ pub fn render(report: &EventsReport) -> String {
         match &f.format {
             Some(name) => {
                 let _ = writeln!(out, "  format: {name} ({})", f.reason);
+                if let Some(line) = one_pass_line(&f.one_pass_patterns) {
+                    let _ = writeln!(out, "  {line}");
+                }
             }
             None => {
                 let _ = writeln!(out, "  not recognised: {}", f.reason);

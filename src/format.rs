@@ -455,6 +455,12 @@ impl Format {
         }
     }
 
+    /// For each record pattern, in order: whether the one-pass matcher
+    /// runs it (see [`crate::onepass`]).
+    pub fn one_pass_patterns(&self) -> Vec<bool> {
+        self.patterns.iter().map(|p| p.fast.is_some()).collect()
+    }
+
     /// The index of a format field.
     pub fn field_index(&self, name: &str) -> Option<usize> {
         self.fields.iter().position(|f| f.name == name)

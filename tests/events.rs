@@ -147,3 +147,31 @@ fn rfc5424_times_keep_their_zone() {
         .expect("structured data");
     assert_eq!(sd["value"], r#"[timeQuality tzKnown="1" isSynced="0"]"#);
 }
+
+#[test]
+fn a_format_author_sees_which_patterns_run_in_one_pass() {
+    // tcpdump's patterns are written so that the next byte decides every
+    // choice; the Manager log's pattern is not.
+    let text = events(&["corpus/seed-lic-001/bundle", "--limit", "0"]);
+    assert!(text.contains("  format: tcpdump"), "{text}");
+    assert!(text.contains("  patterns: 6, all one-pass"), "{text}");
+    assert!(text.contains("  patterns: 1, none one-pass"), "{text}");
+    let doc = json_of(&[
+        "events",
+        "corpus/seed-lic-001/bundle",
+        "--limit",
+        "0",
+        "--format",
+        "json",
+    ]);
+    let capture = doc["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["format"] == "tcpdump")
+        .expect("the capture");
+    assert_eq!(
+        capture["one_pass_patterns"],
+        serde_json::json!([true, true, true, true, true, true])
+    );
+}
