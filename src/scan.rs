@@ -543,22 +543,22 @@ struct ReadBuffers {
 }
 
 impl ReadBuffers {
-    /// A buffer of at least `len` bytes.
-    fn take(&mut self, len: usize) -> Vec<u8> {
-        let mut data = self.spare.pop().unwrap_or_default();
-        if data.len() < len {
-            data.resize(len, 0);
-        }
-        data
+    /// A buffer used before, or a new empty one ([`read_more`] grows it).
+    fn take(&mut self) -> Vec<u8> {
+        self.spare.pop().unwrap_or_default()
     }
 }
 
-/// Reads up to `want` bytes into `data` after its first `filled` bytes,
+/// Reads up to `want` bytes (fewer while `data` grows) into `data` after its first `filled` bytes,
 /// growing it when needed; the count read, 0 at the end of the input.
 fn read_more(reader: &mut dyn Read, data: &mut Vec<u8>, filled: usize, want: usize) -> std::io::Result<usize> {
     if data.len() < filled + want {
-        data.resize(filled + want, 0);
+        // Grown step by step: a file of a few hundred bytes must not cost a
+        // chunk of zeros (the caller reads again until a chunk is full).
+        let grown = (data.len() * 2).max(filled + 64 * 1024).min(filled + want);
+        data.resize(grown, 0);
     }
+    let want = data.len().min(filled + want) - filled;
     let mut got = 0;
     while got < want {
         match reader.read(&mut data[filled + got..filled + want]) {
@@ -760,7 +760,7 @@ impl Scanner<'_> {
         let format = &self.kb.formats.formats[fi];
         let multi_line = format.is_multi_line();
         let mut buffers = ReadBuffers::default();
-        let mut data = buffers.take(CHUNK + 64 * 1024);
+        let mut data = buffers.take();
         // Bytes of `data` read and not yet handed to a chunk.
         let mut filled = 0usize;
         // Chunks read but not yet scanned: scanned in parallel, a batch at a
@@ -824,7 +824,7 @@ impl Scanner<'_> {
                 end
             };
             // The rest (an incomplete line or record) starts the next buffer.
-            let mut next = buffers.take(CHUNK + 64 * 1024);
+            let mut next = buffers.take();
             let rest = filled - consumed;
             if next.len() < rest {
                 next.resize(rest, 0);
