@@ -44,12 +44,15 @@ pub fn expand(args: &[PathBuf]) -> Vec<Result<PathBuf, (PathBuf, String)>> {
 pub fn failed_report(bundle: &Path, message: String) -> Report {
     Report {
         schema_version: SCHEMA_VERSION,
+        verdict: format!("failed: {message}"),
         bundle: bundle.display().to_string(),
         collected_at: None,
         rules_evaluated: 0,
         rules_not_hit: 0,
         diagnoses: Vec::new(),
+        excluded: Vec::new(),
         inconclusive: Vec::new(),
+        collect_next: Vec::new(),
         not_applicable: Vec::new(),
         unrecognized_files: Vec::new(),
         files: Vec::new(),

@@ -62,11 +62,17 @@ pub enum Code {
     StableUntested,
     /// A condition or query that can never be true, or is always true.
     ConstantCondition,
+    /// A message states a count or value of a query that need not have
+    /// matched when the rule fires.
+    UnstatedValue,
+    /// Two rules fire on the same evidence and neither explains, excludes
+    /// or names the other as an alternative.
+    UnrelatedOverlap,
 }
 
 impl Code {
     /// All codes, for the documentation.
-    pub const ALL: [Code; 24] = [
+    pub const ALL: [Code; 26] = [
         Code::TomlSyntax,
         Code::UnknownKey,
         Code::MissingKey,
@@ -91,6 +97,8 @@ impl Code {
         Code::MissingTest,
         Code::StableUntested,
         Code::ConstantCondition,
+        Code::UnstatedValue,
+        Code::UnrelatedOverlap,
     ];
 
     /// The codes whose level can be set (`allow`, `warn`, `deny`): the
@@ -139,6 +147,8 @@ impl Code {
             Code::MissingTest => "W104",
             Code::StableUntested => "W105",
             Code::ConstantCondition => "W106",
+            Code::UnstatedValue => "W107",
+            Code::UnrelatedOverlap => "W108",
         }
     }
 
@@ -152,7 +162,9 @@ impl Code {
             | Code::UnusedMacro
             | Code::MissingTest
             | Code::StableUntested
-            | Code::ConstantCondition => Severity::Warning,
+            | Code::ConstantCondition
+            | Code::UnstatedValue
+            | Code::UnrelatedOverlap => Severity::Warning,
             _ => Severity::Error,
         }
     }
@@ -184,6 +196,10 @@ impl Code {
             Code::MissingTest => "a rule lacks a hit test or a no-hit test",
             Code::StableUntested => "a stable rule lacks a hit test or a no-hit test",
             Code::ConstantCondition => "a condition or query can never be true, or is always true",
+            Code::UnstatedValue => "a message states a count or value that can be 0 or absent when the rule fires",
+            Code::UnrelatedOverlap => {
+                "two rules fire on the same evidence, and neither explains, excludes or names the other as an alternative"
+            }
         }
     }
 }

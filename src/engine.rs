@@ -12,10 +12,10 @@ use std::sync::Mutex;
 use crate::bundle::{admin_tech_time, read_bundle, BundleWarning, Limits};
 use crate::explain::{EvidenceLine, ExplainNode, Explanation, QueryExplain};
 use crate::format::Detection;
-use crate::lang::compile::{CCond, COperand, FieldRef, Placeholder};
+use crate::lang::compile::{CCond, COperand, FieldRef, ListField, Placeholder};
 use crate::report::{
-    Diagnosis, Evidence, FileEntry, Inconclusive, MissingSource, NotApplicable, Report, ReportWarning, RuleCost,
-    SCHEMA_VERSION,
+    AlternativeCause, CollectItem, Diagnosis, Evidence, Excluded, FileEntry, Inconclusive, MissingSource,
+    NotApplicable, Report, ReportWarning, RuleCost, SCHEMA_VERSION,
 };
 use crate::rules::{KnowledgeBase, Rule};
 use crate::scan::{BundleScan, FileSummary, GlobalQuery, QueryMatches, ScanPlan, Scanner};
@@ -453,22 +453,73 @@ impl Evaluation<'_> {
         if rule.compiled.message.is_empty() {
             return rule.title.clone();
         }
-        rule.compiled
-            .message
-            .iter()
-            .map(|p| self.render_placeholder(ri, rule, p).unwrap_or_else(|| "?".into()))
-            .collect()
+        let mut out = String::new();
+        self.render_parts(ri, rule, &rule.compiled.message, false, &mut out);
+        tidy_message(&out)
     }
 
-    fn render_placeholder(&self, ri: usize, rule: &Rule, p: &Placeholder) -> Option<String> {
+    /// Renders template parts into `out`. Returns whether every value the
+    /// parts state directly is known, and whether they state any (a value,
+    /// or a nested segment that was shown): a `{?…}` segment is shown only
+    /// when both hold.
+    fn render_parts(
+        &self,
+        ri: usize,
+        rule: &Rule,
+        parts: &[Placeholder],
+        in_segment: bool,
+        out: &mut String,
+    ) -> (bool, bool) {
+        let mut known = true;
+        let mut stated = false;
+        for p in parts {
+            match p {
+                Placeholder::Text(t) => out.push_str(t),
+                Placeholder::Segment(inner) => {
+                    let mut text = String::new();
+                    if let (true, true) = self.render_parts(ri, rule, inner, true, &mut text) {
+                        push_segment(out, &text);
+                        stated = true;
+                    }
+                }
+                value => {
+                    stated = true;
+                    match self.placeholder_value(ri, rule, value, in_segment) {
+                        Some(v) => out.push_str(&v),
+                        None => {
+                            known = false;
+                            if !in_segment {
+                                out.push('?');
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (known, stated)
+    }
+
+    /// The text of one value; `None` when it is unknown. In a segment a
+    /// count is known only when its source is in the bundle and it is not
+    /// zero, so that the segment is left out rather than saying "0 in X".
+    fn placeholder_value(&self, ri: usize, rule: &Rule, p: &Placeholder, in_segment: bool) -> Option<String> {
         match p {
             Placeholder::Text(t) => Some(t.clone()),
-            Placeholder::Count(q) => Some(self.count(ri, *q).to_string()),
+            Placeholder::Segment(_) => None,
+            Placeholder::Count(q) => {
+                let n = self.count(ri, *q);
+                let absent = self.source_present(rule, *q).is_err();
+                (!in_segment || (n > 0 && !absent)).then(|| n.to_string())
+            }
             Placeholder::Capture(q, name) => self.first_value(ri, *q, name),
             Placeholder::Fallback(inner, fallback) => Some(
-                self.render_placeholder(ri, rule, inner)
+                self.placeholder_value(ri, rule, inner, in_segment)
                     .unwrap_or_else(|| fallback.clone()),
             ),
+            Placeholder::List(q, field) => {
+                let values = self.list_values(ri, rule, *q, field);
+                (!values.is_empty()).then(|| join_values(&values))
+            }
             Placeholder::Field(q, f) => {
                 let first = self.matches_of(ri, *q).and_then(|m| m.evidence.first())?;
                 let format = &self.engine.kb.formats.formats[rule.compiled.queries[*q].source];
@@ -485,6 +536,84 @@ impl Evaluation<'_> {
                 }
             }
         }
+    }
+
+    /// The different values of a field among a query's matches, sorted
+    /// (every match's, counted during the scan), or of a capture (the kept
+    /// evidence's, in the order found).
+    fn list_values(&self, ri: usize, rule: &Rule, q: usize, field: &ListField) -> Vec<String> {
+        let Some(m) = self.matches_of(ri, q) else {
+            return Vec::new();
+        };
+        match field {
+            ListField::Field(f) => {
+                let mut values: Vec<String> = m
+                    .distinct
+                    .iter()
+                    .find(|(g, _)| g == f)
+                    .map(|(_, set)| set.iter().cloned().collect())
+                    .unwrap_or_default();
+                if values.is_empty() {
+                    // Built-in fields (file, line) are not counted: read the evidence.
+                    let name = match f {
+                        FieldRef::Field(i) => self.engine.kb.formats.formats[rule.compiled.queries[q].source].fields
+                            [*i]
+                            .name
+                            .clone(),
+                        _ => String::new(),
+                    };
+                    for e in &m.evidence {
+                        let v = match f {
+                            FieldRef::File => Some(e.file.clone()),
+                            FieldRef::Line => Some(e.line.to_string()),
+                            FieldRef::Text => Some(e.text.clone()),
+                            _ => e.values.iter().rev().find(|(n, _)| *n == name).map(|(_, v)| v.clone()),
+                        };
+                        values.extend(v);
+                    }
+                }
+                values.sort();
+                values.dedup();
+                values
+            }
+            ListField::Capture(name) => {
+                let mut values: Vec<String> = Vec::new();
+                for e in &m.evidence {
+                    if let Some((_, v)) = e.values.iter().rev().find(|(n, _)| n == name) {
+                        if !values.contains(v) {
+                            values.push(v.clone());
+                        }
+                    }
+                }
+                values
+            }
+        }
+    }
+
+    /// The rule's alternatives, less those its evidence rules out (an
+    /// `unless` query that matched).
+    fn alternatives(&self, ri: usize, rule: &Rule) -> Vec<AlternativeCause> {
+        rule.alternatives
+            .iter()
+            .filter(|a| {
+                let ruled_out = a
+                    .unless
+                    .as_ref()
+                    .and_then(|name| rule.compiled.named.get(name))
+                    .is_some_and(|q| self.count(ri, *q) > 0);
+                !ruled_out
+            })
+            .map(|a| AlternativeCause {
+                rule_id: a.rule.clone(),
+                title: self
+                    .engine
+                    .kb
+                    .rule(&a.rule)
+                    .map(|r| r.title.clone())
+                    .unwrap_or_default(),
+                tell_apart: a.tell_apart.clone(),
+            })
+            .collect()
     }
 
     /// Why a rule does not apply to this bundle: the bundle states its
@@ -818,6 +947,7 @@ impl Evaluation<'_> {
                             evidence_total: total,
                             explains: Vec::new(),
                             explained_by: Vec::new(),
+                            alternatives: self.alternatives(ri, rule),
                             rule_file: rule.origin.clone(),
                             tuned: rule.tuned.clone(),
                         },
@@ -844,34 +974,26 @@ impl Evaluation<'_> {
                         None
                     },
                     tuned: rule.tuned.clone(),
+                    relevant: false,
+                    relevant_because: None,
                 }),
                 Truth::False => not_hit += 1,
             }
         }
-        // Root causes over symptoms.
-        let ids: Vec<String> = fired.keys().cloned().collect();
-        for id in &ids {
-            let targets: Vec<String> = kb
-                .rule(id)
-                .map(|r| {
-                    r.explains
-                        .iter()
-                        .filter(|t| fired.contains_key(*t) && *t != id)
-                        .cloned()
-                        .collect()
-                })
-                .unwrap_or_default();
-            for t in &targets {
-                if let Some(d) = fired.get_mut(t) {
-                    d.explained_by.push(id.clone());
-                }
-            }
-            if let Some(d) = fired.get_mut(id) {
-                d.explains = targets;
+        let excluded = apply_exclusions(kb, &mut fired);
+        link_explanations(kb, &mut fired);
+        for d in fired.values_mut() {
+            if let (false, Some(text)) = (
+                d.explained_by.is_empty(),
+                kb.rule(&d.rule_id).and_then(|r| r.remediation_when_explained.as_ref()),
+            ) {
+                d.remediation = text.trim().to_string();
             }
         }
         let diagnoses = order_diagnoses(fired);
+        mark_relevant(kb, &diagnoses, &mut inconclusive);
         inconclusive.sort_by(|a, b| (a.severity, &a.rule_id).cmp(&(b.severity, &b.rule_id)));
+        let collect_next = collect_next(&inconclusive);
 
         let mut file_entries = Vec::new();
         let mut unrecognized = Vec::new();
@@ -927,9 +1049,13 @@ impl Evaluation<'_> {
             warnings.push(ReportWarning { path: None, message });
         }
         let profile = if self.profile { self.rule_costs() } else { Vec::new() };
+        let verdict = verdict(kb, &diagnoses, &collect_next, files.len());
         Report {
             profile,
             schema_version: SCHEMA_VERSION,
+            verdict,
+            excluded,
+            collect_next,
             bundle: bundle.display().to_string(),
             collected_at: self.collected_at.map(format_time),
             rules_evaluated: kb.rules.len(),
@@ -946,11 +1072,197 @@ impl Evaluation<'_> {
     }
 }
 
-/// Most severe first; each root cause is followed by the symptoms it
-/// explains.
+/// Removes the fired rules that a fired, more specific rule `excludes`,
+/// and says which and why. Rules are taken most severe first, so of two
+/// rules that exclude each other the first one stays.
+fn apply_exclusions(kb: &KnowledgeBase, fired: &mut BTreeMap<String, Diagnosis>) -> Vec<Excluded> {
+    let mut order: Vec<(crate::rules::Severity, String)> =
+        fired.values().map(|d| (d.severity, d.rule_id.clone())).collect();
+    order.sort();
+    let mut excluded: BTreeMap<String, Excluded> = BTreeMap::new();
+    for (_, id) in &order {
+        if excluded.contains_key(id) {
+            continue;
+        }
+        let Some(rule) = kb.rule(id) else { continue };
+        for target in &rule.excludes {
+            if target == id {
+                continue;
+            }
+            if let Some(d) = fired.get(target) {
+                excluded
+                    .entry(target.clone())
+                    .or_insert_with(|| Excluded {
+                        rule_id: target.clone(),
+                        title: d.title.clone(),
+                        by: Vec::new(),
+                    })
+                    .by
+                    .push(id.clone());
+            }
+        }
+    }
+    for id in excluded.keys() {
+        fired.remove(id);
+    }
+    excluded.into_values().collect()
+}
+
+/// Root causes over symptoms: fills `explains` and `explained_by` from the
+/// rules' `explains` lists, among the rules that fired.
+fn link_explanations(kb: &KnowledgeBase, fired: &mut BTreeMap<String, Diagnosis>) {
+    let ids: Vec<String> = fired.keys().cloned().collect();
+    for id in &ids {
+        let targets: Vec<String> = kb
+            .rule(id)
+            .map(|r| {
+                r.explains
+                    .iter()
+                    .filter(|t| fired.contains_key(*t) && *t != id)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        for t in &targets {
+            if let Some(d) = fired.get_mut(t) {
+                d.explained_by.push(id.clone());
+            }
+        }
+        if let Some(d) = fired.get_mut(id) {
+            d.explains = targets;
+        }
+    }
+}
+
+/// Whether some rule names `id` in its `explains`: it is a symptom, which
+/// a cause would explain.
+fn is_symptom(kb: &KnowledgeBase, id: &str) -> bool {
+    kb.rules.iter().any(|r| r.explains.iter().any(|t| t == id))
+}
+
+/// Marks the inconclusive rules whose answer matters for what the bundle
+/// shows: a possible cause of a symptom that no found cause explains, a
+/// rule named as an alternative of a diagnosis, or a possible cause behind
+/// a found cause. Informational rules never are: nothing would be fixed.
+fn mark_relevant(kb: &KnowledgeBase, diagnoses: &[Diagnosis], inconclusive: &mut [Inconclusive]) {
+    for i in inconclusive.iter_mut() {
+        if i.severity == crate::rules::Severity::Info {
+            continue;
+        }
+        let Some(rule) = kb.rule(&i.rule_id) else { continue };
+        let mut because = None;
+        for d in diagnoses {
+            if rule.explains.contains(&d.rule_id) {
+                if d.explained_by.is_empty() && is_symptom(kb, &d.rule_id) {
+                    because = Some(format!(
+                        "a possible cause of {}, which no cause found in the bundle explains",
+                        d.rule_id
+                    ));
+                    break;
+                }
+                if !is_symptom(kb, &d.rule_id) {
+                    because.get_or_insert_with(|| format!("a possible cause behind {}", d.rule_id));
+                }
+            }
+            if d.alternatives.iter().any(|a| a.rule_id == i.rule_id) {
+                because.get_or_insert_with(|| format!("an alternative to {}", d.rule_id));
+            }
+        }
+        i.relevant = because.is_some();
+        i.relevant_because = because;
+    }
+}
+
+/// What to collect next: the missing sources of the relevant inconclusive
+/// rules, the one that decides the most (and the most severe) first.
+fn collect_next(inconclusive: &[Inconclusive]) -> Vec<CollectItem> {
+    let mut items: Vec<(CollectItem, crate::rules::Severity)> = Vec::new();
+    for i in inconclusive.iter().filter(|i| i.relevant) {
+        for m in &i.missing {
+            match items.iter_mut().find(|(c, _)| c.source == m.source) {
+                Some((c, severity)) => {
+                    c.decides.push(i.rule_id.clone());
+                    *severity = (*severity).min(i.severity);
+                }
+                None => items.push((
+                    CollectItem {
+                        source: m.source.clone(),
+                        collect: m.collect.clone(),
+                        decides: vec![i.rule_id.clone()],
+                    },
+                    i.severity,
+                )),
+            }
+        }
+    }
+    items.sort_by(|(a, sa), (b, sb)| {
+        b.decides
+            .len()
+            .cmp(&a.decides.len())
+            .then(sa.cmp(sb))
+            .then(a.source.cmp(&b.source))
+    });
+    items.into_iter().map(|(c, _)| c).collect()
+}
+
+/// The one-line verdict: the first root cause (with its alternatives), a
+/// symptom no cause explains, or that nothing was found.
+fn verdict(kb: &KnowledgeBase, diagnoses: &[Diagnosis], collect: &[CollectItem], files: usize) -> String {
+    let findings: Vec<&Diagnosis> = diagnoses
+        .iter()
+        .filter(|d| d.severity != crate::rules::Severity::Info)
+        .collect();
+    let notes = diagnoses.len() - findings.len();
+    let Some(first) = findings.iter().find(|d| d.explained_by.is_empty()) else {
+        let notes = match notes {
+            0 => String::new(),
+            n => format!(" ({})", crate::diagnostic::plural(n, "note")),
+        };
+        return format!(
+            "No problem found{notes}: {} checked against {}",
+            crate::diagnostic::plural(kb.rules.len(), "rule"),
+            crate::diagnostic::plural(files, "file")
+        );
+    };
+    let others = findings
+        .iter()
+        .filter(|d| d.explained_by.is_empty() && d.rule_id != first.rule_id)
+        .count();
+    let more = match others {
+        0 => String::new(),
+        n => format!("; {} more", crate::diagnostic::plural(n, "finding")),
+    };
+    if is_symptom(kb, &first.rule_id) && first.explains.is_empty() {
+        let next = match collect.first() {
+            Some(c) => format!("; collect `{}` next", c.source),
+            None => String::new(),
+        };
+        return format!(
+            "Symptom without a recognised cause: {} {}{next}{more}",
+            first.rule_id, first.title
+        );
+    }
+    let alternatives = match first.alternatives.as_slice() {
+        [] => String::new(),
+        alts => format!(
+            " (also possible: {})",
+            alts.iter().map(|a| a.rule_id.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    format!("Cause: {} {}{alternatives}{more}", first.rule_id, first.title)
+}
+
+/// Most severe first, then the causes that explain the most findings;
+/// each root cause is followed by the symptoms it explains.
 fn order_diagnoses(fired: BTreeMap<String, Diagnosis>) -> Vec<Diagnosis> {
     let mut roots: Vec<&Diagnosis> = fired.values().filter(|d| d.explained_by.is_empty()).collect();
-    roots.sort_by(|a, b| (a.severity, &a.rule_id).cmp(&(b.severity, &b.rule_id)));
+    roots.sort_by(|a, b| {
+        (a.severity, std::cmp::Reverse(a.explains.len()), &a.rule_id).cmp(&(
+            b.severity,
+            std::cmp::Reverse(b.explains.len()),
+            &b.rule_id,
+        ))
+    });
     let mut out = Vec::new();
     let mut placed = BTreeSet::new();
     for root in roots {
@@ -969,6 +1281,51 @@ fn order_diagnoses(fired: BTreeMap<String, Diagnosis>) -> Vec<Diagnosis> {
     let mut rest: Vec<&Diagnosis> = fired.values().filter(|d| !placed.contains(&d.rule_id)).collect();
     rest.sort_by(|a, b| (a.severity, &a.rule_id).cmp(&(b.severity, &b.rule_id)));
     out.extend(rest.into_iter().cloned());
+    out
+}
+
+/// Values listed in a message before the rest are only counted.
+const LISTED_VALUES: usize = 10;
+
+/// `a, b and c`; past [`LISTED_VALUES`], `a, b, … and 12 more`.
+fn join_values(values: &[String]) -> String {
+    let shown = &values[..values.len().min(LISTED_VALUES)];
+    let rest = values.len() - shown.len();
+    match (shown, rest) {
+        ([one], 0) => one.clone(),
+        ([init @ .., last], 0) => format!("{} and {last}", init.join(", ")),
+        (all, n) => format!("{} and {n} more", all.join(", ")),
+    }
+}
+
+/// Appends a shown segment. A segment written with a leading separator
+/// (`{?, {q.count} in X}`) loses it when nothing stands before it in its
+/// list: at the start, or after `:` or `(`.
+fn push_segment(out: &mut String, text: &str) {
+    let before = out.trim_end();
+    let opens_list = before.is_empty() || before.ends_with([':', '(', '[']);
+    let mut text = text;
+    if opens_list {
+        for sep in [", ", "; ", " and ", " or ", ","] {
+            if let Some(rest) = text.strip_prefix(sep) {
+                text = rest;
+                break;
+            }
+        }
+        if before.ends_with(':') && !out.ends_with(' ') && !before.is_empty() {
+            out.push(' ');
+        }
+    }
+    out.push_str(text);
+}
+
+/// A message whose segments were all left out can end in a dangling
+/// `:` or hold `()`: drop them.
+fn tidy_message(text: &str) -> String {
+    let mut out = text.replace(" ()", "").replace("()", "");
+    while out.ends_with([' ', ':', ',', ';']) {
+        out.pop();
+    }
     out
 }
 

@@ -106,6 +106,18 @@ pub struct AppliesTo {
     pub requirement: VersionReq,
 }
 
+/// Another cause of the same evidence, named by a rule.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Alternative {
+    /// The other rule's id.
+    pub rule: String,
+    /// The check that tells this rule's cause and the other apart.
+    pub tell_apart: String,
+    /// A query of this rule whose matches rule the other cause out: the
+    /// alternative is not shown when it matched.
+    pub unless: Option<String>,
+}
+
 /// A loaded, compiled rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -131,6 +143,16 @@ pub struct Rule {
     pub applies_to: Option<AppliesTo>,
     /// Rules this one is a root cause of.
     pub explains: Vec<String>,
+    /// Rules that this one, when it fires, shows to be wrong on the same
+    /// evidence (a decided cause over the documented default): they are
+    /// left out of the diagnoses and listed as excluded.
+    pub excludes: Vec<String>,
+    /// Other causes the same evidence fits, and how to tell them apart.
+    pub alternatives: Vec<Alternative>,
+    /// The remediation shown instead of `remediation` when a root cause
+    /// explains this diagnosis (a symptom whose own text is for the case
+    /// where no cause was found).
+    pub remediation_when_explained: Option<String>,
     /// `draft`, `testing` or `stable`.
     pub status: String,
     /// Test cases.
@@ -383,9 +405,15 @@ pub fn load_with(files: &[KbFile], unicode: UnicodeForm) -> KnowledgeBase {
         add_problems(&mut problems, file, unused);
     }
 
-    // `explains` must name rules that exist.
+    // `explains`, `excludes` and `alternatives` must name rules that exist.
     for rule in rules.values() {
-        for target in &rule.explains {
+        let named = rule
+            .explains
+            .iter()
+            .map(|t| ("explains", t))
+            .chain(rule.excludes.iter().map(|t| ("excludes", t)))
+            .chain(rule.alternatives.iter().map(|a| ("alternatives", &a.rule)));
+        for (key, target) in named {
             if !rules.contains_key(target) {
                 let Some(file) = files.iter().find(|f| f.path == rule.origin) else {
                     continue;
@@ -396,7 +424,7 @@ pub fn load_with(files: &[KbFile], unicode: UnicodeForm) -> KnowledgeBase {
                     .map_or(0..0, |s| s..s + target.len() + 2);
                 let problem = Problem::new(
                     Code::UnknownExplains,
-                    format!("`explains` names `{target}`, which is no loaded rule"),
+                    format!("`{key}` names `{target}`, which is no loaded rule"),
                     span,
                     "unknown rule id",
                 )
@@ -505,6 +533,9 @@ const RULE_KEYS: &[&str] = &[
     "tags",
     "applies_to",
     "explains",
+    "excludes",
+    "alternatives",
+    "when_explained",
     "status",
     "test",
 ];
@@ -555,6 +586,14 @@ fn load_rule(
     let references = r.string_list("references");
     let tags = r.string_list("tags").into_iter().map(|t| t.text).collect();
     let explains = r.string_list("explains").into_iter().map(|t| t.text).collect();
+    let excludes = r.string_list("excludes").into_iter().map(|t| t.text).collect();
+    let (alternatives, unless_names): (Vec<Alternative>, Vec<Option<SourceText>>) =
+        read_alternatives(text, &mut r).into_iter().unzip();
+    let unless_names: Vec<SourceText> = unless_names.into_iter().flatten().collect();
+    let remediation_when_explained = r.table("when_explained").and_then(|t| {
+        let mut w = TableReader::new(text, &t, r.problems, "when_explained table", &["remediation"]);
+        w.plain_string("remediation", true)
+    });
     let status = r.string("status", false);
     let applies_to = r.table("applies_to").and_then(|t| {
         let mut a = TableReader::new(text, &t, r.problems, "applies_to table", &["product", "versions"]);
@@ -663,6 +702,7 @@ fn load_rule(
             condition: &condition,
             queries: &queries,
             message: message.as_ref(),
+            also_used: &unless_names,
         },
         formats,
         macros,
@@ -687,12 +727,52 @@ fn load_rule(
         tags,
         applies_to,
         explains,
+        excludes,
+        alternatives,
+        remediation_when_explained,
         status: status.map(|s| s.text).unwrap_or_else(|| "testing".to_string()),
         tests,
         compiled: compiled?,
         origin: file.path.clone(),
         tuned: Vec::new(),
     })
+}
+
+/// `[[alternatives]]`: `rule` and `tell_apart`, both required.
+fn read_alternatives(text: &str, r: &mut TableReader<'_>) -> Vec<(Alternative, Option<SourceText>)> {
+    let Some(item) = r.item("alternatives") else {
+        return Vec::new();
+    };
+    let Some(tables) = item.as_array_of_tables() else {
+        let span = r.value_span("alternatives");
+        r.problems.push(
+            Problem::new(
+                Code::InvalidValue,
+                "`alternatives` must be an array of tables",
+                span,
+                "write [[alternatives]]",
+            )
+            .with_help("each alternative starts with a line [[alternatives]], then rule = \"ID\" and tell_apart = \"how to tell the two apart\""),
+        );
+        return Vec::new();
+    };
+    tables
+        .iter()
+        .filter_map(|t| {
+            let mut a = TableReader::new(text, t, r.problems, "alternative", &["rule", "tell_apart", "unless"]);
+            let rule = a.plain_string("rule", true);
+            let tell_apart = a.plain_string("tell_apart", true);
+            let unless = a.string("unless", false);
+            Some((
+                Alternative {
+                    rule: rule?,
+                    tell_apart: tell_apart?.trim().to_string(),
+                    unless: unless.as_ref().map(|u| u.text.trim().to_string()),
+                },
+                unless,
+            ))
+        })
+        .collect()
 }
 
 /// W104, or W105 for a stable rule: a rule is trusted when a test shows

@@ -224,6 +224,23 @@ pub enum Placeholder {
     Count(QueryId),
     /// A placeholder with the text to show when it has no value.
     Fallback(Box<Placeholder>, String),
+    /// `{all q.field}`: the different values of a field (or capture) among
+    /// the matches, joined by commas.
+    List(QueryId, ListField),
+    /// `{?…}`: text shown only when every value it states is known (a
+    /// count above zero of a source the bundle has, a field with a value),
+    /// so that a message never states "0 in X" for an X the bundle lacks.
+    Segment(Vec<Placeholder>),
+}
+
+/// What `{all q.name}` lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListField {
+    /// A format field or built-in field: every distinct value is counted
+    /// during the scan.
+    Field(FieldRef),
+    /// A regex capture: the values of the kept evidence records.
+    Capture(String),
 }
 
 /// A rule's compiled condition and message.
@@ -328,6 +345,9 @@ pub struct RuleTexts<'a> {
     pub queries: &'a [(String, Range<usize>, SourceText)],
     /// `message`
     pub message: Option<&'a SourceText>,
+    /// Names of queries used elsewhere in the rule (an alternative's
+    /// `unless`): compiled and counted as used.
+    pub also_used: &'a [SourceText],
 }
 
 struct NamedQuery<'a> {
@@ -459,7 +479,18 @@ pub fn compile_rule(
             None
         }
     };
-    let message = texts.message.map(|m| c.message(m)).unwrap_or_default();
+    let guaranteed = cond.as_ref().map(guaranteed_queries);
+    let message = texts
+        .message
+        .map(|m| c.message(m, guaranteed.as_ref()))
+        .unwrap_or_default();
+    for name in texts.also_used {
+        let ident = Ident {
+            name: name.text.trim().to_string(),
+            span: 0..name.text.len(),
+        };
+        c.query_ref(&QueryRef::Named(ident), name);
+    }
     // Queries used only by the message still count as used.
     for (name, q) in &c.named {
         // When the condition does not parse, nothing can be said about use.
@@ -494,6 +525,45 @@ pub fn compile_rule(
         message,
         named,
     })
+}
+
+/// The queries that have at least one match whenever the condition holds.
+pub fn guaranteed_queries(c: &CCond) -> BTreeSet<QueryId> {
+    let positive_count = |a: &COperand, op: CmpOp, b: &COperand| -> Option<QueryId> {
+        // `count(q) >= 1`, `count(q) > 0`, `count(q) == 2`, or written the other way round.
+        let (q, op, n) = match (a, b) {
+            (COperand::Count(q), COperand::Int(n)) => (*q, op, *n),
+            (COperand::Int(n), COperand::Count(q)) => (*q, op.flipped(), *n),
+            _ => return None,
+        };
+        let holds = match op {
+            CmpOp::Ge | CmpOp::Eq => n >= 1,
+            CmpOp::Gt => n >= 0,
+            _ => false,
+        };
+        holds.then_some(q)
+    };
+    match c {
+        CCond::Any(q) => BTreeSet::from([*q]),
+        CCond::Within(q, _, r) | CCond::Then(q, r, _) => BTreeSet::from([*q, *r]),
+        CCond::WithinCollection(q, _) => BTreeSet::from([*q]),
+        CCond::Compare(a, op, b) => positive_count(a, *op, b).into_iter().collect(),
+        CCond::And(x, y) => guaranteed_queries(x).into_iter().chain(guaranteed_queries(y)).collect(),
+        CCond::Or(x, y) => {
+            let (gx, gy) = (guaranteed_queries(x), guaranteed_queries(y));
+            gx.intersection(&gy).copied().collect()
+        }
+        CCond::AnyOf(items) => {
+            let mut sets = items.iter().map(guaranteed_queries);
+            let first = sets.next().unwrap_or_default();
+            sets.fold(first, |acc, s| acc.intersection(&s).copied().collect())
+        }
+        CCond::Not(inner) => match inner.as_ref() {
+            CCond::None(q) => BTreeSet::from([*q]),
+            _ => BTreeSet::new(),
+        },
+        CCond::None(_) | CCond::All(..) => BTreeSet::new(),
+    }
 }
 
 /// Reports conditions and predicates with a constant answer (W106), in
@@ -1172,42 +1242,175 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    fn message(&mut self, m: &SourceText) -> Vec<Placeholder> {
+    /// Compiles a message template: text, `{q.field}`, `{q.field|text}`,
+    /// `{q.count}`, `{all q.field}` and `{?…}` segments, which nest.
+    /// `guaranteed` holds the queries that must have matched when the
+    /// condition holds: a value of another query stated outside a segment
+    /// is reported (W107), as it may be zero or absent when the rule fires.
+    fn message(&mut self, m: &SourceText, guaranteed: Option<&BTreeSet<QueryId>>) -> Vec<Placeholder> {
+        let mut pos = 0;
+        let parts = self.message_parts(m, &mut pos, false, guaranteed);
+        if pos < m.text.len() {
+            // An unmatched `}` closes nothing: keep it as text.
+            let mut parts = parts;
+            parts.push(Placeholder::Text(m.text[pos..].to_string()));
+            return parts;
+        }
+        parts
+    }
+
+    /// Parses template parts from `*pos` up to the `}` that closes the
+    /// enclosing segment (`nested`) or the end of the text.
+    fn message_parts(
+        &mut self,
+        m: &SourceText,
+        pos: &mut usize,
+        nested: bool,
+        guaranteed: Option<&BTreeSet<QueryId>>,
+    ) -> Vec<Placeholder> {
+        let s = m.text.as_str();
         let mut out = Vec::new();
-        let s = &m.text;
-        let mut rest_start = 0;
-        let mut i = 0;
-        let bytes = s.as_bytes();
-        while i < bytes.len() {
-            if bytes[i] == b'{' {
-                let Some(close) = s[i..].find('}') else { break };
-                let inner = &s[i + 1..i + close];
-                let span = m.file_span(i..i + close + 1);
-                if rest_start < i {
-                    out.push(Placeholder::Text(s[rest_start..i].to_string()));
+        let mut text_start = *pos;
+        let flush = |out: &mut Vec<Placeholder>, from: usize, to: usize| {
+            if from < to {
+                out.push(Placeholder::Text(s[from..to].to_string()));
+            }
+        };
+        while *pos < s.len() {
+            let i = *pos;
+            match s.as_bytes()[i] {
+                b'}' if nested => {
+                    flush(&mut out, text_start, i);
+                    *pos = i + 1;
+                    return out;
                 }
-                // `{q.field|text}`: the text stands in when there is no value.
-                let (reference, fallback) = match inner.split_once('|') {
-                    Some((r, f)) => (r, Some(f.to_string())),
-                    None => (inner, None),
-                };
-                let reference_range = i + 1..i + 1 + reference.len();
-                if let Some(p) = self.placeholder(reference, span, m, reference_range) {
-                    out.push(match fallback {
-                        Some(f) => Placeholder::Fallback(Box::new(p), f),
-                        None => p,
-                    });
+                b'{' if s[i + 1..].starts_with('?') => {
+                    flush(&mut out, text_start, i);
+                    *pos = i + 2;
+                    let inner = self.message_parts(m, pos, true, None);
+                    if *pos > s.len() || !s[..*pos].ends_with('}') {
+                        self.report(
+                            Problem::new(
+                                Code::UnknownPlaceholder,
+                                "this `{?` segment is not closed",
+                                m.file_span(i..i + 2),
+                                "opened here",
+                            )
+                            .with_help("close the segment with `}` after its text"),
+                        );
+                    }
+                    out.push(Placeholder::Segment(inner));
+                    text_start = *pos;
                 }
-                i += close + 1;
-                rest_start = i;
-            } else {
-                i += 1;
+                b'{' => {
+                    flush(&mut out, text_start, i);
+                    let Some(close) = s[i..].find('}') else {
+                        self.report(
+                            Problem::new(
+                                Code::UnknownPlaceholder,
+                                "this `{` placeholder is not closed",
+                                m.file_span(i..i + 1),
+                                "opened here",
+                            )
+                            .with_help("write {query.field} or {query.count}"),
+                        );
+                        *pos = s.len();
+                        text_start = s.len();
+                        break;
+                    };
+                    let inner = &s[i + 1..i + close];
+                    let span = m.file_span(i..i + close + 1);
+                    if let Some(p) = self.message_placeholder(inner, span.clone(), m, i + 1) {
+                        if let (Some(g), false) = (guaranteed, nested) {
+                            self.check_stated(&p, g, span);
+                        }
+                        out.push(p);
+                    }
+                    *pos = i + close + 1;
+                    text_start = *pos;
+                }
+                _ => *pos += s[i..].chars().next().map_or(1, char::len_utf8),
             }
         }
-        if rest_start < s.len() {
-            out.push(Placeholder::Text(s[rest_start..].to_string()));
-        }
+        flush(&mut out, text_start, s.len());
+        *pos = s.len() + usize::from(nested);
         out
+    }
+
+    /// One `{…}`: `all q.f`, `q.f|fallback`, or a plain reference.
+    fn message_placeholder(
+        &mut self,
+        inner: &str,
+        span: Range<usize>,
+        m: &SourceText,
+        inner_start: usize,
+    ) -> Option<Placeholder> {
+        if let Some(reference) = inner.strip_prefix("all ") {
+            let offset = inner_start + 4;
+            let p = self.placeholder(reference, span.clone(), m, offset..offset + reference.len())?;
+            return match p {
+                Placeholder::Field(q, f) => {
+                    // Every value is counted during the scan, not only the
+                    // kept evidence's.
+                    if !self.queries[q].distinct_fields.contains(&f) {
+                        self.queries[q].distinct_fields.push(f);
+                    }
+                    Some(Placeholder::List(q, ListField::Field(f)))
+                }
+                Placeholder::Capture(q, name) => Some(Placeholder::List(q, ListField::Capture(name))),
+                _ => {
+                    self.report(
+                        Problem::new(
+                            Code::UnknownPlaceholder,
+                            format!("`{{{inner}}}` lists nothing: `all` takes a field or a capture"),
+                            span,
+                            "not a field",
+                        )
+                        .with_help("write {all query.field}, e.g. {all refused.upstream}"),
+                    );
+                    None
+                }
+            };
+        }
+        // `{q.field|text}`: the text stands in when there is no value.
+        let (reference, fallback) = match inner.split_once('|') {
+            Some((r, f)) => (r, Some(f.to_string())),
+            None => (inner, None),
+        };
+        let p = self.placeholder(reference, span, m, inner_start..inner_start + reference.len())?;
+        Some(match fallback {
+            Some(f) => Placeholder::Fallback(Box::new(p), f),
+            None => p,
+        })
+    }
+
+    /// W107: a count or value stated outside a `{?…}` segment of a query
+    /// that need not have matched when the rule fires.
+    fn check_stated(&mut self, p: &Placeholder, guaranteed: &BTreeSet<QueryId>, span: Range<usize>) {
+        let q = match p {
+            Placeholder::Count(q) | Placeholder::Field(q, _) | Placeholder::Capture(q, _) => *q,
+            _ => return,
+        };
+        if guaranteed.contains(&q) {
+            return;
+        }
+        let name = self.queries[q].name.clone();
+        let what = if matches!(p, Placeholder::Count(_)) {
+            "a count that can be 0"
+        } else {
+            "a value that can be missing"
+        };
+        self.report(
+            Problem::new(
+                Code::UnstatedValue,
+                format!("the message states {what}: the rule can fire without a match of `{name}`"),
+                span,
+                "may be 0 or absent when the rule fires",
+            )
+            .with_help(
+                "put it in a segment shown only when it is known, e.g. `{?, {q.count} in X}`, or give a fallback `{q.field|text}`",
+            ),
+        );
     }
 
     fn placeholder(

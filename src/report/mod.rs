@@ -32,6 +32,40 @@ pub struct Evidence {
     pub query: String,
 }
 
+/// Another cause that the same evidence fits, named by the rule that fired.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AlternativeCause {
+    /// The other rule's id.
+    pub rule_id: String,
+    /// Its title.
+    pub title: String,
+    /// The check that tells the two causes apart.
+    pub tell_apart: String,
+}
+
+/// A rule that fired but whose cause a more specific rule's evidence rules
+/// out (the more specific rule `excludes` it).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Excluded {
+    /// The excluded rule's id.
+    pub rule_id: String,
+    /// Its title.
+    pub title: String,
+    /// The fired rules that exclude it.
+    pub by: Vec<String>,
+}
+
+/// One thing to collect next, and the rules it would decide.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CollectItem {
+    /// The source (format) name.
+    pub source: String,
+    /// What to collect to provide it.
+    pub collect: String,
+    /// The relevant inconclusive rules it would decide.
+    pub decides: Vec<String>,
+}
+
 /// A rule that fired.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Diagnosis {
@@ -55,6 +89,9 @@ pub struct Diagnosis {
     pub explains: Vec<String>,
     /// Fired rules that are a root cause of this one.
     pub explained_by: Vec<String>,
+    /// Other causes the same evidence fits, with how to tell them apart;
+    /// the diagnosis is the documented, most likely one.
+    pub alternatives: Vec<AlternativeCause>,
     /// The rule file.
     pub rule_file: String,
     /// What local tuning changed in the rule (`--tune`).
@@ -85,6 +122,13 @@ pub struct Inconclusive {
     /// Why, when it is not a missing source.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Whether deciding it matters for what this bundle shows (a possible
+    /// cause of a symptom no found cause explains, an alternative to a
+    /// diagnosis, a cause behind one); only relevant rules are in
+    /// `collect_next`.
+    pub relevant: bool,
+    /// Why it is relevant.
+    pub relevant_because: Option<String>,
     /// What local tuning changed in the rule (`--tune`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tuned: Vec<String>,
@@ -148,6 +192,9 @@ pub struct RuleCost {
 pub struct Report {
     /// [`SCHEMA_VERSION`].
     pub schema_version: u32,
+    /// One line that says what the run found: the main cause, a symptom
+    /// without a recognised cause, or that nothing was found.
+    pub verdict: String,
     /// The bundle path as given.
     pub bundle: String,
     /// When the bundle was collected, RFC 3339 UTC.
@@ -159,8 +206,13 @@ pub struct Report {
     /// Rules that fired: most severe first, each root cause followed by the
     /// symptoms it explains.
     pub diagnoses: Vec<Diagnosis>,
+    /// Rules that fired but were excluded by a more specific one.
+    pub excluded: Vec<Excluded>,
     /// Rules that could not decide.
     pub inconclusive: Vec<Inconclusive>,
+    /// What to collect next, most useful first: only what would decide a
+    /// relevant inconclusive rule.
+    pub collect_next: Vec<CollectItem>,
     /// Rules that do not apply to the product releases in the bundle.
     pub not_applicable: Vec<NotApplicable>,
     /// Paths no format claimed.
