@@ -158,6 +158,12 @@ class Variant:
         return path
 
 
+# Doorkeeper's answers (config/locales/en.yml of doorkeeper-gem/doorkeeper).
+GRANT = r'"invalid_grant","error_description":"The provided authorization grant is invalid, expired, revoked, does not match the redirection URI used in the authorization request, or was issued to another client\."'
+CLIENT = '"invalid_client","error_description":"Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method."'
+REQUEST = '"invalid_request","error_description":"The request is missing a required parameter, includes an unsupported parameter value, or is otherwise malformed."'
+
+
 def address(old):
     """A regex for an IPv4 address that is not part of a longer one."""
     return rf"(?<![\d.]){re.escape(old)}(?![\d])"
@@ -244,10 +250,63 @@ VARIANTS = [
             (address("10.110.35.124"), "10.40.9.77"),
             (r"SSM-On-Prem", "ssmop-dc2"),
             (r"ssm-on-prem", "ssmop-dc2.corp.example.net"),
+            # Another code of the invalid_* family, and another wording of the status.
+            (GRANT, CLIENT),
+            (r"Failed to get access token: 403 Forbidden: \[(.*)\]$", r"Failed to get access token, status code: 403, body: \1"),
         ],
         users=("admin", "lic_sync"),
         rename=[(r"^captures/tcpdump-eth0\.txt$", "case-4711/out1.txt")],
-        note="the seed case at a site in New York: other Manager, addresses, SSM On-Prem name, user, date and zone (EST); the capture saved as `out1.txt`.",
+        note="the seed case at a site in New York: other Manager, addresses, SSM On-Prem name, user, date and zone (EST); the token request refused with `invalid_client` and the status written `status code: 403`; the capture saved as `out1.txt`.",
+    ),
+    Variant(
+        name="seed-lic-001-variant-cut",
+        source="seed-lic-001",
+        year=2023,
+        days=-200,  # 2023-01-13 -> 2022-06-27 (month written in full in the Manager log: June)
+        zone=("IST", "JST"),
+        replace=[
+            (r"um8_vManage", "vmanage-tky-2"),
+            (address("10.66.76.81"), "10.9.0.10"),
+            (address("192.168.10.1"), "10.9.0.10"),
+            (address("10.106.66.55"), "10.9.200.5"),
+            (address("10.66.76.85"), "10.9.0.10"),
+            (r"SSM-On-Prem", "ssm-tky"),
+            # Java's own wording of a refused request, no body; the GUI line
+            # and the SSM On-Prem lines cut where the seed's OCR cut them.
+            (r"Failed to get access token: 403 Forbidden: \[.*\]$", "Failed to get access token: Server returned HTTP response code: 403 for URL: https://10.9.200.5:8443/oauth/token"),
+            (r"(Failed to authenticate Smart Account credentials\.: Failed to authenticate user - '[^']+'\. \{\"error\":\"inv).*$", r"\1"),
+            (r"(?m)^(method=POST path=/oauth/token format=json controller=Doorkeep).*$", r"\1"),
+            (r"(?m)^(\S+ - - \[\d\d/\w+/\d{4}:\d\d:\d\d:\d\d \+000).*$", r"\1"),
+        ],
+        users=("admin", "license-bot"),
+        rename=[
+            (r"^captures/tcpdump-eth0\.txt$", "tcpdump_vpn0.log"),
+            (r"vmanage-server\.log$", "vmanage-server.log.1"),
+        ],
+        note="the seed case as its excerpts show it, at a site in Tokyo (JST): the GUI error cut after `{\"error\":\"inv`, the Doorkeeper and access lines cut at the right margin, the status only in Java's `Server returned HTTP response code: 403` wording; NAT-less addresses, another user, month, and file names.",
+    ),
+    Variant(
+        name="seed-lic-001-variant-request",
+        source="seed-lic-001",
+        year=2023,
+        days=500,  # 2023-01-13 -> 2024-05-27, EDT
+        zone=("IST", "EDT"),
+        replace=[
+            (r"um8_vManage", "sdwan-mgr-east"),
+            (address("10.66.76.81"), "198.18.10.4"),
+            (address("192.168.10.1"), "198.18.10.4"),
+            (address("10.106.66.55"), "198.18.77.9"),
+            (address("10.66.76.85"), "198.18.10.4"),
+            (r"SSM-On-Prem", "lic-onprem-01"),
+            (GRANT, REQUEST),
+            (r"Failed to get access token: 403 Forbidden: \[(.*)\]$", r"Failed to get access token, HTTP/1.1 403 Forbidden"),
+        ],
+        users=("admin", "svc_smartlic"),
+        rename=[
+            (r"^captures/tcpdump-eth0\.txt$", "case-0815/capture-vpn0.txt"),
+            (r"^ssm-onprem/var/log/messages$", "case-0815/ssm/messages-20240527"),
+        ],
+        note="the seed case refused with `invalid_request`, the status written `HTTP/1.1 403 Forbidden` on its own line, in EDT; SSM On-Prem's messages and the capture under other names.",
     ),
     Variant(
         name="net-001-syn-dropped-variant",

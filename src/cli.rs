@@ -546,11 +546,55 @@ pub(crate) fn load_kb(
     lints: &LintArgs,
     unicode: UnicodeForm,
 ) -> Result<KnowledgeBase, String> {
-    let mut kb = load_with(&layer_files(builtin, dirs, repo_rules_dir().as_deref())?, unicode);
+    let files = layer_files(builtin, dirs, repo_rules_dir().as_deref())?;
+    let mut kb = load_with(&files, unicode);
+    // `check` is where a pattern too large for its Unicode form is found,
+    // and where the rules' tests are run against each other (W108).
+    if unicode == UnicodeForm::AtLoad && !kb.has_errors() {
+        kb = add_overlap_problems(kb, &files);
+    }
     let (levels, config_problems) = lint_levels(lints, dirs)?;
     kb.problems.extend(config_problems);
     levels.apply(&mut kb.problems);
     Ok(kb)
+}
+
+/// Adds W108 to the file of each rule whose hit test fires another,
+/// unrelated rule on the same evidence.
+fn add_overlap_problems(kb: KnowledgeBase, files: &[crate::rules::KbFile]) -> KnowledgeBase {
+    let engine = Engine::new(kb);
+    let overlaps = crate::overlap::find_overlaps(&engine);
+    let mut kb = engine.into_kb();
+    let origins: std::collections::HashMap<String, String> =
+        kb.rules.iter().map(|r| (r.id.clone(), r.origin.clone())).collect();
+    let file_of = |id: &str| {
+        let origin = origins.get(id)?;
+        files.iter().rev().find(|f| &f.path == origin)
+    };
+    for mut o in overlaps {
+        // Reported in the file of the newer layer: the rule being written
+        // (a --rules directory) rather than the built-in one it meets.
+        let layer = |id: &str| file_of(id).map_or(0, |f| f.layer);
+        if layer(&o.other) > layer(&o.rule) {
+            std::mem::swap(&mut o.rule, &mut o.other);
+        }
+        let Some(file) = file_of(&o.rule) else {
+            continue;
+        };
+        let origin = file.path.clone();
+        let problem = crate::overlap::overlap_problem(&o, crate::rules::find_id_span(&file.text, &o.rule));
+        match kb.problems.iter_mut().find(|p| p.path == origin) {
+            Some(report) => {
+                let mut all = std::mem::take(&mut report.problems);
+                all.push(problem);
+                *report = FileProblems::new(&origin, file.text.clone(), all);
+            }
+            None => kb
+                .problems
+                .push(FileProblems::new(&origin, file.text.clone(), vec![problem])),
+        }
+    }
+    kb
 }
 
 /// The lint levels of a run: `--config FILE`, or else the `triage.toml`
@@ -887,6 +931,13 @@ pub fn run_rule_tests(kb: KnowledgeBase, only: &[PathBuf]) -> Vec<TestOutcome> {
                     (None, true) => "undecided".to_string(),
                 };
                 (Expect::Inconclusive, format!("inconclusive: {why}"))
+            } else if let Some(x) = report.excluded.iter().find(|x| x.rule_id == id) {
+                // Its condition held, but a decided cause rules it out: as
+                // the report shows it, it did not fire.
+                (
+                    Expect::NoHit,
+                    format!("excluded by {} (its condition held)", x.by.join(", ")),
+                )
             } else if report.not_applicable.iter().any(|n| n.rule_id == id) {
                 (
                     Expect::NoHit,

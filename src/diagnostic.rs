@@ -189,7 +189,7 @@ impl Code {
             Code::RecursiveMacro => "a macro refers to itself",
             Code::SampleMismatch => "a format sample matches none of its patterns",
             Code::InvalidTimestamp => "a timestamp format or zone is invalid",
-            Code::UnknownExplains => "`explains` names a rule that does not exist",
+            Code::UnknownExplains => "`explains`, `excludes` or `alternatives` names a rule that does not exist",
             Code::UnusedQuery => "a named query is never used",
             Code::SlowQuery => "a query has no literal to prefilter on",
             Code::UnusedMacro => "a shared predicate, list or query is used by no rule",

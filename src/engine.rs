@@ -101,6 +101,11 @@ impl Engine {
         Engine { kb, plan }
     }
 
+    /// The knowledge base back, for a caller that is done running.
+    pub fn into_kb(self) -> KnowledgeBase {
+        self.kb
+    }
+
     /// The scan plan.
     pub fn plan(&self) -> &ScanPlan {
         &self.plan
@@ -472,14 +477,23 @@ impl Evaluation<'_> {
     ) -> (bool, bool) {
         let mut known = true;
         let mut stated = false;
+        // Segments since the last text: when some were left out and none
+        // shown, the next shown one opens the list.
+        let (mut shown_since_text, mut dropped_since_text) = (false, false);
         for p in parts {
             match p {
-                Placeholder::Text(t) => out.push_str(t),
+                Placeholder::Text(t) => {
+                    out.push_str(t);
+                    (shown_since_text, dropped_since_text) = (false, false);
+                }
                 Placeholder::Segment(inner) => {
                     let mut text = String::new();
                     if let (true, true) = self.render_parts(ri, rule, inner, true, &mut text) {
-                        push_segment(out, &text);
+                        push_segment(out, &text, dropped_since_text && !shown_since_text);
                         stated = true;
+                        shown_since_text = true;
+                    } else if opens_list(inner) {
+                        dropped_since_text = true;
                     }
                 }
                 value => {
@@ -677,8 +691,25 @@ impl Evaluation<'_> {
         let formats = &self.engine.kb.formats.formats;
         let not_applicable = self.not_applicable(rule);
         let outcome = self.evaluate(ri);
+        let excluded_by: Vec<String> = if outcome.truth == Truth::True && not_applicable.is_none() {
+            self.engine
+                .kb
+                .rules
+                .iter()
+                .enumerate()
+                .filter(|(other, r)| {
+                    r.excludes.contains(&rule.id)
+                        && self.not_applicable(r).is_none()
+                        && self.evaluate(*other).truth == Truth::True
+                })
+                .map(|(_, r)| r.id.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
         let outcome_name = match (&not_applicable, outcome.truth) {
             (Some(_), _) => "not_applicable",
+            (None, Truth::True) if !excluded_by.is_empty() => "excluded",
             (None, Truth::True) => "hit",
             (None, Truth::False) => "no_hit",
             (None, Truth::Unknown) => "inconclusive",
@@ -731,7 +762,8 @@ impl Evaluation<'_> {
             title: rule.title.clone(),
             rule_file: rule.origin.clone(),
             outcome: outcome_name.to_string(),
-            message: (outcome_name == "hit").then(|| self.render_message(ri, rule)),
+            excluded_by,
+            message: matches!(outcome_name, "hit" | "excluded").then(|| self.render_message(ri, rule)),
             not_applicable,
             collected_at: self.collected_at.map(format_time),
             condition: rule.condition.trim().to_string(),
@@ -1230,7 +1262,8 @@ fn verdict(kb: &KnowledgeBase, diagnoses: &[Diagnosis], collect: &[CollectItem],
         .count();
     let more = match others {
         0 => String::new(),
-        n => format!("; {} more", crate::diagnostic::plural(n, "finding")),
+        1 => "; and 1 other finding".to_string(),
+        n => format!("; and {n} other findings"),
     };
     if is_symptom(kb, &first.rule_id) && first.explains.is_empty() {
         let next = match collect.first() {
@@ -1298,12 +1331,25 @@ fn join_values(values: &[String]) -> String {
     }
 }
 
+/// Whether a segment is an item of a list (`{?{q.count} in X}`,
+/// `{?, …}`), whose absence lets the next item open the list, rather than
+/// an aside (`{? (…)}`, `{? for user …}`), which leaves the text around it
+/// as it is.
+fn opens_list(parts: &[Placeholder]) -> bool {
+    match parts.first() {
+        Some(Placeholder::Text(t)) => !t.starts_with([' ', '\t', '(', '[']),
+        Some(_) => true,
+        None => false,
+    }
+}
+
 /// Appends a shown segment. A segment written with a leading separator
 /// (`{?, {q.count} in X}`) loses it when nothing stands before it in its
-/// list: at the start, or after `:` or `(`.
-fn push_segment(out: &mut String, text: &str) {
+/// list: at the start, after `:` or `(`, or when the segments before it
+/// since the last text were all left out (`after_dropped`).
+fn push_segment(out: &mut String, text: &str, after_dropped: bool) {
     let before = out.trim_end();
-    let opens_list = before.is_empty() || before.ends_with([':', '(', '[']);
+    let opens_list = after_dropped || before.is_empty() || before.ends_with([':', '(', '[']);
     let mut text = text;
     if opens_list {
         for sep in [", ", "; ", " and ", " or ", ","] {

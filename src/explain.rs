@@ -20,8 +20,12 @@ pub struct Explanation {
     pub title: String,
     /// The rule file.
     pub rule_file: String,
-    /// `hit`, `no_hit`, `inconclusive` or `not_applicable`.
+    /// `hit`, `no_hit`, `inconclusive`, `not_applicable`, or `excluded`
+    /// (the condition holds, but a fired rule's evidence rules it out).
     pub outcome: String,
+    /// The fired rules that exclude it (when `excluded`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub excluded_by: Vec<String>,
     /// The rule's message, when it fired.
     pub message: Option<String>,
     /// Why it does not apply, when it does not.
@@ -103,9 +107,13 @@ pub fn render(e: &Explanation, width: usize) -> String {
         "hit" => "HIT (the rule fired)",
         "no_hit" => "NO HIT (the condition is false)",
         "inconclusive" => "INCONCLUSIVE (the bundle lacks a source the condition needs)",
+        "excluded" => "EXCLUDED (the condition holds, but a decided cause rules it out)",
         _ => "NOT APPLICABLE",
     };
     let _ = writeln!(out, "result: {outcome}");
+    if !e.excluded_by.is_empty() {
+        let _ = writeln!(out, "excluded by: {}", e.excluded_by.join(", "));
+    }
     if let Some(m) = &e.message {
         let _ = writeln!(out, "message: {m}");
     }

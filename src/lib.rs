@@ -20,6 +20,7 @@ pub mod lang;
 pub mod lint;
 pub mod manual;
 pub mod onepass;
+pub mod overlap;
 pub mod redact;
 pub mod regex_util;
 pub mod report;

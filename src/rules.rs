@@ -463,7 +463,8 @@ struct MacroDef {
     key_span: Range<usize>,
 }
 
-fn find_id_span(text: &str, id: &str) -> Range<usize> {
+/// The bytes of `"id"` (or `'id'`) in a rule or format file.
+pub(crate) fn find_id_span(text: &str, id: &str) -> Range<usize> {
     text.find(&format!("\"{id}\""))
         .or_else(|| text.find(&format!("'{id}'")))
         .map_or(0..0, |s| s..s + id.len() + 2)
@@ -743,7 +744,16 @@ fn read_alternatives(text: &str, r: &mut TableReader<'_>) -> Vec<(Alternative, O
     let Some(item) = r.item("alternatives") else {
         return Vec::new();
     };
-    let Some(tables) = item.as_array_of_tables() else {
+    // `[[alternatives]]` tables, or an inline array `[{ rule = …, … }]`.
+    let tables: Vec<toml_edit::Table> = if let Some(tables) = item.as_array_of_tables() {
+        tables.iter().cloned().collect()
+    } else if let Some(inline) = item.as_array().and_then(|a| {
+        a.iter()
+            .map(|v| v.as_inline_table().cloned())
+            .collect::<Option<Vec<_>>>()
+    }) {
+        inline.into_iter().map(toml_edit::InlineTable::into_table).collect()
+    } else {
         let span = r.value_span("alternatives");
         r.problems.push(
             Problem::new(

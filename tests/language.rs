@@ -292,3 +292,48 @@ fn message_placeholders_with_a_fallback() {
     );
     assert_eq!(message, "no critical line, 192.168.10.1");
 }
+
+#[test]
+fn message_segments_leave_out_what_the_bundle_does_not_show() {
+    let q = [REFUSED, TOKEN, SYN];
+    let message = "refused {refused.count} time(s): {?{syn.count} SYN(s) in the capture}{?, {token.count} token request(s) in the Rails log}";
+    // Both sources present and matching: both segments.
+    let (_, all) = run("refused", &q, message, &all_files());
+    assert_eq!(
+        all,
+        "refused 2 time(s): 2 SYN(s) in the capture, 1 token request(s) in the Rails log"
+    );
+    // No capture: its segment is left out and the next one opens the list.
+    let no_capture: Vec<_> = all_files()
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with("tcpdump"))
+        .collect();
+    let (_, without) = run("refused", &q, message, &no_capture);
+    assert_eq!(without, "refused 2 time(s): 1 token request(s) in the Rails log");
+    // Nothing but the nginx log: no dangling colon.
+    let (_, bare) = run("refused", &q, message, &all_files()[..1]);
+    assert_eq!(bare, "refused 2 time(s)");
+}
+
+#[test]
+fn a_segment_hides_a_zero_count_and_nests() {
+    let q = [REFUSED, ("crit", r#"nginx_error where level == "crit""#)];
+    let (_, message) = run(
+        "refused",
+        &q,
+        "{refused.count} refused{? ({crit.count} critical)}{?; upstreams: {?{all refused.upstream}}}",
+        &all_files(),
+    );
+    assert_eq!(message, "2 refused; upstreams: http://172.18.0.5:3000/oauth/token");
+}
+
+#[test]
+fn all_lists_every_distinct_value_sorted() {
+    let (_, message) = run(
+        "refused",
+        &[REFUSED],
+        "clients {all refused.client}; first {refused.client}",
+        &all_files(),
+    );
+    assert_eq!(message, "clients 192.168.10.1 and 192.168.10.7; first 192.168.10.1");
+}
