@@ -227,6 +227,10 @@ def write_variant(variant):
         fh.write("\nFiles:\n\n")
         for rel, new_rel in changed:
             fh.write(f"- `{rel}` -> `{new_rel}`\n" if rel != new_rel else f"- `{rel}`\n")
+    # The fault is untouched, so the source's judgement expectations hold as they are.
+    expect = os.path.join(HERE, variant.source, "expect.toml")
+    if os.path.exists(expect):
+        shutil.copyfile(expect, os.path.join(case, "expect.toml"))
 
 
 VARIANTS = [
