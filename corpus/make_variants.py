@@ -233,6 +233,10 @@ def write_variant(variant):
         fh.write("\nFiles:\n\n")
         for rel, new_rel in changed:
             fh.write(f"- `{rel}` -> `{new_rel}`\n" if rel != new_rel else f"- `{rel}`\n")
+    # The fault is untouched, so the source's judgement expectations hold as they are.
+    expect = os.path.join(HERE, variant.source, "expect.toml")
+    if os.path.exists(expect):
+        shutil.copyfile(expect, os.path.join(case, "expect.toml"))
 
 
 VARIANTS = [
@@ -365,6 +369,45 @@ VARIANTS = [
         users=("admin", "licadmin2"),
         rename=[(r"^manager/var/log/nms/vmanage-server\.log$", "manager/var/log/nms/vmanage-server.log.1")],
         note="SSM On-Prem's application down at another site: other names, addresses, user, date, Manager zone EST (SSM On-Prem in UTC); the Manager log is the rotated `.1`.",
+    ),
+    Variant(
+        name="ssm-onprem-001-retried-variant",
+        source="ssm-onprem-001-retried",
+        year=2026,
+        days=-150,  # 2026-11-24 -> 2026-06-27, New York on EDT
+        zone=("IST", "EDT"),
+        replace=[
+            (r"um8_vManage", "vmanage-nj-5"),
+            (address("10.66.76.85"), "172.20.14.9"),
+            (address("10.106.66.55"), "172.20.90.3"),
+            (r"ssm-onprem\.example\.local", "licensing.nj.example.org"),
+            (r"ssm-onprem", "licensing-nj"),
+        ],
+        users=("admin", "sdwan.lic"),
+        rename=[
+            (r"^licensing-nj/var/log/nginx/error\.log$", "licensing-nj/var/log/nginx/error.log.1"),
+            (r"^manager/var/log/nms/vmanage-server\.log$", "manager/var/log/nms/vmanage-server.log.1"),
+        ],
+        note="a retried nginx upstream at another site: other names, addresses, user, date, Manager zone EDT; the nginx and Manager logs are the rotated `.1`.",
+    ),
+    Variant(
+        name="lic-006-online-airgap-variant",
+        source="lic-006-online-airgap",
+        year=2026,
+        days=90,  # 2026-11-24 -> 2027-02-22
+        zone=("IST", "UTC"),
+        replace=[
+            (r"um8_vManage", "vmanage-syd-2"),
+            (address("10.66.76.1"), "10.8.0.53"),
+        ],
+        users=("admin", "noc"),
+        rename=[
+            (r"^manager/user-settings\.json$", "settings/license-settings.json"),
+            (r"^captures/nslookup-cloudsso\.txt$", "ticket-5521/nslookup.txt"),
+            (r"^captures/dig-cloudsso\.txt$", "ticket-5521/dig-out.txt"),
+            (r"^captures/ping-cloudsso\.txt$", "ticket-5521/ping.txt"),
+        ],
+        note="online mode in an air gap at another site: other Manager, DNS server, user, date, zone UTC; captures under other names.",
     ),
     Variant(
         name="time-001-clock-skew-variant",
