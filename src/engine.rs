@@ -1206,14 +1206,20 @@ fn mark_relevant(kb: &KnowledgeBase, diagnoses: &[Diagnosis], inconclusive: &mut
 }
 
 /// What to collect next: the missing sources of the relevant inconclusive
-/// rules, the one that decides the most (and the most severe) first.
+/// rules, most useful first. A source counts for each rule it would help
+/// decide, in full when it is the rule's only missing source and in part
+/// when the rule lacks several (one of three logs decides less than a
+/// version file that alone settles a rule); then the most severe first.
 fn collect_next(inconclusive: &[Inconclusive]) -> Vec<CollectItem> {
-    let mut items: Vec<(CollectItem, crate::rules::Severity)> = Vec::new();
+    // (item, worth, most severe rule)
+    let mut items: Vec<(CollectItem, f64, crate::rules::Severity)> = Vec::new();
     for i in inconclusive.iter().filter(|i| i.relevant) {
+        let share = 1.0 / i.missing.len().max(1) as f64;
         for m in &i.missing {
-            match items.iter_mut().find(|(c, _)| c.source == m.source) {
-                Some((c, severity)) => {
+            match items.iter_mut().find(|(c, _, _)| c.source == m.source) {
+                Some((c, worth, severity)) => {
                     c.decides.push(i.rule_id.clone());
+                    *worth += share;
                     *severity = (*severity).min(i.severity);
                 }
                 None => items.push((
@@ -1222,19 +1228,14 @@ fn collect_next(inconclusive: &[Inconclusive]) -> Vec<CollectItem> {
                         collect: m.collect.clone(),
                         decides: vec![i.rule_id.clone()],
                     },
+                    share,
                     i.severity,
                 )),
             }
         }
     }
-    items.sort_by(|(a, sa), (b, sb)| {
-        b.decides
-            .len()
-            .cmp(&a.decides.len())
-            .then(sa.cmp(sb))
-            .then(a.source.cmp(&b.source))
-    });
-    items.into_iter().map(|(c, _)| c).collect()
+    items.sort_by(|(a, wa, sa), (b, wb, sb)| wb.total_cmp(wa).then(sa.cmp(sb)).then(a.source.cmp(&b.source)));
+    items.into_iter().map(|(c, _, _)| c).collect()
 }
 
 /// The one-line verdict: the first root cause (with its alternatives), a
