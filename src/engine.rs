@@ -1166,10 +1166,12 @@ fn link_explanations(kb: &KnowledgeBase, fired: &mut BTreeMap<String, Diagnosis>
     }
 }
 
-/// Whether some rule names `id` in its `explains`: it is a symptom, which
-/// a cause would explain.
+/// Whether `id` is a symptom: a rule that other rules explain and that
+/// explains nothing itself (a cause can itself be explained by a deeper
+/// one, as a wrong clock explains an "expired" certificate, and is still a
+/// cause).
 fn is_symptom(kb: &KnowledgeBase, id: &str) -> bool {
-    kb.rules.iter().any(|r| r.explains.iter().any(|t| t == id))
+    kb.rule(id).is_some_and(|r| r.explains.is_empty()) && kb.rules.iter().any(|r| r.explains.iter().any(|t| t == id))
 }
 
 /// Marks the inconclusive rules whose answer matters for what the bundle
