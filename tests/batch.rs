@@ -35,10 +35,11 @@ fn a_glob_of_bundles_gives_one_line_each_and_a_failure_stops_nothing() {
     let failed: Vec<_> = docs.iter().filter(|d| d["failed"] == true).collect();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["bundle"], "uploads/missing-*.tgz");
-    assert!(failed[0]["warnings"][0]["message"]
+    assert!(failed[0]["reason"]
         .as_str()
         .unwrap()
         .contains("no bundle matches the pattern"));
+    assert_eq!(failed[0]["collect_next"], serde_json::json!([]));
     // The others were diagnosed in full.
     let seed = docs
         .iter()

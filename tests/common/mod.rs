@@ -19,6 +19,37 @@ pub struct Out {
     pub evidence: Vec<(String, u64, String, Vec<std::ops::Range<usize>>)>,
 }
 
+/// Loads a knowledge base, asserting it has no error (`what` says which).
+pub fn load_without_errors(files: &[KbFile], what: &str) -> triage::rules::KnowledgeBase {
+    let kb = load(files);
+    let errors: Vec<String> = kb
+        .problems
+        .iter()
+        .flat_map(|f| f.problems.iter().filter(|p| p.is_error()).map(|p| p.message.clone()))
+        .collect();
+    assert!(errors.is_empty(), "{what}: {errors:?}");
+    kb
+}
+
+/// The built-in formats and macros, and `rules` (id, text) instead of the
+/// built-in rules: a knowledge base whose output does not move when the
+/// built-in rules do.
+pub fn kb_with_rules(rules: &[(&str, &str)]) -> triage::rules::KnowledgeBase {
+    let mut files: Vec<KbFile> = embedded_files(None)
+        .into_iter()
+        .filter(|f| f.path.contains("/formats/") || f.path.ends_with("macros.toml"))
+        .collect();
+    for (id, text) in rules {
+        files.push(KbFile {
+            path: format!("x/{id}.toml"),
+            base_dir: None,
+            text: Arc::from(*text),
+            layer: 1,
+        });
+    }
+    load_without_errors(&files, "rules")
+}
+
 /// Runs a rule `T-1` with the condition, queries and message over the files,
 /// with the built-in formats plus `extra_formats`.
 pub fn run(
@@ -50,14 +81,7 @@ pub fn run(
         text: Arc::from(rule),
         layer: 1,
     });
-    let kb = load(&kb_files);
-    let errors: Vec<String> = kb
-        .problems
-        .iter()
-        .flat_map(|f| f.problems.iter().filter(|p| p.is_error()).map(|p| p.message.clone()))
-        .collect();
-    assert!(errors.is_empty(), "{condition}: {errors:?}");
-    let engine = Engine::new(kb);
+    let engine = Engine::new(load_without_errors(&kb_files, condition));
     let files: Vec<(String, String)> = files.iter().map(|(p, c)| (p.to_string(), c.clone())).collect();
     let options = RunOptions {
         collected_at: collected.and_then(triage::value::parse_rfc3339),
