@@ -254,66 +254,6 @@ fn records_on_adjacent_lines_are_each_shown() {
     assert!(!text.contains("more matching"), "{text}");
 }
 
-const CAUSE: &str = r#"
-id = "X-CAUSE-001"
-title = "The OAuth client may not use the password grant"
-severity = "error"
-explains = ["X-SYM-001"]
-excludes = ["X-GEN-001"]
-condition = '''refused'''
-message = "{refused.count} token request(s) refused with 403"
-remediation = "Create a Resource Owner Grant client with the same user, and enter its ID and secret."
-[queries]
-refused = '''syslog where message contains "status=403"'''
-[[alternatives]]
-rule = "X-ALT-001"
-tell_apart = "log in to SSM On-Prem with the user and password the Manager uses: if that fails, the password is wrong, not the client"
-[[alternatives]]
-rule = "X-ALT-002"
-tell_apart = "ask for a token with curl from the Manager"
-"#;
-
-const SYMPTOM: &str = r#"
-id = "X-SYM-001"
-title = "Smart Account authentication fails"
-severity = "warning"
-condition = '''failed'''
-message = "{failed.count} failure(s)"
-remediation = "No cause was recognised: collect the Manager's server log while the credentials are entered again."
-[when_explained]
-remediation = "Fix the cause above; this failure goes with it."
-[queries]
-failed = '''syslog where message contains "authentication failed"'''
-"#;
-
-const GENERAL: &str = r#"
-id = "X-GEN-001"
-title = "Token requests fail"
-severity = "error"
-condition = '''failing'''
-message = "{failing.count} failing token request(s)"
-remediation = "Look at SSM On-Prem."
-[queries]
-failing = '''syslog where message contains "path=/oauth/token"'''
-"#;
-
-/// An alternative cause the bundle cannot decide: it needs `source`.
-fn alternative(n: usize, query: &str) -> String {
-    format!(
-        r#"
-id = "X-ALT-00{n}"
-title = "Alternative cause number {n}"
-severity = "error"
-explains = ["X-SYM-001"]
-condition = '''q'''
-message = "m"
-remediation = "-"
-[queries]
-q = '''{query}'''
-"#
-    )
-}
-
 const SEED_LIKE: &str =
     "Jan 13 11:59:03 ssm backend[2211]: method=POST path=/oauth/token format=json status=403 duration=36.42\n\
 Jan 13 11:59:03 ssm manager[1]: Smart Account authentication failed for user admin\n";
@@ -321,21 +261,7 @@ Jan 13 11:59:03 ssm manager[1]: Smart Account authentication failed for user adm
 /// The report of `log` with the synthetic cause, symptom, general rule and
 /// seven alternatives, each needing a source of its own.
 fn judgement_report(log: &str) -> Report {
-    let queries = [
-        r#"probes where text contains "oauth""#,
-        r#"curl where text contains "403""#,
-        r#"ping where text contains "unreachable""#,
-        r#"show_clock where text contains "UTC""#,
-        r#"openssl_x509 where text contains "notAfter""#,
-        r#"tcpdump where text contains "8443""#,
-        r#"nms_status where text contains "stopped""#,
-    ];
-    let alts: Vec<(String, String)> = (1..=queries.len())
-        .map(|n| (format!("X-ALT-00{n}"), alternative(n, queries[n - 1])))
-        .collect();
-    let mut rules: Vec<(&str, &str)> = vec![("X-CAUSE-001", CAUSE), ("X-SYM-001", SYMPTOM), ("X-GEN-001", GENERAL)];
-    rules.extend(alts.iter().map(|(id, text)| (id.as_str(), text.as_str())));
-    let engine = Engine::new(kb_with_rules(&rules));
+    let engine = Engine::new(common::judgement_kb());
     engine.diagnose_files("t", &[("var/log/messages".into(), log.into())], &RunOptions::default())
 }
 
