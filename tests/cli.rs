@@ -914,3 +914,21 @@ expect = "hit"
     assert_eq!(t1["false_negatives"], 1);
     assert_eq!(doc["failed"], 1);
 }
+
+/// `--redact` covers a failed run's reason too: it names the path given.
+#[test]
+fn redact_covers_the_reason_of_a_failed_run() {
+    let out = triage()
+        .args(["diagnose", "--redact", "uploads/10.66.76.81-admin-tech.tar.gz"])
+        .assert()
+        .code(2)
+        .stdout("")
+        .get_output()
+        .stderr
+        .clone();
+    let stderr = String::from_utf8(out).unwrap();
+    assert!(
+        stderr.starts_with("error: uploads/<ip-1>-admin-tech.tar.gz does not exist"),
+        "{stderr}"
+    );
+}

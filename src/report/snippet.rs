@@ -18,7 +18,7 @@
 use std::ops::Range;
 
 use miette::{LabeledSpan, MietteError, MietteSpanContents, SourceCode, SourceSpan, SpanContents};
-use unicode_width::UnicodeWidthChar;
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// Lines of one record shown (stack traces are long).
 pub const SHOWN_LINES: usize = 6;
@@ -212,19 +212,18 @@ pub fn fit_record(
     }
     if !labels.iter().any(|(_, l)| l.is_some()) {
         // Nothing highlighted is shown: label the head of the first line.
-        let first_len = out.split('\n').next().map_or(0, str::len);
-        let cells = cells_of(&out[..first_len]);
+        let first = out.split('\n').next().unwrap_or_default();
         let room = columns.saturating_sub(LABEL_LEAD + label_width + 1).max(1);
         let mut cols = 0;
-        let mut end = 0;
-        for c in &cells {
-            if cols + c.width > room {
+        let mut end = first.chars().next().map_or(0, char::len_utf8);
+        for (i, c) in first.char_indices() {
+            cols += c.width().unwrap_or(0);
+            if cols > room {
                 break;
             }
-            cols += c.width;
-            end = c.from + c.shown.len();
+            end = i + c.len_utf8();
         }
-        labels.push((0..end.max(1).min(out.len().max(1)), Some(label.clone())));
+        labels.push((0..end, Some(label.clone())));
     }
     FittedRecord { text: out, labels }
 }
@@ -356,10 +355,9 @@ fn fit_line(
             }
         }
         if kept.is_empty() {
-            kept.push(Kept {
-                start: 0,
-                end: cell_at_col(cap).min(n),
-            });
+            // Nothing highlighted: the line's start.
+            let end = (0..=n).take_while(|&e| cols[e] <= cap).last().unwrap_or(0);
+            kept.push(Kept { start: 0, end });
         }
         let left = columns.saturating_sub(cost(&kept));
         let core = kept.clone();
@@ -368,12 +366,47 @@ fn fit_line(
         kept
     };
 
-    // Lay the kept cells out, with `…` where text was left out.
+    let (shown, out) = lay_out(&cells, &kept, &wanted);
+    // Wide cells (a tab, a wide character) next to a cut can leave a line
+    // or a label a column or two too wide: then show the first highlight
+    // alone, cut hard, and draw a label only where it fits.
+    let label_fits = |text: &str, r: &Range<usize>| {
+        let start = text[..r.start].width();
+        (start + start + text[r.clone()].width()) / 2 + LABEL_LEAD + label_width <= columns
+    };
+    if shown.width() <= columns && out.iter().all(|(r, l)| !*l || label_fits(&shown, r)) {
+        return (shown, out);
+    }
+    let (shown, out) = match wanted.first() {
+        Some(&(a, b, l)) if shown.width() > columns => {
+            let cap = columns.saturating_sub(2).max(1);
+            let end = (a + 1..=n)
+                .take_while(|&e| width_of(a, e) <= cap)
+                .last()
+                .unwrap_or(a + 1);
+            lay_out(&cells, &[Kept { start: a, end }], &[(a, b.min(end), l)])
+        }
+        _ => (shown, out),
+    };
+    let out = out
+        .into_iter()
+        .map(|(r, l)| {
+            let fits = label_fits(&shown, &r);
+            (r, l && fits)
+        })
+        .collect();
+    (shown, out)
+}
+
+/// The kept cells laid out, with `…` where text was left out, and the
+/// wanted spans as byte ranges of the result.
+fn lay_out(cells: &[Cell], kept: &[Kept], wanted: &[(usize, usize, bool)]) -> (String, Vec<(Range<usize>, bool)>) {
+    let n = cells.len();
     let mut shown = String::new();
     let mut at_byte: Vec<Option<usize>> = vec![None; n + 1];
     let mut ends: Vec<Option<usize>> = vec![None; n + 1];
     let mut at = 0;
-    for k in &kept {
+    for k in kept {
         if k.start > at {
             shown.push('…');
         }
@@ -388,7 +421,7 @@ fn fit_line(
         shown.push('…');
     }
     let mut out = Vec::new();
-    for (a, b, labelled) in wanted {
+    for &(a, b, labelled) in wanted {
         let Some(from) = at_byte.get(a).copied().flatten() else {
             continue;
         };
@@ -549,6 +582,41 @@ mod tests {
         let f = fit_record(&text, &[], "q", 80, 41);
         assert!(f.text.ends_with("line 5\n… 4 more lines, to line 50"), "{}", f.text);
         assert_eq!(shown_line_count(&text), 7);
+    }
+
+    proptest::proptest! {
+        /// Whatever the line, its highlights and the columns: every shown
+        /// line and every label line fits, and a label is drawn under text
+        /// that was highlighted.
+        #[test]
+        fn every_line_and_label_fits(
+            text in "[a-z \\t宽\u{1b}]{0,400}",
+            spans in proptest::collection::vec((0usize..400, 1usize..60), 0..4),
+            columns in 12usize..120,
+            label in "[a-z_]{1,30}",
+        ) {
+            let highlights: Vec<Range<usize>> = spans
+                .iter()
+                .filter_map(|&(start, len)| {
+                    let start = (0..=start.min(text.len())).rev().find(|&i| text.is_char_boundary(i))?;
+                    let end = ((start + len).min(text.len())..=text.len()).find(|&i| text.is_char_boundary(i))?;
+                    (start < end).then_some(start..end)
+                })
+                .collect();
+            let f = fit_record(&text, &highlights, &label, columns, 1);
+            for line in f.text.split('\n') {
+                proptest::prop_assert!(width(line) <= columns, "{line:?} wider than {columns}");
+            }
+            for (range, l) in &f.labels {
+                proptest::prop_assert!(f.text.is_char_boundary(range.start) && f.text.is_char_boundary(range.end));
+                let line_start = f.text[..range.start].rfind('\n').map_or(0, |i| i + 1);
+                let start = width(&f.text[line_start..range.start]);
+                let end = start + width(&f.text[range.clone()]);
+                if let Some(l) = l {
+                    proptest::prop_assert!((start + end) / 2 + 4 + width(l) <= columns.max(width(l) + 5));
+                }
+            }
+        }
     }
 
     #[test]
