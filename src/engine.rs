@@ -247,10 +247,12 @@ pub fn unusable_bundle(bundle: &Path, files: &[FileSummary], warnings: &[BundleW
         }
     };
     let damage = warnings.first().map(|w| {
+        // Nothing came before: do not say it was read.
+        let message = w.message.trim_end_matches("; what came before was read");
         if w.path.is_empty() {
-            w.message.clone()
+            message.to_string()
         } else {
-            format!("{}: {}", w.path, w.message)
+            format!("{}: {message}", w.path)
         }
     });
     let events = format!("`triage events {shown}` shows how each file was read");
