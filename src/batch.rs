@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::engine::{Engine, RunOptions};
-use crate::report::{Report, ReportWarning, SCHEMA_VERSION};
+use crate::report::Report;
 
 /// The bundles named by the command line: an argument that exists is a
 /// bundle; one with `*`, `?` or `[` that does not is a pattern, expanded
@@ -40,27 +40,10 @@ pub fn expand(args: &[PathBuf]) -> Vec<Result<PathBuf, (PathBuf, String)>> {
     out
 }
 
-/// A report for a bundle that could not be diagnosed at all.
+/// A report for a bundle that could not be diagnosed at all; `message`
+/// is its `reason`.
 pub fn failed_report(bundle: &Path, message: String) -> Report {
-    Report {
-        schema_version: SCHEMA_VERSION,
-        verdict: format!("failed: {message}"),
-        bundle: bundle.display().to_string(),
-        collected_at: None,
-        rules_evaluated: 0,
-        rules_not_hit: 0,
-        diagnoses: Vec::new(),
-        excluded: Vec::new(),
-        inconclusive: Vec::new(),
-        collect_next: Vec::new(),
-        not_applicable: Vec::new(),
-        unrecognized_files: Vec::new(),
-        files: Vec::new(),
-        warnings: vec![ReportWarning { path: None, message }],
-        disabled: Vec::new(),
-        profile: Vec::new(),
-        failed: true,
-    }
+    Report::failed(bundle.display().to_string(), message)
 }
 
 /// Diagnoses one bundle; a panic inside the engine becomes a failed
@@ -166,7 +149,7 @@ pub fn summary(reports: &[Report]) -> String {
         }
     }
     for r in reports.iter().filter(|r| r.failed) {
-        let why = r.warnings.first().map_or("", |w| w.message.as_str());
+        let why = r.reason.as_deref().unwrap_or("");
         out.push_str(&format!("  failed: {} ({why})\n", r.bundle));
     }
     out

@@ -232,6 +232,11 @@ pub struct DiagnoseArgs {
     /// in all output, so the report can leave the customer.
     #[arg(long)]
     pub redact: bool,
+    /// In text output, list every inconclusive rule and all there is to
+    /// collect, not only the five most useful things that bear on what
+    /// the bundle shows (JSON always holds them all).
+    #[arg(long)]
+    pub all_inconclusive: bool,
 }
 
 /// The arguments of `serve`.
@@ -740,6 +745,13 @@ fn diagnose(args: &DiagnoseArgs) -> ExitCode {
         }
     });
     let worst = reports.iter().map(Report::exit_code).max().unwrap_or(0);
+    // A bundle that gave nothing to diagnose is an error on stderr, never
+    // a result on stdout (the JSON formats also carry it, as a failed
+    // document with its reason).
+    for r in reports.iter().filter(|r| r.failed) {
+        let reason = r.reason.as_deref().unwrap_or("the bundle could not be read");
+        eprintln!("error: {reason}");
+    }
     let mut stdout = std::io::stdout().lock();
     match format {
         DiagnoseFormat::Jsonl => {}
@@ -756,8 +768,9 @@ fn diagnose(args: &DiagnoseArgs) -> ExitCode {
                 color,
                 width: terminal_width(),
                 docs_url: args.docs_url.clone(),
+                all_inconclusive: args.all_inconclusive,
             };
-            for r in &reports {
+            for r in reports.iter().filter(|r| !r.failed) {
                 if reports.len() > 1 {
                     let _ = writeln!(stdout, "== {} ==", r.bundle);
                 }
@@ -1043,12 +1056,12 @@ fn explain(args: &ExplainArgs) -> ExitCode {
     };
     let engine = Engine::new(kb);
     let (totals, files, warnings) = engine.scan_bundle(&args.bundle, &options);
+    if let Some(reason) = crate::engine::unusable_bundle(&args.bundle, &files, &warnings) {
+        eprintln!("error: {reason}");
+        return ExitCode::from(2);
+    }
     for w in &warnings {
         eprintln!("warning: {}: {}", w.path, w.message);
-    }
-    if files.is_empty() {
-        eprintln!("{}", nothing_read(&args.bundle));
-        return ExitCode::from(2);
     }
     let explanation = engine.evaluation(totals, &files, &options).explain(ri);
     print_output(args.format, &explanation, || {

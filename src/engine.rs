@@ -175,14 +175,28 @@ impl Engine {
     /// Runs a rule's `[[test]]`: over its bundle on disk, or its inline files.
     pub fn run_test(&self, test: &crate::rules::RuleTest, options: &RunOptions) -> Report {
         match &test.bundle {
-            Some(bundle) => self.diagnose(bundle, options),
+            Some(bundle) => self.diagnose_checked(bundle, options).0,
             None => self.diagnose_files(&test.name, &test.files, options),
         }
     }
 
-    /// Runs the whole pipeline on one bundle.
+    /// Runs the whole pipeline on one bundle. A bundle that gives nothing
+    /// to diagnose (see [`unusable_bundle`]) is a failed report that says
+    /// why, with what was seen and no rule's outcome.
     pub fn diagnose(&self, bundle: &Path, options: &RunOptions) -> Report {
+        let (report, reason) = self.diagnose_checked(bundle, options);
+        match reason {
+            Some(reason) => report.into_failed(reason),
+            None => report,
+        }
+    }
+
+    /// The report of a bundle, whatever it holds (rule tests want the rules'
+    /// outcomes even on files no format claims), and why it is unusable
+    /// when it is.
+    fn diagnose_checked(&self, bundle: &Path, options: &RunOptions) -> (Report, Option<String>) {
         let (totals, files, bundle_warnings) = self.scan_bundle(bundle, options);
+        let reason = unusable_bundle(bundle, &files, &bundle_warnings);
         let mut report = self.evaluation(totals, &files, options).report(bundle, &files);
         report
             .warnings
@@ -190,7 +204,6 @@ impl Engine {
                 path: Some(w.path),
                 message: w.message,
             }));
-        // Nothing at all could be read: the run failed.
         if files.is_empty() {
             if report.warnings.is_empty() {
                 report.warnings.push(ReportWarning {
@@ -200,8 +213,97 @@ impl Engine {
             }
             report.failed = true;
         }
-        report
+        (report, reason)
     }
+}
+
+/// Archive names, by how they end: a bundle file named so is meant to be
+/// read as an archive.
+const ARCHIVE_ENDINGS: [&str; 5] = [".tar.gz", ".tgz", ".tar", ".zip", ".gz"];
+
+/// Why a bundle gives nothing to diagnose, as one message for a person
+/// (what, where, what to do), or `None` when some file in it was
+/// recognised. A bundle of which no file is recognised is not a quiet,
+/// healthy bundle: every rule would only be undecided, so the run fails
+/// instead of listing what to collect.
+pub fn unusable_bundle(bundle: &Path, files: &[FileSummary], warnings: &[BundleWarning]) -> Option<String> {
+    if files
+        .iter()
+        .any(|f| matches!(f.detection, Detection::Recognised { .. }))
+    {
+        return None;
+    }
+    let shown = bundle.display();
+    let what_to_give = "give the path of a support bundle: a directory, or a .tar, .tar.gz/.tgz, .zip or .gz archive";
+    let meta = match std::fs::metadata(bundle) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Some(format!("{shown} does not exist; check the path, or {what_to_give}"));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Some(format!(
+                "{shown} cannot be read: permission denied; make it readable by this user, or copy the bundle where it is"
+            ));
+        }
+        Err(e) => {
+            return Some(format!(
+                "{shown} cannot be read: {e}; check the path, or {what_to_give}"
+            ))
+        }
+    };
+    let damage = warnings.first().map(|w| {
+        // Nothing came before: do not say it was read.
+        let message = w.message.trim_end_matches("; what came before was read");
+        if w.path.is_empty() {
+            message.to_string()
+        } else {
+            format!("{}: {message}", w.path)
+        }
+    });
+    let events = format!("`triage events {shown}` shows how each file was read");
+    if meta.is_dir() {
+        if files.is_empty() {
+            return Some(match damage {
+                None => format!("{shown} is an empty directory: there is no file to read; {what_to_give}"),
+                Some(d) => format!(
+                    "no file in {shown} could be read ({} skipped, first {d}); check the files' permissions and types",
+                    crate::diagnostic::plural(warnings.len(), "file")
+                ),
+            });
+        }
+        let first = &files[0];
+        let why = match &first.detection {
+            Detection::Unrecognised { reason } => reason.as_str(),
+            Detection::Recognised { .. } => "",
+        };
+        return Some(format!(
+            "no file in {shown} was recognised: {} read, none is a log or command output that triage knows (e.g. {}: {why}); check that this is a support bundle (an admin-tech, SSM On-Prem logs, command outputs); {events}",
+            crate::diagnostic::plural(files.len(), "file"),
+            first.path
+        ));
+    }
+    let name = bundle
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let named_like_archive = ARCHIVE_ENDINGS.iter().any(|e| name.ends_with(e));
+    let read_as_plain = files.len() == 1 && files[0].path.to_lowercase() == name;
+    Some(match (damage, files.is_empty()) {
+        (Some(d), _) => format!(
+            "{shown} cannot be read as an archive ({d}); it may be incomplete or damaged: download or collect it again"
+        ),
+        (None, true) => format!("{shown} holds no file to read; {what_to_give}"),
+        (None, false) if named_like_archive && read_as_plain => format!(
+            "{shown} is named like an archive but is not one (it starts with no gzip, tar or zip header); it may be incomplete or of another kind: download or collect it again"
+        ),
+        (None, false) if read_as_plain => format!(
+            "{shown} is neither a support bundle nor a log or command output that triage knows; {what_to_give}; {events}"
+        ),
+        (None, false) => format!(
+            "no file in {shown} was recognised: {} read, none is a log or command output that triage knows; check that this is a support bundle; {events}",
+            crate::diagnostic::plural(files.len(), "file")
+        ),
+    })
 }
 
 impl Evaluation<'_> {
@@ -965,7 +1067,10 @@ impl Evaluation<'_> {
                         }
                     }
                     evidence.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+                    let kept = evidence.len();
                     evidence.dedup_by(|a, b| a.file == b.file && a.line == b.line);
+                    // A record two queries matched is one record.
+                    total -= (kept - evidence.len()) as u64;
                     fired.insert(
                         rule.id.clone(),
                         Diagnosis {
@@ -1100,6 +1205,7 @@ impl Evaluation<'_> {
             warnings,
             disabled: Vec::new(),
             failed: false,
+            reason: None,
         }
     }
 }

@@ -229,6 +229,12 @@ impl Redactor {
         for n in &mut report.not_applicable {
             n.reason = self.redact(&n.reason);
         }
+        // A failed run's reason names the path the user gave.
+        if let Some(reason) = report.reason.take() {
+            let reason = self.redact(&reason);
+            report.verdict = format!("failed: {reason}");
+            report.reason = Some(reason);
+        }
     }
 }
 

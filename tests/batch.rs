@@ -35,10 +35,11 @@ fn a_glob_of_bundles_gives_one_line_each_and_a_failure_stops_nothing() {
     let failed: Vec<_> = docs.iter().filter(|d| d["failed"] == true).collect();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["bundle"], "uploads/missing-*.tgz");
-    assert!(failed[0]["warnings"][0]["message"]
+    assert!(failed[0]["reason"]
         .as_str()
         .unwrap()
         .contains("no bundle matches the pattern"));
+    assert_eq!(failed[0]["collect_next"], serde_json::json!([]));
     // The others were diagnosed in full.
     let seed = docs
         .iter()
@@ -80,4 +81,25 @@ fn text_output_ends_with_the_summary_table() {
     assert!(summary.contains("SDWAN-LIC-001        error           1"), "{summary}");
     assert!(summary.contains("SDWAN-INFO-001"), "{summary}");
     assert_eq!(out.status.code(), Some(1));
+}
+
+/// A path that exists in no form is a failed document with its reason, in
+/// JSON Lines as in text, and the other bundles are diagnosed.
+#[test]
+fn a_missing_bundle_in_jsonl_is_a_failed_document_with_a_reason() {
+    let (docs, stderr, code) = jsonl(&["corpus/healthy/bundle", "corpus/no-such-case/bundle"]);
+    assert_eq!(docs.len(), 2, "{stderr}");
+    let failed = docs.iter().find(|d| d["failed"] == true).expect("a failed document");
+    assert_eq!(failed["bundle"], "corpus/no-such-case/bundle");
+    assert!(failed["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("corpus/no-such-case/bundle does not exist; check the path"));
+    assert_eq!(failed["inconclusive"], serde_json::json!([]));
+    assert_eq!(failed["collect_next"], serde_json::json!([]));
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("error: corpus/no-such-case/bundle does not exist"),
+        "{stderr}"
+    );
 }

@@ -57,16 +57,220 @@ fn healthy_bundle_exits_zero() {
         .assert()
         .code(0)
         .stdout(predicate::str::contains("SDWAN-INFO-001"))
-        .stdout(predicate::str::contains("1 diagnosis (1 info)"));
+        .stdout(predicate::str::starts_with("No problem found (1 note)"))
+        .stdout(predicate::str::ends_with("\nNo problem found (1 note)\n"));
+}
+
+/// Bad input is an error on stderr with what, where and what to do, exit
+/// code 2, and nothing on stdout (testers saw a missing path print 55
+/// lines of "collect" on stdout and exit 2 with stderr empty, and a text
+/// file or a fake `.tgz` exit 0 with "no diagnosis").
+fn assert_bad_input(args: &[&str], stderr: &str) {
+    triage()
+        .args(args)
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(format!("error: {stderr}\n"));
+}
+
+const GIVE_A_BUNDLE: &str =
+    "give the path of a support bundle: a directory, or a .tar, .tar.gz/.tgz, .zip or .gz archive";
+
+#[test]
+fn a_missing_path_is_an_error() {
+    assert_bad_input(
+        &["diagnose", "no/such/bundle"],
+        &format!("no/such/bundle does not exist; check the path, or {GIVE_A_BUNDLE}"),
+    );
 }
 
 #[test]
-fn missing_bundle_is_a_failed_run() {
+fn a_path_that_cannot_be_read_is_an_error() {
+    assert_bad_input(
+        &["diagnose", "Cargo.toml/bundle"],
+        &format!("Cargo.toml/bundle cannot be read: Not a directory (os error 20); check the path, or {GIVE_A_BUNDLE}"),
+    );
+}
+
+/// A file `name` holding `content` in a new temporary directory, and its
+/// path as the error messages show it.
+fn file_in_tempdir(name: &str, content: &[u8]) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, content).unwrap();
+    (dir, path.display().to_string())
+}
+
+#[test]
+fn a_plain_text_file_is_an_error() {
+    let (_dir, shown) = file_in_tempdir("notes.txt", b"call the customer back on Monday\n");
+    assert_bad_input(
+        &["diagnose", &shown],
+        &format!(
+            "{shown} is neither a support bundle nor a log or command output that triage knows; {GIVE_A_BUNDLE}; \
+             `triage events {shown}` shows how each file was read"
+        ),
+    );
+}
+
+#[test]
+fn an_archive_that_is_no_archive_is_an_error() {
+    let (_dir, shown) = file_in_tempdir("bundle.tgz", b"<html>403 Forbidden</html>\n");
+    assert_bad_input(
+        &["diagnose", &shown],
+        &format!(
+            "{shown} is named like an archive but is not one (it starts with no gzip, tar or zip header); \
+             it may be incomplete or of another kind: download or collect it again"
+        ),
+    );
+}
+
+#[test]
+fn a_cut_archive_is_an_error() {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &vec![b'x'; 100_000]).unwrap();
+    let whole = gz.finish().unwrap();
+    let (_dir, shown) = file_in_tempdir("bundle.tgz", &whole[..whole.len() / 2]);
     triage()
-        .args(["diagnose", "no/such/bundle"])
+        .args(["diagnose", &shown])
         .assert()
         .code(2)
-        .stdout(predicate::str::contains("cannot read the bundle"));
+        .stdout("")
+        .stderr(predicate::str::starts_with(format!(
+            "error: {shown} cannot be read as an archive (bundle.tgz: stopped reading: "
+        )))
+        .stderr(predicate::str::ends_with(
+            "; it may be incomplete or damaged: download or collect it again\n",
+        ));
+}
+
+#[test]
+fn a_directory_of_unrecognised_files_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.txt"), "hello\n").unwrap();
+    std::fs::write(dir.path().join("b.bin"), [0u8, 159, 146, 150]).unwrap();
+    let shown = dir.path().display().to_string();
+    assert_bad_input(
+        &["diagnose", &shown],
+        &format!(
+            "no file in {shown} was recognised: 2 files read, none is a log or command output that triage knows \
+             (e.g. a.txt: no format's path or content matched); check that this is a support bundle \
+             (an admin-tech, SSM On-Prem logs, command outputs); `triage events {shown}` shows how each file was read"
+        ),
+    );
+}
+
+#[test]
+fn an_empty_directory_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let shown = dir.path().display().to_string();
+    assert_bad_input(
+        &["diagnose", &shown],
+        &format!("{shown} is an empty directory: there is no file to read; {GIVE_A_BUNDLE}"),
+    );
+}
+
+/// In JSON the failed run is a document with `failed` and a `reason`, and
+/// no rule's outcome (no collection list); the error is on stderr too.
+#[test]
+fn bad_input_in_json_is_a_failed_document_with_a_reason() {
+    let out = triage()
+        .args(["diagnose", "no/such/bundle", "--format", "json"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::starts_with("error: no/such/bundle does not exist"))
+        .get_output()
+        .stdout
+        .clone();
+    let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(doc["failed"], true);
+    assert!(doc["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("no/such/bundle does not exist; check the path"));
+    assert!(doc["verdict"]
+        .as_str()
+        .unwrap()
+        .starts_with("failed: no/such/bundle does not exist"));
+    for key in ["diagnoses", "inconclusive", "collect_next", "not_applicable"] {
+        assert_eq!(doc[key], serde_json::json!([]), "{key}");
+    }
+    assert_eq!(doc["rules_evaluated"], 0);
+    // A run that did not fail has no `reason`.
+    let out = triage()
+        .args(["diagnose", "corpus/healthy/bundle", "--format", "json"])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(doc.get("reason").is_none() && doc.get("failed").is_none());
+}
+
+/// Several bundles in text: a bad one is an error on stderr and a line of
+/// the closing table; the good ones are reported as usual.
+#[test]
+fn a_bad_bundle_among_good_ones_is_an_error_and_the_rest_go_on() {
+    let out = triage()
+        .args(["diagnose", "corpus/healthy/bundle", "no/such/bundle"])
+        .assert()
+        .code(2)
+        .stderr(format!(
+            "error: no/such/bundle does not exist; check the path, or {GIVE_A_BUNDLE}\n"
+        ))
+        .get_output()
+        .stdout
+        .clone();
+    let stdout = String::from_utf8(out).unwrap();
+    assert!(
+        stdout.starts_with("== corpus/healthy/bundle ==\nNo problem found"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("== no/such/bundle =="), "{stdout}");
+    assert!(
+        stdout.contains("failed: no/such/bundle (no/such/bundle does not exist"),
+        "{stdout}"
+    );
+}
+
+/// `--all-inconclusive` lists every undecided rule; without it, at most
+/// five things to collect, and only what bears on the bundle.
+#[test]
+fn all_inconclusive_lists_every_undecided_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("var/log/nms");
+    std::fs::create_dir_all(&log).unwrap();
+    std::fs::write(
+        log.join("vmanage-server.log"),
+        "07-Feb-2023 15:02:10,445 UTC ERROR [vm] [SmartLicensingIntegrationRestfulResource] (default task-5) \
+         |default| Failed to authenticate Smart Account credentials.: Failed to authenticate user - 'admin'.\n",
+    )
+    .unwrap();
+    let bundle = dir.path().display().to_string();
+    let short = String::from_utf8(triage().args(["diagnose", &bundle]).output().unwrap().stdout).unwrap();
+    let numbered = |text: &str| {
+        text.lines()
+            .filter(|l| {
+                l.len() > 4
+                    && l.starts_with("  ")
+                    && l[2..].split_once(". ").is_some_and(|(n, _)| n.parse::<u32>().is_ok())
+            })
+            .count()
+    };
+    assert!(short.contains("Collect next"), "{short}");
+    assert!(numbered(&short) <= 5, "{short}");
+    assert!(!short.contains("Also undecided"), "{short}");
+    assert!(short.contains("--all-inconclusive"), "{short}");
+    let all = String::from_utf8(
+        triage()
+            .args(["diagnose", &bundle, "--all-inconclusive"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(all.contains("Also undecided for lack of data"), "{all}");
+    assert!(all.contains("for SDWAN-LIC-010"), "{all}");
+    assert!(!all.contains("more with --all-inconclusive"), "{all}");
 }
 
 #[test]
@@ -807,4 +1011,20 @@ fn explain_says_when_a_decided_cause_excludes_the_rule() {
     assert_eq!(doc["diagnoses"][0]["rule_id"], "SDWAN-LIC-003");
     assert_eq!(doc["excluded"][0]["rule_id"], "SDWAN-LIC-001");
     assert_eq!(doc["excluded"][0]["by"][0], "SDWAN-LIC-003");
+/// `--redact` covers a failed run's reason too: it names the path given.
+#[test]
+fn redact_covers_the_reason_of_a_failed_run() {
+    let out = triage()
+        .args(["diagnose", "--redact", "uploads/10.66.76.81-admin-tech.tar.gz"])
+        .assert()
+        .code(2)
+        .stdout("")
+        .get_output()
+        .stderr
+        .clone();
+    let stderr = String::from_utf8(out).unwrap();
+    assert!(
+        stderr.starts_with("error: uploads/<ip-1>-admin-tech.tar.gz does not exist"),
+        "{stderr}"
+    );
 }

@@ -122,3 +122,52 @@ fn a_rule_page_reads_as_documentation() {
     insta::assert_snapshot!("docs_format_lograge", &pages["formats/lograge.md"]);
     insta::assert_snapshot!("docs_summary", &pages["SUMMARY.md"]);
 }
+
+/// A rule's page shows the other causes of its evidence with how to tell
+/// them apart, what it rules out and explains, and its remediation when a
+/// cause explains it; the rules named see it from their side. The site
+/// renders the same.
+#[test]
+fn rule_pages_show_alternatives_exclusions_and_explanations() {
+    let kb = common::judgement_kb();
+    let pages = triage::docs::markdown(&kb, &BTreeMap::new());
+    let page = |path: &str| &pages.iter().find(|p| p.path == path).unwrap().text;
+    let cause = page("rules/X-CAUSE-001.md");
+    let section = &cause[cause
+        .find("## Other causes of the same evidence")
+        .expect("alternatives")..];
+    assert!(
+        section.contains(
+            "- [X-ALT-001](X-ALT-001.md) (Alternative cause number 1)\n  - tell apart: log in to SSM On-Prem"
+        ),
+        "{cause}"
+    );
+    assert!(
+        section.contains("- [X-ALT-002](X-ALT-002.md) (Alternative cause number 2)\n  - tell apart: ask for a token"),
+        "{cause}"
+    );
+    assert!(
+        cause.contains("- rules out [X-GEN-001](X-GEN-001.md) (Token requests fail)"),
+        "{cause}"
+    );
+    assert!(
+        cause.contains("- root cause of [X-SYM-001](X-SYM-001.md) (Smart Account authentication fails)"),
+        "{cause}"
+    );
+    let symptom = page("rules/X-SYM-001.md");
+    assert!(
+        symptom.contains("the report shows this instead:\n\nFix the cause above"),
+        "{symptom}"
+    );
+    assert!(
+        symptom.contains("- explained by [X-CAUSE-001](X-CAUSE-001.md)"),
+        "{symptom}"
+    );
+    assert!(page("rules/X-GEN-001.md").contains("- ruled out by [X-CAUSE-001](X-CAUSE-001.md)"));
+    assert!(page("rules/X-ALT-001.md").contains("- named as another possible cause by [X-CAUSE-001](X-CAUSE-001.md)"));
+    let site = triage::docs::html::site(&kb, &pages);
+    let html = &site.iter().find(|p| p.path == "rules/X-CAUSE-001.html").unwrap().text;
+    assert!(html.contains("<h2>Other causes of the same evidence</h2>"), "{html}");
+    assert!(html.contains("href=\"X-ALT-001.html\""), "{html}");
+    assert!(html.contains("tell apart: log in to SSM On-Prem"), "{html}");
+}

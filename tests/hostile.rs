@@ -1,7 +1,8 @@
 //! Hostile and broken bundles: no panic, no hang, nothing written, every
 //! skipped or cut file listed with its reason, findings from the readable
-//! parts still reported, exit code 2 only when nothing could be read. The
-//! archives are made inside each test, in a temporary directory.
+//! parts still reported, exit code 2 only when nothing could be read or no
+//! file was recognised. The archives are made inside each test, in a
+//! temporary directory.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -300,13 +301,25 @@ fn empty_files_and_empty_bundles() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "empty.log", b"");
     let r = diagnose(dir.path());
+    // Nothing in it is recognised: a failed run, not a healthy bundle.
     assert_eq!(r.unrecognized_files, ["empty.log"]);
     assert_eq!(r.files[0].reason, "empty");
-    assert_eq!(r.exit_code(), 0);
+    assert_eq!(r.exit_code(), 2);
+    assert!(
+        r.reason.as_deref().unwrap().contains("was recognised"),
+        "{:?}",
+        r.reason
+    );
+    assert!(r.inconclusive.is_empty() && r.collect_next.is_empty());
     let empty = tempfile::tempdir().unwrap();
     let r = diagnose(empty.path());
     assert_eq!(r.exit_code(), 2);
     assert!(r.warnings[0].message.contains("holds no file"));
+    assert!(
+        r.reason.as_deref().unwrap().contains("is an empty directory"),
+        "{:?}",
+        r.reason
+    );
 }
 
 #[test]

@@ -1,9 +1,11 @@
 //! `triage docs`: the knowledge base as documentation.
 //!
 //! A page per rule (what it means, how it is detected in plain English and
-//! as written, what to collect when it cannot decide, the remediation, the
-//! rules it explains or that explain it, and a worked example: the lines of
-//! its own hit test that make it fire), a page per source format, indexes
+//! as written, what to collect when it cannot decide, the remediation and
+//! the one shown when a cause explains it, the other causes of the same
+//! evidence with how to tell them apart, the rules it explains, rules out
+//! or is explained by, and a worked example: the lines of its own hit test
+//! that make it fire), a page per source format, indexes
 //! by severity, tag and product, the diagnostic codes, and an mdBook
 //! `SUMMARY.md`. Pages are built as data first ([`markdown`]) so the output
 //! is deterministic and testable; [`write`] only puts them on disk.
@@ -382,6 +384,14 @@ fn rule_page(kb: &KnowledgeBase, rule: &Rule, example: Option<&Example>) -> Stri
     out.push('\n');
 
     let _ = writeln!(out, "## Remediation\n\n{}\n", rule.remediation.trim());
+    if let Some(text) = &rule.remediation_when_explained {
+        let _ = writeln!(
+            out,
+            "When a root cause found in the same bundle explains this rule, the report shows this instead:\n\n{}\n",
+            text.trim()
+        );
+    }
+    alternatives_section(kb, rule, &mut out);
 
     if let Some(e) = example {
         let _ = writeln!(out, "## Example\n");
@@ -402,16 +412,38 @@ fn rule_page(kb: &KnowledgeBase, rule: &Rule, example: Option<&Example>) -> Stri
     }
 
     let explained_by: Vec<&Rule> = kb.rules.iter().filter(|r| r.explains.contains(&rule.id)).collect();
-    if !rule.explains.is_empty() || !explained_by.is_empty() {
+    let excluded_by: Vec<&Rule> = kb.rules.iter().filter(|r| r.excludes.contains(&rule.id)).collect();
+    if !rule.explains.is_empty() || !explained_by.is_empty() || !rule.excludes.is_empty() || !excluded_by.is_empty() {
         let _ = writeln!(out, "## Related rules\n");
-        for id in &rule.explains {
-            let _ = writeln!(
-                out,
-                "- root cause of [{id}]({id}.md): when both fire, this one is shown first"
-            );
+        let outward = [
+            (
+                &rule.explains,
+                "root cause of",
+                "when both fire, this one is shown first and that one under it",
+            ),
+            (
+                &rule.excludes,
+                "rules out",
+                "when both fire, that one is not a diagnosis, only listed as ruled out",
+            ),
+        ];
+        for (ids, relation, meaning) in outward {
+            for id in ids {
+                let _ = writeln!(out, "- {relation} {}: {meaning}", linked_id(kb, id));
+            }
         }
-        for r in explained_by {
-            let _ = writeln!(out, "- explained by {}: {}", rule_link(r, true), r.title);
+        let inward = [
+            (explained_by, "explained by", ""),
+            (
+                excluded_by,
+                "ruled out by",
+                " (when it fires, this rule is not a diagnosis)",
+            ),
+        ];
+        for (rules, relation, meaning) in inward {
+            for r in rules {
+                let _ = writeln!(out, "- {relation} {}: {}{meaning}", rule_link(r, true), r.title);
+            }
         }
         out.push('\n');
     }
@@ -423,6 +455,62 @@ fn rule_page(kb: &KnowledgeBase, rule: &Rule, example: Option<&Example>) -> Stri
         out.push('\n');
     }
     out
+}
+
+/// `[ID](ID.md) (title)` for a rule of the knowledge base, the bare id
+/// for one that is not loaded.
+fn linked_id(kb: &KnowledgeBase, id: &str) -> String {
+    match kb.rule(id) {
+        Some(r) => format!("{} ({})", rule_link(r, true), r.title),
+        None => format!("`{id}`"),
+    }
+}
+
+/// The causes the same evidence fits, as the report names them under a
+/// diagnosis of this rule, and the rules that name this one so.
+fn alternatives_section(kb: &KnowledgeBase, rule: &Rule, out: &mut String) {
+    let named_by: Vec<&Rule> = kb
+        .rules
+        .iter()
+        .filter(|r| r.alternatives.iter().any(|a| a.rule == rule.id))
+        .collect();
+    if rule.alternatives.is_empty() && named_by.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "## Other causes of the same evidence\n");
+    if !rule.alternatives.is_empty() {
+        let _ = writeln!(
+            out,
+            "The evidence of this rule fits these causes too. When it fires, the report names them under it (\"also possible\"), with the check that tells each apart:\n"
+        );
+        for a in &rule.alternatives {
+            let unless = match &a.unless {
+                Some(q) => format!(" (not named when **{q}** has a match: that evidence rules it out)"),
+                None => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "- {}{unless}\n  - tell apart: {}",
+                linked_id(kb, &a.rule),
+                a.tell_apart.trim()
+            );
+        }
+        out.push('\n');
+    }
+    for r in named_by {
+        let tell = r
+            .alternatives
+            .iter()
+            .find(|a| a.rule == rule.id)
+            .map_or("", |a| a.tell_apart.trim());
+        let _ = writeln!(
+            out,
+            "- named as another possible cause by {}: {}; tell apart: {tell}",
+            rule_link(r, true),
+            r.title
+        );
+    }
+    out.push('\n');
 }
 
 fn format_page(kb: &KnowledgeBase, f: &Format) -> String {

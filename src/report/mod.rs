@@ -5,6 +5,8 @@
 //! fields are the documented JSON schema).
 
 pub mod human;
+pub mod paths;
+pub mod snippet;
 
 use serde::Serialize;
 
@@ -83,7 +85,8 @@ pub struct Diagnosis {
     pub references: Vec<String>,
     /// The supporting records (the first ones of each query).
     pub evidence: Vec<Evidence>,
-    /// How many records matched in all.
+    /// How many records matched in all (a record matched by two queries
+    /// counts once when both kept it as evidence).
     pub evidence_total: u64,
     /// Fired rules this one is the root cause of.
     pub explains: Vec<String>,
@@ -227,13 +230,19 @@ pub struct Report {
     /// Cost per rule, slowest first (`--profile` only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub profile: Vec<RuleCost>,
-    /// True when nothing at all could be read (only written when true).
+    /// True when the bundle gave nothing to diagnose: the path is missing
+    /// or unreadable, or no file in it was recognised (only written when
+    /// true). Such a report holds no diagnosis and no collection list.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub failed: bool,
+    /// Why the run failed, for a person: what, where, and what to do
+    /// (only written when `failed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl Report {
-    /// The process exit code: 2 when nothing could be read, 1 when a
+    /// The process exit code: 2 when the run failed, 1 when a
     /// diagnosis is at warning or above, else 0.
     pub fn exit_code(&self) -> u8 {
         if self.failed {
@@ -242,6 +251,44 @@ impl Report {
             1
         } else {
             0
+        }
+    }
+
+    /// The report of a run on `bundle` that failed for `reason`: no rule's
+    /// outcome, so that nothing reads as a result.
+    pub fn failed(bundle: String, reason: String) -> Report {
+        Report {
+            schema_version: SCHEMA_VERSION,
+            verdict: format!("failed: {reason}"),
+            bundle,
+            collected_at: None,
+            rules_evaluated: 0,
+            rules_not_hit: 0,
+            diagnoses: Vec::new(),
+            excluded: Vec::new(),
+            inconclusive: Vec::new(),
+            collect_next: Vec::new(),
+            not_applicable: Vec::new(),
+            unrecognized_files: Vec::new(),
+            files: Vec::new(),
+            warnings: Vec::new(),
+            disabled: Vec::new(),
+            profile: Vec::new(),
+            failed: true,
+            reason: Some(reason),
+        }
+    }
+
+    /// This report as a failed run: what was seen (files, warnings) stays,
+    /// every rule's outcome goes.
+    pub fn into_failed(self, reason: String) -> Report {
+        Report {
+            collected_at: self.collected_at,
+            unrecognized_files: self.unrecognized_files,
+            files: self.files,
+            warnings: self.warnings,
+            disabled: self.disabled,
+            ..Report::failed(self.bundle, reason)
         }
     }
 

@@ -1121,6 +1121,12 @@ fn run_job(shared: &Shared, id: &str) {
     let started = Instant::now();
     let mut report = crate::batch::diagnose_guarded(&set.engine, &bundle, &shared.config.options);
     report.bundle = job.name.clone();
+    // The upload's place on this server's disk is no business of the client.
+    let stored = bundle.display().to_string();
+    if let Some(reason) = &mut report.reason {
+        *reason = reason.replace(&stored, &job.name);
+        report.verdict = format!("failed: {reason}");
+    }
     report.disabled = set.disabled.clone();
     let elapsed = started.elapsed().as_millis() as u64;
     let old = shared.mean_job_ms.load(Ordering::Relaxed);
@@ -1129,9 +1135,9 @@ fn run_job(shared: &Shared, id: &str) {
         status: if report.failed { Status::Failed } else { Status::Done },
         error: report.failed.then(|| {
             report
-                .warnings
-                .first()
-                .map_or_else(|| "the bundle could not be read".to_string(), |w| w.message.clone())
+                .reason
+                .clone()
+                .unwrap_or_else(|| "the bundle could not be read".to_string())
         }),
         diagnoses: report.diagnoses.iter().map(|d| d.rule_id.clone()).collect(),
         result: Some(report.to_json()),

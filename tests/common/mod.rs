@@ -19,6 +19,37 @@ pub struct Out {
     pub evidence: Vec<(String, u64, String, Vec<std::ops::Range<usize>>)>,
 }
 
+/// Loads a knowledge base, asserting it has no error (`what` says which).
+pub fn load_without_errors(files: &[KbFile], what: &str) -> triage::rules::KnowledgeBase {
+    let kb = load(files);
+    let errors: Vec<String> = kb
+        .problems
+        .iter()
+        .flat_map(|f| f.problems.iter().filter(|p| p.is_error()).map(|p| p.message.clone()))
+        .collect();
+    assert!(errors.is_empty(), "{what}: {errors:?}");
+    kb
+}
+
+/// The built-in formats and macros, and `rules` (id, text) instead of the
+/// built-in rules: a knowledge base whose output does not move when the
+/// built-in rules do.
+pub fn kb_with_rules(rules: &[(&str, &str)]) -> triage::rules::KnowledgeBase {
+    let mut files: Vec<KbFile> = embedded_files(None)
+        .into_iter()
+        .filter(|f| f.path.contains("/formats/") || f.path.ends_with("macros.toml"))
+        .collect();
+    for (id, text) in rules {
+        files.push(KbFile {
+            path: format!("x/{id}.toml"),
+            base_dir: None,
+            text: Arc::from(*text),
+            layer: 1,
+        });
+    }
+    load_without_errors(&files, "rules")
+}
+
 /// Runs a rule `T-1` with the condition, queries and message over the files,
 /// with the built-in formats plus `extra_formats`.
 pub fn run(
@@ -50,14 +81,7 @@ pub fn run(
         text: Arc::from(rule),
         layer: 1,
     });
-    let kb = load(&kb_files);
-    let errors: Vec<String> = kb
-        .problems
-        .iter()
-        .flat_map(|f| f.problems.iter().filter(|p| p.is_error()).map(|p| p.message.clone()))
-        .collect();
-    assert!(errors.is_empty(), "{condition}: {errors:?}");
-    let engine = Engine::new(kb);
+    let engine = Engine::new(load_without_errors(&kb_files, condition));
     let files: Vec<(String, String)> = files.iter().map(|(p, c)| (p.to_string(), c.clone())).collect();
     let options = RunOptions {
         collected_at: collected.and_then(triage::value::parse_rfc3339),
@@ -154,3 +178,87 @@ pub fn chromium() -> Option<std::path::PathBuf> {
 }
 
 pub mod server;
+
+// A knowledge base that exercises the report's judgement: a cause with
+// alternatives that explains a symptom (which has a remediation for that
+// case) and rules out a general rule, and seven alternatives the bundle
+// cannot decide, each needing a source of its own.
+
+pub const CAUSE: &str = r#"
+id = "X-CAUSE-001"
+title = "The OAuth client may not use the password grant"
+severity = "error"
+explains = ["X-SYM-001"]
+excludes = ["X-GEN-001"]
+condition = '''refused'''
+message = "{refused.count} token request(s) refused with 403"
+remediation = "Create a Resource Owner Grant client with the same user, and enter its ID and secret."
+[queries]
+refused = '''syslog where message contains "status=403"'''
+[[alternatives]]
+rule = "X-ALT-001"
+tell_apart = "log in to SSM On-Prem with the user and password the Manager uses: if that fails, the password is wrong, not the client"
+[[alternatives]]
+rule = "X-ALT-002"
+tell_apart = "ask for a token with curl from the Manager"
+"#;
+
+pub const SYMPTOM: &str = r#"
+id = "X-SYM-001"
+title = "Smart Account authentication fails"
+severity = "warning"
+condition = '''failed'''
+message = "{failed.count} failure(s)"
+remediation = "No cause was recognised: collect the Manager's server log while the credentials are entered again."
+[when_explained]
+remediation = "Fix the cause above; this failure goes with it."
+[queries]
+failed = '''syslog where message contains "authentication failed"'''
+"#;
+
+pub const GENERAL: &str = r#"
+id = "X-GEN-001"
+title = "Token requests fail"
+severity = "error"
+condition = '''failing'''
+message = "{failing.count} failing token request(s)"
+remediation = "Look at SSM On-Prem."
+[queries]
+failing = '''syslog where message contains "path=/oauth/token"'''
+"#;
+
+/// An alternative cause the bundle cannot decide: it needs `source`.
+pub fn alternative(n: usize, query: &str) -> String {
+    format!(
+        r#"
+id = "X-ALT-00{n}"
+title = "Alternative cause number {n}"
+severity = "error"
+explains = ["X-SYM-001"]
+condition = '''q'''
+message = "m"
+remediation = "-"
+[queries]
+q = '''{query}'''
+"#
+    )
+}
+
+/// The judgement rules over the built-in formats.
+pub fn judgement_kb() -> triage::rules::KnowledgeBase {
+    let queries = [
+        r#"probes where text contains "oauth""#,
+        r#"curl where text contains "403""#,
+        r#"ping where text contains "unreachable""#,
+        r#"show_clock where text contains "UTC""#,
+        r#"openssl_x509 where text contains "notAfter""#,
+        r#"tcpdump where text contains "8443""#,
+        r#"nms_status where text contains "stopped""#,
+    ];
+    let alts: Vec<(String, String)> = (1..=queries.len())
+        .map(|n| (format!("X-ALT-00{n}"), alternative(n, queries[n - 1])))
+        .collect();
+    let mut rules: Vec<(&str, &str)> = vec![("X-CAUSE-001", CAUSE), ("X-SYM-001", SYMPTOM), ("X-GEN-001", GENERAL)];
+    rules.extend(alts.iter().map(|(id, text)| (id.as_str(), text.as_str())));
+    kb_with_rules(&rules)
+}
