@@ -1011,6 +1011,8 @@ fn explain_says_when_a_decided_cause_excludes_the_rule() {
     assert_eq!(doc["diagnoses"][0]["rule_id"], "SDWAN-LIC-003");
     assert_eq!(doc["excluded"][0]["rule_id"], "SDWAN-LIC-001");
     assert_eq!(doc["excluded"][0]["by"][0], "SDWAN-LIC-003");
+}
+
 /// `--redact` covers a failed run's reason too: it names the path given.
 #[test]
 fn redact_covers_the_reason_of_a_failed_run() {
