@@ -40,7 +40,9 @@ pub fn expand(args: &[PathBuf]) -> Vec<Result<PathBuf, (PathBuf, String)>> {
     out
 }
 
-/// A report for a bundle that could not be diagnosed at all.
+/// A report for a bundle that could not be diagnosed at all: `message`,
+/// which names the bundle, is its `reason` (and, for the human output,
+/// its one warning).
 pub fn failed_report(bundle: &Path, message: String) -> Report {
     Report {
         schema_version: SCHEMA_VERSION,
@@ -56,10 +58,14 @@ pub fn failed_report(bundle: &Path, message: String) -> Report {
         not_applicable: Vec::new(),
         unrecognized_files: Vec::new(),
         files: Vec::new(),
-        warnings: vec![ReportWarning { path: None, message }],
+        warnings: vec![ReportWarning {
+            path: None,
+            message: message.clone(),
+        }],
         disabled: Vec::new(),
         profile: Vec::new(),
         failed: true,
+        reason: Some(message),
     }
 }
 
@@ -75,7 +81,10 @@ pub fn diagnose_guarded(engine: &Engine, bundle: &Path, options: &RunOptions) ->
                 .unwrap_or("unknown");
             failed_report(
                 bundle,
-                format!("internal error while diagnosing this bundle ({what}); please report it"),
+                format!(
+                    "internal error while diagnosing {} ({what}); please report it",
+                    bundle.display()
+                ),
             )
         },
     )
@@ -166,7 +175,7 @@ pub fn summary(reports: &[Report]) -> String {
         }
     }
     for r in reports.iter().filter(|r| r.failed) {
-        let why = r.warnings.first().map_or("", |w| w.message.as_str());
+        let why = r.reason.as_deref().unwrap_or_default();
         out.push_str(&format!("  failed: {} ({why})\n", r.bundle));
     }
     out

@@ -229,6 +229,7 @@ impl Redactor {
         for n in &mut report.not_applicable {
             n.reason = self.redact(&n.reason);
         }
+        report.reason = report.reason.as_deref().map(|r| self.redact(r));
     }
 }
 

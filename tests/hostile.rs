@@ -1,7 +1,10 @@
 //! Hostile and broken bundles: no panic, no hang, nothing written, every
 //! skipped or cut file listed with its reason, findings from the readable
 //! parts still reported, exit code 2 only when nothing could be read. The
-//! archives are made inside each test, in a temporary directory.
+//! archives are made inside each test, in a temporary directory. Every
+//! report, failed or not, matches the published schema.
+
+mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,13 +20,15 @@ const AUTH_FAILURE: &str = "13-Jan-2023 17:29:03,491 IST ERROR [vm] [SmartLicens
 
 fn diagnose_with(path: &Path, limits: Limits) -> Report {
     let engine = Engine::new(load_layers(true, &[], None).unwrap());
-    engine.diagnose(
+    let report = engine.diagnose(
         path,
         &RunOptions {
             limits,
             ..RunOptions::default()
         },
-    )
+    );
+    common::schema::assert_report_valid(&report, &format!("the report of {}", path.display()));
+    report
 }
 
 fn diagnose(path: &Path) -> Report {

@@ -1127,12 +1127,7 @@ fn run_job(shared: &Shared, id: &str) {
     shared.mean_job_ms.store((old * 7 + elapsed) / 8, Ordering::Relaxed);
     let end = Finished {
         status: if report.failed { Status::Failed } else { Status::Done },
-        error: report.failed.then(|| {
-            report
-                .warnings
-                .first()
-                .map_or_else(|| "the bundle could not be read".to_string(), |w| w.message.clone())
-        }),
+        error: report.reason.clone(),
         diagnoses: report.diagnoses.iter().map(|d| d.rule_id.clone()).collect(),
         result: Some(report.to_json()),
         rules_version: set.version.clone(),
