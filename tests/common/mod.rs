@@ -64,6 +64,7 @@ pub fn run(
         ..RunOptions::default()
     };
     let report = engine.diagnose_files("t", &files, &options);
+    schema::assert_report_valid(&report, &format!("the report of rule T-1 `{condition}`"));
     if let Some(d) = report.diagnoses.iter().find(|d| d.rule_id == "T-1") {
         Out {
             hit: "hit".into(),
