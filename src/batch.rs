@@ -58,7 +58,10 @@ pub fn diagnose_guarded(engine: &Engine, bundle: &Path, options: &RunOptions) ->
                 .unwrap_or("unknown");
             failed_report(
                 bundle,
-                format!("internal error while diagnosing this bundle ({what}); please report it"),
+                format!(
+                    "internal error while diagnosing {} ({what}); please report it",
+                    bundle.display()
+                ),
             )
         },
     )

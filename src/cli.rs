@@ -922,6 +922,17 @@ fn tally(outcomes: &[TestOutcome]) -> Vec<RuleTally> {
 /// Runs every test of the rules of a knowledge base whose file is under one
 /// of `only` (all rules when `only` is empty).
 pub fn run_rule_tests(kb: KnowledgeBase, only: &[PathBuf]) -> Vec<TestOutcome> {
+    run_rule_tests_with(kb, only, |_, _| {})
+}
+
+/// [`run_rule_tests`], handing each test's outcome and the whole report it
+/// was decided on to `each` (the tests check every report against the
+/// published JSON schema without running the rule tests twice).
+pub fn run_rule_tests_with(
+    kb: KnowledgeBase,
+    only: &[PathBuf],
+    mut each: impl FnMut(&TestOutcome, &Report),
+) -> Vec<TestOutcome> {
     let wanted: Vec<(String, Vec<crate::rules::RuleTest>)> = kb
         .rules
         .iter()
@@ -959,14 +970,16 @@ pub fn run_rule_tests(kb: KnowledgeBase, only: &[PathBuf]) -> Vec<TestOutcome> {
             } else {
                 (Expect::NoHit, "the condition is false".to_string())
             };
-            out.push(TestOutcome {
+            let outcome = TestOutcome {
                 rule_id: id.clone(),
                 name: t.name.clone(),
                 expect: t.expect,
                 got,
                 passed: got == t.expect,
                 detail,
-            });
+            };
+            each(&outcome, &report);
+            out.push(outcome);
         }
     }
     out

@@ -205,13 +205,25 @@ impl Engine {
                 message: w.message,
             }));
         if files.is_empty() {
+            let name = bundle.display().to_string();
+            let reason = match report.warnings.first() {
+                None => format!("{name} holds no file to read"),
+                Some(w) => match w.path.as_deref() {
+                    Some(path) if path == name => format!("{path}: {}", w.message),
+                    Some(path) => format!("no file of {name} could be read ({path}: {})", w.message),
+                    None => format!("no file of {name} could be read ({})", w.message),
+                },
+            };
             if report.warnings.is_empty() {
                 report.warnings.push(ReportWarning {
                     path: None,
-                    message: format!("{} holds no file to read", bundle.display()),
+                    message: reason.clone(),
                 });
             }
             report.failed = true;
+            // As a failed document of a batch says it (batch::failed_report).
+            report.verdict = format!("failed: {reason}");
+            report.reason = Some(reason);
         }
         (report, reason)
     }

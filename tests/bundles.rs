@@ -1,6 +1,9 @@
 //! Bundle shapes: archives of every supported kind, nested, compressed
 //! members, wrong extensions and damaged archives. The archives are made
-//! inside each test, in a temporary directory.
+//! inside each test, in a temporary directory. Every report matches the
+//! published schema.
+
+mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -23,7 +26,9 @@ fn engine() -> Engine {
 }
 
 fn diagnose(path: &Path) -> Report {
-    engine().diagnose(path, &RunOptions::default())
+    let report = engine().diagnose(path, &RunOptions::default());
+    common::schema::assert_report_valid(&report, &format!("the report of {}", path.display()));
+    report
 }
 
 fn rule_ids(r: &Report) -> Vec<&str> {

@@ -16,8 +16,8 @@ fn seed_bundle_is_diagnosed_as_lic_001_first() {
         .get_output()
         .stdout
         .clone();
-    let doc: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
-    assert_eq!(doc["schema_version"], 1);
+    let doc = common::schema::assert_valid_text(&String::from_utf8(out).unwrap(), "`diagnose` of the seed");
+    assert_eq!(doc["schema_version"], triage::report::SCHEMA_VERSION);
     let first = &doc["diagnoses"][0];
     assert_eq!(first["rule_id"], "SDWAN-LIC-001");
     assert_eq!(first["explains"][0], "SDWAN-SYM-001");
@@ -197,13 +197,14 @@ fn bad_input_in_json_is_a_failed_document_with_a_reason() {
         assert_eq!(doc[key], serde_json::json!([]), "{key}");
     }
     assert_eq!(doc["rules_evaluated"], 0);
-    // A run that did not fail has no `reason`.
+    // A run that did not fail says so: `failed` false, `reason` null.
     let out = triage()
         .args(["diagnose", "corpus/healthy/bundle", "--format", "json"])
         .output()
         .unwrap();
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(doc.get("reason").is_none() && doc.get("failed").is_none());
+    assert_eq!(doc["reason"], serde_json::Value::Null);
+    assert_eq!(doc["failed"], false);
 }
 
 /// Several bundles in text: a bad one is an error on stderr and a line of
@@ -325,7 +326,7 @@ remediation = "-"
         .arg(dir.path())
         .output()
         .unwrap();
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = common::schema::assert_valid_text(&String::from_utf8(out.stdout).unwrap(), "`diagnose --rules`");
     assert!(doc["diagnoses"]
         .as_array()
         .unwrap()
@@ -418,7 +419,7 @@ fn a_regex_too_large_with_unicode_fails_check_and_a_run_warns_when_text_needs_it
             .arg(bundle.path())
             .output()
             .unwrap();
-        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let doc = common::schema::assert_valid_text(&String::from_utf8(out.stdout).unwrap(), "`diagnose --rules`");
         doc["warnings"]
             .as_array()
             .unwrap()
@@ -493,7 +494,7 @@ fn profile_reports_candidates_matches_and_time_per_rule() {
         ])
         .output()
         .unwrap();
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = common::schema::assert_valid_text(&String::from_utf8(out.stdout).unwrap(), "`diagnose --profile`");
     let profile = doc["profile"].as_array().expect("a profile");
     assert_eq!(profile.len(), doc["rules_evaluated"].as_u64().unwrap() as usize);
     let millis: Vec<f64> = profile.iter().map(|p| p["millis"].as_f64().unwrap()).collect();
@@ -501,13 +502,13 @@ fn profile_reports_candidates_matches_and_time_per_rule() {
     let offload = profile.iter().find(|p| p["rule_id"] == "SDWAN-INFO-001").unwrap();
     assert_eq!(offload["matches"], 4);
     assert!(offload["candidates"].as_u64().unwrap() >= 4);
-    // Without --profile there is no profile.
+    // Without --profile the profile is empty.
     let out = triage()
         .args(["diagnose", "corpus/seed-lic-001/bundle", "--format", "json"])
         .output()
         .unwrap();
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(doc.get("profile").is_none());
+    let doc = common::schema::assert_valid_text(&String::from_utf8(out.stdout).unwrap(), "`diagnose`");
+    assert_eq!(doc["profile"], serde_json::json!([]));
 }
 
 #[test]
@@ -527,7 +528,7 @@ fn redact_replaces_addresses_hosts_and_users_consistently() {
     ] {
         assert!(!text.contains(secret), "{secret} is still in the report");
     }
-    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let doc = common::schema::assert_valid_text(&text, "`diagnose --redact`");
     let first = &doc["diagnoses"][0];
     assert_eq!(first["rule_id"], "SDWAN-LIC-001");
     assert!(first["message"].as_str().unwrap().contains("'<user-1>'"));

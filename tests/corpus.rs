@@ -3,7 +3,11 @@
 //! `corpus/<case>/bundle` is diagnosed with the built-in knowledge base and
 //! the JSON document is compared with `corpus/<case>/expected.json`. After
 //! an intended change, rewrite the expectations with
-//! `TRIAGE_BLESS=1 cargo test --test corpus` and review the diff.
+//! `TRIAGE_BLESS=1 cargo test --test corpus` and review the diff. Each
+//! report is also checked against the published schema, so a blessed
+//! expectation is always a valid document.
+
+mod common;
 
 use std::path::Path;
 
@@ -34,6 +38,7 @@ fn corpus_bundles_give_their_expected_reports() {
     for case in cases {
         let bundle = case.join("bundle");
         let report = engine.diagnose(&bundle, &RunOptions::default());
+        common::schema::assert_report_valid(&report, &format!("the report of {}", bundle.display()));
         let actual = report.to_json() + "\n";
         let expected_path = case.join("expected.json");
         if bless {

@@ -2,7 +2,10 @@
 //! skipped or cut file listed with its reason, findings from the readable
 //! parts still reported, exit code 2 only when nothing could be read or no
 //! file was recognised. The archives are made inside each test, in a
-//! temporary directory.
+//! temporary directory. Every report, failed or not, matches the published
+//! schema.
+
+mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,13 +21,15 @@ const AUTH_FAILURE: &str = "13-Jan-2023 17:29:03,491 IST ERROR [vm] [SmartLicens
 
 fn diagnose_with(path: &Path, limits: Limits) -> Report {
     let engine = Engine::new(load_layers(true, &[], None).unwrap());
-    engine.diagnose(
+    let report = engine.diagnose(
         path,
         &RunOptions {
             limits,
             ..RunOptions::default()
         },
-    )
+    );
+    common::schema::assert_report_valid(&report, &format!("the report of {}", path.display()));
+    report
 }
 
 fn diagnose(path: &Path) -> Report {

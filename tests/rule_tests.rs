@@ -1,9 +1,12 @@
 //! The knowledge base's own checks: it loads without a problem, and every
-//! `[[test]]` of every built-in rule passes.
+//! `[[test]]` of every built-in rule passes, with a report that matches
+//! the published schema.
+
+mod common;
 
 use std::path::Path;
 
-use triage::cli::run_rule_tests;
+use triage::cli::run_rule_tests_with;
 use triage::rules::load_layers;
 
 fn builtin() -> triage::rules::KnowledgeBase {
@@ -45,7 +48,12 @@ fn issue_rules_exist_with_hit_and_no_hit_tests() {
 
 #[test]
 fn every_rule_test_passes() {
-    let outcomes = run_rule_tests(builtin(), &[]);
+    let outcomes = run_rule_tests_with(builtin(), &[], |outcome, report| {
+        common::schema::assert_report_valid(
+            report,
+            &format!("the report of rule test {} / {}", outcome.rule_id, outcome.name),
+        );
+    });
     assert!(outcomes.len() >= 25, "only {} rule tests ran", outcomes.len());
     let failed: Vec<String> = outcomes
         .iter()

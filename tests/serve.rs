@@ -41,6 +41,7 @@ fn an_uploaded_bundle_gets_the_same_report_as_diagnose() {
         .unwrap();
     let mut expected: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     expected["bundle"] = "seed.tgz".into();
+    common::schema::assert_valid(&job["result"], "the service's result");
     assert_eq!(job["result"], expected);
     let (status, report) = server.get(&format!("/v1/bundles/{id}/report"));
     assert_eq!(status, 200);
@@ -245,6 +246,8 @@ fn bad_uploads_get_a_clear_answer_and_leave_nothing_behind() {
     assert_eq!(job["status"], "failed", "{job}");
     assert!(!job["error"].as_str().unwrap().is_empty());
     assert_eq!(job["result"]["failed"], true);
+    assert_eq!(job["result"]["reason"], job["error"]);
+    common::schema::assert_valid(&job["result"], "the service's result for a failed bundle");
 
     wait_until_gone(&server.data.join("uploads").join(&id));
     let uploads: Vec<_> = std::fs::read_dir(server.data.join("uploads"))

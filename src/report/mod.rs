@@ -1,8 +1,11 @@
 //! The result of a run, and the printers that turn it into text.
 //!
 //! [`Report`] is the one document every printer reads: the human printer
-//! renders it with miette, the JSON printer serialises it as is (its
-//! fields are the documented JSON schema).
+//! renders it with miette, the JSON printer serialises it as is. Its
+//! shape is a published contract: `docs/report.schema.json` (every object
+//! closed, so a field added here without the schema fails the tests) and
+//! `docs/REPORT.md`. Every field is always written, `null` or `[]` when
+//! there is nothing, so a consumer never has to tell "absent" from "empty".
 
 pub mod human;
 pub mod paths;
@@ -12,8 +15,9 @@ use serde::Serialize;
 
 use crate::rules::Severity;
 
-/// Version of the JSON document; bumped on incompatible changes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the JSON document, the last part of the schema's `$id`;
+/// bumped whenever a field is added, removed or changes meaning.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// A line of a bundle file that supports a diagnosis.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -25,10 +29,9 @@ pub struct Evidence {
     /// The record's text.
     pub text: String,
     /// Byte ranges of `text` that the rule matched.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub highlights: Vec<std::ops::Range<usize>>,
-    /// The record's time, RFC 3339 UTC.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The record's time, RFC 3339 UTC; `None` when the record has none or
+    /// it cannot be completed.
     pub time: Option<String>,
     /// The query that matched it.
     pub query: String,
@@ -98,7 +101,6 @@ pub struct Diagnosis {
     /// The rule file.
     pub rule_file: String,
     /// What local tuning changed in the rule (`--tune`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tuned: Vec<String>,
 }
 
@@ -123,7 +125,6 @@ pub struct Inconclusive {
     /// What is missing.
     pub missing: Vec<MissingSource>,
     /// Why, when it is not a missing source.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     /// Whether deciding it matters for what this bundle shows (a possible
     /// cause of a symptom no found cause explains, an alternative to a
@@ -133,7 +134,6 @@ pub struct Inconclusive {
     /// Why it is relevant.
     pub relevant_because: Option<String>,
     /// What local tuning changed in the rule (`--tune`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tuned: Vec<String>,
 }
 
@@ -168,7 +168,6 @@ pub struct FileEntry {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ReportWarning {
     /// Where, if about one file.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// What happened.
     pub message: String,
@@ -225,19 +224,15 @@ pub struct Report {
     /// Files skipped or cut, and other notes.
     pub warnings: Vec<ReportWarning>,
     /// Rules turned off by local tuning (`--tune`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub disabled: Vec<crate::tune::DisabledRule>,
     /// Cost per rule, slowest first (`--profile` only).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub profile: Vec<RuleCost>,
     /// True when the bundle gave nothing to diagnose: the path is missing
-    /// or unreadable, or no file in it was recognised (only written when
-    /// true). Such a report holds no diagnosis and no collection list.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    /// or unreadable, or no file in it was recognised. Such a report holds
+    /// no diagnosis and no collection list.
     pub failed: bool,
-    /// Why the run failed, for a person: what, where, and what to do
-    /// (only written when `failed`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Why the run failed, for a person: what, where, and what to do;
+    /// `Some` exactly when `failed`.
     pub reason: Option<String>,
 }
 

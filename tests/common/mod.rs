@@ -88,6 +88,7 @@ pub fn run(
         ..RunOptions::default()
     };
     let report = engine.diagnose_files("t", &files, &options);
+    schema::assert_report_valid(&report, &format!("the report of rule T-1 `{condition}`"));
     if let Some(d) = report.diagnoses.iter().find(|d| d.rule_id == "T-1") {
         Out {
             hit: "hit".into(),
@@ -135,10 +136,15 @@ pub fn json_of(args: &[&str]) -> serde_json::Value {
 }
 
 /// The JSON document `triage ARGS` prints, asserting its exit code (1 when
-/// `diagnose` finds something).
+/// `diagnose` finds something); a report of `diagnose` is also checked
+/// against the published schema.
 pub fn json_exiting(args: &[&str], code: i32) -> serde_json::Value {
     let out = triage().args(args).assert().code(code).get_output().stdout.clone();
-    serde_json::from_slice(&out).expect("valid JSON")
+    let text = String::from_utf8(out).expect("UTF-8");
+    if args.first() == Some(&"diagnose") {
+        return schema::assert_valid_text(&text, &format!("`triage {}`", args.join(" ")));
+    }
+    serde_json::from_str(&text).expect("valid JSON")
 }
 
 /// How the browser tests start chromium: headless, as root in a container,
@@ -177,6 +183,7 @@ pub fn chromium() -> Option<std::path::PathBuf> {
     found
 }
 
+pub mod schema;
 pub mod server;
 
 // A knowledge base that exercises the report's judgement: a cause with
