@@ -568,33 +568,53 @@ impl Evaluation<'_> {
         }
     }
 
-    fn render_message(&self, ri: usize, rule: &Rule) -> String {
+    /// The rule's message with its values filled in. `evidence` holds the
+    /// queries whose matches made the rule fire: a segment stating a value
+    /// of a query of the condition that did not (a SYN count when the rule
+    /// fired on a logged timeout) is left out, as the value is not why.
+    fn render_message(&self, ri: usize, rule: &Rule, evidence: &[usize]) -> String {
         if rule.compiled.message.is_empty() {
             return rule.title.clone();
         }
+        let mut in_condition = BTreeSet::new();
+        condition_queries(&rule.compiled.cond, &mut in_condition);
+        let context = MessageContext {
+            ri,
+            rule,
+            evidence: evidence.iter().copied().collect(),
+            in_condition,
+        };
         let mut out = String::new();
-        self.render_parts(ri, rule, &rule.compiled.message, false, &mut out);
-        tidy_message(&out)
+        let rendered = self.render_parts(&context, &rule.compiled.message, false, &mut out);
+        if rendered.trailing_dropped {
+            // "…: {?…}{?…}" with every segment left out: no dangling colon.
+            while out.ends_with([' ', ':', ',', ';']) {
+                out.pop();
+            }
+        }
+        out
     }
 
-    /// Renders template parts into `out`. Returns whether every value the
-    /// parts state directly is known, and whether they state any (a value,
-    /// or a nested segment that was shown): a `{?…}` segment is shown only
-    /// when both hold.
+    /// Renders template parts into `out`: a `{?…}` segment is shown only
+    /// when every value it states directly is known and it states one (a
+    /// value, or a nested segment that was shown).
     fn render_parts(
         &self,
-        ri: usize,
-        rule: &Rule,
+        cx: &MessageContext<'_>,
         parts: &[Placeholder],
         in_segment: bool,
         out: &mut String,
-    ) -> (bool, bool) {
-        let mut known = true;
-        let mut stated = false;
+    ) -> Rendered {
+        let mut rendered = Rendered {
+            known: true,
+            stated: false,
+            trailing_dropped: false,
+        };
         // Segments since the last text: when some were left out and none
         // shown, the next shown one opens the list.
         let (mut shown_since_text, mut dropped_since_text) = (false, false);
         for p in parts {
+            rendered.trailing_dropped = false;
             match p {
                 Placeholder::Text(t) => {
                     out.push_str(t);
@@ -602,20 +622,24 @@ impl Evaluation<'_> {
                 }
                 Placeholder::Segment(inner) => {
                     let mut text = String::new();
-                    if let (true, true) = self.render_parts(ri, rule, inner, true, &mut text) {
+                    let segment = self.render_parts(cx, inner, true, &mut text);
+                    if segment.known && segment.stated {
                         push_segment(out, &text, dropped_since_text && !shown_since_text);
-                        stated = true;
+                        rendered.stated = true;
                         shown_since_text = true;
-                    } else if opens_list(inner) {
-                        dropped_since_text = true;
+                    } else {
+                        rendered.trailing_dropped = true;
+                        if opens_list(inner) {
+                            dropped_since_text = true;
+                        }
                     }
                 }
                 value => {
-                    stated = true;
-                    match self.placeholder_value(ri, rule, value, in_segment) {
+                    rendered.stated = true;
+                    match self.placeholder_value(cx, value, in_segment) {
                         Some(v) => out.push_str(&v),
                         None => {
-                            known = false;
+                            rendered.known = false;
                             if !in_segment {
                                 out.push('?');
                             }
@@ -624,13 +648,26 @@ impl Evaluation<'_> {
                 }
             }
         }
-        (known, stated)
+        rendered
     }
 
     /// The text of one value; `None` when it is unknown. In a segment a
-    /// count is known only when its source is in the bundle and it is not
-    /// zero, so that the segment is left out rather than saying "0 in X".
-    fn placeholder_value(&self, ri: usize, rule: &Rule, p: &Placeholder, in_segment: bool) -> Option<String> {
+    /// value is known only when it says something the bundle shows: a count
+    /// above zero of a source the bundle has, and a query of the condition
+    /// only when its matches made the rule fire.
+    fn placeholder_value(&self, cx: &MessageContext<'_>, p: &Placeholder, in_segment: bool) -> Option<String> {
+        let (ri, rule) = (cx.ri, cx.rule);
+        let query = match p {
+            Placeholder::Count(q) | Placeholder::Capture(q, _) | Placeholder::List(q, _) | Placeholder::Field(q, _) => {
+                Some(*q)
+            }
+            _ => None,
+        };
+        if let (true, Some(q)) = (in_segment, query) {
+            if cx.in_condition.contains(&q) && !cx.evidence.contains(&q) {
+                return None;
+            }
+        }
         match p {
             Placeholder::Text(t) => Some(t.clone()),
             Placeholder::Segment(_) => None,
@@ -640,13 +677,16 @@ impl Evaluation<'_> {
                 (!in_segment || (n > 0 && !absent)).then(|| n.to_string())
             }
             Placeholder::Capture(q, name) => self.first_value(ri, *q, name),
-            Placeholder::Fallback(inner, fallback) => Some(
-                self.placeholder_value(ri, rule, inner, in_segment)
-                    .unwrap_or_else(|| fallback.clone()),
-            ),
+            // In a segment the fallback never makes the value known: the
+            // segment is for what the bundle shows.
+            Placeholder::Fallback(inner, fallback) => match self.placeholder_value(cx, inner, in_segment) {
+                Some(v) => Some(v),
+                None if in_segment => None,
+                None => Some(fallback.clone()),
+            },
             Placeholder::List(q, field) => {
-                let values = self.list_values(ri, rule, *q, field);
-                (!values.is_empty()).then(|| join_values(&values))
+                let (values, incomplete) = self.list_values(ri, rule, *q, field);
+                (!values.is_empty()).then(|| join_values(&values, incomplete))
             }
             Placeholder::Field(q, f) => {
                 let first = self.matches_of(ri, *q).and_then(|m| m.evidence.first())?;
@@ -655,7 +695,20 @@ impl Evaluation<'_> {
                     FieldRef::Text => Some(first.text.clone()),
                     FieldRef::File => Some(first.file.clone()),
                     FieldRef::Line => Some(first.line.to_string()),
-                    FieldRef::Time => first.time.and_then(|t| t.resolve(self.collected_at)).map(format_time),
+                    // The earliest match's time, wherever it was kept: a
+                    // rotated log read after the current one is earlier.
+                    // (Times are kept for every match only when the
+                    // condition compares them; else the kept evidence's.)
+                    FieldRef::Time => {
+                        let earliest = self.times(ri, *q).and_then(|t| t.first().copied()).or_else(|| {
+                            self.matches_of(ri, *q)?
+                                .evidence
+                                .iter()
+                                .filter_map(|e| e.time.and_then(|t| t.resolve(self.collected_at)))
+                                .min()
+                        });
+                        earliest.map(format_time)
+                    }
                     FieldRef::Message => match format.message_field {
                         Some(i) => self.first_value(ri, *q, &format.fields[i].name),
                         None => Some(first.text.clone()),
@@ -668,11 +721,13 @@ impl Evaluation<'_> {
 
     /// The different values of a field among a query's matches, sorted
     /// (every match's, counted during the scan), or of a capture (the kept
-    /// evidence's, in the order found).
-    fn list_values(&self, ri: usize, rule: &Rule, q: usize, field: &ListField) -> Vec<String> {
+    /// evidence's, in the order found); and whether matches beyond the kept
+    /// evidence may hold more.
+    fn list_values(&self, ri: usize, rule: &Rule, q: usize, field: &ListField) -> (Vec<String>, bool) {
         let Some(m) = self.matches_of(ri, q) else {
-            return Vec::new();
+            return (Vec::new(), false);
         };
+        let beyond_evidence = m.count > m.evidence.len() as u64;
         match field {
             ListField::Field(f) => {
                 let mut values: Vec<String> = m
@@ -681,6 +736,7 @@ impl Evaluation<'_> {
                     .find(|(g, _)| g == f)
                     .map(|(_, set)| set.iter().cloned().collect())
                     .unwrap_or_default();
+                let mut incomplete = false;
                 if values.is_empty() {
                     // Built-in fields (file, line) are not counted: read the evidence.
                     let name = match f {
@@ -699,10 +755,11 @@ impl Evaluation<'_> {
                         };
                         values.extend(v);
                     }
+                    incomplete = beyond_evidence;
                 }
                 values.sort();
                 values.dedup();
-                values
+                (values, incomplete)
             }
             ListField::Capture(name) => {
                 let mut values: Vec<String> = Vec::new();
@@ -713,7 +770,7 @@ impl Evaluation<'_> {
                         }
                     }
                 }
-                values
+                (values, beyond_evidence)
             }
         }
     }
@@ -723,6 +780,8 @@ impl Evaluation<'_> {
     fn alternatives(&self, ri: usize, rule: &Rule) -> Vec<AlternativeCause> {
         rule.alternatives
             .iter()
+            // One that names no loaded rule is reported by `check` (E301).
+            .filter(|a| self.engine.kb.rule(&a.rule).is_some())
             .filter(|a| {
                 let ruled_out = a
                     .unless
@@ -806,18 +865,18 @@ impl Evaluation<'_> {
         let not_applicable = self.not_applicable(rule);
         let outcome = self.evaluate(ri);
         let excluded_by: Vec<String> = if outcome.truth == Truth::True && not_applicable.is_none() {
-            self.engine
-                .kb
+            // The same judgement as the report's: every rule that fires.
+            let kb = &self.engine.kb;
+            let fired: BTreeSet<&str> = kb
                 .rules
                 .iter()
                 .enumerate()
                 .filter(|(other, r)| {
-                    r.excludes.contains(&rule.id)
-                        && self.not_applicable(r).is_none()
-                        && self.evaluate(*other).truth == Truth::True
+                    *other == ri || (self.not_applicable(r).is_none() && self.evaluate(*other).truth == Truth::True)
                 })
-                .map(|(_, r)| r.id.clone())
-                .collect()
+                .map(|(_, r)| r.id.as_str())
+                .collect();
+            exclusions(kb, &fired).remove(&rule.id).unwrap_or_default()
         } else {
             Vec::new()
         };
@@ -877,7 +936,8 @@ impl Evaluation<'_> {
             rule_file: rule.origin.clone(),
             outcome: outcome_name.to_string(),
             excluded_by,
-            message: matches!(outcome_name, "hit" | "excluded").then(|| self.render_message(ri, rule)),
+            message: matches!(outcome_name, "hit" | "excluded")
+                .then(|| self.render_message(ri, rule, &outcome.evidence_queries)),
             not_applicable,
             collected_at: self.collected_at.map(format_time),
             condition: rule.condition.trim().to_string(),
@@ -1089,7 +1149,7 @@ impl Evaluation<'_> {
                             rule_id: rule.id.clone(),
                             title: rule.title.clone(),
                             severity: rule.severity,
-                            message: self.render_message(ri, rule),
+                            message: self.render_message(ri, rule, &outcome.evidence_queries),
                             remediation: rule.remediation.trim().to_string(),
                             references: rule.references.clone(),
                             evidence,
@@ -1222,40 +1282,40 @@ impl Evaluation<'_> {
     }
 }
 
-/// Removes the fired rules that a fired, more specific rule `excludes`,
-/// and says which and why. Rules are taken most severe first, so of two
-/// rules that exclude each other the first one stays.
-fn apply_exclusions(kb: &KnowledgeBase, fired: &mut BTreeMap<String, Diagnosis>) -> Vec<Excluded> {
-    let mut order: Vec<(crate::rules::Severity, String)> =
-        fired.values().map(|d| (d.severity, d.rule_id.clone())).collect();
-    order.sort();
-    let mut excluded: BTreeMap<String, Excluded> = BTreeMap::new();
-    for (_, id) in &order {
-        if excluded.contains_key(id) {
-            continue;
-        }
-        let Some(rule) = kb.rule(id) else { continue };
+/// Which fired rules a fired, more specific rule `excludes`, and by whom.
+/// Two fired rules that exclude each other are decided evidence that
+/// contradicts itself: neither is excluded, both are shown. The answer
+/// does not depend on the order of the rules.
+fn exclusions(kb: &KnowledgeBase, fired: &BTreeSet<&str>) -> BTreeMap<String, Vec<String>> {
+    let excludes = |by: &str, target: &str| kb.rule(by).is_some_and(|r| r.excludes.iter().any(|t| t == target));
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for by in fired {
+        let Some(rule) = kb.rule(by) else { continue };
         for target in &rule.excludes {
-            if target == id {
-                continue;
-            }
-            if let Some(d) = fired.get(target) {
-                excluded
-                    .entry(target.clone())
-                    .or_insert_with(|| Excluded {
-                        rule_id: target.clone(),
-                        title: d.title.clone(),
-                        by: Vec::new(),
-                    })
-                    .by
-                    .push(id.clone());
+            if target != by && fired.contains(target.as_str()) && !excludes(target, by) {
+                out.entry(target.clone()).or_default().push(by.to_string());
             }
         }
     }
-    for id in excluded.keys() {
-        fired.remove(id);
-    }
-    excluded.into_values().collect()
+    out
+}
+
+/// Removes the fired rules that a fired, more specific rule `excludes`,
+/// and says which and why.
+fn apply_exclusions(kb: &KnowledgeBase, fired: &mut BTreeMap<String, Diagnosis>) -> Vec<Excluded> {
+    let ids: BTreeSet<&str> = fired.keys().map(String::as_str).collect();
+    let found = exclusions(kb, &ids);
+    found
+        .into_iter()
+        .filter_map(|(id, by)| {
+            let d = fired.remove(&id)?;
+            Some(Excluded {
+                rule_id: id,
+                title: d.title,
+                by,
+            })
+        })
+        .collect()
 }
 
 /// Root causes over symptoms: fills `explains` and `explained_by` from the
@@ -1420,16 +1480,7 @@ fn order_diagnoses(fired: BTreeMap<String, Diagnosis>) -> Vec<Diagnosis> {
     let mut out = Vec::new();
     let mut placed = BTreeSet::new();
     for root in roots {
-        if placed.insert(root.rule_id.clone()) {
-            out.push(root.clone());
-        }
-        for id in &root.explains {
-            if placed.insert(id.clone()) {
-                if let Some(d) = fired.get(id) {
-                    out.push(d.clone());
-                }
-            }
-        }
+        place(root, &fired, &mut placed, &mut out);
     }
     // Cycles of `explains` leave rules unplaced: keep them, never drop one.
     let mut rest: Vec<&Diagnosis> = fired.values().filter(|d| !placed.contains(&d.rule_id)).collect();
@@ -1438,17 +1489,69 @@ fn order_diagnoses(fired: BTreeMap<String, Diagnosis>) -> Vec<Diagnosis> {
     out
 }
 
+/// What rendering a message needs besides the parts.
+struct MessageContext<'a> {
+    ri: usize,
+    rule: &'a Rule,
+    /// Queries whose matches made the rule fire.
+    evidence: BTreeSet<usize>,
+    /// Queries the condition uses.
+    in_condition: BTreeSet<usize>,
+}
+
+/// What rendering some parts gave.
+struct Rendered {
+    /// Every value stated directly is known.
+    known: bool,
+    /// Some value was stated, or a nested segment shown.
+    stated: bool,
+    /// The last part was a segment left out.
+    trailing_dropped: bool,
+}
+
+/// The queries a condition uses.
+fn condition_queries(c: &CCond, out: &mut BTreeSet<usize>) {
+    let operand = |o: &COperand, out: &mut BTreeSet<usize>| match o {
+        COperand::Count(q) => {
+            out.insert(*q);
+        }
+        COperand::Distinct(fields) => out.extend(fields.iter().map(|(q, _)| *q)),
+        COperand::Int(_) => {}
+    };
+    match c {
+        CCond::Any(q) | CCond::None(q) | CCond::WithinCollection(q, _) => {
+            out.insert(*q);
+        }
+        CCond::All(q, v) | CCond::Within(q, _, v) | CCond::Then(q, v, _) => {
+            out.extend([*q, *v]);
+        }
+        CCond::Compare(a, _, b) => {
+            operand(a, out);
+            operand(b, out);
+        }
+        CCond::AnyOf(items) => items.iter().for_each(|i| condition_queries(i, out)),
+        CCond::And(x, y) | CCond::Or(x, y) => {
+            condition_queries(x, out);
+            condition_queries(y, out);
+        }
+        CCond::Not(x) => condition_queries(x, out),
+    }
+}
+
 /// Values listed in a message before the rest are only counted.
 const LISTED_VALUES: usize = 10;
 
-/// `a, b and c`; past [`LISTED_VALUES`], `a, b, … and 12 more`.
-fn join_values(values: &[String]) -> String {
+/// `a, b and c`; past [`LISTED_VALUES`], `a, b, … and 12 more`; when the
+/// list may lack values (matches past the kept evidence), `a, b, …`.
+fn join_values(values: &[String], incomplete: bool) -> String {
     let shown = &values[..values.len().min(LISTED_VALUES)];
     let rest = values.len() - shown.len();
-    match (shown, rest) {
-        ([one], 0) => one.clone(),
-        ([init @ .., last], 0) => format!("{} and {last}", init.join(", ")),
-        (all, n) => format!("{} and {n} more", all.join(", ")),
+    match (shown, rest, incomplete) {
+        (all, n, _) if n > 0 => format!("{} and {n} more", all.join(", ")),
+        (all, _, true) => format!("{}, …", all.join(", ")),
+        ([one], _, _) => one.clone(),
+        ([init @ .., last], _, _) => format!("{} and {last}", init.join(", ")),
+        ([], _, _) => String::new(),
     }
 }
 
@@ -1486,14 +1589,18 @@ fn push_segment(out: &mut String, text: &str, after_dropped: bool) {
     out.push_str(text);
 }
 
-/// A message whose segments were all left out can end in a dangling
-/// `:` or hold `()`: drop them.
-fn tidy_message(text: &str) -> String {
-    let mut out = text.replace(" ()", "").replace("()", "");
-    while out.ends_with([' ', ':', ',', ';']) {
-        out.pop();
+/// Places a diagnosis, then what it explains, depth first: a chain
+/// (wrong clock, expired certificate, "not trusted") stays together.
+fn place(d: &Diagnosis, fired: &BTreeMap<String, Diagnosis>, placed: &mut BTreeSet<String>, out: &mut Vec<Diagnosis>) {
+    if !placed.insert(d.rule_id.clone()) {
+        return;
     }
-    out
+    out.push(d.clone());
+    for id in &d.explains {
+        if let Some(next) = fired.get(id) {
+            place(next, fired, placed, out);
+        }
+    }
 }
 
 /// Whether sorted `times` has a value in `[lo, hi]`.

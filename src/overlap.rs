@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diagnostic::{Code, Problem};
 use crate::engine::{Engine, RunOptions};
-use crate::rules::{Expect, Rule, Severity};
+use crate::rules::{Expect, KnowledgeBase, Rule, Severity};
 
 /// A pair of rules found firing on shared evidence with no relation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,15 +34,27 @@ pub struct Overlap {
     pub place: String,
 }
 
-/// Whether either rule names the other in `explains`, `excludes` or
-/// `alternatives`.
-fn related(a: &Rule, b: &Rule) -> bool {
-    let names = |r: &Rule, id: &str| {
-        r.explains.iter().any(|t| t == id)
-            || r.excludes.iter().any(|t| t == id)
-            || r.alternatives.iter().any(|x| x.rule == id)
+/// Whether either rule names the other in `excludes` or `alternatives`,
+/// or explains it, directly or through a chain of `explains` (the report
+/// then places one under the other).
+fn related(kb: &KnowledgeBase, a: &Rule, b: &Rule) -> bool {
+    let names = |r: &Rule, id: &str| r.excludes.iter().any(|t| t == id) || r.alternatives.iter().any(|x| x.rule == id);
+    let explains = |from: &Rule, to: &str| {
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
+        let mut todo: Vec<&str> = from.explains.iter().map(String::as_str).collect();
+        while let Some(id) = todo.pop() {
+            if id == to {
+                return true;
+            }
+            if seen.insert(id) {
+                if let Some(r) = kb.rule(id) {
+                    todo.extend(r.explains.iter().map(String::as_str));
+                }
+            }
+        }
+        false
     };
-    names(a, &b.id) || names(b, &a.id)
+    names(a, &b.id) || names(b, &a.id) || explains(a, &b.id) || explains(b, &a.id)
 }
 
 /// Runs the `hit` tests of every rule and returns each unrelated pair of
@@ -76,7 +88,7 @@ pub fn find_overlaps(engine: &Engine) -> Vec<Overlap> {
                     continue;
                 };
                 let Some(other) = kb.rule(other_id) else { continue };
-                if related(rule, other) {
+                if related(kb, rule, other) {
                     continue;
                 }
                 let pair = if rule.id.as_str() < *other_id {

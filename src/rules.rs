@@ -414,6 +414,20 @@ pub fn load_with(files: &[KbFile], unicode: UnicodeForm) -> KnowledgeBase {
             .chain(rule.excludes.iter().map(|t| ("excludes", t)))
             .chain(rule.alternatives.iter().map(|a| ("alternatives", &a.rule)));
         for (key, target) in named {
+            if target == &rule.id {
+                let Some(file) = files.iter().find(|f| f.path == rule.origin) else {
+                    continue;
+                };
+                let problem = Problem::new(
+                    Code::UnknownExplains,
+                    format!("`{key}` names the rule itself"),
+                    last_id_span(&file.text, target),
+                    "this rule",
+                )
+                .with_help("name another rule: a rule cannot explain, exclude or be an alternative of itself");
+                add_problems(&mut problems, file, vec![problem]);
+                continue;
+            }
             if !rules.contains_key(target) {
                 let Some(file) = files.iter().find(|f| f.path == rule.origin) else {
                     continue;
@@ -461,6 +475,12 @@ struct MacroDef {
     kind: MacroKind,
     name: String,
     key_span: Range<usize>,
+}
+
+/// The bytes of the last `"id"` in a file: a reference after the rule's
+/// own `id` line.
+fn last_id_span(text: &str, id: &str) -> Range<usize> {
+    text.rfind(&format!("\"{id}\"")).map_or(0..0, |s| s..s + id.len() + 2)
 }
 
 /// The bytes of `"id"` (or `'id'`) in a rule or format file.
@@ -711,6 +731,27 @@ fn load_rule(
         used_macros,
         unicode,
     );
+    // An alternative's `unless` names one of the rule's queries; a source
+    // name compiles as a query but is no named one the engine can look up.
+    if let Some(compiled) = &compiled {
+        for name in &unless_names {
+            // (An unknown name was reported by the compiler already.)
+            if !compiled.named.contains_key(name.text.trim()) && formats.index(name.text.trim()).is_some() {
+                problems.push(
+                    Problem::new(
+                        Code::UnknownName,
+                        format!(
+                            "`unless` names the source `{}`, not a query of this rule",
+                            name.text.trim()
+                        ),
+                        name.whole_span(),
+                        "a source, not a named query",
+                    )
+                    .with_help("define the query under [queries] and name it here"),
+                );
+            }
+        }
+    }
     // Tests are worth asking for once the rule loads; before that they
     // would only bury the errors.
     if !problems.iter().any(|p| !p.code.is_lint()) {

@@ -201,3 +201,131 @@ fn codes_that_name_another_cause_do_not_read_as_lic_001() {
         assert!(!ids.contains(&"SDWAN-LIC-001"), "{code}: {ids:?}");
     }
 }
+
+/// The twelve records with the body left out of the two licensing errors:
+/// only the status wording says the request was refused.
+fn manager_log_without_body(wording: &str) -> String {
+    manager_log("inv", "", wording, 0)
+        .lines()
+        .map(|l| l.replace(r#" {"error":"inv"#, ""))
+        .map(|l| l.replace(r#"{"error":"inv"#, ""))
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+#[test]
+fn the_status_wording_alone_reads_as_lic_001_next_to_the_gui_error() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let engine = Engine::new(load_layers(true, &[], Some(&root.join("rules"))).expect("built-in rules load"));
+    let mut failures = Vec::new();
+    for wording in WORDINGS.iter().filter(|w| **w != "Failed to get access token") {
+        let log = manager_log_without_body(wording);
+        assert!(!log.contains("\"error\""), "{log}");
+        let files = vec![("var/log/nms/vmanage-server.log".to_string(), log)];
+        let report = engine.diagnose_files("status", &files, &RunOptions::default());
+        let first = report.diagnoses.first().map(|d| d.rule_id.as_str());
+        if first != Some("SDWAN-LIC-001") {
+            failures.push(format!("{wording:?}: first {first:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Bundles that look like the seed's but are not its cause (found by a
+/// review): each must not read as SDWAN-LIC-001 first.
+#[test]
+fn look_alikes_of_the_seed_evidence_are_not_lic_001() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let engine = Engine::new(load_layers(true, &[], Some(&root.join("rules"))).expect("built-in rules load"));
+    let line = |day: &str, class: &str, msg: &str| {
+        format!("{day}-Jan-2023 17:29:03,490 UTC ERROR [um8_vManage] [{class}] (default task-24) |default| {msg}\n")
+    };
+    let gui = |day: &str, body: &str| {
+        line(
+            day,
+            "SmartLicensingIntegrationRestfulResource",
+            &format!(
+                "Failed to authenticate Smart Account credentials.: Failed to authenticate user - 'admin'. {body}"
+            ),
+        )
+    };
+    let cases: Vec<(&str, Vec<(&str, String)>, Option<&str>)> = vec![
+        (
+            "a proxy refusing CONNECT with 403",
+            vec![(
+                "var/log/nms/vmanage-server.log",
+                line(
+                    "13",
+                    "RestAPIClient",
+                    r#"Failed to get access token: java.io.IOException: Unable to tunnel through proxy. Proxy returns "HTTP/1.1 403 Forbidden""#,
+                ) + &gui("13", ""),
+            )],
+            Some("SDWAN-NET-004"),
+        ),
+        (
+            "online mode: Cisco's cloud refused the credentials",
+            vec![
+                ("license-settings.json", r#"{"mode":"online"}"#.to_string() + "\n"),
+                (
+                    "var/log/nms/vmanage-server.log",
+                    line(
+                        "13",
+                        "RestAPIClient",
+                        "Failed to get access token from https://cloudsso.cisco.com/as/token.oauth2: status code: 400",
+                    ) + &gui("13", r#"{"error":"invalid_grant"}"#),
+                ),
+            ],
+            None,
+        ),
+        (
+            "an error code that is no OAuth code",
+            vec![(
+                "var/log/nms/vmanage-server.log",
+                line(
+                    "13",
+                    "SmartLicensingUtil",
+                    r#"Sync failed: {"error":"invalid license count"}"#,
+                ) + &gui("13", ""),
+            )],
+            None,
+        ),
+    ];
+    for (name, files, expected_first) in cases {
+        let files: Vec<(String, String)> = files.into_iter().map(|(p, c)| (p.to_string(), c)).collect();
+        let report = engine.diagnose_files(name, &files, &RunOptions::default());
+        let ids: Vec<&str> = report.diagnoses.iter().map(|d| d.rule_id.as_str()).collect();
+        assert!(!ids.contains(&"SDWAN-LIC-001"), "{name}: {ids:?}");
+        if let Some(first) = expected_first {
+            assert_eq!(ids.first(), Some(&first), "{name}: {ids:?}");
+        }
+    }
+    // And the other way round: a failure on the way that was fixed before a
+    // later refusal, and an old expired token, do not hide that refusal.
+    let later_refusal = [
+        line(
+            "10",
+            "SmartLicensingUtil",
+            "Failed to get access token: java.net.UnknownHostException: ssm-onprem.example.local",
+        ) + &gui("10", ""),
+        line(
+            "02",
+            "RestAPIClient",
+            r#"Sync failed: 401 Unauthorized: {"error":"invalid_token","error_description":"The access token expired"}"#,
+        ),
+    ];
+    for earlier in later_refusal {
+        let log = earlier
+            + &line(
+                "13",
+                "RestAPIClient",
+                r#"Failed to get access token: 403 Forbidden: [{"error":"invalid_grant"}]"#,
+            )
+            + &gui("13", r#"{"error":"invalid_grant"}"#);
+        let files = vec![("var/log/nms/vmanage-server.log".to_string(), log.clone())];
+        let report = engine.diagnose_files("later", &files, &RunOptions::default());
+        let ids: Vec<&str> = report.diagnoses.iter().map(|d| d.rule_id.as_str()).collect();
+        assert!(ids.contains(&"SDWAN-LIC-001"), "{log}\n{ids:?}");
+        assert!(report.excluded.is_empty(), "{:?}", report.excluded);
+    }
+}

@@ -319,7 +319,10 @@ fn a_bundle_that_does_not_exist_is_a_failed_document_with_its_reason() {
         "the report of an empty bundle",
     );
     assert_eq!(doc["failed"], true);
-    assert!(doc["reason"].as_str().unwrap().contains("is an empty directory"), "{doc}");
+    assert!(
+        doc["reason"].as_str().unwrap().contains("is an empty directory"),
+        "{doc}"
+    );
 }
 
 #[test]

@@ -543,11 +543,22 @@ pub fn guaranteed_queries(c: &CCond) -> BTreeSet<QueryId> {
         };
         holds.then_some(q)
     };
+    // `count(a) > count(b)` (or `count(b) < count(a)`): `a` has a match
+    // whatever `b` is.
+    let greater_count = |a: &COperand, op: CmpOp, b: &COperand| -> Option<QueryId> {
+        match (a, op, b) {
+            (COperand::Count(q), CmpOp::Gt, _) | (_, CmpOp::Lt, COperand::Count(q)) => Some(*q),
+            _ => None,
+        }
+    };
     match c {
         CCond::Any(q) => BTreeSet::from([*q]),
         CCond::Within(q, _, r) | CCond::Then(q, r, _) => BTreeSet::from([*q, *r]),
         CCond::WithinCollection(q, _) => BTreeSet::from([*q]),
-        CCond::Compare(a, op, b) => positive_count(a, *op, b).into_iter().collect(),
+        CCond::Compare(a, op, b) => positive_count(a, *op, b)
+            .into_iter()
+            .chain(greater_count(a, *op, b))
+            .collect(),
         CCond::And(x, y) => guaranteed_queries(x).into_iter().chain(guaranteed_queries(y)).collect(),
         CCond::Or(x, y) => {
             let (gx, gy) = (guaranteed_queries(x), guaranteed_queries(y));
@@ -1249,14 +1260,7 @@ impl<'a> Compiler<'a> {
     /// is reported (W107), as it may be zero or absent when the rule fires.
     fn message(&mut self, m: &SourceText, guaranteed: Option<&BTreeSet<QueryId>>) -> Vec<Placeholder> {
         let mut pos = 0;
-        let parts = self.message_parts(m, &mut pos, false, guaranteed);
-        if pos < m.text.len() {
-            // An unmatched `}` closes nothing: keep it as text.
-            let mut parts = parts;
-            parts.push(Placeholder::Text(m.text[pos..].to_string()));
-            return parts;
-        }
-        parts
+        self.message_parts(m, &mut pos, false, guaranteed)
     }
 
     /// Parses template parts from `*pos` up to the `}` that closes the
@@ -1297,6 +1301,17 @@ impl<'a> Compiler<'a> {
                                 "opened here",
                             )
                             .with_help("close the segment with `}` after its text"),
+                        );
+                    }
+                    if !inner.iter().any(|p| !matches!(p, Placeholder::Text(_))) {
+                        self.report(
+                            Problem::new(
+                                Code::UnknownPlaceholder,
+                                "this `{?…}` segment states no value, so it is never shown",
+                                m.file_span(i..(*pos).min(s.len())),
+                                "no {query.field} or {query.count} inside",
+                            )
+                            .with_help("a segment is shown when the values inside it are known: put one inside, or write the text without `{?…}`"),
                         );
                     }
                     out.push(Placeholder::Segment(inner));
@@ -1388,7 +1403,9 @@ impl<'a> Compiler<'a> {
     /// that need not have matched when the rule fires.
     fn check_stated(&mut self, p: &Placeholder, guaranteed: &BTreeSet<QueryId>, span: Range<usize>) {
         let q = match p {
-            Placeholder::Count(q) | Placeholder::Field(q, _) | Placeholder::Capture(q, _) => *q,
+            Placeholder::Count(q) | Placeholder::Field(q, _) | Placeholder::Capture(q, _) | Placeholder::List(q, _) => {
+                *q
+            }
             _ => return,
         };
         if guaranteed.contains(&q) {
