@@ -250,7 +250,9 @@ fn look_alikes_of_the_seed_evidence_are_not_lic_001() {
             ),
         )
     };
-    let cases: Vec<(&str, Vec<(&str, String)>, Option<&str>)> = vec![
+    // (what, files, the rule that must come first if one must)
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, Option<&'a str>);
+    let cases: Vec<Case> = vec![
         (
             "a proxy refusing CONNECT with 403",
             vec![(
