@@ -27,6 +27,7 @@ pub mod rules;
 pub mod scaffold;
 pub mod scan;
 pub mod serve;
+pub mod template;
 pub mod time;
 pub mod toml_source;
 pub mod tune;
