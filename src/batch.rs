@@ -51,6 +51,7 @@ pub fn failed_report(bundle: &Path, message: String) -> Report {
         diagnoses: Vec::new(),
         inconclusive: Vec::new(),
         not_applicable: Vec::new(),
+        unexplained: Default::default(),
         unrecognized_files: Vec::new(),
         files: Vec::new(),
         warnings: vec![ReportWarning { path: None, message }],

@@ -31,4 +31,5 @@ pub mod template;
 pub mod time;
 pub mod toml_source;
 pub mod tune;
+pub mod unexplained;
 pub mod value;

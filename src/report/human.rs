@@ -226,6 +226,7 @@ pub fn render(report: &Report, options: &HumanOptions) -> String {
             out.push('\n');
         }
     }
+    render_unexplained(report, &mut out);
     if !report.inconclusive.is_empty() {
         render_inconclusive(report, &mut out);
     }
@@ -289,6 +290,52 @@ pub fn render(report: &Report, options: &HumanOptions) -> String {
     out.push_str(&summary_line(report));
     out.push('\n');
     out
+}
+
+/// The error- and warning-level records no diagnosis used, the first
+/// [`SHOWN_UNEXPLAINED`] templates, numbered as `triage new rule
+/// --from-unexplained N` takes them; lines kept within 100 columns.
+fn render_unexplained(report: &Report, out: &mut String) {
+    const SHOWN_UNEXPLAINED: usize = 5;
+    const WIDTH: usize = 100;
+    const INDENT: &str = "     ";
+    let found = &report.unexplained;
+    if found.templates.is_empty() {
+        return;
+    }
+    let shown = found.templates.len().min(SHOWN_UNEXPLAINED);
+    let how_many = if found.total > shown {
+        format!("top {shown} of {}; all in --format json", found.total)
+    } else {
+        found.total.to_string()
+    };
+    let _ = writeln!(out, "Unexplained errors and warnings ({how_many}):");
+    // At most `max` characters: cut at the end, or at the start of a path.
+    let fit = |text: &str, max: usize, from_end: bool| -> String {
+        let count = text.chars().count();
+        match (count > max, from_end) {
+            (false, _) => text.to_string(),
+            (true, false) => format!("{}…", text.chars().take(max - 1).collect::<String>()),
+            (true, true) => format!("…{}", text.chars().skip(count - (max - 1)).collect::<String>()),
+        }
+    };
+    for (i, t) in found.templates.iter().take(shown).enumerate() {
+        let when = match (&t.first, &t.last) {
+            (Some(first), Some(last)) if first != last => format!(", {first} to {last}"),
+            (Some(at), _) | (None, Some(at)) => format!(", {at}"),
+            (None, None) => String::new(),
+        };
+        let head = format!("  {}. {}× {} in {}{when}", i + 1, t.count, t.level.as_str(), t.source);
+        let _ = writeln!(out, "{}", fit(&head, WIDTH, false));
+        let _ = writeln!(out, "{INDENT}{}", fit(&t.template, WIDTH - INDENT.len(), false));
+        let place = format!("{}:{}", t.example.file, t.example.line);
+        let _ = writeln!(out, "{INDENT}at {}", fit(&place, WIDTH - INDENT.len() - 3, true));
+    }
+    let _ = writeln!(
+        out,
+        "  Draft a rule from one with: triage new rule ID --from-unexplained N BUNDLE"
+    );
+    out.push('\n');
 }
 
 /// The rules that could not decide, grouped by what to collect: one entry

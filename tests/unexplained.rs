@@ -1,0 +1,167 @@
+//! Unexplained errors and warnings: error- and warning-level records no
+//! diagnosis used, grouped into templates, in the report, the human
+//! output and redacted output.
+
+mod common;
+
+use std::path::Path;
+
+use common::triage;
+use triage::engine::{Engine, RunOptions};
+use triage::report::human::{render, HumanOptions};
+use triage::report::Report;
+use triage::rules::load_layers;
+
+fn diagnose(bundle: &str) -> Report {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let engine = Engine::new(load_layers(true, &[], None).unwrap());
+    engine.diagnose(&root.join(bundle), &RunOptions::default())
+}
+
+/// The real Redis log of SSM-ONPREM-002's test: the rule uses the failed
+/// saves; Redis's own warning about memory overcommit is no rule's.
+#[test]
+fn records_a_fired_rule_used_are_explained_and_a_real_warning_no_rule_covers_is_not() {
+    let report = diagnose("tests/data/real/redis-rdb-errors");
+    assert!(
+        report.diagnoses.iter().any(|d| d.rule_id == "SSM-ONPREM-002"),
+        "{:?}",
+        report.diagnoses
+    );
+    let found = &report.unexplained;
+    let templates: Vec<&str> = found.templates.iter().map(|t| t.template.as_str()).collect();
+    assert!(
+        !templates
+            .iter()
+            .any(|t| t.contains("Failed opening the temp RDB file") || t.contains("Background saving error")),
+        "{templates:#?}"
+    );
+    let overcommit = found
+        .templates
+        .iter()
+        .find(|t| t.template.starts_with("WARNING Memory overcommit must be enabled!"))
+        .unwrap_or_else(|| panic!("{templates:#?}"));
+    assert_eq!(
+        (overcommit.source.as_str(), overcommit.level.as_str()),
+        ("redis", "warning")
+    );
+    assert_eq!(overcommit.count, 1);
+    assert_eq!(overcommit.example.file, "redis.log");
+    let line = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/real/redis-rdb-errors/redis.log"),
+    )
+    .unwrap()
+    .lines()
+    .position(|l| l.contains("WARNING Memory overcommit"))
+    .unwrap() as u64
+        + 1;
+    assert_eq!(overcommit.example.line, line);
+    assert_eq!(overcommit.first.as_deref(), Some("2026-11-24T08:10:59.397Z"));
+    assert_eq!((found.total, found.shown), (templates.len(), templates.len()));
+    assert_eq!(found.records, found.templates.iter().map(|t| t.count).sum::<u64>());
+}
+
+/// The nginx error line of the corpus case is SSM-ONPREM-001's evidence;
+/// the warning that follows it and the Manager's warnings are no rule's.
+#[test]
+fn a_corpus_case_lists_what_no_diagnosis_used() {
+    let report = diagnose("corpus/ssm-onprem-001-upstream-down/bundle");
+    assert!(report.diagnoses.iter().any(|d| d.rule_id == "SSM-ONPREM-001"));
+    let listed: Vec<(&str, &str, &str)> = report
+        .unexplained
+        .templates
+        .iter()
+        .map(|t| (t.source.as_str(), t.level.as_str(), t.template.as_str()))
+        .collect();
+    assert!(
+        !listed.iter().any(|(_, _, t)| t.contains("connect() failed")),
+        "{listed:#?}"
+    );
+    assert!(listed.contains(&(
+        "nginx_error",
+        "warning",
+        "upstream server temporarily disabled while connecting to upstream"
+    )));
+    assert!(listed.contains(&(
+        "vmanage_server",
+        "warning",
+        "Device <ip> did not answer the statistics poll in time, retrying in <n> s"
+    )));
+    // Errors before warnings, the most frequent first.
+    let levels: Vec<&str> = listed.iter().map(|(_, l, _)| *l).collect();
+    assert!(levels.windows(2).all(|w| w[0] <= w[1]), "{levels:?}");
+}
+
+#[test]
+fn the_human_report_shows_the_top_templates_within_100_columns() {
+    let report = diagnose("corpus/ssm-onprem-001-upstream-down/bundle");
+    let text = render(
+        &report,
+        &HumanOptions {
+            color: false,
+            width: 100,
+            docs_url: None,
+        },
+    );
+    let section: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Unexplained errors and warnings"))
+        .take_while(|l| !l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(section.lines().all(|l| l.chars().count() <= 100), "{section}");
+    insta::assert_snapshot!(section);
+}
+
+#[test]
+fn json_lists_them_under_unexplained() {
+    let out = triage()
+        .args(["diagnose", "--format", "json", "tests/data/real/redis-rdb-errors"])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found = &doc["unexplained"];
+    assert!(found["total"].as_u64().unwrap() >= 1, "{found}");
+    assert_eq!(found["shown"], found["templates"].as_array().unwrap().len());
+    let first = &found["templates"][0];
+    for key in ["source", "level", "template", "count", "first", "last", "example"] {
+        assert!(first.get(key).is_some(), "no {key} in {first}");
+    }
+    assert!(first["example"]["line"].as_u64().unwrap() > 0);
+}
+
+/// Templates mask addresses, but an example line is the record as written.
+#[test]
+fn redaction_covers_the_examples_of_unexplained_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("var/log/nginx/error.log");
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    std::fs::write(
+        &log,
+        "2026/11/24 08:10:56 [warn] 29689#29689: *5 upstream timed out for user=alice reaching 10.9.8.7, \
+         client: 192.0.2.44, server: ssm-onprem.example.local, host: \"ssm-onprem.example.local:8443\"\n",
+    )
+    .unwrap();
+    let bundle = dir.path().to_str().unwrap();
+    let plain = triage()
+        .args(["diagnose", "--format", "json", bundle])
+        .output()
+        .unwrap();
+    let plain = String::from_utf8(plain.stdout).unwrap();
+    assert!(plain.contains("192.0.2.44") && plain.contains("alice"), "{plain}");
+    let redacted = triage()
+        .args(["diagnose", "--format", "json", "--redact", bundle])
+        .output()
+        .unwrap();
+    let redacted = String::from_utf8(redacted.stdout).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&redacted).unwrap();
+    let example = doc["unexplained"]["templates"][0]["example"]["text"].as_str().unwrap();
+    assert!(example.contains("<ip-"), "{example}");
+    for secret in ["192.0.2.44", "10.9.8.7", "alice", "ssm-onprem.example.local"] {
+        assert!(!redacted.contains(secret), "{secret} in {redacted}");
+    }
+    let human = triage().args(["diagnose", "--redact", bundle]).output().unwrap();
+    let human = String::from_utf8(human.stdout).unwrap();
+    assert!(human.contains("Unexplained errors and warnings (1):"), "{human}");
+    assert!(!human.contains("alice"), "{human}");
+}
