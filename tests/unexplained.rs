@@ -1,12 +1,13 @@
 //! Unexplained errors and warnings: error- and warning-level records no
 //! diagnosis used, grouped into templates, in the report, the human
-//! output and redacted output.
+//! output, redacted output, and as the start of a new rule.
 
 mod common;
 
 use std::path::Path;
 
 use common::triage;
+use predicates::prelude::*;
 use triage::engine::{Engine, RunOptions};
 use triage::report::human::{render, HumanOptions};
 use triage::report::Report;
@@ -164,4 +165,113 @@ fn redaction_covers_the_examples_of_unexplained_errors() {
     let human = String::from_utf8(human.stdout).unwrap();
     assert!(human.contains("Unexplained errors and warnings (1):"), "{human}");
     assert!(!human.contains("alice"), "{human}");
+}
+
+#[test]
+fn a_rule_drafted_from_an_unexplained_warning_passes_check_and_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    let rules_arg = rules.to_str().unwrap();
+    let out = draft("ACME-REDIS-001", "1", "tests/data/real/redis-rdb-errors", &rules)
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert!(String::from_utf8_lossy(&out).contains("ACME-REDIS-001.toml"));
+    let text = std::fs::read_to_string(rules.join("ACME-REDIS-001.toml")).unwrap();
+    let report = diagnose("tests/data/real/redis-rdb-errors");
+    let first = &report.unexplained.templates[0];
+    assert!(text.contains("severity = \"warning\""), "{text}");
+    assert!(
+        text.contains("evidence = '''redis where level in [\"#\"] and message contains"),
+        "{text}"
+    );
+    assert!(text.contains(&first.example.text), "{text}");
+    assert!(text.contains("redis.log"), "{text}");
+    triage().args(["check", rules_arg]).assert().success();
+    triage()
+        .args(["test", rules_arg])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("ACME-REDIS-001"));
+    // Diagnosed again with the new rule, the template is explained.
+    let again = triage()
+        .args([
+            "diagnose",
+            "--format",
+            "json",
+            "--rules",
+            rules_arg,
+            "tests/data/real/redis-rdb-errors",
+        ])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    let templates = doc["unexplained"]["templates"].as_array().unwrap();
+    assert!(!templates.iter().any(|t| t["template"] == first.template.as_str()));
+}
+
+#[test]
+fn an_embedded_source_and_an_error_level_are_drafted_too() {
+    // An nginx error line inside /var/log/messages: a record of
+    // `nginx_error` in a `syslog` file.
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle");
+    std::fs::create_dir_all(bundle.join("var/log")).unwrap();
+    std::fs::write(
+        bundle.join("var/log/messages"),
+        "Nov 24 08:10:44 vm nginx: 2026/11/24 08:10:44 [crit] 29601#29601: *1 SSL_do_handshake() failed \
+         (SSL: error:0A00006C:SSL routines::bad key share) while SSL handshaking, client: 127.0.0.1, server: 0.0.0.0:8443\n",
+    )
+    .unwrap();
+    let rules = dir.path().join("rules");
+    draft("ACME-TLS-001", "1", bundle.to_str().unwrap(), &rules).success();
+    let text = std::fs::read_to_string(rules.join("ACME-TLS-001.toml")).unwrap();
+    assert!(text.contains("severity = \"error\""), "{text}");
+    assert!(
+        text.contains("nginx_error where level in [\"emerg\", \"alert\", \"crit\", \"error\"] and message contains"),
+        "{text}"
+    );
+    assert!(text.contains("\"messages\" = '''\nNov 24 08:10:44 vm nginx:"), "{text}");
+    triage().args(["check", rules.to_str().unwrap()]).assert().success();
+    triage().args(["test", rules.to_str().unwrap()]).assert().success();
+}
+
+/// `triage new rule ID --from-unexplained N BUNDLE --dir DIR`.
+fn draft(id: &str, number: &str, bundle: &str, dir: &Path) -> assert_cmd::assert::Assert {
+    triage()
+        .args(["new", "rule", id, "--from-unexplained", number, bundle, "--dir"])
+        .arg(dir)
+        .assert()
+}
+
+#[test]
+fn a_template_number_out_of_range_or_an_unreadable_bundle_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    for (number, bundle, error) in [
+        (
+            "99",
+            "tests/data/real/redis-rdb-errors",
+            "has no unexplained template 99: it has",
+        ),
+        ("0", "tests/data/real/redis-rdb-errors", "has no unexplained template 0"),
+        ("1", "no/such/bundle", "cannot read the bundle no/such/bundle"),
+        (
+            "1",
+            "corpus/info-001-offload/bundle",
+            "has no unexplained error or warning",
+        ),
+    ] {
+        draft("X-1", number, bundle, &rules)
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::starts_with("error: ").and(predicate::str::contains(error)));
+    }
+    // The number needs its bundle.
+    triage()
+        .args(["new", "rule", "X-1", "--from-unexplained", "1"])
+        .assert()
+        .code(2);
+    assert!(!rules.exists(), "nothing is written on an error");
 }
