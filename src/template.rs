@@ -34,6 +34,10 @@ const MAX_QUOTED: usize = 256;
 pub fn template(message: &str) -> String {
     let first = message.lines().next().unwrap_or_default().trim();
     let masked = mask(cut_at_char(first, MAX_INPUT));
+    if masked.len() <= MAX_TEMPLATE_CHARS {
+        // No more characters than bytes.
+        return masked;
+    }
     match masked.char_indices().nth(MAX_TEMPLATE_CHARS) {
         Some((end, _)) => format!("{}…", &masked[..end]),
         None => masked,
@@ -73,11 +77,14 @@ pub fn mask(text: &str) -> String {
                 continue;
             }
         }
-        let width = utf8_width(bytes[at]);
-        let end = (at + width).min(bytes.len());
+        // The rest of a word is copied at once: no value starts inside it.
+        let end = match after_word && is_word(bytes[at]) {
+            true => run(bytes, at, is_word),
+            false => (at + utf8_width(bytes[at])).min(bytes.len()),
+        };
         out.push_str(&text[at..end]);
         after_word_dot = after_word && bytes[at] == b'.';
-        after_word = is_word(bytes[at]);
+        after_word = is_word(bytes[end - 1]);
         at = end;
     }
     out
@@ -122,6 +129,19 @@ fn masked_value(bytes: &[u8], at: usize, before: Option<u8>) -> Option<(usize, &
     }
     if !b.is_ascii_alphanumeric() {
         return None;
+    }
+    // Most words are plain words: letters, with none of `:`, `-` or `.`
+    // after them that joins addresses, ids and host names. Said at once.
+    if b.is_ascii_alphabetic() {
+        let word_end = run(bytes, at, |c| c.is_ascii_alphanumeric());
+        let digits = bytes[at..word_end].iter().any(u8::is_ascii_digit);
+        if !digits && !matches!(bytes.get(word_end), Some(b':' | b'-' | b'.')) {
+            return None;
+        }
+    }
+    // A word that starts with a letter past `f` is at most a host name.
+    if !b.is_ascii_hexdigit() {
+        return host_before_port(bytes, at).map(|end| (end, "<host>"));
     }
     if let Some(end) = uuid(bytes, at) {
         return Some((end, "<uuid>"));
@@ -282,14 +302,18 @@ const SOURCE_EXTENSIONS: &[&str] = &[
 /// (the port is then masked as a number).
 fn host_before_port(bytes: &[u8], at: usize) -> Option<usize> {
     let end = run(bytes, at, |b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    // Most words are not followed by a port: said first.
+    let port_end = run(bytes, end + 1, |b| b.is_ascii_digit());
+    if bytes.get(end) != Some(&b':') || port_end == end + 1 || !ends_here(bytes, port_end) {
+        return None;
+    }
     let name = std::str::from_utf8(&bytes[at..end]).ok()?;
     let last_label = name.rsplit('.').next()?;
-    let port_end = run(bytes, end + 1, |b| b.is_ascii_digit());
     let well_formed = name.contains('.')
         && name.bytes().any(|b| b.is_ascii_alphabetic())
         && name.split('.').all(|label| !label.is_empty())
-        && !SOURCE_EXTENSIONS.contains(&last_label.to_ascii_lowercase().as_str());
-    (well_formed && bytes.get(end) == Some(&b':') && port_end > end + 1 && ends_here(bytes, port_end)).then_some(end)
+        && !SOURCE_EXTENSIONS.iter().any(|ext| ext.eq_ignore_ascii_case(last_label));
+    well_formed.then_some(end)
 }
 
 /// Digits, perhaps with decimal parts (`14.52`, `20.9.1`); the end of it.
