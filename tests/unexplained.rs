@@ -134,22 +134,24 @@ fn json_lists_them_under_unexplained() {
 /// Templates mask addresses, but an example line is the record as written.
 #[test]
 fn redaction_covers_the_examples_of_unexplained_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("var/log/nginx/error.log");
-    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
-    std::fs::write(
-        &log,
-        "2026/11/24 08:10:56 [warn] 29689#29689: *5 upstream timed out for user=alice reaching 10.9.8.7, \
-         client: 192.0.2.44, server: ssm-onprem.example.local, host: \"ssm-onprem.example.local:8443\"\n",
-    )
-    .unwrap();
-    let bundle = dir.path().to_str().unwrap();
+    let bundle = "tests/data/real/nginx-upstream-timeout";
     let plain = triage()
         .args(["diagnose", "--format", "json", bundle])
         .output()
         .unwrap();
-    let plain = String::from_utf8(plain.stdout).unwrap();
-    assert!(plain.contains("192.0.2.44") && plain.contains("alice"), "{plain}");
+    let doc: serde_json::Value = serde_json::from_slice(&plain.stdout).unwrap();
+    let examples: Vec<&str> = doc["unexplained"]["templates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["example"]["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        examples
+            .iter()
+            .any(|e| e.contains("127.0.0.1") && e.contains("ssm-onprem.example.local")),
+        "{examples:#?}"
+    );
     let redacted = triage()
         .args(["diagnose", "--format", "json", "--redact", bundle])
         .output()
@@ -157,14 +159,14 @@ fn redaction_covers_the_examples_of_unexplained_errors() {
     let redacted = String::from_utf8(redacted.stdout).unwrap();
     let doc: serde_json::Value = serde_json::from_str(&redacted).unwrap();
     let example = doc["unexplained"]["templates"][0]["example"]["text"].as_str().unwrap();
-    assert!(example.contains("<ip-"), "{example}");
-    for secret in ["192.0.2.44", "10.9.8.7", "alice", "ssm-onprem.example.local"] {
+    assert!(example.contains("<ip-") && example.contains("<host-"), "{example}");
+    for secret in ["127.0.0.1", "ssm-onprem.example.local"] {
         assert!(!redacted.contains(secret), "{secret} in {redacted}");
     }
     let human = triage().args(["diagnose", "--redact", bundle]).output().unwrap();
     let human = String::from_utf8(human.stdout).unwrap();
-    assert!(human.contains("Unexplained errors and warnings (1):"), "{human}");
-    assert!(!human.contains("alice"), "{human}");
+    assert!(human.contains("Unexplained errors and warnings (4):"), "{human}");
+    assert!(!human.contains("127.0.0.1"), "{human}");
 }
 
 #[test]
@@ -213,26 +215,31 @@ fn a_rule_drafted_from_an_unexplained_warning_passes_check_and_test() {
 
 #[test]
 fn an_embedded_source_and_an_error_level_are_drafted_too() {
-    // An nginx error line inside /var/log/messages: a record of
+    // A real nginx error line inside /var/log/messages: a record of
     // `nginx_error` in a `syslog` file.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let real = std::fs::read_to_string(root.join("tests/data/real/nginx-upstream-timeout/error.log")).unwrap();
+    let line = real.lines().find(|l| l.contains("upstream timed out")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("bundle");
     std::fs::create_dir_all(bundle.join("var/log")).unwrap();
     std::fs::write(
         bundle.join("var/log/messages"),
-        "Nov 24 08:10:44 vm nginx: 2026/11/24 08:10:44 [crit] 29601#29601: *1 SSL_do_handshake() failed \
-         (SSL: error:0A00006C:SSL routines::bad key share) while SSL handshaking, client: 127.0.0.1, server: 0.0.0.0:8443\n",
+        format!("Nov 24 08:10:53 vm nginx: {line}\n"),
     )
     .unwrap();
     let rules = dir.path().join("rules");
-    draft("ACME-TLS-001", "1", bundle.to_str().unwrap(), &rules).success();
-    let text = std::fs::read_to_string(rules.join("ACME-TLS-001.toml")).unwrap();
+    draft("ACME-NGINX-001", "1", bundle.to_str().unwrap(), &rules).success();
+    let text = std::fs::read_to_string(rules.join("ACME-NGINX-001.toml")).unwrap();
     assert!(text.contains("severity = \"error\""), "{text}");
     assert!(
         text.contains("nginx_error where level in [\"emerg\", \"alert\", \"crit\", \"error\"] and message contains"),
         "{text}"
     );
-    assert!(text.contains("\"messages\" = '''\nNov 24 08:10:44 vm nginx:"), "{text}");
+    assert!(
+        text.contains("\"messages\" = '''\nNov 24 08:10:53 vm nginx: 2026/11/24 08:10:53 [error]"),
+        "{text}"
+    );
     triage().args(["check", rules.to_str().unwrap()]).assert().success();
     triage().args(["test", rules.to_str().unwrap()]).assert().success();
 }
