@@ -288,6 +288,13 @@ mod tests {
     }
 
     #[test]
+    fn placeholders_of_templates_are_left_as_they_are() {
+        let mut r = Redactor::new();
+        let template = "Failed to authenticate user - '<*>' from <ip>:<n> as user=<*>";
+        assert_eq!(r.redact(template), template);
+    }
+
+    #[test]
     fn highlights_move_with_their_text() {
         let mut r = Redactor::new();
         let text = "10.1.1.1 said Failed to authenticate";

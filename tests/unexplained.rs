@@ -282,3 +282,40 @@ fn a_template_number_out_of_range_or_an_unreadable_bundle_is_a_clear_error() {
         .code(2);
     assert!(!rules.exists(), "nothing is written on an error");
 }
+
+/// Past five templates the section says how many there are; a long
+/// template is cut at the end and a long path at the start, within 100
+/// columns.
+#[test]
+fn the_human_section_shows_five_and_cuts_what_is_long() {
+    let mut report = diagnose("tests/data/real/redis-rdb-errors");
+    let total = report.unexplained.total;
+    assert!(total > 5, "{total}");
+    report.unexplained.templates[0].template = "word ".repeat(60);
+    report.unexplained.templates[0].example.file = format!("{}/redis.log", "deep/".repeat(40));
+    let text = render(
+        &report,
+        &HumanOptions {
+            color: false,
+            width: 100,
+            docs_url: None,
+        },
+    );
+    let section: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Unexplained errors and warnings"))
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(
+        section[0],
+        format!("Unexplained errors and warnings (top 5 of {total}; more in --format json):")
+    );
+    let numbered: Vec<&str> = section
+        .iter()
+        .filter_map(|l| l.trim_start().split_once(". ").map(|(n, _)| n))
+        .filter(|n| n.parse::<u32>().is_ok())
+        .collect();
+    assert_eq!(numbered, ["1", "2", "3", "4", "5"]);
+    assert!(section.iter().all(|l| l.chars().count() <= 100), "{section:#?}");
+    assert!(section[2].ends_with('…') && section[3].starts_with("     at …") && section[3].ends_with("/redis.log:3"));
+}

@@ -305,7 +305,7 @@ fn render_unexplained(report: &Report, out: &mut String) {
     }
     let shown = found.templates.len().min(SHOWN_UNEXPLAINED);
     let how_many = if found.total > shown {
-        format!("top {shown} of {}; all in --format json", found.total)
+        format!("top {shown} of {}; more in --format json", found.total)
     } else {
         found.total.to_string()
     };
