@@ -95,23 +95,25 @@ fn a_corpus_case_lists_what_no_diagnosis_used() {
 
 #[test]
 fn the_human_report_shows_the_top_templates_within_100_columns() {
-    let report = diagnose("corpus/ssm-onprem-001-upstream-down/bundle");
-    let text = render(
-        &report,
-        &HumanOptions {
-            color: false,
-            width: 100,
-            docs_url: None,
-        },
-    );
-    let section: String = text
+    let section = human_section(&diagnose("corpus/ssm-onprem-001-upstream-down/bundle"));
+    assert!(section.iter().all(|l| l.chars().count() <= 100), "{section:#?}");
+    insta::assert_snapshot!(section.join("\n") + "\n");
+}
+
+/// The unexplained section of the human report, as a user sees it (no
+/// colour, 100 columns).
+fn human_section(report: &Report) -> Vec<String> {
+    let options = HumanOptions {
+        color: false,
+        width: 100,
+        docs_url: None,
+    };
+    render(report, &options)
         .lines()
         .skip_while(|l| !l.starts_with("Unexplained errors and warnings"))
         .take_while(|l| !l.is_empty())
-        .map(|l| format!("{l}\n"))
-        .collect();
-    assert!(section.lines().all(|l| l.chars().count() <= 100), "{section}");
-    insta::assert_snapshot!(section);
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
@@ -293,19 +295,7 @@ fn the_human_section_shows_five_and_cuts_what_is_long() {
     assert!(total > 5, "{total}");
     report.unexplained.templates[0].template = "word ".repeat(60);
     report.unexplained.templates[0].example.file = format!("{}/redis.log", "deep/".repeat(40));
-    let text = render(
-        &report,
-        &HumanOptions {
-            color: false,
-            width: 100,
-            docs_url: None,
-        },
-    );
-    let section: Vec<&str> = text
-        .lines()
-        .skip_while(|l| !l.starts_with("Unexplained errors and warnings"))
-        .take_while(|l| !l.is_empty())
-        .collect();
+    let section = human_section(&report);
     assert_eq!(
         section[0],
         format!("Unexplained errors and warnings (top 5 of {total}; more in --format json):")
