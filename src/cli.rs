@@ -372,13 +372,21 @@ pub enum Command {
 /// What `triage new` writes.
 #[derive(Debug, Subcommand)]
 pub enum NewCommand {
-    /// A draft rule DIR/ID.toml: one query on a source, a hit and a no-hit test from the source's samples.
+    /// A draft rule DIR/ID.toml: one query on a source, a hit and a no-hit test from the source's
+    /// samples, or from an unexplained error of a bundle (--from-unexplained N BUNDLE).
     Rule {
         /// The rule's id, e.g. ACME-NET-001 (also the file name).
         id: String,
+        /// With --from-unexplained: the bundle whose unexplained errors and warnings are numbered.
+        #[arg(value_name = "BUNDLE", requires = "from_unexplained")]
+        bundle: Option<PathBuf>,
         /// The source its query reads (a format name).
         #[arg(long, value_name = "NAME", default_value = crate::scaffold::DEFAULT_SOURCE)]
         source: String,
+        /// Draft the rule from the Nth unexplained error or warning template of BUNDLE (from 1,
+        /// as `triage diagnose` numbers them): its source, level and words, its example line.
+        #[arg(long, value_name = "N", requires = "bundle", conflicts_with = "source")]
+        from_unexplained: Option<usize>,
         /// The rules directory to write into.
         #[arg(long, value_name = "DIR", default_value = ".")]
         dir: PathBuf,
@@ -427,7 +435,18 @@ pub fn run() -> ExitCode {
 fn new(what: NewCommand) -> ExitCode {
     let repo = repo_rules_dir();
     let written = match what {
-        NewCommand::Rule { id, source, dir } => crate::scaffold::new_rule(&id, &source, &dir, repo.as_deref()),
+        NewCommand::Rule {
+            id,
+            bundle,
+            source,
+            from_unexplained,
+            dir,
+        } => match (from_unexplained, bundle) {
+            (Some(number), Some(bundle)) => {
+                crate::scaffold::new_rule_from_unexplained(&id, number, &bundle, &dir, repo.as_deref())
+            }
+            _ => crate::scaffold::new_rule(&id, &source, &dir, repo.as_deref()),
+        },
         NewCommand::Format {
             name,
             sample,

@@ -1110,6 +1110,9 @@ impl Evaluation<'_> {
         let mut inconclusive = Vec::new();
         let mut not_hit = 0usize;
         let mut not_applicable = Vec::new();
+        // The queries whose matches are evidence of a diagnosis: the error
+        // and warning records they matched are explained.
+        let mut explaining: HashSet<GlobalQuery> = HashSet::new();
         for (ri, rule) in kb.rules.iter().enumerate() {
             if let Some(reason) = self.not_applicable(rule) {
                 not_applicable.push(NotApplicable {
@@ -1121,6 +1124,7 @@ impl Evaluation<'_> {
             let outcome = self.evaluate(ri);
             match outcome.truth {
                 Truth::True => {
+                    explaining.extend(outcome.evidence_queries.iter().map(|&q| self.global(ri, q)));
                     let mut evidence = Vec::new();
                     let mut total = 0u64;
                     for q in &outcome.evidence_queries {
@@ -1272,6 +1276,10 @@ impl Evaluation<'_> {
             diagnoses,
             inconclusive,
             not_applicable,
+            unexplained: self
+                .totals
+                .leveled
+                .unexplained(&explaining, &kb.formats, self.collected_at),
             unrecognized_files: unrecognized,
             files: file_entries,
             warnings,

@@ -25,7 +25,7 @@ use crate::regex_util;
 use crate::time::{
     check_format, parse_offset, parse_time_with, Completeness, RecordTime, TimeFormat, ZoneSpec, ZoneTable,
 };
-use crate::toml_source::{parse_document, SourceText, TableReader};
+use crate::toml_source::{closest, parse_document, SourceText, TableReader};
 use crate::value::{Value, ValueType};
 
 /// Fields every record has, whatever its format.
@@ -72,6 +72,66 @@ pub struct TimestampSpec {
     pub alternatives: Vec<(TimeFormat, Completeness)>,
     /// Which zone the text is in.
     pub zone: ZoneSpec,
+}
+
+/// How serious a record is, as its format's `[levels]` say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordLevel {
+    /// An error (or worse: fatal, critical, emergency).
+    Error,
+    /// A warning.
+    Warning,
+}
+
+impl RecordLevel {
+    /// `error` or `warning`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordLevel::Error => "error",
+            RecordLevel::Warning => "warning",
+        }
+    }
+}
+
+/// Which records of a format are errors and which are warnings: the
+/// values of one field (`[levels]` in the format file).
+#[derive(Debug, Clone)]
+pub struct Levels {
+    /// Index of the field that holds the level.
+    pub field: usize,
+    /// Values of the field, as written in the record, that mean an error.
+    pub error: Vec<String>,
+    /// Values that mean a warning.
+    pub warning: Vec<String>,
+    /// The field a record's template is made from; by default the message.
+    pub template_field: Option<usize>,
+    /// Strings of which every error- or warning-level record holds one, for
+    /// the scanner's prefilter: each value with the text that every pattern
+    /// writes around the level (`" [error] "`, `" ERROR "`, `"-3-"`), or the
+    /// value alone where a pattern says nothing certain around it.
+    pub literals: Vec<String>,
+}
+
+impl Levels {
+    /// The level a value of the level field stands for.
+    pub fn level_of(&self, value: &str) -> Option<RecordLevel> {
+        if self.error.iter().any(|v| v == value) {
+            Some(RecordLevel::Error)
+        } else if self.warning.iter().any(|v| v == value) {
+            Some(RecordLevel::Warning)
+        } else {
+            None
+        }
+    }
+
+    /// The values of one level.
+    pub fn values(&self, level: RecordLevel) -> &[String] {
+        match level {
+            RecordLevel::Error => &self.error,
+            RecordLevel::Warning => &self.warning,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -181,6 +241,8 @@ pub struct Format {
     pub message_field: Option<usize>,
     /// How to read the time.
     pub timestamp: Option<TimestampSpec>,
+    /// Which records are errors and warnings, when the format says.
+    pub levels: Option<Levels>,
     /// What to collect when this source is missing.
     pub collect: String,
     /// Formats tried on this format's `message` field.
@@ -689,6 +751,7 @@ const FORMAT_KEYS: &[&str] = &[
     "samples",
     "fields",
     "timestamp",
+    "levels",
     "embeds",
     "product",
 ];
@@ -743,6 +806,7 @@ fn read_format(path: &str, file: &str, table: &toml_edit::Table, problems: &mut 
     let product = r.string("product", false);
     let field_types = r.string_map("fields");
     let timestamp_table = r.table("timestamp");
+    let levels_table = r.table("levels");
 
     let name = name?;
     if let Some(bad) = name.text.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
@@ -896,6 +960,9 @@ fn read_format(path: &str, file: &str, table: &toml_edit::Table, problems: &mut 
     });
 
     let timestamp = timestamp_table.and_then(|t| read_timestamp(file, &t, &fields, r.problems));
+    // A JSON object as a whole is no message to make a template of.
+    let needs_template = kind == FormatKind::Json && message_field.is_none();
+    let levels = levels_table.and_then(|t| read_levels(file, &t, &fields, &compiled, needs_template, r.problems));
     if let Some(p) = &product {
         if !fields.iter().any(|f| f.name == "version" && f.ty == ValueType::Version) {
             r.problems.push(
@@ -922,6 +989,7 @@ fn read_format(path: &str, file: &str, table: &toml_edit::Table, problems: &mut 
         fields,
         message_field,
         timestamp,
+        levels,
         collect: collect.unwrap_or_else(|| format!("a file of format `{}`", name.text)),
         embeds: embeds.iter().map(|e| e.text.clone()).collect(),
         product: product.map(|p| p.text),
@@ -930,6 +998,207 @@ fn read_format(path: &str, file: &str, table: &toml_edit::Table, problems: &mut 
     };
     format.check_samples(&samples, problems);
     Some(format)
+}
+
+/// Reads `[levels]`: the level field, its error and warning values, and
+/// the field templates are made from.
+fn read_levels(
+    file: &str,
+    table: &toml_edit::Table,
+    fields: &[FieldDef],
+    patterns: &[Pattern],
+    needs_template: bool,
+    problems: &mut Vec<Problem>,
+) -> Option<Levels> {
+    let mut r = TableReader::new(
+        file,
+        table,
+        problems,
+        "[levels] table",
+        &["field", "error", "warning", "template"],
+    );
+    let field = r.string("field", true);
+    let error = r.string_list("error");
+    let warning = r.string_list("warning");
+    let template = r.string("template", false);
+    let field_index = |what: &str, name: &SourceText, problems: &mut Vec<Problem>| {
+        let index = fields.iter().position(|f| f.name == name.text);
+        if index.is_none() {
+            let known: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+            let mut problem = Problem::new(
+                Code::UnknownField,
+                format!("{what} `{}` is captured by no pattern", name.text),
+                name.whole_span(),
+                "unknown field",
+            );
+            if let Some(near) = closest(&name.text, &known) {
+                problem = problem.with_help(format!("did you mean `{near}`?"));
+            }
+            problems.push(problem);
+        }
+        index
+    };
+    let field = field.and_then(|f| field_index("level field", &f, r.problems));
+    let template_field = match &template {
+        Some(t) => Some(field_index("template field", t, r.problems)?),
+        None if needs_template => {
+            let span = r.key_span("field");
+            r.problems.push(
+                Problem::new(
+                    Code::MissingKey,
+                    "the [levels] of a JSON format without `message` need `template`",
+                    span,
+                    "no field to make templates from",
+                )
+                .with_help("name the field that says what happened, e.g. template = \"rule_name_display\""),
+            );
+            return None;
+        }
+        None => None,
+    };
+    if error.is_empty() && warning.is_empty() {
+        let span = r.key_span("field");
+        r.problems.push(
+            Problem::new(
+                Code::MissingKey,
+                "[levels] names no value that means an error or a warning",
+                span,
+                "no levels",
+            )
+            .with_help("add error = [\"ERROR\"] and warning = [\"WARN\"], as the level field writes them"),
+        );
+        return None;
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for value in error.iter().chain(&warning) {
+        let problem = if value.text.trim().is_empty() {
+            Some("a level value cannot be empty".to_string())
+        } else if seen.contains(&value.text.as_str()) {
+            Some(format!("`{}` is listed twice", value.text))
+        } else {
+            None
+        };
+        if let Some(message) = problem {
+            r.problems.push(
+                Problem::new(Code::InvalidValue, message, value.whole_span(), "this value")
+                    .with_help("list each value once, under error or under warning, as the record writes it"),
+            );
+        }
+        seen.push(&value.text);
+    }
+    let field = field?;
+    let error: Vec<String> = error.into_iter().map(|v| v.text).collect();
+    let warning: Vec<String> = warning.into_iter().map(|v| v.text).collect();
+    let literals = level_literals(patterns, field, error.iter().chain(&warning));
+    Some(Levels {
+        field,
+        error,
+        warning,
+        template_field,
+        literals,
+    })
+}
+
+/// The strings every record of level `values` holds (see
+/// [`Levels::literals`]): per pattern that captures the level field, each
+/// value with the literal text right before and after the group.
+fn level_literals<'v>(
+    patterns: &[Pattern],
+    field: usize,
+    values: impl Iterator<Item = &'v String> + Clone,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for pattern in patterns {
+        let Some(&(_, group)) = pattern.groups.iter().find(|(f, _)| *f == field) else {
+            continue;
+        };
+        let context = regex_syntax::Parser::new()
+            .parse(pattern.regex.as_str())
+            .ok()
+            .and_then(|hir| capture_context(&hir, group as u32));
+        for value in values.clone() {
+            let literal = match &context {
+                Some((before, after)) => format!("{before}{value}{after}"),
+                None => value.clone(),
+            };
+            if !out.contains(&literal) {
+                out.push(literal);
+            }
+        }
+    }
+    out
+}
+
+/// The literal text right before and right after capture group `group`
+/// wherever the group takes part in a match; `None` when the group could
+/// capture white space (a value is read trimmed, so the text around it
+/// would not be what the record holds) or is not found.
+fn capture_context(hir: &Hir, group: u32) -> Option<(String, String)> {
+    let literal_of = |h: &Hir| -> String {
+        match h.kind() {
+            HirKind::Literal(l) => String::from_utf8(l.0.to_vec()).unwrap_or_default(),
+            // ` +`: one space at least.
+            HirKind::Repetition(rep) if rep.min >= 1 => match rep.sub.kind() {
+                HirKind::Literal(l) => String::from_utf8(l.0.to_vec()).unwrap_or_default(),
+                _ => String::new(),
+            },
+            _ => String::new(),
+        }
+    };
+    match hir.kind() {
+        HirKind::Capture(c) if c.index == group => (!may_hold_space(&c.sub)).then(|| (String::new(), String::new())),
+        HirKind::Capture(c) => capture_context(&c.sub, group),
+        HirKind::Repetition(rep) => capture_context(&rep.sub, group),
+        // Where the group takes part, its branch was taken.
+        HirKind::Alternation(branches) => branches.iter().find_map(|b| capture_context(b, group)),
+        HirKind::Concat(parts) => parts.iter().enumerate().find_map(|(i, part)| {
+            let (before, after) = capture_context(part, group)?;
+            // Extended only when the group stands directly in this sequence.
+            let direct = matches!(part.kind(), HirKind::Capture(c) if c.index == group);
+            if !direct {
+                return Some((before, after));
+            }
+            let before = i.checked_sub(1).map_or_else(String::new, |j| literal_of(&parts[j]));
+            let after = parts.get(i + 1).map_or_else(String::new, literal_of);
+            Some((before, after))
+        }),
+        HirKind::Empty | HirKind::Literal(_) | HirKind::Class(_) | HirKind::Look(_) => None,
+    }
+}
+
+/// Whether a pattern may match a white-space character (or any character
+/// that is not ASCII, to be safe).
+fn may_hold_space(hir: &Hir) -> bool {
+    use regex_syntax::hir::Class;
+    const ASCII_SPACES: &[u8] = b" \t\n\r\x0b\x0c";
+    /// The white space that is not ASCII, as ranges.
+    const OTHER_SPACES: &[(char, char)] = &[
+        ('\u{85}', '\u{85}'),
+        ('\u{a0}', '\u{a0}'),
+        ('\u{1680}', '\u{1680}'),
+        ('\u{2000}', '\u{200a}'),
+        ('\u{2028}', '\u{2029}'),
+        ('\u{202f}', '\u{202f}'),
+        ('\u{205f}', '\u{205f}'),
+        ('\u{3000}', '\u{3000}'),
+    ];
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => false,
+        HirKind::Literal(l) => l.0.iter().any(|b| ASCII_SPACES.contains(b) || *b >= 0x80),
+        HirKind::Class(Class::Bytes(c)) => c
+            .ranges()
+            .iter()
+            .any(|r| r.end() >= 0x80 || ASCII_SPACES.iter().any(|b| (r.start()..=r.end()).contains(b))),
+        HirKind::Class(Class::Unicode(c)) => c.ranges().iter().any(|r| {
+            ASCII_SPACES
+                .iter()
+                .any(|&b| (r.start()..=r.end()).contains(&char::from(b)))
+                || OTHER_SPACES.iter().any(|&(lo, hi)| r.start() <= hi && lo <= r.end())
+        }),
+        HirKind::Capture(c) => may_hold_space(&c.sub),
+        HirKind::Repetition(rep) => may_hold_space(&rep.sub),
+        HirKind::Concat(parts) | HirKind::Alternation(parts) => parts.iter().any(may_hold_space),
+    }
 }
 
 fn read_timestamp(
@@ -1173,6 +1442,7 @@ impl FormatSet {
 #[cfg(test)]
 mod tests {
     use std::borrow::Cow;
+    use std::sync::Arc;
 
     use super::LazyFields;
     use crate::time::ZoneTable;
@@ -1214,6 +1484,106 @@ mod tests {
             }
         }
         assert!(checked > 100, "only {checked} narrowings checked");
+    }
+
+    /// Every record a built-in format's `[levels]` call an error or a
+    /// warning holds one of the level literals, or the prefilter would hide
+    /// it: checked on the samples. And the literals carry the text around
+    /// the level, so that a level word in a message is no candidate.
+    #[test]
+    fn every_leveled_sample_holds_a_level_literal() {
+        let kb = crate::rules::load(&crate::rules::embedded_files(None));
+        let literals = |name: &str| {
+            let f = &kb.formats.formats[kb.formats.index(name).unwrap()];
+            f.levels.as_ref().unwrap().literals.clone()
+        };
+        assert!(literals("nginx_error").contains(&" [error] ".to_string()));
+        assert!(literals("vmanage_server").contains(&" ERROR ".to_string()));
+        assert!(literals("vmanage_appserver").contains(&" WARN ".to_string()));
+        assert!(literals("redis").contains(&" # ".to_string()));
+        assert!(literals("iosxe_syslog").contains(&"-3-".to_string()));
+        let zones = ZoneTable::default();
+        let mut leveled = 0;
+        for format in kb.formats.formats.iter().filter(|f| f.kind == super::FormatKind::Lines) {
+            let Some(levels) = &format.levels else { continue };
+            for sample in &format.samples {
+                let parsed = format.parse(sample, &zones);
+                let Some(value) = &parsed.values[levels.field] else {
+                    continue;
+                };
+                let written = &sample[value.range.clone().unwrap()];
+                if levels.level_of(written).is_some() {
+                    assert!(
+                        levels.literals.iter().any(|l| sample.contains(l.as_str())),
+                        "format {}: no literal of {:?} in {sample:?}",
+                        format.name,
+                        levels.literals
+                    );
+                    leveled += 1;
+                }
+            }
+        }
+        assert!(leveled >= 8, "only {leveled} samples of error or warning level");
+    }
+
+    /// A level group that may hold white space is read trimmed: the text
+    /// around it is not what the record holds, and only the value is
+    /// searched for.
+    #[test]
+    fn a_level_that_may_hold_spaces_is_searched_for_alone() {
+        let text = "name = \"lv\"\npatterns = ['^(?P<ts>\\S+) \\[(?P<level>[^\\]]+)\\] (?P<msg>.*)']\nsamples = ['a [ ERROR] b']\n[levels]\nfield = \"level\"\nerror = [\"ERROR\"]\n";
+        let (format, report) = super::load_format("x/formats/lv.toml", Arc::from(text));
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert_eq!(format.unwrap().levels.unwrap().literals, ["ERROR"]);
+    }
+
+    /// `[levels]` problems have their code and point at the value at fault.
+    #[test]
+    fn levels_problems_point_at_their_value() {
+        use crate::diagnostic::Code;
+        let base = "name = \"lv\"\npatterns = ['^(?P<ts>\\S+) (?P<level>\\w+) (?P<msg>.*)']\nsamples = ['a ERROR b']\n";
+        let cases: [(&str, Code, &str); 6] = [
+            (
+                "[levels]\nfield = \"lvl\"\nerror = [\"ERROR\"]\n",
+                Code::UnknownField,
+                "lvl",
+            ),
+            ("[levels]\nfield = \"level\"\n", Code::MissingKey, "field"),
+            (
+                "[levels]\nfield = \"level\"\nerror = [\"ERROR\"]\nwarning = [\"WARN\", \"ERROR\"]\n",
+                Code::InvalidValue,
+                "ERROR",
+            ),
+            (
+                "[levels]\nfield = \"level\"\nerror = [\"E\", \" \"]\n",
+                Code::InvalidValue,
+                " ",
+            ),
+            (
+                "[levels]\nfield = \"level\"\nerror = [\"E\"]\ntemplate = \"mesg\"\n",
+                Code::UnknownField,
+                "mesg",
+            ),
+            (
+                "[levels]\nfield = \"level\"\nerror = [\"E\"]\nsevere = [\"F\"]\n",
+                Code::UnknownKey,
+                "severe",
+            ),
+        ];
+        for (levels, code, at) in cases {
+            let text = format!("{base}{levels}");
+            let (format, report) = super::load_format("x/formats/lv.toml", Arc::from(text.as_str()));
+            assert!(format.is_none(), "{levels}");
+            let problem = report
+                .problems
+                .iter()
+                .find(|p| p.code == code)
+                .unwrap_or_else(|| panic!("no {code:?} for {levels}: {:?}", report.problems));
+            let span = problem.labels[0].span.clone();
+            // The last place the text stands: the value at fault.
+            let expected = text.rfind(at).unwrap();
+            assert_eq!((span.start, &text[span.clone()]), (expected, at), "{levels}");
+        }
     }
 
     /// The engine of short records (the one-pass matcher, or else the

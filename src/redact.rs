@@ -166,7 +166,9 @@ impl Redactor {
         let mut map = Vec::new();
         let mut at = 0;
         for (range, kind) in found {
-            if range.start < at {
+            // A placeholder (of a template, or of redaction) names nobody.
+            let value = &text[range.clone()];
+            if range.start < at || (value.starts_with('<') && value.ends_with('>')) {
                 continue;
             }
             out.push_str(&text[at..range.start]);
@@ -197,6 +199,7 @@ impl Redactor {
                 .iter()
                 .flat_map(|d| d.evidence.iter().map(|e| e.text.as_str())),
         );
+        texts.extend(report.unexplained.templates.iter().map(|t| t.example.text.as_str()));
         let joined = texts.join("\n");
         self.learn_hosts(&joined);
 
@@ -234,6 +237,12 @@ impl Redactor {
             let reason = self.redact(&reason);
             report.verdict = format!("failed: {reason}");
             report.reason = Some(reason);
+        }
+        // Templates mask addresses but not host or user names.
+        for t in &mut report.unexplained.templates {
+            t.template = self.redact(&t.template);
+            t.example.file = self.redact(&t.example.file);
+            t.example.text = self.redact(&t.example.text);
         }
     }
 }
@@ -282,6 +291,13 @@ mod tests {
             r.redact("version 20.9.1 and 17.9.3a stay"),
             "version 20.9.1 and 17.9.3a stay"
         );
+    }
+
+    #[test]
+    fn placeholders_of_templates_are_left_as_they_are() {
+        let mut r = Redactor::new();
+        let template = "Failed to authenticate user - '<*>' from <ip>:<n> as user=<*>";
+        assert_eq!(r.redact(template), template);
     }
 
     #[test]

@@ -16,10 +16,13 @@ use std::sync::Arc;
 
 use regex::Regex;
 
-use crate::format::{load_format, Detection, Format};
+use crate::engine::{Engine, RunOptions};
+use crate::format::{load_format, Detection, Format, FormatKind, RecordLevel};
+use crate::report::Report;
 use crate::rules::{directory_files, embedded_files, load, Expect, KbFile, KnowledgeBase};
 use crate::time::ZoneTable;
 use crate::toml_source::closest;
+use crate::value::ValueType;
 
 /// The source a rule scaffold queries when none is named: the generic log.
 pub const DEFAULT_SOURCE: &str = "syslog";
@@ -91,6 +94,33 @@ fn toml_block(text: &str) -> String {
 /// Writes `DIR/ID.toml`, a draft rule with one query on `source`, a hit
 /// test and a no-hit test made from the source's samples.
 pub fn new_rule(id: &str, source: &str, dir: &Path, repo_rules_dir: Option<&Path>) -> Result<Written, String> {
+    write_rule(id, dir, repo_rules_dir, |kb| rule_text(id, source, kb))
+}
+
+/// Writes `DIR/ID.toml`, a draft rule for the `number`th (from 1)
+/// unexplained error or warning template of `bundle`, as `triage diagnose`
+/// numbers them with the built-in rules and those of `DIR`.
+pub fn new_rule_from_unexplained(
+    id: &str,
+    number: usize,
+    bundle: &Path,
+    dir: &Path,
+    repo_rules_dir: Option<&Path>,
+) -> Result<Written, String> {
+    write_rule(id, dir, repo_rules_dir, |kb| {
+        let report = Engine::new(kb.clone()).diagnose(bundle, &RunOptions::default());
+        unexplained_rule_text(id, number, &report, kb)
+    })
+}
+
+/// Checks the id, makes the rule's text with `text_of` from the knowledge
+/// base the rule joins, verifies it and writes it.
+fn write_rule(
+    id: &str,
+    dir: &Path,
+    repo_rules_dir: Option<&Path>,
+    text_of: impl FnOnce(&KnowledgeBase) -> Result<String, String>,
+) -> Result<Written, String> {
     if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
         return Err(format!(
             "`{id}` is not a rule id: write one word of letters, digits, `-`, `_` and `.`, such as ACME-NET-001"
@@ -105,7 +135,7 @@ pub fn new_rule(id: &str, source: &str, dir: &Path, repo_rules_dir: Option<&Path
             existing.origin
         ));
     }
-    let text = rule_text(id, source, &kb)?;
+    let text = text_of(&kb)?;
     files.push(KbFile {
         path: path.display().to_string(),
         base_dir: Some(dir.to_path_buf()),
@@ -183,18 +213,47 @@ pub fn rule_text(id: &str, source: &str, kb: &KnowledgeBase) -> Result<String, S
         format!("the first sample of format `{source}` has no word of three letters or more to search for")
     })?;
     let quiet = quiet_record(format, sample, &literal);
-    let query = format!("{source} where message contains \"{literal}\"");
-    let file_key = toml::Value::String(file).to_string();
-    Ok(format!(
+    Ok(draft_rule(&DraftRule {
+        id,
+        severity: "warning",
+        summary: "TODO: one paragraph for the docs: the symptom, its cause, and which records show it.".to_string(),
+        query: format!("{source} where message contains \"{literal}\""),
+        file,
+        hit: in_file(sample),
+        no_hit: in_file(&quiet),
+    }))
+}
+
+/// What a draft rule is made of.
+struct DraftRule<'a> {
+    id: &'a str,
+    /// Its severity, as written.
+    severity: &'a str,
+    /// The summary paragraph.
+    summary: String,
+    /// The `evidence` query.
+    query: String,
+    /// The path inside a bundle of the tests' file.
+    file: String,
+    /// The file's content on which the rule fires.
+    hit: String,
+    /// A similar content on which it does not.
+    no_hit: String,
+}
+
+/// The text of a draft rule: TODOs for what a person must write, one
+/// query, a hit and a no-hit test.
+fn draft_rule(draft: &DraftRule<'_>) -> String {
+    format!(
         r#"# A draft rule written by `triage new rule`. Replace every TODO, keep
 # `triage check` and `triage test` passing after each change, and set
 # status = "testing" when it is ready for review.
 id = "{id}"
 title = "TODO: what is wrong, in one line, as the customer would notice it"
-severity = "warning"  # TODO: critical | error | warning | info
+severity = "{severity}"  # TODO: critical | error | warning | info
 status = "draft"
 summary = '''
-TODO: one paragraph for the docs: the symptom, its cause, and which records show it.
+{summary}
 '''
 # TODO: the question this rule asks of the bundle (see docs/LANGUAGE.md).
 condition = '''evidence'''
@@ -222,11 +281,16 @@ expect = "{no_hit}"
 [test.files]
 {file_key} = {quiet_text}
 "#,
+        id = draft.id,
+        severity = draft.severity,
+        summary = draft.summary,
+        query = draft.query,
+        file_key = toml::Value::String(draft.file.clone()),
         hit = Expect::Hit.as_str(),
         no_hit = Expect::NoHit.as_str(),
-        hit_text = toml_block(&in_file(sample)),
-        quiet_text = toml_block(&in_file(&quiet)),
-    ))
+        hit_text = toml_block(&draft.hit),
+        quiet_text = toml_block(&draft.no_hit),
+    )
 }
 
 /// A path inside a bundle that `format` claims, made from its path globs
@@ -345,6 +409,212 @@ fn quiet_record(format: &Format, sample: &str, literal: &str) -> String {
         .map(|c| if c.is_ascii_alphabetic() { 'x' } else { c })
         .collect();
     sample.replace(literal, &changed)
+}
+
+// ---- rules from unexplained errors ------------------------------------
+
+/// The text of a draft rule for the `number`th (from 1) unexplained
+/// template of a report: a query on the template's source for its level
+/// and the longest literal parts of its template, the example line as the
+/// hit test, and the same line without the longest part as the no-hit test.
+pub fn unexplained_rule_text(id: &str, number: usize, report: &Report, kb: &KnowledgeBase) -> Result<String, String> {
+    if report.failed {
+        let why = report
+            .warnings
+            .first()
+            .map_or("nothing in it could be read", |w| w.message.as_str());
+        return Err(format!("cannot read the bundle {}: {why}", report.bundle));
+    }
+    let templates = &report.unexplained.templates;
+    let template = number
+        .checked_sub(1)
+        .and_then(|i| templates.get(i))
+        .ok_or_else(|| match templates.len() {
+            0 => format!(
+                "{} has no unexplained error or warning to draft a rule from",
+                report.bundle
+            ),
+            n => format!(
+                "{} has no unexplained template {number}: it has {n}, numbered from 1 as `triage diagnose` lists them",
+                report.bundle
+            ),
+        })?;
+    let gone = || {
+        format!(
+            "the source `{}` of template {number} is no longer a format with [levels]",
+            template.source
+        )
+    };
+    let source = kb.formats.index(&template.source).ok_or_else(gone)?;
+    let format = &kb.formats.formats[source];
+    let levels = format.levels.as_ref().ok_or_else(gone)?;
+    let example = &template.example;
+    let unreadable = || {
+        format!(
+            "the example of template {number} ({}:{}) does not read as `{}`; write the rule with `triage new rule {id} --source {}`",
+            example.file, example.line, template.source, template.source
+        )
+    };
+    // The format of the example's file: the template's own, or one that
+    // embeds it (syslog around an nginx line).
+    let file_format = report
+        .files
+        .iter()
+        .find(|f| f.path == example.file)
+        .and_then(|f| kb.formats.index(f.format.as_deref()?))
+        .ok_or_else(unreadable)?;
+    let (fields, record_text) = record_fields(kb, file_format, source, &example.text).ok_or_else(unreadable)?;
+    let searched = levels.template_field.or(format.message_field);
+    let searched_text = searched
+        .and_then(|i| fields.values.get(i)?.as_ref())
+        .map_or(record_text, |v| v.value.to_string());
+    let literals: Vec<String> = template_literals(&template.template)
+        .into_iter()
+        .filter(|l| searched_text.contains(l.as_str()) && !l.contains("'''"))
+        .take(2)
+        .collect();
+    let Some(longest) = literals.first() else {
+        return Err(format!(
+            "template {number} has no literal part of {} characters or more to search for; write the rule with `triage new rule {id} --source {}`",
+            crate::regex_util::MIN_LITERAL_LEN,
+            template.source
+        ));
+    };
+    let level_field = &format.fields[levels.field];
+    let values: Vec<String> = levels
+        .values(template.level)
+        .iter()
+        .map(|v| match level_field.ty {
+            ValueType::Integer | ValueType::Float if v.parse::<f64>().is_ok() => v.clone(),
+            _ => condition_string(v),
+        })
+        .collect();
+    let mut tests = vec![format!("{} in [{}]", level_field.name, values.join(", "))];
+    let searched_name = levels
+        .template_field
+        .map_or("message", |i| format.fields[i].name.as_str());
+    tests.extend(
+        literals
+            .iter()
+            .map(|l| format!("{searched_name} contains {}", condition_string(l))),
+    );
+    let host = &kb.formats.formats[file_format];
+    let file = match (
+        example_path(kb, file_format, example),
+        test_file(host, file_format, kb, &example.text),
+    ) {
+        (Some(file), _) | (None, Some((file, None))) => file,
+        _ => {
+            return Err(format!(
+                "no file name found that format `{}` recognises with the example of template {number}",
+                host.name
+            ))
+        }
+    };
+    let changed: String = longest
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { 'x' } else { c })
+        .collect();
+    let summary = format!(
+        "TODO: one paragraph for the docs: the symptom, its cause, and which records show it.\n\n\
+         Drafted from {count} {level} record(s) of `{source}` that no rule explained in {bundle}\n\
+         (the first at {file}:{line}), whose messages read\n\n    {text}\n\n\
+         TODO: the tests hold a line of that bundle: replace the customer's names and addresses in it.",
+        count = template.count,
+        level = template.level.as_str(),
+        source = template.source,
+        bundle = report.bundle,
+        file = example.file,
+        line = example.line,
+        text = template.template,
+    )
+    .replace("'''", "''");
+    Ok(draft_rule(&DraftRule {
+        id,
+        severity: match template.level {
+            RecordLevel::Error => "error",
+            RecordLevel::Warning => "warning",
+        },
+        summary,
+        query: format!("{} where {}", template.source, tests.join(" and ")),
+        file,
+        hit: example.text.clone(),
+        no_hit: example.text.replace(longest.as_str(), &changed),
+    }))
+}
+
+/// The shortest end of the example's own path that its format claims by
+/// its path globs: `var/log/nms/vmanage-server.log` without the
+/// admin-tech directory (named after the customer's host) above it.
+fn example_path(kb: &KnowledgeBase, file_format: usize, example: &crate::report::UnexplainedExample) -> Option<String> {
+    let parts: Vec<&str> = example.file.split('/').collect();
+    (1..=parts.len()).rev().find_map(|first| {
+        let path = parts[first - 1..].join("/");
+        let claimed = kb.formats.formats[file_format].path_matches(&path)
+            && matches!(kb.formats.detect(&path, example.text.as_bytes()), Detection::Recognised { format, .. } if format == file_format);
+        claimed.then_some(path)
+    })
+}
+
+/// The fields of the record of format `source` in `line`, a record of a
+/// file of `file_format` (the same format, or one that embeds it), and the
+/// record's own text.
+fn record_fields(
+    kb: &KnowledgeBase,
+    file_format: usize,
+    source: usize,
+    line: &str,
+) -> Option<(crate::format::ParsedFields, String)> {
+    let zones = ZoneTable::default();
+    let outer = &kb.formats.formats[file_format];
+    let parsed = outer.parse(line, &zones);
+    if !parsed.matched {
+        return None;
+    }
+    if file_format == source {
+        return Some((parsed, line.to_string()));
+    }
+    let message = match outer.message_field.and_then(|i| parsed.values.get(i)?.as_ref()) {
+        Some(v) => v.value.to_string(),
+        None if outer.kind == FormatKind::Lines => line.to_string(),
+        None => return None,
+    };
+    let inner = kb.formats.formats[source].parse(&message, &zones);
+    inner.matched.then_some((inner, message))
+}
+
+/// The parts of a template between its masked values, longest first,
+/// each of at least the length the prefilter needs.
+fn template_literals(template: &str) -> Vec<String> {
+    const MASKS: &[&str] = &[
+        "'<*>'", "\"<*>\"", "<n>", "<ip>", "<mac>", "<uuid>", "<hex>", "<host>", "<dur>", "…",
+    ];
+    let mut parts = Vec::new();
+    let mut rest = template;
+    while !rest.is_empty() {
+        let next = MASKS
+            .iter()
+            .filter_map(|m| rest.find(m).map(|at| (at, m.len())))
+            .min_by_key(|&(at, len)| (at, std::cmp::Reverse(len)));
+        let (part, after) = match next {
+            Some((at, len)) => (&rest[..at], &rest[at + len..]),
+            None => (rest, ""),
+        };
+        let part = part.trim();
+        if part.chars().count() >= crate::regex_util::MIN_LITERAL_LEN {
+            parts.push(part.to_string());
+        }
+        rest = after;
+    }
+    // Longest first; of equal ones, the first written.
+    parts.sort_by_key(|p| std::cmp::Reverse(p.chars().count()));
+    parts.dedup();
+    parts
+}
+
+/// A string literal of the condition language.
+fn condition_string(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 // ---- formats -----------------------------------------------------------

@@ -18,14 +18,23 @@ use aho_corasick::automaton::{Automaton as _, StateID};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, Anchored, Input, MatchKind, PatternID};
 use rayon::prelude::*;
 
-use crate::format::{Detection, FieldValue, Format, FormatKind, FormatSet, LazyFields, NarrowPatterns, ParsedFields};
+use crate::format::{
+    Detection, FieldValue, Format, FormatKind, FormatSet, LazyFields, Levels, NarrowPatterns, ParsedFields,
+};
 use crate::lang::compile::{CPred, CompiledQuery, FieldRef};
 use crate::rules::KnowledgeBase;
 use crate::time::{Completeness, RecordTime, ZoneSpec, ZoneTable};
+use crate::unexplained::{LeveledRecord, LeveledRecords, TemplateKey, BUNDLE_TEMPLATE_CAP, FILE_TEMPLATE_CAP};
 use crate::value::{Value, Version};
 
 /// Identifies a query across all rules.
 pub type GlobalQuery = u32;
+
+/// Stands in the prefilter's owners, and in a record's list of queries to
+/// test, for the level literals of a format (see [`Levels::literals`]):
+/// the record may be of error or warning level. No rule has so many
+/// queries.
+pub const LEVEL_HIT: GlobalQuery = GlobalQuery::MAX;
 
 /// Evidence kept per query per file; the count goes on past it.
 pub const EVIDENCE_CAP: usize = 20;
@@ -204,6 +213,8 @@ struct GroupPlan {
     literals: Option<Automaton>,
     /// Queries that see every record.
     slow: Vec<GlobalQuery>,
+    /// The formats, this one or embedded in it, whose records have levels.
+    leveled: Vec<usize>,
 }
 
 /// The compiled scan: all rules' queries, grouped by the format of the file.
@@ -244,6 +255,18 @@ fn fields_read(kb: &KnowledgeBase, queries: &[PlannedQuery]) -> Vec<Vec<bool>> {
         // A file that states a product's release is read for it.
         if let (Some(_), Some(i)) = (&format.product, format.field_index("version")) {
             mark(fi, FieldRef::Field(i));
+        }
+        // An error or a warning is grouped by its template, with its time.
+        if let Some(levels) = &format.levels {
+            mark(fi, FieldRef::Field(levels.field));
+            mark(fi, levels.template_field.map_or(FieldRef::Message, FieldRef::Field));
+            mark(fi, FieldRef::Time);
+            for (outer, host) in formats.iter().enumerate() {
+                if host.embeds.contains(&format.name) {
+                    mark(outer, FieldRef::Message);
+                    mark(outer, FieldRef::Time);
+                }
+            }
         }
     }
     for pq in queries {
@@ -346,9 +369,26 @@ impl ScanPlan {
                         None => slow.push(gid as GlobalQuery),
                     }
                 }
+                // Records that may be errors or warnings are candidates too,
+                // tested for their level alone: a JSON file's objects are all
+                // read anyway.
+                let leveled: Vec<usize> = members
+                    .iter()
+                    .copied()
+                    .filter(|&m| formats.formats[m].levels.is_some())
+                    .collect();
+                for &m in &leveled {
+                    let levels = formats.formats[m].levels.as_ref().expect("filtered on levels");
+                    match formats.formats[fi].kind {
+                        FormatKind::Lines => exact.extend(levels.literals.iter().map(|l| (l.clone(), LEVEL_HIT))),
+                        FormatKind::Json if !slow.contains(&LEVEL_HIT) => slow.push(LEVEL_HIT),
+                        FormatKind::Json => {}
+                    }
+                }
                 GroupPlan {
                     literals: build_automaton(exact, caseless),
                     slow,
+                    leveled,
                 }
             })
             .collect();
@@ -521,6 +561,8 @@ pub struct FileScan {
     /// A buffer for the text of values counted by `distinct`, reused from
     /// record to record.
     distinct_text: String,
+    /// Error- and warning-level records, by template.
+    pub leveled: LeveledRecords,
 }
 
 /// Bytes of complete records read from a file, and the line number of
@@ -596,6 +638,7 @@ impl FileScan {
             costs: HashMap::new(),
             evidence_full: HashSet::new(),
             distinct_text: String::new(),
+            leveled: LeveledRecords::default(),
         }
     }
 
@@ -626,6 +669,7 @@ impl FileScan {
         for (gid, c) in part.costs {
             self.costs.entry(gid).or_default().add(c);
         }
+        self.leveled.merge(part.leveled, FILE_TEMPLATE_CAP);
     }
 }
 
@@ -663,6 +707,8 @@ pub struct BundleScan {
     pub product_versions: BTreeMap<String, Vec<Version>>,
     /// Zone abbreviations read with a guess.
     pub guessed_zones: BTreeSet<String>,
+    /// Error- and warning-level records, by template.
+    pub leveled: LeveledRecords,
 }
 
 impl BundleScan {
@@ -692,6 +738,7 @@ impl BundleScan {
             }
         }
         self.guessed_zones.extend(scan.guessed_zones);
+        self.leveled.merge(scan.leveled, BUNDLE_TEMPLATE_CAP);
         FileSummary {
             path: scan.path,
             detection: scan.detection,
@@ -990,7 +1037,7 @@ impl Scanner<'_> {
         self.test_record_inner(fi, text, line, queries, scan);
         // The record's cost is shared by the queries it was tested for.
         let share = started.map_or(0, |t| t.elapsed().as_nanos() as u64 / queries.len().max(1) as u64);
-        for &gid in queries {
+        for &gid in queries.iter().filter(|&&gid| gid != LEVEL_HIT) {
             let cost = scan.costs.entry(gid).or_default();
             cost.tested += 1;
             cost.nanos += share;
@@ -1015,7 +1062,14 @@ impl Scanner<'_> {
         // The records of embedded formats read from the message, with the
         // message's offset in the text.
         let mut inner_cache: HashMap<usize, Option<(LazyFields<'_>, Option<usize>)>> = HashMap::new();
+        // A record that may be an error or a warning: the queries it matches
+        // say whether a diagnosis can use it.
+        let leveled = queries.contains(&LEVEL_HIT);
+        let mut matched: Vec<GlobalQuery> = Vec::new();
         for &gid in queries {
+            if gid == LEVEL_HIT {
+                continue;
+            }
             let q = self.query(gid);
             let view = if q.source == fi {
                 RecordView {
@@ -1028,16 +1082,9 @@ impl Scanner<'_> {
                     offset: Some(0),
                 }
             } else {
-                let entry = inner_cache.entry(q.source).or_insert_with(|| {
-                    let (msg, offset) = message_of(outer.message_field.and_then(|i| outer_fields.value(i)), text);
-                    let inner = LazyFields::new(
-                        &formats.formats[q.source],
-                        self.plan.narrow[q.source].as_ref(),
-                        msg,
-                        self.zones,
-                    );
-                    inner.matched().then_some((inner, offset))
-                });
+                let entry = inner_cache
+                    .entry(q.source)
+                    .or_insert_with(|| self.embedded_record(outer, &outer_fields, text, q.source));
                 let Some((inner, offset)) = entry else { continue };
                 RecordView {
                     format: &formats.formats[q.source],
@@ -1054,6 +1101,9 @@ impl Scanner<'_> {
             let mut found = Found::new(keep);
             if !eval_pred(&q.pred, &view, &mut found, true) {
                 continue;
+            }
+            if leveled {
+                matched.push(gid);
             }
             let entry = scan.matches.entry(gid).or_default();
             entry.count += 1;
@@ -1113,10 +1163,61 @@ impl Scanner<'_> {
                 });
             }
         }
+        if leveled {
+            for &source in &self.plan.groups[fi].leveled {
+                let record = if source == fi {
+                    Some((&outer_fields, None))
+                } else {
+                    let entry = inner_cache
+                        .entry(source)
+                        .or_insert_with(|| self.embedded_record(outer, &outer_fields, text, source));
+                    entry.as_ref().map(|(inner, _)| (inner, outer_fields.time()))
+                };
+                let Some((fields, outer_time)) = record else { continue };
+                let format = &formats.formats[source];
+                let Some((level, template)) = level_and_template(format, fields) else {
+                    continue;
+                };
+                let key = TemplateKey {
+                    source,
+                    level,
+                    template,
+                };
+                let record = LeveledRecord {
+                    key,
+                    time: fields.time().or(outer_time),
+                    file: &scan.path,
+                    line,
+                    text,
+                    queries: &matched,
+                };
+                scan.leveled.add(record, FILE_TEMPLATE_CAP);
+            }
+        }
         if outer_fields.is_parsed() {
             scan.guessed_zones
                 .extend(outer_fields.guessed_zone().map(str::to_string));
         }
+    }
+
+    /// The record of embedded format `source` read from the message of a
+    /// record of `outer`, with the message's offset in the text; `None`
+    /// when the message is not of that format.
+    fn embedded_record<'t>(
+        &'t self,
+        outer: &'t Format,
+        outer_fields: &LazyFields<'t>,
+        text: &'t str,
+        source: usize,
+    ) -> Option<(LazyFields<'t>, Option<usize>)> {
+        let (msg, offset) = message_of(outer.message_field.and_then(|i| outer_fields.value(i)), text);
+        let inner = LazyFields::new(
+            &self.kb.formats.formats[source],
+            self.plan.narrow[source].as_ref(),
+            msg,
+            self.zones,
+        );
+        inner.matched().then_some((inner, offset))
     }
 
     fn scan_json(&self, fi: usize, reader: &mut dyn Read, scan: &mut FileScan) {
@@ -1150,6 +1251,30 @@ impl Scanner<'_> {
             }
         }
     }
+}
+
+/// The level of a record of a format with `[levels]`, when it is an
+/// error or a warning, and its template.
+fn level_and_template(format: &Format, fields: &LazyFields<'_>) -> Option<(crate::format::RecordLevel, String)> {
+    let levels: &Levels = format.levels.as_ref()?;
+    let value = fields.value(levels.field)?;
+    // As written: the prefilter looked for the text, not the typed value.
+    let written = match &value.range {
+        Some(range) => Cow::Borrowed(fields.text().get(range.clone())?),
+        None => Cow::Owned(value.value.to_string()),
+    };
+    let level = levels.level_of(&written)?;
+    let source = match levels.template_field.or(format.message_field) {
+        Some(field) => match fields.value(field) {
+            Some(FieldValue {
+                value: Value::Str(s), ..
+            }) => Cow::Borrowed(s.as_str()),
+            Some(other) => Cow::Owned(other.value.to_string()),
+            None => Cow::Borrowed(fields.text()),
+        },
+        None => Cow::Borrowed(fields.text()),
+    };
+    Some((level, crate::template::template(&source)))
 }
 
 /// Byte ranges of the objects of a JSON array, of JSON Lines, or of

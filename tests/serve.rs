@@ -526,3 +526,61 @@ fn a_port_in_use_stops_the_start_with_a_clear_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("error: cannot listen on {addr}")), "{stderr}");
 }
+
+#[test]
+fn unexplained_errors_are_counted_across_bundles() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--workers", "2"], &[]);
+    let (status, empty) = server.get_json("/v1/unexplained");
+    assert_eq!(status, 200);
+    assert_eq!(
+        (empty["total"].as_u64(), empty["templates"].as_array().map(Vec::len)),
+        (Some(0), Some(0))
+    );
+
+    let upstream_down = tar_gz(&corpus("ssm-onprem-001-upstream-down"));
+    let variant = tar_gz(&corpus("ssm-onprem-001-upstream-down-variant"));
+    let ids = [
+        server.upload("a.tgz", &upstream_down),
+        server.upload("b.tgz", &upstream_down),
+        server.upload("c.tgz", &variant),
+    ];
+    let mut reports = Vec::new();
+    for id in &ids {
+        let job = server.wait_for(id, &["done", "failed"]);
+        assert_eq!(job["status"], "done", "{job}");
+        reports.push(job["result"]["unexplained"].clone());
+    }
+    let (status, found) = server.get_json("/v1/unexplained");
+    assert_eq!(status, 200);
+    let templates = found["templates"].as_array().unwrap();
+    assert_eq!(found["total"].as_u64().unwrap() as usize, templates.len());
+    // The nginx warning that every one of the three bundles has.
+    let warning = templates
+        .iter()
+        .find(|t| {
+            t["source"] == "nginx_error"
+                && t["template"] == "upstream server temporarily disabled while connecting to upstream"
+        })
+        .unwrap_or_else(|| panic!("{found:#}"));
+    assert_eq!(warning["level"], "warning");
+    assert_eq!(warning["bundles"], 3);
+    let per_job: u64 = reports
+        .iter()
+        .flat_map(|r| r["templates"].as_array().unwrap())
+        .filter(|t| t["template"] == warning["template"] && t["source"] == "nginx_error")
+        .map(|t| t["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(warning["count"].as_u64(), Some(per_job));
+    assert!(ids.contains(&warning["example"]["job"].as_str().unwrap().to_string()));
+    assert!(warning["example"]["text"].as_str().unwrap().contains("[warn]"));
+    assert!(warning["last_seen"].as_str().unwrap().ends_with('Z'));
+    // The most widespread first; the limit is kept.
+    let bundles: Vec<u64> = templates.iter().map(|t| t["bundles"].as_u64().unwrap()).collect();
+    assert!(bundles.windows(2).all(|w| w[0] >= w[1]), "{bundles:?}");
+    let (_, one) = server.get_json("/v1/unexplained?limit=1");
+    assert_eq!(one["templates"].as_array().unwrap().len(), 1);
+    assert_eq!(one["templates"][0]["bundles"], bundles[0]);
+    let (status, _) = server.get_json("/v1/unexplained?limit=many");
+    assert_eq!(status, 400);
+}

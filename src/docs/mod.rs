@@ -557,6 +557,22 @@ fn format_page(kb: &KnowledgeBase, f: &Format) -> String {
             f.fields[t.field].name, t.format
         );
     }
+    if let Some(levels) = &f.levels {
+        let values = |v: &[String]| v.iter().map(|x| format!("`{x}`")).collect::<Vec<_>>().join(", ");
+        let mut kinds = Vec::new();
+        if !levels.error.is_empty() {
+            kinds.push(format!("an error when it is {}", values(&levels.error)));
+        }
+        if !levels.warning.is_empty() {
+            kinds.push(format!("a warning when it is {}", values(&levels.warning)));
+        }
+        let _ = writeln!(
+            out,
+            "\nIts `{}` says the level: a record is {}. Those that no diagnosis used are listed as unexplained errors and warnings.",
+            f.fields[levels.field].name,
+            kinds.join(", and ")
+        );
+    }
     if !f.embeds.is_empty() {
         let links: Vec<String> = f.embeds.iter().map(|e| format!("[`{e}`]({e}.md)")).collect();
         let _ = writeln!(out, "\nIts message may hold a record of {}.", links.join(", "));

@@ -30,6 +30,8 @@ use super::{Diagnosis, Report};
 use crate::diagnostic::plural;
 use crate::rules::Severity;
 
+/// Unexplained templates shown; the rest are in the JSON.
+const SHOWN_UNEXPLAINED: usize = 5;
 /// Evidence records shown per diagnosis; the rest are counted.
 pub const SHOWN_EVIDENCE: usize = 8;
 /// Entries of "Collect next" shown without `--all-inconclusive`.
@@ -298,6 +300,7 @@ pub fn render(report: &Report, options: &HumanOptions) -> String {
     }
     render_diagnoses(report, &names, options, width, &mut out);
     render_excluded(report, width, &mut out);
+    render_unexplained(report, &names, width, &mut out);
     render_collect(report, options.all_inconclusive, width, &mut out);
     if !quiet && !report.unrecognized_files.is_empty() {
         let _ = writeln!(out, "Unrecognised files (no format claimed them):");
@@ -407,6 +410,53 @@ fn render_diagnoses(report: &Report, names: &ShortPaths, options: &HumanOptions,
         }
         out.push('\n');
     }
+}
+
+/// The error- and warning-level records no diagnosis used, the first
+/// [`SHOWN_UNEXPLAINED`] templates, numbered as `triage new rule
+/// --from-unexplained N` takes them; every line within `width`.
+fn render_unexplained(report: &Report, names: &ShortPaths, width: usize, out: &mut String) {
+    const INDENT: &str = "     ";
+    let found = &report.unexplained;
+    if found.templates.is_empty() {
+        return;
+    }
+    let shown = found.templates.len().min(SHOWN_UNEXPLAINED);
+    let how_many = if found.total > shown {
+        format!("top {shown} of {}; more in --format json", found.total)
+    } else {
+        found.total.to_string()
+    };
+    let _ = writeln!(out, "Unexplained errors and warnings ({how_many}):");
+    // At most `max` characters: cut at the end, or at the start of a path.
+    let fit = |text: &str, max: usize, from_end: bool| -> String {
+        let count = text.chars().count();
+        match (count > max, from_end) {
+            (false, _) => text.to_string(),
+            (true, false) => format!("{}…", text.chars().take(max.saturating_sub(1)).collect::<String>()),
+            (true, true) => format!(
+                "…{}",
+                text.chars().skip(count - max.saturating_sub(1)).collect::<String>()
+            ),
+        }
+    };
+    for (i, t) in found.templates.iter().take(shown).enumerate() {
+        let when = match (&t.first, &t.last) {
+            (Some(first), Some(last)) if first != last => format!(", {first} to {last}"),
+            (Some(at), _) | (None, Some(at)) => format!(", {at}"),
+            (None, None) => String::new(),
+        };
+        let head = format!("  {}. {}× {} in {}{when}", i + 1, t.count, t.level.as_str(), t.source);
+        let _ = writeln!(out, "{}", fit(&head, width, false));
+        let _ = writeln!(out, "{INDENT}{}", fit(&t.template, width - INDENT.len(), false));
+        let place = format!("{}:{}", names.short(&t.example.file), t.example.line);
+        let _ = writeln!(out, "{INDENT}at {}", fit(&place, width - INDENT.len() - 3, true));
+    }
+    let _ = writeln!(
+        out,
+        "  Draft a rule from one with: triage new rule ID --from-unexplained N BUNDLE"
+    );
+    out.push('\n');
 }
 
 /// Rules a more specific finding ruled out, a line each.

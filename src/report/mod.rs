@@ -189,6 +189,57 @@ pub struct RuleCost {
     pub prefiltered: bool,
 }
 
+/// Where a template's example stands, and its text.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct UnexplainedExample {
+    /// Path inside the bundle.
+    pub file: String,
+    /// Line number of the record's first line.
+    pub line: u64,
+    /// The record's first line (cut when long).
+    pub text: String,
+}
+
+/// Error- or warning-level records of one source that say the same thing
+/// but for their values, and that no diagnosis used.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct UnexplainedTemplate {
+    /// The source (format) name.
+    pub source: String,
+    /// `error` or `warning`.
+    pub level: crate::format::RecordLevel,
+    /// The message with numbers, addresses, ids, durations and quoted
+    /// values masked (`<n>`, `<ip>`, `'<*>'`…).
+    pub template: String,
+    /// How many records.
+    pub count: u64,
+    /// The earliest of their times, RFC 3339 UTC (`null` when the source
+    /// has no times).
+    pub first: Option<String>,
+    /// The latest.
+    pub last: Option<String>,
+    /// The first record, by file and line.
+    pub example: UnexplainedExample,
+}
+
+/// Error- and warning-level records that no diagnosis used, by template:
+/// what the knowledge base should learn next.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Unexplained {
+    /// Templates found.
+    pub total: usize,
+    /// Templates in `templates` (at most 100).
+    pub shown: usize,
+    /// Records of all the templates found.
+    pub records: u64,
+    /// Error- and warning-level records not grouped because the bundle
+    /// held more distinct templates than are kept (1,000 a file, 10,000 a
+    /// bundle); they may be explained or not.
+    pub dropped: u64,
+    /// Errors first, then warnings; the most frequent first.
+    pub templates: Vec<UnexplainedTemplate>,
+}
+
 /// Everything a run found.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {
@@ -217,6 +268,8 @@ pub struct Report {
     pub collect_next: Vec<CollectItem>,
     /// Rules that do not apply to the product releases in the bundle.
     pub not_applicable: Vec<NotApplicable>,
+    /// Error- and warning-level records that no diagnosis used.
+    pub unexplained: Unexplained,
     /// Paths no format claimed.
     pub unrecognized_files: Vec<String>,
     /// Every file read.
@@ -264,6 +317,7 @@ impl Report {
             inconclusive: Vec::new(),
             collect_next: Vec::new(),
             not_applicable: Vec::new(),
+            unexplained: Default::default(),
             unrecognized_files: Vec::new(),
             files: Vec::new(),
             warnings: Vec::new(),

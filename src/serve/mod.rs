@@ -298,6 +298,7 @@ fn router(shared: AppState) -> Router {
         .route("/v1/bundles/{id}", get(get_job))
         .route("/v1/bundles/{id}/report", get(get_report))
         .route("/v1/rules", get(list_rules))
+        .route("/v1/unexplained", get(list_unexplained))
         .route("/v1/rules/reload", post(reload_rules))
         .route("/docs", get(docs_root))
         .route("/docs/", get(docs_root))
@@ -464,7 +465,7 @@ async fn not_found(request: Request) -> Response {
     problem(
         StatusCode::NOT_FOUND,
         format!("no such resource: {}", request.uri().path()),
-        "the API: POST /v1/bundles, GET /v1/bundles[/{id}[/report]], GET /v1/rules, POST /v1/rules/reload, GET /healthz, GET /metrics, GET /docs/",
+        "the API: POST /v1/bundles, GET /v1/bundles[/{id}[/report]], GET /v1/unexplained, GET /v1/rules, POST /v1/rules/reload, GET /healthz, GET /metrics, GET /docs/",
     )
 }
 
@@ -931,6 +932,17 @@ async fn list_jobs(State(shared): State<AppState>, Query(query): Query<ListQuery
     }
 }
 
+/// The unexplained error and warning templates across all jobs kept: what
+/// the knowledge base should learn next.
+async fn list_unexplained(State(shared): State<AppState>, Query(query): Query<ListQuery>) -> Response {
+    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    match blocking(move || shared.store.unexplained(limit)).await {
+        Err(response) => response,
+        Ok(Err(e)) => internal(e),
+        Ok(Ok((templates, total))) => Json(json!({ "total": total, "templates": templates })).into_response(),
+    }
+}
+
 async fn list_rules(State(shared): State<AppState>) -> Response {
     let set = shared.rules.current();
     let rules: Vec<_> = set
@@ -1107,6 +1119,7 @@ fn run_job(shared: &Shared, id: &str) {
             diagnoses: Vec::new(),
             rules_version: set.version.clone(),
             error: Some(why),
+            unexplained: Vec::new(),
         };
         shared.metrics.job("failed", 0.0);
         finish(shared, id, &end, &bundle);
@@ -1142,6 +1155,7 @@ fn run_job(shared: &Shared, id: &str) {
         diagnoses: report.diagnoses.iter().map(|d| d.rule_id.clone()).collect(),
         result: Some(report.to_json()),
         rules_version: set.version.clone(),
+        unexplained: report.unexplained.templates.clone(),
     };
     tracing::info!(job = %id, status = ?end.status, ms = elapsed, diagnoses = %end.diagnoses.join(","), "job finished");
     shared.metrics.job(

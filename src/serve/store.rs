@@ -10,6 +10,8 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+use crate::report::UnexplainedTemplate;
+
 /// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -90,6 +92,41 @@ pub struct Finished {
     pub rules_version: String,
     /// Why it failed.
     pub error: Option<String>,
+    /// The error- and warning-level templates no diagnosis used (the
+    /// report's list), kept to be counted across jobs.
+    pub unexplained: Vec<UnexplainedTemplate>,
+}
+
+/// An unexplained template as seen across jobs (`GET /v1/unexplained`).
+#[derive(Debug, Clone, Serialize)]
+pub struct TemplateAcrossJobs {
+    /// The source (format) name.
+    pub source: String,
+    /// `error` or `warning`.
+    pub level: String,
+    /// The message with its values masked.
+    pub template: String,
+    /// Its records in all the jobs.
+    pub count: u64,
+    /// How many jobs (bundles) had it.
+    pub bundles: u64,
+    /// When the last of them finished, RFC 3339 UTC.
+    pub last_seen: String,
+    /// A record of it, from that last job.
+    pub example: JobExample,
+}
+
+/// Where an example record stands: the job and the place in its bundle.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobExample {
+    /// The job id.
+    pub job: String,
+    /// Path inside the bundle.
+    pub file: String,
+    /// Line number.
+    pub line: u64,
+    /// The record's first line.
+    pub text: String,
 }
 
 /// How many jobs are in each state.
@@ -128,6 +165,19 @@ CREATE TABLE IF NOT EXISTS jobs (
     result       TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, seq);
+CREATE TABLE IF NOT EXISTS unexplained (
+    job_id       TEXT NOT NULL,
+    source       TEXT NOT NULL,
+    level        TEXT NOT NULL,
+    template     TEXT NOT NULL,
+    count        INTEGER NOT NULL,
+    finished_at  TEXT NOT NULL,
+    example_file TEXT NOT NULL,
+    example_line INTEGER NOT NULL,
+    example_text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS unexplained_by_template ON unexplained (source, level, template);
+CREATE INDEX IF NOT EXISTS unexplained_by_job ON unexplained (job_id);
 ";
 
 const JOB_COLUMNS: &str =
@@ -208,24 +258,97 @@ impl Store {
         Self::get_with(&db, id)
     }
 
-    /// Records the end of a job.
+    /// Records the end of a job, and its unexplained templates, in one
+    /// transaction.
     pub fn finish(&self, id: &str, end: &Finished) -> Result<(), String> {
-        self.db()
-            .execute(
+        let mut db = self.db();
+        let finished_at = now();
+        let write = |tx: &rusqlite::Transaction<'_>| -> rusqlite::Result<()> {
+            tx.execute(
                 "UPDATE jobs SET status = ?2, finished_at = ?3, result = ?4, diagnoses = ?5, rules_version = ?6, error = ?7
                  WHERE id = ?1",
                 params![
                     id,
                     end.status.as_str(),
-                    now(),
+                    finished_at,
                     end.result,
                     end.diagnoses.join(","),
                     end.rules_version,
                     end.error
                 ],
-            )
-            .map(|_| ())
+            )?;
+            // A job run again after a crash counts once.
+            tx.execute("DELETE FROM unexplained WHERE job_id = ?1", [id])?;
+            let mut insert = tx.prepare(
+                "INSERT INTO unexplained (job_id, source, level, template, count, finished_at, example_file, example_line, example_text)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for t in &end.unexplained {
+                insert.execute(params![
+                    id,
+                    t.source,
+                    t.level.as_str(),
+                    t.template,
+                    t.count as i64,
+                    finished_at,
+                    t.example.file,
+                    t.example.line as i64,
+                    t.example.text
+                ])?;
+            }
+            Ok(())
+        };
+        db.transaction()
+            .and_then(|tx| {
+                write(&tx)?;
+                tx.commit()
+            })
             .map_err(|e| format!("cannot record the result of job {id}: {e}"))
+    }
+
+    /// The unexplained templates of all jobs, by how many bundles had them
+    /// (errors before warnings, then by records), at most `limit`; and how
+    /// many distinct templates there are.
+    pub fn unexplained(&self, limit: u32) -> Result<(Vec<TemplateAcrossJobs>, u64), String> {
+        let db = self.db();
+        // With one max() among the aggregates, SQLite takes the bare
+        // columns (the example) from the row that holds the maximum: the
+        // last job that had the template.
+        let mut stmt = db
+            .prepare(
+                "SELECT source, level, template, SUM(count) AS records, COUNT(DISTINCT job_id) AS bundles,
+                        MAX(finished_at), job_id, example_file, example_line, example_text
+                 FROM unexplained GROUP BY source, level, template
+                 ORDER BY bundles DESC, level ASC, records DESC, template ASC LIMIT ?1",
+            )
+            .map_err(|e| e.to_string())?;
+        let rows = stmt
+            .query_map([limit], |row| {
+                Ok(TemplateAcrossJobs {
+                    source: row.get(0)?,
+                    level: row.get(1)?,
+                    template: row.get(2)?,
+                    count: row.get::<_, i64>(3)? as u64,
+                    bundles: row.get::<_, i64>(4)? as u64,
+                    last_seen: row.get(5)?,
+                    example: JobExample {
+                        job: row.get(6)?,
+                        file: row.get(7)?,
+                        line: row.get::<_, i64>(8)? as u64,
+                        text: row.get(9)?,
+                    },
+                })
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| format!("cannot list unexplained templates: {e}"))?;
+        let total: i64 = db
+            .query_row(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM unexplained GROUP BY source, level, template)",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(|e| format!("cannot count unexplained templates: {e}"))?;
+        Ok((rows, total as u64))
     }
 
     fn get_with(db: &Connection, id: &str) -> Result<Option<Job>, String> {
@@ -284,17 +407,28 @@ impl Store {
         ids.map_err(|e| format!("cannot list queued jobs: {e}"))
     }
 
-    /// Deletes finished jobs (and their reports) that finished before
-    /// `before` (RFC 3339); the ids deleted.
+    /// Deletes finished jobs (their reports and unexplained templates)
+    /// that finished before `before` (RFC 3339); the ids deleted.
     pub fn expire(&self, before: &str) -> Result<Vec<String>, String> {
-        let db = self.db();
-        let mut stmt = db
-            .prepare("DELETE FROM jobs WHERE status IN ('done', 'failed') AND finished_at < ?1 RETURNING id")
-            .map_err(|e| e.to_string())?;
-        let ids = stmt
-            .query_map([before], |row| row.get(0))
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>());
-        ids.map_err(|e| format!("cannot delete old jobs: {e}"))
+        let mut db = self.db();
+        let delete = |tx: &rusqlite::Transaction<'_>| -> rusqlite::Result<Vec<String>> {
+            let ids = tx
+                .prepare("DELETE FROM jobs WHERE status IN ('done', 'failed') AND finished_at < ?1 RETURNING id")?
+                .query_map([before], |row| row.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            let mut templates = tx.prepare("DELETE FROM unexplained WHERE job_id = ?1")?;
+            for id in &ids {
+                templates.execute([id])?;
+            }
+            Ok(ids)
+        };
+        db.transaction()
+            .and_then(|tx| {
+                let ids = delete(&tx)?;
+                tx.commit()?;
+                Ok(ids)
+            })
+            .map_err(|e| format!("cannot delete old jobs: {e}"))
     }
 
     /// How many jobs are in each state.
@@ -340,6 +474,7 @@ mod tests {
                 diagnoses: vec!["X-1".into()],
                 rules_version: "v1".into(),
                 error: None,
+                unexplained: Vec::new(),
             };
             store.finish("a", &end).unwrap();
             let b = store.start("b").unwrap().unwrap();
@@ -372,5 +507,63 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["c", "b"]
         );
+    }
+
+    fn template(text: &str, count: u64, line: u64) -> UnexplainedTemplate {
+        UnexplainedTemplate {
+            source: "nginx_error".into(),
+            level: crate::format::RecordLevel::Warning,
+            template: text.into(),
+            count,
+            first: None,
+            last: None,
+            example: crate::report::UnexplainedExample {
+                file: "error.log".into(),
+                line,
+                text: format!("line {line}"),
+            },
+        }
+    }
+
+    #[test]
+    fn unexplained_templates_add_up_across_jobs_and_go_with_their_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let finish = |id: &str, templates: Vec<UnexplainedTemplate>| {
+            store.insert(id, id, 1).unwrap();
+            store.start(id).unwrap();
+            let end = Finished {
+                status: Status::Done,
+                result: Some("{}".into()),
+                diagnoses: Vec::new(),
+                rules_version: "v1".into(),
+                error: None,
+                unexplained: templates,
+            };
+            store.finish(id, &end).unwrap();
+            // A job recorded twice (run again after a crash) counts once.
+            store.finish(id, &end).unwrap();
+        };
+        finish("a", vec![template("x <n>", 3, 7), template("only in a", 1, 1)]);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        finish("b", vec![template("x <n>", 2, 9)]);
+        let (listed, total) = store.unexplained(10).unwrap();
+        assert_eq!(total, 2);
+        assert_eq!(
+            (listed[0].template.as_str(), listed[0].count, listed[0].bundles),
+            ("x <n>", 5, 2)
+        );
+        // The example of the last job that had it.
+        assert_eq!((listed[0].example.job.as_str(), listed[0].example.line), ("b", 9));
+        assert_eq!((listed[1].template.as_str(), listed[1].bundles), ("only in a", 1));
+        assert_eq!(store.unexplained(1).unwrap().0.len(), 1);
+        // Job a expires, and its templates with it.
+        let a_finished = store.get("a").unwrap().unwrap().finished_at.unwrap();
+        let b_finished = store.get("b").unwrap().unwrap().finished_at.unwrap();
+        assert!(a_finished < b_finished);
+        assert_eq!(store.expire(&b_finished).unwrap(), ["a"]);
+        let (listed, total) = store.unexplained(10).unwrap();
+        assert_eq!(total, 1);
+        assert_eq!((listed[0].count, listed[0].bundles), (2, 1));
     }
 }
