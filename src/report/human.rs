@@ -427,7 +427,13 @@ fn render_unexplained(report: &Report, names: &ShortPaths, width: usize, out: &m
     } else {
         found.total.to_string()
     };
-    let _ = writeln!(out, "Unexplained errors and warnings ({how_many}):");
+    push_wrapped(
+        out,
+        &format!("Unexplained errors and warnings ({how_many}):"),
+        width,
+        "",
+        "  ",
+    );
     // At most `max` characters: cut at the end, or at the start of a path.
     let fit = |text: &str, max: usize, from_end: bool| -> String {
         let count = text.chars().count();
@@ -452,9 +458,12 @@ fn render_unexplained(report: &Report, names: &ShortPaths, width: usize, out: &m
         let place = format!("{}:{}", names.short(&t.example.file), t.example.line);
         let _ = writeln!(out, "{INDENT}at {}", fit(&place, width - INDENT.len() - 3, true));
     }
-    let _ = writeln!(
+    push_wrapped(
         out,
-        "  Draft a rule from one with: triage new rule ID --from-unexplained N BUNDLE"
+        "Draft a rule from one with: triage new rule ID --from-unexplained N BUNDLE",
+        width,
+        "  ",
+        "    ",
     );
     out.push('\n');
 }
