@@ -555,26 +555,29 @@ fn unexplained_errors_are_counted_across_bundles() {
     assert_eq!(status, 200);
     let templates = found["templates"].as_array().unwrap();
     assert_eq!(found["total"].as_u64().unwrap() as usize, templates.len());
-    // The nginx warning that every one of the three bundles has.
-    let warning = templates
+    // The Manager's error about the 502 that every one of the three bundles has.
+    let common = templates
         .iter()
         .find(|t| {
-            t["source"] == "nginx_error"
-                && t["template"] == "upstream server temporarily disabled while connecting to upstream"
+            t["source"] == "vmanage_server"
+                && t["template"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("Failed to get access token, response code: <n>")
         })
         .unwrap_or_else(|| panic!("{found:#}"));
-    assert_eq!(warning["level"], "warning");
-    assert_eq!(warning["bundles"], 3);
+    assert_eq!(common["level"], "error");
+    assert_eq!(common["bundles"], 3);
     let per_job: u64 = reports
         .iter()
         .flat_map(|r| r["templates"].as_array().unwrap())
-        .filter(|t| t["template"] == warning["template"] && t["source"] == "nginx_error")
+        .filter(|t| t["template"] == common["template"] && t["source"] == "vmanage_server")
         .map(|t| t["count"].as_u64().unwrap())
         .sum();
-    assert_eq!(warning["count"].as_u64(), Some(per_job));
-    assert!(ids.contains(&warning["example"]["job"].as_str().unwrap().to_string()));
-    assert!(warning["example"]["text"].as_str().unwrap().contains("[warn]"));
-    assert!(warning["last_seen"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(common["count"].as_u64(), Some(per_job));
+    assert!(ids.contains(&common["example"]["job"].as_str().unwrap().to_string()));
+    assert!(common["example"]["text"].as_str().unwrap().contains("ERROR"));
+    assert!(common["last_seen"].as_str().unwrap().ends_with('Z'));
     // The most widespread first; the limit is kept.
     let bundles: Vec<u64> = templates.iter().map(|t| t["bundles"].as_u64().unwrap()).collect();
     assert!(bundles.windows(2).all(|w| w[0] >= w[1]), "{bundles:?}");
