@@ -914,6 +914,7 @@ impl Evaluation<'_> {
                     source_present: present,
                     collect: (!present && !format.collect.is_empty()).then(|| format.collect.clone()),
                     matches: self.count(ri, q),
+                    stops_at_first: cq.existence_only,
                     evidence: self
                         .matches_of(ri, q)
                         .map(|m| {

@@ -71,6 +71,10 @@ pub struct QueryExplain {
     pub collect: Option<String>,
     /// Number of matching records.
     pub matches: u64,
+    /// The condition asks only whether the query has a match, so the scan
+    /// stopped testing it at the first one (in each part of a file):
+    /// `matches` is then a lower bound.
+    pub stops_at_first: bool,
     /// The first matching records.
     pub evidence: Vec<EvidenceLine>,
 }
@@ -141,6 +145,8 @@ pub fn render(e: &Explanation, width: usize) -> String {
     for q in &e.queries {
         let found = if !q.source_present {
             format!("no `{}` file in the bundle", q.source)
+        } else if q.stops_at_first && q.matches > 0 {
+            "at least 1 match: the condition asks only whether there is one".to_string()
         } else if q.matches == 1 {
             "1 match".to_string()
         } else {

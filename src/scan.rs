@@ -36,6 +36,11 @@ pub type GlobalQuery = u32;
 /// queries.
 pub const LEVEL_HIT: GlobalQuery = GlobalQuery::MAX;
 
+/// The first prefilter key that stands for one of a query's other
+/// required literal sets (its `also_literals`), not for the query itself:
+/// key `SECONDARY_KEYS + i` is entry `i` of its group's `secondary`.
+const SECONDARY_KEYS: GlobalQuery = 1 << 31;
+
 /// Evidence kept per query per file; the count goes on past it.
 pub const EVIDENCE_CAP: usize = 20;
 /// Most distinct values tracked per query and field.
@@ -215,6 +220,14 @@ struct GroupPlan {
     slow: Vec<GlobalQuery>,
     /// The formats, this one or embedded in it, whose records have levels.
     leveled: Vec<usize>,
+    /// For each secondary key: the query and which of its other literal
+    /// sets (1, 2, …) a hit of the key stands for.
+    secondary: Vec<(GlobalQuery, u8)>,
+    /// By query: how many other literal sets a record must hold a literal
+    /// of besides the query's own (0 for most).
+    also_needed: HashMap<GlobalQuery, u8>,
+    /// Whether some query of the group is asked only whether it matches.
+    has_existence_only: bool,
 }
 
 /// The compiled scan: all rules' queries, grouped by the format of the file.
@@ -292,6 +305,35 @@ fn fields_read(kb: &KnowledgeBase, queries: &[PlannedQuery]) -> Vec<Vec<bool>> {
     read
 }
 
+/// The queries a record is a candidate for, given the keys its hits
+/// belong to (`list`): a query whose predicate requires literals of several
+/// sets is one only when a literal of each is in the record. Secondary keys
+/// are dropped; the level key is kept.
+fn conjoined(group: &GroupPlan, list: &[GlobalQuery], out: &mut Vec<GlobalQuery>) {
+    out.clear();
+    for &q in list {
+        if q >= SECONDARY_KEYS && q != LEVEL_HIT {
+            continue;
+        }
+        let needed = group.also_needed.get(&q).copied().unwrap_or(0);
+        if needed > 0 {
+            let mut seen = 0u32;
+            for &k in list {
+                if k >= SECONDARY_KEYS && k != LEVEL_HIT {
+                    let (owner, set) = group.secondary[(k - SECONDARY_KEYS) as usize];
+                    if owner == q {
+                        seen |= 1 << set;
+                    }
+                }
+            }
+            if seen.count_ones() < u32::from(needed) {
+                continue;
+            }
+        }
+        out.push(q);
+    }
+}
+
 /// The fields a record's time is read from: the time stamp and its zone.
 fn time_fields(format: &Format) -> Vec<usize> {
     let Some(spec) = &format.timestamp else {
@@ -344,6 +386,8 @@ impl ScanPlan {
                 let mut exact: Vec<(String, GlobalQuery)> = Vec::new();
                 let mut caseless: Vec<(String, GlobalQuery)> = Vec::new();
                 let mut slow = Vec::new();
+                let mut secondary: Vec<(GlobalQuery, u8)> = Vec::new();
+                let mut also_needed: HashMap<GlobalQuery, u8> = HashMap::new();
                 for (gid, pq) in queries.iter().enumerate() {
                     let q = &kb.rules[pq.rule].compiled.queries[pq.local];
                     if !members.contains(&q.source) {
@@ -356,14 +400,24 @@ impl ScanPlan {
                     } else {
                         q.literals.as_ref()
                     };
+                    let mut add = |set: &crate::lang::compile::LiteralSet, key: GlobalQuery| {
+                        for l in &set.literals {
+                            if set.case_insensitive {
+                                caseless.push((l.clone(), key));
+                            } else {
+                                exact.push((l.clone(), key));
+                            }
+                        }
+                    };
                     match literals {
                         Some(set) => {
-                            for l in &set.literals {
-                                if set.case_insensitive {
-                                    caseless.push((l.clone(), gid as GlobalQuery));
-                                } else {
-                                    exact.push((l.clone(), gid as GlobalQuery));
-                                }
+                            add(set, gid as GlobalQuery);
+                            for (n, also) in q.also_literals.iter().enumerate() {
+                                add(also, SECONDARY_KEYS + secondary.len() as GlobalQuery);
+                                secondary.push((gid as GlobalQuery, n as u8 + 1));
+                            }
+                            if !q.also_literals.is_empty() {
+                                also_needed.insert(gid as GlobalQuery, q.also_literals.len() as u8);
                             }
                         }
                         None => slow.push(gid as GlobalQuery),
@@ -385,10 +439,17 @@ impl ScanPlan {
                         FormatKind::Json => {}
                     }
                 }
+                let has_existence_only = queries.iter().any(|pq| {
+                    let q = &kb.rules[pq.rule].compiled.queries[pq.local];
+                    members.contains(&q.source) && q.existence_only
+                });
                 GroupPlan {
                     literals: build_automaton(exact, caseless),
                     slow,
                     leveled,
+                    secondary,
+                    also_needed,
+                    has_existence_only,
                 }
             })
             .collect();
@@ -979,6 +1040,20 @@ impl Scanner<'_> {
                 return;
             }
             hits.sort_unstable();
+            // A hit of a query's other literal sets makes no record a
+            // candidate on its own (cutting a record around each would cost
+            // more than the test): it is looked up in the records that a
+            // query's own literals made candidates.
+            let secondary: Vec<(usize, GlobalQuery)> = match group.secondary.is_empty() {
+                true => Vec::new(),
+                false => {
+                    let (secondary, primary): (Vec<_>, Vec<_>) = hits
+                        .into_iter()
+                        .partition(|&(_, q)| q >= SECONDARY_KEYS && q != LEVEL_HIT);
+                    hits = primary;
+                    secondary
+                }
+            };
             let mut ri = 0;
             for (pos, q) in hits {
                 let range = match records {
@@ -1009,11 +1084,54 @@ impl Scanner<'_> {
                     }
                 }
             }
+            if !secondary.is_empty() {
+                // Rebuild the lists with the secondary keys inside each record.
+                let old = std::mem::take(&mut queries);
+                for (range, listed) in candidates.iter_mut() {
+                    let first = queries.len();
+                    queries.extend_from_slice(&old[listed.clone()]);
+                    let from = secondary.partition_point(|&(pos, _)| pos < range.start);
+                    for &(pos, key) in &secondary[from..] {
+                        if pos >= range.end {
+                            break;
+                        }
+                        if !queries[first..].contains(&key) {
+                            queries.push(key);
+                        }
+                    }
+                    *listed = first..queries.len();
+                }
+            }
         }
         // Line numbers: count newlines incrementally.
         let mut counted_to = 0usize;
         let mut line = base_line;
+        let mut kept: Vec<GlobalQuery> = Vec::new();
         for (range, tested) in candidates {
+            let mut tested = match group.secondary.is_empty() {
+                true => &queries[tested],
+                false => {
+                    conjoined(group, &queries[tested], &mut kept);
+                    if kept.is_empty() {
+                        continue;
+                    }
+                    &kept[..]
+                }
+            };
+            // A record wanted only by queries asked whether they have a
+            // match, which they have, is not even cut out.
+            if tested.iter().all(|&q| q != LEVEL_HIT && self.settled(q, scan)) {
+                continue;
+            }
+            if group.has_existence_only && tested.iter().any(|&q| q != LEVEL_HIT && self.settled(q, scan)) {
+                let open: Vec<GlobalQuery> = tested
+                    .iter()
+                    .copied()
+                    .filter(|&q| q == LEVEL_HIT || !self.settled(q, scan))
+                    .collect();
+                kept = open;
+                tested = &kept[..];
+            }
             line += memchr::memchr_iter(b'\n', &region[counted_to..range.start]).count() as u64;
             counted_to = range.start;
             let raw = &region[range.clone()];
@@ -1023,11 +1141,17 @@ impl Scanner<'_> {
                 continue;
             }
             scan.parsed += 1;
-            self.test_record(fi, text, line, &queries[tested], scan);
+            self.test_record(fi, text, line, tested, scan);
         }
     }
 
+    /// Whether a query asked only whether it has a match already has one.
+    fn settled(&self, gid: GlobalQuery, scan: &FileScan) -> bool {
+        gid < SECONDARY_KEYS && self.query(gid).existence_only && scan.matches.get(&gid).is_some_and(|m| m.count > 0)
+    }
+
     fn query(&self, gid: GlobalQuery) -> &CompiledQuery {
+        debug_assert!(gid < SECONDARY_KEYS, "a secondary key is no query");
         let pq = &self.plan.queries[gid as usize];
         &self.kb.rules[pq.rule].compiled.queries[pq.local]
     }
@@ -1066,11 +1190,32 @@ impl Scanner<'_> {
         // say whether a diagnosis can use it.
         let leveled = queries.contains(&LEVEL_HIT);
         let mut matched: Vec<GlobalQuery> = Vec::new();
+        // The queries this record matched so far (they are tested in the
+        // order of their ids).
+        let mut matched_here: Vec<GlobalQuery> = Vec::new();
         for &gid in queries {
             if gid == LEVEL_HIT {
                 continue;
             }
             let q = self.query(gid);
+            // The violators of `all q have p`: only records `q` matched,
+            // tested for `not p` alone.
+            let pred = match &q.violates {
+                Some((base, violation)) => {
+                    let local = self.plan.queries[gid as usize].local;
+                    let base_gid = gid - local as GlobalQuery + *base as GlobalQuery;
+                    if !matched_here.contains(&base_gid) {
+                        continue;
+                    }
+                    violation
+                }
+                None => &q.pred,
+            };
+            // Asked only whether it has a match, which it has: no more
+            // testing (a record it would match is never its evidence).
+            if q.existence_only && scan.matches.get(&gid).is_some_and(|m| m.count > 0) {
+                continue;
+            }
             let view = if q.source == fi {
                 RecordView {
                     format: outer,
@@ -1099,9 +1244,10 @@ impl Scanner<'_> {
             let keep = !scan.evidence_full.contains(&gid)
                 && scan.matches.get(&gid).is_none_or(|m| m.evidence.len() < EVIDENCE_CAP);
             let mut found = Found::new(keep);
-            if !eval_pred(&q.pred, &view, &mut found, true) {
+            if !eval_pred(pred, &view, &mut found, true) {
                 continue;
             }
+            matched_here.push(gid);
             if leveled {
                 matched.push(gid);
             }

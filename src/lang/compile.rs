@@ -125,6 +125,21 @@ pub struct LiteralSet {
     pub literals: Vec<String>,
     /// Whether they match regardless of ASCII case.
     pub case_insensitive: bool,
+    /// Whether they are the values a column takes (`class in [...]`,
+    /// `level == "ERROR"`): a log writes its columns on every line, so one
+    /// of a few values is found on many lines, where a phrase of a message
+    /// is found on few.
+    pub structural: bool,
+}
+
+impl LiteralSet {
+    /// How selective the set is likely to be, higher is better: a phrase
+    /// over a column value, then the longest shortest literal, then fewer
+    /// literals.
+    pub fn score(&self) -> (bool, usize, std::cmp::Reverse<usize>) {
+        let (shortest, fewer) = crate::regex_util::set_score(&self.literals, self.case_insensitive);
+        (!self.structural, shortest, fewer)
+    }
 }
 
 /// A compiled query.
@@ -138,6 +153,10 @@ pub struct CompiledQuery {
     pub pred: CPred,
     /// For the prefilter; `None` means every record of the source is tested.
     pub literals: Option<LiteralSet>,
+    /// Literal sets of the predicate's other conjuncts, each of which a
+    /// record must also hold one of: a record is a candidate only when it
+    /// holds a literal of `literals` and of each of these.
+    pub also_literals: Vec<LiteralSet>,
     /// Fields whose distinct values are counted.
     pub distinct_fields: Vec<FieldRef>,
     /// Names of regex captures, usable in messages.
@@ -145,6 +164,14 @@ pub struct CompiledQuery {
     /// Whether a time window reads the times of its matches; if not, a
     /// match's time is not worth parsing (beyond the kept evidence).
     pub needs_time: bool,
+    /// For the violators of `all q have p`: `q` (a query of the same rule,
+    /// compiled before this one) and `not p`. A record that `q` did not
+    /// match is no violator, and one it did is tested for `not p` alone.
+    pub violates: Option<(QueryId, CPred)>,
+    /// Whether the rule asks only if the query has a match, and never uses
+    /// its matches as evidence (`no q`, or `any q` under `not`; no count,
+    /// window or message): the scan can stop testing it at its first match.
+    pub existence_only: bool,
 }
 
 /// Index of a query within its rule.
@@ -519,6 +546,7 @@ pub fn compile_rule(
     let cond = cond?;
     let mut queries = c.queries;
     mark_timed(&cond, &mut queries);
+    mark_existence_only(&cond, &message, &mut queries);
     Some(CompiledCondition {
         queries,
         cond,
@@ -617,6 +645,63 @@ fn mark_timed(c: &CCond, queries: &mut [CompiledQuery]) {
     }
 }
 
+/// Sets `existence_only` on the queries whose every use asks only whether
+/// they have a match and never shows one as evidence: `no q`, or `any q`
+/// in a negated part. A query the message states is not.
+fn mark_existence_only(c: &CCond, message: &[Placeholder], queries: &mut [CompiledQuery]) {
+    // Per query: used at all, and used in a way that needs its matches.
+    let mut used = vec![false; queries.len()];
+    let mut needs_matches = vec![false; queries.len()];
+    fn walk(c: &CCond, positive: bool, used: &mut [bool], needs: &mut [bool]) {
+        let mut mark = |q: QueryId, needs_them: bool| {
+            used[q] = true;
+            needs[q] |= needs_them;
+        };
+        match c {
+            CCond::Any(q) => mark(*q, positive),
+            CCond::None(q) => mark(*q, false),
+            CCond::All(q, v) | CCond::Within(q, _, v) | CCond::Then(q, v, _) => {
+                mark(*q, true);
+                mark(*v, true);
+            }
+            CCond::WithinCollection(q, _) => mark(*q, true),
+            CCond::Compare(a, _, b) => {
+                for o in [a, b] {
+                    match o {
+                        COperand::Count(q) => mark(*q, true),
+                        COperand::Distinct(fields) => fields.iter().for_each(|(q, _)| mark(*q, true)),
+                        COperand::Int(_) => {}
+                    }
+                }
+            }
+            CCond::AnyOf(items) => items.iter().for_each(|i| walk(i, positive, used, needs)),
+            CCond::And(x, y) | CCond::Or(x, y) => {
+                walk(x, positive, used, needs);
+                walk(y, positive, used, needs);
+            }
+            CCond::Not(x) => walk(x, !positive, used, needs),
+        }
+    }
+    fn in_message(parts: &[Placeholder], needs: &mut [bool]) {
+        for p in parts {
+            match p {
+                Placeholder::Count(q)
+                | Placeholder::Field(q, _)
+                | Placeholder::Capture(q, _)
+                | Placeholder::List(q, _) => needs[*q] = true,
+                Placeholder::Fallback(inner, _) => in_message(std::slice::from_ref(inner), needs),
+                Placeholder::Segment(inner) => in_message(inner, needs),
+                Placeholder::Text(_) => {}
+            }
+        }
+    }
+    walk(c, true, &mut used, &mut needs_matches);
+    in_message(message, &mut needs_matches);
+    for (q, query) in queries.iter_mut().enumerate() {
+        query.existence_only = used[q] && !needs_matches[q];
+    }
+}
+
 impl<'a> Compiler<'a> {
     fn report(&mut self, problem: Problem) {
         if !problem.code.is_lint() {
@@ -646,7 +731,9 @@ impl<'a> Compiler<'a> {
                 let extra = self.pred(pred, text, source, &mut Vec::new())?;
                 let mut violators = self.queries[id].clone();
                 violators.name = format!("{} (violating)", violators.name);
-                violators.pred = CPred::And(vec![violators.pred.clone(), CPred::Not(Box::new(extra))]);
+                let violation = CPred::Not(Box::new(extra));
+                violators.violates = Some((id, violation.clone()));
+                violators.pred = CPred::And(vec![violators.pred.clone(), violation]);
                 self.queries.push(violators);
                 CCond::All(id, self.queries.len() - 1)
             }
@@ -826,6 +913,10 @@ impl<'a> Compiler<'a> {
         } else {
             literals_of(&pred)
         };
+        let also_literals = match &literals {
+            Some(primary) => also_required(&pred, primary),
+            None => Vec::new(),
+        };
         // Command outputs (formats without timestamps) are small captures;
         // only logs are worth warning about.
         let format = &self.formats.formats[source];
@@ -846,9 +937,12 @@ impl<'a> Compiler<'a> {
             source,
             pred,
             literals,
+            also_literals,
             distinct_fields: Vec::new(),
             captures,
             needs_time: false,
+            violates: None,
+            existence_only: false,
         });
         Some(self.queries.len() - 1)
     }
@@ -1514,21 +1608,51 @@ fn usable(s: &str) -> bool {
     s.len() >= MIN_LITERAL_LEN
 }
 
+/// Most literal sets a query requires besides its primary one: each costs
+/// a look at the record's hits.
+const MAX_ALSO_LITERALS: usize = 3;
+
+/// The literal sets of a predicate's conjuncts other than `primary` (the
+/// one `literals_of` chose), most selective first: a record must hold a
+/// literal of each (two phrases of a message, say, not only one). Sets of
+/// a column's values are left out: they are everywhere.
+pub fn also_required(p: &CPred, primary: &LiteralSet) -> Vec<LiteralSet> {
+    fn conjuncts(p: &CPred, out: &mut Vec<LiteralSet>) {
+        match p {
+            CPred::And(children) => children.iter().for_each(|c| conjuncts(c, out)),
+            other => out.extend(literals_of(other)),
+        }
+    }
+    let mut sets = Vec::new();
+    conjuncts(p, &mut sets);
+    // A column's values are on so many lines that looking their hits up
+    // costs more than the records they rule out.
+    sets.retain(|s| s != primary && !s.structural);
+    sets.dedup();
+    sets.sort_by_key(|s| std::cmp::Reverse(s.score()));
+    sets.truncate(MAX_ALSO_LITERALS);
+    sets
+}
+
 /// The literals a record must contain to satisfy the predicate.
 pub fn literals_of(p: &CPred) -> Option<LiteralSet> {
-    let exact = |s: &str| {
+    let exact = |s: &str, structural: bool| {
         usable(s).then(|| LiteralSet {
             literals: vec![s.to_string()],
             case_insensitive: false,
+            structural,
         })
     };
+    // A whole value of a field other than the message: a column's value.
+    let column = |f: &FieldRef| matches!(f, FieldRef::Field(_));
     match p {
-        CPred::Contains(f, s) if is_text_slice(*f) => exact(s),
-        CPred::StartsWith(f, s) | CPred::EndsWith(f, s) if is_text_slice(*f) => exact(s),
-        CPred::Cmp(f, CmpOp::Eq, Value::Str(s)) if is_text_slice(*f) => exact(s),
+        CPred::Contains(f, s) if is_text_slice(*f) => exact(s, false),
+        CPred::StartsWith(f, s) | CPred::EndsWith(f, s) if is_text_slice(*f) => exact(s, false),
+        CPred::Cmp(f, CmpOp::Eq, Value::Str(s)) if is_text_slice(*f) => exact(s, column(f)),
         CPred::ContainsAny(f, needles) if is_text_slice(*f) && needles.iter().all(|n| usable(n)) => Some(LiteralSet {
             literals: needles.clone(),
             case_insensitive: false,
+            structural: false,
         }),
         CPred::InList(f, values) if is_text_slice(*f) => {
             let mut literals = Vec::new();
@@ -1541,6 +1665,7 @@ pub fn literals_of(p: &CPred) -> Option<LiteralSet> {
             (!literals.is_empty()).then_some(LiteralSet {
                 literals,
                 case_insensitive: false,
+                structural: column(f),
             })
         }
         // With `x` whitespace in the pattern is not literal text.
@@ -1557,26 +1682,27 @@ pub fn literals_of(p: &CPred) -> Option<LiteralSet> {
             Some(LiteralSet {
                 literals,
                 case_insensitive,
+                structural: column(f),
             })
         }
         CPred::And(children) => {
             // Any conjunct's literals are required; take the most selective.
-            children
-                .iter()
-                .filter_map(literals_of)
-                .max_by_key(|s| crate::regex_util::set_score(&s.literals, s.case_insensitive))
+            children.iter().filter_map(literals_of).max_by_key(LiteralSet::score)
         }
         CPred::Or(children) => {
             let mut literals = Vec::new();
             let mut ci = false;
+            let mut structural = false;
             for c in children {
                 let set = literals_of(c)?;
                 ci |= set.case_insensitive;
+                structural |= set.structural;
                 literals.extend(set.literals);
             }
             Some(LiteralSet {
                 literals,
                 case_insensitive: ci,
+                structural,
             })
         }
         _ => None,
