@@ -197,7 +197,19 @@ fn a_bundle_uploaded_from_the_page_shows_its_diagnoses() {
     let text = text.as_str().unwrap();
     assert!(text.contains("seed-lic-001.tgz"), "{text}");
     assert!(text.contains("Remediation"), "{text}");
-    assert!(text.contains("vmanage-server.log:43"), "{text}");
+    assert!(text.contains("vmanage-server.log:10"), "{text}");
+    // The verdict first, the alternatives under the cause, no collection list
+    // beyond what would decide something.
+    assert!(
+        browser
+            .eval("document.querySelector('#result p').textContent")
+            .as_str()
+            .unwrap()
+            .starts_with("Cause: SDWAN-LIC-001"),
+        "{text}"
+    );
+    assert!(text.contains("Also possible: SDWAN-LIC-002"), "{text}");
+    assert!(text.contains("Tell apart:"), "{text}");
     // The root cause comes first; its symptom is under it, indented.
     let order = browser.eval("[...document.querySelectorAll('#result .diagnosis[id]')].map(d => d.id + (d.classList.contains('symptom') ? ' symptom' : ''))");
     assert_eq!(order[0], "diagnosis-SDWAN-LIC-001");
@@ -243,7 +255,7 @@ fn a_bundle_uploaded_from_the_page_shows_its_diagnoses() {
     let evidence = browser.eval("document.querySelector('#diagnosis-SSM-ONPREM-001 .evidence').textContent");
     assert!(evidence.as_str().unwrap().contains("<img src=x onerror="), "{evidence}");
     let marks =
-        browser.eval("[...document.querySelectorAll('#diagnosis-SSM-ONPREM-001 mark')].map(m => m.textContent)");
+        browser.eval("[...[...document.querySelectorAll('#diagnosis-SSM-ONPREM-001 .evidence > div')].find(d => d.textContent.includes('connect() failed')).querySelectorAll('mark')].map(m => m.textContent)");
     assert_eq!(
         marks,
         json!([
