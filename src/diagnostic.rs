@@ -46,6 +46,8 @@ pub enum Code {
     InvalidTimestamp,
     /// A rule's `explains` names a rule that does not exist.
     UnknownExplains,
+    /// Rules explain each other in a circle, so none is the root cause.
+    ExplainsCycle,
     /// A named query is defined but never used.
     UnusedQuery,
     /// A query has no literal to prefilter on and is evaluated on every record.
@@ -72,7 +74,7 @@ pub enum Code {
 
 impl Code {
     /// All codes, for the documentation.
-    pub const ALL: [Code; 26] = [
+    pub const ALL: [Code; 27] = [
         Code::TomlSyntax,
         Code::UnknownKey,
         Code::MissingKey,
@@ -89,6 +91,7 @@ impl Code {
         Code::SampleMismatch,
         Code::InvalidTimestamp,
         Code::UnknownExplains,
+        Code::ExplainsCycle,
         Code::UnusedQuery,
         Code::SlowQuery,
         Code::RecursiveMacro,
@@ -141,6 +144,7 @@ impl Code {
             Code::SampleMismatch => "E201",
             Code::InvalidTimestamp => "E202",
             Code::UnknownExplains => "E301",
+            Code::ExplainsCycle => "E302",
             Code::UnusedQuery => "W101",
             Code::SlowQuery => "W102",
             Code::UnusedMacro => "W103",
@@ -190,6 +194,7 @@ impl Code {
             Code::SampleMismatch => "a format sample matches none of its patterns",
             Code::InvalidTimestamp => "a timestamp format or zone is invalid",
             Code::UnknownExplains => "`explains`, `excludes` or `alternatives` names a rule that does not exist",
+            Code::ExplainsCycle => "rules explain each other in a circle, so none of them is a root cause",
             Code::UnusedQuery => "a named query is never used",
             Code::SlowQuery => "a query has no literal to prefilter on",
             Code::UnusedMacro => "a shared predicate, list or query is used by no rule",

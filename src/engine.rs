@@ -198,6 +198,14 @@ impl Engine {
         let (totals, files, bundle_warnings) = self.scan_bundle(bundle, options);
         let reason = unusable_bundle(bundle, &files, &bundle_warnings);
         let mut report = self.evaluation(totals, &files, options).report(bundle, &files);
+        // A damaged or cut archive, a file past a limit: what was found
+        // stands, but "nothing found" is not a clean bill.
+        if !bundle_warnings.is_empty() {
+            report.verdict.push_str(&format!(
+                " (the bundle was read only in part: {}, see the warnings)",
+                crate::diagnostic::plural(bundle_warnings.len(), "problem")
+            ));
+        }
         report
             .warnings
             .extend(bundle_warnings.into_iter().map(|w| ReportWarning {
@@ -762,6 +770,12 @@ impl Evaluation<'_> {
                 (values, incomplete)
             }
             ListField::Capture(name) => {
+                // Every match's, counted during the scan.
+                if let Some((_, set)) = m.distinct_captures.iter().find(|(n, _)| n == name) {
+                    let mut values: Vec<String> = set.iter().cloned().collect();
+                    values.sort();
+                    return (values, false);
+                }
                 let mut values: Vec<String> = Vec::new();
                 for e in &m.evidence {
                     if let Some((_, v)) = e.values.iter().rev().find(|(n, _)| n == name) {
@@ -773,6 +787,68 @@ impl Evaluation<'_> {
                 (values, beyond_evidence)
             }
         }
+    }
+
+    /// The alternatives of the diagnoses that decided "no" on part of what
+    /// they read while the bundle lacks the rest (an `any of` decided by one
+    /// log, say): the report still names them, so what would tell them
+    /// apart is worth collecting. As inconclusive rules, for the ranking;
+    /// they are not listed among the inconclusive ones.
+    fn undecided_alternatives(&self, diagnoses: &[Diagnosis], inconclusive: &[Inconclusive]) -> Vec<Inconclusive> {
+        let kb = &self.engine.kb;
+        let mut out: Vec<Inconclusive> = Vec::new();
+        for alt in diagnoses.iter().flat_map(|d| &d.alternatives) {
+            let open = inconclusive.iter().any(|i| i.rule_id == alt.rule_id)
+                || diagnoses.iter().any(|d| d.rule_id == alt.rule_id)
+                || out.iter().any(|i| i.rule_id == alt.rule_id);
+            let Some(rule) = kb.rule(&alt.rule_id) else { continue };
+            if open || rule.severity == crate::rules::Severity::Info {
+                continue;
+            }
+            let mut used = BTreeSet::new();
+            condition_queries(&rule.compiled.cond, &mut used);
+            let missing: BTreeSet<usize> = used
+                .into_iter()
+                .map(|q| rule.compiled.queries[q].source)
+                .filter(|s| !self.totals.present.contains(s))
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            out.push(Inconclusive {
+                rule_id: rule.id.clone(),
+                title: rule.title.clone(),
+                severity: rule.severity,
+                missing: missing
+                    .iter()
+                    .map(|s| {
+                        let f = &kb.formats.formats[*s];
+                        MissingSource {
+                            source: f.name.clone(),
+                            collect: f.collect.clone(),
+                        }
+                    })
+                    .collect(),
+                note: None,
+                relevant: true,
+                relevant_because: Some("an alternative to a diagnosis".to_string()),
+                tuned: Vec::new(),
+            });
+        }
+        out
+    }
+
+    /// How many extra times `Σ count` over the evidence queries counts the
+    /// records that several of them matched (a record three of them
+    /// matched is counted three times, once too many twice).
+    fn counted_twice(&self, ri: usize, evidence: &[usize]) -> u64 {
+        let wanted: u64 = evidence.iter().filter(|&&q| q < 64).fold(0, |m, &q| m | (1 << q));
+        self.totals
+            .overlaps
+            .iter()
+            .filter(|((rule, _), _)| *rule as usize == ri)
+            .map(|((_, mask), n)| u64::from((mask & wanted).count_ones().saturating_sub(1)) * n)
+            .sum()
     }
 
     /// The rule's alternatives, less those its evidence rules out (an
@@ -1144,10 +1220,26 @@ impl Evaluation<'_> {
                         }
                     }
                     evidence.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
-                    let kept = evidence.len();
-                    evidence.dedup_by(|a, b| a.file == b.file && a.line == b.line);
-                    // A record two queries matched is one record.
-                    total -= (kept - evidence.len()) as u64;
+                    // A record two queries matched is one record, with the
+                    // places both matched.
+                    evidence.dedup_by(|later, kept| {
+                        let same = later.file == kept.file && later.line == kept.line;
+                        if same {
+                            kept.highlights.append(&mut later.highlights);
+                            kept.highlights.sort_by_key(|h| (h.start, h.end));
+                            // Overlapping places become one.
+                            let mut merged: Vec<std::ops::Range<usize>> = Vec::new();
+                            for h in kept.highlights.drain(..) {
+                                match merged.last_mut() {
+                                    Some(last) if h.start <= last.end => last.end = last.end.max(h.end),
+                                    _ => merged.push(h),
+                                }
+                            }
+                            kept.highlights = merged;
+                        }
+                        same
+                    });
+                    total -= self.counted_twice(ri, &outcome.evidence_queries);
                     fired.insert(
                         rule.id.clone(),
                         Diagnosis {
@@ -1207,7 +1299,8 @@ impl Evaluation<'_> {
         let diagnoses = order_diagnoses(fired);
         mark_relevant(kb, &diagnoses, &mut inconclusive);
         inconclusive.sort_by(|a, b| (a.severity, &a.rule_id).cmp(&(b.severity, &b.rule_id)));
-        let collect_next = collect_next(&inconclusive);
+        let undecided = self.undecided_alternatives(&diagnoses, &inconclusive);
+        let collect_next = collect_next(inconclusive.iter().filter(|i| i.relevant).chain(&undecided));
 
         let mut file_entries = Vec::new();
         let mut unrecognized = Vec::new();
@@ -1381,7 +1474,9 @@ fn mark_relevant(kb: &KnowledgeBase, diagnoses: &[Diagnosis], inconclusive: &mut
                     ));
                     break;
                 }
-                if !is_symptom(kb, &d.rule_id) {
+                // A cause behind a finding that a found cause already
+                // explains would not change what to fix.
+                if !is_symptom(kb, &d.rule_id) && d.explained_by.is_empty() {
                     because.get_or_insert_with(|| format!("a possible cause behind {}", d.rule_id));
                 }
             }
@@ -1399,10 +1494,10 @@ fn mark_relevant(kb: &KnowledgeBase, diagnoses: &[Diagnosis], inconclusive: &mut
 /// decide, in full when it is the rule's only missing source and in part
 /// when the rule lacks several (one of three logs decides less than a
 /// version file that alone settles a rule); then the most severe first.
-fn collect_next(inconclusive: &[Inconclusive]) -> Vec<CollectItem> {
+fn collect_next<'a>(wanted: impl Iterator<Item = &'a Inconclusive>) -> Vec<CollectItem> {
     // (item, worth, most severe rule)
     let mut items: Vec<(CollectItem, f64, crate::rules::Severity)> = Vec::new();
-    for i in inconclusive.iter().filter(|i| i.relevant) {
+    for i in wanted {
         let share = 1.0 / i.missing.len().max(1) as f64;
         for m in &i.missing {
             match items.iter_mut().find(|(c, _, _)| c.source == m.source) {
@@ -1435,7 +1530,13 @@ fn verdict(kb: &KnowledgeBase, diagnoses: &[Diagnosis], collect: &[CollectItem],
         .filter(|d| d.severity != crate::rules::Severity::Info)
         .collect();
     let notes = diagnoses.len() - findings.len();
-    let Some(first) = findings.iter().find(|d| d.explained_by.is_empty()) else {
+    // (When every finding is explained, which only a circle of `explains`
+    // can make, the first finding stands in.)
+    let first = findings
+        .iter()
+        .find(|d| d.explained_by.is_empty())
+        .or_else(|| findings.first());
+    let Some(first) = first else {
         let notes = match notes {
             0 => String::new(),
             n => format!(" ({})", crate::diagnostic::plural(n, "note")),

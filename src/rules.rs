@@ -447,12 +447,63 @@ pub fn load_with(files: &[KbFile], unicode: UnicodeForm) -> KnowledgeBase {
             }
         }
     }
+    // `explains` must not go round in a circle: the report could then
+    // place none of the rules as the root cause.
+    for id in rules.keys() {
+        if let Some(path) = explains_cycle(&rules, id) {
+            let Some(rule) = rules.get(id) else { continue };
+            let Some(file) = files.iter().find(|f| f.path == rule.origin) else {
+                continue;
+            };
+            let next = &path[1];
+            let problem = Problem::new(
+                Code::ExplainsCycle,
+                format!("`explains` goes round in a circle: {}", path.join(" explains ")),
+                last_id_span(&file.text, next),
+                "this rule explains this one back",
+            )
+            .with_help("a cause explains its symptoms, never the other way round: drop one of the two `explains`, or use `alternatives` for causes the evidence cannot tell apart");
+            add_problems(&mut problems, file, vec![problem]);
+        }
+    }
     KnowledgeBase {
         formats,
         macros,
         rules: rules.into_values().collect(),
         problems,
     }
+}
+
+/// A circle of `explains` that starts and ends at `start` (the ids along
+/// it, `start` first and last), if there is one.
+fn explains_cycle(rules: &BTreeMap<String, Rule>, start: &str) -> Option<Vec<String>> {
+    fn walk(
+        rules: &BTreeMap<String, Rule>,
+        start: &str,
+        at: &str,
+        path: &mut Vec<String>,
+        seen: &mut Vec<String>,
+    ) -> bool {
+        let Some(rule) = rules.get(at) else { return false };
+        for next in &rule.explains {
+            if next == start {
+                path.push(next.clone());
+                return true;
+            }
+            if seen.contains(next) {
+                continue;
+            }
+            seen.push(next.clone());
+            path.push(next.clone());
+            if walk(rules, start, next, path, seen) {
+                return true;
+            }
+            path.pop();
+        }
+        false
+    }
+    let mut path = vec![start.to_string()];
+    walk(rules, start, start, &mut path, &mut Vec::new()).then_some(path)
 }
 
 /// Adds problems found after a file was loaded to its report, in order.

@@ -567,6 +567,8 @@ pub struct QueryMatches {
     pub times: Vec<RecordTime>,
     /// Distinct values per tracked field.
     pub distinct: Vec<(FieldRef, HashSet<String>)>,
+    /// Distinct values per tracked regex capture (a message lists them).
+    pub distinct_captures: Vec<(String, HashSet<String>)>,
 }
 
 impl QueryMatches {
@@ -585,6 +587,18 @@ impl QueryMatches {
                     }
                 }
                 None => self.distinct.push((f, values)),
+            }
+        }
+        for (name, values) in other.distinct_captures {
+            match self.distinct_captures.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, mine)) => {
+                    for v in values {
+                        if mine.len() < DISTINCT_CAP {
+                            mine.insert(v);
+                        }
+                    }
+                }
+                None => self.distinct_captures.push((name, values)),
             }
         }
     }
@@ -624,6 +638,10 @@ pub struct FileScan {
     distinct_text: String,
     /// Error- and warning-level records, by template.
     pub leveled: LeveledRecords,
+    /// Records that several queries of one rule matched: by rule and the
+    /// set of its queries (bits of their local ids), how many. A
+    /// diagnosis counts such a record once.
+    pub overlaps: HashMap<(u32, u64), u64>,
 }
 
 /// Bytes of complete records read from a file, and the line number of
@@ -700,6 +718,7 @@ impl FileScan {
             evidence_full: HashSet::new(),
             distinct_text: String::new(),
             leveled: LeveledRecords::default(),
+            overlaps: HashMap::new(),
         }
     }
 
@@ -731,6 +750,9 @@ impl FileScan {
             self.costs.entry(gid).or_default().add(c);
         }
         self.leveled.merge(part.leveled, FILE_TEMPLATE_CAP);
+        for (key, n) in part.overlaps {
+            *self.overlaps.entry(key).or_default() += n;
+        }
     }
 }
 
@@ -770,6 +792,8 @@ pub struct BundleScan {
     pub guessed_zones: BTreeSet<String>,
     /// Error- and warning-level records, by template.
     pub leveled: LeveledRecords,
+    /// Records several queries of one rule matched (see [`FileScan`]).
+    pub overlaps: HashMap<(u32, u64), u64>,
 }
 
 impl BundleScan {
@@ -800,6 +824,9 @@ impl BundleScan {
         }
         self.guessed_zones.extend(scan.guessed_zones);
         self.leveled.merge(scan.leveled, BUNDLE_TEMPLATE_CAP);
+        for (key, n) in scan.overlaps {
+            *self.overlaps.entry(key).or_default() += n;
+        }
         FileSummary {
             path: scan.path,
             detection: scan.detection,
@@ -1120,7 +1147,10 @@ impl Scanner<'_> {
             };
             // A record wanted only by queries asked whether they have a
             // match, which they have, is not even cut out.
-            if tested.iter().all(|&q| q != LEVEL_HIT && self.settled(q, scan)) {
+            // (A file that states a product's release is read record by
+            // record for its version, whatever the queries want.)
+            if !states_release && !tested.is_empty() && tested.iter().all(|&q| q != LEVEL_HIT && self.settled(q, scan))
+            {
                 continue;
             }
             if group.has_existence_only && tested.iter().any(|&q| q != LEVEL_HIT && self.settled(q, scan)) {
@@ -1243,7 +1273,8 @@ impl Scanner<'_> {
             };
             let keep = !scan.evidence_full.contains(&gid)
                 && scan.matches.get(&gid).is_none_or(|m| m.evidence.len() < EVIDENCE_CAP);
-            let mut found = Found::new(keep);
+            // Captures a message lists are read from every match.
+            let mut found = Found::new(keep || !q.distinct_captures.is_empty());
             if !eval_pred(pred, &view, &mut found, true) {
                 continue;
             }
@@ -1256,6 +1287,20 @@ impl Scanner<'_> {
             if q.needs_time {
                 if let Some(t) = view.time() {
                     entry.times.push(t);
+                }
+            }
+            for name in &q.distinct_captures {
+                if let Some((_, v)) = found.captures.iter().rev().find(|(n, _)| n == name) {
+                    let set = match entry.distinct_captures.iter_mut().position(|(n, _)| n == name) {
+                        Some(i) => &mut entry.distinct_captures[i].1,
+                        None => {
+                            entry.distinct_captures.push((name.clone(), HashSet::new()));
+                            &mut entry.distinct_captures.last_mut().expect("just pushed").1
+                        }
+                    };
+                    if set.len() < DISTINCT_CAP && !set.contains(v) {
+                        set.insert(v.clone());
+                    }
                 }
             }
             for f in &q.distinct_fields {
@@ -1340,9 +1385,37 @@ impl Scanner<'_> {
                 scan.leveled.add(record, FILE_TEMPLATE_CAP);
             }
         }
+        if matched_here.len() > 1 {
+            self.count_overlaps(&matched_here, scan);
+        }
         if outer_fields.is_parsed() {
             scan.guessed_zones
                 .extend(outer_fields.guessed_zone().map(str::to_string));
+        }
+    }
+
+    /// Counts a record that several queries of one rule matched, by rule
+    /// and set of queries.
+    fn count_overlaps(&self, matched: &[GlobalQuery], scan: &mut FileScan) {
+        // A rule's queries have consecutive ids: sorted, they are together.
+        let mut matched = matched.to_vec();
+        matched.sort_unstable();
+        let mut i = 0;
+        while i < matched.len() {
+            let rule = self.plan.queries[matched[i] as usize].rule;
+            let mut mask = 0u64;
+            let mut n = 0;
+            while i < matched.len() && self.plan.queries[matched[i] as usize].rule == rule {
+                let local = self.plan.queries[matched[i] as usize].local;
+                if local < 64 {
+                    mask |= 1 << local;
+                    n += 1;
+                }
+                i += 1;
+            }
+            if n > 1 {
+                *scan.overlaps.entry((rule as u32, mask)).or_default() += 1;
+            }
         }
     }
 

@@ -1031,3 +1031,71 @@ fn redact_covers_the_reason_of_a_failed_run() {
         "{stderr}"
     );
 }
+
+/// A release stated by a file only the disabled rules read is still read:
+/// the rules that do not apply to it stay not applicable.
+#[test]
+fn a_release_is_read_even_when_no_rule_queries_its_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tmp.path().join("b");
+    std::fs::create_dir_all(bundle.join("var/log/nms")).unwrap();
+    std::fs::write(bundle.join("show-version.txt"), "20.6.3\n").unwrap();
+    std::fs::write(
+        bundle.join("var/log/nms/vmanage-server.log"),
+        "13-Jan-2023 17:29:03,490 IST ERROR [um8_vManage] [RestAPIClient] (default task-24) |default| Failed to get access token, response code: 403\n\
+         13-Jan-2023 17:29:03,491 IST ERROR [um8_vManage] [SmartLicensingIntegrationRestfulResource] (default task-24) |default| Failed to authenticate Smart Account credentials.: Failed to authenticate user - 'admin'. {\"error\":\"invalid_grant\"}\n",
+    )
+    .unwrap();
+    let tune = tmp.path().join("tune.toml");
+    std::fs::write(
+        &tune,
+        "[[tune]]\nrule = \"SDWAN-LIC-005\"\ndisable = true\nreason = \"test\"\n\n[[tune]]\nrule = \"SDWAN-LIC-008\"\ndisable = true\nreason = \"test\"\n",
+    )
+    .unwrap();
+    let out = triage()
+        .args(["diagnose", "--format", "json", "--tune"])
+        .arg(&tune)
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let not_applicable: Vec<&str> = doc["not_applicable"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["rule_id"].as_str().unwrap())
+        .collect();
+    assert!(not_applicable.contains(&"SDWAN-LIC-001"), "{doc:#}");
+    assert!(doc["diagnoses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["rule_id"] != "SDWAN-LIC-001"));
+}
+
+/// Two rules that explain each other are an error (E302): the report
+/// could place neither as the root cause.
+#[test]
+fn explains_in_a_circle_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("rules");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (id, other) in [("T-A", "T-B"), ("T-B", "T-A")] {
+        std::fs::write(
+            dir.join(format!("{id}.toml")),
+            format!(
+                "id = \"{id}\"\ntitle = \"t\"\nseverity = \"error\"\nexplains = [\"{other}\"]\ncondition = '''boom'''\nremediation = \"-\"\n[queries]\nboom = '''syslog where message contains \"Boom\"'''\n"
+            ),
+        )
+        .unwrap();
+    }
+    triage()
+        .arg("check")
+        .arg(&dir)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("E302"))
+        .stderr(predicate::str::contains(
+            "`explains` goes round in a circle: T-A explains T-B explains T-A",
+        ));
+}

@@ -131,13 +131,15 @@ fn every_shown_evidence_record_appears_with_a_right_count_of_the_rest() {
             let joined = block.join("\n");
             let (shown, hidden) = shown_evidence(d);
             assert_eq!(shown, d.evidence.len().min(SHOWN_EVIDENCE));
+            // One snippet per record, and one more for a record whose match
+            // lies past the lines its snippet shows.
             let headers: Vec<&&str> = block.iter().filter(|l| l.contains("╭─[")).collect();
-            assert_eq!(headers.len(), shown, "{name} {}: snippets\n{joined}", d.rule_id);
-            for (e, header) in d.evidence.iter().take(shown).zip(&headers) {
+            assert!(headers.len() >= shown, "{name} {}: snippets\n{joined}", d.rule_id);
+            for e in d.evidence.iter().take(shown) {
                 let base = e.file.rsplit('/').next().unwrap();
                 assert!(
-                    header.contains(&format!("{base}:{}:1]", e.line)),
-                    "{name} {}: {}:{} not in {header}",
+                    headers.iter().any(|h| h.contains(&format!("{base}:{}:1]", e.line))),
+                    "{name} {}: {}:{} not in {headers:?}",
                     d.rule_id,
                     e.file,
                     e.line

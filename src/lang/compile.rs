@@ -159,6 +159,8 @@ pub struct CompiledQuery {
     pub also_literals: Vec<LiteralSet>,
     /// Fields whose distinct values are counted.
     pub distinct_fields: Vec<FieldRef>,
+    /// Regex captures whose distinct values a message lists.
+    pub distinct_captures: Vec<String>,
     /// Names of regex captures, usable in messages.
     pub captures: Vec<String>,
     /// Whether a time window reads the times of its matches; if not, a
@@ -939,6 +941,7 @@ impl<'a> Compiler<'a> {
             literals,
             also_literals,
             distinct_fields: Vec::new(),
+            distinct_captures: Vec::new(),
             captures,
             needs_time: false,
             violates: None,
@@ -1466,7 +1469,12 @@ impl<'a> Compiler<'a> {
                     }
                     Some(Placeholder::List(q, ListField::Field(f)))
                 }
-                Placeholder::Capture(q, name) => Some(Placeholder::List(q, ListField::Capture(name))),
+                Placeholder::Capture(q, name) => {
+                    if !self.queries[q].distinct_captures.contains(&name) {
+                        self.queries[q].distinct_captures.push(name.clone());
+                    }
+                    Some(Placeholder::List(q, ListField::Capture(name)))
+                }
                 _ => {
                     self.report(
                         Problem::new(

@@ -162,6 +162,49 @@ fn cut_left(name: &str, most: usize) -> String {
     out
 }
 
+/// The first place matched past the lines a snippet shows: the index of
+/// the first line of a window of up to three lines around it, the window's
+/// text, and the highlights inside it (relative to it).
+fn beyond_shown(
+    text: &str,
+    highlights: &[std::ops::Range<usize>],
+) -> Option<(usize, String, Vec<std::ops::Range<usize>>)> {
+    let lines: Vec<&str> = text.split('\n').collect();
+    if lines.len() <= super::snippet::SHOWN_LINES {
+        return None;
+    }
+    let shown_end: usize = lines
+        .iter()
+        .take(super::snippet::SHOWN_LINES)
+        .map(|l| l.len() + 1)
+        .sum();
+    let target = highlights
+        .iter()
+        .filter(|h| h.start >= shown_end)
+        .min_by_key(|h| h.start)?;
+    // The line holding it, and one line either side (not the shown ones).
+    let starts: Vec<usize> = lines
+        .iter()
+        .scan(0usize, |at, l| {
+            let s = *at;
+            *at += l.len() + 1;
+            Some(s)
+        })
+        .collect();
+    let k = starts.iter().rposition(|&s| s <= target.start)?;
+    let first = (k.saturating_sub(1)).max(super::snippet::SHOWN_LINES);
+    let last = (k + 1).min(lines.len() - 1);
+    let from = starts[first];
+    let to = starts[last] + lines[last].len();
+    let window = text[from..to].to_string();
+    let inside = highlights
+        .iter()
+        .filter(|h| h.start >= from && h.end <= to)
+        .map(|h| h.start - from..h.end - from)
+        .collect();
+    Some((first, window, inside))
+}
+
 /// Builds the miette view of a diagnosis rendered `width` columns wide.
 pub fn diagnosis_view(d: &Diagnosis, names: &ShortPaths, width: usize, docs_url: Option<&str>) -> DiagnosisView {
     let mut source = EvidenceSource::default();
@@ -181,7 +224,15 @@ pub fn diagnosis_view(d: &Diagnosis, names: &ShortPaths, width: usize, docs_url:
         // `    ╭─[name:43:1]`
         let around = digits(last_line) + 2 + 3 + format!(":{}:1]", e.line).len();
         let name = cut_left(&names.short(&e.file), width.saturating_sub(around).max(8));
-        labels.extend(source.push(name, e.line as usize, record));
+        labels.extend(source.push(name.clone(), e.line as usize, record));
+        // What matched past the lines shown (a cause deep in a stack
+        // trace) is shown too, as a snippet of its own at its real line.
+        if let Some((first, window, highlights)) = beyond_shown(&e.text, &e.highlights) {
+            let at = e.line + first as u64;
+            let gutter = digits(at + 2) + 4;
+            let record = fit_record(&window, &highlights, &e.query, width.saturating_sub(gutter).max(8), at);
+            labels.extend(source.push(name, at as usize, record));
+        }
     }
     let mut help = String::new();
     help.push_str(d.remediation.trim());

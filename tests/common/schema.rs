@@ -139,14 +139,20 @@ fn promises_kept(doc: &Value) -> Vec<String> {
         }
     }
     let inconclusive = array(&doc["inconclusive"]);
+    let alternatives: Vec<serde_json::Value> = array(&doc["diagnoses"])
+        .iter()
+        .flat_map(|d| array(&d["alternatives"]))
+        .map(|a| a["rule_id"].clone())
+        .collect();
     for (i, item) in array(&doc["collect_next"]).iter().enumerate() {
         for (j, id) in array(&item["decides"]).iter().enumerate() {
             if !inconclusive
                 .iter()
                 .any(|r| &r["rule_id"] == id && r["relevant"] == true)
+                && !alternatives.contains(id)
             {
                 problems.push(format!(
-                    "/collect_next/{i}/decides/{j}: {id} is not a relevant inconclusive rule of this report"
+                    "/collect_next/{i}/decides/{j}: {id} is neither a relevant inconclusive rule nor an alternative of a diagnosis of this report"
                 ));
             }
         }
