@@ -819,16 +819,7 @@ impl Evaluation<'_> {
                 rule_id: rule.id.clone(),
                 title: rule.title.clone(),
                 severity: rule.severity,
-                missing: missing
-                    .iter()
-                    .map(|s| {
-                        let f = &kb.formats.formats[*s];
-                        MissingSource {
-                            source: f.name.clone(),
-                            collect: f.collect.clone(),
-                        }
-                    })
-                    .collect(),
+                missing: missing_sources(kb, &missing),
                 note: None,
                 relevant: true,
                 relevant_because: Some("an alternative to a diagnosis".to_string()),
@@ -1263,17 +1254,7 @@ impl Evaluation<'_> {
                     rule_id: rule.id.clone(),
                     title: rule.title.clone(),
                     severity: rule.severity,
-                    missing: outcome
-                        .missing
-                        .iter()
-                        .map(|s| {
-                            let f = &kb.formats.formats[*s];
-                            MissingSource {
-                                source: f.name.clone(),
-                                collect: f.collect.clone(),
-                            }
-                        })
-                        .collect(),
+                    missing: missing_sources(kb, &outcome.missing),
                     note: if outcome.missing.is_empty() {
                         Some("the bundle's collection time is unknown; pass --collected-at".to_string())
                     } else {
@@ -1400,6 +1381,20 @@ fn exclusions(kb: &KnowledgeBase, fired: &BTreeSet<&str>) -> BTreeMap<String, Ve
         }
     }
     out
+}
+
+/// The sources a rule lacks, with what to collect for each.
+fn missing_sources(kb: &KnowledgeBase, sources: &BTreeSet<usize>) -> Vec<MissingSource> {
+    sources
+        .iter()
+        .map(|s| {
+            let f = &kb.formats.formats[*s];
+            MissingSource {
+                source: f.name.clone(),
+                collect: f.collect.clone(),
+            }
+        })
+        .collect()
 }
 
 /// Removes the fired rules that a fired, more specific rule `excludes`,

@@ -577,29 +577,23 @@ impl QueryMatches {
         self.count += other.count;
         self.evidence.extend(other.evidence);
         self.times.extend(other.times);
-        for (f, values) in other.distinct {
-            match self.distinct.iter_mut().find(|(g, _)| *g == f) {
-                Some((_, mine)) => {
-                    for v in values {
-                        if mine.len() < DISTINCT_CAP {
-                            mine.insert(v);
-                        }
+        merge_distinct(&mut self.distinct, other.distinct);
+        merge_distinct(&mut self.distinct_captures, other.distinct_captures);
+    }
+}
+
+/// Adds sets of distinct values, by key, up to [`DISTINCT_CAP`] each.
+fn merge_distinct<K: PartialEq>(mine: &mut Vec<(K, HashSet<String>)>, other: Vec<(K, HashSet<String>)>) {
+    for (key, values) in other {
+        match mine.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, set)) => {
+                for v in values {
+                    if set.len() < DISTINCT_CAP {
+                        set.insert(v);
                     }
                 }
-                None => self.distinct.push((f, values)),
             }
-        }
-        for (name, values) in other.distinct_captures {
-            match self.distinct_captures.iter_mut().find(|(n, _)| *n == name) {
-                Some((_, mine)) => {
-                    for v in values {
-                        if mine.len() < DISTINCT_CAP {
-                            mine.insert(v);
-                        }
-                    }
-                }
-                None => self.distinct_captures.push((name, values)),
-            }
+            None => mine.push((key, values)),
         }
     }
 }
