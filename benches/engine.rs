@@ -10,8 +10,8 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use regex_automata::{meta, util::primitives::NonMaxUsize, Input};
 use triage::engine::{Engine, RunOptions};
 use triage::lang::parser::parse_condition;
-use triage::onepass::OnePass;
-use triage::regex_util::{ascii_classes, forget_compiled};
+use triage::matching::onepass::OnePass;
+use triage::matching::regex_util::{ascii_classes, forget_compiled};
 use triage::rules::{embedded_files, load, KbFile};
 
 fn generated_rules(n: usize) -> Vec<KbFile> {

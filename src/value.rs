@@ -254,7 +254,7 @@ pub fn parse_duration(text: &str) -> Option<i64> {
         let unit_len = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
-        let micros_per_unit: f64 = crate::lang::registry::DURATION_UNITS
+        let micros_per_unit: f64 = DURATION_UNITS
             .iter()
             .find(|(name, _, _)| *name == unit)
             .map(|(_, micros, _)| *micros)?;
@@ -398,7 +398,7 @@ impl Ord for Version {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct VersionReq {
     /// (operator, version) pairs; empty means every release.
-    pub comparators: Vec<(crate::lang::ast::CmpOp, Version)>,
+    pub comparators: Vec<(CmpOp, Version)>,
 }
 
 impl VersionReq {
@@ -412,7 +412,6 @@ impl FromStr for VersionReq {
     type Err = String;
 
     fn from_str(text: &str) -> Result<VersionReq, String> {
-        use crate::lang::ast::CmpOp;
         let mut comparators = Vec::new();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (op, rest) = [">=", "<=", "==", "!=", ">", "<", "="]
@@ -483,6 +482,85 @@ impl fmt::Display for Cidr {
         write!(f, "{}/{}", self.addr, self.prefix)
     }
 }
+
+/// A comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+}
+
+impl CmpOp {
+    /// The operator as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "==",
+            CmpOp::Ne => "!=",
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+        }
+    }
+
+    /// The operator with its operands swapped: `a < b` is `b > a`.
+    pub fn flipped(self) -> CmpOp {
+        match self {
+            CmpOp::Lt => CmpOp::Gt,
+            CmpOp::Le => CmpOp::Ge,
+            CmpOp::Gt => CmpOp::Lt,
+            CmpOp::Ge => CmpOp::Le,
+            other => other,
+        }
+    }
+
+    /// Whether an ordering satisfies the operator.
+    pub fn holds(self, ord: std::cmp::Ordering) -> bool {
+        use std::cmp::Ordering::*;
+        match self {
+            CmpOp::Eq => ord == Equal,
+            CmpOp::Ne => ord != Equal,
+            CmpOp::Lt => ord == Less,
+            CmpOp::Le => ord != Greater,
+            CmpOp::Gt => ord == Greater,
+            CmpOp::Ge => ord != Less,
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> CmpOp {
+        match s {
+            "==" => CmpOp::Eq,
+            "!=" => CmpOp::Ne,
+            "<" => CmpOp::Lt,
+            "<=" => CmpOp::Le,
+            ">" => CmpOp::Gt,
+            _ => CmpOp::Ge,
+        }
+    }
+}
+
+/// Duration units of literals such as `90s` or `1h30m`: (unit,
+/// microseconds, meaning). [`parse_duration`] reads units from
+/// this table; the grammar's `duration` rule lists the same (a test checks).
+pub const DURATION_UNITS: [(&str, f64, &str); 7] = [
+    ("us", 1.0, "microseconds"),
+    ("ms", 1e3, "milliseconds"),
+    ("s", 1e6, "seconds"),
+    ("m", 60e6, "minutes"),
+    ("min", 60e6, "minutes"),
+    ("h", 3600e6, "hours"),
+    ("d", 86_400e6, "days"),
+];
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use triage::cli::run_rule_tests_with;
+use triage::authoring::rule_tests::run_rule_tests_with;
 use triage::rules::load_layers;
 
 fn builtin() -> triage::rules::KnowledgeBase {

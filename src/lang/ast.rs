@@ -2,7 +2,7 @@
 //!
 //! Every node keeps its byte span inside the string it was parsed from;
 //! the checker maps spans into the rule file through
-//! [`crate::toml_source::SourceText`].
+//! [`crate::diagnostic::toml_source::SourceText`].
 
 use std::ops::Range;
 
@@ -15,71 +15,7 @@ pub struct Ident {
     pub span: Range<usize>,
 }
 
-/// A comparison operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CmpOp {
-    /// `==`
-    Eq,
-    /// `!=`
-    Ne,
-    /// `<`
-    Lt,
-    /// `<=`
-    Le,
-    /// `>`
-    Gt,
-    /// `>=`
-    Ge,
-}
-
-impl CmpOp {
-    /// The operator as written.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CmpOp::Eq => "==",
-            CmpOp::Ne => "!=",
-            CmpOp::Lt => "<",
-            CmpOp::Le => "<=",
-            CmpOp::Gt => ">",
-            CmpOp::Ge => ">=",
-        }
-    }
-
-    /// The operator with its operands swapped: `a < b` is `b > a`.
-    pub fn flipped(self) -> CmpOp {
-        match self {
-            CmpOp::Lt => CmpOp::Gt,
-            CmpOp::Le => CmpOp::Ge,
-            CmpOp::Gt => CmpOp::Lt,
-            CmpOp::Ge => CmpOp::Le,
-            other => other,
-        }
-    }
-
-    /// Whether an ordering satisfies the operator.
-    pub fn holds(self, ord: std::cmp::Ordering) -> bool {
-        use std::cmp::Ordering::*;
-        match self {
-            CmpOp::Eq => ord == Equal,
-            CmpOp::Ne => ord != Equal,
-            CmpOp::Lt => ord == Less,
-            CmpOp::Le => ord != Greater,
-            CmpOp::Gt => ord == Greater,
-            CmpOp::Ge => ord != Less,
-        }
-    }
-
-    pub(crate) fn parse(s: &str) -> CmpOp {
-        match s {
-            "==" => CmpOp::Eq,
-            "!=" => CmpOp::Ne,
-            "<" => CmpOp::Lt,
-            "<=" => CmpOp::Le,
-            ">" => CmpOp::Gt,
-            _ => CmpOp::Ge,
-        }
-    }
-}
+pub use crate::value::CmpOp;
 
 /// A literal as written; its type is decided by the checker.
 #[derive(Debug, Clone, PartialEq)]

@@ -14,10 +14,10 @@ use super::ast::*;
 use super::constant;
 use super::parser::{parse_condition, parse_predicate, parse_query, SyntaxError};
 use super::registry;
+use crate::diagnostic::toml_source::{closest, SourceText};
 use crate::diagnostic::{Code, Problem};
 use crate::format::{FormatKind, FormatSet, BUILTIN_FIELDS};
-use crate::regex_util::{self, required_literals, RuleRegex, UnicodeForm, MIN_LITERAL_LEN};
-use crate::toml_source::{closest, SourceText};
+use crate::matching::regex_util::{self, required_literals, RuleRegex, UnicodeForm, MIN_LITERAL_LEN};
 use crate::value::{Cidr, Value, ValueType};
 
 /// A field of a record as the engine reads it.
@@ -137,7 +137,7 @@ impl LiteralSet {
     /// over a column value, then the longest shortest literal, then fewer
     /// literals.
     pub fn score(&self) -> (bool, usize, std::cmp::Reverse<usize>) {
-        let (shortest, fewer) = crate::regex_util::set_score(&self.literals, self.case_insensitive);
+        let (shortest, fewer) = crate::matching::regex_util::set_score(&self.literals, self.case_insensitive);
         (!self.structural, shortest, fewer)
     }
 }

@@ -7,5 +7,6 @@
 pub mod ast;
 pub mod compile;
 pub mod constant;
+pub mod ir;
 pub mod parser;
 pub mod registry;

@@ -235,25 +235,14 @@ pub const CONDITIONS: [ConditionDoc; 13] = [
     },
 ];
 
-/// Duration units of literals such as `90s` or `1h30m`: (unit,
-/// microseconds, meaning). [`crate::value::parse_duration`] reads units from
-/// this table; the grammar's `duration` rule lists the same (a test checks).
-pub const DURATION_UNITS: [(&str, f64, &str); 7] = [
-    ("us", 1.0, "microseconds"),
-    ("ms", 1e3, "milliseconds"),
-    ("s", 1e6, "seconds"),
-    ("m", 60e6, "minutes"),
-    ("min", 60e6, "minutes"),
-    ("h", 3600e6, "hours"),
-    ("d", 86_400e6, "days"),
-];
+pub use crate::value::DURATION_UNITS;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnostic::toml_source::SourceText;
     use crate::lang::compile::compile_predicate;
     use crate::rules::{embedded_files, load};
-    use crate::toml_source::SourceText;
 
     /// Every example of the reference compiles against the built-in formats.
     #[test]

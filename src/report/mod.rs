@@ -7,8 +7,10 @@
 //! `docs/REPORT.md`. Every field is always written, `null` or `[]` when
 //! there is nothing, so a consumer never has to tell "absent" from "empty".
 
+pub mod explain;
 pub mod human;
 pub mod paths;
+pub mod redact;
 pub mod snippet;
 
 use serde::Serialize;
@@ -277,7 +279,7 @@ pub struct Report {
     /// Files skipped or cut, and other notes.
     pub warnings: Vec<ReportWarning>,
     /// Rules turned off by local tuning (`--tune`).
-    pub disabled: Vec<crate::tune::DisabledRule>,
+    pub disabled: Vec<crate::rules::tune::DisabledRule>,
     /// Cost per rule, slowest first (`--profile` only).
     pub profile: Vec<RuleCost>,
     /// True when the bundle gave nothing to diagnose: the path is missing

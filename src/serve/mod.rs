@@ -1132,7 +1132,7 @@ fn run_job(shared: &Shared, id: &str) {
         }
     }
     let started = Instant::now();
-    let mut report = crate::batch::diagnose_guarded(&set.engine, &bundle, &shared.config.options);
+    let mut report = crate::engine::batch::diagnose_guarded(&set.engine, &bundle, &shared.config.options);
     report.bundle = job.name.clone();
     // The upload's place on this server's disk is no business of the client.
     let stored = bundle.display().to_string();

@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use serde::Serialize;
 
-use crate::cli::LintArgs;
 use crate::engine::Engine;
-use crate::tune::DisabledRule;
+use crate::rules::lint::LintSettings;
+use crate::rules::tune::DisabledRule;
 
 /// One loaded, checked rule set.
 pub struct RuleSet {
@@ -36,9 +36,9 @@ impl RuleSet {
     pub fn docs(&self) -> &HashMap<String, Vec<u8>> {
         self.docs.get_or_init(|| {
             let kb = &self.engine.kb;
-            let examples = crate::docs::examples(kb);
-            let markdown = crate::docs::markdown(kb, &examples);
-            crate::docs::html::site(kb, &markdown)
+            let examples = crate::authoring::docs::examples(kb);
+            let markdown = crate::authoring::docs::markdown(kb, &examples);
+            crate::authoring::docs::html::site(kb, &markdown)
                 .into_iter()
                 .map(|page| (page.path, page.text.into_bytes()))
                 .collect()
@@ -67,7 +67,10 @@ pub struct RuleSource {
     /// Tuning files, applied in order.
     pub tune: Vec<PathBuf>,
     /// Lint levels.
-    pub lints: LintArgs,
+    pub lints: LintSettings,
+    /// The source tree's `rules/` directory, against which the built-in
+    /// rules' test bundles resolve (the rule pages show their examples).
+    pub repo_rules_dir: Option<PathBuf>,
 }
 
 impl RuleSource {
@@ -79,16 +82,17 @@ impl RuleSource {
             problems,
             at: super::store::now(),
         };
-        let mut kb = crate::cli::load_kb(
+        let mut kb = crate::authoring::kb::load_kb(
             self.builtin,
             &self.dirs,
             &self.lints,
-            crate::regex_util::UnicodeForm::OnDemand,
+            crate::matching::regex_util::UnicodeForm::OnDemand,
+            self.repo_rules_dir.as_deref(),
         )
         .map_err(|e| failed(format!("cannot load rules: {e}"), Vec::new()))?;
         let mut disabled = Vec::new();
         for path in &self.tune {
-            let (off, problems) = crate::tune::apply_file(&mut kb, path).map_err(|e| failed(e, Vec::new()))?;
+            let (off, problems) = crate::rules::tune::apply_file(&mut kb, path).map_err(|e| failed(e, Vec::new()))?;
             if problems.has_errors() {
                 kb.problems.push(problems);
             }
@@ -295,7 +299,8 @@ mod tests {
             builtin: true,
             dirs: vec![dir.to_path_buf()],
             tune: Vec::new(),
-            lints: LintArgs::default(),
+            lints: LintSettings::default(),
+            repo_rules_dir: None,
         }
     }
 

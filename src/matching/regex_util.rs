@@ -14,8 +14,8 @@ use regex_automata::{meta, PatternID};
 use regex_syntax::ast::{Ast, ClassSetItem};
 use regex_syntax::hir::{Hir, HirKind};
 
+use crate::diagnostic::toml_source::SourceText;
 use crate::diagnostic::{Code, Problem};
-use crate::toml_source::SourceText;
 
 /// The largest compiled regex a rule or format may make; keeps one file
 /// from exhausting memory.

@@ -5,14 +5,17 @@
 //! The engine pushes nothing to a terminal: it returns a [`Report`], and
 //! printers (`report::*`) turn that into text or JSON.
 
+pub mod batch;
+
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 
 use crate::bundle::{admin_tech_time, read_bundle, BundleWarning, Limits};
-use crate::explain::{EvidenceLine, ExplainNode, Explanation, QueryExplain};
 use crate::format::Detection;
 use crate::lang::compile::{CCond, COperand, FieldRef, ListField, Placeholder};
+use crate::lang::ir::Truth;
+use crate::report::explain::{EvidenceLine, ExplainNode, Explanation, QueryExplain};
 use crate::report::{
     AlternativeCause, CollectItem, Diagnosis, Evidence, Excluded, FileEntry, Inconclusive, MissingSource,
     NotApplicable, Report, ReportWarning, RuleCost, SCHEMA_VERSION,
@@ -40,36 +43,6 @@ pub struct Engine {
     /// The rules and formats.
     pub kb: KnowledgeBase,
     plan: ScanPlan,
-}
-
-/// Three-valued truth.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Truth {
-    /// Holds.
-    True,
-    /// Does not hold.
-    False,
-    /// Cannot be decided from this bundle.
-    Unknown,
-}
-
-impl Truth {
-    fn from_bool(b: bool) -> Truth {
-        if b {
-            Truth::True
-        } else {
-            Truth::False
-        }
-    }
-
-    fn not(self) -> Truth {
-        match self {
-            Truth::True => Truth::False,
-            Truth::False => Truth::True,
-            Truth::Unknown => Truth::Unknown,
-        }
-    }
 }
 
 /// The merged matches of a bundle, and which sources it holds.

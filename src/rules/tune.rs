@@ -19,10 +19,10 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::diagnostic::toml_source::{closest, parse_document, TableReader};
 use crate::diagnostic::{Code, FileProblems, Problem};
 use crate::lang::compile::{compile_predicate, CPred};
 use crate::rules::{KnowledgeBase, Severity};
-use crate::toml_source::{closest, parse_document, TableReader};
 
 const ENTRY_KEYS: &[&str] = &["rule", "reason", "disable", "severity", "query", "except"];
 

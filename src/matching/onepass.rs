@@ -726,7 +726,7 @@ impl Run<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::regex_util::ascii_classes;
+    use crate::matching::regex_util::ascii_classes;
     use proptest::prelude::*;
     use proptest::strategy::ValueTree;
     use regex_automata::{meta, Input};

@@ -5,6 +5,8 @@
 //! are collected and rendered together as one miette report with the
 //! problems as related diagnostics, sorted by position.
 
+pub mod toml_source;
+
 use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
@@ -236,7 +238,7 @@ pub struct Problem {
     /// What to do about it.
     pub help: Option<String>,
     /// How serious it is in this run: the code's own severity, unless a
-    /// lint level changed it (see [`crate::lint`]).
+    /// lint level changed it (see [`crate::rules::lint`]).
     pub severity: Severity,
 }
 

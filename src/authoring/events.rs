@@ -125,7 +125,7 @@ pub fn events(
     if let Some(name) = &options.source {
         if formats.index(name).is_none() {
             let names: Vec<&str> = formats.formats.iter().map(|f| f.name.as_str()).collect();
-            let hint = match crate::toml_source::closest(name, &names) {
+            let hint = match crate::diagnostic::toml_source::closest(name, &names) {
                 Some(n) => format!("did you mean `{n}`?"),
                 None => format!("the formats are: {}", names.join(", ")),
             };

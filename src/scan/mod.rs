@@ -8,6 +8,8 @@
 //! the hit belongs to. Queries with no literal ("slow" queries) see every
 //! record of their source. Lines with no hit are never parsed.
 
+pub mod unexplained;
+
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -23,8 +25,8 @@ use crate::format::{
 };
 use crate::lang::compile::{CPred, CompiledQuery, FieldRef};
 use crate::rules::KnowledgeBase;
+use crate::scan::unexplained::{LeveledRecord, LeveledRecords, TemplateKey, BUNDLE_TEMPLATE_CAP, FILE_TEMPLATE_CAP};
 use crate::time::{Completeness, RecordTime, ZoneSpec, ZoneTable};
-use crate::unexplained::{LeveledRecord, LeveledRecords, TemplateKey, BUNDLE_TEMPLATE_CAP, FILE_TEMPLATE_CAP};
 use crate::value::{Value, Version};
 
 /// Identifies a query across all rules.
@@ -1487,7 +1489,7 @@ fn level_and_template(format: &Format, fields: &LazyFields<'_>) -> Option<(crate
         },
         None => Cow::Borrowed(fields.text()),
     };
-    Some((level, crate::template::template(&source)))
+    Some((level, crate::matching::template::template(&source)))
 }
 
 /// Byte ranges of the objects of a JSON array, of JSON Lines, or of

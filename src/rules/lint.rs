@@ -17,13 +17,13 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use miette::Severity;
 
+use crate::diagnostic::toml_source::{closest, parse_document, TableReader};
 use crate::diagnostic::{Code, FileProblems, Problem};
-use crate::toml_source::{closest, parse_document, TableReader};
 
 /// What to do with the problems of one lint code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,6 +203,52 @@ fn parse_flag(text: &str, level: Level) -> Result<Code, String> {
 pub fn read_config_file(levels: &mut LintLevels, path: &Path) -> Result<Option<FileProblems>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(levels.read_config(&path.display().to_string(), Arc::from(text)))
+}
+
+/// Lint levels asked for by a run, on top of the `triage.toml` of the
+/// rules: a configuration file in its place, and codes to allow, warn or deny.
+#[derive(Debug, Clone, Default)]
+pub struct LintSettings {
+    /// Read from this file instead of each rules directory's triage.toml.
+    pub config: Option<PathBuf>,
+    /// Codes not reported.
+    pub allow: Vec<Code>,
+    /// Codes reported as warnings.
+    pub warn: Vec<Code>,
+    /// Codes reported as errors (wins over the other two).
+    pub deny: Vec<Code>,
+}
+
+/// The lint levels of a run: `--config FILE`, or else the `triage.toml`
+/// of each rules directory in order, then the flags. Problems in the
+/// files are returned to be reported with the rules' own.
+pub fn lint_levels(args: &LintSettings, dirs: &[PathBuf]) -> Result<(LintLevels, Vec<FileProblems>), String> {
+    let mut levels = LintLevels::default();
+    let mut problems = Vec::new();
+    let files: Vec<PathBuf> = match &args.config {
+        Some(file) => vec![file.clone()],
+        None => dirs
+            .iter()
+            .map(|d| d.join("triage.toml"))
+            .filter(|f| f.is_file())
+            .collect(),
+    };
+    for file in files {
+        problems.extend(
+            read_config_file(&mut levels, &file).map_err(|e| format!("cannot read the lint configuration {e}"))?,
+        );
+    }
+    // Applied in this order, so --deny wins over --warn and --allow.
+    for (codes, level, flag) in [
+        (&args.allow, Level::Allow, "--allow"),
+        (&args.warn, Level::Warn, "--warn"),
+        (&args.deny, Level::Deny, "--deny"),
+    ] {
+        for code in codes {
+            levels.set(*code, level, flag);
+        }
+    }
+    Ok((levels, problems))
 }
 
 #[cfg(test)]

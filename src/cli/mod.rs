@@ -2,22 +2,26 @@
 //! typed; the functions here resolve them into engine options and run.
 //! `main.rs` only calls [`run`].
 
+pub mod manual;
+
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::authoring::kb::load_kb;
+use crate::authoring::rule_tests::{run_rule_tests, tally};
 use crate::bundle::Limits;
 use crate::diagnostic::{Code, FileProblems, FileReport};
 use crate::engine::{Engine, RunOptions};
-use crate::lint::{read_config_file, Level, LintLevels};
-use crate::regex_util::UnicodeForm;
+use crate::matching::regex_util::UnicodeForm;
 use crate::report::human::{render, HumanOptions};
 use crate::report::Report;
-use crate::rules::{layer_files, load_with, Expect, KnowledgeBase};
+use crate::rules::lint::LintSettings;
+use crate::rules::tune::DisabledRule;
+use crate::rules::KnowledgeBase;
 use crate::time::{parse_offset, ZoneTable};
-use crate::tune::DisabledRule;
 
 /// Diagnose support bundles with a knowledge base of rules.
 #[derive(Debug, Parser)]
@@ -90,14 +94,26 @@ pub struct LintArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Do not report this warning code, e.g. W102. Repeatable.
-    #[arg(long = "allow", value_name = "CODE", value_parser = crate::lint::parse_allow)]
+    #[arg(long = "allow", value_name = "CODE", value_parser = crate::rules::lint::parse_allow)]
     pub allow: Vec<Code>,
     /// Report this warning code as a warning, whatever triage.toml says. Repeatable.
-    #[arg(long = "warn", value_name = "CODE", value_parser = crate::lint::parse_warn)]
+    #[arg(long = "warn", value_name = "CODE", value_parser = crate::rules::lint::parse_warn)]
     pub warn: Vec<Code>,
     /// Report this warning code as an error (wins over --allow and --warn). Repeatable.
-    #[arg(long = "deny", value_name = "CODE", value_parser = crate::lint::parse_deny)]
+    #[arg(long = "deny", value_name = "CODE", value_parser = crate::rules::lint::parse_deny)]
     pub deny: Vec<Code>,
+}
+
+impl LintArgs {
+    /// The settings the knowledge base is loaded with.
+    pub fn settings(&self) -> LintSettings {
+        LintSettings {
+            config: self.config.clone(),
+            allow: self.allow.clone(),
+            warn: self.warn.clone(),
+            deny: self.deny.clone(),
+        }
+    }
 }
 
 /// Limits on what is read from a bundle.
@@ -381,7 +397,7 @@ pub enum NewCommand {
         #[arg(value_name = "BUNDLE", requires = "from_unexplained")]
         bundle: Option<PathBuf>,
         /// The source its query reads (a format name).
-        #[arg(long, value_name = "NAME", default_value = crate::scaffold::DEFAULT_SOURCE)]
+        #[arg(long, value_name = "NAME", default_value = crate::authoring::scaffold::DEFAULT_SOURCE)]
         source: String,
         /// Draft the rule from the Nth unexplained error or warning template of BUNDLE (from 1,
         /// as `triage diagnose` numbers them): its source, level and words, its example line.
@@ -424,7 +440,7 @@ pub fn run() -> ExitCode {
         Command::Docs { out, format, rules } => docs(&out, format, &rules),
         Command::New { what } => new(what),
         Command::Completions { shell } => {
-            crate::manual::write_completions(shell, &mut std::io::stdout().lock());
+            crate::cli::manual::write_completions(shell, &mut std::io::stdout().lock());
             ExitCode::SUCCESS
         }
         Command::Man { out } => man(out.as_deref()),
@@ -443,9 +459,9 @@ fn new(what: NewCommand) -> ExitCode {
             dir,
         } => match (from_unexplained, bundle) {
             (Some(number), Some(bundle)) => {
-                crate::scaffold::new_rule_from_unexplained(&id, number, &bundle, &dir, repo.as_deref())
+                crate::authoring::scaffold::new_rule_from_unexplained(&id, number, &bundle, &dir, repo.as_deref())
             }
-            _ => crate::scaffold::new_rule(&id, &source, &dir, repo.as_deref()),
+            _ => crate::authoring::scaffold::new_rule(&id, &source, &dir, repo.as_deref()),
         },
         NewCommand::Format {
             name,
@@ -453,7 +469,7 @@ fn new(what: NewCommand) -> ExitCode {
             sample_file,
             dir,
         } => format_source(sample, sample_file.as_deref())
-            .and_then(|source| crate::scaffold::new_format(&name, &source, &dir, repo.as_deref())),
+            .and_then(|source| crate::authoring::scaffold::new_format(&name, &source, &dir, repo.as_deref())),
     };
     match written {
         Ok(written) => {
@@ -471,9 +487,12 @@ fn new(what: NewCommand) -> ExitCode {
     }
 }
 
-fn format_source(sample: Option<String>, file: Option<&Path>) -> Result<crate::scaffold::FormatSource, String> {
+fn format_source(
+    sample: Option<String>,
+    file: Option<&Path>,
+) -> Result<crate::authoring::scaffold::FormatSource, String> {
     match (sample, file) {
-        (Some(line), _) => Ok(crate::scaffold::FormatSource {
+        (Some(line), _) => Ok(crate::authoring::scaffold::FormatSource {
             lines: vec![line.trim_end_matches(['\r', '\n']).to_string()],
             file_name: None,
         }),
@@ -490,19 +509,19 @@ fn format_source(sample: Option<String>, file: Option<&Path>) -> Result<crate::s
             if lines.is_empty() {
                 return Err(format!("{} has no line to guess the format from", path.display()));
             }
-            Ok(crate::scaffold::FormatSource {
+            Ok(crate::authoring::scaffold::FormatSource {
                 lines,
                 file_name: path.file_name().map(|n| n.to_string_lossy().into_owned()),
             })
         }
-        (None, None) => Ok(crate::scaffold::FormatSource::default()),
+        (None, None) => Ok(crate::authoring::scaffold::FormatSource::default()),
     }
 }
 
 fn man(out: Option<&Path>) -> ExitCode {
     let written = match out {
-        None => crate::manual::write_main_page(&mut std::io::stdout().lock()).map(|()| Vec::new()),
-        Some(dir) => crate::manual::write_pages(dir),
+        None => crate::cli::manual::write_main_page(&mut std::io::stdout().lock()).map(|()| Vec::new()),
+        Some(dir) => crate::cli::manual::write_pages(dir),
     };
     match written {
         Ok(pages) => {
@@ -561,98 +580,6 @@ fn print_problems(files: &[FileProblems], color: bool, warnings_too: bool) {
     }
 }
 
-/// Loads the knowledge base (built-in unless `builtin` is false, then
-/// `dirs`) and applies the lint levels of the run to its problems;
-/// `unicode` says when the Unicode forms of the rules' regexes are compiled.
-pub(crate) fn load_kb(
-    builtin: bool,
-    dirs: &[PathBuf],
-    lints: &LintArgs,
-    unicode: UnicodeForm,
-) -> Result<KnowledgeBase, String> {
-    let files = layer_files(builtin, dirs, repo_rules_dir().as_deref())?;
-    let mut kb = load_with(&files, unicode);
-    // `check` is where a pattern too large for its Unicode form is found,
-    // and where the rules' tests are run against each other (W108).
-    if unicode == UnicodeForm::AtLoad && !kb.has_errors() {
-        kb = add_overlap_problems(kb, &files);
-    }
-    let (levels, config_problems) = lint_levels(lints, dirs)?;
-    kb.problems.extend(config_problems);
-    levels.apply(&mut kb.problems);
-    Ok(kb)
-}
-
-/// Adds W108 to the file of each rule whose hit test fires another,
-/// unrelated rule on the same evidence.
-fn add_overlap_problems(kb: KnowledgeBase, files: &[crate::rules::KbFile]) -> KnowledgeBase {
-    let engine = Engine::new(kb);
-    let overlaps = crate::overlap::find_overlaps(&engine);
-    let mut kb = engine.into_kb();
-    let origins: std::collections::HashMap<String, String> =
-        kb.rules.iter().map(|r| (r.id.clone(), r.origin.clone())).collect();
-    let file_of = |id: &str| {
-        let origin = origins.get(id)?;
-        files.iter().rev().find(|f| &f.path == origin)
-    };
-    for mut o in overlaps {
-        // Reported in the file of the newer layer: the rule being written
-        // (a --rules directory) rather than the built-in one it meets.
-        let layer = |id: &str| file_of(id).map_or(0, |f| f.layer);
-        if layer(&o.other) > layer(&o.rule) {
-            std::mem::swap(&mut o.rule, &mut o.other);
-        }
-        let Some(file) = file_of(&o.rule) else {
-            continue;
-        };
-        let origin = file.path.clone();
-        let problem = crate::overlap::overlap_problem(&o, crate::rules::find_id_span(&file.text, &o.rule));
-        match kb.problems.iter_mut().find(|p| p.path == origin) {
-            Some(report) => {
-                let mut all = std::mem::take(&mut report.problems);
-                all.push(problem);
-                *report = FileProblems::new(&origin, file.text.clone(), all);
-            }
-            None => kb
-                .problems
-                .push(FileProblems::new(&origin, file.text.clone(), vec![problem])),
-        }
-    }
-    kb
-}
-
-/// The lint levels of a run: `--config FILE`, or else the `triage.toml`
-/// of each rules directory in order, then the flags. Problems in the
-/// files are returned to be reported with the rules' own.
-fn lint_levels(args: &LintArgs, dirs: &[PathBuf]) -> Result<(LintLevels, Vec<FileProblems>), String> {
-    let mut levels = LintLevels::default();
-    let mut problems = Vec::new();
-    let files: Vec<PathBuf> = match &args.config {
-        Some(file) => vec![file.clone()],
-        None => dirs
-            .iter()
-            .map(|d| d.join("triage.toml"))
-            .filter(|f| f.is_file())
-            .collect(),
-    };
-    for file in files {
-        problems.extend(
-            read_config_file(&mut levels, &file).map_err(|e| format!("cannot read the lint configuration {e}"))?,
-        );
-    }
-    // Applied in this order, so --deny wins over --warn and --allow.
-    for (codes, level, flag) in [
-        (&args.allow, Level::Allow, "--allow"),
-        (&args.warn, Level::Warn, "--warn"),
-        (&args.deny, Level::Deny, "--deny"),
-    ] {
-        for code in codes {
-            levels.set(*code, level, flag);
-        }
-    }
-    Ok((levels, problems))
-}
-
 fn resolve_options(time: &TimeArgs) -> Result<RunOptions, String> {
     let mut options = RunOptions::default();
     if let Some(t) = &time.collected_at {
@@ -682,7 +609,14 @@ fn load_kb_reporting(
     tune: &[PathBuf],
     color: bool,
 ) -> Result<(KnowledgeBase, Vec<DisabledRule>), ExitCode> {
-    let mut kb = load_kb(!rules.no_builtin, &rules.rules, lints, UnicodeForm::OnDemand).map_err(|e| {
+    let mut kb = load_kb(
+        !rules.no_builtin,
+        &rules.rules,
+        &lints.settings(),
+        UnicodeForm::OnDemand,
+        repo_rules_dir().as_deref(),
+    )
+    .map_err(|e| {
         eprintln!("error: cannot load rules: {e}");
         ExitCode::from(2)
     })?;
@@ -690,7 +624,7 @@ fn load_kb_reporting(
     let mut errors = kb.has_errors();
     let mut disabled = Vec::new();
     for path in tune {
-        let (off, problems) = crate::tune::apply_file(&mut kb, path).map_err(|e| {
+        let (off, problems) = crate::rules::tune::apply_file(&mut kb, path).map_err(|e| {
             eprintln!("error: {e}");
             ExitCode::from(2)
         })?;
@@ -747,16 +681,16 @@ fn diagnose(args: &DiagnoseArgs) -> ExitCode {
         ..options
     };
     let engine = Engine::new(kb);
-    let bundles = crate::batch::expand(&args.bundles);
+    let bundles = crate::engine::batch::expand(&args.bundles);
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let progress = bundles.len() > 1 && std::io::stderr().is_terminal();
-    let reports = crate::batch::diagnose_all(&engine, &bundles, &options, jobs, progress, |report| {
+    let reports = crate::engine::batch::diagnose_all(&engine, &bundles, &options, jobs, progress, |report| {
         report.disabled = disabled.clone();
         if args.redact {
             // One redactor per bundle: placeholders are consistent within a report.
-            crate::redact::Redactor::new().redact_report(report);
+            crate::report::redact::Redactor::new().redact_report(report);
         }
         if format == DiagnoseFormat::Jsonl {
             let line = serde_json::to_string(&*report).expect("a report always serialises");
@@ -799,7 +733,7 @@ fn diagnose(args: &DiagnoseArgs) -> ExitCode {
     }
     if reports.len() > 1 {
         // Text output ends with it; with JSON on stdout it goes to stderr.
-        let table = crate::batch::summary(&reports);
+        let table = crate::engine::batch::summary(&reports);
         match format {
             DiagnoseFormat::Human => {
                 let _ = write!(stdout, "\n{table}");
@@ -821,7 +755,13 @@ fn severity_name(severity: miette::Severity) -> &'static str {
 fn check(paths: &[PathBuf], format: OutputFormat, deny_warnings: bool, lints: &LintArgs) -> ExitCode {
     // A run compiles a regex's Unicode form only when text needs it, too
     // late to say the pattern is too large: `check` is where that is said.
-    let kb = match load_kb(true, paths, lints, UnicodeForm::AtLoad) {
+    let kb = match load_kb(
+        true,
+        paths,
+        &lints.settings(),
+        UnicodeForm::AtLoad,
+        repo_rules_dir().as_deref(),
+    ) {
         Ok(kb) => kb,
         Err(e) => {
             eprintln!("error: {e}");
@@ -882,130 +822,14 @@ fn check(paths: &[PathBuf], format: OutputFormat, deny_warnings: bool, lints: &L
     }
 }
 
-/// The result of one rule test.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct TestOutcome {
-    /// The rule.
-    pub rule_id: String,
-    /// The test's name.
-    pub name: String,
-    /// Expected.
-    pub expect: Expect,
-    /// Got.
-    pub got: Expect,
-    /// Whether they agree.
-    pub passed: bool,
-    /// What the run said about the rule: its message, the sources it
-    /// lacked, or that its condition was false.
-    pub detail: String,
-}
-
-/// A rule's test results as a confusion matrix.
-#[derive(Debug, Default, serde::Serialize)]
-pub struct RuleTally {
-    /// The rule.
-    pub rule_id: String,
-    /// Expected to fire and fired.
-    pub true_positives: usize,
-    /// Expected to fire and did not.
-    pub false_negatives: usize,
-    /// Expected not to fire and did not.
-    pub true_negatives: usize,
-    /// Expected not to fire and fired.
-    pub false_positives: usize,
-    /// Expected inconclusive, and it was.
-    pub inconclusive_as_expected: usize,
-    /// Expected inconclusive, and it decided.
-    pub inconclusive_not_met: usize,
-}
-
-fn tally(outcomes: &[TestOutcome]) -> Vec<RuleTally> {
-    let mut by_rule: std::collections::BTreeMap<&str, RuleTally> = std::collections::BTreeMap::new();
-    for o in outcomes {
-        let t = by_rule.entry(&o.rule_id).or_insert_with(|| RuleTally {
-            rule_id: o.rule_id.clone(),
-            ..RuleTally::default()
-        });
-        match (o.expect, o.got) {
-            (Expect::Hit, Expect::Hit) => t.true_positives += 1,
-            (Expect::Hit, _) => t.false_negatives += 1,
-            (Expect::NoHit, Expect::Hit) => t.false_positives += 1,
-            (Expect::NoHit, _) => t.true_negatives += 1,
-            (Expect::Inconclusive, Expect::Inconclusive) => t.inconclusive_as_expected += 1,
-            (Expect::Inconclusive, _) => t.inconclusive_not_met += 1,
-        }
-    }
-    by_rule.into_values().collect()
-}
-
-/// Runs every test of the rules of a knowledge base whose file is under one
-/// of `only` (all rules when `only` is empty).
-pub fn run_rule_tests(kb: KnowledgeBase, only: &[PathBuf]) -> Vec<TestOutcome> {
-    run_rule_tests_with(kb, only, |_, _| {})
-}
-
-/// [`run_rule_tests`], handing each test's outcome and the whole report it
-/// was decided on to `each` (the tests check every report against the
-/// published JSON schema without running the rule tests twice).
-pub fn run_rule_tests_with(
-    kb: KnowledgeBase,
-    only: &[PathBuf],
-    mut each: impl FnMut(&TestOutcome, &Report),
-) -> Vec<TestOutcome> {
-    let wanted: Vec<(String, Vec<crate::rules::RuleTest>)> = kb
-        .rules
-        .iter()
-        .filter(|r| only.is_empty() || only.iter().any(|p| Path::new(&r.origin).starts_with(p)))
-        .map(|r| (r.id.clone(), r.tests.clone()))
-        .collect();
-    let engine = Engine::new(kb);
-    let options = RunOptions::default();
-    let mut out = Vec::new();
-    for (id, tests) in wanted {
-        for t in tests {
-            let report = engine.run_test(&t, &options);
-            let (got, detail) = if let Some(d) = report.diagnoses.iter().find(|d| d.rule_id == id) {
-                (Expect::Hit, format!("fired: {}", d.message))
-            } else if let Some(i) = report.inconclusive.iter().find(|i| i.rule_id == id) {
-                let missing: Vec<&str> = i.missing.iter().map(|m| m.source.as_str()).collect();
-                let why = match (&i.note, missing.is_empty()) {
-                    (Some(note), _) => note.clone(),
-                    (None, false) => format!("the files hold no {} record", missing.join(" or ")),
-                    (None, true) => "undecided".to_string(),
-                };
-                (Expect::Inconclusive, format!("inconclusive: {why}"))
-            } else if let Some(x) = report.excluded.iter().find(|x| x.rule_id == id) {
-                // Its condition held, but a decided cause rules it out: as
-                // the report shows it, it did not fire.
-                (
-                    Expect::NoHit,
-                    format!("excluded by {} (its condition held)", x.by.join(", ")),
-                )
-            } else if report.not_applicable.iter().any(|n| n.rule_id == id) {
-                (
-                    Expect::NoHit,
-                    "not applicable to the product release in the files".to_string(),
-                )
-            } else {
-                (Expect::NoHit, "the condition is false".to_string())
-            };
-            let outcome = TestOutcome {
-                rule_id: id.clone(),
-                name: t.name.clone(),
-                expect: t.expect,
-                got,
-                passed: got == t.expect,
-                detail,
-            };
-            each(&outcome, &report);
-            out.push(outcome);
-        }
-    }
-    out
-}
-
 fn test(paths: &[PathBuf], format: OutputFormat, lints: &LintArgs) -> ExitCode {
-    let kb = match load_kb(true, paths, lints, UnicodeForm::OnDemand) {
+    let kb = match load_kb(
+        true,
+        paths,
+        &lints.settings(),
+        UnicodeForm::OnDemand,
+        repo_rules_dir().as_deref(),
+    ) {
         Ok(kb) => kb,
         Err(e) => {
             eprintln!("error: {e}");
@@ -1079,7 +903,7 @@ fn explain(args: &ExplainArgs) -> ExitCode {
     }
     let Some(ri) = kb.rules.iter().position(|r| r.id == args.rule) else {
         let ids: Vec<&str> = kb.rules.iter().map(|r| r.id.as_str()).collect();
-        let hint = match crate::toml_source::closest(&args.rule, &ids) {
+        let hint = match crate::diagnostic::toml_source::closest(&args.rule, &ids) {
             Some(id) => format!("did you mean {id}?"),
             None => "`triage check` lists the loaded rules' files".to_string(),
         };
@@ -1097,7 +921,7 @@ fn explain(args: &ExplainArgs) -> ExitCode {
     }
     let explanation = engine.evaluation(totals, &files, &options).explain(ri);
     print_output(args.format, &explanation, || {
-        crate::explain::render(&explanation, terminal_width())
+        crate::report::explain::render(&explanation, terminal_width())
     });
     ExitCode::SUCCESS
 }
@@ -1107,19 +931,19 @@ fn events(args: &EventsArgs) -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let wanted = crate::events::EventsOptions {
+    let wanted = crate::authoring::events::EventsOptions {
         source: args.source.clone(),
         file: args.file.clone(),
         limit: args.limit,
     };
-    let report = match crate::events::events(&kb, &args.bundle, &wanted, &options) {
+    let report = match crate::authoring::events::events(&kb, &args.bundle, &wanted, &options) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    print_output(args.format, &report, || crate::events::render(&report));
+    print_output(args.format, &report, || crate::authoring::events::render(&report));
     if report.files.is_empty() {
         eprintln!("{}", nothing_read(&args.bundle));
         return ExitCode::from(2);
@@ -1145,13 +969,13 @@ fn docs(out: &Path, format: DocsFormat, rules: &RuleArgs) -> ExitCode {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let examples = crate::docs::examples(&kb);
-    let markdown = crate::docs::markdown(&kb, &examples);
+    let examples = crate::authoring::docs::examples(&kb);
+    let markdown = crate::authoring::docs::markdown(&kb, &examples);
     let (pages, start) = match format {
         DocsFormat::Markdown => (markdown, "SUMMARY.md"),
-        DocsFormat::Html => (crate::docs::html::site(&kb, &markdown), "index.html"),
+        DocsFormat::Html => (crate::authoring::docs::html::site(&kb, &markdown), "index.html"),
     };
-    if let Err(e) = crate::docs::write(&pages, out) {
+    if let Err(e) = crate::authoring::docs::write(&pages, out) {
         eprintln!("error: cannot write the documentation under {}: {e}", out.display());
         return ExitCode::from(2);
     }
@@ -1200,7 +1024,8 @@ fn serve(args: &ServeArgs) -> ExitCode {
             builtin: !args.run.rules.no_builtin,
             dirs: args.run.rules.rules.clone(),
             tune: args.run.tune.clone(),
-            lints: args.run.lints.clone(),
+            lints: args.run.lints.settings(),
+            repo_rules_dir: repo_rules_dir(),
         },
         options,
     };

@@ -5,7 +5,7 @@
 //! an error or a warning (the level values are literals of the format's
 //! prefilter, so no other record is parsed for this), with the queries
 //! that matched it. Records are grouped by source, level and
-//! [template](crate::template) as they come, so memory grows with the
+//! [template](crate::matching::template) as they come, so memory grows with the
 //! number of distinct messages, not of records; and that number is capped
 //! per file and per bundle (what a cap turns away is counted). When the
 //! rules have been evaluated, a template is *explained* when one of the
@@ -15,9 +15,9 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::format::{FormatSet, RecordLevel};
+use crate::matching::template::cut_at_char;
 use crate::report::{Unexplained, UnexplainedExample, UnexplainedTemplate};
 use crate::scan::GlobalQuery;
-use crate::template::cut_at_char;
 use crate::time::RecordTime;
 use crate::value::format_time;
 

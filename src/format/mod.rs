@@ -19,13 +19,13 @@ use regex::Regex;
 use regex_automata::util::primitives::NonMaxUsize;
 use regex_syntax::hir::{Capture, Hir, HirKind, Repetition};
 
+use crate::diagnostic::toml_source::{closest, parse_document, SourceText, TableReader};
 use crate::diagnostic::{Code, FileProblems, Problem};
-use crate::onepass::OnePass;
-use crate::regex_util;
+use crate::matching::onepass::OnePass;
+use crate::matching::regex_util;
 use crate::time::{
     check_format, parse_offset, parse_time_with, Completeness, RecordTime, TimeFormat, ZoneSpec, ZoneTable,
 };
-use crate::toml_source::{closest, parse_document, SourceText, TableReader};
 use crate::value::{Value, ValueType};
 
 /// Fields every record has, whatever its format.
@@ -522,7 +522,7 @@ impl Format {
     }
 
     /// For each record pattern, in order: whether the one-pass matcher
-    /// runs it (see [`crate::onepass`]).
+    /// runs it (see [`crate::matching::onepass`]).
     pub fn one_pass_patterns(&self) -> Vec<bool> {
         self.patterns.iter().map(|p| p.fast.is_some()).collect()
     }

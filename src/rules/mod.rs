@@ -6,6 +6,9 @@
 //! problems are kept; a file with errors is skipped and the rest still
 //! load (unless the caller is strict).
 
+pub mod lint;
+pub mod tune;
+
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -13,11 +16,11 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use crate::diagnostic::toml_source::{parse_document, SourceText, TableReader};
 use crate::diagnostic::{Code, FileProblems, Problem};
 use crate::format::{load_format, Format, FormatSet};
 use crate::lang::compile::{compile_rule, CompiledCondition, MacroKind, MacroUse, Macros, RuleTexts};
-use crate::regex_util::UnicodeForm;
-use crate::toml_source::{parse_document, SourceText, TableReader};
+use crate::matching::regex_util::UnicodeForm;
 use crate::value::VersionReq;
 
 include!(concat!(env!("OUT_DIR"), "/embedded_rules.rs"));

@@ -16,12 +16,12 @@ use std::sync::Arc;
 
 use regex::Regex;
 
+use crate::diagnostic::toml_source::closest;
 use crate::engine::{Engine, RunOptions};
 use crate::format::{load_format, Detection, Format, FormatKind, RecordLevel};
 use crate::report::Report;
 use crate::rules::{directory_files, embedded_files, load, Expect, KbFile, KnowledgeBase};
 use crate::time::ZoneTable;
-use crate::toml_source::closest;
 use crate::value::ValueType;
 
 /// The source a rule scaffold queries when none is named: the generic log.
@@ -167,7 +167,7 @@ fn verify_rule(id: &str, path: &Path, files: &[KbFile]) -> Result<(), String> {
             codes.join("; ")
         ));
     }
-    let outcomes = crate::cli::run_rule_tests(kb, &[PathBuf::from(&shown)]);
+    let outcomes = crate::authoring::rule_tests::run_rule_tests(kb, &[PathBuf::from(&shown)]);
     if let Some(failed) = outcomes.iter().find(|o| !o.passed) {
         return Err(format!(
             "the scaffold's test `{}` would expect {} but get {}; nothing was written",
@@ -384,7 +384,7 @@ fn pick_literal(message: &str) -> Option<String> {
     let longest = |words: Vec<&str>| {
         words
             .into_iter()
-            .filter(|w| w.len() >= crate::regex_util::MIN_LITERAL_LEN)
+            .filter(|w| w.len() >= crate::matching::regex_util::MIN_LITERAL_LEN)
             .max_by_key(|w| w.len())
             .map(str::to_string)
     };
@@ -476,7 +476,7 @@ pub fn unexplained_rule_text(id: &str, number: usize, report: &Report, kb: &Know
     let Some(longest) = literals.first() else {
         return Err(format!(
             "template {number} has no literal part of {} characters or more to search for; write the rule with `triage new rule {id} --source {}`",
-            crate::regex_util::MIN_LITERAL_LEN,
+            crate::matching::regex_util::MIN_LITERAL_LEN,
             template.source
         ));
     };
@@ -601,7 +601,7 @@ fn template_literals(template: &str) -> Vec<String> {
             None => (rest, ""),
         };
         let part = part.trim();
-        if part.chars().count() >= crate::regex_util::MIN_LITERAL_LEN {
+        if part.chars().count() >= crate::matching::regex_util::MIN_LITERAL_LEN {
             parts.push(part.to_string());
         }
         rest = after;
@@ -1240,7 +1240,7 @@ mod tests {
         let problems = kb.problem_lines();
         assert!(problems.is_empty(), "{problems:#?}");
         let count = paths.len();
-        let outcomes = crate::cli::run_rule_tests(kb, &paths);
+        let outcomes = crate::authoring::rule_tests::run_rule_tests(kb, &paths);
         assert_eq!(outcomes.len(), 2 * count);
         let failed: Vec<String> = outcomes
             .iter()
