@@ -14,9 +14,14 @@ use pest::Parser as _;
 use super::ast::*;
 use crate::value::parse_duration;
 
-#[derive(pest_derive::Parser)]
-#[grammar = "../grammar/condition.pest"]
-struct ConditionParser;
+/// pest generates a public `Rule` enum beside the parser; a private module
+/// keeps it out of the library's API.
+mod grammar {
+    #[derive(pest_derive::Parser)]
+    #[grammar = "../grammar/condition.pest"]
+    pub(super) struct ConditionParser;
+}
+use grammar::{ConditionParser, Rule};
 
 /// The deepest nesting of parentheses and `not` accepted; deeper input is
 /// rejected before pest sees it so it cannot exhaust the stack.
