@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use crate::diagnostic::toml_source::{parse_document, SourceText, TableReader};
 use crate::diagnostic::{Code, FileProblems, Problem};
 use crate::format::{load_format, Format, FormatSet};
-use crate::lang::compile::{compile_rule, CompiledCondition, MacroKind, MacroUse, Macros, RuleTexts};
+use crate::lang::{compile_rule, CompiledCondition, MacroKind, MacroUse, Macros, RuleTexts};
 use crate::matching::regex_util::UnicodeForm;
 use crate::value::VersionReq;
 

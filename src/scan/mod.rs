@@ -23,7 +23,7 @@ use rayon::prelude::*;
 use crate::format::{
     Detection, FieldValue, Format, FormatKind, FormatSet, LazyFields, Levels, NarrowPatterns, ParsedFields,
 };
-use crate::lang::compile::{CPred, CompiledQuery, FieldRef};
+use crate::lang::{CPred, CompiledQuery, FieldRef};
 use crate::rules::KnowledgeBase;
 use crate::scan::unexplained::{LeveledRecord, LeveledRecords, TemplateKey, BUNDLE_TEMPLATE_CAP, FILE_TEMPLATE_CAP};
 use crate::time::{Completeness, RecordTime, ZoneSpec, ZoneTable};
@@ -402,7 +402,7 @@ impl ScanPlan {
                     } else {
                         q.literals.as_ref()
                     };
-                    let mut add = |set: &crate::lang::compile::LiteralSet, key: GlobalQuery| {
+                    let mut add = |set: &crate::lang::LiteralSet, key: GlobalQuery| {
                         for l in &set.literals {
                             if set.case_insensitive {
                                 caseless.push((l.clone(), key));
