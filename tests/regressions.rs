@@ -36,7 +36,7 @@ fn slow_path_counts_a_record_twice() {
     assert_eq!(o.message, "1");
 }
 
-/// compile.rs/regex_util.rs: `/café/i` matches "CAFÉ" but the prefilter's
+/// check.rs/regex_util.rs: `/café/i` matches "CAFÉ" but the prefilter's
 /// ASCII-only case folding drops the record.
 #[test]
 fn caseless_regex_with_non_ascii_letter() {

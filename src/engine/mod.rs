@@ -13,8 +13,7 @@ use std::sync::Mutex;
 
 use crate::bundle::{admin_tech_time, read_bundle, BundleWarning, Limits};
 use crate::format::Detection;
-use crate::lang::compile::{CCond, COperand, FieldRef, ListField, Placeholder};
-use crate::lang::ir::Truth;
+use crate::lang::{CCond, COperand, FieldRef, ListField, Placeholder, Truth};
 use crate::report::explain::{EvidenceLine, ExplainNode, Explanation, QueryExplain};
 use crate::report::{
     AlternativeCause, CollectItem, Diagnosis, Evidence, Excluded, FileEntry, Inconclusive, MissingSource,

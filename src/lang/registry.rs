@@ -241,7 +241,7 @@ pub use crate::value::DURATION_UNITS;
 mod tests {
     use super::*;
     use crate::diagnostic::toml_source::SourceText;
-    use crate::lang::compile::compile_predicate;
+    use crate::lang::compile_predicate;
     use crate::rules::{embedded_files, load};
 
     /// Every example of the reference compiles against the built-in formats.

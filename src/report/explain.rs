@@ -9,7 +9,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use crate::lang::ir::Truth;
+use crate::lang::Truth;
 
 /// The answer to "why did (or didn't) this rule fire?".
 #[derive(Debug, Clone, Serialize)]

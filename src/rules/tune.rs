@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::diagnostic::toml_source::{closest, parse_document, TableReader};
 use crate::diagnostic::{Code, FileProblems, Problem};
-use crate::lang::compile::{compile_predicate, CPred};
+use crate::lang::{compile_predicate, CPred};
 use crate::rules::{KnowledgeBase, Severity};
 
 const ENTRY_KEYS: &[&str] = &["rule", "reason", "disable", "severity", "query", "except"];

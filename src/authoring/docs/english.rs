@@ -4,7 +4,7 @@
 
 use crate::format::{Format, FormatSet};
 use crate::lang::ast::CmpOp;
-use crate::lang::compile::{CCond, COperand, CPred, FieldRef};
+use crate::lang::{CCond, COperand, CPred, FieldRef};
 use crate::rules::Rule;
 use crate::value::{format_duration, Value};
 
