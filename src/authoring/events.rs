@@ -352,7 +352,7 @@ pub fn render(report: &EventsReport) -> String {
     if !report.warnings.is_empty() {
         let _ = writeln!(out, "\nWarnings:");
         for w in &report.warnings {
-            let _ = writeln!(out, "  ! {}: {}", w.path, w.message);
+            let _ = writeln!(out, "  ! {}: {}", w.path, w.error);
         }
     }
     out

@@ -183,7 +183,7 @@ impl Engine {
             .warnings
             .extend(bundle_warnings.into_iter().map(|w| ReportWarning {
                 path: Some(w.path),
-                message: w.message,
+                message: w.error.to_string(),
             }));
         if files.is_empty() {
             let name = bundle.display().to_string();
@@ -246,7 +246,8 @@ pub fn unusable_bundle(bundle: &Path, files: &[FileSummary], warnings: &[BundleW
     };
     let damage = warnings.first().map(|w| {
         // Nothing came before: do not say it was read.
-        let message = w.message.trim_end_matches("; what came before was read");
+        let message = w.error.to_string();
+        let message = message.trim_end_matches("; what came before was read");
         if w.path.is_empty() {
             message.to_string()
         } else {
