@@ -75,25 +75,3 @@ where
     walker.bundle(root);
     walker.finish()
 }
-
-/// The collection time an admin-tech file name gives
-/// (`<ip>-<host>-YYYYMMDD-HHMMSS-admin-tech.tar.gz`), in UTC microseconds.
-pub fn admin_tech_time(path: &str) -> Option<i64> {
-    static RE: std::sync::LazyLock<regex::Regex> =
-        std::sync::LazyLock::new(|| regex::Regex::new(r"(\d{8})-(\d{6})-admin-tech").expect("valid regex"));
-    let caps = RE.captures(path)?;
-    let text = format!("{}{}", &caps[1], &caps[2]);
-    let t = chrono::NaiveDateTime::parse_from_str(&text, "%Y%m%d%H%M%S").ok()?;
-    Some(t.and_utc().timestamp_micros())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn admin_tech_name_gives_time() {
-        let t = admin_tech_time("10.66.76.81-um8_vManage-20230113-173500-admin-tech.tar.gz").unwrap();
-        assert_eq!(crate::value::format_time(t), "2023-01-13T17:35:00.000Z");
-    }
-}

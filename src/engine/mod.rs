@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 
-use crate::bundle::{admin_tech_time, read_bundle, BundleWarning, Limits};
+use crate::bundle::{read_bundle, BundleWarning, Limits};
 use crate::format::Detection;
 use crate::lang::compile::{CCond, COperand, FieldRef, ListField, Placeholder};
 use crate::lang::ir::Truth;
@@ -116,7 +116,7 @@ impl Engine {
     pub fn evaluation(&self, totals: BundleScan, files: &[FileSummary], options: &RunOptions) -> Evaluation<'_> {
         let collected_at = options
             .collected_at
-            .or_else(|| files.iter().filter_map(|f| admin_tech_time(&f.path)).max())
+            .or_else(|| files.iter().filter_map(|f| self.kb.archive_time(&f.path)).max())
             .or(totals.newest_time);
         Evaluation {
             engine: self,

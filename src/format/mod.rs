@@ -8,6 +8,8 @@
 //! records that the literal prefilter selected, and of those only the
 //! fields a rule asks for ([`LazyFields`]).
 
+pub mod collection;
+
 use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::collections::HashMap;
