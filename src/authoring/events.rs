@@ -12,7 +12,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::bundle::{admin_tech_time, read_bundle, BundleWarning};
+use crate::bundle::{read_bundle, BundleWarning};
 use crate::engine::RunOptions;
 use crate::format::{Detection, Format, ParsedFields};
 use crate::rules::KnowledgeBase;
@@ -204,7 +204,7 @@ pub fn events(
     // states.
     let collected_at = run
         .collected_at
-        .or_else(|| files.iter().filter_map(|f| admin_tech_time(&f.path)).max());
+        .or_else(|| files.iter().filter_map(|f| kb.archive_time(&f.path)).max());
     for record in files.iter_mut().flat_map(|f| f.records.iter_mut()) {
         (record.time, record.time_note) = describe_time(record, collected_at, &run.zones);
     }
@@ -352,7 +352,7 @@ pub fn render(report: &EventsReport) -> String {
     if !report.warnings.is_empty() {
         let _ = writeln!(out, "\nWarnings:");
         for w in &report.warnings {
-            let _ = writeln!(out, "  ! {}: {}", w.path, w.message);
+            let _ = writeln!(out, "  ! {}: {}", w.path, w.error);
         }
     }
     out

@@ -917,7 +917,7 @@ fn explain(args: &ExplainArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     for w in &warnings {
-        eprintln!("warning: {}: {}", w.path, w.message);
+        eprintln!("warning: {}: {}", w.path, w.error);
     }
     let explanation = engine.evaluation(totals, &files, &options).explain(ri);
     print_output(args.format, &explanation, || {

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 
-use crate::bundle::{admin_tech_time, read_bundle, BundleWarning, Limits};
+use crate::bundle::{read_bundle, BundleWarning, Limits};
 use crate::format::Detection;
 use crate::lang::{CCond, COperand, FieldRef, ListField, Placeholder, Truth};
 use crate::report::explain::{EvidenceLine, ExplainNode, Explanation, QueryExplain};
@@ -115,7 +115,7 @@ impl Engine {
     pub fn evaluation(&self, totals: BundleScan, files: &[FileSummary], options: &RunOptions) -> Evaluation<'_> {
         let collected_at = options
             .collected_at
-            .or_else(|| files.iter().filter_map(|f| admin_tech_time(&f.path)).max())
+            .or_else(|| files.iter().filter_map(|f| self.kb.archive_time(&f.path)).max())
             .or(totals.newest_time);
         Evaluation {
             engine: self,
@@ -182,7 +182,7 @@ impl Engine {
             .warnings
             .extend(bundle_warnings.into_iter().map(|w| ReportWarning {
                 path: Some(w.path),
-                message: w.message,
+                message: w.error.to_string(),
             }));
         if files.is_empty() {
             let name = bundle.display().to_string();
@@ -245,7 +245,8 @@ pub fn unusable_bundle(bundle: &Path, files: &[FileSummary], warnings: &[BundleW
     };
     let damage = warnings.first().map(|w| {
         // Nothing came before: do not say it was read.
-        let message = w.message.trim_end_matches("; what came before was read");
+        let message = w.error.to_string();
+        let message = message.trim_end_matches("; what came before was read");
         if w.path.is_empty() {
             message.to_string()
         } else {

@@ -11,6 +11,8 @@
 
 mod load;
 
+pub mod collection;
+
 use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::ops::Range;

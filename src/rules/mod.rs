@@ -20,6 +20,7 @@ use rayon::prelude::*;
 
 use crate::diagnostic::toml_source::{parse_document, TableReader};
 use crate::diagnostic::{Code, FileProblems, Problem};
+use crate::format::collection::{collection_time, load_collection, ArchiveName};
 use crate::format::{load_format, Format, FormatSet};
 use crate::lang::{CompiledCondition, MacroKind, MacroUse, Macros};
 use crate::matching::regex_util::UnicodeForm;
@@ -191,6 +192,8 @@ impl KbFile {
         let p = self.path.replace('\\', "/");
         if p.split('/').any(|c| c == "formats") {
             FileKind::Format
+        } else if p == "collection.toml" || p.ends_with("/collection.toml") {
+            FileKind::Collection
         } else if p.ends_with("macros.toml") {
             FileKind::Macros
         } else if p.ends_with("triage.toml") {
@@ -204,6 +207,7 @@ impl KbFile {
 #[derive(Debug, PartialEq, Eq)]
 enum FileKind {
     Format,
+    Collection,
     Macros,
     Rule,
     Config,
@@ -214,6 +218,8 @@ enum FileKind {
 pub struct KnowledgeBase {
     /// All formats.
     pub formats: FormatSet,
+    /// Archive names that state when a bundle was collected.
+    pub archive_names: Vec<ArchiveName>,
     /// Shared macros.
     pub macros: Macros,
     /// Rules sorted by id.
@@ -244,6 +250,13 @@ impl KnowledgeBase {
     /// A rule by id.
     pub fn rule(&self, id: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| r.id == id)
+    }
+
+    /// The collection time that the path of a bundle's file states with
+    /// an archive name of `collection.toml` (an admin-tech's), in UTC
+    /// microseconds.
+    pub fn archive_time(&self, path: &str) -> Option<i64> {
+        collection_time(&self.archive_names, path)
     }
 }
 
@@ -330,6 +343,16 @@ pub fn load_with(files: &[KbFile], unicode: UnicodeForm) -> KnowledgeBase {
         formats.extend(format);
     }
     let formats = FormatSet::new(formats);
+
+    // Every layer's archive names count: they add ways to find a time.
+    let mut archive_names = Vec::new();
+    for f in files.iter().filter(|f| f.kind() == FileKind::Collection) {
+        let (names, report) = load_collection(&f.path, f.text.clone());
+        if !report.problems.is_empty() {
+            problems.push(report);
+        }
+        archive_names.extend(names);
+    }
 
     let mut macros = Macros::default();
     // Where each shared macro is defined, to report those no rule uses.
@@ -476,6 +499,7 @@ pub fn load_with(files: &[KbFile], unicode: UnicodeForm) -> KnowledgeBase {
     }
     KnowledgeBase {
         formats,
+        archive_names,
         macros,
         rules: rules.into_values().collect(),
         problems,

@@ -31,13 +31,15 @@ pub fn load_without_errors(files: &[KbFile], what: &str) -> triage::rules::Knowl
     kb
 }
 
-/// The built-in formats and macros, and `rules` (id, text) instead of the
-/// built-in rules: a knowledge base whose output does not move when the
-/// built-in rules do.
+/// The built-in formats, macros and collection file, and `rules` (id,
+/// text) instead of the built-in rules: a knowledge base whose output does
+/// not move when the built-in rules do.
 pub fn kb_with_rules(rules: &[(&str, &str)]) -> triage::rules::KnowledgeBase {
     let mut files: Vec<KbFile> = embedded_files(None)
         .into_iter()
-        .filter(|f| f.path.contains("/formats/") || f.path.ends_with("macros.toml"))
+        .filter(|f| {
+            f.path.contains("/formats/") || f.path.ends_with("macros.toml") || f.path.ends_with("collection.toml")
+        })
         .collect();
     for (id, text) in rules {
         files.push(KbFile {
