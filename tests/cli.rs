@@ -1188,3 +1188,29 @@ fn a_long_output_stops_quietly_when_its_reader_leaves_after_the_first_line() {
         assert_eq!(with_reader_gone(args, 1), (Some(0), String::new()), "triage {args:?}");
     }
 }
+
+/// The built-in rules' test bundles (paths relative to the rule files)
+/// were looked up in the source tree the binary was built from, wherever
+/// it ran. They are found from `rules/` of the working directory (the
+/// source tree, where CI runs) or by giving the rules' directory.
+#[test]
+fn builtin_rule_tests_find_their_bundles_from_where_triage_runs_not_where_it_was_built() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    triage()
+        .current_dir(elsewhere.path())
+        .arg("test")
+        .arg(&rules)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(" 0 failed"));
+    // Elsewhere, without the rules' directory, a bundle test has no bundle.
+    triage()
+        .current_dir(elsewhere.path())
+        .arg("test")
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "FAIL SSM-ONPREM-001 / upstream refused, no Doorkeeper line: expected hit",
+        ));
+}

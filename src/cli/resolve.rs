@@ -99,11 +99,22 @@ fn zones(time: &TimeArgs) -> Result<ZoneTable, CliError> {
     Ok(table)
 }
 
-/// The `rules/` directory of the source tree, when it is there (test
-/// bundles of built-in rules are found relative to it).
-pub fn builtin_rules_source(_dirs: &[PathBuf]) -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-    dir.is_dir().then_some(dir)
+/// The directory the built-in rules' own test bundles are found from.
+///
+/// The rules are embedded in the binary, but a `[[test]]`'s `bundle` is a
+/// path relative to its rule's file in triage's source tree, which is not
+/// installed with the binary. They resolve against `rules/` of the
+/// working directory when it holds every built-in file at the same place:
+/// triage's source tree, where CI and rule authors run `triage test`,
+/// `check` and `docs`. Nowhere else, and not where the binary happened to
+/// be built. (Elsewhere, `triage test path/to/triage/rules` loads that
+/// copy of the rules, whose tests resolve against their own files.)
+pub fn builtin_rules_source() -> Option<PathBuf> {
+    let rules = Path::new("rules");
+    let holds_builtin = crate::rules::EMBEDDED_RULES
+        .iter()
+        .all(|(path, _)| rules.join(path).is_file());
+    holds_builtin.then(|| std::path::absolute(rules).ok()).flatten()
 }
 
 /// A knowledge base as commands that run it get it: tuned, its problems
@@ -123,7 +134,7 @@ pub fn load_rules(rules: &RuleArgs, lints: &LintArgs, tune: &[PathBuf], color: b
         &rules.rules,
         &lints.settings(),
         UnicodeForm::OnDemand,
-        builtin_rules_source(&rules.rules).as_deref(),
+        builtin_rules_source().as_deref(),
     )
     .map_err(CliError::LoadRules)?;
     print_problems(&kb.problems, color, false);

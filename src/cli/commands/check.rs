@@ -23,7 +23,7 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<ExitCode, CliError> 
         &args.paths,
         &args.lints.settings(),
         UnicodeForm::AtLoad,
-        builtin_rules_source(&args.paths).as_deref(),
+        builtin_rules_source().as_deref(),
     )
     .map_err(CliError::ReadRules)?;
     let errors: usize = kb

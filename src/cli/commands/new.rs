@@ -13,6 +13,8 @@ use crate::cli::resolve::builtin_rules_source;
 
 /// Writes the scaffold.
 pub fn run(what: &NewCommand, out: &mut dyn Write) -> Result<ExitCode, CliError> {
+    let builtin_source = builtin_rules_source();
+    let builtin_source = builtin_source.as_deref();
     let written = match what {
         NewCommand::Rule {
             id,
@@ -20,28 +22,17 @@ pub fn run(what: &NewCommand, out: &mut dyn Write) -> Result<ExitCode, CliError>
             source,
             from_unexplained,
             dir,
-        } => {
-            let builtin_source = builtin_rules_source(std::slice::from_ref(dir));
-            match (from_unexplained, bundle) {
-                (Some(number), Some(bundle)) => {
-                    new_rule_from_unexplained(id, *number, bundle, dir, builtin_source.as_deref())
-                }
-                _ => new_rule(id, source, dir, builtin_source.as_deref()),
-            }
-        }
+        } => match (from_unexplained, bundle) {
+            (Some(number), Some(bundle)) => new_rule_from_unexplained(id, *number, bundle, dir, builtin_source),
+            _ => new_rule(id, source, dir, builtin_source),
+        },
         NewCommand::Format {
             name,
             sample,
             sample_file,
             dir,
-        } => format_source(sample.as_deref(), sample_file.as_deref()).and_then(|source| {
-            new_format(
-                name,
-                &source,
-                dir,
-                builtin_rules_source(std::slice::from_ref(dir)).as_deref(),
-            )
-        }),
+        } => format_source(sample.as_deref(), sample_file.as_deref())
+            .and_then(|source| new_format(name, &source, dir, builtin_source)),
     }
     .map_err(CliError::Scaffold)?;
     writeln!(out, "wrote {}", written.path.display())?;

@@ -37,7 +37,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, CliError> {
             dirs: args.run.rules.rules.clone(),
             tune: args.run.tune.clone(),
             lints: args.run.lints.settings(),
-            repo_rules_dir: builtin_rules_source(&args.run.rules.rules),
+            repo_rules_dir: builtin_rules_source(),
         },
         options,
     };

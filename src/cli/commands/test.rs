@@ -22,7 +22,7 @@ pub fn run(args: &TestArgs, out: &mut dyn Write) -> Result<ExitCode, CliError> {
         &args.paths,
         &args.lints.settings(),
         UnicodeForm::OnDemand,
-        builtin_rules_source(&args.paths).as_deref(),
+        builtin_rules_source().as_deref(),
     )
     .map_err(CliError::ReadRules)?;
     print_problems(&kb.problems, use_color(ColorChoice::Auto), false);
