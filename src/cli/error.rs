@@ -88,6 +88,9 @@ pub enum CliError {
     /// The service could not start or stopped with an error.
     #[error("{0}")]
     Serve(String),
+    /// `serve` in a binary built without the `serve` feature.
+    #[error("this triage was built without the HTTP service; build it with the `serve` feature (on by default) to run `triage serve`")]
+    ServeNotBuilt,
 }
 
 impl CliError {

@@ -1,16 +1,21 @@
 //! `triage serve`: the HTTP service, configured from the command line.
 //! Its one line on stdout (the address it listens on) is the service's
-//! own; it logs on stderr.
+//! own; it logs on stderr. Built without the `serve` feature, the
+//! command is still there (the same options, the same help) but says the
+//! service was left out.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use crate::cli::args::ServeArgs;
 use crate::cli::error::CliError;
-use crate::cli::resolve::{builtin_rules_source, run_options};
 
 /// Runs the service until a signal stops it.
+#[cfg(feature = "serve")]
 pub fn run(args: &ServeArgs) -> Result<ExitCode, CliError> {
+    use std::time::Duration;
+
+    use crate::cli::resolve::{builtin_rules_source, run_options};
+
     let options = run_options(&args.run)?;
     let config = crate::serve::Config {
         listen: args.listen,
@@ -43,4 +48,10 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, CliError> {
     };
     crate::serve::run(config).map_err(CliError::Serve)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Built without the service: says so.
+#[cfg(not(feature = "serve"))]
+pub fn run(_args: &ServeArgs) -> Result<ExitCode, CliError> {
+    Err(CliError::ServeNotBuilt)
 }
