@@ -117,6 +117,20 @@ pub fn builtin_rules_source() -> Option<PathBuf> {
     holds_builtin.then(|| std::path::absolute(rules).ok()).flatten()
 }
 
+/// The knowledge base `check` and `test` look at: the built-in rules and
+/// then the directories given, with the run's lint levels; `unicode` says
+/// when the regexes' Unicode forms are built.
+pub fn rules_to_check(paths: &[PathBuf], lints: &LintArgs, unicode: UnicodeForm) -> Result<KnowledgeBase, CliError> {
+    load_kb(
+        true,
+        paths,
+        &lints.settings(),
+        unicode,
+        builtin_rules_source().as_deref(),
+    )
+    .map_err(CliError::ReadRules)
+}
+
 /// A knowledge base as commands that run it get it: tuned, its problems
 /// and the tuning's printed, and the rules the tuning disabled.
 pub struct LoadedRules {

@@ -5,27 +5,19 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use crate::authoring::kb::load_kb;
 use crate::matching::regex_util::UnicodeForm;
 
 use crate::cli::args::{CheckArgs, ColorChoice, OutputFormat};
 use crate::cli::error::CliError;
 use crate::cli::output::{print_problems, to_json};
-use crate::cli::resolve::{builtin_rules_source, use_color};
+use crate::cli::resolve::{rules_to_check, use_color};
 
 /// Checks the rules; exit code 1 on an error, or on a warning with
 /// `--deny-warnings`.
 pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<ExitCode, CliError> {
     // A run compiles a regex's Unicode form only when text needs it, too
     // late to say the pattern is too large: `check` is where that is said.
-    let kb = load_kb(
-        true,
-        &args.paths,
-        &args.lints.settings(),
-        UnicodeForm::AtLoad,
-        builtin_rules_source().as_deref(),
-    )
-    .map_err(CliError::ReadRules)?;
+    let kb = rules_to_check(&args.paths, &args.lints, UnicodeForm::AtLoad)?;
     let errors: usize = kb
         .problems
         .iter()

@@ -5,26 +5,18 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use crate::authoring::kb::load_kb;
 use crate::authoring::rule_tests::{run_rule_tests, tally};
 use crate::matching::regex_util::UnicodeForm;
 
 use crate::cli::args::{ColorChoice, OutputFormat, TestArgs};
 use crate::cli::error::CliError;
 use crate::cli::output::{print_problems, to_json};
-use crate::cli::resolve::{builtin_rules_source, use_color};
+use crate::cli::resolve::{rules_to_check, use_color};
 
 /// Runs the tests of the rules under the paths (all when none); exit code
 /// 1 when a test fails or a rule file has an error.
 pub fn run(args: &TestArgs, out: &mut dyn Write) -> Result<ExitCode, CliError> {
-    let kb = load_kb(
-        true,
-        &args.paths,
-        &args.lints.settings(),
-        UnicodeForm::OnDemand,
-        builtin_rules_source().as_deref(),
-    )
-    .map_err(CliError::ReadRules)?;
+    let kb = rules_to_check(&args.paths, &args.lints, UnicodeForm::OnDemand)?;
     print_problems(&kb.problems, use_color(ColorChoice::Auto), false);
     let broken = kb.has_errors();
     let untested: Vec<String> = kb
