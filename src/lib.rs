@@ -40,7 +40,9 @@ pub mod engine;
 /// Rule tests, events, scaffolds, the overlap lint and generated docs.
 pub mod authoring;
 // 10. The service.
-/// `triage serve`: an HTTP service that diagnoses uploaded bundles.
+/// `triage serve`: an HTTP service that diagnoses uploaded bundles
+/// (with the `serve` feature, on by default).
+#[cfg(feature = "serve")]
 pub mod serve;
 // 11. The command line.
 /// Arguments, their resolution and one function per command.

@@ -1099,3 +1099,118 @@ fn explains_in_a_circle_is_an_error() {
             "`explains` goes round in a circle: T-A explains T-B explains T-A",
         ));
 }
+
+/// Runs `triage ARGS` with stdout on a pipe whose reader goes away, as
+/// `triage … | head -1` does: at once when `lines` is 0, else after
+/// reading that many lines. Returns the exit code and stderr.
+fn with_reader_gone(args: &[&str], lines: usize) -> (Option<i32>, String) {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_triage"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "100")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("triage starts");
+    let mut stdout = child.stdout.take().expect("piped");
+    // Byte by byte, so that nothing past the lines is taken off the pipe.
+    let mut seen = 0;
+    let mut byte = [0u8; 1];
+    while seen < lines && stdout.read(&mut byte).expect("read stdout") == 1 {
+        seen += usize::from(byte[0] == b'\n');
+    }
+    drop(stdout);
+    let out = child.wait_with_output().expect("triage ends");
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// A closed stdout is the reader's choice, not a failure: every command
+/// that writes to stdout ends quietly with exit code 0 (as ripgrep does),
+/// also `diagnose` with a finding, which otherwise exits 1.
+#[test]
+fn every_command_ends_quietly_when_stdout_is_closed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    let pages = tmp.path().join("man");
+    let new = tmp.path().join("new");
+    let seed = "corpus/seed-lic-001/bundle";
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["diagnose", seed],
+        vec!["diagnose", "--format", "json", seed],
+        vec!["diagnose", "--format", "jsonl", seed],
+        vec!["diagnose", "corpus/healthy/bundle", seed],
+        vec!["check", "rules"],
+        vec!["check", "--format", "json", "rules"],
+        vec!["test", "rules"],
+        vec!["test", "--format", "json", "rules"],
+        vec!["events", seed],
+        vec!["events", "--format", "json", seed],
+        vec!["explain", "SDWAN-LIC-001", seed],
+        vec!["explain", "--format", "json", "SDWAN-LIC-001", seed],
+        vec!["docs", "--out", docs.to_str().unwrap()],
+        vec!["man"],
+        vec!["man", "--out", pages.to_str().unwrap()],
+        vec!["completions", "bash"],
+        vec!["new", "rule", "ACME-NET-001", "--dir", new.to_str().unwrap()],
+    ];
+    for args in &commands {
+        assert_eq!(with_reader_gone(args, 0), (Some(0), String::new()), "triage {args:?}");
+    }
+}
+
+/// `triage test rules | head -1` panicked (exit 101, "failed printing to
+/// stdout") once head had its line: `test` printed with `println!`.
+#[test]
+fn test_rules_piped_into_head_ends_quietly() {
+    assert_eq!(with_reader_gone(&["test", "rules"], 1), (Some(0), String::new()));
+}
+
+/// An output longer than the pipe holds stops at the first write after
+/// the reader left, quietly: no error, no summary table on stderr.
+#[test]
+fn a_long_output_stops_quietly_when_its_reader_leaves_after_the_first_line() {
+    for args in [
+        ["diagnose", "--format", "json", "corpus/*/bundle"].as_slice(),
+        &["diagnose", "--format", "jsonl", "corpus/*/bundle"],
+        &["diagnose", "corpus/*/bundle"],
+        &[
+            "events",
+            "--format",
+            "json",
+            "--limit",
+            "100000",
+            "corpus/healthy/bundle",
+        ],
+    ] {
+        assert_eq!(with_reader_gone(args, 1), (Some(0), String::new()), "triage {args:?}");
+    }
+}
+
+/// The built-in rules' test bundles (paths relative to the rule files)
+/// were looked up in the source tree the binary was built from, wherever
+/// it ran. They are found from `rules/` of the working directory (the
+/// source tree, where CI runs) or by giving the rules' directory.
+#[test]
+fn builtin_rule_tests_find_their_bundles_from_where_triage_runs_not_where_it_was_built() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    triage()
+        .current_dir(elsewhere.path())
+        .arg("test")
+        .arg(&rules)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(" 0 failed"));
+    // Elsewhere, without the rules' directory, a bundle test has no bundle.
+    triage()
+        .current_dir(elsewhere.path())
+        .arg("test")
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "FAIL SSM-ONPREM-001 / upstream refused, no Doorkeeper line: expected hit",
+        ));
+}

@@ -2,6 +2,9 @@
 //! bundles uploaded over HTTP, the queue's bound, a crash in the middle of
 //! a job, rules edited while it runs, and requests that try to get out of
 //! the data directory.
+//!
+//! Only with the `serve` feature (on by default).
+#![cfg(feature = "serve")]
 
 mod common;
 

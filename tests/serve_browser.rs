@@ -9,6 +9,9 @@
 //!
 //! `.ci/run` installs chromium and sets TRIAGE_REQUIRE_BROWSER=1, so there
 //! the test cannot pass without the browser.
+//!
+//! Only with the `serve` feature (on by default).
+#![cfg(feature = "serve")]
 
 mod common;
 

@@ -1,0 +1,399 @@
+//! The first layer of the command line: the clap structs, which only say
+//! what the user may type and check its shape (a number is a number, a
+//! code is a known code). What the values mean to a run is worked out in
+//! [`super::resolve`]; the commands in [`super::commands`] take both.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::bundle::Limits;
+use crate::diagnostic::Code;
+
+/// Diagnose support bundles with a knowledge base of rules.
+#[derive(Debug, Parser)]
+#[command(name = "triage", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Text for people, rendered with miette.
+    Human,
+    /// One JSON document (an array of them for several bundles).
+    Json,
+}
+
+/// Output formats of `diagnose`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiagnoseFormat {
+    /// Text for people, rendered with miette.
+    Human,
+    /// One JSON document (an array of them for several bundles).
+    Json,
+    /// One JSON document per line, per bundle, written as each finishes.
+    Jsonl,
+}
+
+/// What `docs` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DocsFormat {
+    /// Markdown pages and an mdBook SUMMARY.md.
+    Markdown,
+    /// A self-contained static site.
+    Html,
+}
+
+/// When to use colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless NO_COLOR is set.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// Where rules come from.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RuleArgs {
+    /// A directory of rules and formats added to the built-in knowledge
+    /// base; its rules override built-in ones with the same id. Repeatable.
+    #[arg(long = "rules", value_name = "DIR")]
+    pub rules: Vec<PathBuf>,
+    /// Do not load the built-in knowledge base.
+    #[arg(long)]
+    pub no_builtin: bool,
+    /// Stop if any rule or format file has an error.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// Lint levels for this run, on top of the `triage.toml` of the rules.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LintArgs {
+    /// Read lint levels from this file instead of the triage.toml in each rules directory.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Do not report this warning code, e.g. W102. Repeatable.
+    #[arg(long = "allow", value_name = "CODE", value_parser = crate::rules::lint::parse_allow)]
+    pub allow: Vec<Code>,
+    /// Report this warning code as a warning, whatever triage.toml says. Repeatable.
+    #[arg(long = "warn", value_name = "CODE", value_parser = crate::rules::lint::parse_warn)]
+    pub warn: Vec<Code>,
+    /// Report this warning code as an error (wins over --allow and --warn). Repeatable.
+    #[arg(long = "deny", value_name = "CODE", value_parser = crate::rules::lint::parse_deny)]
+    pub deny: Vec<Code>,
+}
+
+/// Limits on what is read from a bundle.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitArgs {
+    /// Most bytes read from one file, after decompression.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_file_bytes)]
+    pub max_file_bytes: u64,
+    /// Most bytes read from the whole bundle, after decompression.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_total_bytes)]
+    pub max_total_bytes: u64,
+    /// Deepest nesting of archives inside archives.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_depth)]
+    pub max_depth: usize,
+    /// Largest ratio of inflated to compressed size before a stream counts as a bomb.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_ratio)]
+    pub max_ratio: u64,
+}
+
+/// How times in the bundle are read.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TimeArgs {
+    /// When the bundle was collected (RFC 3339), if its files do not say.
+    #[arg(long, value_name = "TIME")]
+    pub collected_at: Option<String>,
+    /// What a time-zone abbreviation means here, e.g. IST=+02:00. Repeatable.
+    #[arg(long = "zone", value_name = "ABBR=OFFSET")]
+    pub zones: Vec<String>,
+}
+
+/// The arguments of `explain`.
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    /// The rule's id, e.g. SDWAN-LIC-001.
+    #[arg(value_name = "RULE")]
+    pub rule: String,
+    /// The bundle.
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+    /// Rules, times and limits.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// The arguments of `events`.
+#[derive(Debug, clap::Args)]
+pub struct EventsArgs {
+    /// The bundle.
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: PathBuf,
+    /// List records only of files of this format (or of a format that embeds it).
+    #[arg(long, value_name = "NAME")]
+    pub source: Option<String>,
+    /// List records only of files whose path inside the bundle contains this text.
+    #[arg(long, value_name = "TEXT")]
+    pub file: Option<String>,
+    /// Records listed per file.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub limit: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+    /// Rules (their formats), times and limits.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// What every command that reads a bundle takes: the rules, how to read
+/// times, and the limits.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Rules to use.
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    /// Times.
+    #[command(flatten)]
+    pub time: TimeArgs,
+    /// Limits that keep a hostile bundle from exhausting the machine.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Lint levels.
+    #[command(flatten)]
+    pub lints: LintArgs,
+    /// A tuning file: disable rules, change severities, add exceptions
+    /// (see README, "Tuning"). Repeatable; applied in order.
+    #[arg(long = "tune", value_name = "FILE")]
+    pub tune: Vec<PathBuf>,
+}
+
+/// The arguments of `diagnose`.
+#[derive(Debug, clap::Args)]
+pub struct DiagnoseArgs {
+    /// The bundles: paths, or glob patterns such as 'uploads/*.tar.gz'.
+    #[arg(required = true, value_name = "BUNDLE")]
+    pub bundles: Vec<PathBuf>,
+    /// Output format: text, one JSON document (an array for several
+    /// bundles), or JSON Lines (one document per bundle, as each finishes).
+    #[arg(long, value_enum, default_value_t = DiagnoseFormat::Human)]
+    pub format: DiagnoseFormat,
+    /// Bundles diagnosed at the same time (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Rules, times and limits.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Colour.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Base URL of the rule documentation; each diagnosis links to its page.
+    #[arg(long, value_name = "URL")]
+    pub docs_url: Option<String>,
+    /// Report, per rule, the records tested, the matches and the time spent.
+    #[arg(long)]
+    pub profile: bool,
+    /// Replace IP and MAC addresses, host names, user names and e-mail
+    /// addresses by placeholders (the same value, the same placeholder)
+    /// in all output, so the report can leave the customer.
+    #[arg(long)]
+    pub redact: bool,
+    /// In text output, list every inconclusive rule and all there is to
+    /// collect, not only the five most useful things that bear on what
+    /// the bundle shows (JSON always holds them all).
+    #[arg(long)]
+    pub all_inconclusive: bool,
+}
+
+/// The arguments of `serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on; keep it on loopback behind a proxy that
+    /// terminates TLS and authenticates.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// The data directory: the job database (triage.db) and the uploads.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Bundles diagnosed at the same time (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Most jobs waiting for a worker; uploads beyond it get 503 with Retry-After.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub queue: usize,
+    /// Largest upload, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub max_upload: u64,
+    /// Seconds an upload may send nothing before it is dropped.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub upload_idle_timeout: u64,
+    /// Seconds within which an upload must be complete.
+    #[arg(long, value_name = "SECS", default_value_t = 900)]
+    pub upload_timeout: u64,
+    /// Slowest average upload rate accepted, in KiB/s (checked after the first 10 s).
+    #[arg(long, value_name = "KIB", default_value_t = 256)]
+    pub upload_min_rate: u64,
+    /// Seconds within which every other request is answered.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub request_timeout: u64,
+    /// Seconds a connection has to send its request head.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub header_timeout: u64,
+    /// Most open connections.
+    #[arg(long, value_name = "N", default_value_t = 512)]
+    pub max_connections: usize,
+    /// Seconds between checks of the rule files for changes (0: only POST /v1/rules/reload).
+    #[arg(long, value_name = "SECS", default_value_t = 2)]
+    pub reload_interval: u64,
+    /// Keep uploads after they are diagnosed (default: delete them; the report stays).
+    #[arg(long)]
+    pub keep_uploads: bool,
+    /// Delete finished jobs and their reports this many days after they
+    /// finished (checked at start and hourly; default: keep them).
+    #[arg(long, value_name = "DAYS")]
+    pub retention_days: Option<u32>,
+    /// Log lines as text instead of JSON.
+    #[arg(long)]
+    pub text_logs: bool,
+    /// Rules, times and limits.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// The arguments of `check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Rule directories to check with the built-in formats (default: the built-in knowledge base).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+    /// Fail on warnings too.
+    #[arg(long)]
+    pub deny_warnings: bool,
+    /// Lint levels.
+    #[command(flatten)]
+    pub lints: LintArgs,
+}
+
+/// The arguments of `test`.
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// Rule directories whose tests to run (default: the built-in knowledge base).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+    /// Lint levels.
+    #[command(flatten)]
+    pub lints: LintArgs,
+}
+
+/// The arguments of `docs`.
+#[derive(Debug, clap::Args)]
+pub struct DocsArgs {
+    /// Where to write it (created if needed).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Markdown (with an mdBook SUMMARY.md), or a static HTML site
+    /// with search that works offline, from file://.
+    #[arg(long, value_enum, default_value_t = DocsFormat::Markdown)]
+    pub format: DocsFormat,
+    /// Rules to document.
+    #[command(flatten)]
+    pub rules: RuleArgs,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Diagnose one or more bundles (directories, .tar, .tar.gz, .tgz, .zip, .gz).
+    Diagnose(DiagnoseArgs),
+    /// Check rule and format files and report every problem.
+    Check(CheckArgs),
+    /// Show why a rule did or did not fire on a bundle: its condition
+    /// evaluated node by node, the values compared, and the evidence lines.
+    Explain(ExplainArgs),
+    /// Show how each file of a bundle was recognised (or why not) and its
+    /// records with their fields: the way to debug a new format.
+    Events(EventsArgs),
+    /// Generate the documentation of the knowledge base: a page per rule
+    /// and per source format, indexes and an mdBook SUMMARY.md.
+    Docs(DocsArgs),
+    /// Run the [[test]] cases of rules.
+    Test(TestArgs),
+    /// Write a rule or format scaffold that passes `triage check` and `triage test` as it is.
+    New {
+        /// What to write.
+        #[command(subcommand)]
+        what: NewCommand,
+    },
+    /// Run the triage service: bundles uploaded over HTTP are diagnosed by
+    /// a pool of workers; jobs and results are kept in SQLite under --data.
+    Serve(ServeArgs),
+    /// Print a shell completion script, e.g. `triage completions bash > /etc/bash_completion.d/triage`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, or write one page per subcommand into a directory.
+    Man {
+        /// Write triage.1 and triage-<subcommand>.1 here instead of printing triage.1.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// What `triage new` writes.
+#[derive(Debug, Subcommand)]
+pub enum NewCommand {
+    /// A draft rule DIR/ID.toml: one query on a source, a hit and a no-hit test from the source's
+    /// samples, or from an unexplained error of a bundle (--from-unexplained N BUNDLE).
+    Rule {
+        /// The rule's id, e.g. ACME-NET-001 (also the file name).
+        id: String,
+        /// With --from-unexplained: the bundle whose unexplained errors and warnings are numbered.
+        #[arg(value_name = "BUNDLE", requires = "from_unexplained")]
+        bundle: Option<PathBuf>,
+        /// The source its query reads (a format name).
+        #[arg(long, value_name = "NAME", default_value = crate::authoring::scaffold::DEFAULT_SOURCE)]
+        source: String,
+        /// Draft the rule from the Nth unexplained error or warning template of BUNDLE (from 1,
+        /// as `triage diagnose` numbers them): its source, level and words, its example line.
+        #[arg(long, value_name = "N", requires = "bundle", conflicts_with = "source")]
+        from_unexplained: Option<usize>,
+        /// The rules directory to write into.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+    },
+    /// A format DIR/formats/NAME.toml whose patterns are guessed from a sample line.
+    Format {
+        /// The source name rules will use, e.g. acme_server.
+        name: String,
+        /// A line of the file, to guess the patterns from.
+        #[arg(long, value_name = "LINE", conflicts_with = "sample_file")]
+        sample: Option<String>,
+        /// A file whose first line the patterns are guessed from; more of its lines become samples.
+        #[arg(long, value_name = "FILE")]
+        sample_file: Option<PathBuf>,
+        /// The rules directory to write into (the file goes to its formats/ directory).
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+    },
+}

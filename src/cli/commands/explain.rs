@@ -1,0 +1,48 @@
+//! `triage explain`: why one rule did or did not fire on a bundle, as its
+//! condition's tree with the values compared and the evidence.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use crate::engine::Engine;
+
+use crate::cli::args::{ColorChoice, ExplainArgs};
+use crate::cli::error::CliError;
+use crate::cli::output::write_document;
+use crate::cli::resolve::{terminal_width, use_color, Prepared};
+
+/// Explains the rule on the bundle.
+pub fn run(args: &ExplainArgs, out: &mut dyn Write) -> Result<ExitCode, CliError> {
+    let Prepared { kb, disabled, options } = args.run.prepare(use_color(ColorChoice::Auto))?;
+    if let Some(d) = disabled.iter().find(|d| d.rule_id == args.rule) {
+        return Err(CliError::RuleDisabled {
+            rule: d.rule_id.clone(),
+            tune_file: d.tune_file.clone(),
+            reason: d.reason.clone(),
+        });
+    }
+    let Some(ri) = kb.rules.iter().position(|r| r.id == args.rule) else {
+        let ids: Vec<&str> = kb.rules.iter().map(|r| r.id.as_str()).collect();
+        let hint = match crate::diagnostic::toml_source::closest(&args.rule, &ids) {
+            Some(id) => format!("did you mean {id}?"),
+            None => "`triage check` lists the loaded rules' files".to_string(),
+        };
+        return Err(CliError::UnknownRule {
+            rule: args.rule.clone(),
+            hint,
+        });
+    };
+    let engine = Engine::new(kb);
+    let (totals, files, warnings) = engine.scan_bundle(&args.bundle, &options);
+    if let Some(reason) = crate::engine::unusable_bundle(&args.bundle, &files, &warnings) {
+        return Err(CliError::UnusableBundle(reason));
+    }
+    for w in &warnings {
+        eprintln!("warning: {}: {}", w.path, w.error);
+    }
+    let explanation = engine.evaluation(totals, &files, &options).explain(ri);
+    write_document(out, args.format, &explanation, || {
+        crate::report::explain::render(&explanation, terminal_width())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

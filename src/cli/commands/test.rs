@@ -1,0 +1,73 @@
+//! `triage test`: run the `[[test]]` cases of rules with the whole
+//! knowledge base, and say for each failure what was expected and what
+//! the run said instead.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use crate::authoring::rule_tests::{run_rule_tests, tally};
+use crate::matching::regex_util::UnicodeForm;
+
+use crate::cli::args::{ColorChoice, OutputFormat, TestArgs};
+use crate::cli::error::CliError;
+use crate::cli::output::{print_problems, to_json};
+use crate::cli::resolve::{rules_to_check, use_color};
+
+/// Runs the tests of the rules under the paths (all when none); exit code
+/// 1 when a test fails or a rule file has an error.
+pub fn run(args: &TestArgs, out: &mut dyn Write) -> Result<ExitCode, CliError> {
+    let kb = rules_to_check(&args.paths, &args.lints, UnicodeForm::OnDemand)?;
+    print_problems(&kb.problems, use_color(ColorChoice::Auto), false);
+    let broken = kb.has_errors();
+    let untested: Vec<String> = kb
+        .rules
+        .iter()
+        .filter(|r| r.tests.is_empty())
+        .map(|r| r.id.clone())
+        .collect();
+    let outcomes = run_rule_tests(kb, &args.paths);
+    let failed = outcomes.iter().filter(|o| !o.passed).count();
+    match args.format {
+        OutputFormat::Json => {
+            let doc = serde_json::json!({
+                "tests": outcomes,
+                "rules": tally(&outcomes),
+                "passed": outcomes.len() - failed,
+                "failed": failed,
+                "untested_rules": untested,
+            });
+            writeln!(out, "{}", to_json(&doc))?;
+        }
+        OutputFormat::Human => {
+            for o in &outcomes {
+                let mark = if o.passed { "ok  " } else { "FAIL" };
+                writeln!(
+                    out,
+                    "{mark} {} / {}: expected {}, got {}",
+                    o.rule_id,
+                    o.name,
+                    o.expect.as_str(),
+                    o.got.as_str()
+                )?;
+                if !o.passed {
+                    writeln!(out, "     - expected: {}", o.expect.as_str())?;
+                    writeln!(out, "     + got:      {} ({})", o.got.as_str(), o.detail)?;
+                    writeln!(
+                        out,
+                        "     `triage explain {}` on the test's files shows which part of the condition decided",
+                        o.rule_id
+                    )?;
+                }
+            }
+            for id in &untested {
+                writeln!(out, "note {id}: no tests")?;
+            }
+            writeln!(out, "rule tests: {} passed, {} failed", outcomes.len() - failed, failed)?;
+        }
+    }
+    Ok(if failed > 0 || broken {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
