@@ -155,6 +155,10 @@ impl Browser {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one browser session, step by step as a user clicks through the page"
+)]
 fn a_bundle_uploaded_from_the_page_shows_its_diagnoses() {
     let Some(binary) = common::chromium() else {
         return;

@@ -417,6 +417,10 @@ fn quiet_record(format: &Format, sample: &str, literal: &str) -> String {
 /// template of a report: a query on the template's source for its level
 /// and the longest literal parts of its template, the example line as the
 /// hit test, and the same line without the longest part as the no-hit test.
+#[expect(
+    clippy::too_many_lines,
+    reason = "a draft rule is written top to bottom as the file reads, with the query, message and both tests derived from one template"
+)]
 pub fn unexplained_rule_text(id: &str, number: usize, report: &Report, kb: &KnowledgeBase) -> Result<String, String> {
     if report.failed {
         let why = report
@@ -949,6 +953,10 @@ fn timestamp_at_start(text: &str) -> Option<(TimestampGuess, usize)> {
 /// in brackets, maybe followed by a zone abbreviation), then a level,
 /// `[bracketed]` fields and a syslog `host program[pid]:` header, and the
 /// rest as `msg`, with its `key=value` pairs captured by key.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one left-to-right pass over the sample line; each guess consumes what the previous one left"
+)]
 pub fn guess_format(line: &str) -> FormatGuess {
     let mut prefix = String::from("^");
     let mut fields: Vec<(String, &'static str)> = Vec::new();

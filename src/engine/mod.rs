@@ -388,6 +388,10 @@ impl Evaluation<'_> {
     /// Evaluates a condition: its truth, the sources whose absence made it
     /// unknown, and the queries whose matches support it (only for parts
     /// that hold, and not under `not`).
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one arm per condition form of the language, each deciding its three-valued truth, missing sources and evidence"
+    )]
     fn branch(&self, ri: usize, rule: &Rule, c: &CCond, positive: bool) -> (Truth, BTreeSet<usize>, Vec<usize>) {
         let mut missing = BTreeSet::new();
         let mut evidence = Vec::new();
@@ -988,6 +992,10 @@ impl Evaluation<'_> {
         }
     }
 
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one arm per condition form, mirroring `branch`, so the explanation follows the evaluation form by form"
+    )]
     fn explain_node(&self, ri: usize, rule: &Rule, c: &CCond, positive: bool) -> ExplainNode {
         let (truth, missing, _) = self.branch(ri, rule, c, positive);
         let name = |q: usize| rule.compiled.queries[q].name.clone();
@@ -1145,6 +1153,10 @@ impl Evaluation<'_> {
     }
 
     /// Evaluates every rule and builds the report.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "the report's judgement in order: outcomes, exclusions, explanations, relevance, collection; each step reads the previous ones"
+    )]
     pub fn report(&self, bundle: &Path, files: &[FileSummary]) -> Report {
         let kb = &self.engine.kb;
         let mut fired: BTreeMap<String, Diagnosis> = BTreeMap::new();

@@ -584,6 +584,10 @@ fn may_hold_space(hir: &Hir) -> bool {
     }
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "every key of the [timestamp] table is read and checked against the fields in turn; the checks share the spans they report"
+)]
 fn read_timestamp(
     file: &str,
     table: &toml_edit::Table,

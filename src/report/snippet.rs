@@ -252,6 +252,10 @@ struct Kept {
 /// A label is drawn under its line, from the middle of its span to the
 /// right; past the line's end it stands over phantom cells, which count
 /// like text when the line is fitted but are never shown.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one pass over the line's cells that places every label while it cuts; the steps share their running widths"
+)]
 fn fit_line(
     line: &str,
     spans: &[(Range<usize>, bool)],

@@ -308,6 +308,10 @@ pub fn load(files: &[KbFile]) -> KnowledgeBase {
 
 /// Loads as [`load`] does; `unicode` says when the Unicode forms of the
 /// rules' regexes are compiled.
+#[expect(
+    clippy::too_many_lines,
+    reason = "the knowledge base loads in dependency order (formats, macros, rules, then cross-rule checks); each step needs all earlier ones"
+)]
 pub fn load_with(files: &[KbFile], unicode: UnicodeForm) -> KnowledgeBase {
     let mut problems: Vec<FileProblems> = Vec::new();
     let mut formats: Vec<Format> = Vec::new();

@@ -82,6 +82,10 @@ pub fn apply(kb: &mut KnowledgeBase, file: &str, text: Arc<str>) -> (Vec<Disable
 }
 
 /// Applies one `[[tune]]` entry; returns the rule when it disables one.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one [[tune]] entry: every key it may hold, read and applied to its rule in order"
+)]
 fn apply_entry(
     kb: &mut KnowledgeBase,
     file: &str,

@@ -618,6 +618,10 @@ async fn upload(State(shared): State<AppState>, query: Query<UploadQuery>, heade
     response
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "one upload from first byte to stored file: each limit and failure answers the client at the point it is met"
+)]
 async fn receive_upload(
     shared: AppState,
     Query(query): Query<UploadQuery>,

@@ -308,6 +308,10 @@ fn language_page() -> String {
     out
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "a rule page is written top to bottom, section after section, as the reader sees it"
+)]
 fn rule_page(kb: &KnowledgeBase, rule: &Rule, example: Option<&Example>) -> String {
     let formats = &kb.formats;
     let mut out = String::new();
