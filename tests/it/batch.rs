@@ -21,10 +21,7 @@ fn jsonl(args: &[&str]) -> (Vec<serde_json::Value>, String, Option<i32>) {
 }
 
 fn corpus_bundles() -> usize {
-    std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/corpus"))
-        .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().join("bundle").is_dir())
-        .count()
+    common::corpus_cases("bundle").len()
 }
 
 #[test]

@@ -19,13 +19,7 @@ fn root() -> &'static Path {
 }
 
 fn corpus_cases() -> Vec<PathBuf> {
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(root().join("corpus"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.join("bundle").exists())
-        .collect();
-    cases.sort();
+    let cases = common::corpus_cases("bundle");
     assert!(cases.len() >= 7);
     cases
 }

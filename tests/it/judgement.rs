@@ -12,12 +12,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 use triage::engine::{Engine, RunOptions};
 use triage::report::Report;
 use triage::rules::{load_layers, Severity};
+
+use crate::common;
 
 /// One `expect.toml`. A key left out is not checked; an unknown key is an
 /// error, so a misspelt expectation cannot pass silently.
@@ -220,17 +222,6 @@ fn summary(report: &Report) -> String {
     out
 }
 
-fn cases(corpus: &Path) -> Vec<PathBuf> {
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(corpus)
-        .expect("corpus/ exists")
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.join("expect.toml").is_file())
-        .collect();
-    cases.sort();
-    cases
-}
-
 #[test]
 fn corpus_reports_meet_their_judgement_expectations() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -241,7 +232,7 @@ fn corpus_reports_meet_their_judgement_expectations() {
         sources: kb.formats.formats.iter().map(|f| f.name.clone()).collect(),
     };
     let engine = Engine::new(kb);
-    let cases = cases(&root.join("corpus"));
+    let cases = common::corpus_cases("expect.toml");
     assert!(!cases.is_empty(), "no corpus/*/expect.toml found");
     let mut failures = Vec::new();
     for case in &cases {

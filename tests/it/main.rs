@@ -3,9 +3,14 @@
 //! what several share. One binary links once, where a binary per file linked
 //! the library and its dependencies again for each.
 //!
-//! The modules' tests run as threads of one process: what one of them
-//! changes for the whole process (its working directory, its environment)
-//! the others see.
+//! The modules' tests run as threads of one process, so none of them
+//! changes what the process shares: no `std::env::set_current_dir`, no
+//! `std::env::set_var`. Code under test is given its directories, and the
+//! `triage` binary gets its working directory and environment through
+//! `assert_cmd` (`common::triage`). Golden files are insta snapshots, in
+//! `snapshots/` and, for the corpus, in each `corpus/<case>/`; a test that
+//! checks many uses `common::check_each`, not `insta::glob!`, whose count of
+//! failures the whole process shares.
 
 mod batch;
 mod bundles;

@@ -3,11 +3,13 @@
 //! base, and its problems are rendered as the user sees them (no colour,
 //! 100 columns).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use triage::diagnostic::FileReport;
 use triage::rules::{embedded_files, load, KbFile};
+
+use crate::common;
 
 fn render(case: &Path) -> String {
     let text = std::fs::read_to_string(case).expect("read case");
@@ -35,7 +37,31 @@ fn render(case: &Path) -> String {
 
 #[test]
 fn broken_rule_files_render_their_problems() {
-    insta::glob!("../errors", "*.toml", |path| {
-        insta::assert_snapshot!(render(path));
-    });
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/errors");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("tests/errors/ exists")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    cases.sort();
+    assert!(!cases.is_empty(), "no case in tests/errors/");
+    common::check_each(
+        &cases,
+        |path| {
+            path.strip_prefix(env!("CARGO_MANIFEST_DIR"))
+                .unwrap_or(path)
+                .display()
+                .to_string()
+        },
+        |path| {
+            let name = path.file_name().expect("a file").to_string_lossy();
+            insta::with_settings!({
+                snapshot_suffix => name.as_ref(),
+                input_file => format!("tests/errors/{name}"),
+            }, {
+                insta::assert_snapshot!(render(path));
+            });
+        },
+    );
 }

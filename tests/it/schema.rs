@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use crate::common;
 use crate::common::schema::{assert_valid, assert_valid_text, compile_schema, schema_json, validate};
 use crate::common::triage;
 use serde_json::{json, Value};
@@ -211,7 +212,7 @@ fn the_documented_examples_match_the_schema() {
 
 #[test]
 fn a_field_the_schema_does_not_know_fails_naming_the_place_and_the_rule() {
-    let text = std::fs::read_to_string(root().join("corpus/seed-lic-001/expected.json")).unwrap();
+    let text = common::snapshot_body(&root().join("corpus/seed-lic-001/expected.snap"));
     let mut doc: Value = serde_json::from_str(&text).unwrap();
     doc["diagnoses"][0]["confidence"] = json!(0.9);
     let error = validate(&doc).expect_err("an unknown field is refused");
@@ -243,15 +244,12 @@ fn a_field_the_schema_does_not_know_fails_naming_the_place_and_the_rule() {
 
 #[test]
 fn committed_corpus_expectations_match_the_schema() {
-    let mut checked = 0;
-    for entry in std::fs::read_dir(root().join("corpus")).unwrap().flatten() {
-        let expected = entry.path().join("expected.json");
-        if let Ok(text) = std::fs::read_to_string(&expected) {
-            assert_valid_text(&text, &expected.display().to_string());
-            checked += 1;
-        }
+    let cases = common::corpus_cases("expected.snap");
+    for case in &cases {
+        let expected = case.join("expected.snap");
+        assert_valid_text(&common::snapshot_body(&expected), &expected.display().to_string());
     }
-    assert!(checked >= 7, "only {checked} corpus expectations");
+    assert!(cases.len() >= 7, "only {} corpus expectations", cases.len());
 }
 
 /// Runs `triage ARGS`, asserting the exit code; stdout as text.

@@ -145,6 +145,52 @@ pub fn json_exiting(args: &[&str], code: i32) -> serde_json::Value {
     serde_json::from_str(&text).expect("valid JSON")
 }
 
+/// The cases of `corpus/` that hold `what` (`bundle`, `expect.toml`, …),
+/// sorted.
+pub fn corpus_cases(what: &str) -> Vec<std::path::PathBuf> {
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let mut cases: Vec<std::path::PathBuf> = std::fs::read_dir(&corpus)
+        .expect("corpus/ exists")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join(what).exists())
+        .collect();
+    cases.sort();
+    cases
+}
+
+/// Runs `check` on every case, even when some fail, then fails naming
+/// those that did (`name` says which a case is). What `insta::glob!` does,
+/// without its count of failures, which the whole process shares: in this
+/// one binary, a snapshot of another test that failed while a `glob!` ran
+/// would be counted for the `glob!`, and that other test would pass.
+pub fn check_each<T>(cases: &[T], name: impl Fn(&T) -> String, check: impl Fn(&T)) {
+    let failed: Vec<String> = cases
+        .iter()
+        .filter(|case| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(case))).is_err())
+        .map(name)
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} cases failed (each says why above): {}",
+        failed.len(),
+        cases.len(),
+        failed.join(", ")
+    );
+}
+
+/// What an insta snapshot file holds, without its header: the text the
+/// test compared.
+pub fn snapshot_body(path: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let body = text
+        .strip_prefix("---\n")
+        .and_then(|rest| rest.split_once("\n---\n"))
+        .unwrap_or_else(|| panic!("{}: no snapshot header", path.display()))
+        .1;
+    body.strip_suffix('\n').unwrap_or(body).to_string()
+}
+
 /// How the browser tests start chromium: headless, as root in a container,
 /// and without the background connections a closed network refuses.
 pub const CHROMIUM_FLAGS: &[&str] = &[
