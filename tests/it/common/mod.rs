@@ -160,15 +160,18 @@ pub fn corpus_cases(what: &str) -> Vec<std::path::PathBuf> {
 }
 
 /// Runs `check` on every case, even when some fail, then fails naming
-/// those that did (`name` says which a case is). What `insta::glob!` does,
-/// without its count of failures, which the whole process shares: in this
-/// one binary, a snapshot of another test that failed while a `glob!` ran
-/// would be counted for the `glob!`, and that other test would pass.
-pub fn check_each<T>(cases: &[T], name: impl Fn(&T) -> String, check: impl Fn(&T)) {
+/// those that did (by their path from the crate root). What `insta::glob!`
+/// does, without its count of failures, which the whole process shares: in
+/// this one binary, a snapshot of another test that failed while a `glob!`
+/// ran would be counted for the `glob!`, and that other test would pass.
+pub fn check_each(cases: &[std::path::PathBuf], check: impl Fn(&std::path::Path)) {
     let failed: Vec<String> = cases
         .iter()
         .filter(|case| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(case))).is_err())
-        .map(name)
+        .map(|case| {
+            let root = env!("CARGO_MANIFEST_DIR");
+            case.strip_prefix(root).unwrap_or(case).display().to_string()
+        })
         .collect();
     assert!(
         failed.is_empty(),
