@@ -2,7 +2,7 @@
 //! bundles.
 //!
 //! The modules below are the pipeline's layers, bottom to top; a module
-//! uses only those listed before it (`tests/layers.rs` fails the build's
+//! uses only those listed before it (`tests/it/layers.rs` fails the build's
 //! tests on an import that points up, or on a circle).
 
 // 1. Values and time.
