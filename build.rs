@@ -25,7 +25,7 @@ fn main() {
     let mut files = Vec::new();
     collect(&root, &mut files);
     files.sort();
-    let mut code = String::from("/// The knowledge base as it was at build time: (path under rules/, text).\npub static EMBEDDED_RULES: &[(&str, &str)] = &[\n");
+    let mut code = String::from("/// The knowledge base as it was at build time: (path under rules/, text).\npub(crate) static EMBEDDED_RULES: &[(&str, &str)] = &[\n");
     for f in &files {
         let rel = f
             .strip_prefix(&root)

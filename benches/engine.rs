@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use regex_automata::{meta, util::primitives::NonMaxUsize, Input};
-use triage::engine::{Engine, RunOptions};
-use triage::lang::parser::parse_condition;
-use triage::matching::onepass::OnePass;
-use triage::matching::regex_util::{ascii_classes, forget_compiled};
-use triage::rules::{embedded_files, load, KbFile};
+use triage::parse_condition;
+use triage::OnePass;
+use triage::{ascii_classes, forget_compiled};
+use triage::{embedded_files, load, KbFile};
+use triage::{Engine, RunOptions};
 
 fn generated_rules(n: usize) -> Vec<KbFile> {
     let mut files = embedded_files(None);

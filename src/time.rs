@@ -167,7 +167,7 @@ impl ZoneTable {
 }
 
 /// Parses `+05:30`, `-0400`, `+02` or `UTC` into seconds east of UTC.
-pub fn parse_offset(text: &str) -> Option<i32> {
+pub(crate) fn parse_offset(text: &str) -> Option<i32> {
     let text = text.trim();
     if text.eq_ignore_ascii_case("utc") || text == "Z" {
         return Some(0);
@@ -190,7 +190,7 @@ pub fn parse_offset(text: &str) -> Option<i32> {
 }
 
 /// Checks a strftime format and says what it leaves out.
-pub fn check_format(format: &str) -> Result<Completeness, String> {
+pub(crate) fn check_format(format: &str) -> Result<Completeness, String> {
     use chrono::format::Item;
     let mut has_year = false;
     let mut has_date = false;
@@ -256,9 +256,10 @@ fn shorten_month_names(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+#[cfg(test)]
 /// Parses `text` with a strftime `format`; `offset` applies when the text
 /// has no zone of its own.
-pub fn parse_time(text: &str, format: &str, completeness: Completeness, offset: i32) -> Option<RecordTime> {
+pub(crate) fn parse_time(text: &str, format: &str, completeness: Completeness, offset: i32) -> Option<RecordTime> {
     parse_time_with(text, &TimeFormat::new(format).ok()?, completeness, offset)
 }
 
@@ -284,7 +285,12 @@ impl TimeFormat {
 }
 
 /// [`parse_time`] with a format read once.
-pub fn parse_time_with(text: &str, format: &TimeFormat, completeness: Completeness, offset: i32) -> Option<RecordTime> {
+pub(crate) fn parse_time_with(
+    text: &str,
+    format: &TimeFormat,
+    completeness: Completeness,
+    offset: i32,
+) -> Option<RecordTime> {
     let mut parsed = Parsed::new();
     let text = if format.month_names {
         shorten_month_names(text.trim())

@@ -220,7 +220,7 @@ impl fmt::Display for Value {
 }
 
 /// Formats microseconds since the epoch as RFC 3339 in UTC.
-pub fn format_time(micros: i64) -> String {
+pub(crate) fn format_time(micros: i64) -> String {
     match chrono::DateTime::from_timestamp_micros(micros) {
         Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
         None => format!("@{micros}us"),
@@ -236,7 +236,7 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
 
 /// Parses `500ms`, `30s`, `5m`, `2h`, `1d` (and sums such as `1h30m`) into
 /// microseconds.
-pub fn parse_duration(text: &str) -> Option<i64> {
+pub(crate) fn parse_duration(text: &str) -> Option<i64> {
     let mut rest = text.trim();
     if rest.is_empty() {
         return None;
@@ -264,7 +264,7 @@ pub fn parse_duration(text: &str) -> Option<i64> {
 }
 
 /// Formats microseconds as the shortest duration literal that reads well.
-pub fn format_duration(micros: i64) -> String {
+pub(crate) fn format_duration(micros: i64) -> String {
     const UNITS: [(i64, &str); 5] = [
         (86_400_000_000, "d"),
         (3_600_000_000, "h"),
@@ -552,7 +552,7 @@ impl CmpOp {
 /// Duration units of literals such as `90s` or `1h30m`: (unit,
 /// microseconds, meaning). [`parse_duration`] reads units from
 /// this table; the grammar's `duration` rule lists the same (a test checks).
-pub const DURATION_UNITS: [(&str, f64, &str); 7] = [
+pub(crate) const DURATION_UNITS: [(&str, f64, &str); 7] = [
     ("us", 1.0, "microseconds"),
     ("ms", 1e3, "milliseconds"),
     ("s", 1e6, "seconds"),

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use triage::bundle::{read_bytes, Limits};
+use triage::{read_bytes, Limits};
 
 fuzz_target!(|data: &[u8]| {
     let limits = Limits {

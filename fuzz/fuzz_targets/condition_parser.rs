@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use triage::lang::parser::{parse_condition, parse_predicate, parse_query};
+use triage::{parse_condition, parse_predicate, parse_query};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };

@@ -5,8 +5,8 @@
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use triage::rules::{embedded_files, load, KnowledgeBase};
-use triage::time::ZoneTable;
+use triage::{embedded_files, load, KnowledgeBase};
+use triage::ZoneTable;
 
 static BUILTIN: LazyLock<KnowledgeBase> = LazyLock::new(|| load(&embedded_files(None)));
 

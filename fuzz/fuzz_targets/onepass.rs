@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use regex_automata::{meta, Input};
-use triage::matching::onepass::OnePass;
+use triage::OnePass;
 
 fuzz_target!(|data: &[u8]| {
     let Some(nul) = data.iter().position(|&b| b == 0) else { return };

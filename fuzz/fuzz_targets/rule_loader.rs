@@ -5,7 +5,7 @@
 use std::sync::{Arc, LazyLock};
 
 use libfuzzer_sys::fuzz_target;
-use triage::rules::{embedded_files, load, load_rule_file, KbFile, KnowledgeBase};
+use triage::{embedded_files, load, load_rule_file, KbFile, KnowledgeBase};
 
 static BUILTIN: LazyLock<KnowledgeBase> = LazyLock::new(|| load(&embedded_files(None)));
 

@@ -25,7 +25,7 @@ const MAX_BYTES: u64 = 16 << 20;
 
 /// Which files and how many records.
 #[derive(Debug, Clone)]
-pub struct EventsOptions {
+pub(crate) struct EventsOptions {
     /// Only files of this format (or of a format that embeds it).
     pub source: Option<String>,
     /// Only files whose path inside the bundle contains this text.
@@ -36,7 +36,7 @@ pub struct EventsOptions {
 
 /// What the engine makes of a bundle.
 #[derive(Debug, Serialize)]
-pub struct EventsReport {
+pub(crate) struct EventsReport {
     /// The bundle.
     pub bundle: String,
     /// Every file, in path order.
@@ -47,7 +47,7 @@ pub struct EventsReport {
 
 /// One file.
 #[derive(Debug, Serialize)]
-pub struct FileEvents {
+pub(crate) struct FileEvents {
     /// Path inside the bundle.
     pub path: String,
     /// The format that claimed it.
@@ -69,7 +69,7 @@ pub struct FileEvents {
 
 /// One record.
 #[derive(Debug, Serialize)]
-pub struct EventRecord {
+pub(crate) struct EventRecord {
     /// Line number of its first line.
     pub line: u64,
     /// Its text.
@@ -95,7 +95,7 @@ pub struct EventRecord {
 
 /// A field's value.
 #[derive(Debug, Serialize)]
-pub struct EventField {
+pub(crate) struct EventField {
     /// Its name, as rules write it.
     pub name: String,
     /// Its type.
@@ -107,7 +107,7 @@ pub struct EventField {
 
 /// A record of an embedded format inside another record.
 #[derive(Debug, Serialize)]
-pub struct EmbeddedEvent {
+pub(crate) struct EmbeddedEvent {
     /// The embedded format.
     pub format: String,
     /// Its fields.
@@ -115,7 +115,7 @@ pub struct EmbeddedEvent {
 }
 
 /// Reads a bundle and lists what each file is and holds.
-pub fn events(
+pub(crate) fn events(
     kb: &KnowledgeBase,
     bundle: &Path,
     options: &EventsOptions,
@@ -293,7 +293,7 @@ fn one_pass_line(one_pass: &[bool]) -> Option<String> {
     })
 }
 
-pub fn render(report: &EventsReport) -> String {
+pub(crate) fn render(report: &EventsReport) -> String {
     let mut out = String::new();
     let selected = report.files.iter().filter(|f| f.selected).count();
     let recognised = report.files.iter().filter(|f| f.format.is_some()).count();

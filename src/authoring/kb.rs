@@ -13,7 +13,7 @@ use crate::rules::{layer_files, load_with, KnowledgeBase};
 /// Loads the knowledge base (built-in unless `builtin` is false, then
 /// `dirs`) and applies the lint levels of the run to its problems;
 /// `unicode` says when the Unicode forms of the rules' regexes are compiled.
-pub fn load_kb(
+pub(crate) fn load_kb(
     builtin: bool,
     dirs: &[PathBuf],
     lints: &LintSettings,

@@ -3,9 +3,9 @@
 //! scaffolds of new rules and formats, the overlap lint that needs the
 //! engine, and the generated documentation.
 
-pub mod docs;
-pub mod events;
-pub mod kb;
-pub mod overlap;
-pub mod rule_tests;
-pub mod scaffold;
+pub(crate) mod docs;
+pub(crate) mod events;
+pub(crate) mod kb;
+pub(crate) mod overlap;
+pub(crate) mod rule_tests;
+pub(crate) mod scaffold;

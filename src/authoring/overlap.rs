@@ -23,7 +23,7 @@ use crate::rules::{Expect, KnowledgeBase, Rule, Severity};
 
 /// A pair of rules found firing on shared evidence with no relation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Overlap {
+pub(crate) struct Overlap {
     /// The rule whose test showed it.
     pub rule: String,
     /// The other rule.
@@ -59,7 +59,7 @@ fn related(kb: &KnowledgeBase, a: &Rule, b: &Rule) -> bool {
 
 /// Runs the `hit` tests of every rule and returns each unrelated pair of
 /// rules that fired on a shared evidence line, once per pair.
-pub fn find_overlaps(engine: &Engine) -> Vec<Overlap> {
+pub(crate) fn find_overlaps(engine: &Engine) -> Vec<Overlap> {
     let kb = &engine.kb;
     let options = RunOptions::default();
     let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
@@ -111,7 +111,7 @@ pub fn find_overlaps(engine: &Engine) -> Vec<Overlap> {
 }
 
 /// The W108 problem for an overlap, pointing at the rule's id in its file.
-pub fn overlap_problem(overlap: &Overlap, id_span: std::ops::Range<usize>) -> Problem {
+pub(crate) fn overlap_problem(overlap: &Overlap, id_span: std::ops::Range<usize>) -> Problem {
     Problem::new(
         Code::UnrelatedOverlap,
         format!(

@@ -27,7 +27,7 @@ pub struct TestOutcome {
 
 /// A rule's test results as a confusion matrix.
 #[derive(Debug, Default, serde::Serialize)]
-pub struct RuleTally {
+pub(crate) struct RuleTally {
     /// The rule.
     pub rule_id: String,
     /// Expected to fire and fired.
@@ -45,7 +45,7 @@ pub struct RuleTally {
 }
 
 /// The outcomes per rule, in rule id order.
-pub fn tally(outcomes: &[TestOutcome]) -> Vec<RuleTally> {
+pub(crate) fn tally(outcomes: &[TestOutcome]) -> Vec<RuleTally> {
     let mut by_rule: std::collections::BTreeMap<&str, RuleTally> = std::collections::BTreeMap::new();
     for o in outcomes {
         let t = by_rule.entry(&o.rule_id).or_insert_with(|| RuleTally {

@@ -25,11 +25,11 @@ use crate::time::ZoneTable;
 use crate::value::ValueType;
 
 /// The source a rule scaffold queries when none is named: the generic log.
-pub const DEFAULT_SOURCE: &str = "syslog";
+pub(crate) const DEFAULT_SOURCE: &str = "syslog";
 
 /// A file written by a scaffold, and the commands to run next.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Written {
+pub(crate) struct Written {
     /// The file.
     pub path: PathBuf,
     /// Commands to run next, in order.
@@ -93,14 +93,14 @@ fn toml_block(text: &str) -> String {
 
 /// Writes `DIR/ID.toml`, a draft rule with one query on `source`, a hit
 /// test and a no-hit test made from the source's samples.
-pub fn new_rule(id: &str, source: &str, dir: &Path, repo_rules_dir: Option<&Path>) -> Result<Written, String> {
+pub(crate) fn new_rule(id: &str, source: &str, dir: &Path, repo_rules_dir: Option<&Path>) -> Result<Written, String> {
     write_rule(id, dir, repo_rules_dir, |kb| rule_text(id, source, kb))
 }
 
 /// Writes `DIR/ID.toml`, a draft rule for the `number`th (from 1)
 /// unexplained error or warning template of `bundle`, as `triage diagnose`
 /// numbers them with the built-in rules and those of `DIR`.
-pub fn new_rule_from_unexplained(
+pub(crate) fn new_rule_from_unexplained(
     id: &str,
     number: usize,
     bundle: &Path,
@@ -181,7 +181,7 @@ fn verify_rule(id: &str, path: &Path, files: &[KbFile]) -> Result<(), String> {
 
 /// The text of a rule scaffold on `source`, with its tests made from the
 /// source format's samples.
-pub fn rule_text(id: &str, source: &str, kb: &KnowledgeBase) -> Result<String, String> {
+pub(crate) fn rule_text(id: &str, source: &str, kb: &KnowledgeBase) -> Result<String, String> {
     let Some(index) = kb.formats.index(source) else {
         let known: Vec<&str> = kb.formats.formats.iter().map(|f| f.name.as_str()).collect();
         let hint = match closest(source, &known) {
@@ -335,7 +335,7 @@ fn embed_in(host: &Format, record: &str) -> Option<String> {
 
 /// One concrete path a glob matches: wildcards dropped, `?` and classes
 /// replaced by one character, the first of `{a,b}` alternatives.
-pub fn path_from_glob(glob: &str) -> String {
+pub(crate) fn path_from_glob(glob: &str) -> String {
     let mut out = String::new();
     let mut chars = glob.trim_start_matches("**/").chars().peekable();
     while let Some(c) = chars.next() {
@@ -421,7 +421,12 @@ fn quiet_record(format: &Format, sample: &str, literal: &str) -> String {
     clippy::too_many_lines,
     reason = "a draft rule is written top to bottom as the file reads, with the query, message and both tests derived from one template"
 )]
-pub fn unexplained_rule_text(id: &str, number: usize, report: &Report, kb: &KnowledgeBase) -> Result<String, String> {
+pub(crate) fn unexplained_rule_text(
+    id: &str,
+    number: usize,
+    report: &Report,
+    kb: &KnowledgeBase,
+) -> Result<String, String> {
     if report.failed {
         let why = report
             .warnings
@@ -625,7 +630,7 @@ fn condition_string(text: &str) -> String {
 
 /// What a format scaffold is made from.
 #[derive(Debug, Clone, Default)]
-pub struct FormatSource {
+pub(crate) struct FormatSource {
     /// Sample lines; the first is the one the patterns are guessed from.
     pub lines: Vec<String>,
     /// The name of the file they came from, for `paths`.
@@ -634,7 +639,7 @@ pub struct FormatSource {
 
 /// Writes `DIR/formats/NAME.toml` (or `DIR/NAME.toml` when `DIR` is a
 /// `formats` directory), with patterns guessed from the sample.
-pub fn new_format(
+pub(crate) fn new_format(
     name: &str,
     source: &FormatSource,
     dir: &Path,
@@ -675,7 +680,7 @@ pub fn new_format(
 /// The text of a format scaffold. The guessed patterns are checked as the
 /// loader checks them; if they fail, the format falls back to one pattern
 /// that takes the whole line as `msg`, which always passes.
-pub fn format_text(name: &str, source: &FormatSource) -> String {
+pub(crate) fn format_text(name: &str, source: &FormatSource) -> String {
     let guess = source.lines.first().map(|l| guess_format(l));
     if let Some(guess) = guess.filter(|g| g.matches(&source.lines[0])) {
         let samples: Vec<&str> = source
@@ -793,7 +798,7 @@ struct TimestampGuess {
 
 /// Patterns, field types and timestamp guessed from one line.
 #[derive(Debug, Clone)]
-pub struct FormatGuess {
+pub(crate) struct FormatGuess {
     /// The patterns, most specific first.
     pub patterns: Vec<String>,
     /// Declared types of captures that are not strings.
@@ -803,14 +808,15 @@ pub struct FormatGuess {
 
 impl FormatGuess {
     /// Whether a line matches one of the patterns.
-    pub fn matches(&self, line: &str) -> bool {
+    pub(crate) fn matches(&self, line: &str) -> bool {
         self.patterns
             .iter()
             .any(|p| Regex::new(p).is_ok_and(|r| r.is_match(line)))
     }
 
+    #[cfg(test)]
     /// The strftime format of the guessed timestamp, if one was found.
-    pub fn time_format(&self) -> Option<&str> {
+    pub(crate) fn time_format(&self) -> Option<&str> {
         self.timestamp.as_ref().map(|t| t.strftime.as_str())
     }
 }
@@ -957,7 +963,7 @@ fn timestamp_at_start(text: &str) -> Option<(TimestampGuess, usize)> {
     clippy::too_many_lines,
     reason = "one left-to-right pass over the sample line; each guess consumes what the previous one left"
 )]
-pub fn guess_format(line: &str) -> FormatGuess {
+pub(crate) fn guess_format(line: &str) -> FormatGuess {
     let mut prefix = String::from("^");
     let mut fields: Vec<(String, &'static str)> = Vec::new();
     let mut taken: Vec<String> = Vec::new();

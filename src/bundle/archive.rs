@@ -72,7 +72,7 @@ fn is_v7_tar_header(head: &[u8]) -> bool {
 
 /// Makes an archive member's name safe to show and match: no leading `/`,
 /// no `..`, no `.`.
-pub fn clean_member_path(name: &str) -> String {
+pub(crate) fn clean_member_path(name: &str) -> String {
     let mut parts = Vec::new();
     for c in Path::new(name).components() {
         match c {

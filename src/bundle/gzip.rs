@@ -46,7 +46,7 @@ const READ_AHEAD_BLOCK: usize = 1 << 20;
 
 /// A reader whose source is read on another thread, a few blocks ahead:
 /// decompression runs while the caller scans what came before.
-pub struct ThreadedReader {
+pub(crate) struct ThreadedReader {
     rx: Option<std::sync::mpsc::Receiver<io::Result<Vec<u8>>>>,
     handle: Option<std::thread::JoinHandle<()>>,
     current: Cursor<Vec<u8>>,
@@ -55,7 +55,7 @@ pub struct ThreadedReader {
 
 impl ThreadedReader {
     /// Starts reading `source` on a new thread.
-    pub fn spawn<R: Read + Send + 'static>(mut source: R) -> ThreadedReader {
+    pub(crate) fn spawn<R: Read + Send + 'static>(mut source: R) -> ThreadedReader {
         let (tx, rx) = std::sync::mpsc::sync_channel(READ_AHEAD_BLOCKS);
         let handle = std::thread::spawn(move || loop {
             let mut block = Vec::with_capacity(READ_AHEAD_BLOCK);

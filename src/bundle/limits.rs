@@ -31,7 +31,7 @@ pub struct Limits {
 }
 
 /// Inflated bytes below which no compression ratio is suspicious.
-pub const BOMB_FLOOR: u64 = 64 << 20;
+pub(crate) const BOMB_FLOOR: u64 = 64 << 20;
 
 impl Default for Limits {
     fn default() -> Limits {
@@ -47,7 +47,7 @@ impl Default for Limits {
 }
 
 /// The limits of one run, and what has been read so far across threads.
-pub struct Budget {
+pub(crate) struct Budget {
     /// The limits.
     pub limits: Limits,
     /// Bytes read so far from the whole bundle.
@@ -56,7 +56,7 @@ pub struct Budget {
 
 impl Budget {
     /// A run that has read nothing yet.
-    pub fn new(limits: &Limits) -> Budget {
+    pub(crate) fn new(limits: &Limits) -> Budget {
         Budget {
             limits: limits.clone(),
             total: AtomicU64::new(0),

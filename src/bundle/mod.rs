@@ -22,10 +22,9 @@ mod walker;
 use std::io::{Cursor, Read};
 use std::path::Path;
 
-pub use archive::clean_member_path;
-pub use error::ReadError;
-pub use gzip::ThreadedReader;
-pub use limits::{Budget, Limits, BOMB_FLOOR};
+pub(crate) use error::ReadError;
+pub(crate) use limits::Budget;
+pub use limits::Limits;
 use walker::Walker;
 
 /// A file of the bundle, open for reading.

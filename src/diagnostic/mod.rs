@@ -5,7 +5,7 @@
 //! are collected and rendered together as one miette report with the
 //! problems as related diagnostics, sorted by position.
 
-pub mod toml_source;
+pub(crate) mod toml_source;
 
 use std::fmt;
 use std::ops::Range;
@@ -347,7 +347,7 @@ impl FileProblems {
 }
 
 /// 1-based line and column (in characters) of a byte offset in `text`.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..floor_char_boundary(text, offset)];
     let line = before.matches('\n').count() + 1;
@@ -442,7 +442,7 @@ impl FileReport {
 }
 
 /// `1 error`, `2 errors`.
-pub fn plural(n: usize, word: &str) -> String {
+pub(crate) fn plural(n: usize, word: &str) -> String {
     if n == 1 {
         format!("{n} {word}")
     } else {

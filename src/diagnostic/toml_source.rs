@@ -155,7 +155,7 @@ fn decode_literal(raw: &str) -> Option<(String, Vec<usize>)> {
 }
 
 /// Reads typed values out of one TOML table, collecting problems.
-pub struct TableReader<'a> {
+pub(crate) struct TableReader<'a> {
     /// The whole file's text.
     pub file: &'a str,
     table: &'a Table,
@@ -167,7 +167,7 @@ pub struct TableReader<'a> {
 
 impl<'a> TableReader<'a> {
     /// Starts reading `table`; keys not in `known` are reported at once.
-    pub fn new(
+    pub(crate) fn new(
         file: &'a str,
         table: &'a Table,
         problems: &'a mut Vec<Problem>,
@@ -199,7 +199,7 @@ impl<'a> TableReader<'a> {
     }
 
     /// The span of a key, or of the table when the key is absent.
-    pub fn key_span(&self, key: &str) -> Range<usize> {
+    pub(crate) fn key_span(&self, key: &str) -> Range<usize> {
         self.table
             .key(key)
             .and_then(|k| k.span())
@@ -208,7 +208,7 @@ impl<'a> TableReader<'a> {
     }
 
     /// The span of a key's value.
-    pub fn value_span(&self, key: &str) -> Range<usize> {
+    pub(crate) fn value_span(&self, key: &str) -> Range<usize> {
         self.table
             .get(key)
             .and_then(Item::span)
@@ -216,7 +216,7 @@ impl<'a> TableReader<'a> {
     }
 
     /// The raw item.
-    pub fn item(&self, key: &str) -> Option<&'a Item> {
+    pub(crate) fn item(&self, key: &str) -> Option<&'a Item> {
         self.table.get(key)
     }
 
@@ -245,7 +245,7 @@ impl<'a> TableReader<'a> {
     }
 
     /// A string value with its place in the file.
-    pub fn string(&mut self, key: &str, required: bool) -> Option<SourceText> {
+    pub(crate) fn string(&mut self, key: &str, required: bool) -> Option<SourceText> {
         match self.table.get(key) {
             None => {
                 if required {
@@ -268,12 +268,12 @@ impl<'a> TableReader<'a> {
     }
 
     /// A plain string value.
-    pub fn plain_string(&mut self, key: &str, required: bool) -> Option<String> {
+    pub(crate) fn plain_string(&mut self, key: &str, required: bool) -> Option<String> {
         self.string(key, required).map(|s| s.text)
     }
 
     /// A boolean value.
-    pub fn boolean(&mut self, key: &str) -> Option<bool> {
+    pub(crate) fn boolean(&mut self, key: &str) -> Option<bool> {
         match self.table.get(key) {
             None => None,
             Some(item) => match item.as_value().and_then(Value::as_bool) {
@@ -287,7 +287,7 @@ impl<'a> TableReader<'a> {
     }
 
     /// An array of strings, each with its place in the file.
-    pub fn string_list(&mut self, key: &str) -> Vec<SourceText> {
+    pub(crate) fn string_list(&mut self, key: &str) -> Vec<SourceText> {
         let Some(item) = self.table.get(key) else {
             return Vec::new();
         };
@@ -318,7 +318,7 @@ impl<'a> TableReader<'a> {
     }
 
     /// A sub-table (`[x]` or `x = { … }`), as a `Table`.
-    pub fn table(&mut self, key: &str) -> Option<Table> {
+    pub(crate) fn table(&mut self, key: &str) -> Option<Table> {
         let item = self.table.get(key)?;
         match item {
             Item::Table(t) => Some(t.clone()),
@@ -335,7 +335,7 @@ impl<'a> TableReader<'a> {
     }
 
     /// The string values of a sub-table, keyed by name, in file order.
-    pub fn string_map(&mut self, key: &str) -> Vec<(String, Range<usize>, SourceText)> {
+    pub(crate) fn string_map(&mut self, key: &str) -> Vec<(String, Range<usize>, SourceText)> {
         let Some(table) = self.table(key) else {
             return Vec::new();
         };
@@ -363,7 +363,7 @@ impl<'a> TableReader<'a> {
 }
 
 /// The known word closest to `word`, if it is a plausible typo.
-pub fn closest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
+pub(crate) fn closest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
     known
         .iter()
         .map(|k| (edit_distance(word, k), *k))
@@ -373,7 +373,7 @@ pub fn closest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
 }
 
 /// Levenshtein distance over characters.
-pub fn edit_distance(a: &str, b: &str) -> usize {
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {

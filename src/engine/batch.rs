@@ -16,7 +16,7 @@ use crate::report::Report;
 /// bundle; one with `*`, `?` or `[` that does not is a pattern, expanded
 /// in sorted order. A pattern that matches nothing, or an unreadable one,
 /// is returned as an error message to report as a failed bundle.
-pub fn expand(args: &[PathBuf]) -> Vec<Result<PathBuf, (PathBuf, String)>> {
+pub(crate) fn expand(args: &[PathBuf]) -> Vec<Result<PathBuf, (PathBuf, String)>> {
     let mut out = Vec::new();
     for arg in args {
         let text = arg.to_string_lossy();
@@ -42,13 +42,13 @@ pub fn expand(args: &[PathBuf]) -> Vec<Result<PathBuf, (PathBuf, String)>> {
 
 /// A report for a bundle that could not be diagnosed at all; `message`
 /// is its `reason`.
-pub fn failed_report(bundle: &Path, message: String) -> Report {
+pub(crate) fn failed_report(bundle: &Path, message: String) -> Report {
     Report::failed(bundle.display().to_string(), message)
 }
 
 /// Diagnoses one bundle; a panic inside the engine becomes a failed
 /// report, because a bug in one bundle's run must not stop the others.
-pub fn diagnose_guarded(engine: &Engine, bundle: &Path, options: &RunOptions) -> Report {
+pub(crate) fn diagnose_guarded(engine: &Engine, bundle: &Path, options: &RunOptions) -> Report {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.diagnose(bundle, options))).unwrap_or_else(
         |panic| {
             let what = panic
@@ -71,7 +71,7 @@ pub fn diagnose_guarded(engine: &Engine, bundle: &Path, options: &RunOptions) ->
 /// soon as it is finished (in completion order, one at a time) and may
 /// change it (redaction) before it is kept. Returns the reports in the
 /// order of `bundles`.
-pub fn diagnose_all(
+pub(crate) fn diagnose_all(
     engine: &Engine,
     bundles: &[Result<PathBuf, (PathBuf, String)>],
     options: &RunOptions,
@@ -127,7 +127,7 @@ pub fn diagnose_all(
 }
 
 /// The closing summary of a batch, as a table.
-pub fn summary(reports: &[Report]) -> String {
+pub(crate) fn summary(reports: &[Report]) -> String {
     let failed = reports.iter().filter(|r| r.failed).count();
     let with_diagnosis = reports.iter().filter(|r| !r.diagnoses.is_empty()).count();
     let inconclusive: usize = reports.iter().map(|r| r.inconclusive.len()).sum();

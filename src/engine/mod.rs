@@ -5,7 +5,7 @@
 //! The engine pushes nothing to a terminal: it returns a [`Report`], and
 //! printers (`report::*`) turn that into text or JSON.
 
-pub mod batch;
+pub(crate) mod batch;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
@@ -218,7 +218,7 @@ const ARCHIVE_ENDINGS: [&str; 5] = [".tar.gz", ".tgz", ".tar", ".zip", ".gz"];
 /// recognised. A bundle of which no file is recognised is not a quiet,
 /// healthy bundle: every rule would only be undecided, so the run fails
 /// instead of listing what to collect.
-pub fn unusable_bundle(bundle: &Path, files: &[FileSummary], warnings: &[BundleWarning]) -> Option<String> {
+pub(crate) fn unusable_bundle(bundle: &Path, files: &[FileSummary], warnings: &[BundleWarning]) -> Option<String> {
     if files
         .iter()
         .any(|f| matches!(f.detection, Detection::Recognised { .. }))

@@ -40,7 +40,7 @@ impl ArchiveName {
 
 /// Loads a collection file (`collection.toml`): its archive names when it
 /// has no errors, and its problems either way.
-pub fn load_collection(path: &str, text: Arc<str>) -> (Vec<ArchiveName>, FileProblems) {
+pub(crate) fn load_collection(path: &str, text: Arc<str>) -> (Vec<ArchiveName>, FileProblems) {
     let mut problems = Vec::new();
     let names = match parse_document(&text) {
         Ok(doc) => read_collection(&text, doc.as_table(), &mut problems),
@@ -160,7 +160,7 @@ fn read_archive_name(file: &str, table: &toml_edit::Table, problems: &mut Vec<Pr
 }
 
 /// The newest collection time that any of `names` reads from `path`.
-pub fn collection_time(names: &[ArchiveName], path: &str) -> Option<i64> {
+pub(crate) fn collection_time(names: &[ArchiveName], path: &str) -> Option<i64> {
     names.iter().filter_map(|n| n.time_of(path)).max()
 }
 

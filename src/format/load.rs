@@ -39,7 +39,7 @@ const FORMAT_KEYS: &[&str] = &[
 
 /// Loads one format file. Returns the format when it has no errors, and
 /// the file's problems either way.
-pub fn load_format(path: &str, text: Arc<str>) -> (Option<Format>, FileProblems) {
+pub(crate) fn load_format(path: &str, text: Arc<str>) -> (Option<Format>, FileProblems) {
     let mut problems = Vec::new();
     let format = match parse_document(&text) {
         Ok(doc) => read_format(path, &text, doc.as_table(), &mut problems),

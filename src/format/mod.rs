@@ -11,7 +11,7 @@
 
 mod load;
 
-pub mod collection;
+pub(crate) mod collection;
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
@@ -27,10 +27,10 @@ use crate::matching::regex_util;
 use crate::time::{parse_time_with, Completeness, RecordTime, TimeFormat, ZoneSpec, ZoneTable};
 use crate::value::{Value, ValueType};
 
-pub use load::load_format;
+pub(crate) use load::load_format;
 
 /// Fields every record has, whatever its format.
-pub const BUILTIN_FIELDS: [(&str, ValueType); 5] = [
+pub(crate) const BUILTIN_FIELDS: [(&str, ValueType); 5] = [
     ("text", ValueType::String),
     ("message", ValueType::String),
     ("time", ValueType::Timestamp),
@@ -337,7 +337,7 @@ struct NarrowPattern {
 /// out is asked for (evidence shows every field). [`Format::parse`] still
 /// reads everything at once, for `events` and the format checks.
 #[derive(Debug)]
-pub struct LazyFields<'t> {
+pub(crate) struct LazyFields<'t> {
     format: &'t Format,
     narrow: Option<&'t NarrowPatterns>,
     text: Cow<'t, str>,
@@ -356,7 +356,7 @@ pub struct LazyFields<'t> {
 impl<'t> LazyFields<'t> {
     /// A record of `format` whose fields are not read yet; `narrow`, when
     /// given, must have been made by the same format.
-    pub fn new(
+    pub(crate) fn new(
         format: &'t Format,
         narrow: Option<&'t NarrowPatterns>,
         text: Cow<'t, str>,
@@ -378,7 +378,7 @@ impl<'t> LazyFields<'t> {
     }
 
     /// The record's text.
-    pub fn text(&self) -> &str {
+    pub(crate) fn text(&self) -> &str {
         &self.text
     }
 
@@ -415,12 +415,12 @@ impl<'t> LazyFields<'t> {
     }
 
     /// Whether the patterns have run, that is whether anything was read.
-    pub fn is_parsed(&self) -> bool {
+    pub(crate) fn is_parsed(&self) -> bool {
         self.full.get().is_some() || self.quick.get().is_some() || self.json.get().is_some()
     }
 
     /// Whether one of the patterns matched.
-    pub fn matched(&self) -> bool {
+    pub(crate) fn matched(&self) -> bool {
         match (self.format.kind, self.narrow) {
             (FormatKind::Json, _) => self.json().matched,
             (FormatKind::Lines, Some(narrow)) => self.quick(narrow).is_some(),
@@ -429,7 +429,7 @@ impl<'t> LazyFields<'t> {
     }
 
     /// The value of a field by index of the format, if the record has it.
-    pub fn value(&self, field: usize) -> Option<&FieldValue> {
+    pub(crate) fn value(&self, field: usize) -> Option<&FieldValue> {
         if self.format.kind == FormatKind::Json {
             return self.json().values.get(field)?.as_ref();
         }
@@ -460,12 +460,12 @@ impl<'t> LazyFields<'t> {
     }
 
     /// The record's time.
-    pub fn time(&self) -> Option<RecordTime> {
+    pub(crate) fn time(&self) -> Option<RecordTime> {
         self.time_and_zone().0
     }
 
     /// A zone abbreviation that was read with a guess.
-    pub fn guessed_zone(&self) -> Option<&str> {
+    pub(crate) fn guessed_zone(&self) -> Option<&str> {
         // Only a zone read from a field can be a guess: other records need
         // not read their time for this.
         match self.format.timestamp.as_ref().map(|t| &t.zone) {
@@ -717,7 +717,7 @@ pub enum Detection {
 
 /// Whether the start of a file is binary rather than text with a few stray
 /// bytes: a log with one NUL or a bad byte is still a log.
-pub fn looks_binary(head: &[u8]) -> bool {
+pub(crate) fn looks_binary(head: &[u8]) -> bool {
     let control = head
         .iter()
         .filter(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c | 0x1b))
@@ -726,7 +726,7 @@ pub fn looks_binary(head: &[u8]) -> bool {
 }
 
 /// How many non-empty lines at the start of a file the sniffs look at.
-pub const SNIFF_LINES: usize = 20;
+pub(crate) const SNIFF_LINES: usize = 20;
 
 /// All formats, with the index of each name.
 #[derive(Debug, Clone, Default)]

@@ -15,7 +15,7 @@ pub struct Ident {
     pub span: Range<usize>,
 }
 
-pub use crate::value::CmpOp;
+pub(crate) use crate::value::CmpOp;
 
 /// A literal as written; its type is decided by the checker.
 #[derive(Debug, Clone, PartialEq)]

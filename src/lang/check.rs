@@ -71,7 +71,7 @@ impl Macros {
 
 /// The kinds of shared macros, which have separate name spaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum MacroKind {
+pub(crate) enum MacroKind {
     /// `[predicates]`
     Predicate,
     /// `[lists]`
@@ -82,7 +82,7 @@ pub enum MacroKind {
 
 impl MacroKind {
     /// As named in messages.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             MacroKind::Predicate => "predicate",
             MacroKind::List => "list",
@@ -92,10 +92,10 @@ impl MacroKind {
 }
 
 /// The shared macros a rule used, directly or through another macro.
-pub type MacroUse = BTreeSet<(MacroKind, String)>;
+pub(crate) type MacroUse = BTreeSet<(MacroKind, String)>;
 
 /// Turns a syntax error into a problem in the file.
-pub fn syntax_problem(text: &SourceText, e: &SyntaxError) -> Problem {
+pub(crate) fn syntax_problem(text: &SourceText, e: &SyntaxError) -> Problem {
     Problem::new(
         Code::Syntax,
         e.message.clone(),
@@ -106,7 +106,7 @@ pub fn syntax_problem(text: &SourceText, e: &SyntaxError) -> Problem {
 }
 
 /// The texts of a rule that the compiler reads.
-pub struct RuleTexts<'a> {
+pub(crate) struct RuleTexts<'a> {
     /// `condition`
     pub condition: &'a SourceText,
     /// `[queries]`: name, key span, text.
@@ -166,7 +166,7 @@ impl<'a> Compiler<'a> {
 
 /// Checks and compiles a predicate over the records of format `source`,
 /// outside any rule (an exception in a tuning file).
-pub fn compile_predicate(
+pub(crate) fn compile_predicate(
     text: &SourceText,
     source: usize,
     formats: &FormatSet,
@@ -190,7 +190,7 @@ pub fn compile_predicate(
 /// Checks and compiles a rule's condition, queries and message; the shared
 /// macros it uses are added to `used_macros`, even when it has errors.
 /// `unicode` says when the Unicode forms of its regexes are compiled.
-pub fn compile_rule(
+pub(crate) fn compile_rule(
     texts: RuleTexts<'_>,
     formats: &FormatSet,
     macros: &Macros,
@@ -297,7 +297,7 @@ pub fn compile_rule(
 }
 
 /// The queries that have at least one match whenever the condition holds.
-pub fn guaranteed_queries(c: &CCond) -> BTreeSet<QueryId> {
+pub(crate) fn guaranteed_queries(c: &CCond) -> BTreeSet<QueryId> {
     let positive_count = |a: &COperand, op: CmpOp, b: &COperand| -> Option<QueryId> {
         // `count(q) >= 1`, `count(q) > 0`, `count(q) == 2`, or written the other way round.
         let (q, op, n) = match (a, b) {
@@ -1367,7 +1367,7 @@ const MAX_ALSO_LITERALS: usize = 3;
 /// one `literals_of` chose), most selective first: a record must hold a
 /// literal of each (two phrases of a message, say, not only one). Sets of
 /// a column's values are left out: they are everywhere.
-pub fn also_required(p: &CPred, primary: &LiteralSet) -> Vec<LiteralSet> {
+pub(crate) fn also_required(p: &CPred, primary: &LiteralSet) -> Vec<LiteralSet> {
     fn conjuncts(p: &CPred, out: &mut Vec<LiteralSet>) {
         match p {
             CPred::And(children) => children.iter().for_each(|c| conjuncts(c, out)),
@@ -1386,7 +1386,7 @@ pub fn also_required(p: &CPred, primary: &LiteralSet) -> Vec<LiteralSet> {
 }
 
 /// The literals a record must contain to satisfy the predicate.
-pub fn literals_of(p: &CPred) -> Option<LiteralSet> {
+pub(crate) fn literals_of(p: &CPred) -> Option<LiteralSet> {
     let exact = |s: &str, structural: bool| {
         usable(s).then(|| LiteralSet {
             literals: vec![s.to_string()],

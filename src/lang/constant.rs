@@ -17,7 +17,7 @@ use super::ast::*;
 
 /// A condition or predicate with a constant answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
+pub(crate) struct Finding {
     /// What is wrong, in one sentence.
     pub message: String,
     /// Whether it is always true (else never true).
@@ -38,7 +38,7 @@ const ALWAYS_HELP: &str = "the rule then fires on every bundle that has the sour
 
 /// The findings in a condition, inline queries and `all … have` included;
 /// spans are in `text`, the condition string.
-pub fn condition_findings(cond: &Cond, text: &str) -> Vec<Finding> {
+pub(crate) fn condition_findings(cond: &Cond, text: &str) -> Vec<Finding> {
     let mut out = Vec::new();
     walk_cond(cond, text, &mut out);
     out
@@ -46,7 +46,7 @@ pub fn condition_findings(cond: &Cond, text: &str) -> Vec<Finding> {
 
 /// The findings in a query's predicate; spans are in `text`, the query
 /// string.
-pub fn query_findings(query: &Query, text: &str) -> Vec<Finding> {
+pub(crate) fn query_findings(query: &Query, text: &str) -> Vec<Finding> {
     query
         .pred
         .as_ref()
@@ -55,7 +55,7 @@ pub fn query_findings(query: &Query, text: &str) -> Vec<Finding> {
 }
 
 /// The findings in a predicate; spans are in `text`, the predicate string.
-pub fn predicate_findings(pred: &Pred, text: &str) -> Vec<Finding> {
+pub(crate) fn predicate_findings(pred: &Pred, text: &str) -> Vec<Finding> {
     let mut out = Vec::new();
     walk_pred(pred, text, &mut out);
     out

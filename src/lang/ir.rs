@@ -165,7 +165,7 @@ pub struct CompiledQuery {
 }
 
 /// Index of a query within its rule.
-pub type QueryId = usize;
+pub(crate) type QueryId = usize;
 
 /// A number computed from matches.
 #[derive(Debug, Clone)]

@@ -8,15 +8,14 @@
 //! The layers above use the names re-exported here: the runtime form, and
 //! the checker's entry points for the rules.
 
-pub mod ast;
-pub mod check;
-pub mod constant;
-pub mod ir;
-pub mod parser;
-pub mod registry;
+pub(crate) mod ast;
+pub(crate) mod check;
+pub(crate) mod constant;
+pub(crate) mod ir;
+pub(crate) mod parser;
+pub(crate) mod registry;
 
-pub use check::{compile_predicate, compile_rule, MacroKind, MacroUse, Macros, RuleTexts};
-pub use ir::{
-    CCond, COperand, CPred, CompiledCondition, CompiledQuery, FieldRef, ListField, LiteralSet, Placeholder, QueryId,
-    Truth,
+pub(crate) use check::{compile_predicate, compile_rule, MacroKind, MacroUse, Macros, RuleTexts};
+pub(crate) use ir::{
+    CCond, COperand, CPred, CompiledCondition, CompiledQuery, FieldRef, ListField, LiteralSet, Placeholder, Truth,
 };

@@ -25,7 +25,7 @@ use grammar::{ConditionParser, Rule};
 
 /// The deepest nesting of parentheses and `not` accepted; deeper input is
 /// rejected before pest sees it so it cannot exhaust the stack.
-pub const MAX_NESTING: usize = 64;
+pub(crate) const MAX_NESTING: usize = 64;
 
 /// A condition, query or predicate that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use crate::value::ValueType;
 
 /// Which field types a test can be applied to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Accepts {
+pub(crate) enum Accepts {
     /// Any type.
     Any,
     /// Types whose values are ordered (numbers, times, durations, versions, …).
@@ -23,7 +23,7 @@ pub enum Accepts {
 
 impl Accepts {
     /// Whether a field of type `ty` can take the test.
-    pub fn fits(self, ty: ValueType) -> bool {
+    pub(crate) fn fits(self, ty: ValueType) -> bool {
         match self {
             Accepts::Any => true,
             Accepts::Ordered => ty.is_ordered(),
@@ -33,7 +33,7 @@ impl Accepts {
     }
 
     /// The types it accepts, for the reference.
-    pub fn describe(self) -> String {
+    pub(crate) fn describe(self) -> String {
         match self {
             Accepts::Any => "any type".to_string(),
             Accepts::Strings => "string".to_string(),
@@ -50,7 +50,7 @@ impl Accepts {
 
 /// A test of a predicate: `field <test>`.
 #[derive(Debug, Clone, Copy)]
-pub struct TestDoc {
+pub(crate) struct TestDoc {
     /// How it is written.
     pub syntax: &'static str,
     /// The field types it fits.
@@ -62,7 +62,7 @@ pub struct TestDoc {
 }
 
 /// Every test, in the order of the reference.
-pub const TESTS: [TestDoc; 14] = [
+pub(crate) const TESTS: [TestDoc; 14] = [
     TestDoc {
         syntax: "== value, != value",
         accepts: Accepts::Any,
@@ -151,7 +151,7 @@ pub const TESTS: [TestDoc; 14] = [
 
 /// The entry of the registry that describes `test` and decides which
 /// fields it fits.
-pub fn doc_of(test: &Test) -> &'static TestDoc {
+pub(crate) fn doc_of(test: &Test) -> &'static TestDoc {
     let index = match test {
         Test::Cmp(CmpOp::Eq | CmpOp::Ne, _) => 0,
         Test::Cmp(..) => 1,
@@ -171,7 +171,7 @@ pub fn doc_of(test: &Test) -> &'static TestDoc {
 
 /// A form of a condition (what a rule's `condition` is made of).
 #[derive(Debug, Clone, Copy)]
-pub struct ConditionDoc {
+pub(crate) struct ConditionDoc {
     /// How it is written.
     pub syntax: &'static str,
     /// What it means, in three-valued logic (true, false, unknown when a
@@ -180,7 +180,7 @@ pub struct ConditionDoc {
 }
 
 /// Every form of a condition, in the order of the reference.
-pub const CONDITIONS: [ConditionDoc; 13] = [
+pub(crate) const CONDITIONS: [ConditionDoc; 13] = [
     ConditionDoc {
         syntax: "q, any q",
         meaning: "at least one record matches query `q`",
@@ -235,7 +235,7 @@ pub const CONDITIONS: [ConditionDoc; 13] = [
     },
 ];
 
-pub use crate::value::DURATION_UNITS;
+pub(crate) use crate::value::DURATION_UNITS;
 
 #[cfg(test)]
 mod tests {

@@ -2,6 +2,6 @@
 //! prefilter needs), triage's own matcher for one-pass record patterns, and
 //! the masking of variable parts of a line into a template.
 
-pub mod onepass;
-pub mod regex_util;
-pub mod template;
+pub(crate) mod onepass;
+pub(crate) mod regex_util;
+pub(crate) mod template;

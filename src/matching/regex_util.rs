@@ -19,7 +19,7 @@ use crate::diagnostic::{Code, Problem};
 
 /// The largest compiled regex a rule or format may make; keeps one file
 /// from exhausting memory.
-pub const REGEX_SIZE_LIMIT: usize = 2 * 1024 * 1024;
+pub(crate) const REGEX_SIZE_LIMIT: usize = 2 * 1024 * 1024;
 
 /// When the Unicode form of a rule regex is compiled (see [`RuleRegex`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -299,7 +299,12 @@ fn on_char_boundaries(text: &str, range: Range<usize>) -> Range<usize> {
 /// with its `flags` (`i`, `m`, `s`, `x`). On error the problem points at
 /// the offending character when the parser says where. A pattern too large
 /// to compile with Unicode passes: only [`compile_unicode_now`] finds it.
-pub fn compile(source: &SourceText, range: Range<usize>, pattern: &str, flags: &str) -> Result<RuleRegex, Problem> {
+pub(crate) fn compile(
+    source: &SourceText,
+    range: Range<usize>,
+    pattern: &str,
+    flags: &str,
+) -> Result<RuleRegex, Problem> {
     cached((pattern, flags, UnicodeForm::OnDemand), || {
         compile_uncached(source, range, pattern, flags)
     })
@@ -376,7 +381,7 @@ fn compile_uncached(
 
 /// Compiles a rule's regex as [`compile`] does, but only its Unicode form
 /// and at once (see [`UnicodeForm::AtLoad`]).
-pub fn compile_unicode_now(
+pub(crate) fn compile_unicode_now(
     source: &SourceText,
     range: Range<usize>,
     pattern: &str,
@@ -447,7 +452,11 @@ fn syntax_problem(source: &SourceText, range: Range<usize>, pattern: &str, e: &r
 /// in their structure, and the ASCII classes make the capture engine a
 /// quarter faster than Unicode ones. Errors are reported on the pattern as
 /// written.
-pub fn compile_format_pattern(source: &SourceText, range: Range<usize>, pattern: &str) -> Result<Regex, Problem> {
+pub(crate) fn compile_format_pattern(
+    source: &SourceText,
+    range: Range<usize>,
+    pattern: &str,
+) -> Result<Regex, Problem> {
     // The ASCII form is the one used; the pattern as written is compiled
     // only when it fails, for the error (compiling both cost a tenth of
     // loading the built-in knowledge base).
@@ -511,11 +520,11 @@ pub fn ascii_classes(pattern: &str) -> String {
 
 /// The shortest literal worth prefiltering on; shorter ones hit almost
 /// every line and cost more than they save.
-pub const MIN_LITERAL_LEN: usize = 3;
+pub(crate) const MIN_LITERAL_LEN: usize = 3;
 
 /// Literals of which every match of `pattern` contains at least one, or
 /// `None` when there is no such set worth using.
-pub fn required_literals(pattern: &str) -> Option<Vec<String>> {
+pub(crate) fn required_literals(pattern: &str) -> Option<Vec<String>> {
     let hir = regex_syntax::ParserBuilder::new()
         .unicode(true)
         .build()
@@ -570,7 +579,7 @@ fn required(hir: &Hir) -> Option<Vec<String>> {
 /// Picks the most selective of several literal sets: the one whose
 /// shortest member is longest (a long literal is rarer), fewer members on
 /// a tie.
-pub fn best_set(candidates: Vec<Vec<String>>) -> Option<Vec<String>> {
+pub(crate) fn best_set(candidates: Vec<Vec<String>>) -> Option<Vec<String>> {
     candidates
         .into_iter()
         .filter(|set| !set.is_empty())
@@ -581,7 +590,7 @@ pub fn best_set(candidates: Vec<Vec<String>>) -> Option<Vec<String>> {
 /// weakest member decides. Without statistics of the bundle, length is
 /// the best guess of rarity; each literal in the set adds candidates; a
 /// caseless match is weaker than an exact one of the same length.
-pub fn set_score(set: &[String], case_insensitive: bool) -> (usize, std::cmp::Reverse<usize>) {
+pub(crate) fn set_score(set: &[String], case_insensitive: bool) -> (usize, std::cmp::Reverse<usize>) {
     let shortest = set.iter().map(String::len).min().unwrap_or(0).min(32);
     let penalty = if case_insensitive { 2 } else { 0 };
     (shortest.saturating_sub(penalty), std::cmp::Reverse(set.len()))

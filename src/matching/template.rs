@@ -24,14 +24,14 @@
 /// of a message.
 const MAX_INPUT: usize = 1024;
 /// Longest template kept, in characters.
-pub const MAX_TEMPLATE_CHARS: usize = 240;
+pub(crate) const MAX_TEMPLATE_CHARS: usize = 240;
 /// Longest quoted value that is masked as one; a stray quote does not
 /// swallow the rest of a long line.
 const MAX_QUOTED: usize = 256;
 
 /// The template of a record's message: its first line, masked, cut to
 /// [`MAX_TEMPLATE_CHARS`].
-pub fn template(message: &str) -> String {
+pub(crate) fn template(message: &str) -> String {
     let first = message.lines().next().unwrap_or_default().trim();
     let masked = mask(cut_at_char(first, MAX_INPUT));
     if masked.len() <= MAX_TEMPLATE_CHARS {
@@ -45,7 +45,7 @@ pub fn template(message: &str) -> String {
 }
 
 /// `text` cut to at most `max` bytes, at a character boundary.
-pub fn cut_at_char(text: &str, max: usize) -> &str {
+pub(crate) fn cut_at_char(text: &str, max: usize) -> &str {
     if text.len() <= max {
         return text;
     }
@@ -57,7 +57,7 @@ pub fn cut_at_char(text: &str, max: usize) -> &str {
 }
 
 /// `text` with its variable parts masked (see the module documentation).
-pub fn mask(text: &str) -> String {
+pub(crate) fn mask(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut at = 0;

@@ -104,7 +104,7 @@ fn mark(truth: Truth) -> &'static str {
 }
 
 /// Renders an explanation as text.
-pub fn render(e: &Explanation, width: usize) -> String {
+pub(crate) fn render(e: &Explanation, width: usize) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{} — {}", e.rule_id, e.title);
     let outcome = match e.outcome.as_str() {

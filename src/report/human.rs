@@ -35,7 +35,7 @@ const SHOWN_UNEXPLAINED: usize = 5;
 /// Evidence records shown per diagnosis; the rest are counted.
 pub const SHOWN_EVIDENCE: usize = 8;
 /// Entries of "Collect next" shown without `--all-inconclusive`.
-pub const COLLECT_LINES: usize = 5;
+pub(crate) const COLLECT_LINES: usize = 5;
 /// Unrecognised files listed by name; the rest are counted.
 const SHOWN_UNRECOGNISED: usize = 5;
 /// Rules listed by `--profile` in the human report.
@@ -71,7 +71,7 @@ impl Default for HumanOptions {
 }
 
 /// A diagnosis as miette sees it.
-pub struct DiagnosisView {
+pub(crate) struct DiagnosisView {
     headline: String,
     code: String,
     severity: MietteSeverity,
@@ -133,7 +133,7 @@ pub fn shown_evidence(d: &Diagnosis) -> (usize, u64) {
 }
 
 /// `1 more matching record not shown` and the like.
-pub fn hidden_note(hidden: u64) -> String {
+pub(crate) fn hidden_note(hidden: u64) -> String {
     let records = if hidden == 1 { "record" } else { "records" };
     format!("({hidden} more matching {records} not shown; see --format json)")
 }
@@ -206,7 +206,7 @@ fn beyond_shown(
 }
 
 /// Builds the miette view of a diagnosis rendered `width` columns wide.
-pub fn diagnosis_view(d: &Diagnosis, names: &ShortPaths, width: usize, docs_url: Option<&str>) -> DiagnosisView {
+pub(crate) fn diagnosis_view(d: &Diagnosis, names: &ShortPaths, width: usize, docs_url: Option<&str>) -> DiagnosisView {
     let mut source = EvidenceSource::default();
     let mut labels = Vec::new();
     let (shown, hidden) = shown_evidence(d);
@@ -774,7 +774,7 @@ fn render_profile(report: &Report, out: &mut String) {
 
 /// `6 files read (1 unrecognised), 1 warning; of 23 rules: 15 not hit, 4 inconclusive, 1 not applicable`
 /// (parts that would be zero are left out).
-pub fn counts_line(report: &Report) -> String {
+pub(crate) fn counts_line(report: &Report) -> String {
     let unrecognised = match report.unrecognized_files.len() {
         0 => String::new(),
         n => format!(" ({n} unrecognised)"),
@@ -818,7 +818,7 @@ pub fn counts_line(report: &Report) -> String {
 
 /// The last line: the outcome, as the verdict says it.
 /// `3 diagnoses (2 error, 1 info)`, or `No problem found (1 note)`.
-pub fn summary_line(report: &Report) -> String {
+pub(crate) fn summary_line(report: &Report) -> String {
     if report.failed {
         return "failed: nothing was diagnosed".to_string();
     }

@@ -7,11 +7,11 @@
 //! `docs/REPORT.md`. Every field is always written, `null` or `[]` when
 //! there is nothing, so a consumer never has to tell "absent" from "empty".
 
-pub mod explain;
-pub mod human;
-pub mod paths;
-pub mod redact;
-pub mod snippet;
+pub(crate) mod explain;
+pub(crate) mod human;
+pub(crate) mod paths;
+pub(crate) mod redact;
+pub(crate) mod snippet;
 
 use serde::Serialize;
 
@@ -350,7 +350,7 @@ impl Report {
 }
 
 /// `+05:30` for 19800 seconds.
-pub fn format_offset(seconds: i32) -> String {
+pub(crate) fn format_offset(seconds: i32) -> String {
     let sign = if seconds < 0 { '-' } else { '+' };
     let s = seconds.abs();
     format!("{sign}{:02}:{:02}", s / 3600, (s % 3600) / 60)

@@ -18,7 +18,7 @@ const MIN_PREFIX: usize = 24;
 
 /// The archive prefixes of the paths a report shows, and their tags.
 #[derive(Debug, Clone, Default)]
-pub struct ShortPaths {
+pub(crate) struct ShortPaths {
     /// (prefix ending in `/`, tag ending in `/`), in order of first use.
     prefixes: Vec<(String, String)>,
 }
@@ -49,7 +49,7 @@ fn archive_prefix(path: &str) -> Option<String> {
 
 impl ShortPaths {
     /// The prefixes of `paths` (the paths the report will show).
-    pub fn new<'a>(paths: impl IntoIterator<Item = &'a str>) -> ShortPaths {
+    pub(crate) fn new<'a>(paths: impl IntoIterator<Item = &'a str>) -> ShortPaths {
         let mut prefixes: Vec<String> = Vec::new();
         for p in paths {
             if let Some(prefix) = archive_prefix(p) {
@@ -68,7 +68,7 @@ impl ShortPaths {
     }
 
     /// `path` with its archive prefix replaced by its tag.
-    pub fn short(&self, path: &str) -> String {
+    pub(crate) fn short(&self, path: &str) -> String {
         // Longest first: a nested archive's prefix starts with its parent's.
         let mut best: Option<&(String, String)> = None;
         for entry in &self.prefixes {
@@ -84,7 +84,7 @@ impl ShortPaths {
 
     /// Free text (a rule's message) with every archive prefix in it
     /// replaced by its tag.
-    pub fn in_text(&self, text: &str) -> String {
+    pub(crate) fn in_text(&self, text: &str) -> String {
         let mut by_length: Vec<&(String, String)> = self.prefixes.iter().collect();
         by_length.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
         let mut out = text.to_string();
@@ -94,14 +94,15 @@ impl ShortPaths {
         out
     }
 
-    /// (tag, prefix) pairs, for the legend.
-    pub fn legend(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.prefixes.iter().map(|(p, t)| (t.as_str(), p.as_str()))
+    /// Whether no path is shortened.
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.prefixes.is_empty()
     }
 
-    /// Whether no path is shortened.
-    pub fn is_empty(&self) -> bool {
-        self.prefixes.is_empty()
+    /// (tag, prefix) pairs, for the legend.
+    pub(crate) fn legend(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.prefixes.iter().map(|(p, t)| (t.as_str(), p.as_str()))
     }
 }
 

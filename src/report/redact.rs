@@ -97,7 +97,7 @@ type Moved = (Range<usize>, Range<usize>);
 
 /// Replaces sensitive values consistently across one report.
 #[derive(Debug, Default)]
-pub struct Redactor {
+pub(crate) struct Redactor {
     placeholders: HashMap<(Kind, String), String>,
     counters: HashMap<Kind, usize>,
     /// Host names learned from the bundle (admin-tech names).
@@ -106,7 +106,7 @@ pub struct Redactor {
 
 impl Redactor {
     /// A redactor that knows nothing yet.
-    pub fn new() -> Redactor {
+    pub(crate) fn new() -> Redactor {
         Redactor::default()
     }
 
@@ -183,13 +183,13 @@ impl Redactor {
     }
 
     /// Redacts a piece of text.
-    pub fn redact(&mut self, text: &str) -> String {
+    pub(crate) fn redact(&mut self, text: &str) -> String {
         self.redact_with_map(text).0
     }
 
     /// Redacts every value of a report that can name a customer's hosts,
     /// addresses or people.
-    pub fn redact_report(&mut self, report: &mut Report) {
+    pub(crate) fn redact_report(&mut self, report: &mut Report) {
         // Learn host names first, so they are replaced from the first use.
         let mut texts: Vec<&str> = report.files.iter().map(|f| f.path.as_str()).collect();
         texts.push(&report.bundle);

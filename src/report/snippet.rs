@@ -21,7 +21,7 @@ use miette::{LabeledSpan, MietteError, MietteSpanContents, SourceCode, SourceSpa
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// Lines of one record shown (stack traces are long).
-pub const SHOWN_LINES: usize = 6;
+pub(crate) const SHOWN_LINES: usize = 6;
 /// Columns of a tab stop.
 const TAB: usize = 4;
 /// Columns of a cut line's head (its time stamp) kept when there is room:
@@ -43,7 +43,7 @@ struct Segment {
 /// Evidence records laid end to end at virtual offsets, each a snippet of
 /// its own.
 #[derive(Default)]
-pub struct EvidenceSource {
+pub(crate) struct EvidenceSource {
     segments: Vec<Segment>,
     end: usize,
 }
@@ -51,7 +51,7 @@ pub struct EvidenceSource {
 impl EvidenceSource {
     /// Adds a fitted record named `name` whose first line is `line`
     /// (1-based); returns its labels placed in the virtual source.
-    pub fn push(&mut self, name: String, line: usize, record: FittedRecord) -> Vec<LabeledSpan> {
+    pub(crate) fn push(&mut self, name: String, line: usize, record: FittedRecord) -> Vec<LabeledSpan> {
         let start = self.end;
         let labels = record
             .labels
@@ -67,11 +67,6 @@ impl EvidenceSource {
             line,
         });
         labels
-    }
-
-    /// Whether no record was added.
-    pub fn is_empty(&self) -> bool {
-        self.segments.is_empty()
     }
 }
 
@@ -105,7 +100,7 @@ impl SourceCode for EvidenceSource {
 
 /// A record as it is shown: its text, and its labels as byte ranges of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FittedRecord {
+pub(crate) struct FittedRecord {
     /// The shown lines, `\n`-separated.
     pub text: String,
     /// Highlights and their labels (the first piece of each is labelled).
@@ -114,7 +109,7 @@ pub struct FittedRecord {
 
 /// How many lines [`fit_record`] shows of `text` (the marker of cut
 /// lines included), to size the line-number gutter before fitting.
-pub fn shown_line_count(text: &str) -> usize {
+pub(crate) fn shown_line_count(text: &str) -> usize {
     let n = text.split('\n').count();
     if n > SHOWN_LINES {
         SHOWN_LINES + 1
@@ -154,7 +149,7 @@ fn cells_of(line: &str) -> Vec<Cell> {
 /// (`first_line` is the record's). `highlights` are byte ranges of `text`;
 /// each is labelled `label`, and a record with no highlight shown gets a
 /// label on its first line so that miette shows it at all.
-pub fn fit_record(
+pub(crate) fn fit_record(
     text: &str,
     highlights: &[Range<usize>],
     label: &str,

@@ -27,7 +27,7 @@ use crate::diagnostic::{Code, FileProblems, Problem};
 
 /// What to do with the problems of one lint code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
+pub(crate) enum Level {
     /// Drop them.
     Allow,
     /// Report them as warnings (the default).
@@ -38,7 +38,7 @@ pub enum Level {
 
 impl Level {
     /// As written in `triage.toml`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Level::Allow => "allow",
             Level::Warn => "warn",
@@ -56,26 +56,27 @@ impl Level {
 /// The level set for each lint code that is not at its default, and who
 /// set it (for the note on a denied problem).
 #[derive(Debug, Clone, Default)]
-pub struct LintLevels {
+pub(crate) struct LintLevels {
     levels: BTreeMap<Code, (Level, String)>,
 }
 
 impl LintLevels {
     /// Sets the level of `code`, replacing what was set before; `origin`
     /// says where it was set (`--deny`, `rules/triage.toml`).
-    pub fn set(&mut self, code: Code, level: Level, origin: impl Into<String>) {
+    pub(crate) fn set(&mut self, code: Code, level: Level, origin: impl Into<String>) {
         self.levels.insert(code, (level, origin.into()));
     }
 
+    #[cfg(test)]
     /// The level of `code` in this run.
-    pub fn level(&self, code: Code) -> Level {
+    pub(crate) fn level(&self, code: Code) -> Level {
         self.levels.get(&code).map_or(Level::Warn, |(l, _)| *l)
     }
 
     /// Applies the levels: allowed problems are dropped (and files left
     /// with none), denied ones become errors with a note saying why.
     /// Errors are never touched.
-    pub fn apply(&self, files: &mut Vec<FileProblems>) {
+    pub(crate) fn apply(&self, files: &mut Vec<FileProblems>) {
         for file in files.iter_mut() {
             file.problems.retain_mut(|p| {
                 if !p.code.is_lint() {
@@ -106,7 +107,7 @@ impl LintLevels {
     /// Problems of the file (an unknown code, an error code, a level that
     /// is not allow/warn/deny) are returned to be reported like those of a
     /// rule file; the valid entries still apply.
-    pub fn read_config(&mut self, path: &str, text: Arc<str>) -> Option<FileProblems> {
+    pub(crate) fn read_config(&mut self, path: &str, text: Arc<str>) -> Option<FileProblems> {
         let mut problems = Vec::new();
         match parse_document(&text) {
             Err(p) => problems.push(p),
@@ -180,17 +181,17 @@ fn lint_code(text: &str, level: Option<Level>) -> Result<Code, (String, String)>
 }
 
 /// Parses a code given to `--allow`; clap reports the error.
-pub fn parse_allow(text: &str) -> Result<Code, String> {
+pub(crate) fn parse_allow(text: &str) -> Result<Code, String> {
     parse_flag(text, Level::Allow)
 }
 
 /// Parses a code given to `--warn`; clap reports the error.
-pub fn parse_warn(text: &str) -> Result<Code, String> {
+pub(crate) fn parse_warn(text: &str) -> Result<Code, String> {
     parse_flag(text, Level::Warn)
 }
 
 /// Parses a code given to `--deny`; clap reports the error.
-pub fn parse_deny(text: &str) -> Result<Code, String> {
+pub(crate) fn parse_deny(text: &str) -> Result<Code, String> {
     parse_flag(text, Level::Deny)
 }
 
@@ -200,7 +201,7 @@ fn parse_flag(text: &str, level: Level) -> Result<Code, String> {
 
 /// Reads a `triage.toml` from disk into `levels`; `Err` when it cannot be
 /// read at all.
-pub fn read_config_file(levels: &mut LintLevels, path: &Path) -> Result<Option<FileProblems>, String> {
+pub(crate) fn read_config_file(levels: &mut LintLevels, path: &Path) -> Result<Option<FileProblems>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(levels.read_config(&path.display().to_string(), Arc::from(text)))
 }
@@ -222,7 +223,7 @@ pub struct LintSettings {
 /// The lint levels of a run: `--config FILE`, or else the `triage.toml`
 /// of each rules directory in order, then the flags. Problems in the
 /// files are returned to be reported with the rules' own.
-pub fn lint_levels(args: &LintSettings, dirs: &[PathBuf]) -> Result<(LintLevels, Vec<FileProblems>), String> {
+pub(crate) fn lint_levels(args: &LintSettings, dirs: &[PathBuf]) -> Result<(LintLevels, Vec<FileProblems>), String> {
     let mut levels = LintLevels::default();
     let mut problems = Vec::new();
     let files: Vec<PathBuf> = match &args.config {

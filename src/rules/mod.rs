@@ -7,9 +7,9 @@
 //! load (unless the caller is strict). Reading and checking one rule
 //! file is in `load.rs`; this file puts the files together.
 
-pub mod lint;
+pub(crate) mod lint;
 mod load;
-pub mod tune;
+pub(crate) mod tune;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
@@ -278,7 +278,7 @@ pub fn embedded_files(rules_dir: Option<&Path>) -> Vec<KbFile> {
 }
 
 /// Every `.toml` file under `dir` (or `dir` itself if it is a file), sorted.
-pub fn directory_files(dir: &Path, layer: usize) -> Result<Vec<KbFile>, String> {
+pub(crate) fn directory_files(dir: &Path, layer: usize) -> Result<Vec<KbFile>, String> {
     let mut out = Vec::new();
     if !dir.exists() {
         return Err(format!("{}: no such file or directory", dir.display()));
@@ -312,7 +312,7 @@ pub fn load(files: &[KbFile]) -> KnowledgeBase {
     clippy::too_many_lines,
     reason = "the knowledge base loads in dependency order (formats, macros, rules, then cross-rule checks); each step needs all earlier ones"
 )]
-pub fn load_with(files: &[KbFile], unicode: UnicodeForm) -> KnowledgeBase {
+pub(crate) fn load_with(files: &[KbFile], unicode: UnicodeForm) -> KnowledgeBase {
     let mut problems: Vec<FileProblems> = Vec::new();
     let mut formats: Vec<Format> = Vec::new();
     let mut format_seen: HashMap<String, (String, usize)> = HashMap::new();
@@ -634,7 +634,11 @@ pub fn load_layers(builtin: bool, dirs: &[PathBuf], repo_rules_dir: Option<&Path
 }
 
 /// The files of the built-in knowledge base, then of each directory in order.
-pub fn layer_files(builtin: bool, dirs: &[PathBuf], repo_rules_dir: Option<&Path>) -> Result<Vec<KbFile>, String> {
+pub(crate) fn layer_files(
+    builtin: bool,
+    dirs: &[PathBuf],
+    repo_rules_dir: Option<&Path>,
+) -> Result<Vec<KbFile>, String> {
     let mut files = if builtin {
         embedded_files(repo_rules_dir)
     } else {

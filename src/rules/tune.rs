@@ -40,13 +40,13 @@ pub struct DisabledRule {
 /// Applies a tuning file to a loaded knowledge base: the rules it disables
 /// are removed (and returned), the others changed in place and marked. Bad
 /// entries are reported with their place in the file and skipped.
-pub fn apply_file(kb: &mut KnowledgeBase, path: &Path) -> Result<(Vec<DisabledRule>, FileProblems), String> {
+pub(crate) fn apply_file(kb: &mut KnowledgeBase, path: &Path) -> Result<(Vec<DisabledRule>, FileProblems), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read tuning file {}: {e}", path.display()))?;
     Ok(apply(kb, &path.display().to_string(), Arc::from(text)))
 }
 
 /// [`apply_file`] on a text.
-pub fn apply(kb: &mut KnowledgeBase, file: &str, text: Arc<str>) -> (Vec<DisabledRule>, FileProblems) {
+pub(crate) fn apply(kb: &mut KnowledgeBase, file: &str, text: Arc<str>) -> (Vec<DisabledRule>, FileProblems) {
     let mut problems = Vec::new();
     let mut disabled = Vec::new();
     match parse_document(&text) {

@@ -13,7 +13,7 @@ use super::{FileScan, Scanner};
 const CHUNK: usize = 1 << 20;
 
 /// Longest line kept whole; longer lines are cut.
-pub const MAX_LINE: usize = 16 << 20;
+pub(crate) const MAX_LINE: usize = 16 << 20;
 
 /// Largest JSON file parsed.
 const MAX_JSON: u64 = 64 << 20;

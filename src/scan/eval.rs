@@ -314,7 +314,7 @@ fn merge_ranges(mut ranges: Vec<Range<usize>>) -> Vec<Range<usize>> {
 }
 
 /// A record as the predicate sees it.
-pub struct RecordView<'a> {
+pub(crate) struct RecordView<'a> {
     /// Its format.
     pub format: &'a Format,
     /// Its fields, read on demand.
@@ -333,12 +333,12 @@ pub struct RecordView<'a> {
 
 impl RecordView<'_> {
     /// The record's time: its own, or the outer record's.
-    pub fn time(&self) -> Option<RecordTime> {
+    pub(crate) fn time(&self) -> Option<RecordTime> {
         self.fields.time().or(self.outer_time)
     }
 
     /// The value of a field, if the record has it.
-    pub fn get(&self, f: FieldRef) -> Option<Cow<'_, Value>> {
+    pub(crate) fn get(&self, f: FieldRef) -> Option<Cow<'_, Value>> {
         match f {
             FieldRef::Text => Some(Cow::Owned(Value::Str(self.text.to_string()))),
             FieldRef::Message => Some(Cow::Owned(Value::Str(self.str_of(FieldRef::Message)?.to_string()))),
@@ -382,7 +382,7 @@ impl RecordView<'_> {
 
 /// What a matching predicate found: places to underline and captures.
 #[derive(Debug)]
-pub struct Found {
+pub(crate) struct Found {
     /// Whether the record may become evidence, so that what is found is
     /// worth collecting; once a query has all the evidence it keeps, its
     /// matches are only counted.
@@ -395,7 +395,7 @@ pub struct Found {
 
 impl Found {
     /// Nothing found yet; `keep` says whether to collect it.
-    pub fn new(keep: bool) -> Found {
+    pub(crate) fn new(keep: bool) -> Found {
         Found {
             keep,
             highlights: Vec::new(),
@@ -406,7 +406,7 @@ impl Found {
 
 /// Tests a predicate; `positive` is false under `not`, where nothing found
 /// is evidence.
-pub fn eval_pred(p: &CPred, view: &RecordView<'_>, found: &mut Found, positive: bool) -> bool {
+pub(crate) fn eval_pred(p: &CPred, view: &RecordView<'_>, found: &mut Found, positive: bool) -> bool {
     let collect = positive && found.keep;
     let mark = |found: &mut Found, f: FieldRef, within: Range<usize>| {
         if collect {

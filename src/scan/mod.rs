@@ -27,15 +27,13 @@ mod eval;
 mod outcome;
 mod plan;
 mod records;
-pub mod unexplained;
+pub(crate) mod unexplained;
 
 use std::io::Read;
 
-pub use chunk::MAX_LINE;
-pub use eval::{eval_pred, Found, RecordView};
-pub use outcome::{BundleScan, FileScan, FileSummary, MatchedRecord, QueryCost, QueryMatches};
-pub use plan::{PlannedQuery, ScanPlan};
-pub use records::{parse_records, ParsedRecord};
+pub(crate) use outcome::{BundleScan, FileScan, FileSummary, MatchedRecord, QueryMatches};
+pub(crate) use plan::ScanPlan;
+pub(crate) use records::parse_records;
 
 use crate::format::{Detection, FormatKind};
 use crate::lang::CompiledQuery;
@@ -43,13 +41,13 @@ use crate::rules::KnowledgeBase;
 use crate::time::ZoneTable;
 
 /// Identifies a query across all rules.
-pub type GlobalQuery = u32;
+pub(crate) type GlobalQuery = u32;
 
 /// Stands in the prefilter's owners, and in a record's list of queries to
 /// test, for the level literals of a format (see
 /// [`Levels::literals`](crate::format::Levels::literals)): the record may
 /// be of error or warning level. No rule has so many queries.
-pub const LEVEL_HIT: GlobalQuery = GlobalQuery::MAX;
+pub(crate) const LEVEL_HIT: GlobalQuery = GlobalQuery::MAX;
 
 /// The first prefilter key that stands for one of a query's other
 /// required literal sets (its `also_literals`), not for the query itself:
@@ -57,13 +55,13 @@ pub const LEVEL_HIT: GlobalQuery = GlobalQuery::MAX;
 const SECONDARY_KEYS: GlobalQuery = 1 << 31;
 
 /// Evidence kept per query per file; the count goes on past it.
-pub const EVIDENCE_CAP: usize = 20;
+pub(crate) const EVIDENCE_CAP: usize = 20;
 
 /// Most distinct values tracked per query and field.
-pub const DISTINCT_CAP: usize = 100_000;
+pub(crate) const DISTINCT_CAP: usize = 100_000;
 
 /// The context in which records of one file are tested.
-pub struct Scanner<'a> {
+pub(crate) struct Scanner<'a> {
     /// The knowledge base.
     pub kb: &'a KnowledgeBase,
     /// Its plan.
@@ -76,7 +74,7 @@ pub struct Scanner<'a> {
 
 impl Scanner<'_> {
     /// Recognises and scans one file of the bundle.
-    pub fn scan(&self, path: &str, match_path: &str, reader: &mut dyn Read) -> FileScan {
+    pub(crate) fn scan(&self, path: &str, match_path: &str, reader: &mut dyn Read) -> FileScan {
         let mut head = Vec::with_capacity(16 * 1024);
         let mut warnings = Vec::new();
         if let Err(e) = reader.take(16 * 1024).read_to_end(&mut head) {

@@ -200,7 +200,7 @@ pub(super) fn last_record(format: &Format, region: &[u8]) -> Option<Range<usize>
 
 /// A record of a file with its fields, for `events`.
 #[derive(Debug)]
-pub struct ParsedRecord {
+pub(crate) struct ParsedRecord {
     /// Line number of its first line.
     pub line: u64,
     /// Its text.
@@ -215,7 +215,7 @@ pub struct ParsedRecord {
 /// The first `limit` records of a text of format `fi` that `keep` accepts,
 /// parsed as a rule would see them, and the number it accepts in the
 /// whole text.
-pub fn parse_records(
+pub(crate) fn parse_records(
     formats: &FormatSet,
     fi: usize,
     text: &str,

@@ -22,13 +22,13 @@ use crate::time::RecordTime;
 use crate::value::format_time;
 
 /// Most distinct templates kept from one file.
-pub const FILE_TEMPLATE_CAP: usize = 1_000;
+pub(crate) const FILE_TEMPLATE_CAP: usize = 1_000;
 /// Most distinct templates kept from one bundle.
-pub const BUNDLE_TEMPLATE_CAP: usize = 10_000;
+pub(crate) const BUNDLE_TEMPLATE_CAP: usize = 10_000;
 /// Templates listed in a report (`total` says how many there were).
-pub const REPORT_CAP: usize = 100;
+pub(crate) const REPORT_CAP: usize = 100;
 /// Longest example line kept, in bytes.
-pub const EXAMPLE_MAX_BYTES: usize = 400;
+pub(crate) const EXAMPLE_MAX_BYTES: usize = 400;
 
 /// What records are grouped by.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

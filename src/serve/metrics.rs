@@ -21,12 +21,12 @@ struct Counts {
 
 /// The service's counters.
 #[derive(Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     counts: Mutex<Counts>,
 }
 
 /// Gauges read when the page is asked for.
-pub struct Gauges {
+pub(crate) struct Gauges {
     /// Jobs waiting.
     pub queue_depth: usize,
     /// The queue's bound.
@@ -43,12 +43,12 @@ impl Metrics {
     }
 
     /// An upload ended: `accepted`, or why it was refused.
-    pub fn upload(&self, outcome: &'static str) {
+    pub(crate) fn upload(&self, outcome: &'static str) {
         *self.counts().uploads.entry(outcome).or_default() += 1;
     }
 
     /// A job ended with `status` after `seconds`.
-    pub fn job(&self, status: &'static str, seconds: f64) {
+    pub(crate) fn job(&self, status: &'static str, seconds: f64) {
         let mut c = self.counts();
         *c.jobs.entry(status).or_default() += 1;
         c.job_count += 1;
@@ -61,12 +61,12 @@ impl Metrics {
     }
 
     /// A rule reload failed.
-    pub fn reload_failed(&self) {
+    pub(crate) fn reload_failed(&self) {
         self.counts().reload_failures += 1;
     }
 
     /// The page.
-    pub fn render(&self, gauges: &Gauges) -> String {
+    pub(crate) fn render(&self, gauges: &Gauges) -> String {
         let c = self.counts();
         let mut out = String::new();
         let _ = writeln!(

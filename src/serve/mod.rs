@@ -12,10 +12,10 @@
 //! before a file name is made of them, and the documentation is served
 //! from memory.
 
-pub mod metrics;
-pub mod queue;
-pub mod rules;
-pub mod store;
+pub(crate) mod metrics;
+pub(crate) mod queue;
+pub(crate) mod rules;
+pub(crate) mod store;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -43,7 +43,7 @@ use store::{Finished, Status, Store};
 
 /// How the service is set up (from the command line).
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     /// Where to listen.
     pub listen: SocketAddr,
     /// The data directory: database and uploads.
@@ -120,7 +120,7 @@ type AppState = Arc<Shared>;
 
 /// Runs the service until SIGINT or SIGTERM. Errors are what stops it
 /// from starting.
-pub fn run(config: Config) -> Result<(), String> {
+pub(crate) fn run(config: Config) -> Result<(), String> {
     init_logging(config.json_logs);
     std::fs::create_dir_all(config.data.join("uploads"))
         .map_err(|e| format!("cannot create the data directory {}: {e}", config.data.display()))?;

@@ -10,7 +10,7 @@ use std::sync::{Condvar, Mutex};
 
 /// The queue is full; the upload should be retried later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Full;
+pub(crate) struct Full;
 
 /// A work queue with a bound.
 ///
@@ -20,7 +20,7 @@ pub struct Full;
 /// once its result is stored; a job taken and never acknowledged (the
 /// worker died) must be delivered again: the embedded queue gets that
 /// from the store at start (`restore`), a broker from its redelivery.
-pub trait JobQueue: Send + Sync {
+pub(crate) trait JobQueue: Send + Sync {
     /// Holds one place for a job about to be accepted.
     fn reserve(&self) -> Result<(), Full>;
     /// Gives up a place held by `reserve`.
@@ -52,7 +52,7 @@ struct State {
 
 /// The default queue: in memory, bounded, first in first out. Durability
 /// comes from the store (a queued job is a row), not from the queue.
-pub struct EmbeddedQueue {
+pub(crate) struct EmbeddedQueue {
     state: Mutex<State>,
     ready: Condvar,
     capacity: usize,
@@ -60,7 +60,7 @@ pub struct EmbeddedQueue {
 
 impl EmbeddedQueue {
     /// A queue holding at most `capacity` waiting jobs.
-    pub fn new(capacity: usize) -> EmbeddedQueue {
+    pub(crate) fn new(capacity: usize) -> EmbeddedQueue {
         EmbeddedQueue {
             state: Mutex::new(State::default()),
             ready: Condvar::new(),

@@ -16,7 +16,7 @@ use crate::rules::lint::LintSettings;
 use crate::rules::tune::DisabledRule;
 
 /// One loaded, checked rule set.
-pub struct RuleSet {
+pub(crate) struct RuleSet {
     /// The compiled knowledge base.
     pub engine: Engine,
     /// Rules the tuning files disabled.
@@ -33,7 +33,7 @@ impl RuleSet {
     /// (it runs every rule's first hit test for the worked examples), by
     /// path under the site's root. Served from memory, so no request path
     /// ever reaches the file system.
-    pub fn docs(&self) -> &HashMap<String, Vec<u8>> {
+    pub(crate) fn docs(&self) -> &HashMap<String, Vec<u8>> {
         self.docs.get_or_init(|| {
             let kb = &self.engine.kb;
             let examples = crate::authoring::docs::examples(kb);
@@ -48,7 +48,7 @@ impl RuleSet {
 
 /// Why a rule set could not be loaded.
 #[derive(Debug, Clone, Serialize)]
-pub struct LoadError {
+pub(crate) struct LoadError {
     /// What went wrong, in a sentence.
     pub error: String,
     /// Each problem of the rule files, `path:line:col: CODE message`.
@@ -59,7 +59,7 @@ pub struct LoadError {
 
 /// Where the rules come from: the options of `serve` that name them.
 #[derive(Debug, Clone)]
-pub struct RuleSource {
+pub(crate) struct RuleSource {
     /// Load the built-in knowledge base too.
     pub builtin: bool,
     /// Rule directories, in layer order.
@@ -76,7 +76,7 @@ pub struct RuleSource {
 impl RuleSource {
     /// Loads and checks a rule set; any error in any file fails the load
     /// (a half-edited file must not silently drop its rule).
-    pub fn load(&self) -> Result<RuleSet, LoadError> {
+    pub(crate) fn load(&self) -> Result<RuleSet, LoadError> {
         let failed = |error: String, problems: Vec<String>| LoadError {
             error,
             problems,
@@ -136,7 +136,7 @@ impl RuleSource {
 
     /// What changes when any file changes: names, sizes and modification
     /// times. Cheap enough to poll every second or two.
-    pub fn fingerprint(&self) -> u64 {
+    pub(crate) fn fingerprint(&self) -> u64 {
         let mut hash = Fnv::default();
         for path in self.files() {
             hash.write(path.as_os_str().as_encoded_bytes());
@@ -187,7 +187,7 @@ impl Fnv {
 
 /// What a reload did.
 #[derive(Debug, Clone, Serialize)]
-pub struct Reloaded {
+pub(crate) struct Reloaded {
     /// The version now in use.
     pub version: String,
     /// Whether it differs from the one before.
@@ -197,7 +197,7 @@ pub struct Reloaded {
 }
 
 /// The rule set in use, and the last failed reload.
-pub struct Rules {
+pub(crate) struct Rules {
     source: RuleSource,
     current: RwLock<Arc<RuleSet>>,
     last_error: Mutex<Option<LoadError>>,
@@ -207,7 +207,7 @@ pub struct Rules {
 
 impl Rules {
     /// Loads the first set; an error here stops the service from starting.
-    pub fn new(source: RuleSource) -> Result<Rules, LoadError> {
+    pub(crate) fn new(source: RuleSource) -> Result<Rules, LoadError> {
         let fingerprint = source.fingerprint();
         let set = source.load()?;
         Ok(Rules {
@@ -220,23 +220,23 @@ impl Rules {
     }
 
     /// The set new jobs use.
-    pub fn current(&self) -> Arc<RuleSet> {
+    pub(crate) fn current(&self) -> Arc<RuleSet> {
         self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The last reload that failed, if the one after it has not succeeded.
-    pub fn last_error(&self) -> Option<LoadError> {
+    pub(crate) fn last_error(&self) -> Option<LoadError> {
         self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Whether the files changed since the last load.
-    pub fn changed_on_disk(&self) -> bool {
+    pub(crate) fn changed_on_disk(&self) -> bool {
         self.source.fingerprint() != *self.fingerprint.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Loads the rules again; on success the new set replaces the old one
     /// (for new jobs), on failure the old one stays and the error is kept.
-    pub fn reload(&self) -> Result<Reloaded, LoadError> {
+    pub(crate) fn reload(&self) -> Result<Reloaded, LoadError> {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
         // Taken before loading: a change made while loading is seen by the next poll.
         let fingerprint = self.source.fingerprint();
@@ -273,14 +273,14 @@ impl Rules {
     }
 
     /// The rule directories being watched.
-    pub fn dirs(&self) -> &[PathBuf] {
+    pub(crate) fn dirs(&self) -> &[PathBuf] {
         &self.source.dirs
     }
 }
 
 /// Whether `path` names a file inside the docs site (`rules/X.html`),
 /// as the in-memory docs map is keyed.
-pub fn docs_key(path: &str) -> String {
+pub(crate) fn docs_key(path: &str) -> String {
     let path = path.trim_start_matches('/');
     if path.is_empty() || path.ends_with('/') {
         format!("{path}index.html")

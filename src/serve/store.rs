@@ -15,7 +15,7 @@ use crate::report::UnexplainedTemplate;
 /// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Status {
+pub(crate) enum Status {
     /// Accepted, waiting for a worker.
     Queued,
     /// A worker is diagnosing it.
@@ -49,7 +49,7 @@ impl Status {
 
 /// A job as the API shows it.
 #[derive(Debug, Clone, Serialize)]
-pub struct Job {
+pub(crate) struct Job {
     /// The job id (32 hex digits).
     pub id: String,
     /// The name the upload was given (`?name=`), for people.
@@ -81,7 +81,7 @@ pub struct Job {
 
 /// How a job ended.
 #[derive(Debug, Clone)]
-pub struct Finished {
+pub(crate) struct Finished {
     /// `Done` or `Failed`.
     pub status: Status,
     /// The report, as JSON, when there is one.
@@ -99,7 +99,7 @@ pub struct Finished {
 
 /// An unexplained template as seen across jobs (`GET /v1/unexplained`).
 #[derive(Debug, Clone, Serialize)]
-pub struct TemplateAcrossJobs {
+pub(crate) struct TemplateAcrossJobs {
     /// The source (format) name.
     pub source: String,
     /// `error` or `warning`.
@@ -118,7 +118,7 @@ pub struct TemplateAcrossJobs {
 
 /// Where an example record stands: the job and the place in its bundle.
 #[derive(Debug, Clone, Serialize)]
-pub struct JobExample {
+pub(crate) struct JobExample {
     /// The job id.
     pub job: String,
     /// Path inside the bundle.
@@ -131,7 +131,7 @@ pub struct JobExample {
 
 /// How many jobs are in each state.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Counts {
+pub(crate) struct Counts {
     /// Waiting.
     pub queued: u64,
     /// Being diagnosed.
@@ -144,7 +144,7 @@ pub struct Counts {
 
 /// The database. One connection behind a mutex: every statement is short,
 /// and SQLite serialises writers anyway.
-pub struct Store {
+pub(crate) struct Store {
     db: Mutex<Connection>,
 }
 
@@ -201,14 +201,14 @@ fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
 }
 
 /// Now, RFC 3339 UTC with milliseconds.
-pub fn now() -> String {
+pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 impl Store {
     /// Opens (or creates) `path`. WAL with full sync: a commit is on disk
     /// when it returns.
-    pub fn open(path: &Path) -> Result<Store, String> {
+    pub(crate) fn open(path: &Path) -> Result<Store, String> {
         let db = Connection::open(path).map_err(|e| format!("cannot open the database {}: {e}", path.display()))?;
         db.busy_timeout(std::time::Duration::from_secs(5))
             .and_then(|()| db.pragma_update(None, "journal_mode", "WAL"))
@@ -226,7 +226,7 @@ impl Store {
 
     /// Records an accepted upload, queued. `Err(None)` when the disk is
     /// full (the client may retry later), else why.
-    pub fn insert(&self, id: &str, name: &str, size: u64) -> Result<(), Option<String>> {
+    pub(crate) fn insert(&self, id: &str, name: &str, size: u64) -> Result<(), Option<String>> {
         self.db()
             .execute(
                 "INSERT INTO jobs (id, name, size, status, submitted_at) VALUES (?1, ?2, ?3, 'queued', ?4)",
@@ -243,7 +243,7 @@ impl Store {
     /// `None` when there is no such job or it has finished already (a
     /// queue that delivers a job again, as brokers do, must not run a
     /// finished one twice).
-    pub fn start(&self, id: &str) -> Result<Option<Job>, String> {
+    pub(crate) fn start(&self, id: &str) -> Result<Option<Job>, String> {
         let db = self.db();
         let changed = db
             .execute(
@@ -260,7 +260,7 @@ impl Store {
 
     /// Records the end of a job, and its unexplained templates, in one
     /// transaction.
-    pub fn finish(&self, id: &str, end: &Finished) -> Result<(), String> {
+    pub(crate) fn finish(&self, id: &str, end: &Finished) -> Result<(), String> {
         let mut db = self.db();
         let finished_at = now();
         let write = |tx: &rusqlite::Transaction<'_>| -> rusqlite::Result<()> {
@@ -309,7 +309,7 @@ impl Store {
     /// The unexplained templates of all jobs, by how many bundles had them
     /// (errors before warnings, then by records), at most `limit`; and how
     /// many distinct templates there are.
-    pub fn unexplained(&self, limit: u32) -> Result<(Vec<TemplateAcrossJobs>, u64), String> {
+    pub(crate) fn unexplained(&self, limit: u32) -> Result<(Vec<TemplateAcrossJobs>, u64), String> {
         let db = self.db();
         // With one max() among the aggregates, SQLite takes the bare
         // columns (the example) from the row that holds the maximum: the
@@ -362,13 +362,13 @@ impl Store {
     }
 
     /// One job.
-    pub fn get(&self, id: &str) -> Result<Option<Job>, String> {
+    pub(crate) fn get(&self, id: &str) -> Result<Option<Job>, String> {
         Self::get_with(&self.db(), id)
     }
 
     /// One job with its report (the JSON text of `diagnose --format
     /// json`), read together so the two agree.
-    pub fn get_with_result(&self, id: &str) -> Result<Option<(Job, Option<String>)>, String> {
+    pub(crate) fn get_with_result(&self, id: &str) -> Result<Option<(Job, Option<String>)>, String> {
         self.db()
             .query_row(
                 &format!("SELECT {JOB_COLUMNS}, result FROM jobs WHERE id = ?1"),
@@ -380,7 +380,7 @@ impl Store {
     }
 
     /// The most recent jobs, newest first.
-    pub fn recent(&self, limit: u32) -> Result<Vec<Job>, String> {
+    pub(crate) fn recent(&self, limit: u32) -> Result<Vec<Job>, String> {
         let db = self.db();
         let mut stmt = db
             .prepare(&format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY seq DESC LIMIT ?1"))
@@ -394,7 +394,7 @@ impl Store {
     /// At start: jobs that were running when the process stopped go back
     /// to the queue. Returns every queued job id, oldest first, to hand to
     /// the workers again.
-    pub fn recover(&self) -> Result<Vec<String>, String> {
+    pub(crate) fn recover(&self) -> Result<Vec<String>, String> {
         let db = self.db();
         db.execute("UPDATE jobs SET status = 'queued' WHERE status = 'running'", [])
             .map_err(|e| format!("cannot requeue interrupted jobs: {e}"))?;
@@ -409,7 +409,7 @@ impl Store {
 
     /// Deletes finished jobs (their reports and unexplained templates)
     /// that finished before `before` (RFC 3339); the ids deleted.
-    pub fn expire(&self, before: &str) -> Result<Vec<String>, String> {
+    pub(crate) fn expire(&self, before: &str) -> Result<Vec<String>, String> {
         let mut db = self.db();
         let delete = |tx: &rusqlite::Transaction<'_>| -> rusqlite::Result<Vec<String>> {
             let ids = tx
@@ -432,7 +432,7 @@ impl Store {
     }
 
     /// How many jobs are in each state.
-    pub fn counts(&self) -> Result<Counts, String> {
+    pub(crate) fn counts(&self) -> Result<Counts, String> {
         let db = self.db();
         let mut stmt = db
             .prepare("SELECT status, COUNT(*) FROM jobs GROUP BY status")

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use crate::common;
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use triage::engine::{Engine, RunOptions};
-use triage::report::Report;
-use triage::rules::load_layers;
+use triage::load_layers;
+use triage::Report;
+use triage::{Engine, RunOptions};
 
 fn manager_log() -> Vec<u8> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

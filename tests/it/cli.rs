@@ -16,7 +16,7 @@ fn seed_bundle_is_diagnosed_as_lic_001_first() {
         .stdout
         .clone();
     let doc = common::schema::assert_valid_text(&String::from_utf8(out).unwrap(), "`diagnose` of the seed");
-    assert_eq!(doc["schema_version"], triage::report::SCHEMA_VERSION);
+    assert_eq!(doc["schema_version"], triage::SCHEMA_VERSION);
     let first = &doc["diagnoses"][0];
     assert_eq!(first["rule_id"], "SDWAN-LIC-001");
     assert_eq!(first["explains"][0], "SDWAN-SYM-001");

@@ -10,8 +10,8 @@
 
 use std::path::Path;
 
-use triage::engine::{Engine, RunOptions};
-use triage::rules::load_layers;
+use triage::load_layers;
+use triage::{Engine, RunOptions};
 
 use crate::common;
 

@@ -129,7 +129,7 @@ fn a_rule_page_reads_as_documentation() {
 #[test]
 fn rule_pages_show_alternatives_exclusions_and_explanations() {
     let kb = common::judgement_kb();
-    let pages = triage::authoring::docs::markdown(&kb, &BTreeMap::new());
+    let pages = triage::docs_markdown(&kb, &BTreeMap::new());
     let page = |path: &str| &pages.iter().find(|p| p.path == path).unwrap().text;
     let cause = page("rules/X-CAUSE-001.md");
     let section = &cause[cause
@@ -164,7 +164,7 @@ fn rule_pages_show_alternatives_exclusions_and_explanations() {
     );
     assert!(page("rules/X-GEN-001.md").contains("- ruled out by [X-CAUSE-001](X-CAUSE-001.md)"));
     assert!(page("rules/X-ALT-001.md").contains("- named as another possible cause by [X-CAUSE-001](X-CAUSE-001.md)"));
-    let site = triage::authoring::docs::html::site(&kb, &pages);
+    let site = triage::docs_site(&kb, &pages);
     let html = &site.iter().find(|p| p.path == "rules/X-CAUSE-001.html").unwrap().text;
     assert!(html.contains("<h2>Other causes of the same evidence</h2>"), "{html}");
     assert!(html.contains("href=\"X-ALT-001.html\""), "{html}");

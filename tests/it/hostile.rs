@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use crate::common;
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use triage::bundle::Limits;
-use triage::engine::{Engine, RunOptions};
-use triage::report::Report;
-use triage::rules::load_layers;
+use triage::load_layers;
+use triage::Limits;
+use triage::Report;
+use triage::{Engine, RunOptions};
 
 const AUTH_FAILURE: &str = "13-Jan-2023 17:29:03,491 IST ERROR [vm] [SmartLicensingIntegrationRestfulResource] (default task-24) |default| Failed to authenticate Smart Account credentials.: Failed to authenticate user - 'admin'. {\"error\":\"unauthorized_client\"}\n";
 

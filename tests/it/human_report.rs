@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 
 use crate::common;
 use crate::common::kb_with_rules;
-use triage::engine::{Engine, RunOptions};
-use triage::report::human::{render, shown_evidence, HumanOptions, SHOWN_EVIDENCE};
-use triage::report::Report;
-use triage::rules::load_layers;
+use triage::load_layers;
+use triage::Report;
+use triage::{render, shown_evidence, HumanOptions, SHOWN_EVIDENCE};
+use triage::{Engine, RunOptions};
 use unicode_width::UnicodeWidthStr;
 
 fn root() -> &'static Path {

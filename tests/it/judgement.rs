@@ -15,9 +15,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use serde::Deserialize;
-use triage::engine::{Engine, RunOptions};
-use triage::report::Report;
-use triage::rules::{load_layers, Severity};
+use triage::Report;
+use triage::{load_layers, Severity};
+use triage::{Engine, RunOptions};
 
 use crate::common;
 

@@ -10,8 +10,8 @@
 //! host token, times) with the cut parts filled in; the error descriptions
 //! are Doorkeeper's own (config/locales/en.yml).
 
-use triage::engine::{Engine, RunOptions};
-use triage::rules::load_layers;
+use triage::load_layers;
+use triage::{Engine, RunOptions};
 
 /// (code, Doorkeeper's description); `inv` is the seed's cut text.
 const CODES: &[(&str, &str)] = &[
@@ -152,7 +152,7 @@ fn every_form_of_the_seed_evidence_reads_as_lic_001_with_its_alternatives() {
                     let roots: Vec<&str> = report
                         .diagnoses
                         .iter()
-                        .filter(|d| d.explained_by.is_empty() && d.severity != triage::rules::Severity::Info)
+                        .filter(|d| d.explained_by.is_empty() && d.severity != triage::Severity::Info)
                         .map(|d| d.rule_id.as_str())
                         .collect();
                     let alternatives: Vec<&str> = report

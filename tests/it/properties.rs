@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use triage::format::FormatSet;
-use triage::lang::parser::{parse_condition, parse_predicate, parse_query};
-use triage::rules::{embedded_files, load, load_rule_file, KbFile};
-use triage::time::ZoneTable;
+use triage::FormatSet;
+use triage::ZoneTable;
+use triage::{embedded_files, load, load_rule_file, KbFile};
+use triage::{parse_condition, parse_predicate, parse_query};
 
 /// Text made of the language's own pieces, so that the parser gets deep
 /// into its rules, not just stuck at the first character.
@@ -58,8 +58,7 @@ fn condition_like() -> impl Strategy<Value = String> {
     prop::collection::vec(atoms, 0..24).prop_map(|v| v.join(" "))
 }
 
-static BUILTIN: std::sync::LazyLock<triage::rules::KnowledgeBase> =
-    std::sync::LazyLock::new(|| load(&embedded_files(None)));
+static BUILTIN: std::sync::LazyLock<triage::KnowledgeBase> = std::sync::LazyLock::new(|| load(&embedded_files(None)));
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
@@ -125,7 +124,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(name);
         std::fs::write(&path, &data).unwrap();
-        let (files, _warnings) = triage::bundle::read_bundle(&path, &triage::bundle::Limits::default(), |f| {
+        let (files, _warnings) = triage::read_bundle(&path, &triage::Limits::default(), |f| {
             let mut sink = Vec::new();
             let _ = std::io::Read::read_to_end(f.reader, &mut sink);
             f.path

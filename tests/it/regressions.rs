@@ -368,7 +368,7 @@ log = "string"
 #[test]
 fn toml_crlf_multiline() {
     let file = "a = '''\r\nx\r\ny'''\r\n";
-    let doc = triage::diagnostic::toml_source::parse_document(file).unwrap();
+    let doc = triage::parse_document(file).unwrap();
     let v = doc
         .as_table()
         .get("a")
@@ -380,7 +380,7 @@ fn toml_crlf_multiline() {
         .to_string();
     let start = file.find("'''").unwrap();
     let end = file.rfind("'''").unwrap() + 3;
-    let st = triage::diagnostic::toml_source::SourceText::from_literal(file, start..end).unwrap();
+    let st = triage::SourceText::from_literal(file, start..end).unwrap();
     assert_eq!(st.text, v);
 }
 

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use triage::diagnostic::FileReport;
-use triage::rules::{embedded_files, load, KbFile};
+use triage::FileReport;
+use triage::{embedded_files, load, KbFile};
 
 use crate::common;
 

@@ -5,10 +5,10 @@
 use std::path::Path;
 
 use crate::common;
-use triage::authoring::rule_tests::run_rule_tests_with;
-use triage::rules::load_layers;
+use triage::load_layers;
+use triage::run_rule_tests_with;
 
-fn builtin() -> triage::rules::KnowledgeBase {
+fn builtin() -> triage::KnowledgeBase {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     load_layers(true, &[], Some(&root.join("rules"))).expect("built-in rules load")
 }
@@ -36,11 +36,8 @@ fn issue_rules_exist_with_hit_and_no_hit_tests() {
     ] {
         let rule = kb.rule(id).unwrap_or_else(|| panic!("rule {id} is missing"));
         let expects: Vec<_> = rule.tests.iter().map(|t| t.expect).collect();
-        assert!(expects.contains(&triage::rules::Expect::Hit), "{id} has no hit test");
-        assert!(
-            expects.contains(&triage::rules::Expect::NoHit),
-            "{id} has no no_hit test"
-        );
+        assert!(expects.contains(&triage::Expect::Hit), "{id} has no hit test");
+        assert!(expects.contains(&triage::Expect::NoHit), "{id} has no no_hit test");
     }
 }
 

@@ -14,7 +14,7 @@ use crate::common;
 use crate::common::schema::{assert_valid, assert_valid_text, compile_schema, schema_json, validate};
 use crate::common::triage;
 use serde_json::{json, Value};
-use triage::report::SCHEMA_VERSION;
+use triage::SCHEMA_VERSION;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -6,10 +6,10 @@ use std::path::Path;
 
 use crate::common::triage;
 use predicates::prelude::*;
-use triage::engine::{Engine, RunOptions};
-use triage::report::human::{render, HumanOptions};
-use triage::report::Report;
-use triage::rules::load_layers;
+use triage::load_layers;
+use triage::Report;
+use triage::{render, HumanOptions};
+use triage::{Engine, RunOptions};
 
 fn diagnose(bundle: &str) -> Report {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

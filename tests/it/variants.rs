@@ -7,9 +7,9 @@
 
 use std::path::Path;
 
-use triage::engine::{Engine, RunOptions};
-use triage::report::Report;
-use triage::rules::{load_layers, Severity};
+use triage::Report;
+use triage::{load_layers, Severity};
+use triage::{Engine, RunOptions};
 
 /// Each variant with the rule its scenario must yield first.
 const VARIANTS: &[(&str, &str)] = &[

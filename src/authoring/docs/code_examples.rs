@@ -119,7 +119,7 @@ fn example(code: Code) -> Option<(&'static str, String)> {
 /// What the checker prints for the example of `code`, with only that
 /// code's problems shown; `None` for codes an example file cannot show
 /// (unreadable files, and problems that need several files).
-pub fn rendered(code: Code) -> Option<(String, String)> {
+pub(crate) fn rendered(code: Code) -> Option<(String, String)> {
     let (name, text) = example(code)?;
     let path = format!("example/{name}");
     let mut files = embedded_files(None);

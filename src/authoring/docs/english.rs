@@ -9,7 +9,7 @@ use crate::rules::Rule;
 use crate::value::{format_duration, Value};
 
 /// The condition as nested bullet points, one line each.
-pub fn condition(rule: &Rule, formats: &FormatSet) -> Vec<String> {
+pub(crate) fn condition(rule: &Rule, formats: &FormatSet) -> Vec<String> {
     let mut lines = Vec::new();
     let ctx = Ctx { rule, formats };
     cond(&ctx, &rule.compiled.cond, 0, &mut lines);
@@ -170,7 +170,7 @@ fn op_words(op: CmpOp) -> &'static str {
 }
 
 /// What records a query selects: "a `tcpdump` record whose flags is “S”".
-pub fn query(format: &Format, pred: &CPred) -> String {
+pub(crate) fn query(format: &Format, pred: &CPred) -> String {
     match pred {
         CPred::True => format!("any `{}` record", format.name),
         p => format!("a `{}` record where {}", format.name, predicate(format, p)),
@@ -198,7 +198,7 @@ fn value(v: &Value) -> String {
 }
 
 /// A predicate in English.
-pub fn predicate(format: &Format, p: &CPred) -> String {
+pub(crate) fn predicate(format: &Format, p: &CPred) -> String {
     match p {
         CPred::True => "anything".to_string(),
         CPred::Cmp(f, op, v) => format!("{} {} {}", field(format, *f), op_words(*op), value(v)),

@@ -10,9 +10,9 @@
 //! `SUMMARY.md`. Pages are built as data first ([`markdown`]) so the output
 //! is deterministic and testable; [`write`] only puts them on disk.
 
-pub mod code_examples;
-pub mod english;
-pub mod html;
+pub(crate) mod code_examples;
+pub(crate) mod english;
+pub(crate) mod html;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -49,7 +49,7 @@ const EXAMPLE_RECORDS: usize = 6;
 const EXAMPLE_LINES: usize = 6;
 
 /// Runs each rule's first hit test and keeps what made it fire.
-pub fn examples(kb: &KnowledgeBase) -> BTreeMap<String, Example> {
+pub(crate) fn examples(kb: &KnowledgeBase) -> BTreeMap<String, Example> {
     let engine = Engine::new(kb.clone());
     let options = RunOptions::default();
     let mut out = BTreeMap::new();
@@ -126,7 +126,7 @@ pub fn markdown(kb: &KnowledgeBase, examples: &BTreeMap<String, Example>) -> Vec
 }
 
 /// Writes the pages under `out`.
-pub fn write(pages: &[Page], out: &Path) -> std::io::Result<()> {
+pub(crate) fn write(pages: &[Page], out: &Path) -> std::io::Result<()> {
     for page in pages {
         let path = out.join(&page.path);
         if let Some(parent) = path.parent() {

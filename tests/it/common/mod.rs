@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use triage::engine::{Engine, RunOptions};
-use triage::rules::{embedded_files, load, KbFile};
+use triage::{embedded_files, load, KbFile};
+use triage::{Engine, RunOptions};
 
 /// What happened to the rule under test.
-pub struct Out {
+pub(crate) struct Out {
     /// `hit`, `no_hit` or `inconclusive`.
     pub hit: String,
     /// The message, when it fired.
@@ -18,7 +18,7 @@ pub struct Out {
 }
 
 /// Loads a knowledge base, asserting it has no error (`what` says which).
-pub fn load_without_errors(files: &[KbFile], what: &str) -> triage::rules::KnowledgeBase {
+pub(crate) fn load_without_errors(files: &[KbFile], what: &str) -> triage::KnowledgeBase {
     let kb = load(files);
     let errors: Vec<String> = kb
         .problems
@@ -32,7 +32,7 @@ pub fn load_without_errors(files: &[KbFile], what: &str) -> triage::rules::Knowl
 /// The built-in formats, macros and collection file, and `rules` (id,
 /// text) instead of the built-in rules: a knowledge base whose output does
 /// not move when the built-in rules do.
-pub fn kb_with_rules(rules: &[(&str, &str)]) -> triage::rules::KnowledgeBase {
+pub(crate) fn kb_with_rules(rules: &[(&str, &str)]) -> triage::KnowledgeBase {
     let mut files: Vec<KbFile> = embedded_files(None)
         .into_iter()
         .filter(|f| {
@@ -52,7 +52,7 @@ pub fn kb_with_rules(rules: &[(&str, &str)]) -> triage::rules::KnowledgeBase {
 
 /// Runs a rule `T-1` with the condition, queries and message over the files,
 /// with the built-in formats plus `extra_formats`.
-pub fn run(
+pub(crate) fn run(
     extra_formats: &[&str],
     condition: &str,
     queries: &[(&str, &str)],
@@ -84,7 +84,7 @@ pub fn run(
     let engine = Engine::new(load_without_errors(&kb_files, condition));
     let files: Vec<(String, String)> = files.iter().map(|(p, c)| (p.to_string(), c.clone())).collect();
     let options = RunOptions {
-        collected_at: collected.and_then(triage::value::parse_rfc3339),
+        collected_at: collected.and_then(triage::parse_rfc3339),
         ..RunOptions::default()
     };
     let report = engine.diagnose_files("t", &files, &options);
@@ -116,7 +116,7 @@ pub fn run(
 
 /// The `triage` binary, run from the repository root without colour and at
 /// a fixed width (so rendered output is stable).
-pub fn triage() -> assert_cmd::Command {
+pub(crate) fn triage() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("triage").expect("binary is built");
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("NO_COLOR", "1")
@@ -125,20 +125,20 @@ pub fn triage() -> assert_cmd::Command {
 }
 
 /// What `triage ARGS` prints, asserting that it succeeds.
-pub fn stdout_of(args: &[&str]) -> String {
+pub(crate) fn stdout_of(args: &[&str]) -> String {
     let out = triage().args(args).assert().success().get_output().stdout.clone();
     String::from_utf8(out).expect("UTF-8")
 }
 
 /// The JSON document `triage ARGS` prints, asserting that it succeeds.
-pub fn json_of(args: &[&str]) -> serde_json::Value {
+pub(crate) fn json_of(args: &[&str]) -> serde_json::Value {
     json_exiting(args, 0)
 }
 
 /// The JSON document `triage ARGS` prints, asserting its exit code (1 when
 /// `diagnose` finds something); a report of `diagnose` is also checked
 /// against the published schema.
-pub fn json_exiting(args: &[&str], code: i32) -> serde_json::Value {
+pub(crate) fn json_exiting(args: &[&str], code: i32) -> serde_json::Value {
     let out = triage().args(args).assert().code(code).get_output().stdout.clone();
     let text = String::from_utf8(out).expect("UTF-8");
     if args.first() == Some(&"diagnose") {
@@ -149,7 +149,7 @@ pub fn json_exiting(args: &[&str], code: i32) -> serde_json::Value {
 
 /// The cases of `corpus/` that hold `what` (`bundle`, `expect.toml`, …),
 /// sorted.
-pub fn corpus_cases(what: &str) -> Vec<std::path::PathBuf> {
+pub(crate) fn corpus_cases(what: &str) -> Vec<std::path::PathBuf> {
     let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
     let mut cases: Vec<std::path::PathBuf> = std::fs::read_dir(&corpus)
         .expect("corpus/ exists")
@@ -166,7 +166,7 @@ pub fn corpus_cases(what: &str) -> Vec<std::path::PathBuf> {
 /// does, without its count of failures, which the whole process shares: in
 /// this one binary, a snapshot of another test that failed while a `glob!`
 /// ran would be counted for the `glob!`, and that other test would pass.
-pub fn check_each(cases: &[std::path::PathBuf], check: impl Fn(&std::path::Path)) {
+pub(crate) fn check_each(cases: &[std::path::PathBuf], check: impl Fn(&std::path::Path)) {
     let failed: Vec<String> = cases
         .iter()
         .filter(|case| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(case))).is_err())
@@ -186,7 +186,7 @@ pub fn check_each(cases: &[std::path::PathBuf], check: impl Fn(&std::path::Path)
 
 /// What an insta snapshot file holds, without its header: the text the
 /// test compared.
-pub fn snapshot_body(path: &std::path::Path) -> String {
+pub(crate) fn snapshot_body(path: &std::path::Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let body = text
         .strip_prefix("---\n")
@@ -198,7 +198,7 @@ pub fn snapshot_body(path: &std::path::Path) -> String {
 
 /// How the browser tests start chromium: headless, as root in a container,
 /// and without the background connections a closed network refuses.
-pub const CHROMIUM_FLAGS: &[&str] = &[
+pub(crate) const CHROMIUM_FLAGS: &[&str] = &[
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
@@ -212,7 +212,7 @@ pub const CHROMIUM_FLAGS: &[&str] = &[
 /// The headless browser for the browser tests (Debian's `chromium`), or
 /// `None` when there is none here. `.ci/run` installs it and sets
 /// TRIAGE_REQUIRE_BROWSER=1, so there its absence fails the test.
-pub fn chromium() -> Option<std::path::PathBuf> {
+pub(crate) fn chromium() -> Option<std::path::PathBuf> {
     let found = ["chromium", "chromium-browser", "google-chrome"]
         .iter()
         .find_map(|name| {
@@ -232,15 +232,15 @@ pub fn chromium() -> Option<std::path::PathBuf> {
     found
 }
 
-pub mod schema;
-pub mod server;
+pub(crate) mod schema;
+pub(crate) mod server;
 
 // A knowledge base that exercises the report's judgement: a cause with
 // alternatives that explains a symptom (which has a remediation for that
 // case) and rules out a general rule, and seven alternatives the bundle
 // cannot decide, each needing a source of its own.
 
-pub const CAUSE: &str = r#"
+pub(crate) const CAUSE: &str = r#"
 id = "X-CAUSE-001"
 title = "The OAuth client may not use the password grant"
 severity = "error"
@@ -259,7 +259,7 @@ rule = "X-ALT-002"
 tell_apart = "ask for a token with curl from the Manager"
 "#;
 
-pub const SYMPTOM: &str = r#"
+pub(crate) const SYMPTOM: &str = r#"
 id = "X-SYM-001"
 title = "Smart Account authentication fails"
 severity = "warning"
@@ -272,7 +272,7 @@ remediation = "Fix the cause above; this failure goes with it."
 failed = '''syslog where message contains "authentication failed"'''
 "#;
 
-pub const GENERAL: &str = r#"
+pub(crate) const GENERAL: &str = r#"
 id = "X-GEN-001"
 title = "Token requests fail"
 severity = "error"
@@ -284,7 +284,7 @@ failing = '''syslog where message contains "path=/oauth/token"'''
 "#;
 
 /// An alternative cause the bundle cannot decide: it needs `source`.
-pub fn alternative(n: usize, query: &str) -> String {
+pub(crate) fn alternative(n: usize, query: &str) -> String {
     format!(
         r#"
 id = "X-ALT-00{n}"
@@ -301,7 +301,7 @@ q = '''{query}'''
 }
 
 /// The judgement rules over the built-in formats.
-pub fn judgement_kb() -> triage::rules::KnowledgeBase {
+pub(crate) fn judgement_kb() -> triage::KnowledgeBase {
     let queries = [
         r#"probes where text contains "oauth""#,
         r#"curl where text contains "403""#,

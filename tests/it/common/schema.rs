@@ -12,12 +12,12 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 /// The schema file.
-pub fn schema_path() -> PathBuf {
+pub(crate) fn schema_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/report.schema.json")
 }
 
 /// The schema as JSON.
-pub fn schema_json() -> Value {
+pub(crate) fn schema_json() -> Value {
     let text = std::fs::read_to_string(schema_path()).expect("docs/report.schema.json is readable");
     serde_json::from_str(&text).expect("docs/report.schema.json is JSON")
 }
@@ -34,7 +34,7 @@ fn compiled() -> &'static Compiled {
 
 /// Compiles a report schema; compiling checks it against the 2020-12
 /// meta-schema, so an error here means the schema is not valid JSON Schema.
-pub fn compile_schema(schema: Value) -> Result<(), String> {
+pub(crate) fn compile_schema(schema: Value) -> Result<(), String> {
     compile(schema).map(|_| ())
 }
 
@@ -56,7 +56,7 @@ fn compile(schema: Value) -> Result<Compiled, String> {
 
 /// Checks one report document; the error lists each failure with the
 /// instance path (`I#/diagnoses/0`) and the schema rule (`S#/$defs/…`).
-pub fn validate(doc: &Value) -> Result<(), String> {
+pub(crate) fn validate(doc: &Value) -> Result<(), String> {
     let c = compiled();
     if let Err(e) = c.schemas.validate(doc, c.index) {
         return Err(format!("{e:#}"));
@@ -70,21 +70,21 @@ pub fn validate(doc: &Value) -> Result<(), String> {
 }
 
 /// Panics unless `doc` is a valid report; `what` says which output it is.
-pub fn assert_valid(doc: &Value, what: &str) {
+pub(crate) fn assert_valid(doc: &Value, what: &str) {
     if let Err(e) = validate(doc) {
         panic!("{what} does not match docs/report.schema.json:\n{e}");
     }
 }
 
 /// [`assert_valid`] on a report as the library returns it.
-pub fn assert_report_valid(report: &triage::report::Report, what: &str) {
+pub(crate) fn assert_report_valid(report: &triage::Report, what: &str) {
     let doc = serde_json::to_value(report).expect("a report serialises");
     assert_valid(&doc, what);
 }
 
 /// [`assert_valid`] on JSON text: one document, or an array of them
 /// (`--format json` with several bundles).
-pub fn assert_valid_text(text: &str, what: &str) -> Value {
+pub(crate) fn assert_valid_text(text: &str, what: &str) -> Value {
     let doc: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{what} is not JSON: {e}\n{text}"));
     match &doc {
         Value::Array(docs) => {

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A running service; killed when dropped.
-pub struct Server {
+pub(crate) struct Server {
     child: Child,
     /// `http://127.0.0.1:PORT`.
     pub base: String,
@@ -19,7 +19,7 @@ pub struct Server {
 impl Server {
     /// Starts `triage serve --listen 127.0.0.1:0 --data DATA ARGS…` with
     /// extra environment variables, and waits until it listens.
-    pub fn start(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+    pub(crate) fn start(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         let log = data.with_extension(format!("log-{}", std::process::id()));
         let mut command = Command::new(env!("CARGO_BIN_EXE_triage"));
         command
@@ -63,18 +63,18 @@ impl Server {
     }
 
     /// The address, `127.0.0.1:PORT`.
-    pub fn addr(&self) -> &str {
+    pub(crate) fn addr(&self) -> &str {
         self.base.trim_start_matches("http://")
     }
 
     /// Kills the process at once (SIGKILL), as a crash would.
-    pub fn kill(mut self) {
+    pub(crate) fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
     /// Asks it to stop (SIGTERM), as a service manager does; its exit code.
-    pub fn terminate(mut self) -> Option<i32> {
+    pub(crate) fn terminate(mut self) -> Option<i32> {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
@@ -89,14 +89,14 @@ impl Server {
     }
 
     /// What it logged so far.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Sends `head` (a request line and headers, without the blank line
     /// that ends them) as written, with no client to tidy the path, and
     /// `Connection: close`; the whole answer as text.
-    pub fn raw(&self, head: &str) -> String {
+    pub(crate) fn raw(&self, head: &str) -> String {
         use std::io::{Read, Write};
         let mut stream = std::net::TcpStream::connect(self.addr()).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
@@ -107,14 +107,14 @@ impl Server {
     }
 
     /// GET; status and body.
-    pub fn get(&self, path: &str) -> (u16, String) {
+    pub(crate) fn get(&self, path: &str) -> (u16, String) {
         let mut response = agent().get(format!("{}{path}", self.base)).call().expect("request");
         let status = response.status().as_u16();
         (status, response.body_mut().read_to_string().unwrap_or_default())
     }
 
     /// GET, parsed as JSON.
-    pub fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+    pub(crate) fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
         let (status, body) = self.get(path);
         (
             status,
@@ -123,7 +123,12 @@ impl Server {
     }
 
     /// POST a body with a content type; status, headers and JSON body.
-    pub fn post(&self, path: &str, content_type: &str, body: &[u8]) -> (u16, ureq::http::HeaderMap, serde_json::Value) {
+    pub(crate) fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> (u16, ureq::http::HeaderMap, serde_json::Value) {
         let mut response = agent()
             .post(format!("{}{path}", self.base))
             .header("Content-Type", content_type)
@@ -140,14 +145,14 @@ impl Server {
     }
 
     /// Uploads a bundle; its job id.
-    pub fn upload(&self, name: &str, bytes: &[u8]) -> String {
+    pub(crate) fn upload(&self, name: &str, bytes: &[u8]) -> String {
         let (status, _, body) = self.post(&format!("/v1/bundles?name={name}"), "application/gzip", bytes);
         assert_eq!(status, 202, "{body}");
         body["id"].as_str().unwrap().to_string()
     }
 
     /// Polls a job until its status is one of `statuses`.
-    pub fn wait_for(&self, id: &str, statuses: &[&str]) -> serde_json::Value {
+    pub(crate) fn wait_for(&self, id: &str, statuses: &[&str]) -> serde_json::Value {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let (_, job) = self.get_json(&format!("/v1/bundles/{id}"));
@@ -181,7 +186,7 @@ fn agent() -> ureq::Agent {
 }
 
 /// A directory packed as .tar.gz in memory.
-pub fn tar_gz(dir: &Path) -> Vec<u8> {
+pub(crate) fn tar_gz(dir: &Path) -> Vec<u8> {
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let mut tar = tar::Builder::new(gz);
     tar.append_dir_all(".", dir).unwrap();
@@ -189,7 +194,7 @@ pub fn tar_gz(dir: &Path) -> Vec<u8> {
 }
 
 /// A corpus bundle directory.
-pub fn corpus(case: &str) -> PathBuf {
+pub(crate) fn corpus(case: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("corpus")
         .join(case)
