@@ -33,7 +33,9 @@ mod regressions;
 mod rule_errors;
 mod rule_tests;
 mod schema;
+#[cfg(feature = "serve")]
 mod serve;
+#[cfg(feature = "serve")]
 mod serve_browser;
 mod tune;
 mod unexplained;

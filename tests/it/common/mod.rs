@@ -233,6 +233,7 @@ pub(crate) fn chromium() -> Option<std::path::PathBuf> {
 }
 
 pub(crate) mod schema;
+#[cfg(feature = "serve")]
 pub(crate) mod server;
 
 // A knowledge base that exercises the report's judgement: a cause with
