@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use miette::Severity;
 
+use crate::diagnostic::problems::Word;
 use crate::diagnostic::toml_source::{closest, parse_document, TableReader};
 use crate::diagnostic::{Code, FileProblems, Problem};
 
@@ -46,10 +47,11 @@ impl Level {
         }
     }
 
+    /// Every level, from the least strict.
+    const ALL: [Level; 3] = [Level::Allow, Level::Warn, Level::Deny];
+
     fn parse(text: &str) -> Option<Level> {
-        [Level::Allow, Level::Warn, Level::Deny]
-            .into_iter()
-            .find(|l| l.as_str() == text)
+        Level::ALL.into_iter().find(|l| l.as_str() == text)
     }
 }
 
@@ -116,18 +118,13 @@ impl LintLevels {
                 for (key, key_span, value) in entries {
                     match config_entry(&key, &value.text) {
                         Ok((code, level)) => self.set(code, level, path),
-                        Err(ConfigError::Code(message, help)) => problems.push(
-                            Problem::new(Code::InvalidValue, message, key_span, "not a lint code").with_help(help),
-                        ),
-                        Err(ConfigError::Level) => problems.push(
-                            Problem::new(
-                                Code::InvalidValue,
-                                format!("unknown lint level `{}`", value.text),
-                                value.whole_span(),
-                                "unknown level",
-                            )
-                            .with_help("write \"allow\", \"warn\" or \"deny\""),
-                        ),
+                        Err(ConfigError::Code(e)) => problems.push(Problem::not_a_lint(&e, e.help(), key_span)),
+                        Err(ConfigError::Level) => problems.push(Problem::unknown_word(
+                            Word::LintLevel,
+                            &value.text,
+                            &Level::ALL.map(Level::as_str),
+                            value.whole_span(),
+                        )),
                     }
                 }
             }
@@ -137,45 +134,71 @@ impl LintLevels {
 }
 
 enum ConfigError {
-    /// What is wrong with the code, and the help.
-    Code(String, String),
+    /// The key is no lint code.
+    Code(LintCodeError),
+    /// The value is no level.
     Level,
 }
 
 fn config_entry(key: &str, level: &str) -> Result<(Code, Level), ConfigError> {
-    let code = lint_code(key, Level::parse(level)).map_err(|(m, h)| ConfigError::Code(m, h))?;
+    let code = lint_code(key, Level::parse(level)).map_err(ConfigError::Code)?;
     Ok((code, Level::parse(level).ok_or(ConfigError::Level)?))
 }
 
-/// The lint code named by `text`, or what is wrong with it and what to
-/// write instead. `level` is the level asked for, which makes the message
-/// about an error code say what was tried.
-fn lint_code(text: &str, level: Option<Level>) -> Result<Code, (String, String)> {
-    let lints: Vec<&str> = Code::lints().map(Code::as_str).collect();
-    let list = format!("the lint codes are {}", lints.join(", "));
-    match Code::parse(text) {
-        Some(code) if code.is_lint() => Ok(code),
-        Some(code) => {
-            let tried = match level {
-                Some(Level::Allow) | None => "allowed",
-                Some(Level::Warn) => "lowered to a warning",
-                Some(Level::Deny) => "denied (it is always an error)",
-            };
-            Err((
-                format!("{code} ({}) is an error and cannot be {tried}", code.summary()),
-                format!(
-                    "a file with an error cannot load, so the error must be fixed; only warnings have levels: {list}"
-                ),
-            ))
-        }
-        None => {
-            let upper = text.trim().to_ascii_uppercase();
-            let help = match closest(&upper, &lints) {
+/// A code given a level that is not the code of a lint.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LintCodeError {
+    /// The code of an error, which has no level; `level` is the level
+    /// asked for, if it is one.
+    #[error("{code} ({}) is an error and cannot be {}", code.summary(), tried(*level))]
+    Error {
+        /// The error's code.
+        code: Code,
+        /// The level asked for.
+        level: Option<Level>,
+    },
+    /// No code is written so.
+    #[error("`{text}` is not a lint code")]
+    Unknown {
+        /// The code as written.
+        text: String,
+    },
+}
+
+/// What setting `level` would have done to an error.
+fn tried(level: Option<Level>) -> &'static str {
+    match level {
+        Some(Level::Allow) | None => "allowed",
+        Some(Level::Warn) => "lowered to a warning",
+        Some(Level::Deny) => "denied (it is always an error)",
+    }
+}
+
+impl LintCodeError {
+    /// What to write instead: the lint codes, and the closest one to an
+    /// unknown code.
+    pub fn help(&self) -> String {
+        let lints: Vec<&str> = Code::lints().map(Code::as_str).collect();
+        let list = format!("the lint codes are {}", lints.join(", "));
+        match self {
+            LintCodeError::Error { .. } => format!(
+                "a file with an error cannot load, so the error must be fixed; only warnings have levels: {list}"
+            ),
+            LintCodeError::Unknown { text } => match closest(&text.trim().to_ascii_uppercase(), &lints) {
                 Some(near) => format!("did you mean `{near}`? {list}"),
                 None => list,
-            };
-            Err((format!("`{text}` is not a lint code"), help))
+            },
         }
+    }
+}
+
+/// The lint code named by `text`. `level` is the level asked for, which
+/// makes the error about an error code say what was tried.
+fn lint_code(text: &str, level: Option<Level>) -> Result<Code, LintCodeError> {
+    match Code::parse(text) {
+        Some(code) if code.is_lint() => Ok(code),
+        Some(code) => Err(LintCodeError::Error { code, level }),
+        None => Err(LintCodeError::Unknown { text: text.to_string() }),
     }
 }
 
@@ -195,7 +218,7 @@ pub fn parse_deny(text: &str) -> Result<Code, String> {
 }
 
 fn parse_flag(text: &str, level: Level) -> Result<Code, String> {
-    lint_code(text, Some(level)).map_err(|(message, help)| format!("{message}; {help}"))
+    lint_code(text, Some(level)).map_err(|e| format!("{e}; {}", e.help()))
 }
 
 /// Reads a `triage.toml` from disk into `levels`; `Err` when it cannot be

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use crate::diagnostic::problems::Name;
 use crate::diagnostic::toml_source::{parse_document, TableReader};
 use crate::diagnostic::{Code, FileProblems, Problem};
 use crate::format::collection::{collection_time, load_collection, ArchiveName};
@@ -80,6 +81,9 @@ pub enum Expect {
 }
 
 impl Expect {
+    /// Every expectation, in the order the docs list them.
+    pub const ALL: [Expect; 3] = [Expect::Hit, Expect::NoHit, Expect::Inconclusive];
+
     /// As written in rule files.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -320,15 +324,12 @@ pub fn load_with(files: &[KbFile], unicode: UnicodeForm) -> KnowledgeBase {
             match format_seen.get(&name) {
                 Some((other, layer)) if *layer == f.layer => {
                     let mut p = std::mem::take(&mut report.problems);
-                    p.push(
-                        Problem::new(
-                            Code::Duplicate,
-                            format!("format name `{name}` is also used by {other}"),
-                            find_id_span(&f.text, &name),
-                            "duplicate name",
-                        )
-                        .with_help("give each format its own name, or remove one of the two files"),
-                    );
+                    p.push(Problem::duplicate(
+                        Name::Format,
+                        &name,
+                        other,
+                        find_id_span(&f.text, &name),
+                    ));
                     report = FileProblems::new(&f.path, f.text.clone(), p);
                     format = None;
                 }
@@ -391,15 +392,7 @@ pub fn load_with(files: &[KbFile], unicode: UnicodeForm) -> KnowledgeBase {
             if let Some((other, other_layer)) = first_seen.get(&rule.id) {
                 if *other_layer == f.layer {
                     let span = find_id_span(&f.text, &rule.id);
-                    p.push(
-                        Problem::new(
-                            Code::Duplicate,
-                            format!("rule id `{}` is also used by {other}", rule.id),
-                            span,
-                            "duplicate id",
-                        )
-                        .with_help("give each rule its own id"),
-                    );
+                    p.push(Problem::duplicate(Name::RuleId, &rule.id, other, span));
                 }
             }
             first_seen.insert(rule.id.clone(), (f.path.clone(), f.layer));
@@ -611,9 +604,9 @@ fn load_macros(text: &str, problems: &mut Vec<Problem>) -> (Macros, Vec<MacroDef
                 .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_string)).collect());
             match values {
                 Some(v) => lists.push((name.to_string(), v)),
-                None => r.problems.push(Problem::new(
-                    Code::InvalidValue,
-                    format!("list `{name}` must be an array of strings"),
+                None => r.problems.push(Problem::wrong_type(
+                    format_args!("list `{name}`"),
+                    "an array of strings",
                     item.span().unwrap_or(0..0),
                     "not an array of strings",
                 )),

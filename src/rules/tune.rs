@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::diagnostic::problems::Word;
 use crate::diagnostic::toml_source::{closest, parse_document, TableReader};
 use crate::diagnostic::{Code, FileProblems, Problem};
 use crate::lang::{compile_predicate, CPred};
@@ -65,7 +66,7 @@ pub fn apply(kb: &mut KnowledgeBase, file: &str, text: Arc<str>) -> (Vec<Disable
                 Some(None) => {
                     let span = root.key("tune").and_then(|k| k.span()).unwrap_or(0..0);
                     problems.push(
-                        Problem::new(Code::InvalidValue, "`tune` must be an array of tables", span, "here")
+                        Problem::wrong_type("`tune`", "an array of tables", span, "here")
                             .with_help("write each entry as a [[tune]] table"),
                     );
                 }
@@ -147,15 +148,12 @@ fn apply_entry(
                     new.as_str()
                 ));
             }
-            None => problems.push(
-                Problem::new(
-                    Code::InvalidValue,
-                    format!("`{}` is not a severity", s.text),
-                    s.whole_span(),
-                    "unknown severity",
-                )
-                .with_help(format!("use one of: {}", Severity::NAMES.join(", "))),
-            ),
+            None => problems.push(Problem::unknown_word(
+                Word::TunedSeverity,
+                &s.text,
+                &Severity::NAMES,
+                s.whole_span(),
+            )),
         }
     }
     if let Some(except) = except {
