@@ -14,7 +14,7 @@ use crate::diagnostic::problems::FieldRole;
 use crate::diagnostic::toml_source::{parse_document, TableReader};
 use crate::diagnostic::{Code, FileProblems, Problem};
 use crate::matching::regex_util::{self, RuleRegex};
-use crate::time::{check_format, parse_time_with, Completeness, TimeFormat};
+use crate::time::{check_format, parse_time_with, Completeness, InvalidTimeFormat, TimeFormat};
 
 /// The capture of an archive name's pattern that holds the time.
 const TIME_CAPTURE: &str = "time";
@@ -102,13 +102,12 @@ fn read_archive_name(file: &str, table: &toml_edit::Table, problems: &mut Vec<Pr
         Some(pattern)
     });
     let format = format_text.as_ref().and_then(|f| {
-        let read = check_format(&f.text).and_then(|completeness| match completeness {
-            Completeness::Full => TimeFormat::new(&f.text),
-            Completeness::NoYear | Completeness::NoDate => Err(format!(
-                "`{}` reads no year: a collection time needs the date with its year",
-                f.text
-            )),
-        });
+        let read = check_format(&f.text)
+            .map_err(ArchiveTimeError::from)
+            .and_then(|completeness| match completeness {
+                Completeness::Full => Ok(TimeFormat::new(&f.text)?),
+                Completeness::NoYear | Completeness::NoDate => Err(ArchiveTimeError::NoYear(f.text.clone())),
+            });
         read.map_err(|e| {
             r.problems.push(
                 Problem::invalid_time_format(e, f.whole_span())
@@ -147,6 +146,17 @@ fn read_archive_name(file: &str, table: &toml_edit::Table, problems: &mut Vec<Pr
         }
     }
     Some(name)
+}
+
+/// Why an archive name's `format` cannot give a collection time.
+#[derive(Debug, thiserror::Error)]
+enum ArchiveTimeError {
+    /// Not a strftime format.
+    #[error(transparent)]
+    Format(#[from] InvalidTimeFormat),
+    /// A format without the year.
+    #[error("`{0}` reads no year: a collection time needs the date with its year")]
+    NoYear(String),
 }
 
 /// The newest collection time that any of `names` reads from `path`.
