@@ -460,16 +460,18 @@ fn new(what: NewCommand) -> ExitCode {
         } => match (from_unexplained, bundle) {
             (Some(number), Some(bundle)) => {
                 crate::authoring::scaffold::new_rule_from_unexplained(&id, number, &bundle, &dir, repo.as_deref())
+                    .map_err(|e| e.to_string())
             }
-            _ => crate::authoring::scaffold::new_rule(&id, &source, &dir, repo.as_deref()),
+            _ => crate::authoring::scaffold::new_rule(&id, &source, &dir, repo.as_deref()).map_err(|e| e.to_string()),
         },
         NewCommand::Format {
             name,
             sample,
             sample_file,
             dir,
-        } => format_source(sample, sample_file.as_deref())
-            .and_then(|source| crate::authoring::scaffold::new_format(&name, &source, &dir, repo.as_deref())),
+        } => format_source(sample, sample_file.as_deref()).and_then(|source| {
+            crate::authoring::scaffold::new_format(&name, &source, &dir, repo.as_deref()).map_err(|e| e.to_string())
+        }),
     };
     match written {
         Ok(written) => {

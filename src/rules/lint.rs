@@ -25,6 +25,7 @@ use miette::Severity;
 use crate::diagnostic::problems::Word;
 use crate::diagnostic::toml_source::{closest, parse_document, TableReader};
 use crate::diagnostic::{Code, FileProblems, Problem};
+use crate::rules::{read_text, ReadError};
 
 /// What to do with the problems of one lint code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,29 +203,40 @@ fn lint_code(text: &str, level: Option<Level>) -> Result<Code, LintCodeError> {
     }
 }
 
+/// A code given to `--allow`, `--warn` or `--deny` that is no lint code,
+/// with what to write instead, as clap shows it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}; {help}", help = .0.help())]
+pub struct LintFlagError(pub LintCodeError);
+
 /// Parses a code given to `--allow`; clap reports the error.
-pub fn parse_allow(text: &str) -> Result<Code, String> {
+pub fn parse_allow(text: &str) -> Result<Code, LintFlagError> {
     parse_flag(text, Level::Allow)
 }
 
 /// Parses a code given to `--warn`; clap reports the error.
-pub fn parse_warn(text: &str) -> Result<Code, String> {
+pub fn parse_warn(text: &str) -> Result<Code, LintFlagError> {
     parse_flag(text, Level::Warn)
 }
 
 /// Parses a code given to `--deny`; clap reports the error.
-pub fn parse_deny(text: &str) -> Result<Code, String> {
+pub fn parse_deny(text: &str) -> Result<Code, LintFlagError> {
     parse_flag(text, Level::Deny)
 }
 
-fn parse_flag(text: &str, level: Level) -> Result<Code, String> {
-    lint_code(text, Some(level)).map_err(|e| format!("{e}; {}", e.help()))
+fn parse_flag(text: &str, level: Level) -> Result<Code, LintFlagError> {
+    lint_code(text, Some(level)).map_err(LintFlagError)
 }
+
+/// A lint configuration that cannot be read at all.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the lint configuration {0}")]
+pub struct LintConfigError(#[from] pub ReadError);
 
 /// Reads a `triage.toml` from disk into `levels`; `Err` when it cannot be
 /// read at all.
-pub fn read_config_file(levels: &mut LintLevels, path: &Path) -> Result<Option<FileProblems>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn read_config_file(levels: &mut LintLevels, path: &Path) -> Result<Option<FileProblems>, ReadError> {
+    let text = read_text(path)?;
     Ok(levels.read_config(&path.display().to_string(), Arc::from(text)))
 }
 
@@ -245,7 +257,7 @@ pub struct LintSettings {
 /// The lint levels of a run: `--config FILE`, or else the `triage.toml`
 /// of each rules directory in order, then the flags. Problems in the
 /// files are returned to be reported with the rules' own.
-pub fn lint_levels(args: &LintSettings, dirs: &[PathBuf]) -> Result<(LintLevels, Vec<FileProblems>), String> {
+pub fn lint_levels(args: &LintSettings, dirs: &[PathBuf]) -> Result<(LintLevels, Vec<FileProblems>), LintConfigError> {
     let mut levels = LintLevels::default();
     let mut problems = Vec::new();
     let files: Vec<PathBuf> = match &args.config {
@@ -257,9 +269,7 @@ pub fn lint_levels(args: &LintSettings, dirs: &[PathBuf]) -> Result<(LintLevels,
             .collect(),
     };
     for file in files {
-        problems.extend(
-            read_config_file(&mut levels, &file).map_err(|e| format!("cannot read the lint configuration {e}"))?,
-        );
+        problems.extend(read_config_file(&mut levels, &file)?);
     }
     // Applied in this order, so --deny wins over --warn and --allow.
     for (codes, level, flag) in [
@@ -335,8 +345,11 @@ mod tests {
     #[test]
     fn flags_name_lint_codes_in_any_case() {
         assert_eq!(parse_deny("w105"), Ok(Code::StableUntested));
-        let err = parse_allow("E002").unwrap_err();
+        let err = parse_allow("E002").unwrap_err().to_string();
         assert!(err.contains("cannot be allowed") && err.contains("W101"), "{err}");
-        assert!(parse_allow("W1O1").unwrap_err().contains("did you mean `W101`?"));
+        assert!(parse_allow("W1O1")
+            .unwrap_err()
+            .to_string()
+            .contains("did you mean `W101`?"));
     }
 }

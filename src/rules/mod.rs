@@ -264,6 +264,31 @@ impl KnowledgeBase {
     }
 }
 
+/// A rules directory or file that cannot be read: the run stops, since a
+/// rule left out unseen would silently diagnose nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// A path that does not exist.
+    #[error("{}: no such file or directory", .0.display())]
+    Missing(PathBuf),
+    /// A directory that cannot be walked.
+    #[error("{}: {source}", path.display())]
+    Walk {
+        /// The directory given.
+        path: PathBuf,
+        /// Why.
+        source: walkdir::Error,
+    },
+    /// A file that cannot be read as text.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
 /// The files embedded at build time, with `rules_dir` (if given) as the
 /// directory their test bundles resolve against.
 pub fn embedded_files(rules_dir: Option<&Path>) -> Vec<KbFile> {
@@ -282,18 +307,21 @@ pub fn embedded_files(rules_dir: Option<&Path>) -> Vec<KbFile> {
 }
 
 /// Every `.toml` file under `dir` (or `dir` itself if it is a file), sorted.
-pub fn directory_files(dir: &Path, layer: usize) -> Result<Vec<KbFile>, String> {
+pub fn directory_files(dir: &Path, layer: usize) -> Result<Vec<KbFile>, ReadError> {
     let mut out = Vec::new();
     if !dir.exists() {
-        return Err(format!("{}: no such file or directory", dir.display()));
+        return Err(ReadError::Missing(dir.to_path_buf()));
     }
     for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
-        let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+        let entry = entry.map_err(|source| ReadError::Walk {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let path = entry.path();
         if !entry.file_type().is_file() || path.extension().is_none_or(|e| e != "toml") {
             continue;
         }
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = read_text(path)?;
         out.push(KbFile {
             path: path.display().to_string(),
             base_dir: path.parent().map(Path::to_path_buf),
@@ -302,6 +330,14 @@ pub fn directory_files(dir: &Path, layer: usize) -> Result<Vec<KbFile>, String> 
         });
     }
     Ok(out)
+}
+
+/// A rule, format or configuration file's text.
+pub(crate) fn read_text(path: &Path) -> Result<String, ReadError> {
+    std::fs::read_to_string(path).map_err(|source| ReadError::File {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Loads a knowledge base from files, in order: later files override
@@ -618,12 +654,12 @@ fn load_macros(text: &str, problems: &mut Vec<Problem>) -> (Macros, Vec<MacroDef
 }
 
 /// Loads the built-in knowledge base, then each directory in order.
-pub fn load_layers(builtin: bool, dirs: &[PathBuf], repo_rules_dir: Option<&Path>) -> Result<KnowledgeBase, String> {
+pub fn load_layers(builtin: bool, dirs: &[PathBuf], repo_rules_dir: Option<&Path>) -> Result<KnowledgeBase, ReadError> {
     Ok(load(&layer_files(builtin, dirs, repo_rules_dir)?))
 }
 
 /// The files of the built-in knowledge base, then of each directory in order.
-pub fn layer_files(builtin: bool, dirs: &[PathBuf], repo_rules_dir: Option<&Path>) -> Result<Vec<KbFile>, String> {
+pub fn layer_files(builtin: bool, dirs: &[PathBuf], repo_rules_dir: Option<&Path>) -> Result<Vec<KbFile>, ReadError> {
     let mut files = if builtin {
         embedded_files(repo_rules_dir)
     } else {

@@ -14,7 +14,7 @@
 //! Every entry needs a `reason`: the report marks tuned rules with it, so a
 //! reader knows the knowledge base was changed and why.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -38,11 +38,24 @@ pub struct DisabledRule {
     pub tune_file: String,
 }
 
+/// A tuning file that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read tuning file {}: {source}", path.display())]
+pub struct TuneFileError {
+    /// The file.
+    pub path: PathBuf,
+    /// Why.
+    pub source: std::io::Error,
+}
+
 /// Applies a tuning file to a loaded knowledge base: the rules it disables
 /// are removed (and returned), the others changed in place and marked. Bad
 /// entries are reported with their place in the file and skipped.
-pub fn apply_file(kb: &mut KnowledgeBase, path: &Path) -> Result<(Vec<DisabledRule>, FileProblems), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read tuning file {}: {e}", path.display()))?;
+pub fn apply_file(kb: &mut KnowledgeBase, path: &Path) -> Result<(Vec<DisabledRule>, FileProblems), TuneFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| TuneFileError {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(apply(kb, &path.display().to_string(), Arc::from(text)))
 }
 
