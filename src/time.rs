@@ -12,6 +12,14 @@ use std::collections::BTreeMap;
 use chrono::format::{Parsed, StrftimeItems};
 use chrono::{Datelike, NaiveDate, NaiveDateTime, TimeDelta};
 
+/// A strftime format that chrono cannot read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{format}` is not a valid strftime format")]
+pub struct InvalidTimeFormat {
+    /// The format as written.
+    pub format: String,
+}
+
 /// What a parsed timestamp knew of itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Completeness {
@@ -190,13 +198,17 @@ pub(crate) fn parse_offset(text: &str) -> Option<i32> {
 }
 
 /// Checks a strftime format and says what it leaves out.
-pub(crate) fn check_format(format: &str) -> Result<Completeness, String> {
+pub(crate) fn check_format(format: &str) -> Result<Completeness, InvalidTimeFormat> {
     use chrono::format::Item;
     let mut has_year = false;
     let mut has_date = false;
     for item in StrftimeItems::new(format) {
         match item {
-            Item::Error => return Err(format!("`{format}` is not a valid strftime format")),
+            Item::Error => {
+                return Err(InvalidTimeFormat {
+                    format: format.to_string(),
+                })
+            }
             Item::Numeric(n, _) => {
                 use chrono::format::Numeric::*;
                 match n {
@@ -273,10 +285,12 @@ pub struct TimeFormat {
 
 impl TimeFormat {
     /// Reads a strftime format.
-    pub fn new(format: &str) -> Result<TimeFormat, String> {
+    pub fn new(format: &str) -> Result<TimeFormat, InvalidTimeFormat> {
         let items = StrftimeItems::new(format)
             .parse_to_owned()
-            .map_err(|_| format!("`{format}` is not a valid strftime format"))?;
+            .map_err(|_| InvalidTimeFormat {
+                format: format.to_string(),
+            })?;
         Ok(TimeFormat {
             items,
             month_names: format.contains("%b"),

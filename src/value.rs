@@ -11,6 +11,52 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
+/// Text that cannot be read as a value of the type it must have; the
+/// message quotes the text and says what it should look like.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    /// Not a whole number.
+    #[error("`{0}` is not a whole number")]
+    Integer(String),
+    /// Not a number.
+    #[error("`{0}` is not a number")]
+    Float(String),
+    /// Not a truth value.
+    #[error("`{0}` is not true or false")]
+    Boolean(String),
+    /// Not an RFC 3339 time.
+    #[error("`{0}` is not an RFC 3339 timestamp such as 2023-01-13T17:29:02Z")]
+    Timestamp(String),
+    /// Not a duration.
+    #[error("`{0}` is not a duration such as 500ms, 30s, 5m, 2h or 1d")]
+    Duration(String),
+    /// Not an IP address.
+    #[error("`{0}` is not an IP address")]
+    Ip(String),
+    /// A network without its `/prefix`.
+    #[error("`{0}` is not a CIDR: write it as 10.0.0.0/8")]
+    CidrWithoutPrefix(String),
+    /// A prefix longer than the address.
+    #[error("`/{prefix}` is not a prefix length from 0 to {max}")]
+    PrefixLength {
+        /// The prefix as written.
+        prefix: String,
+        /// The longest prefix of the address (32 or 128).
+        max: u8,
+    },
+    /// A version that does not start with a digit.
+    #[error("`{0}` is not a version: a version starts with a digit, as in 20.9.1 or 8-202206")]
+    VersionStart(String),
+    /// A character that no version holds.
+    #[error("`{text}` is not a version: unexpected `{found}`")]
+    VersionCharacter {
+        /// The version as written.
+        text: String,
+        /// The character.
+        found: char,
+    },
+}
+
 /// The type of a field or of a literal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -152,32 +198,33 @@ impl Value {
 
     /// Reads text as a value of the given type, as found in a log line or
     /// written as a literal.
-    pub fn parse_as(text: &str, ty: ValueType) -> Result<Value, String> {
+    pub fn parse_as(text: &str, ty: ValueType) -> Result<Value, ValueError> {
         let text = text.trim();
+        let owned = || text.to_string();
         match ty {
             ValueType::String => Ok(Value::Str(text.to_string())),
             ValueType::Integer => text
                 .parse::<i64>()
                 .map(Value::Int)
-                .map_err(|_| format!("`{text}` is not a whole number")),
+                .map_err(|_| ValueError::Integer(owned())),
             ValueType::Float => text
                 .parse::<f64>()
                 .map(Value::Float)
-                .map_err(|_| format!("`{text}` is not a number")),
+                .map_err(|_| ValueError::Float(owned())),
             ValueType::Boolean => match text.to_ascii_lowercase().as_str() {
                 "true" | "yes" | "1" | "on" => Ok(Value::Bool(true)),
                 "false" | "no" | "0" | "off" => Ok(Value::Bool(false)),
-                _ => Err(format!("`{text}` is not true or false")),
+                _ => Err(ValueError::Boolean(owned())),
             },
             ValueType::Timestamp => parse_rfc3339(text)
                 .map(Value::Time)
-                .ok_or_else(|| format!("`{text}` is not an RFC 3339 timestamp such as 2023-01-13T17:29:02Z")),
+                .ok_or_else(|| ValueError::Timestamp(owned())),
             ValueType::Duration => parse_duration(text)
                 .map(Value::Duration)
-                .ok_or_else(|| format!("`{text}` is not a duration such as 500ms, 30s, 5m, 2h or 1d")),
+                .ok_or_else(|| ValueError::Duration(owned())),
             ValueType::Ip => IpAddr::from_str(text)
                 .map(Value::Ip)
-                .map_err(|_| format!("`{text}` is not an IP address")),
+                .map_err(|_| ValueError::Ip(owned())),
             ValueType::Cidr => Cidr::from_str(text).map(Value::Cidr),
             ValueType::Version => Version::from_str(text).map(Value::Version),
         }
@@ -306,15 +353,13 @@ enum VersionSegment {
 }
 
 impl FromStr for Version {
-    type Err = String;
+    type Err = ValueError;
 
-    fn from_str(text: &str) -> Result<Version, String> {
+    fn from_str(text: &str) -> Result<Version, ValueError> {
         let text = text.trim();
         let text_no_prefix = text.strip_prefix(['v', 'V']).unwrap_or(text);
         if !text_no_prefix.starts_with(|c: char| c.is_ascii_digit()) {
-            return Err(format!(
-                "`{text}` is not a version: a version starts with a digit, as in 20.9.1 or 8-202206"
-            ));
+            return Err(ValueError::VersionStart(text.to_string()));
         }
         let mut segments = Vec::new();
         let mut chars = text_no_prefix.chars().peekable();
@@ -340,7 +385,10 @@ impl FromStr for Version {
             } else if matches!(c, '.' | '-' | '_' | '(' | ')') {
                 chars.next();
             } else {
-                return Err(format!("`{text}` is not a version: unexpected `{c}`"));
+                return Err(ValueError::VersionCharacter {
+                    text: text.to_string(),
+                    found: c,
+                });
             }
         }
         Ok(Version {
@@ -409,9 +457,9 @@ impl VersionReq {
 }
 
 impl FromStr for VersionReq {
-    type Err = String;
+    type Err = ValueError;
 
-    fn from_str(text: &str) -> Result<VersionReq, String> {
+    fn from_str(text: &str) -> Result<VersionReq, ValueError> {
         let mut comparators = Vec::new();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (op, rest) = [">=", "<=", "==", "!=", ">", "<", "="]
@@ -460,19 +508,22 @@ impl Cidr {
 }
 
 impl FromStr for Cidr {
-    type Err = String;
+    type Err = ValueError;
 
-    fn from_str(text: &str) -> Result<Cidr, String> {
+    fn from_str(text: &str) -> Result<Cidr, ValueError> {
         let (addr, prefix) = text
             .split_once('/')
-            .ok_or_else(|| format!("`{text}` is not a CIDR: write it as 10.0.0.0/8"))?;
-        let addr = IpAddr::from_str(addr).map_err(|_| format!("`{addr}` is not an IP address"))?;
+            .ok_or_else(|| ValueError::CidrWithoutPrefix(text.to_string()))?;
+        let addr = IpAddr::from_str(addr).map_err(|_| ValueError::Ip(addr.to_string()))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix: u8 = prefix
             .parse()
             .ok()
             .filter(|p| *p <= max)
-            .ok_or_else(|| format!("`/{prefix}` is not a prefix length from 0 to {max}"))?;
+            .ok_or_else(|| ValueError::PrefixLength {
+                prefix: prefix.to_string(),
+                max,
+            })?;
         Ok(Cidr { addr, prefix })
     }
 }

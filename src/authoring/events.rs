@@ -114,22 +114,37 @@ pub(crate) struct EmbeddedEvent {
     pub fields: Vec<EventField>,
 }
 
+/// A `--source` that names no format.
+#[derive(Debug, thiserror::Error)]
+#[error("no format is named `{name}`; {}", match near {
+    Some(n) => format!("did you mean `{n}`?"),
+    None => format!("the formats are: {}", known.join(", ")),
+})]
+pub(crate) struct UnknownFormat {
+    /// The name given.
+    pub name: String,
+    /// The closest format name, if one is close.
+    pub near: Option<String>,
+    /// Every format name.
+    pub known: Vec<String>,
+}
+
 /// Reads a bundle and lists what each file is and holds.
 pub(crate) fn events(
     kb: &KnowledgeBase,
     bundle: &Path,
     options: &EventsOptions,
     run: &RunOptions,
-) -> Result<EventsReport, String> {
+) -> Result<EventsReport, UnknownFormat> {
     let formats = &kb.formats;
     if let Some(name) = &options.source {
         if formats.index(name).is_none() {
             let names: Vec<&str> = formats.formats.iter().map(|f| f.name.as_str()).collect();
-            let hint = match crate::diagnostic::toml_source::closest(name, &names) {
-                Some(n) => format!("did you mean `{n}`?"),
-                None => format!("the formats are: {}", names.join(", ")),
-            };
-            return Err(format!("no format is named `{name}`; {hint}"));
+            return Err(UnknownFormat {
+                name: name.clone(),
+                near: crate::diagnostic::toml_source::closest(name, &names).map(str::to_string),
+                known: names.iter().map(|n| n.to_string()).collect(),
+            });
         }
     }
     let (mut files, warnings) = read_bundle(bundle, &run.limits, |file| {

@@ -7,8 +7,20 @@ use std::path::{Path, PathBuf};
 use crate::diagnostic::FileProblems;
 use crate::engine::Engine;
 use crate::matching::regex_util::UnicodeForm;
-use crate::rules::lint::{lint_levels, LintSettings};
-use crate::rules::{layer_files, load_with, KnowledgeBase};
+use crate::rules::lint::{lint_levels, LintConfigError, LintSettings};
+use crate::rules::{layer_files, load_with, KnowledgeBase, ReadError};
+
+/// Why a command's knowledge base cannot be loaded at all (problems in
+/// its files are no such reason: they are reported with the rules).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LoadKbError {
+    /// A rules directory or file cannot be read.
+    #[error(transparent)]
+    Files(#[from] ReadError),
+    /// A lint configuration cannot be read.
+    #[error(transparent)]
+    Lints(#[from] LintConfigError),
+}
 
 /// Loads the knowledge base (built-in unless `builtin` is false, then
 /// `dirs`) and applies the lint levels of the run to its problems;
@@ -19,7 +31,7 @@ pub(crate) fn load_kb(
     lints: &LintSettings,
     unicode: UnicodeForm,
     repo_rules_dir: Option<&Path>,
-) -> Result<KnowledgeBase, String> {
+) -> Result<KnowledgeBase, LoadKbError> {
     let files = layer_files(builtin, dirs, repo_rules_dir)?;
     let mut kb = load_with(&files, unicode);
     // `check` is where a pattern too large for its Unicode form is found,

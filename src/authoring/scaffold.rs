@@ -20,7 +20,7 @@ use crate::diagnostic::toml_source::closest;
 use crate::engine::{Engine, RunOptions};
 use crate::format::{load_format, Detection, Format, FormatKind, RecordLevel};
 use crate::report::Report;
-use crate::rules::{directory_files, embedded_files, load, Expect, KbFile, KnowledgeBase};
+use crate::rules::{directory_files, embedded_files, load, Expect, KbFile, KnowledgeBase, ReadError};
 use crate::time::ZoneTable;
 use crate::value::ValueType;
 
@@ -36,9 +36,170 @@ pub(crate) struct Written {
     pub next: Vec<String>,
 }
 
+/// Why a scaffold was not written; nothing is left on disk.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ScaffoldError {
+    /// The rules directory the scaffold joins cannot be read.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// The file to write exists.
+    #[error("{} already exists; it is left as it is (remove it, or choose another name)", .0.display())]
+    Exists(PathBuf),
+    /// A directory cannot be created.
+    #[error("cannot create {}: {source}", path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file cannot be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// An id that is not one word.
+    #[error("`{0}` is not a rule id: write one word of letters, digits, `-`, `_` and `.`, such as ACME-NET-001")]
+    RuleId(String),
+    /// An id another rule has.
+    #[error("rule id `{id}` is already used by {by}; choose another id")]
+    RuleIdUsed {
+        /// The id.
+        id: String,
+        /// The file of the rule that has it.
+        by: String,
+    },
+    /// A name that is no word.
+    #[error(
+        "`{0}` is not a format name: write letters, digits and `_`, such as acme_server (rules write `acme_server where …`)"
+    )]
+    FormatName(String),
+    /// A name another format has.
+    #[error("format name `{name}` is already used by {by}; choose another name")]
+    FormatNameUsed {
+        /// The name.
+        name: String,
+        /// The file of the format that has it.
+        by: String,
+    },
+    /// The scaffold has problems (`CODE message` each).
+    #[error("the scaffold for `{id}` would not pass `triage check` ({}); nothing was written", problems.join("; "))]
+    WouldNotCheck {
+        /// The rule's id.
+        id: String,
+        /// Its problems.
+        problems: Vec<String>,
+    },
+    /// A test of the scaffold fails.
+    #[error("the scaffold's test `{test}` would expect {expect} but get {got}; nothing was written")]
+    WouldNotPass {
+        /// The test's name.
+        test: String,
+        /// What it expects.
+        expect: &'static str,
+        /// What the rule does.
+        got: &'static str,
+    },
+    /// No format is named so.
+    #[error("no format provides a source named `{name}`; {}the sources are: {}", near.as_ref().map(|n| format!("did you mean `{n}`? ")).unwrap_or_default(), known.join(", "))]
+    UnknownSource {
+        /// The name given.
+        name: String,
+        /// The closest format name, if one is close.
+        near: Option<String>,
+        /// Every format name.
+        known: Vec<String>,
+    },
+    /// The format has no sample to make tests from.
+    #[error("format `{name}` has no samples to make the rule's tests from; add samples = ['…'] to {origin}")]
+    NoSamples {
+        /// The format.
+        name: String,
+        /// Its file.
+        origin: String,
+    },
+    /// No file name is recognised as the format.
+    #[error("no file name found that format `{name}` recognises by its paths or sniff; add paths = [\"**/name.log\"] to {origin}")]
+    NoTestFile {
+        /// The format.
+        name: String,
+        /// Its file.
+        origin: String,
+    },
+    /// The sample has no word to search for.
+    #[error("the first sample of format `{0}` has no word of three letters or more to search for")]
+    NoWord(String),
+    /// The bundle the rule is drafted from cannot be read.
+    #[error("cannot read the bundle {bundle}: {why}")]
+    Bundle {
+        /// The bundle.
+        bundle: String,
+        /// Why.
+        why: String,
+    },
+    /// The bundle has no unexplained error or warning.
+    #[error("{0} has no unexplained error or warning to draft a rule from")]
+    NothingUnexplained(String),
+    /// No template has that number.
+    #[error("{bundle} has no unexplained template {number}: it has {count}, numbered from 1 as `triage diagnose` lists them")]
+    NoTemplate {
+        /// The bundle.
+        bundle: String,
+        /// The number asked for.
+        number: usize,
+        /// How many there are.
+        count: usize,
+    },
+    /// The template's source no longer has levels.
+    #[error("the source `{name}` of template {number} is no longer a format with [levels]")]
+    SourceGone {
+        /// The source.
+        name: String,
+        /// The template's number.
+        number: usize,
+    },
+    /// The template's example does not read as its source.
+    #[error("the example of template {number} ({file}:{line}) does not read as `{name}`; write the rule with `triage new rule {id} --source {name}`")]
+    ExampleUnreadable {
+        /// The template's number.
+        number: usize,
+        /// The example's file.
+        file: String,
+        /// Its line.
+        line: u64,
+        /// The template's source.
+        name: String,
+        /// The rule's id.
+        id: String,
+    },
+    /// The template has no literal long enough to search for.
+    #[error("template {number} has no literal part of {min} characters or more to search for; write the rule with `triage new rule {id} --source {name}`")]
+    NoLiteral {
+        /// The template's number.
+        number: usize,
+        /// The shortest literal searched for.
+        min: usize,
+        /// The template's source.
+        name: String,
+        /// The rule's id.
+        id: String,
+    },
+    /// No file name is recognised as the format with the example.
+    #[error("no file name found that format `{name}` recognises with the example of template {number}")]
+    NoExampleFile {
+        /// The format of the example's file.
+        name: String,
+        /// The template's number.
+        number: usize,
+    },
+}
+
 /// The knowledge base a scaffold in `dir` joins: the built-in one plus
 /// `dir` when it exists (its formats may be the source of a new rule).
-fn knowledge_base(dir: &Path, repo_rules_dir: Option<&Path>) -> Result<(Vec<KbFile>, KnowledgeBase), String> {
+fn knowledge_base(dir: &Path, repo_rules_dir: Option<&Path>) -> Result<(Vec<KbFile>, KnowledgeBase), ScaffoldError> {
     let mut files = embedded_files(repo_rules_dir);
     if dir.exists() {
         files.extend(directory_files(dir, 1)?);
@@ -47,27 +208,31 @@ fn knowledge_base(dir: &Path, repo_rules_dir: Option<&Path>) -> Result<(Vec<KbFi
     Ok((files, kb))
 }
 
-fn refuse_existing(path: &Path) -> Result<(), String> {
+fn refuse_existing(path: &Path) -> Result<(), ScaffoldError> {
     if path.exists() {
-        return Err(format!(
-            "{} already exists; it is left as it is (remove it, or choose another name)",
-            path.display()
-        ));
+        return Err(ScaffoldError::Exists(path.to_path_buf()));
     }
     Ok(())
 }
 
-fn write_new(path: &Path, text: &str) -> Result<(), String> {
+fn write_new(path: &Path, text: &str) -> Result<(), ScaffoldError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        std::fs::create_dir_all(parent).map_err(|source| ScaffoldError::CreateDir {
+            path: parent.to_path_buf(),
+            source,
+        })?;
     }
+    let cannot_write = |source| ScaffoldError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
     // `create_new`: a file that appeared since the check is not overwritten either.
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(path)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    std::io::Write::write_all(&mut file, text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .map_err(cannot_write)?;
+    std::io::Write::write_all(&mut file, text.as_bytes()).map_err(cannot_write)
 }
 
 /// A string as TOML: a literal string when it can be one (no escapes for
@@ -93,7 +258,12 @@ fn toml_block(text: &str) -> String {
 
 /// Writes `DIR/ID.toml`, a draft rule with one query on `source`, a hit
 /// test and a no-hit test made from the source's samples.
-pub(crate) fn new_rule(id: &str, source: &str, dir: &Path, repo_rules_dir: Option<&Path>) -> Result<Written, String> {
+pub(crate) fn new_rule(
+    id: &str,
+    source: &str,
+    dir: &Path,
+    repo_rules_dir: Option<&Path>,
+) -> Result<Written, ScaffoldError> {
     write_rule(id, dir, repo_rules_dir, |kb| rule_text(id, source, kb))
 }
 
@@ -106,7 +276,7 @@ pub(crate) fn new_rule_from_unexplained(
     bundle: &Path,
     dir: &Path,
     repo_rules_dir: Option<&Path>,
-) -> Result<Written, String> {
+) -> Result<Written, ScaffoldError> {
     write_rule(id, dir, repo_rules_dir, |kb| {
         let report = Engine::new(kb.clone()).diagnose(bundle, &RunOptions::default());
         unexplained_rule_text(id, number, &report, kb)
@@ -119,21 +289,19 @@ fn write_rule(
     id: &str,
     dir: &Path,
     repo_rules_dir: Option<&Path>,
-    text_of: impl FnOnce(&KnowledgeBase) -> Result<String, String>,
-) -> Result<Written, String> {
+    text_of: impl FnOnce(&KnowledgeBase) -> Result<String, ScaffoldError>,
+) -> Result<Written, ScaffoldError> {
     if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-        return Err(format!(
-            "`{id}` is not a rule id: write one word of letters, digits, `-`, `_` and `.`, such as ACME-NET-001"
-        ));
+        return Err(ScaffoldError::RuleId(id.to_string()));
     }
     let path = dir.join(format!("{id}.toml"));
     refuse_existing(&path)?;
     let (mut files, kb) = knowledge_base(dir, repo_rules_dir)?;
     if let Some(existing) = kb.rule(id) {
-        return Err(format!(
-            "rule id `{id}` is already used by {}; choose another id",
-            existing.origin
-        ));
+        return Err(ScaffoldError::RuleIdUsed {
+            id: id.to_string(),
+            by: existing.origin.clone(),
+        });
     }
     let text = text_of(&kb)?;
     files.push(KbFile {
@@ -153,55 +321,51 @@ fn write_rule(
 
 /// Loads the knowledge base with the scaffold in it and runs its tests:
 /// a scaffold must pass both as written.
-fn verify_rule(id: &str, path: &Path, files: &[KbFile]) -> Result<(), String> {
+fn verify_rule(id: &str, path: &Path, files: &[KbFile]) -> Result<(), ScaffoldError> {
     let kb = load(files);
     let shown = path.display().to_string();
     if let Some(report) = kb.problems.iter().find(|p| p.path == shown) {
-        let codes: Vec<String> = report
-            .problems
-            .iter()
-            .map(|p| format!("{} {}", p.code, p.message))
-            .collect();
-        return Err(format!(
-            "the scaffold for `{id}` would not pass `triage check` ({}); nothing was written",
-            codes.join("; ")
-        ));
+        return Err(ScaffoldError::WouldNotCheck {
+            id: id.to_string(),
+            problems: report
+                .problems
+                .iter()
+                .map(|p| format!("{} {}", p.code, p.message))
+                .collect(),
+        });
     }
     let outcomes = crate::authoring::rule_tests::run_rule_tests(kb, &[PathBuf::from(&shown)]);
     if let Some(failed) = outcomes.iter().find(|o| !o.passed) {
-        return Err(format!(
-            "the scaffold's test `{}` would expect {} but get {}; nothing was written",
-            failed.name,
-            failed.expect.as_str(),
-            failed.got.as_str()
-        ));
+        return Err(ScaffoldError::WouldNotPass {
+            test: failed.name.clone(),
+            expect: failed.expect.as_str(),
+            got: failed.got.as_str(),
+        });
     }
     Ok(())
 }
 
 /// The text of a rule scaffold on `source`, with its tests made from the
 /// source format's samples.
-pub(crate) fn rule_text(id: &str, source: &str, kb: &KnowledgeBase) -> Result<String, String> {
+pub(crate) fn rule_text(id: &str, source: &str, kb: &KnowledgeBase) -> Result<String, ScaffoldError> {
     let Some(index) = kb.formats.index(source) else {
         let known: Vec<&str> = kb.formats.formats.iter().map(|f| f.name.as_str()).collect();
-        let hint = match closest(source, &known) {
-            Some(near) => format!("did you mean `{near}`? "),
-            None => String::new(),
-        };
-        return Err(format!(
-            "no format provides a source named `{source}`; {hint}the sources are: {}",
-            known.join(", ")
-        ));
+        return Err(ScaffoldError::UnknownSource {
+            name: source.to_string(),
+            near: closest(source, &known).map(str::to_string),
+            known: known.iter().map(|k| k.to_string()).collect(),
+        });
     };
     let format = &kb.formats.formats[index];
     let Some(sample) = format.samples.first() else {
-        return Err(format!(
-            "format `{source}` has no samples to make the rule's tests from; add samples = ['…'] to {}",
-            format.origin
-        ));
+        return Err(ScaffoldError::NoSamples {
+            name: source.to_string(),
+            origin: format.origin.clone(),
+        });
     };
-    let (file, host) = test_file(format, index, kb, sample).ok_or_else(|| {
-        format!("no file name found that format `{source}` recognises by its paths or sniff; add paths = [\"**/name.log\"] to {}", format.origin)
+    let (file, host) = test_file(format, index, kb, sample).ok_or_else(|| ScaffoldError::NoTestFile {
+        name: source.to_string(),
+        origin: format.origin.clone(),
     })?;
     // A format read only inside another's messages (chronyd in syslog) is
     // tested with records of the host format that carry its sample.
@@ -209,9 +373,7 @@ pub(crate) fn rule_text(id: &str, source: &str, kb: &KnowledgeBase) -> Result<St
         Some(h) => embed_in(h, record).unwrap_or_else(|| record.to_string()),
         None => record.to_string(),
     };
-    let literal = pick_literal(&message_of(format, sample)).ok_or_else(|| {
-        format!("the first sample of format `{source}` has no word of three letters or more to search for")
-    })?;
+    let literal = pick_literal(&message_of(format, sample)).ok_or_else(|| ScaffoldError::NoWord(source.to_string()))?;
     let quiet = quiet_record(format, sample, &literal);
     Ok(draft_rule(&DraftRule {
         id,
@@ -426,43 +588,43 @@ pub(crate) fn unexplained_rule_text(
     number: usize,
     report: &Report,
     kb: &KnowledgeBase,
-) -> Result<String, String> {
+) -> Result<String, ScaffoldError> {
     if report.failed {
         let why = report
             .warnings
             .first()
             .map_or("nothing in it could be read", |w| w.message.as_str());
-        return Err(format!("cannot read the bundle {}: {why}", report.bundle));
+        return Err(ScaffoldError::Bundle {
+            bundle: report.bundle.clone(),
+            why: why.to_string(),
+        });
     }
     let templates = &report.unexplained.templates;
     let template = number
         .checked_sub(1)
         .and_then(|i| templates.get(i))
         .ok_or_else(|| match templates.len() {
-            0 => format!(
-                "{} has no unexplained error or warning to draft a rule from",
-                report.bundle
-            ),
-            n => format!(
-                "{} has no unexplained template {number}: it has {n}, numbered from 1 as `triage diagnose` lists them",
-                report.bundle
-            ),
+            0 => ScaffoldError::NothingUnexplained(report.bundle.clone()),
+            count => ScaffoldError::NoTemplate {
+                bundle: report.bundle.clone(),
+                number,
+                count,
+            },
         })?;
-    let gone = || {
-        format!(
-            "the source `{}` of template {number} is no longer a format with [levels]",
-            template.source
-        )
+    let gone = || ScaffoldError::SourceGone {
+        name: template.source.clone(),
+        number,
     };
     let source = kb.formats.index(&template.source).ok_or_else(gone)?;
     let format = &kb.formats.formats[source];
     let levels = format.levels.as_ref().ok_or_else(gone)?;
     let example = &template.example;
-    let unreadable = || {
-        format!(
-            "the example of template {number} ({}:{}) does not read as `{}`; write the rule with `triage new rule {id} --source {}`",
-            example.file, example.line, template.source, template.source
-        )
+    let unreadable = || ScaffoldError::ExampleUnreadable {
+        number,
+        file: example.file.clone(),
+        line: example.line,
+        name: template.source.clone(),
+        id: id.to_string(),
     };
     // The format of the example's file: the template's own, or one that
     // embeds it (syslog around an nginx line).
@@ -483,11 +645,12 @@ pub(crate) fn unexplained_rule_text(
         .take(2)
         .collect();
     let Some(longest) = literals.first() else {
-        return Err(format!(
-            "template {number} has no literal part of {} characters or more to search for; write the rule with `triage new rule {id} --source {}`",
-            crate::matching::regex_util::MIN_LITERAL_LEN,
-            template.source
-        ));
+        return Err(ScaffoldError::NoLiteral {
+            number,
+            min: crate::matching::regex_util::MIN_LITERAL_LEN,
+            name: template.source.clone(),
+            id: id.to_string(),
+        });
     };
     let level_field = &format.fields[levels.field];
     let values: Vec<String> = levels
@@ -514,10 +677,10 @@ pub(crate) fn unexplained_rule_text(
     ) {
         (Some(file), _) | (None, Some((file, None))) => file,
         _ => {
-            return Err(format!(
-                "no file name found that format `{}` recognises with the example of template {number}",
-                host.name
-            ))
+            return Err(ScaffoldError::NoExampleFile {
+                name: host.name.clone(),
+                number,
+            })
         }
     };
     let changed: String = longest
@@ -644,11 +807,9 @@ pub(crate) fn new_format(
     source: &FormatSource,
     dir: &Path,
     repo_rules_dir: Option<&Path>,
-) -> Result<Written, String> {
+) -> Result<Written, ScaffoldError> {
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(format!(
-            "`{name}` is not a format name: write letters, digits and `_`, such as acme_server (rules write `acme_server where …`)"
-        ));
+        return Err(ScaffoldError::FormatName(name.to_string()));
     }
     let formats_dir = if dir.file_name().is_some_and(|n| n == "formats") {
         dir.to_path_buf()
@@ -659,10 +820,10 @@ pub(crate) fn new_format(
     refuse_existing(&path)?;
     let (_, kb) = knowledge_base(dir, repo_rules_dir)?;
     if let Some(existing) = kb.formats.formats.iter().find(|f| f.name == name) {
-        return Err(format!(
-            "format name `{name}` is already used by {}; choose another name",
-            existing.origin
-        ));
+        return Err(ScaffoldError::FormatNameUsed {
+            name: name.to_string(),
+            by: existing.origin.clone(),
+        });
     }
     let text = format_text(name, source);
     write_new(&path, &text)?;
@@ -1267,7 +1428,7 @@ mod tests {
     #[test]
     fn an_unknown_source_is_refused_with_the_nearest_name() {
         let kb = load(&embedded_files(None));
-        let err = rule_text("X-1", "nginx_eror", &kb).unwrap_err();
+        let err = rule_text("X-1", "nginx_eror", &kb).unwrap_err().to_string();
         assert!(err.contains("did you mean `nginx_error`?"), "{err}");
     }
 

@@ -13,7 +13,7 @@ use crate::diagnostic::Code;
 /// Diagnose support bundles with a knowledge base of rules.
 #[derive(Debug, Parser)]
 #[command(name = "triage", version, about, long_about = None)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -21,7 +21,7 @@ pub struct Cli {
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
+pub(crate) enum OutputFormat {
     /// Text for people, rendered with miette.
     Human,
     /// One JSON document (an array of them for several bundles).
@@ -30,7 +30,7 @@ pub enum OutputFormat {
 
 /// Output formats of `diagnose`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DiagnoseFormat {
+pub(crate) enum DiagnoseFormat {
     /// Text for people, rendered with miette.
     Human,
     /// One JSON document (an array of them for several bundles).
@@ -41,7 +41,7 @@ pub enum DiagnoseFormat {
 
 /// What `docs` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DocsFormat {
+pub(crate) enum DocsFormat {
     /// Markdown pages and an mdBook SUMMARY.md.
     Markdown,
     /// A self-contained static site.
@@ -50,7 +50,7 @@ pub enum DocsFormat {
 
 /// When to use colour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ColorChoice {
+pub(crate) enum ColorChoice {
     /// On a terminal, unless NO_COLOR is set.
     Auto,
     /// Always.
@@ -61,7 +61,7 @@ pub enum ColorChoice {
 
 /// Where rules come from.
 #[derive(Debug, Clone, clap::Args)]
-pub struct RuleArgs {
+pub(crate) struct RuleArgs {
     /// A directory of rules and formats added to the built-in knowledge
     /// base; its rules override built-in ones with the same id. Repeatable.
     #[arg(long = "rules", value_name = "DIR")]
@@ -76,7 +76,7 @@ pub struct RuleArgs {
 
 /// Lint levels for this run, on top of the `triage.toml` of the rules.
 #[derive(Debug, Clone, Default, clap::Args)]
-pub struct LintArgs {
+pub(crate) struct LintArgs {
     /// Read lint levels from this file instead of the triage.toml in each rules directory.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -93,7 +93,7 @@ pub struct LintArgs {
 
 /// Limits on what is read from a bundle.
 #[derive(Debug, Clone, clap::Args)]
-pub struct LimitArgs {
+pub(crate) struct LimitArgs {
     /// Most bytes read from one file, after decompression.
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_file_bytes)]
     pub max_file_bytes: u64,
@@ -110,7 +110,7 @@ pub struct LimitArgs {
 
 /// How times in the bundle are read.
 #[derive(Debug, Clone, clap::Args)]
-pub struct TimeArgs {
+pub(crate) struct TimeArgs {
     /// When the bundle was collected (RFC 3339), if its files do not say.
     #[arg(long, value_name = "TIME")]
     pub collected_at: Option<String>,
@@ -121,7 +121,7 @@ pub struct TimeArgs {
 
 /// The arguments of `explain`.
 #[derive(Debug, clap::Args)]
-pub struct ExplainArgs {
+pub(crate) struct ExplainArgs {
     /// The rule's id, e.g. SDWAN-LIC-001.
     #[arg(value_name = "RULE")]
     pub rule: String,
@@ -138,7 +138,7 @@ pub struct ExplainArgs {
 
 /// The arguments of `events`.
 #[derive(Debug, clap::Args)]
-pub struct EventsArgs {
+pub(crate) struct EventsArgs {
     /// The bundle.
     #[arg(value_name = "BUNDLE")]
     pub bundle: PathBuf,
@@ -162,7 +162,7 @@ pub struct EventsArgs {
 /// What every command that reads a bundle takes: the rules, how to read
 /// times, and the limits.
 #[derive(Debug, Clone, clap::Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Rules to use.
     #[command(flatten)]
     pub rules: RuleArgs,
@@ -183,7 +183,7 @@ pub struct RunArgs {
 
 /// The arguments of `diagnose`.
 #[derive(Debug, clap::Args)]
-pub struct DiagnoseArgs {
+pub(crate) struct DiagnoseArgs {
     /// The bundles: paths, or glob patterns such as 'uploads/*.tar.gz'.
     #[arg(required = true, value_name = "BUNDLE")]
     pub bundles: Vec<PathBuf>,
@@ -220,7 +220,7 @@ pub struct DiagnoseArgs {
 
 /// The arguments of `serve`.
 #[derive(Debug, clap::Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Address to listen on; keep it on loopback behind a proxy that
     /// terminates TLS and authenticates.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
@@ -275,7 +275,7 @@ pub struct ServeArgs {
 
 /// The arguments of `check`.
 #[derive(Debug, clap::Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// Rule directories to check with the built-in formats (default: the built-in knowledge base).
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
@@ -292,7 +292,7 @@ pub struct CheckArgs {
 
 /// The arguments of `test`.
 #[derive(Debug, clap::Args)]
-pub struct TestArgs {
+pub(crate) struct TestArgs {
     /// Rule directories whose tests to run (default: the built-in knowledge base).
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
@@ -306,7 +306,7 @@ pub struct TestArgs {
 
 /// The arguments of `docs`.
 #[derive(Debug, clap::Args)]
-pub struct DocsArgs {
+pub(crate) struct DocsArgs {
     /// Where to write it (created if needed).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -321,7 +321,7 @@ pub struct DocsArgs {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Diagnose one or more bundles (directories, .tar, .tar.gz, .tgz, .zip, .gz).
     Diagnose(DiagnoseArgs),
     /// Check rule and format files and report every problem.
@@ -362,7 +362,7 @@ pub enum Command {
 
 /// What `triage new` writes.
 #[derive(Debug, Subcommand)]
-pub enum NewCommand {
+pub(crate) enum NewCommand {
     /// A draft rule DIR/ID.toml: one query on a source, a hit and a no-hit test from the source's
     /// samples, or from an unexplained error of a bundle (--from-unexplained N BUNDLE).
     Rule {

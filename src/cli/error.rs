@@ -12,21 +12,21 @@ use std::path::PathBuf;
 
 /// A command's failure, printed once as `error: {self}`.
 #[derive(Debug, thiserror::Error)]
-pub enum CliError {
+pub(crate) enum CliError {
     /// Writing the command's output failed; a broken pipe is not reported.
     #[error("cannot write the output: {0}")]
     Output(#[from] io::Error),
     /// The rule directories could not be read (`diagnose`, `explain`,
     /// `events`, `docs`).
     #[error("cannot load rules: {0}")]
-    LoadRules(String),
+    LoadRules(#[source] crate::authoring::kb::LoadKbError),
     /// The rule directories to check or test could not be read; the
     /// message names the path.
     #[error("{0}")]
-    ReadRules(String),
+    ReadRules(#[source] crate::authoring::kb::LoadKbError),
     /// A `--tune` file could not be read.
     #[error("{0}")]
-    ReadTuning(String),
+    ReadTuning(#[from] crate::rules::tune::TuneFileError),
     /// `--strict` and a rule, format or tuning file with an error.
     #[error("rule or tuning files have errors and --strict was given")]
     StrictErrors,
@@ -67,7 +67,7 @@ pub enum CliError {
     UnusableBundle(String),
     /// `events --source` names no loaded format.
     #[error("{0}")]
-    UnknownSource(String),
+    UnknownSource(#[from] crate::authoring::events::UnknownFormat),
     /// A bundle path from which not a single file was read.
     #[error("nothing could be read from {}; check the path (a directory or an archive)", .0.display())]
     NothingRead(PathBuf),
@@ -84,11 +84,16 @@ pub enum CliError {
     WriteManPages(#[source] io::Error),
     /// `new` refused or could not write a scaffold; the message says why.
     #[error("{0}")]
-    Scaffold(String),
-    /// The service could not start or stopped with an error.
+    Scaffold(#[from] crate::authoring::scaffold::ScaffoldError),
+    /// `new format --sample-file` could not be read or holds no line.
     #[error("{0}")]
-    Serve(String),
+    SampleFile(String),
+    /// The service could not start or stopped with an error.
+    #[cfg(feature = "serve")]
+    #[error("{0}")]
+    Serve(#[from] crate::serve::ServeError),
     /// `serve` in a binary built without the `serve` feature.
+    #[cfg(not(feature = "serve"))]
     #[error("this triage was built without the HTTP service; build it with the `serve` feature (on by default) to run `triage serve`")]
     ServeNotBuilt,
 }
@@ -96,7 +101,7 @@ pub enum CliError {
 impl CliError {
     /// Whether the error is stdout's reader going away: not a failure of
     /// the run, and nothing to report.
-    pub fn is_broken_pipe(&self) -> bool {
+    pub(crate) fn is_broken_pipe(&self) -> bool {
         matches!(self, CliError::Output(e) if e.kind() == io::ErrorKind::BrokenPipe)
     }
 }

@@ -15,20 +15,20 @@ use crate::cli::Cli;
 const BIN: &str = "triage";
 
 /// Writes the completion script for `shell`.
-pub fn write_completions(shell: Shell, out: &mut dyn Write) {
+pub(super) fn write_completions(shell: Shell, out: &mut dyn Write) {
     let mut command = Cli::command();
     clap_complete::generate(shell, &mut command, BIN, out);
 }
 
 /// Writes the man page of `triage` itself (its options and the list of
 /// subcommands) as roff.
-pub fn write_main_page(out: &mut dyn Write) -> io::Result<()> {
+pub(super) fn write_main_page(out: &mut dyn Write) -> io::Result<()> {
     clap_mangen::Man::new(Cli::command()).render(out)
 }
 
 /// Writes `triage.1` and one page per subcommand (`triage-check.1`, …)
 /// into `dir`, creating it; returns the files written, main page first.
-pub fn write_pages(dir: &Path) -> io::Result<Vec<PathBuf>> {
+pub(super) fn write_pages(dir: &Path) -> io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
     // Built, the subcommands carry their full names (`triage-check`),
     // which become the page names and their NAME sections.

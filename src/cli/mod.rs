@@ -6,21 +6,21 @@
 //! dispatches, and is the one place where an error becomes `error: …` on
 //! stderr and exit code 2. `main.rs` only calls [`run`].
 
-pub mod args;
-pub mod commands;
-pub mod error;
-pub mod manual;
-pub mod output;
-pub mod resolve;
+mod args;
+mod commands;
+mod error;
+mod manual;
+mod output;
+mod resolve;
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
 
-pub use args::Cli;
+pub(crate) use args::Cli;
 use args::Command;
-pub use error::CliError;
+pub(crate) use error::CliError;
 
 /// Parses arguments and runs; the process exit code.
 pub fn run() -> ExitCode {

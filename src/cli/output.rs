@@ -14,7 +14,7 @@ use super::resolve::terminal_width;
 
 /// Prints `error: {message}` on stderr: every error of the command line
 /// is printed here.
-pub fn print_error(message: &dyn Display) {
+pub(super) fn print_error(message: &dyn Display) {
     // Nothing is left to tell if stderr itself is gone.
     let _ = writeln!(std::io::stderr().lock(), "error: {message}");
 }
@@ -22,7 +22,7 @@ pub fn print_error(message: &dyn Display) {
 /// Renders the problems of rule and format files on stderr, at the
 /// terminal's width; files with only warnings are left out unless
 /// `warnings_too`.
-pub fn print_problems(files: &[FileProblems], color: bool, warnings_too: bool) {
+pub(super) fn print_problems(files: &[FileProblems], color: bool, warnings_too: bool) {
     let theme = if color {
         miette::GraphicalTheme::unicode()
     } else {
@@ -42,7 +42,7 @@ pub fn print_problems(files: &[FileProblems], color: bool, warnings_too: bool) {
 }
 
 /// Writes a document as pretty JSON, or as the text `human` renders.
-pub fn write_document<T: serde::Serialize>(
+pub(super) fn write_document<T: serde::Serialize>(
     out: &mut dyn Write,
     format: OutputFormat,
     document: &T,
@@ -56,6 +56,6 @@ pub fn write_document<T: serde::Serialize>(
 
 /// A document as pretty JSON; the command line's documents are plain
 /// data, which always serialise.
-pub fn to_json<T: serde::Serialize + ?Sized>(document: &T) -> String {
+pub(super) fn to_json<T: serde::Serialize + ?Sized>(document: &T) -> String {
     serde_json::to_string_pretty(document).expect("documents serialise")
 }

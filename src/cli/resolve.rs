@@ -24,7 +24,7 @@ use super::output::print_problems;
 
 /// Whether to colour output: `--color`, else on a terminal unless
 /// `NO_COLOR` is set.
-pub fn use_color(choice: ColorChoice) -> bool {
+pub(super) fn use_color(choice: ColorChoice) -> bool {
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
@@ -35,7 +35,7 @@ pub fn use_color(choice: ColorChoice) -> bool {
 }
 
 /// The width text is fitted to: `COLUMNS`, else 100.
-pub fn terminal_width() -> usize {
+pub(super) fn terminal_width() -> usize {
     std::env::var("COLUMNS")
         .ok()
         .and_then(|c| c.parse().ok())
@@ -44,7 +44,7 @@ pub fn terminal_width() -> usize {
 
 impl LintArgs {
     /// The settings the knowledge base is loaded with.
-    pub fn settings(&self) -> LintSettings {
+    pub(crate) fn settings(&self) -> LintSettings {
         LintSettings {
             config: self.config.clone(),
             allow: self.allow.clone(),
@@ -56,7 +56,7 @@ impl LintArgs {
 
 impl LimitArgs {
     /// The limits a bundle is read within.
-    pub fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         Limits {
             max_file_bytes: self.max_file_bytes,
             max_total_bytes: self.max_total_bytes,
@@ -68,7 +68,7 @@ impl LimitArgs {
 }
 
 /// The engine options: the collection time, the zones and the limits.
-pub fn run_options(run: &RunArgs) -> Result<RunOptions, CliError> {
+pub(super) fn run_options(run: &RunArgs) -> Result<RunOptions, CliError> {
     Ok(RunOptions {
         collected_at: collected_at(&run.time)?,
         zones: zones(&run.time)?,
@@ -109,7 +109,7 @@ fn zones(time: &TimeArgs) -> Result<ZoneTable, CliError> {
 /// `check` and `docs`. Nowhere else, and not where the binary happened to
 /// be built. (Elsewhere, `triage test path/to/triage/rules` loads that
 /// copy of the rules, whose tests resolve against their own files.)
-pub fn builtin_rules_source() -> Option<PathBuf> {
+pub(super) fn builtin_rules_source() -> Option<PathBuf> {
     let rules = Path::new("rules");
     let holds_builtin = crate::rules::EMBEDDED_RULES
         .iter()
@@ -120,7 +120,11 @@ pub fn builtin_rules_source() -> Option<PathBuf> {
 /// The knowledge base `check` and `test` look at: the built-in rules and
 /// then the directories given, with the run's lint levels; `unicode` says
 /// when the regexes' Unicode forms are built.
-pub fn rules_to_check(paths: &[PathBuf], lints: &LintArgs, unicode: UnicodeForm) -> Result<KnowledgeBase, CliError> {
+pub(super) fn rules_to_check(
+    paths: &[PathBuf],
+    lints: &LintArgs,
+    unicode: UnicodeForm,
+) -> Result<KnowledgeBase, CliError> {
     load_kb(
         true,
         paths,
@@ -133,7 +137,7 @@ pub fn rules_to_check(paths: &[PathBuf], lints: &LintArgs, unicode: UnicodeForm)
 
 /// A knowledge base as commands that run it get it: tuned, its problems
 /// and the tuning's printed, and the rules the tuning disabled.
-pub struct LoadedRules {
+pub(super) struct LoadedRules {
     /// The rules and formats.
     pub kb: KnowledgeBase,
     /// The rules the tuning files disabled.
@@ -142,7 +146,12 @@ pub struct LoadedRules {
 
 /// Loads the rules, applies the tuning files and prints the problems of
 /// both on stderr; with `--strict`, errors stop the run.
-pub fn load_rules(rules: &RuleArgs, lints: &LintArgs, tune: &[PathBuf], color: bool) -> Result<LoadedRules, CliError> {
+pub(super) fn load_rules(
+    rules: &RuleArgs,
+    lints: &LintArgs,
+    tune: &[PathBuf],
+    color: bool,
+) -> Result<LoadedRules, CliError> {
     let mut kb = load_kb(
         !rules.no_builtin,
         &rules.rules,
@@ -168,7 +177,7 @@ pub fn load_rules(rules: &RuleArgs, lints: &LintArgs, tune: &[PathBuf], color: b
 
 /// What a command that reads a bundle starts from: the knowledge base, the
 /// rules tuning disabled, and the engine options.
-pub struct Prepared {
+pub(crate) struct Prepared {
     /// The rules and formats, tuned.
     pub kb: KnowledgeBase,
     /// The rules the tuning files disabled.
@@ -180,7 +189,7 @@ pub struct Prepared {
 impl RunArgs {
     /// Loads the rules (problems printed in colour when `color`) and
     /// resolves the engine options.
-    pub fn prepare(&self, color: bool) -> Result<Prepared, CliError> {
+    pub(crate) fn prepare(&self, color: bool) -> Result<Prepared, CliError> {
         let LoadedRules { kb, disabled } = load_rules(&self.rules, &self.lints, &self.tune, color)?;
         let options = run_options(self)?;
         Ok(Prepared { kb, disabled, options })

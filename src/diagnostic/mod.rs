@@ -5,6 +5,7 @@
 //! are collected and rendered together as one miette report with the
 //! problems as related diagnostics, sorted by position.
 
+pub(crate) mod problems;
 pub(crate) mod toml_source;
 
 use std::fmt;
@@ -14,6 +15,9 @@ use std::sync::Arc;
 use miette::{Diagnostic, LabeledSpan, NamedSource, Severity, SourceCode};
 
 /// A stable diagnostic code. Codes are never reused for another meaning.
+/// The order of declaration is the order of two problems found at the
+/// same place of a file; a new code is declared beside the one its
+/// problems were split from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Code {
     /// The file is not valid TOML.
@@ -22,8 +26,35 @@ pub enum Code {
     UnknownKey,
     /// A required key is absent.
     MissingKey,
-    /// A value has the wrong TOML type or an invalid value.
+    /// A value has the wrong TOML type: a string where an array of tables
+    /// is expected, a number in a list of strings.
     InvalidValue,
+    /// A value is not one of the words its key accepts: a severity, status,
+    /// format kind, field type, test expectation or lint level.
+    UnknownWord,
+    /// A name or id holds a character it may not have.
+    InvalidName,
+    /// A path glob does not parse.
+    InvalidGlob,
+    /// A version range does not parse.
+    InvalidVersionRange,
+    /// A reference is not an `http(s)://` URL.
+    InvalidReference,
+    /// A lint level is set for a code that is not a lint: an unknown code,
+    /// or an error, which has no level.
+    NotALint,
+    /// A format's field takes the name of a built-in field.
+    ReservedField,
+    /// A field that a format or archive name names is captured by no
+    /// pattern: a declared field, the message, timestamp, zone, level or
+    /// template field, an archive name's `time`.
+    UncapturedField,
+    /// A format with `product` has no `version` field of type version.
+    ProductWithoutVersion,
+    /// A level value is listed twice in `[levels]`.
+    DuplicateLevel,
+    /// A level value in `[levels]` is empty.
+    EmptyLevel,
     /// Two rules, formats or macros share a name.
     Duplicate,
     /// The condition, query or predicate does not parse.
@@ -76,12 +107,18 @@ pub enum Code {
 
 impl Code {
     /// All codes, for the documentation.
-    pub const ALL: [Code; 27] = [
+    pub const ALL: [Code; 38] = [
         Code::TomlSyntax,
         Code::UnknownKey,
         Code::MissingKey,
         Code::InvalidValue,
         Code::Duplicate,
+        Code::UnknownWord,
+        Code::InvalidName,
+        Code::InvalidGlob,
+        Code::InvalidVersionRange,
+        Code::InvalidReference,
+        Code::NotALint,
         Code::Syntax,
         Code::UnknownSource,
         Code::UnknownField,
@@ -92,6 +129,11 @@ impl Code {
         Code::UnknownPlaceholder,
         Code::SampleMismatch,
         Code::InvalidTimestamp,
+        Code::ReservedField,
+        Code::UncapturedField,
+        Code::ProductWithoutVersion,
+        Code::DuplicateLevel,
+        Code::EmptyLevel,
         Code::UnknownExplains,
         Code::ExplainsCycle,
         Code::UnusedQuery,
@@ -134,6 +176,12 @@ impl Code {
             Code::InvalidValue => "E004",
             Code::Duplicate => "E005",
             Code::Io => "E006",
+            Code::UnknownWord => "E007",
+            Code::InvalidName => "E008",
+            Code::InvalidGlob => "E009",
+            Code::InvalidVersionRange => "E010",
+            Code::InvalidReference => "E011",
+            Code::NotALint => "E012",
             Code::Syntax => "E101",
             Code::UnknownSource => "E102",
             Code::UnknownField => "E103",
@@ -145,6 +193,11 @@ impl Code {
             Code::RecursiveMacro => "E109",
             Code::SampleMismatch => "E201",
             Code::InvalidTimestamp => "E202",
+            Code::ReservedField => "E203",
+            Code::UncapturedField => "E204",
+            Code::ProductWithoutVersion => "E205",
+            Code::DuplicateLevel => "E206",
+            Code::EmptyLevel => "E207",
             Code::UnknownExplains => "E301",
             Code::ExplainsCycle => "E302",
             Code::UnusedQuery => "W101",
@@ -181,9 +234,15 @@ impl Code {
             Code::TomlSyntax => "the file is not valid TOML",
             Code::UnknownKey => "a key the schema does not know",
             Code::MissingKey => "a required key is missing",
-            Code::InvalidValue => "a value has the wrong type or an invalid value",
+            Code::InvalidValue => "a value has the wrong TOML type",
             Code::Duplicate => "two rules, formats or macros share a name",
             Code::Io => "a file could not be read",
+            Code::UnknownWord => "a value is not one of the words its key accepts",
+            Code::InvalidName => "a name or id holds a character it may not have",
+            Code::InvalidGlob => "a path glob does not parse",
+            Code::InvalidVersionRange => "a version range does not parse",
+            Code::InvalidReference => "a reference is not an http(s) URL",
+            Code::NotALint => "a lint level is set for a code that is no lint",
             Code::Syntax => "the condition, query or predicate does not parse",
             Code::UnknownSource => "a query names a source no format provides",
             Code::UnknownField => "a predicate names a field its source does not have",
@@ -195,6 +254,11 @@ impl Code {
             Code::RecursiveMacro => "a macro refers to itself",
             Code::SampleMismatch => "a format sample matches none of its patterns",
             Code::InvalidTimestamp => "a timestamp format or zone is invalid",
+            Code::ReservedField => "a format's field takes the name of a built-in field",
+            Code::UncapturedField => "a field the format names is captured by no pattern",
+            Code::ProductWithoutVersion => "a format with `product` has no field `version` of type version",
+            Code::DuplicateLevel => "a level value is listed twice",
+            Code::EmptyLevel => "a level value is empty",
             Code::UnknownExplains => "`explains`, `excludes` or `alternatives` names a rule that does not exist",
             Code::ExplainsCycle => "rules explain each other in a circle, so none of them is a root cause",
             Code::UnusedQuery => "a named query is never used",

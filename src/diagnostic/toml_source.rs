@@ -236,9 +236,9 @@ impl<'a> TableReader<'a> {
 
     fn wrong_type(&mut self, key: &str, expected: &str) {
         let span = self.value_span(key);
-        self.problems.push(Problem::new(
-            Code::InvalidValue,
-            format!("`{key}` must be {expected}"),
+        self.problems.push(Problem::wrong_type(
+            format_args!("`{key}`"),
+            expected,
             span,
             format!("expected {expected}"),
         ));
@@ -305,9 +305,9 @@ impl<'a> TableReader<'a> {
                 ),
                 other => {
                     let span = other.span().unwrap_or_else(|| self.value_span(key));
-                    self.problems.push(Problem::new(
-                        Code::InvalidValue,
-                        format!("every item of `{key}` must be a string"),
+                    self.problems.push(Problem::wrong_type(
+                        format_args!("every item of `{key}`"),
+                        "a string",
                         span,
                         "not a string",
                     ));
@@ -350,9 +350,9 @@ impl<'a> TableReader<'a> {
                         .and_then(|span| SourceText::from_literal(self.file, span))
                         .unwrap_or_else(|| SourceText::detached(s.value())),
                 )),
-                _ => self.problems.push(Problem::new(
-                    Code::InvalidValue,
-                    format!("`{key}.{name}` must be a string"),
+                _ => self.problems.push(Problem::wrong_type(
+                    format_args!("`{key}.{name}`"),
+                    "a string",
                     item.span().unwrap_or(key_span),
                     "not a string",
                 )),

@@ -10,10 +10,11 @@
 
 use std::sync::Arc;
 
+use crate::diagnostic::problems::FieldRole;
 use crate::diagnostic::toml_source::{parse_document, TableReader};
 use crate::diagnostic::{Code, FileProblems, Problem};
 use crate::matching::regex_util::{self, RuleRegex};
-use crate::time::{check_format, parse_time_with, Completeness, TimeFormat};
+use crate::time::{check_format, parse_time_with, Completeness, InvalidTimeFormat, TimeFormat};
 
 /// The capture of an archive name's pattern that holds the time.
 const TIME_CAPTURE: &str = "time";
@@ -62,13 +63,8 @@ fn read_collection(file: &str, table: &toml_edit::Table, problems: &mut Vec<Prob
     let Some(tables) = item.as_array_of_tables() else {
         let span = r.value_span("archive");
         r.problems.push(
-            Problem::new(
-                Code::InvalidValue,
-                "`archive` must be tables `[[archive]]`",
-                span,
-                "not an array of tables",
-            )
-            .with_help("write each archive name under a line `[[archive]]`"),
+            Problem::wrong_type("`archive`", "tables `[[archive]]`", span, "not an array of tables")
+                .with_help("write each archive name under a line `[[archive]]`"),
         );
         return Vec::new();
     };
@@ -96,32 +92,25 @@ fn read_archive_name(file: &str, table: &toml_edit::Table, problems: &mut Vec<Pr
             .map_err(|e| r.problems.push(e))
             .ok()?;
         if !pattern.capture_names().any(|c| c == Some(TIME_CAPTURE)) {
-            r.problems.push(
-                Problem::new(
-                    Code::UnknownField,
-                    format!("the pattern captures no `{TIME_CAPTURE}`"),
-                    p.whole_span(),
-                    "no time capture",
-                )
-                .with_help(format!(
-                    "capture the date and time as (?P<{TIME_CAPTURE}>…), e.g. (?P<{TIME_CAPTURE}>\\d{{8}}-\\d{{6}})"
-                )),
-            );
+            r.problems.push(Problem::uncaptured_field(
+                FieldRole::ArchiveTime,
+                TIME_CAPTURE,
+                p.whole_span(),
+            ));
             return None;
         }
         Some(pattern)
     });
     let format = format_text.as_ref().and_then(|f| {
-        let read = check_format(&f.text).and_then(|completeness| match completeness {
-            Completeness::Full => TimeFormat::new(&f.text),
-            Completeness::NoYear | Completeness::NoDate => Err(format!(
-                "`{}` reads no year: a collection time needs the date with its year",
-                f.text
-            )),
-        });
+        let read = check_format(&f.text)
+            .map_err(ArchiveTimeError::from)
+            .and_then(|completeness| match completeness {
+                Completeness::Full => Ok(TimeFormat::new(&f.text)?),
+                Completeness::NoYear | Completeness::NoDate => Err(ArchiveTimeError::NoYear(f.text.clone())),
+            });
         read.map_err(|e| {
             r.problems.push(
-                Problem::new(Code::InvalidTimestamp, e, f.whole_span(), "invalid format")
+                Problem::invalid_time_format(e, f.whole_span())
                     .with_help("use chrono strftime syntax with a year, e.g. %Y%m%d-%H%M%S"),
             );
         })
@@ -157,6 +146,17 @@ fn read_archive_name(file: &str, table: &toml_edit::Table, problems: &mut Vec<Pr
         }
     }
     Some(name)
+}
+
+/// Why an archive name's `format` cannot give a collection time.
+#[derive(Debug, thiserror::Error)]
+enum ArchiveTimeError {
+    /// Not a strftime format.
+    #[error(transparent)]
+    Format(#[from] InvalidTimeFormat),
+    /// A format without the year.
+    #[error("`{0}` reads no year: a collection time needs the date with its year")]
+    NoYear(String),
 }
 
 /// The newest collection time that any of `names` reads from `path`.
@@ -219,6 +219,6 @@ colour = "red"
         );
         assert!(names.is_empty());
         let codes: Vec<&str> = problems.iter().map(|(c, _)| c.as_str()).collect();
-        assert_eq!(codes, ["E103", "E202", "E201", "E202", "E002"], "{problems:?}");
+        assert_eq!(codes, ["E204", "E202", "E201", "E202", "E002"], "{problems:?}");
     }
 }

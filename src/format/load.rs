@@ -11,6 +11,7 @@ use regex::Regex;
 use regex_syntax::hir::{Hir, HirKind};
 
 use super::{FieldDef, Format, FormatKind, Levels, Pattern, TimestampSpec, BUILTIN_FIELDS};
+use crate::diagnostic::problems::{FieldRole, Name, Word};
 use crate::diagnostic::toml_source::{closest, parse_document, SourceText, TableReader};
 use crate::diagnostic::{Code, FileProblems, Problem};
 use crate::matching::regex_util;
@@ -107,15 +108,12 @@ fn read_kind(r: &mut TableReader<'_>) -> FormatKind {
         Some(k) if k.text == "lines" => FormatKind::Lines,
         Some(k) if k.text == "json" => FormatKind::Json,
         Some(k) => {
-            r.problems.push(
-                Problem::new(
-                    Code::InvalidValue,
-                    format!("unknown format kind `{}`", k.text),
-                    k.whole_span(),
-                    "unknown kind",
-                )
-                .with_help("write kind = \"lines\" or kind = \"json\""),
-            );
+            r.problems.push(Problem::unknown_word(
+                Word::FormatKind,
+                &k.text,
+                &["lines", "json"],
+                k.whole_span(),
+            ));
             FormatKind::Lines
         }
     }
@@ -179,15 +177,7 @@ fn read_format(path: &str, file: &str, table: &toml_edit::Table, problems: &mut 
 /// A format's name is what rules write as a source: a word.
 fn check_name(name: &SourceText, problems: &mut Vec<Problem>) {
     if let Some(bad) = name.text.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
-        problems.push(
-            Problem::new(
-                Code::InvalidValue,
-                "a format name may hold only letters, digits and `_`",
-                name.file_span(bad..bad + 1),
-                "not allowed here",
-            )
-            .with_help("rules refer to the format by this name, as in `nginx_error where …`"),
-        );
+        problems.push(Problem::invalid_name(Name::Format, name.file_span(bad..bad + 1)));
     }
 }
 
@@ -199,12 +189,7 @@ fn path_globs(paths: &[SourceText], problems: &mut Vec<Problem>) -> GlobSet {
             Ok(g) => {
                 globs.add(g);
             }
-            Err(e) => problems.push(Problem::new(
-                Code::InvalidValue,
-                format!("invalid path glob: {e}"),
-                p.whole_span(),
-                "invalid glob",
-            )),
+            Err(e) => problems.push(Problem::invalid_glob(e, p.whole_span())),
         }
     }
     globs.build().unwrap_or_else(|_| GlobSet::empty())
@@ -237,18 +222,12 @@ fn declared_fields(
                 });
                 declared.insert(field_name.clone(), key_span.clone());
             }
-            None => problems.push(
-                Problem::new(
-                    Code::InvalidValue,
-                    format!("unknown field type `{}`", ty.text),
-                    ty.whole_span(),
-                    "unknown type",
-                )
-                .with_help(format!(
-                    "the types are: {}",
-                    ValueType::ALL.map(ValueType::name).join(", ")
-                )),
-            ),
+            None => problems.push(Problem::unknown_word(
+                Word::FieldType,
+                &ty.text,
+                &ValueType::ALL.map(ValueType::name),
+                ty.whole_span(),
+            )),
         }
     }
     (fields, declared)
@@ -296,15 +275,7 @@ fn check_builtin_captures(
         let own_time = kind == FormatKind::Json && f.name == "time" && f.ty == ValueType::Timestamp;
         if BUILTIN_FIELDS.iter().any(|(b, _)| *b == f.name) && !own_time {
             let span = declared.get(&f.name).cloned().unwrap_or_else(|| r.key_span("patterns"));
-            r.problems.push(
-                Problem::new(
-                    Code::InvalidValue,
-                    format!("`{}` is a built-in field and cannot be captured", f.name),
-                    span,
-                    "reserved name",
-                )
-                .with_help("name the capture differently (e.g. `msg`) and set `message = \"msg\"`"),
-            );
+            r.problems.push(Problem::reserved_field(&f.name, span));
         }
     }
 }
@@ -323,17 +294,11 @@ fn check_lines_captures(
                 .iter()
                 .any(|p| p.regex.capture_names().any(|c| c == Some(declared_name.as_str())))
         {
-            r.problems.push(
-                Problem::new(
-                    Code::InvalidValue,
-                    format!("field `{declared_name}` is captured by no pattern"),
-                    span.clone(),
-                    "never captured",
-                )
-                .with_help(format!(
-                    "add a named group `(?P<{declared_name}>…)` to a pattern, or remove the field"
-                )),
-            );
+            r.problems.push(Problem::uncaptured_field(
+                FieldRole::Declared,
+                declared_name,
+                span.clone(),
+            ));
         }
     }
     if patterns.is_empty() {
@@ -354,12 +319,7 @@ fn message_field(message: Option<SourceText>, fields: &[FieldDef], problems: &mu
     message.and_then(|m| match fields.iter().position(|f| f.name == m.text) {
         Some(i) => Some(i),
         None => {
-            problems.push(Problem::new(
-                Code::UnknownField,
-                format!("`message` names field `{}`, which no pattern captures", m.text),
-                m.whole_span(),
-                "unknown field",
-            ));
+            problems.push(Problem::uncaptured_field(FieldRole::Message, &m.text, m.whole_span()));
             None
         }
     })
@@ -370,15 +330,7 @@ fn message_field(message: Option<SourceText>, fields: &[FieldDef], problems: &mu
 fn check_product(product: Option<&SourceText>, fields: &[FieldDef], problems: &mut Vec<Problem>) {
     if let Some(p) = product {
         if !fields.iter().any(|f| f.name == "version" && f.ty == ValueType::Version) {
-            problems.push(
-                Problem::new(
-                    Code::InvalidValue,
-                    "a format with `product` needs a field `version` of type version",
-                    p.whole_span(),
-                    "no version field",
-                )
-                .with_help("capture (?P<version>…) and declare version = \"version\" under [fields]"),
-            );
+            problems.push(Problem::product_without_version(p.whole_span()));
         }
     }
 }
@@ -404,16 +356,11 @@ fn read_levels(
     let error = r.string_list("error");
     let warning = r.string_list("warning");
     let template = r.string("template", false);
-    let field_index = |what: &str, name: &SourceText, problems: &mut Vec<Problem>| {
+    let field_index = |role: FieldRole, name: &SourceText, problems: &mut Vec<Problem>| {
         let index = fields.iter().position(|f| f.name == name.text);
         if index.is_none() {
             let known: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
-            let mut problem = Problem::new(
-                Code::UnknownField,
-                format!("{what} `{}` is captured by no pattern", name.text),
-                name.whole_span(),
-                "unknown field",
-            );
+            let mut problem = Problem::uncaptured_field(role, &name.text, name.whole_span());
             if let Some(near) = closest(&name.text, &known) {
                 problem = problem.with_help(format!("did you mean `{near}`?"));
             }
@@ -421,9 +368,9 @@ fn read_levels(
         }
         index
     };
-    let field = field.and_then(|f| field_index("level field", &f, r.problems));
+    let field = field.and_then(|f| field_index(FieldRole::Level, &f, r.problems));
     let template_field = match &template {
-        Some(t) => Some(field_index("template field", t, r.problems)?),
+        Some(t) => Some(field_index(FieldRole::Template, t, r.problems)?),
         None if needs_template => {
             let span = r.key_span("field");
             r.problems.push(
@@ -454,18 +401,11 @@ fn read_levels(
     }
     let mut seen: Vec<&str> = Vec::new();
     for value in error.iter().chain(&warning) {
-        let problem = if value.text.trim().is_empty() {
-            Some("a level value cannot be empty".to_string())
+        if value.text.trim().is_empty() {
+            r.problems.push(Problem::empty_level(value.whole_span()));
         } else if seen.contains(&value.text.as_str()) {
-            Some(format!("`{}` is listed twice", value.text))
-        } else {
-            None
-        };
-        if let Some(message) = problem {
-            r.problems.push(
-                Problem::new(Code::InvalidValue, message, value.whole_span(), "this value")
-                    .with_help("list each value once, under error or under warning, as the record writes it"),
-            );
+            r.problems
+                .push(Problem::duplicate_level(&value.text, value.whole_span()));
         }
         seen.push(&value.text);
     }
@@ -584,10 +524,6 @@ fn may_hold_space(hir: &Hir) -> bool {
     }
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "every key of the [timestamp] table is read and checked against the fields in turn; the checks share the spans they report"
-)]
 fn read_timestamp(
     file: &str,
     table: &toml_edit::Table,
@@ -607,11 +543,10 @@ fn read_timestamp(
     let zone_field = r.string("zone_field", false);
     let alternative_texts = r.string_list("alternatives");
     let Some(index) = fields.iter().position(|f| f.name == field.text) else {
-        r.problems.push(Problem::new(
-            Code::UnknownField,
-            format!("timestamp field `{}` is captured by no pattern", field.text),
+        r.problems.push(Problem::uncaptured_field(
+            FieldRole::Timestamp,
+            &field.text,
             field.whole_span(),
-            "unknown field",
         ));
         return None;
     };
@@ -620,7 +555,7 @@ fn read_timestamp(
             Ok(c) => (f.text.clone(), c),
             Err(e) => {
                 r.problems.push(
-                    Problem::new(Code::InvalidTimestamp, e, f.whole_span(), "invalid format")
+                    Problem::invalid_time_format(e, f.whole_span())
                         .with_help("use chrono strftime syntax, e.g. %d-%b-%Y %H:%M:%S,%3f"),
                 );
                 return None;
@@ -639,12 +574,8 @@ fn read_timestamp(
     };
     let zone = if let Some(zf) = zone_field {
         if !fields.iter().any(|f| f.name == zf.text) {
-            r.problems.push(Problem::new(
-                Code::UnknownField,
-                format!("zone field `{}` is captured by no pattern", zf.text),
-                zf.whole_span(),
-                "unknown field",
-            ));
+            r.problems
+                .push(Problem::uncaptured_field(FieldRole::Zone, &zf.text, zf.whole_span()));
         }
         ZoneSpec::Field(zf.text)
     } else if format_text.contains("%z") || format_text.contains("%:z") || format_text.contains("%+") {
@@ -672,8 +603,7 @@ fn read_timestamp(
         Ok(f) => f,
         Err(e) => {
             let span = format.as_ref().map_or_else(|| field.whole_span(), |f| f.whole_span());
-            r.problems
-                .push(Problem::new(Code::InvalidTimestamp, e, span, "invalid format"));
+            r.problems.push(Problem::invalid_time_format(e, span));
             return None;
         }
     };
@@ -682,7 +612,7 @@ fn read_timestamp(
         match check_format(&text.text).and_then(|c| Ok((TimeFormat::new(&text.text)?, c))) {
             Ok(alternative) => alternatives.push(alternative),
             Err(e) => r.problems.push(
-                Problem::new(Code::InvalidTimestamp, e, text.whole_span(), "invalid format")
+                Problem::invalid_time_format(e, text.whole_span())
                     .with_help("use chrono strftime syntax, e.g. %Y-%m-%d %H:%M:%S,%3f"),
             ),
         }

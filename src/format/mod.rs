@@ -933,23 +933,23 @@ mod tests {
         let cases: [(&str, Code, &str); 6] = [
             (
                 "[levels]\nfield = \"lvl\"\nerror = [\"ERROR\"]\n",
-                Code::UnknownField,
+                Code::UncapturedField,
                 "lvl",
             ),
             ("[levels]\nfield = \"level\"\n", Code::MissingKey, "field"),
             (
                 "[levels]\nfield = \"level\"\nerror = [\"ERROR\"]\nwarning = [\"WARN\", \"ERROR\"]\n",
-                Code::InvalidValue,
+                Code::DuplicateLevel,
                 "ERROR",
             ),
             (
                 "[levels]\nfield = \"level\"\nerror = [\"E\", \" \"]\n",
-                Code::InvalidValue,
+                Code::EmptyLevel,
                 " ",
             ),
             (
                 "[levels]\nfield = \"level\"\nerror = [\"E\"]\ntemplate = \"mesg\"\n",
-                Code::UnknownField,
+                Code::UncapturedField,
                 "mesg",
             ),
             (

@@ -935,7 +935,7 @@ impl<'a> Compiler<'a> {
                             Err(e) => {
                                 self.report(Problem::new(
                                     Code::InvalidLiteral,
-                                    e,
+                                    e.to_string(),
                                     text.file_span(lit.span.clone()),
                                     "not a CIDR",
                                 ));
@@ -1082,7 +1082,7 @@ impl<'a> Compiler<'a> {
                     Ok(v) => Some(v),
                     Err(e) => {
                         self.report(
-                            Problem::new(Code::InvalidLiteral, e, span, format!("not {}", ty.a()))
+                            Problem::new(Code::InvalidLiteral, e.to_string(), span, format!("not {}", ty.a()))
                                 .with_label(field_span, format!("this is {}", ty.a()))
                                 .with_help(format!("write {} such as {}", ty.a(), ty.example())),
                         );

@@ -23,7 +23,7 @@ pub(crate) const REGEX_SIZE_LIMIT: usize = 2 * 1024 * 1024;
 
 /// When the Unicode form of a rule regex is compiled (see [`RuleRegex`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum UnicodeForm {
+pub(crate) enum UnicodeForm {
     /// When the first text that is not ASCII reaches the regex; until
     /// then, and for ASCII text, the ASCII form is used.
     OnDemand,

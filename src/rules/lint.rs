@@ -22,8 +22,10 @@ use std::sync::Arc;
 
 use miette::Severity;
 
+use crate::diagnostic::problems::Word;
 use crate::diagnostic::toml_source::{closest, parse_document, TableReader};
 use crate::diagnostic::{Code, FileProblems, Problem};
+use crate::rules::{read_text, ReadError};
 
 /// What to do with the problems of one lint code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,10 +48,11 @@ impl Level {
         }
     }
 
+    /// Every level, from the least strict.
+    const ALL: [Level; 3] = [Level::Allow, Level::Warn, Level::Deny];
+
     fn parse(text: &str) -> Option<Level> {
-        [Level::Allow, Level::Warn, Level::Deny]
-            .into_iter()
-            .find(|l| l.as_str() == text)
+        Level::ALL.into_iter().find(|l| l.as_str() == text)
     }
 }
 
@@ -117,18 +120,13 @@ impl LintLevels {
                 for (key, key_span, value) in entries {
                     match config_entry(&key, &value.text) {
                         Ok((code, level)) => self.set(code, level, path),
-                        Err(ConfigError::Code(message, help)) => problems.push(
-                            Problem::new(Code::InvalidValue, message, key_span, "not a lint code").with_help(help),
-                        ),
-                        Err(ConfigError::Level) => problems.push(
-                            Problem::new(
-                                Code::InvalidValue,
-                                format!("unknown lint level `{}`", value.text),
-                                value.whole_span(),
-                                "unknown level",
-                            )
-                            .with_help("write \"allow\", \"warn\" or \"deny\""),
-                        ),
+                        Err(ConfigError::Code(e)) => problems.push(Problem::not_a_lint(&e, e.help(), key_span)),
+                        Err(ConfigError::Level) => problems.push(Problem::unknown_word(
+                            Word::LintLevel,
+                            &value.text,
+                            &Level::ALL.map(Level::as_str),
+                            value.whole_span(),
+                        )),
                     }
                 }
             }
@@ -138,78 +136,115 @@ impl LintLevels {
 }
 
 enum ConfigError {
-    /// What is wrong with the code, and the help.
-    Code(String, String),
+    /// The key is no lint code.
+    Code(LintCodeError),
+    /// The value is no level.
     Level,
 }
 
 fn config_entry(key: &str, level: &str) -> Result<(Code, Level), ConfigError> {
-    let code = lint_code(key, Level::parse(level)).map_err(|(m, h)| ConfigError::Code(m, h))?;
+    let code = lint_code(key, Level::parse(level)).map_err(ConfigError::Code)?;
     Ok((code, Level::parse(level).ok_or(ConfigError::Level)?))
 }
 
-/// The lint code named by `text`, or what is wrong with it and what to
-/// write instead. `level` is the level asked for, which makes the message
-/// about an error code say what was tried.
-fn lint_code(text: &str, level: Option<Level>) -> Result<Code, (String, String)> {
-    let lints: Vec<&str> = Code::lints().map(Code::as_str).collect();
-    let list = format!("the lint codes are {}", lints.join(", "));
-    match Code::parse(text) {
-        Some(code) if code.is_lint() => Ok(code),
-        Some(code) => {
-            let tried = match level {
-                Some(Level::Allow) | None => "allowed",
-                Some(Level::Warn) => "lowered to a warning",
-                Some(Level::Deny) => "denied (it is always an error)",
-            };
-            Err((
-                format!("{code} ({}) is an error and cannot be {tried}", code.summary()),
-                format!(
-                    "a file with an error cannot load, so the error must be fixed; only warnings have levels: {list}"
-                ),
-            ))
-        }
-        None => {
-            let upper = text.trim().to_ascii_uppercase();
-            let help = match closest(&upper, &lints) {
+/// A code given a level that is not the code of a lint.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum LintCodeError {
+    /// The code of an error, which has no level; `level` is the level
+    /// asked for, if it is one.
+    #[error("{code} ({}) is an error and cannot be {}", code.summary(), tried(*level))]
+    Error {
+        /// The error's code.
+        code: Code,
+        /// The level asked for.
+        level: Option<Level>,
+    },
+    /// No code is written so.
+    #[error("`{text}` is not a lint code")]
+    Unknown {
+        /// The code as written.
+        text: String,
+    },
+}
+
+/// What setting `level` would have done to an error.
+fn tried(level: Option<Level>) -> &'static str {
+    match level {
+        Some(Level::Allow) | None => "allowed",
+        Some(Level::Warn) => "lowered to a warning",
+        Some(Level::Deny) => "denied (it is always an error)",
+    }
+}
+
+impl LintCodeError {
+    /// What to write instead: the lint codes, and the closest one to an
+    /// unknown code.
+    pub(crate) fn help(&self) -> String {
+        let lints: Vec<&str> = Code::lints().map(Code::as_str).collect();
+        let list = format!("the lint codes are {}", lints.join(", "));
+        match self {
+            LintCodeError::Error { .. } => format!(
+                "a file with an error cannot load, so the error must be fixed; only warnings have levels: {list}"
+            ),
+            LintCodeError::Unknown { text } => match closest(&text.trim().to_ascii_uppercase(), &lints) {
                 Some(near) => format!("did you mean `{near}`? {list}"),
                 None => list,
-            };
-            Err((format!("`{text}` is not a lint code"), help))
+            },
         }
     }
 }
 
+/// The lint code named by `text`. `level` is the level asked for, which
+/// makes the error about an error code say what was tried.
+fn lint_code(text: &str, level: Option<Level>) -> Result<Code, LintCodeError> {
+    match Code::parse(text) {
+        Some(code) if code.is_lint() => Ok(code),
+        Some(code) => Err(LintCodeError::Error { code, level }),
+        None => Err(LintCodeError::Unknown { text: text.to_string() }),
+    }
+}
+
+/// A code given to `--allow`, `--warn` or `--deny` that is no lint code,
+/// with what to write instead, as clap shows it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}; {help}", help = .0.help())]
+pub(crate) struct LintFlagError(pub LintCodeError);
+
 /// Parses a code given to `--allow`; clap reports the error.
-pub(crate) fn parse_allow(text: &str) -> Result<Code, String> {
+pub(crate) fn parse_allow(text: &str) -> Result<Code, LintFlagError> {
     parse_flag(text, Level::Allow)
 }
 
 /// Parses a code given to `--warn`; clap reports the error.
-pub(crate) fn parse_warn(text: &str) -> Result<Code, String> {
+pub(crate) fn parse_warn(text: &str) -> Result<Code, LintFlagError> {
     parse_flag(text, Level::Warn)
 }
 
 /// Parses a code given to `--deny`; clap reports the error.
-pub(crate) fn parse_deny(text: &str) -> Result<Code, String> {
+pub(crate) fn parse_deny(text: &str) -> Result<Code, LintFlagError> {
     parse_flag(text, Level::Deny)
 }
 
-fn parse_flag(text: &str, level: Level) -> Result<Code, String> {
-    lint_code(text, Some(level)).map_err(|(message, help)| format!("{message}; {help}"))
+fn parse_flag(text: &str, level: Level) -> Result<Code, LintFlagError> {
+    lint_code(text, Some(level)).map_err(LintFlagError)
 }
+
+/// A lint configuration that cannot be read at all.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the lint configuration {0}")]
+pub(crate) struct LintConfigError(#[from] pub ReadError);
 
 /// Reads a `triage.toml` from disk into `levels`; `Err` when it cannot be
 /// read at all.
-pub(crate) fn read_config_file(levels: &mut LintLevels, path: &Path) -> Result<Option<FileProblems>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub(crate) fn read_config_file(levels: &mut LintLevels, path: &Path) -> Result<Option<FileProblems>, ReadError> {
+    let text = read_text(path)?;
     Ok(levels.read_config(&path.display().to_string(), Arc::from(text)))
 }
 
 /// Lint levels asked for by a run, on top of the `triage.toml` of the
 /// rules: a configuration file in its place, and codes to allow, warn or deny.
 #[derive(Debug, Clone, Default)]
-pub struct LintSettings {
+pub(crate) struct LintSettings {
     /// Read from this file instead of each rules directory's triage.toml.
     pub config: Option<PathBuf>,
     /// Codes not reported.
@@ -223,7 +258,10 @@ pub struct LintSettings {
 /// The lint levels of a run: `--config FILE`, or else the `triage.toml`
 /// of each rules directory in order, then the flags. Problems in the
 /// files are returned to be reported with the rules' own.
-pub(crate) fn lint_levels(args: &LintSettings, dirs: &[PathBuf]) -> Result<(LintLevels, Vec<FileProblems>), String> {
+pub(crate) fn lint_levels(
+    args: &LintSettings,
+    dirs: &[PathBuf],
+) -> Result<(LintLevels, Vec<FileProblems>), LintConfigError> {
     let mut levels = LintLevels::default();
     let mut problems = Vec::new();
     let files: Vec<PathBuf> = match &args.config {
@@ -235,9 +273,7 @@ pub(crate) fn lint_levels(args: &LintSettings, dirs: &[PathBuf]) -> Result<(Lint
             .collect(),
     };
     for file in files {
-        problems.extend(
-            read_config_file(&mut levels, &file).map_err(|e| format!("cannot read the lint configuration {e}"))?,
-        );
+        problems.extend(read_config_file(&mut levels, &file)?);
     }
     // Applied in this order, so --deny wins over --warn and --allow.
     for (codes, level, flag) in [
@@ -313,8 +349,11 @@ mod tests {
     #[test]
     fn flags_name_lint_codes_in_any_case() {
         assert_eq!(parse_deny("w105"), Ok(Code::StableUntested));
-        let err = parse_allow("E002").unwrap_err();
+        let err = parse_allow("E002").unwrap_err().to_string();
         assert!(err.contains("cannot be allowed") && err.contains("W101"), "{err}");
-        assert!(parse_allow("W1O1").unwrap_err().contains("did you mean `W101`?"));
+        assert!(parse_allow("W1O1")
+            .unwrap_err()
+            .to_string()
+            .contains("did you mean `W101`?"));
     }
 }

@@ -7,12 +7,16 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use super::{Alternative, AppliesTo, Expect, KbFile, Rule, RuleTest, Severity};
+use crate::diagnostic::problems::{Name, Word};
 use crate::diagnostic::toml_source::{parse_document, SourceText, TableReader};
 use crate::diagnostic::{Code, FileProblems, Problem};
 use crate::format::FormatSet;
 use crate::lang::{compile_rule, CompiledCondition, MacroUse, Macros, RuleTexts};
 use crate::matching::regex_util::UnicodeForm;
 use crate::value::VersionReq;
+
+/// The statuses of a rule, from the least trusted.
+const STATUSES: [&str; 3] = ["draft", "testing", "stable"];
 
 const RULE_KEYS: &[&str] = &[
     "id",
@@ -151,12 +155,7 @@ pub(super) fn load_rule(
     check_status(keys.status.as_ref(), r.problems);
     let id = keys.id?;
     if id.text.is_empty() || id.text.contains(char::is_whitespace) {
-        r.problems.push(Problem::new(
-            Code::InvalidValue,
-            "a rule id must be one word",
-            id.whole_span(),
-            "not an id",
-        ));
+        r.problems.push(Problem::invalid_name(Name::RuleId, id.whole_span()));
     }
     let condition = keys.condition?;
     let compiled = compile_rule(
@@ -217,15 +216,7 @@ fn read_applies_to(text: &str, table: &toml_edit::Table, problems: &mut Vec<Prob
         Some(v) => match v.text.parse::<VersionReq>() {
             Ok(req) => req,
             Err(e) => {
-                a.problems.push(
-                    Problem::new(
-                        Code::InvalidValue,
-                        format!("invalid version range: {e}"),
-                        v.whole_span(),
-                        "not a version range",
-                    )
-                    .with_help("write comparisons separated by commas, e.g. \">=20.9.1, <20.15\""),
-                );
+                a.problems.push(Problem::invalid_version_range(e, v.whole_span()));
                 VersionReq::default()
             }
         },
@@ -251,13 +242,8 @@ fn read_tests(file: &KbFile, r: &mut TableReader<'_>) -> Vec<RuleTest> {
             None => {
                 let span = r.value_span("test");
                 r.problems.push(
-                    Problem::new(
-                        Code::InvalidValue,
-                        "`test` must be an array of tables",
-                        span,
-                        "write [[test]]",
-                    )
-                    .with_help("each test case starts with a line [[test]]"),
+                    Problem::wrong_type("`test`", "an array of tables", span, "write [[test]]")
+                        .with_help("each test case starts with a line [[test]]"),
                 );
                 Vec::new()
             }
@@ -269,15 +255,7 @@ fn read_tests(file: &KbFile, r: &mut TableReader<'_>) -> Vec<RuleTest> {
 fn check_references(references: &[SourceText], problems: &mut Vec<Problem>) {
     for reference in references {
         if !(reference.text.starts_with("https://") || reference.text.starts_with("http://")) {
-            problems.push(
-                Problem::new(
-                    Code::InvalidValue,
-                    "a reference must be a URL",
-                    reference.whole_span(),
-                    "not a URL",
-                )
-                .with_help("write the full https:// address of the document"),
-            );
+            problems.push(Problem::not_a_url(reference.whole_span()));
         }
     }
 }
@@ -287,15 +265,12 @@ fn read_severity(severity: Option<&SourceText>, problems: &mut Vec<Problem>) -> 
     severity.and_then(|s| {
         let sev = Severity::parse(&s.text);
         if sev.is_none() {
-            problems.push(
-                Problem::new(
-                    Code::InvalidValue,
-                    format!("unknown severity `{}`", s.text),
-                    s.whole_span(),
-                    "unknown severity",
-                )
-                .with_help("write critical, error, warning or info"),
-            );
+            problems.push(Problem::unknown_word(
+                Word::Severity,
+                &s.text,
+                &Severity::NAMES,
+                s.whole_span(),
+            ));
         }
         sev
     })
@@ -304,16 +279,8 @@ fn read_severity(severity: Option<&SourceText>, problems: &mut Vec<Problem>) -> 
 /// The status, when given, is draft, testing or stable.
 fn check_status(status: Option<&SourceText>, problems: &mut Vec<Problem>) {
     if let Some(s) = status {
-        if !["draft", "testing", "stable"].contains(&s.text.as_str()) {
-            problems.push(
-                Problem::new(
-                    Code::InvalidValue,
-                    format!("unknown status `{}`", s.text),
-                    s.whole_span(),
-                    "unknown status",
-                )
-                .with_help("write draft, testing or stable"),
-            );
+        if !STATUSES.contains(&s.text.as_str()) {
+            problems.push(Problem::unknown_word(Word::Status, &s.text, &STATUSES, s.whole_span()));
         }
     }
 }
@@ -362,13 +329,7 @@ fn read_alternatives(text: &str, r: &mut TableReader<'_>) -> Vec<(Alternative, O
     } else {
         let span = r.value_span("alternatives");
         r.problems.push(
-            Problem::new(
-                Code::InvalidValue,
-                "`alternatives` must be an array of tables",
-                span,
-                "write [[alternatives]]",
-            )
-            .with_help("each alternative starts with a line [[alternatives]], then rule = \"ID\" and tell_apart = \"how to tell the two apart\""),
+            Problem::wrong_type("`alternatives`", "an array of tables", span, "write [[alternatives]]").with_help("each alternative starts with a line [[alternatives]], then rule = \"ID\" and tell_apart = \"how to tell the two apart\""),
         );
         return Vec::new();
     };
@@ -439,15 +400,12 @@ fn read_test(
         "no_hit" => Expect::NoHit,
         "inconclusive" => Expect::Inconclusive,
         other => {
-            r.problems.push(
-                Problem::new(
-                    Code::InvalidValue,
-                    format!("unknown expectation `{other}`"),
-                    expect_text.whole_span(),
-                    "unknown",
-                )
-                .with_help("write hit, no_hit or inconclusive"),
-            );
+            r.problems.push(Problem::unknown_word(
+                Word::Expectation,
+                other,
+                &Expect::ALL.map(Expect::as_str),
+                expect_text.whole_span(),
+            ));
             return None;
         }
     };

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use crate::diagnostic::problems::Name;
 use crate::diagnostic::toml_source::{parse_document, TableReader};
 use crate::diagnostic::{Code, FileProblems, Problem};
 use crate::format::collection::{collection_time, load_collection, ArchiveName};
@@ -80,6 +81,9 @@ pub enum Expect {
 }
 
 impl Expect {
+    /// Every expectation, in the order the docs list them.
+    pub const ALL: [Expect; 3] = [Expect::Hit, Expect::NoHit, Expect::Inconclusive];
+
     /// As written in rule files.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -260,6 +264,31 @@ impl KnowledgeBase {
     }
 }
 
+/// A rules directory or file that cannot be read: the run stops, since a
+/// rule left out unseen would silently diagnose nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// A path that does not exist.
+    #[error("{}: no such file or directory", .0.display())]
+    Missing(PathBuf),
+    /// A directory that cannot be walked.
+    #[error("{}: {source}", path.display())]
+    Walk {
+        /// The directory given.
+        path: PathBuf,
+        /// Why.
+        source: walkdir::Error,
+    },
+    /// A file that cannot be read as text.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
 /// The files embedded at build time, with `rules_dir` (if given) as the
 /// directory their test bundles resolve against.
 pub fn embedded_files(rules_dir: Option<&Path>) -> Vec<KbFile> {
@@ -278,18 +307,21 @@ pub fn embedded_files(rules_dir: Option<&Path>) -> Vec<KbFile> {
 }
 
 /// Every `.toml` file under `dir` (or `dir` itself if it is a file), sorted.
-pub(crate) fn directory_files(dir: &Path, layer: usize) -> Result<Vec<KbFile>, String> {
+pub(crate) fn directory_files(dir: &Path, layer: usize) -> Result<Vec<KbFile>, ReadError> {
     let mut out = Vec::new();
     if !dir.exists() {
-        return Err(format!("{}: no such file or directory", dir.display()));
+        return Err(ReadError::Missing(dir.to_path_buf()));
     }
     for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
-        let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+        let entry = entry.map_err(|source| ReadError::Walk {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let path = entry.path();
         if !entry.file_type().is_file() || path.extension().is_none_or(|e| e != "toml") {
             continue;
         }
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = read_text(path)?;
         out.push(KbFile {
             path: path.display().to_string(),
             base_dir: path.parent().map(Path::to_path_buf),
@@ -298,6 +330,14 @@ pub(crate) fn directory_files(dir: &Path, layer: usize) -> Result<Vec<KbFile>, S
         });
     }
     Ok(out)
+}
+
+/// A rule, format or configuration file's text.
+pub(crate) fn read_text(path: &Path) -> Result<String, ReadError> {
+    std::fs::read_to_string(path).map_err(|source| ReadError::File {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Loads a knowledge base from files, in order: later files override
@@ -324,15 +364,12 @@ pub(crate) fn load_with(files: &[KbFile], unicode: UnicodeForm) -> KnowledgeBase
             match format_seen.get(&name) {
                 Some((other, layer)) if *layer == f.layer => {
                     let mut p = std::mem::take(&mut report.problems);
-                    p.push(
-                        Problem::new(
-                            Code::Duplicate,
-                            format!("format name `{name}` is also used by {other}"),
-                            find_id_span(&f.text, &name),
-                            "duplicate name",
-                        )
-                        .with_help("give each format its own name, or remove one of the two files"),
-                    );
+                    p.push(Problem::duplicate(
+                        Name::Format,
+                        &name,
+                        other,
+                        find_id_span(&f.text, &name),
+                    ));
                     report = FileProblems::new(&f.path, f.text.clone(), p);
                     format = None;
                 }
@@ -395,15 +432,7 @@ pub(crate) fn load_with(files: &[KbFile], unicode: UnicodeForm) -> KnowledgeBase
             if let Some((other, other_layer)) = first_seen.get(&rule.id) {
                 if *other_layer == f.layer {
                     let span = find_id_span(&f.text, &rule.id);
-                    p.push(
-                        Problem::new(
-                            Code::Duplicate,
-                            format!("rule id `{}` is also used by {other}", rule.id),
-                            span,
-                            "duplicate id",
-                        )
-                        .with_help("give each rule its own id"),
-                    );
+                    p.push(Problem::duplicate(Name::RuleId, &rule.id, other, span));
                 }
             }
             first_seen.insert(rule.id.clone(), (f.path.clone(), f.layer));
@@ -615,9 +644,9 @@ fn load_macros(text: &str, problems: &mut Vec<Problem>) -> (Macros, Vec<MacroDef
                 .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_string)).collect());
             match values {
                 Some(v) => lists.push((name.to_string(), v)),
-                None => r.problems.push(Problem::new(
-                    Code::InvalidValue,
-                    format!("list `{name}` must be an array of strings"),
+                None => r.problems.push(Problem::wrong_type(
+                    format_args!("list `{name}`"),
+                    "an array of strings",
                     item.span().unwrap_or(0..0),
                     "not an array of strings",
                 )),
@@ -629,7 +658,7 @@ fn load_macros(text: &str, problems: &mut Vec<Problem>) -> (Macros, Vec<MacroDef
 }
 
 /// Loads the built-in knowledge base, then each directory in order.
-pub fn load_layers(builtin: bool, dirs: &[PathBuf], repo_rules_dir: Option<&Path>) -> Result<KnowledgeBase, String> {
+pub fn load_layers(builtin: bool, dirs: &[PathBuf], repo_rules_dir: Option<&Path>) -> Result<KnowledgeBase, ReadError> {
     Ok(load(&layer_files(builtin, dirs, repo_rules_dir)?))
 }
 
@@ -638,7 +667,7 @@ pub(crate) fn layer_files(
     builtin: bool,
     dirs: &[PathBuf],
     repo_rules_dir: Option<&Path>,
-) -> Result<Vec<KbFile>, String> {
+) -> Result<Vec<KbFile>, ReadError> {
     let mut files = if builtin {
         embedded_files(repo_rules_dir)
     } else {

@@ -14,11 +14,12 @@
 //! Every entry needs a `reason`: the report marks tuned rules with it, so a
 //! reader knows the knowledge base was changed and why.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::diagnostic::problems::Word;
 use crate::diagnostic::toml_source::{closest, parse_document, TableReader};
 use crate::diagnostic::{Code, FileProblems, Problem};
 use crate::lang::{compile_predicate, CPred};
@@ -37,11 +38,27 @@ pub struct DisabledRule {
     pub tune_file: String,
 }
 
+/// A tuning file that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read tuning file {}: {source}", path.display())]
+pub(crate) struct TuneFileError {
+    /// The file.
+    pub path: PathBuf,
+    /// Why.
+    pub source: std::io::Error,
+}
+
 /// Applies a tuning file to a loaded knowledge base: the rules it disables
 /// are removed (and returned), the others changed in place and marked. Bad
 /// entries are reported with their place in the file and skipped.
-pub(crate) fn apply_file(kb: &mut KnowledgeBase, path: &Path) -> Result<(Vec<DisabledRule>, FileProblems), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read tuning file {}: {e}", path.display()))?;
+pub(crate) fn apply_file(
+    kb: &mut KnowledgeBase,
+    path: &Path,
+) -> Result<(Vec<DisabledRule>, FileProblems), TuneFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| TuneFileError {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(apply(kb, &path.display().to_string(), Arc::from(text)))
 }
 
@@ -65,7 +82,7 @@ pub(crate) fn apply(kb: &mut KnowledgeBase, file: &str, text: Arc<str>) -> (Vec<
                 Some(None) => {
                     let span = root.key("tune").and_then(|k| k.span()).unwrap_or(0..0);
                     problems.push(
-                        Problem::new(Code::InvalidValue, "`tune` must be an array of tables", span, "here")
+                        Problem::wrong_type("`tune`", "an array of tables", span, "here")
                             .with_help("write each entry as a [[tune]] table"),
                     );
                 }
@@ -151,15 +168,12 @@ fn apply_entry(
                     new.as_str()
                 ));
             }
-            None => problems.push(
-                Problem::new(
-                    Code::InvalidValue,
-                    format!("`{}` is not a severity", s.text),
-                    s.whole_span(),
-                    "unknown severity",
-                )
-                .with_help(format!("use one of: {}", Severity::NAMES.join(", "))),
-            ),
+            None => problems.push(Problem::unknown_word(
+                Word::TunedSeverity,
+                &s.text,
+                &Severity::NAMES,
+                s.whole_span(),
+            )),
         }
     }
     if let Some(except) = except {

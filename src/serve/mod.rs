@@ -118,25 +118,96 @@ struct Shared {
 
 type AppState = Arc<Shared>;
 
+/// What stops the service from starting, or from serving.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ServeError {
+    /// The data directory cannot be created.
+    #[error("cannot create the data directory {}: {source}", path.display())]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The lock file cannot be opened.
+    #[error("cannot open {}: {source}", path.display())]
+    LockFile {
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The lock file cannot be locked.
+    #[error("cannot lock {}: {source}", path.display())]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Another service holds the data directory.
+    #[error("another triage serve is using the data directory {}; stop it, or give this one its own --data", .0.display())]
+    Busy(PathBuf),
+    /// The address cannot be listened on.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The job database cannot be used.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// The rules do not load: the reason, then each problem on a line.
+    #[error("{}", rules_failure(.0))]
+    Rules(rules::LoadError),
+    /// A thread cannot be started; `what` names it.
+    #[error("cannot start {what}: {source}")]
+    Thread {
+        /// `a worker thread`, `the retention thread`, `the rules watcher`.
+        what: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The async runtime cannot be started.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// The listening socket fails.
+    #[error(transparent)]
+    Socket(std::io::Error),
+    /// The bound on open connections was closed.
+    #[error(transparent)]
+    Connections(tokio::sync::AcquireError),
+}
+
+/// A rule set that does not load, as one message.
+fn rules_failure(e: &rules::LoadError) -> String {
+    let mut message = e.error.clone();
+    for p in &e.problems {
+        message.push_str(&format!("\n  {p}"));
+    }
+    message
+}
+
 /// Runs the service until SIGINT or SIGTERM. Errors are what stops it
 /// from starting.
-pub(crate) fn run(config: Config) -> Result<(), String> {
+pub(crate) fn run(config: Config) -> Result<(), ServeError> {
     init_logging(config.json_logs);
-    std::fs::create_dir_all(config.data.join("uploads"))
-        .map_err(|e| format!("cannot create the data directory {}: {e}", config.data.display()))?;
+    std::fs::create_dir_all(config.data.join("uploads")).map_err(|source| ServeError::DataDir {
+        path: config.data.clone(),
+        source,
+    })?;
     let _lock = lock_data_dir(&config.data)?;
     // Bound first: a port in use stops the start before any job is run.
     let listener = std::net::TcpListener::bind(config.listen)
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        .map_err(|source| ServeError::Listen {
+            addr: config.listen,
+            source,
+        })?;
     let store = Store::open(&config.data.join("triage.db"))?;
-    let rules = Rules::new(config.rules.clone()).map_err(|e| {
-        let mut message = e.error;
-        for p in e.problems {
-            message.push_str(&format!("\n  {p}"));
-        }
-        message
-    })?;
+    let rules = Rules::new(config.rules.clone()).map_err(ServeError::Rules)?;
     let queue: Arc<dyn JobQueue> = Arc::new(EmbeddedQueue::new(config.queue_capacity));
     let recovered = store.recover()?;
     let swept = sweep_uploads(&store, &config.data.join("uploads"), config.keep_uploads);
@@ -173,7 +244,10 @@ pub(crate) fn run(config: Config) -> Result<(), String> {
             std::thread::Builder::new()
                 .name(format!("worker-{n}"))
                 .spawn(move || worker(&shared))
-                .map_err(|e| format!("cannot start a worker thread: {e}"))
+                .map_err(|source| ServeError::Thread {
+                    what: "a worker thread",
+                    source,
+                })
         })
         .collect::<Result<_, _>>()?;
     if let Some(retention) = config.retention {
@@ -184,19 +258,25 @@ pub(crate) fn run(config: Config) -> Result<(), String> {
                 expire_jobs(&shared, retention);
                 std::thread::sleep(Duration::from_secs(3600));
             })
-            .map_err(|e| format!("cannot start the retention thread: {e}"))?;
+            .map_err(|source| ServeError::Thread {
+                what: "the retention thread",
+                source,
+            })?;
     }
     if !config.reload_interval.is_zero() {
         let shared = shared.clone();
         std::thread::Builder::new()
             .name("rules-watch".into())
             .spawn(move || watch_rules(&shared))
-            .map_err(|e| format!("cannot start the rules watcher: {e}"))?;
+            .map_err(|source| ServeError::Thread {
+                what: "the rules watcher",
+                source,
+            })?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        .map_err(ServeError::Runtime)?;
     runtime.block_on(serve_http(shared.clone(), listener))?;
     // Connections still open after the grace period are cut here, not
     // served while the workers finish.
@@ -250,21 +330,21 @@ fn sweep_uploads(store: &Store, uploads: &Path, keep: bool) -> usize {
 /// Two services on one data directory would both requeue its jobs and run
 /// them twice: the first holds an exclusive lock on `DATA/triage.lock` for
 /// as long as it runs (the kernel drops it when the process dies).
-fn lock_data_dir(data: &Path) -> Result<std::fs::File, String> {
+fn lock_data_dir(data: &Path) -> Result<std::fs::File, ServeError> {
     let path = data.join("triage.lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        .map_err(|source| ServeError::LockFile {
+            path: path.clone(),
+            source,
+        })?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
-            "another triage serve is using the data directory {}; stop it, or give this one its own --data",
-            data.display()
-        )),
-        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+        Err(std::fs::TryLockError::WouldBlock) => Err(ServeError::Busy(data.to_path_buf())),
+        Err(std::fs::TryLockError::Error(source)) => Err(ServeError::Lock { path, source }),
     }
 }
 
@@ -320,10 +400,10 @@ fn router(shared: AppState) -> Router {
 /// (axum's own `serve` installs no timer, so a client could hold a
 /// connection open forever by never finishing its request head) and a
 /// bound on open connections.
-async fn serve_http(shared: AppState, listener: std::net::TcpListener) -> Result<(), String> {
+async fn serve_http(shared: AppState, listener: std::net::TcpListener) -> Result<(), ServeError> {
     let config = &shared.config;
-    let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(ServeError::Socket)?;
+    let addr = listener.local_addr().map_err(ServeError::Socket)?;
     tracing::info!(addr = %addr, workers = config.workers, queue = config.queue_capacity, data = %config.data.display(), "listening");
     // The one line a script or test reads to find the port.
     println!("triage serve: listening on http://{addr}");
@@ -333,7 +413,7 @@ async fn serve_http(shared: AppState, listener: std::net::TcpListener) -> Result
     let mut stop = std::pin::pin!(shutdown_signal());
     loop {
         let permit = tokio::select! {
-            permit = connections.clone().acquire_owned() => permit.map_err(|e| e.to_string())?,
+            permit = connections.clone().acquire_owned() => permit.map_err(ServeError::Connections)?,
             () = &mut stop => break,
         };
         let (stream, _peer) = tokio::select! {
@@ -478,13 +558,18 @@ fn is_job_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// No random bits for a job id.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read /dev/urandom for a job id: {0}")]
+struct JobIdError(#[source] std::io::Error);
+
 /// 128 random bits as hex, from the kernel.
-fn new_job_id() -> Result<String, String> {
+fn new_job_id() -> Result<String, JobIdError> {
     use std::io::Read;
     let mut bytes = [0u8; 16];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|e| format!("cannot read /dev/urandom for a job id: {e}"))?;
+        .map_err(JobIdError)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -719,8 +804,8 @@ async fn receive_upload(
                 .and_then(|d| d.sync_all())
                 .map_err(stored)?;
             shared.store.insert(&id, &name, size).map_err(|e| match e {
-                None => stored(std::io::Error::from(std::io::ErrorKind::StorageFull)),
-                Some(e) => Box::new(internal(e)),
+                store::StoreError::DiskFull => stored(std::io::Error::from(std::io::ErrorKind::StorageFull)),
+                e => Box::new(internal(e)),
             })
         })
         .await

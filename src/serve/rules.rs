@@ -92,7 +92,8 @@ impl RuleSource {
         .map_err(|e| failed(format!("cannot load rules: {e}"), Vec::new()))?;
         let mut disabled = Vec::new();
         for path in &self.tune {
-            let (off, problems) = crate::rules::tune::apply_file(&mut kb, path).map_err(|e| failed(e, Vec::new()))?;
+            let (off, problems) =
+                crate::rules::tune::apply_file(&mut kb, path).map_err(|e| failed(e.to_string(), Vec::new()))?;
             if problems.has_errors() {
                 kb.problems.push(problems);
             }

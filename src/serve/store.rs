@@ -4,13 +4,89 @@
 //! loses no accepted upload and no result; a job found `running` at start
 //! was cut short by the process dying and is queued again.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use crate::report::UnexplainedTemplate;
+
+/// A database operation that failed: what it was doing, and SQLite's
+/// reason.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StoreError {
+    /// The database cannot be opened.
+    #[error("cannot open the database {}: {source}", path.display())]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        source: rusqlite::Error,
+    },
+    /// Its settings or tables cannot be set up.
+    #[error("cannot prepare the database {}: {source}", path.display())]
+    Prepare {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        source: rusqlite::Error,
+    },
+    /// The disk is full: the client may retry later.
+    #[error("cannot record the job: the disk is full")]
+    DiskFull,
+    /// An accepted upload cannot be recorded.
+    #[error("cannot record the job: {0}")]
+    Insert(#[source] rusqlite::Error),
+    /// A job cannot be marked running.
+    #[error("cannot start job {id}: {source}")]
+    Start {
+        /// The job.
+        id: String,
+        /// Why.
+        source: rusqlite::Error,
+    },
+    /// A job's result cannot be recorded.
+    #[error("cannot record the result of job {id}: {source}")]
+    Finish {
+        /// The job.
+        id: String,
+        /// Why.
+        source: rusqlite::Error,
+    },
+    /// A job cannot be read.
+    #[error("cannot read job {id}: {source}")]
+    Read {
+        /// The job.
+        id: String,
+        /// Why.
+        source: rusqlite::Error,
+    },
+    /// The unexplained templates cannot be listed.
+    #[error("cannot list unexplained templates: {0}")]
+    ListTemplates(#[source] rusqlite::Error),
+    /// The unexplained templates cannot be counted.
+    #[error("cannot count unexplained templates: {0}")]
+    CountTemplates(#[source] rusqlite::Error),
+    /// The jobs cannot be listed.
+    #[error("cannot list jobs: {0}")]
+    ListJobs(#[source] rusqlite::Error),
+    /// Jobs cut short cannot be queued again.
+    #[error("cannot requeue interrupted jobs: {0}")]
+    Requeue(#[source] rusqlite::Error),
+    /// The queued jobs cannot be listed.
+    #[error("cannot list queued jobs: {0}")]
+    ListQueued(#[source] rusqlite::Error),
+    /// Old jobs cannot be deleted.
+    #[error("cannot delete old jobs: {0}")]
+    Expire(#[source] rusqlite::Error),
+    /// The jobs cannot be counted.
+    #[error("cannot count jobs: {0}")]
+    CountJobs(#[source] rusqlite::Error),
+    /// A statement does not prepare (a bug, or a damaged database).
+    #[error(transparent)]
+    Statement(rusqlite::Error),
+}
 
 /// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -208,13 +284,19 @@ pub(crate) fn now() -> String {
 impl Store {
     /// Opens (or creates) `path`. WAL with full sync: a commit is on disk
     /// when it returns.
-    pub(crate) fn open(path: &Path) -> Result<Store, String> {
-        let db = Connection::open(path).map_err(|e| format!("cannot open the database {}: {e}", path.display()))?;
+    pub(crate) fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = Connection::open(path).map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
         db.busy_timeout(std::time::Duration::from_secs(5))
             .and_then(|()| db.pragma_update(None, "journal_mode", "WAL"))
             .and_then(|()| db.pragma_update(None, "synchronous", "FULL"))
             .and_then(|()| db.execute_batch(SCHEMA))
-            .map_err(|e| format!("cannot prepare the database {}: {e}", path.display()))?;
+            .map_err(|source| StoreError::Prepare {
+                path: path.to_path_buf(),
+                source,
+            })?;
         Ok(Store { db: Mutex::new(db) })
     }
 
@@ -224,9 +306,9 @@ impl Store {
         self.db.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records an accepted upload, queued. `Err(None)` when the disk is
-    /// full (the client may retry later), else why.
-    pub(crate) fn insert(&self, id: &str, name: &str, size: u64) -> Result<(), Option<String>> {
+    /// Records an accepted upload, queued. [`StoreError::DiskFull`] when
+    /// the disk is full (the client may retry later).
+    pub(crate) fn insert(&self, id: &str, name: &str, size: u64) -> Result<(), StoreError> {
         self.db()
             .execute(
                 "INSERT INTO jobs (id, name, size, status, submitted_at) VALUES (?1, ?2, ?3, 'queued', ?4)",
@@ -234,8 +316,8 @@ impl Store {
             )
             .map(|_| ())
             .map_err(|e| match e.sqlite_error_code() {
-                Some(rusqlite::ErrorCode::DiskFull) => None,
-                _ => Some(format!("cannot record the job: {e}")),
+                Some(rusqlite::ErrorCode::DiskFull) => StoreError::DiskFull,
+                _ => StoreError::Insert(e),
             })
     }
 
@@ -243,7 +325,7 @@ impl Store {
     /// `None` when there is no such job or it has finished already (a
     /// queue that delivers a job again, as brokers do, must not run a
     /// finished one twice).
-    pub(crate) fn start(&self, id: &str) -> Result<Option<Job>, String> {
+    pub(crate) fn start(&self, id: &str) -> Result<Option<Job>, StoreError> {
         let db = self.db();
         let changed = db
             .execute(
@@ -251,7 +333,10 @@ impl Store {
                  WHERE id = ?1 AND status IN ('queued', 'running')",
                 params![id, now()],
             )
-            .map_err(|e| format!("cannot start job {id}: {e}"))?;
+            .map_err(|source| StoreError::Start {
+                id: id.to_string(),
+                source,
+            })?;
         if changed == 0 {
             return Ok(None);
         }
@@ -260,7 +345,7 @@ impl Store {
 
     /// Records the end of a job, and its unexplained templates, in one
     /// transaction.
-    pub(crate) fn finish(&self, id: &str, end: &Finished) -> Result<(), String> {
+    pub(crate) fn finish(&self, id: &str, end: &Finished) -> Result<(), StoreError> {
         let mut db = self.db();
         let finished_at = now();
         let write = |tx: &rusqlite::Transaction<'_>| -> rusqlite::Result<()> {
@@ -303,13 +388,16 @@ impl Store {
                 write(&tx)?;
                 tx.commit()
             })
-            .map_err(|e| format!("cannot record the result of job {id}: {e}"))
+            .map_err(|source| StoreError::Finish {
+                id: id.to_string(),
+                source,
+            })
     }
 
     /// The unexplained templates of all jobs, by how many bundles had them
     /// (errors before warnings, then by records), at most `limit`; and how
     /// many distinct templates there are.
-    pub(crate) fn unexplained(&self, limit: u32) -> Result<(Vec<TemplateAcrossJobs>, u64), String> {
+    pub(crate) fn unexplained(&self, limit: u32) -> Result<(Vec<TemplateAcrossJobs>, u64), StoreError> {
         let db = self.db();
         // With one max() among the aggregates, SQLite takes the bare
         // columns (the example) from the row that holds the maximum: the
@@ -321,7 +409,7 @@ impl Store {
                  FROM unexplained GROUP BY source, level, template
                  ORDER BY bundles DESC, level ASC, records DESC, template ASC LIMIT ?1",
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(StoreError::Statement)?;
         let rows = stmt
             .query_map([limit], |row| {
                 Ok(TemplateAcrossJobs {
@@ -340,35 +428,38 @@ impl Store {
                 })
             })
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(|e| format!("cannot list unexplained templates: {e}"))?;
+            .map_err(StoreError::ListTemplates)?;
         let total: i64 = db
             .query_row(
                 "SELECT COUNT(*) FROM (SELECT 1 FROM unexplained GROUP BY source, level, template)",
                 [],
                 |row| row.get(0),
             )
-            .map_err(|e| format!("cannot count unexplained templates: {e}"))?;
+            .map_err(StoreError::CountTemplates)?;
         Ok((rows, total as u64))
     }
 
-    fn get_with(db: &Connection, id: &str) -> Result<Option<Job>, String> {
+    fn get_with(db: &Connection, id: &str) -> Result<Option<Job>, StoreError> {
         db.query_row(
             &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
             [id],
             job_from_row,
         )
         .optional()
-        .map_err(|e| format!("cannot read job {id}: {e}"))
+        .map_err(|source| StoreError::Read {
+            id: id.to_string(),
+            source,
+        })
     }
 
     /// One job.
-    pub(crate) fn get(&self, id: &str) -> Result<Option<Job>, String> {
+    pub(crate) fn get(&self, id: &str) -> Result<Option<Job>, StoreError> {
         Self::get_with(&self.db(), id)
     }
 
     /// One job with its report (the JSON text of `diagnose --format
     /// json`), read together so the two agree.
-    pub(crate) fn get_with_result(&self, id: &str) -> Result<Option<(Job, Option<String>)>, String> {
+    pub(crate) fn get_with_result(&self, id: &str) -> Result<Option<(Job, Option<String>)>, StoreError> {
         self.db()
             .query_row(
                 &format!("SELECT {JOB_COLUMNS}, result FROM jobs WHERE id = ?1"),
@@ -376,40 +467,43 @@ impl Store {
                 |row| Ok((job_from_row(row)?, row.get(11)?)),
             )
             .optional()
-            .map_err(|e| format!("cannot read job {id}: {e}"))
+            .map_err(|source| StoreError::Read {
+                id: id.to_string(),
+                source,
+            })
     }
 
     /// The most recent jobs, newest first.
-    pub(crate) fn recent(&self, limit: u32) -> Result<Vec<Job>, String> {
+    pub(crate) fn recent(&self, limit: u32) -> Result<Vec<Job>, StoreError> {
         let db = self.db();
         let mut stmt = db
             .prepare(&format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY seq DESC LIMIT ?1"))
-            .map_err(|e| e.to_string())?;
+            .map_err(StoreError::Statement)?;
         let rows = stmt
             .query_map([limit], job_from_row)
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<Job>>>());
-        rows.map_err(|e| format!("cannot list jobs: {e}"))
+        rows.map_err(StoreError::ListJobs)
     }
 
     /// At start: jobs that were running when the process stopped go back
     /// to the queue. Returns every queued job id, oldest first, to hand to
     /// the workers again.
-    pub(crate) fn recover(&self) -> Result<Vec<String>, String> {
+    pub(crate) fn recover(&self) -> Result<Vec<String>, StoreError> {
         let db = self.db();
         db.execute("UPDATE jobs SET status = 'queued' WHERE status = 'running'", [])
-            .map_err(|e| format!("cannot requeue interrupted jobs: {e}"))?;
+            .map_err(StoreError::Requeue)?;
         let mut stmt = db
             .prepare("SELECT id FROM jobs WHERE status = 'queued' ORDER BY seq")
-            .map_err(|e| e.to_string())?;
+            .map_err(StoreError::Statement)?;
         let ids = stmt
             .query_map([], |row| row.get(0))
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>());
-        ids.map_err(|e| format!("cannot list queued jobs: {e}"))
+        ids.map_err(StoreError::ListQueued)
     }
 
     /// Deletes finished jobs (their reports and unexplained templates)
     /// that finished before `before` (RFC 3339); the ids deleted.
-    pub(crate) fn expire(&self, before: &str) -> Result<Vec<String>, String> {
+    pub(crate) fn expire(&self, before: &str) -> Result<Vec<String>, StoreError> {
         let mut db = self.db();
         let delete = |tx: &rusqlite::Transaction<'_>| -> rusqlite::Result<Vec<String>> {
             let ids = tx
@@ -428,20 +522,20 @@ impl Store {
                 tx.commit()?;
                 Ok(ids)
             })
-            .map_err(|e| format!("cannot delete old jobs: {e}"))
+            .map_err(StoreError::Expire)
     }
 
     /// How many jobs are in each state.
-    pub(crate) fn counts(&self) -> Result<Counts, String> {
+    pub(crate) fn counts(&self) -> Result<Counts, StoreError> {
         let db = self.db();
         let mut stmt = db
             .prepare("SELECT status, COUNT(*) FROM jobs GROUP BY status")
-            .map_err(|e| e.to_string())?;
+            .map_err(StoreError::Statement)?;
         let mut counts = Counts::default();
         let rows = stmt
             .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64)))
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(|e| format!("cannot count jobs: {e}"))?;
+            .map_err(StoreError::CountJobs)?;
         for (status, n) in rows {
             match Status::parse(&status) {
                 Status::Queued => counts.queued = n,

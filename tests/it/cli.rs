@@ -377,7 +377,7 @@ fn check_reports_problems_as_json_with_positions() {
         .iter()
         .map(|p| p["code"].as_str().unwrap())
         .collect();
-    assert_eq!(codes, ["E004", "E107", "E002"], "{doc:#}");
+    assert_eq!(codes, ["E007", "E107", "E002"], "{doc:#}");
     let ttl = &doc["problems"][1];
     assert_eq!(ttl["line"], 4);
     assert_eq!(

@@ -259,10 +259,8 @@ fn codes_page() -> String {
                 );
             }
             None => {
-                let _ = writeln!(
-                    out,
-                    "(No single-file example: it concerns several files or an unreadable one.)"
-                );
+                let why = code_examples::why_none(code).unwrap_or("no file shows it alone");
+                let _ = writeln!(out, "(No example: {why}.)");
             }
         }
     }

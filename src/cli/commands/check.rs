@@ -14,7 +14,7 @@ use crate::cli::resolve::{rules_to_check, use_color};
 
 /// Checks the rules; exit code 1 on an error, or on a warning with
 /// `--deny-warnings`.
-pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<ExitCode, CliError> {
+pub(crate) fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<ExitCode, CliError> {
     // A run compiles a regex's Unicode form only when text needs it, too
     // late to say the pattern is too large: `check` is where that is said.
     let kb = rules_to_check(&args.paths, &args.lints, UnicodeForm::AtLoad)?;

@@ -9,7 +9,7 @@ use crate::cli::error::CliError;
 use crate::cli::manual::write_completions;
 
 /// Prints the completion script for `shell`.
-pub fn run(shell: Shell, out: &mut dyn Write) -> Result<ExitCode, CliError> {
+pub(crate) fn run(shell: Shell, out: &mut dyn Write) -> Result<ExitCode, CliError> {
     // clap_complete panics when its writer fails: the script is made in
     // memory, and only the write to `out` can meet a closed pipe.
     let mut script = Vec::new();

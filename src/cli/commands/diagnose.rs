@@ -17,7 +17,7 @@ use crate::cli::resolve::{terminal_width, use_color, Prepared};
 
 /// Diagnoses the bundles; the exit code is the worst report's (0 nothing
 /// at warning or above, 1 a finding, 2 a bundle that failed).
-pub fn run(args: &DiagnoseArgs, out: &mut dyn Write) -> Result<ExitCode, CliError> {
+pub(crate) fn run(args: &DiagnoseArgs, out: &mut dyn Write) -> Result<ExitCode, CliError> {
     let format = args.format;
     let color = use_color(args.color);
     let Prepared { kb, disabled, options } = args.run.prepare(color)?;

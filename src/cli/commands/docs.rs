@@ -10,7 +10,7 @@ use crate::cli::error::CliError;
 use crate::cli::resolve::{load_rules, use_color, LoadedRules};
 
 /// Writes the documentation under `--out`, and says where it starts.
-pub fn run(args: &DocsArgs, out: &mut dyn Write) -> Result<ExitCode, CliError> {
+pub(crate) fn run(args: &DocsArgs, out: &mut dyn Write) -> Result<ExitCode, CliError> {
     let LoadedRules { kb, .. } = load_rules(&args.rules, &LintArgs::default(), &[], use_color(ColorChoice::Auto))?;
     let examples = examples(&kb);
     let markdown = markdown(&kb, &examples);

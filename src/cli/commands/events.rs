@@ -13,7 +13,7 @@ use crate::cli::resolve::{use_color, Prepared};
 
 /// Lists the bundle's files and records; an error when not one file
 /// could be read (after what was seen is written).
-pub fn run(args: &EventsArgs, out: &mut dyn Write) -> Result<ExitCode, CliError> {
+pub(crate) fn run(args: &EventsArgs, out: &mut dyn Write) -> Result<ExitCode, CliError> {
     let Prepared { kb, options, .. } = args.run.prepare(use_color(ColorChoice::Auto))?;
     let wanted = EventsOptions {
         source: args.source.clone(),

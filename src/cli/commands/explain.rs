@@ -12,7 +12,7 @@ use crate::cli::output::write_document;
 use crate::cli::resolve::{terminal_width, use_color, Prepared};
 
 /// Explains the rule on the bundle.
-pub fn run(args: &ExplainArgs, out: &mut dyn Write) -> Result<ExitCode, CliError> {
+pub(crate) fn run(args: &ExplainArgs, out: &mut dyn Write) -> Result<ExitCode, CliError> {
     let Prepared { kb, disabled, options } = args.run.prepare(use_color(ColorChoice::Auto))?;
     if let Some(d) = disabled.iter().find(|d| d.rule_id == args.rule) {
         return Err(CliError::RuleDisabled {

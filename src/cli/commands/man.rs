@@ -9,7 +9,7 @@ use crate::cli::error::CliError;
 use crate::cli::manual::{write_main_page, write_pages};
 
 /// Prints `triage.1`, or writes all pages under `out` and lists them.
-pub fn run(out_dir: Option<&PathBuf>, out: &mut dyn Write) -> Result<ExitCode, CliError> {
+pub(crate) fn run(out_dir: Option<&PathBuf>, out: &mut dyn Write) -> Result<ExitCode, CliError> {
     match out_dir {
         None => write_main_page(out)?,
         Some(dir) => {

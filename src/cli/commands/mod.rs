@@ -3,13 +3,13 @@
 //! returns the exit code of a run that went through, or the
 //! [`super::error::CliError`] that stopped it.
 
-pub mod check;
-pub mod completions;
-pub mod diagnose;
-pub mod docs;
-pub mod events;
-pub mod explain;
-pub mod man;
-pub mod new;
-pub mod serve;
-pub mod test;
+pub(super) mod check;
+pub(super) mod completions;
+pub(super) mod diagnose;
+pub(super) mod docs;
+pub(super) mod events;
+pub(super) mod explain;
+pub(super) mod man;
+pub(super) mod new;
+pub(super) mod serve;
+pub(super) mod test;

@@ -12,7 +12,7 @@ use crate::cli::error::CliError;
 use crate::cli::resolve::builtin_rules_source;
 
 /// Writes the scaffold.
-pub fn run(what: &NewCommand, out: &mut dyn Write) -> Result<ExitCode, CliError> {
+pub(crate) fn run(what: &NewCommand, out: &mut dyn Write) -> Result<ExitCode, CliError> {
     let builtin_source = builtin_rules_source();
     let builtin_source = builtin_source.as_deref();
     let written = match what {
@@ -31,10 +31,13 @@ pub fn run(what: &NewCommand, out: &mut dyn Write) -> Result<ExitCode, CliError>
             sample,
             sample_file,
             dir,
-        } => format_source(sample.as_deref(), sample_file.as_deref())
-            .and_then(|source| new_format(name, &source, dir, builtin_source)),
-    }
-    .map_err(CliError::Scaffold)?;
+        } => new_format(
+            name,
+            &format_source(sample.as_deref(), sample_file.as_deref())?,
+            dir,
+            builtin_source,
+        ),
+    }?;
     writeln!(out, "wrote {}", written.path.display())?;
     writeln!(out, "next: replace the TODOs, then run")?;
     for command in &written.next {
@@ -45,14 +48,15 @@ pub fn run(what: &NewCommand, out: &mut dyn Write) -> Result<ExitCode, CliError>
 
 /// The lines a format's patterns are guessed from: `--sample`, or the
 /// first lines of `--sample-file` that are not blank.
-fn format_source(sample: Option<&str>, file: Option<&Path>) -> Result<FormatSource, String> {
+fn format_source(sample: Option<&str>, file: Option<&Path>) -> Result<FormatSource, CliError> {
     match (sample, file) {
         (Some(line), _) => Ok(FormatSource {
             lines: vec![line.trim_end_matches(['\r', '\n']).to_string()],
             file_name: None,
         }),
         (None, Some(path)) => {
-            let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let bytes = std::fs::read(path)
+                .map_err(|e| CliError::SampleFile(format!("cannot read {}: {e}", path.display())))?;
             let text = String::from_utf8_lossy(&bytes);
             let lines: Vec<String> = text
                 .lines()
@@ -62,7 +66,10 @@ fn format_source(sample: Option<&str>, file: Option<&Path>) -> Result<FormatSour
                 .map(str::to_string)
                 .collect();
             if lines.is_empty() {
-                return Err(format!("{} has no line to guess the format from", path.display()));
+                return Err(CliError::SampleFile(format!(
+                    "{} has no line to guess the format from",
+                    path.display()
+                )));
             }
             Ok(FormatSource {
                 lines,

@@ -11,7 +11,7 @@ use crate::cli::error::CliError;
 
 /// Runs the service until a signal stops it.
 #[cfg(feature = "serve")]
-pub fn run(args: &ServeArgs) -> Result<ExitCode, CliError> {
+pub(crate) fn run(args: &ServeArgs) -> Result<ExitCode, CliError> {
     use std::time::Duration;
 
     use crate::cli::resolve::{builtin_rules_source, run_options};
@@ -52,6 +52,6 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, CliError> {
 
 /// Built without the service: says so.
 #[cfg(not(feature = "serve"))]
-pub fn run(_args: &ServeArgs) -> Result<ExitCode, CliError> {
+pub(crate) fn run(_args: &ServeArgs) -> Result<ExitCode, CliError> {
     Err(CliError::ServeNotBuilt)
 }

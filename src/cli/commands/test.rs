@@ -15,7 +15,7 @@ use crate::cli::resolve::{rules_to_check, use_color};
 
 /// Runs the tests of the rules under the paths (all when none); exit code
 /// 1 when a test fails or a rule file has an error.
-pub fn run(args: &TestArgs, out: &mut dyn Write) -> Result<ExitCode, CliError> {
+pub(crate) fn run(args: &TestArgs, out: &mut dyn Write) -> Result<ExitCode, CliError> {
     let kb = rules_to_check(&args.paths, &args.lints, UnicodeForm::OnDemand)?;
     print_problems(&kb.problems, use_color(ColorChoice::Auto), false);
     let broken = kb.has_errors();
