@@ -64,4 +64,4 @@ pub use report::human::{render, shown_evidence, HumanOptions, SHOWN_EVIDENCE};
 pub use report::{Report, SCHEMA_VERSION};
 pub use rules::{embedded_files, load, load_layers, load_rule_file, Expect, KbFile, KnowledgeBase, Severity};
 pub use time::ZoneTable;
-pub use value::parse_rfc3339;
+pub use value::{parse_rfc3339, Version, VersionReq};

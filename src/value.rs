@@ -332,7 +332,7 @@ pub(crate) fn format_duration(micros: i64) -> String {
 /// `17.9.3 < 17.9.3a`.
 ///
 /// ```
-/// use triage::value::Version;
+/// use triage::Version;
 /// let v = |s: &str| s.parse::<Version>().unwrap();
 /// assert!(v("20.9.1") < v("20.12.1"));
 /// assert!(v("17.9.3") < v("17.9.3a"));
@@ -438,7 +438,7 @@ impl Ord for Version {
 /// A set of releases such as `>=20.9.1, <20.15`: every comparison must hold.
 ///
 /// ```
-/// use triage::value::{Version, VersionReq};
+/// use triage::{Version, VersionReq};
 /// let req: VersionReq = ">=20.9.1, <20.15".parse().unwrap();
 /// assert!(req.matches(&"20.12.1".parse::<Version>().unwrap()));
 /// assert!(!req.matches(&"20.6.3".parse::<Version>().unwrap()));
