@@ -90,7 +90,18 @@ pub fn run_rule_tests_with(
     for (id, tests) in wanted {
         for t in tests {
             let report = engine.run_test(&t, &options);
-            let (got, detail) = if let Some(d) = report.diagnoses.iter().find(|d| d.rule_id == id) {
+            // A test bundle that is not there decides nothing: the test
+            // fails and says where it looked, whatever it expected.
+            let missing_bundle = t.bundle.as_ref().filter(|b| !b.exists());
+            let (got, detail) = if let Some(bundle) = missing_bundle {
+                (
+                    Expect::Inconclusive,
+                    format!(
+                        "the test bundle {} does not exist; check the rule's `bundle` path (it is resolved against the rule file's directory)",
+                        bundle.display()
+                    ),
+                )
+            } else if let Some(d) = report.diagnoses.iter().find(|d| d.rule_id == id) {
                 (Expect::Hit, format!("fired: {}", d.message))
             } else if let Some(i) = report.inconclusive.iter().find(|i| i.rule_id == id) {
                 let missing: Vec<&str> = i.missing.iter().map(|m| m.source.as_str()).collect();
@@ -120,7 +131,7 @@ pub fn run_rule_tests_with(
                 name: t.name.clone(),
                 expect: t.expect,
                 got,
-                passed: got == t.expect,
+                passed: got == t.expect && missing_bundle.is_none(),
                 detail,
             };
             each(&outcome, &report);

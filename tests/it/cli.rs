@@ -854,6 +854,46 @@ fn new_format_from_a_sample_file_takes_its_name_and_matching_lines() {
 }
 
 #[test]
+fn a_rule_test_whose_bundle_is_missing_fails_and_names_the_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("T-1.toml"),
+        r#"id = "T-1"
+title = "t"
+severity = "warning"
+condition = '''q'''
+remediation = "-"
+[queries]
+q = '''syslog where message contains "disk full"'''
+[[test]]
+name = "fires on a full disk"
+expect = "hit"
+[test.files]
+"var/log/messages" = "Jan 13 11:40:12 host kernel: disk full\n"
+[[test]]
+name = "quiet on a bundle that was moved away"
+expect = "no_hit"
+bundle = "no-such-bundle"
+"#,
+    )
+    .unwrap();
+    let out = triage()
+        .arg("test")
+        .arg(tmp.path())
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("FAIL T-1 / quiet on a bundle that was moved away"),
+        "{text}"
+    );
+    assert!(text.contains("no-such-bundle does not exist"), "{text}");
+}
+
+#[test]
 fn a_failing_rule_test_shows_what_was_expected_and_what_happened() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(
