@@ -26,9 +26,9 @@ pub(crate) use error::CliError;
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        // The service writes its own line on stdout, from its own thread:
-        // it is not handed a locked stdout.
-        Command::Serve(args) => commands::serve::run(args),
+        // The service runs until a signal: it gets stdout unlocked, for
+        // its one line, so that the lock is not held all that time.
+        Command::Serve(args) => commands::serve::run(args, &mut std::io::stdout()),
         command => dispatch(command, &mut std::io::stdout().lock()),
     };
     exit_code(result)
@@ -46,7 +46,7 @@ fn dispatch(command: &Command, out: &mut dyn Write) -> Result<ExitCode, CliError
         Command::New { what } => commands::new::run(what, out),
         Command::Completions { shell } => commands::completions::run(*shell, out),
         Command::Man { out: dir } => commands::man::run(dir.as_ref(), out),
-        Command::Serve(args) => commands::serve::run(args),
+        Command::Serve(args) => commands::serve::run(args, out),
     }?;
     // What is still buffered meets a closed pipe here, not when the lock
     // is dropped (where a failure would go unseen).

@@ -190,9 +190,10 @@ fn rules_failure(e: &rules::LoadError) -> String {
     message
 }
 
-/// Runs the service until SIGINT or SIGTERM. Errors are what stops it
-/// from starting.
-pub(crate) fn run(config: Config) -> Result<(), ServeError> {
+/// Runs the service until SIGINT or SIGTERM, handing `announce` the
+/// address it listens on once it is ready to accept. Errors are what stops
+/// it from starting.
+pub(crate) fn run(config: Config, announce: impl FnOnce(std::net::SocketAddr)) -> Result<(), ServeError> {
     init_logging(config.json_logs);
     std::fs::create_dir_all(config.data.join("uploads")).map_err(|source| ServeError::DataDir {
         path: config.data.clone(),
@@ -277,6 +278,7 @@ pub(crate) fn run(config: Config) -> Result<(), ServeError> {
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)?;
+    announce(listener.local_addr().map_err(ServeError::Socket)?);
     runtime.block_on(serve_http(shared.clone(), listener))?;
     // Connections still open after the grace period are cut here, not
     // served while the workers finish.
@@ -405,8 +407,6 @@ async fn serve_http(shared: AppState, listener: std::net::TcpListener) -> Result
     let listener = tokio::net::TcpListener::from_std(listener).map_err(ServeError::Socket)?;
     let addr = listener.local_addr().map_err(ServeError::Socket)?;
     tracing::info!(addr = %addr, workers = config.workers, queue = config.queue_capacity, data = %config.data.display(), "listening");
-    // The one line a script or test reads to find the port.
-    println!("triage serve: listening on http://{addr}");
     let app = router(shared.clone());
     let connections = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();

@@ -1,9 +1,10 @@
 //! `triage serve`: the HTTP service, configured from the command line.
-//! Its one line on stdout (the address it listens on) is the service's
-//! own; it logs on stderr. Built without the `serve` feature, the
+//! Its one line on stdout, written to the writer it is given, is the
+//! address it listens on; it logs on stderr. Built without the `serve` feature, the
 //! command is still there (the same options, the same help) but says the
 //! service was left out.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use crate::cli::args::ServeArgs;
@@ -11,7 +12,7 @@ use crate::cli::error::CliError;
 
 /// Runs the service until a signal stops it.
 #[cfg(feature = "serve")]
-pub(crate) fn run(args: &ServeArgs) -> Result<ExitCode, CliError> {
+pub(crate) fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<ExitCode, CliError> {
     use std::time::Duration;
 
     use crate::cli::resolve::{builtin_rules_source, run_options};
@@ -46,12 +47,16 @@ pub(crate) fn run(args: &ServeArgs) -> Result<ExitCode, CliError> {
         },
         options,
     };
-    crate::serve::run(config).map_err(CliError::Serve)?;
+    crate::serve::run(config, |addr| {
+        // The one line a script or test reads to find the port. A reader
+        // that went away does not stop the service: it still serves HTTP.
+        let _ = writeln!(out, "triage serve: listening on http://{addr}").and_then(|()| out.flush());
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Built without the service: says so.
 #[cfg(not(feature = "serve"))]
-pub(crate) fn run(_args: &ServeArgs) -> Result<ExitCode, CliError> {
+pub(crate) fn run(_args: &ServeArgs, _out: &mut dyn Write) -> Result<ExitCode, CliError> {
     Err(CliError::ServeNotBuilt)
 }
