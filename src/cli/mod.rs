@@ -49,13 +49,19 @@ fn dispatch(command: &Command, out: &mut dyn Write) -> Result<ExitCode, CliError
         Command::Serve(args) => commands::serve::run(args, out),
     }?;
     // What is still buffered meets a closed pipe here, not when the lock
-    // is dropped (where a failure would go unseen).
-    out.flush()?;
-    Ok(status)
+    // is dropped (where a failure would go unseen). A command that got
+    // this far decided its exit code: the reader leaving does not change it.
+    match out.flush() {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(status),
+        Err(e) => Err(e.into()),
+        Ok(()) => Ok(status),
+    }
 }
 
-/// The exit code of a run: its own, 0 when stdout's reader went away (as
-/// `triage … | head` does), and 2 after printing the error.
+/// The exit code of a run: its own (also when stdout's reader went away
+/// after the command decided it, as `diagnose` always has), 0 when the
+/// reader went away before (as `triage … | head` does, and ripgrep),
+/// and 2 after printing the error.
 fn exit_code(result: Result<ExitCode, CliError>) -> ExitCode {
     match result {
         Ok(code) => code,

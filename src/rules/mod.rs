@@ -668,11 +668,14 @@ pub(crate) fn layer_files(
     dirs: &[PathBuf],
     repo_rules_dir: Option<&Path>,
 ) -> Result<Vec<KbFile>, ReadError> {
-    let mut files = if builtin {
-        embedded_files(repo_rules_dir)
-    } else {
-        Vec::new()
-    };
+    let mut files = embedded_files(repo_rules_dir);
+    if !builtin {
+        // Without the built-in rules and formats, the archive names that
+        // say when a bundle was collected still apply: before they were
+        // data, the reader always knew them, and a knowledge base of one's
+        // own should not silently lose the collection time.
+        files.retain(|f| f.kind() == FileKind::Collection);
+    }
     for (i, d) in dirs.iter().enumerate() {
         files.extend(directory_files(d, i + 1)?);
     }

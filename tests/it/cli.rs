@@ -1167,8 +1167,9 @@ fn with_reader_gone(args: &[&str], lines: usize) -> (Option<i32>, String) {
 }
 
 /// A closed stdout is the reader's choice, not a failure: every command
-/// that writes to stdout ends quietly with exit code 0 (as ripgrep does),
-/// also `diagnose` with a finding, which otherwise exits 1.
+/// that writes to stdout ends quietly, with exit code 0 (as ripgrep does),
+/// except `diagnose`, which keeps its verdict's code (1: a finding) whatever
+/// the output's size — 0 would say that nothing was found.
 #[test]
 fn every_command_ends_quietly_when_stdout_is_closed() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1196,7 +1197,12 @@ fn every_command_ends_quietly_when_stdout_is_closed() {
         vec!["new", "rule", "ACME-NET-001", "--dir", new.to_str().unwrap()],
     ];
     for args in &commands {
-        assert_eq!(with_reader_gone(args, 0), (Some(0), String::new()), "triage {args:?}");
+        let code = if args[0] == "diagnose" { 1 } else { 0 };
+        assert_eq!(
+            with_reader_gone(args, 0),
+            (Some(code), String::new()),
+            "triage {args:?}"
+        );
     }
 }
 
@@ -1224,7 +1230,12 @@ fn a_long_output_stops_quietly_when_its_reader_leaves_after_the_first_line() {
             "corpus/healthy/bundle",
         ],
     ] {
-        assert_eq!(with_reader_gone(args, 1), (Some(0), String::new()), "triage {args:?}");
+        let code = if args[0] == "diagnose" { 1 } else { 0 };
+        assert_eq!(
+            with_reader_gone(args, 1),
+            (Some(code), String::new()),
+            "triage {args:?}"
+        );
     }
 }
 
@@ -1252,4 +1263,24 @@ fn builtin_rule_tests_find_their_bundles_from_where_triage_runs_not_where_it_was
         .stdout(predicate::str::contains(
             "FAIL SSM-ONPREM-001 / upstream refused, no Doorkeeper line: expected hit",
         ));
+}
+
+#[test]
+fn without_the_builtin_rules_the_admin_tech_name_still_dates_the_bundle() {
+    // A rules directory of one's own without collection.toml: the archive
+    // names that state the collection time are still known.
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(rules.path().join("formats")).unwrap();
+    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/formats")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, rules.path().join("formats").join(path.file_name().unwrap())).unwrap();
+    }
+    let out = triage()
+        .args(["diagnose", "--format", "json", "--no-builtin", "--rules"])
+        .arg(rules.path())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/seed-lic-001/bundle"))
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["collected_at"], "2023-01-13T17:35:00.000Z", "{report}");
 }

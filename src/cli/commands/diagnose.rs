@@ -60,46 +60,62 @@ pub(crate) fn run(args: &DiagnoseArgs, out: &mut dyn Write) -> Result<ExitCode, 
         }
         (batch.join().expect("the batch does not panic"), written)
     });
-    written?;
     let worst = reports.iter().map(Report::exit_code).max().unwrap_or(0);
+    // Every report is finished before the first byte is written, so a
+    // reader that goes away (`| head`) ends the run quietly with the
+    // verdict's own exit code, whatever the output's size: 0 would say
+    // "nothing found" when only the reader stopped reading.
+    let status = ExitCode::from(worst);
+    let quiet = |written: Result<(), CliError>| match written {
+        Err(e) if e.is_broken_pipe() => Ok(status),
+        Err(e) => Err(e),
+        Ok(()) => Ok(status),
+    };
+    if let Err(e) = written {
+        return quiet(Err(e.into()));
+    }
     // A bundle that gave nothing to diagnose is an error on stderr, never
     // a result on stdout (the JSON formats also carry it, as a failed
     // document with its reason); the other bundles' reports still count.
     for r in reports.iter().filter(|r| r.failed) {
         print_error(&r.reason.as_deref().unwrap_or("the bundle could not be read"));
     }
-    match format {
-        DiagnoseFormat::Jsonl => {}
-        DiagnoseFormat::Json => {
-            let text = if reports.len() == 1 {
-                reports[0].to_json()
-            } else {
-                to_json(&reports)
-            };
-            writeln!(out, "{text}")?;
-        }
-        DiagnoseFormat::Human => {
-            let options = HumanOptions {
-                color,
-                width: terminal_width(),
-                docs_url: args.docs_url.clone(),
-                all_inconclusive: args.all_inconclusive,
-            };
-            for r in reports.iter().filter(|r| !r.failed) {
-                if reports.len() > 1 {
-                    writeln!(out, "== {} ==", r.bundle)?;
+    let written = (|| -> Result<(), CliError> {
+        match format {
+            DiagnoseFormat::Jsonl => {}
+            DiagnoseFormat::Json => {
+                let text = if reports.len() == 1 {
+                    reports[0].to_json()
+                } else {
+                    to_json(&reports)
+                };
+                writeln!(out, "{text}")?;
+            }
+            DiagnoseFormat::Human => {
+                let options = HumanOptions {
+                    color,
+                    width: terminal_width(),
+                    docs_url: args.docs_url.clone(),
+                    all_inconclusive: args.all_inconclusive,
+                };
+                for r in reports.iter().filter(|r| !r.failed) {
+                    if reports.len() > 1 {
+                        writeln!(out, "== {} ==", r.bundle)?;
+                    }
+                    write!(out, "{}", render(r, &options))?;
                 }
-                write!(out, "{}", render(r, &options))?;
             }
         }
-    }
-    if reports.len() > 1 {
-        // Text output ends with it; with JSON on stdout it goes to stderr.
-        let table = summary(&reports);
-        match format {
-            DiagnoseFormat::Human => write!(out, "\n{table}")?,
-            _ => eprint!("{table}"),
+        if reports.len() > 1 {
+            // Text output ends with it; with JSON on stdout it goes to stderr.
+            let table = summary(&reports);
+            match format {
+                DiagnoseFormat::Human => write!(out, "\n{table}")?,
+                _ => eprint!("{table}"),
+            }
         }
-    }
-    Ok(ExitCode::from(worst))
+        out.flush()?;
+        Ok(())
+    })();
+    quiet(written)
 }
