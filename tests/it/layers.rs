@@ -28,81 +28,157 @@ fn layers(lib: &str) -> BTreeMap<String, usize> {
     out
 }
 
-/// The code of a file without comments, string literals and unit-test
-/// modules: what its imports are read from.
-fn code_of(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if text[i..].starts_with("#[cfg(test)]") {
-            // A test module (or item) runs to the end of its braces.
-            let Some(open) = text[i..].find('{') else { break };
-            let mut depth = 0;
-            let mut j = i + open;
-            while j < bytes.len() {
-                match bytes[j] {
-                    b'{' => depth += 1,
-                    b'}' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            break;
-                        }
-                    }
-                    _ => {}
-                }
-                j += 1;
-            }
-            i = j + 1;
-        } else if text[i..].starts_with("//") {
-            i += text[i..].find('\n').unwrap_or(text.len() - i);
-        } else if text[i..].starts_with("/*") {
-            i += text[i..].find("*/").map_or(text.len() - i, |e| e + 2);
-        } else if bytes[i] == b'"' && !text[..i].ends_with('\'') {
-            // A plain string literal; raw strings here hold no `crate::`.
-            let mut j = i + 1;
-            while j < bytes.len() && bytes[j] != b'"' {
-                j += if bytes[j] == b'\\' { 2 } else { 1 };
-            }
-            out.push_str("\"\"");
-            i = j + 1;
-        } else {
-            let c = text[i..].chars().next().unwrap();
-            out.push(c);
-            i += c.len_utf8();
-        }
-    }
-    out
+/// Reads one file's paths; see [`imports_of`].
+struct Reader {
+    module: Vec<String>,
+    found: BTreeSet<Vec<String>>,
 }
 
-/// The top-level modules a piece of code names through `crate::`.
-fn imports(code: &str) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let mut rest = code;
-    while let Some(at) = rest.find("crate::") {
-        let before = rest[..at].chars().last();
-        rest = &rest[at + "crate::".len()..];
-        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
-            continue; // `triage_crate::` or the like
-        }
-        if let Some(group) = rest.strip_prefix('{') {
-            let inner = &group[..group.find('}').unwrap_or(group.len())];
-            for item in inner.split(',') {
-                let name: String = item
-                    .trim()
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_')
-                    .collect();
-                if !name.is_empty() {
-                    out.insert(name);
+/// Whether the attributes make an item test-only.
+fn is_test(attrs: &[syn::Attribute]) -> bool {
+    attrs.iter().any(|a| {
+        a.path().is_ident("cfg")
+            && a.parse_args::<syn::Meta>().is_ok_and(|m| match m {
+                syn::Meta::Path(p) => p.is_ident("test"),
+                // `all(test, …)` is test-only too; `not(test)` is not.
+                syn::Meta::List(l) => {
+                    l.path.is_ident("all") && l.tokens.to_string().split(',').any(|t| t.trim() == "test")
                 }
-            }
-        } else {
-            let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-            out.insert(name);
+                syn::Meta::NameValue(_) => false,
+            })
+    })
+}
+
+impl Reader {
+    /// `segments` as a path from the crate root, if it is one.
+    fn resolve(&mut self, segments: Vec<String>) {
+        let mut base = match segments.first().map(String::as_str) {
+            Some("crate") => Vec::new(),
+            Some("self") | Some("super") => self.module.clone(),
+            _ => return,
+        };
+        let mut rest = segments.as_slice();
+        if rest[0] == "crate" || rest[0] == "self" {
+            rest = &rest[1..];
+        }
+        while rest.first().is_some_and(|s| s == "super") {
+            base.pop();
+            rest = &rest[1..];
+        }
+        base.extend(rest.iter().cloned());
+        if !base.is_empty() {
+            self.found.insert(base);
         }
     }
-    out
+
+    fn use_tree(&mut self, prefix: &mut Vec<String>, tree: &syn::UseTree) {
+        match tree {
+            syn::UseTree::Path(p) => {
+                prefix.push(p.ident.to_string());
+                self.use_tree(prefix, &p.tree);
+                prefix.pop();
+            }
+            syn::UseTree::Name(n) => {
+                let mut path = prefix.clone();
+                if n.ident != "self" {
+                    path.push(n.ident.to_string());
+                }
+                self.resolve(path);
+            }
+            syn::UseTree::Rename(r) => {
+                let mut path = prefix.clone();
+                if r.ident != "self" {
+                    path.push(r.ident.to_string());
+                }
+                self.resolve(path);
+            }
+            syn::UseTree::Glob(_) => self.resolve(prefix.clone()),
+            syn::UseTree::Group(g) => {
+                for item in &g.items {
+                    self.use_tree(prefix, item);
+                }
+            }
+        }
+    }
+}
+
+impl<'ast> syn::visit::Visit<'ast> for Reader {
+    fn visit_item(&mut self, item: &'ast syn::Item) {
+        let attrs: &[syn::Attribute] = match item {
+            syn::Item::Const(i) => &i.attrs,
+            syn::Item::Enum(i) => &i.attrs,
+            syn::Item::Fn(i) => &i.attrs,
+            syn::Item::Impl(i) => &i.attrs,
+            syn::Item::Mod(i) => &i.attrs,
+            syn::Item::Static(i) => &i.attrs,
+            syn::Item::Struct(i) => &i.attrs,
+            syn::Item::Trait(i) => &i.attrs,
+            syn::Item::Type(i) => &i.attrs,
+            syn::Item::Use(i) => &i.attrs,
+            syn::Item::Macro(i) => &i.attrs,
+            _ => &[],
+        };
+        if is_test(attrs) {
+            return;
+        }
+        match item {
+            syn::Item::Use(u) => self.use_tree(&mut Vec::new(), &u.tree),
+            syn::Item::Mod(m) => {
+                // An inline module: `super::` inside it is this file's module.
+                self.module.push(m.ident.to_string());
+                syn::visit::visit_item_mod(self, m);
+                self.module.pop();
+            }
+            _ => syn::visit::visit_item(self, item),
+        }
+    }
+
+    fn visit_impl_item(&mut self, item: &'ast syn::ImplItem) {
+        let attrs = match item {
+            syn::ImplItem::Const(i) => &i.attrs,
+            syn::ImplItem::Fn(i) => &i.attrs,
+            syn::ImplItem::Type(i) => &i.attrs,
+            _ => return syn::visit::visit_impl_item(self, item),
+        };
+        if !is_test(attrs) {
+            syn::visit::visit_impl_item(self, item);
+        }
+    }
+
+    fn visit_stmt(&mut self, stmt: &'ast syn::Stmt) {
+        if let syn::Stmt::Item(item) = stmt {
+            return self.visit_item(item);
+        }
+        syn::visit::visit_stmt(self, stmt);
+    }
+
+    fn visit_path(&mut self, path: &'ast syn::Path) {
+        self.resolve(path.segments.iter().map(|s| s.ident.to_string()).collect());
+        syn::visit::visit_path(self, path);
+    }
+}
+
+/// The absolute module paths (from the crate root) that a file's code
+/// names: every `use` tree flattened (groups, nested groups, renames), and
+/// every path in the code, with `crate::`, `self::` and `super::` resolved
+/// against the file's module (`module`, e.g. `["scan", "eval"]`). Items
+/// under `#[cfg(test)]` are skipped, wherever they are.
+fn imports_of(text: &str, module: &[String]) -> BTreeSet<Vec<String>> {
+    use syn::visit::Visit;
+    let file = syn::parse_file(text).unwrap_or_else(|e| panic!("{}: does not parse: {e}", module.join("::")));
+    let mut reader = Reader {
+        module: module.to_vec(),
+        found: BTreeSet::new(),
+    };
+    for item in &file.items {
+        reader.visit_item(item);
+    }
+    reader.found
+}
+
+/// The top-level modules named by [`imports_of`].
+fn imports(text: &str, module: &[String]) -> BTreeSet<String> {
+    imports_of(text, module).into_iter().map(|p| p[0].clone()).collect()
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -133,9 +209,16 @@ fn module_graph(src: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
             .to_string_lossy()
             .trim_end_matches(".rs")
             .to_string();
-        let code = code_of(&std::fs::read_to_string(&file).unwrap());
+        let mut module: Vec<String> = rel
+            .iter()
+            .map(|c| c.to_string_lossy().trim_end_matches(".rs").to_string())
+            .collect();
+        if module.last().is_some_and(|m| m == "mod" || m == "lib" || m == "main") {
+            module.pop();
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
         let edges = graph.entry(top.clone()).or_default();
-        for target in imports(&code) {
+        for target in imports(&text, &module) {
             if target != top {
                 edges.entry(target).or_insert_with(|| rel.display().to_string());
             }
@@ -219,22 +302,61 @@ fn no_module_imports_from_a_layer_above_it_and_no_imports_go_in_a_circle() {
 }
 
 #[test]
-fn the_checker_finds_an_upward_import_a_circle_and_ignores_comments_strings_and_tests() {
+fn the_checker_finds_an_upward_import_a_circle_and_ignores_comments_strings_and_tests_only() {
     let lib = "// 1. low\npub mod value;\n// 2. high\npub mod engine;\npub mod report;\n";
     let layers = layers(lib);
     assert_eq!(layers["value"], 1);
     assert_eq!(layers["report"], 2);
-    let code = code_of(
-        "use crate::engine::Engine; // crate::report\n\
-         /// [`crate::cli`]\nlet s = \"crate::serve\";\n\
+    let module = |m: &[&str]| m.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let set = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    // Comments, strings and test items name nothing; groups are read.
+    let code = "use crate::engine::Engine; // crate::report\n\
+         /// [`crate::cli`]\nfn f() { let _s = \"crate::serve\"; }\n\
          use crate::{value::Value, report};\n\
-         #[cfg(test)]\nmod tests { use crate::scan; }\n",
-    );
-    let found = imports(&code);
+         #[cfg(test)]\nmod tests { use crate::scan; }\n";
+    assert_eq!(imports(code, &module(&["time"])), set(&["engine", "report", "value"]));
+    // What a reviewer slipped past the first, text-based reader:
+    // (a) nested groups,
     assert_eq!(
-        found,
-        ["engine", "report", "value"].iter().map(|s| s.to_string()).collect()
+        imports("use crate::{time::{ZoneTable}, engine::Engine};", &module(&["value"])),
+        set(&["engine", "time"])
     );
+    // (b) `super::super` from a file two levels down, (c) `super::` in a
+    // top-level file (the crate root),
+    assert_eq!(
+        imports("use super::super::authoring::kb::load_kb;", &module(&["scan", "eval"])),
+        set(&["authoring"])
+    );
+    assert_eq!(imports("use super::cli::run;", &module(&["value"])), set(&["cli"]));
+    // (d) `#[cfg(test)]` on an item that is not a module hides only it,
+    assert_eq!(
+        imports(
+            "#[cfg(test)] const T: u8 = 0;\nuse crate::report::Report;\nfn f() {}",
+            &module(&["value"])
+        ),
+        set(&["report"])
+    );
+    // (e) braces in a test module's strings, (f) raw strings,
+    assert_eq!(
+        imports(
+            "#[cfg(test)]\nmod tests { fn t() { assert_eq!(\"{\", \"{\"); } }\nuse crate::engine::Engine;",
+            &module(&["value"])
+        ),
+        set(&["engine"])
+    );
+    assert_eq!(
+        imports(
+            "fn f() { let _s = r#\"a \" b\"#; }\nuse crate::engine::Engine;",
+            &module(&["value"])
+        ),
+        set(&["engine"])
+    );
+    // and paths in code, not only in `use`; `self::` inside a module.
+    assert_eq!(
+        imports("fn f() { crate::serve::run(); }", &module(&["value"])),
+        set(&["serve"])
+    );
+    assert_eq!(imports("use self::inner::X;", &module(&["scan"])), set(&["scan"]));
     let mut graph = BTreeMap::new();
     graph.insert("a".to_string(), BTreeMap::from([("b".to_string(), "a.rs".to_string())]));
     graph.insert("b".to_string(), BTreeMap::from([("c".to_string(), "b.rs".to_string())]));
