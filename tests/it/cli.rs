@@ -853,12 +853,8 @@ fn new_format_from_a_sample_file_takes_its_name_and_matching_lines() {
     assert_passes_check_and_test(&dir);
 }
 
-#[test]
-fn a_rule_test_whose_bundle_is_missing_fails_and_names_the_path() {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(
-        tmp.path().join("T-1.toml"),
-        r#"id = "T-1"
+/// A rule with one passing test; each test of the runner adds a second.
+const RULE_WITH_A_PASSING_TEST: &str = r#"id = "T-1"
 title = "t"
 severity = "warning"
 condition = '''q'''
@@ -870,11 +866,20 @@ name = "fires on a full disk"
 expect = "hit"
 [test.files]
 "var/log/messages" = "Jan 13 11:40:12 host kernel: disk full\n"
-[[test]]
+"#;
+
+#[test]
+fn a_rule_test_whose_bundle_is_missing_fails_and_names_the_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("T-1.toml"),
+        format!(
+            r#"{RULE_WITH_A_PASSING_TEST}[[test]]
 name = "quiet on a bundle that was moved away"
 expect = "no_hit"
 bundle = "no-such-bundle"
-"#,
+"#
+        ),
     )
     .unwrap();
     let out = triage()
@@ -898,24 +903,14 @@ fn a_failing_rule_test_shows_what_was_expected_and_what_happened() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(
         tmp.path().join("T-1.toml"),
-        r#"id = "T-1"
-title = "t"
-severity = "warning"
-condition = '''q'''
-remediation = "-"
-[queries]
-q = '''syslog where message contains "disk full"'''
-[[test]]
-name = "fires on a full disk"
-expect = "hit"
-[test.files]
-"var/log/messages" = "Jan 13 11:40:12 host kernel: disk full\n"
-[[test]]
+        format!(
+            r#"{RULE_WITH_A_PASSING_TEST}[[test]]
 name = "wrongly expected to fire"
 expect = "hit"
 [test.files]
 "var/log/messages" = "Jan 13 11:40:12 host kernel: all fine\n"
-"#,
+"#
+        ),
     )
     .unwrap();
     let out = triage()
