@@ -220,14 +220,33 @@ pub(crate) struct DiagnoseArgs {
 
 /// The arguments of `serve`.
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub(crate) struct ServeArgs {
-    /// Address to listen on; keep it on loopback behind a proxy that
-    /// terminates TLS and authenticates.
+    /// Manage the service's API tokens instead of running it.
+    #[command(subcommand)]
+    pub command: Option<ServeCommand>,
+    /// Address to listen on. Any address but loopback needs an API token
+    /// first (`triage serve token create`).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: std::net::SocketAddr,
-    /// The data directory: the job database (triage.db) and the uploads.
-    #[arg(long, value_name = "DIR")]
-    pub data: PathBuf,
+    /// The data directory: the job database (triage.db, with the API
+    /// tokens' hashes) and the uploads.
+    #[arg(long, value_name = "DIR", required = true)]
+    pub data: Option<PathBuf>,
+    /// A Host header the service answers to, `NAME` (any port) or
+    /// `NAME:PORT`; repeatable. Default: the listen address and, on
+    /// loopback, localhost, 127.0.0.1 and [::1] with its port. Other
+    /// hosts get 421 (a site that points its name at the service, DNS
+    /// rebinding, is refused).
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    pub allowed_hosts: Vec<String>,
+    /// Serve HTTPS with this certificate chain (PEM, the server's
+    /// certificate first); with --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Bundles diagnosed at the same time (default: one per core).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
@@ -271,6 +290,62 @@ pub(crate) struct ServeArgs {
     /// Rules, times and limits.
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+/// What `triage serve` does besides serving.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ServeCommand {
+    /// Create, list and revoke the API tokens of a data directory (works
+    /// while the service runs; a revoked token stops working at once).
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        action: TokenCommand,
+    },
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TokenRole {
+    /// Upload bundles; read its own jobs and reports only.
+    Upload,
+    /// Read every job and report.
+    Read,
+    /// Everything: also rules, reload, metrics and unexplained templates.
+    Admin,
+}
+
+/// `triage serve token …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Create a token and print it on stdout, this once: only its SHA-256
+    /// is kept.
+    Create {
+        /// What it may do.
+        #[arg(long, value_enum)]
+        role: TokenRole,
+        /// A name to know it by (unique): who or what uses it.
+        #[arg(long)]
+        name: String,
+        /// The service's data directory.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+    },
+    /// List the tokens: name, role, id, created, last used (never a secret).
+    List {
+        /// The service's data directory.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+    },
+    /// Revoke a token, by name or id.
+    Revoke {
+        /// The token's name or id.
+        #[arg(value_name = "NAME|ID")]
+        token: String,
+        /// The service's data directory.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+    },
 }
 
 /// The arguments of `check`.

@@ -10,12 +10,18 @@
 //! A restart requeues every job that was queued or running. No request
 //! path reaches the file system: job ids are checked to be 32 hex digits
 //! before a file name is made of them, and the documentation is served
-//! from memory.
+//! from memory. Every request but the probe and the page needs an API
+//! token whose role allows the route, and a Host header the service was
+//! started for ([`auth`]); every answer carries the security headers of
+//! [`headers`]; HTTPS is optional ([`tls`]).
 
+pub(crate) mod auth;
+pub(crate) mod headers;
 pub(crate) mod metrics;
 pub(crate) mod queue;
 pub(crate) mod rules;
 pub(crate) mod store;
+pub(crate) mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,7 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Path as UrlPath, Query, Request, State};
+use axum::extract::{Extension, Path as UrlPath, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -80,6 +86,11 @@ pub(crate) struct Config {
     pub rules: RuleSource,
     /// Engine options (collection time, zones, limits).
     pub options: RunOptions,
+    /// The Host headers answered (`--allowed-host`; empty: the listen
+    /// address, and the loopback names on loopback).
+    pub allowed_hosts: Vec<String>,
+    /// HTTPS: the certificate chain and the private key, PEM.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// A job that stopped the service this many times is failed, not run again.
@@ -106,6 +117,8 @@ struct Shared {
     config: Config,
     /// Counters for /metrics.
     metrics: metrics::Metrics,
+    /// The Host headers answered.
+    allowed_hosts: auth::AllowedHosts,
     /// Running mean of a job's time, milliseconds, for Retry-After.
     mean_job_ms: AtomicU64,
     /// Test hook for the queue and crash-recovery tests: while this file
@@ -179,6 +192,15 @@ pub(crate) enum ServeError {
     /// The bound on open connections was closed.
     #[error(transparent)]
     Connections(tokio::sync::AcquireError),
+    /// A network address with no token to check.
+    #[error(transparent)]
+    OpenOnNetwork(#[from] auth::OpenOnNetwork),
+    /// The tokens cannot be counted.
+    #[error(transparent)]
+    Tokens(#[from] auth::TokenError),
+    /// The certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// A rule set that does not load, as one message.
@@ -200,14 +222,9 @@ pub(crate) fn run(config: Config, announce: impl FnOnce(std::net::SocketAddr)) -
         source,
     })?;
     let _lock = lock_data_dir(&config.data)?;
-    // Bound first: a port in use stops the start before any job is run.
-    let listener = std::net::TcpListener::bind(config.listen)
-        .and_then(|l| l.set_nonblocking(true).map(|()| l))
-        .map_err(|source| ServeError::Listen {
-            addr: config.listen,
-            source,
-        })?;
     let store = Store::open(&config.data.join("triage.db"))?;
+    // Bound before any job is run: a port in use stops the start.
+    let (listener, bound, tls) = listen(&config, &store)?;
     let rules = Rules::new(config.rules.clone()).map_err(ServeError::Rules)?;
     let queue: Arc<dyn JobQueue> = Arc::new(EmbeddedQueue::new(config.queue_capacity));
     let recovered = store.recover()?;
@@ -220,6 +237,7 @@ pub(crate) fn run(config: Config, announce: impl FnOnce(std::net::SocketAddr)) -
         uploads: config.data.join("uploads"),
         config: config.clone(),
         metrics: metrics::Metrics::default(),
+        allowed_hosts: auth::AllowedHosts::new(&config.allowed_hosts, bound),
         mean_job_ms: AtomicU64::new(1000),
         hold,
     });
@@ -278,8 +296,8 @@ pub(crate) fn run(config: Config, announce: impl FnOnce(std::net::SocketAddr)) -
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)?;
-    announce(listener.local_addr().map_err(ServeError::Socket)?);
-    runtime.block_on(serve_http(shared.clone(), listener))?;
+    announce(bound);
+    runtime.block_on(serve_http(shared.clone(), listener, tls))?;
     // Connections still open after the grace period are cut here, not
     // served while the workers finish.
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -297,6 +315,36 @@ pub(crate) fn run(config: Config, announce: impl FnOnce(std::net::SocketAddr)) -
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The socket, the address bound (the port `--listen …:0` leaves to the
+/// system) and the TLS acceptor. Before the port is bound: never open on
+/// a network without a token (on loopback, a warning), and a certificate
+/// that loads.
+fn listen(
+    config: &Config,
+    store: &Store,
+) -> Result<(std::net::TcpListener, SocketAddr, Option<tokio_rustls::TlsAcceptor>), ServeError> {
+    let tokens = store.token_count()?;
+    auth::check_start(config.listen, tokens, &config.data)?;
+    if tokens == 0 {
+        tracing::warn!(
+            data = %config.data.display(),
+            "no API token yet: every request but /healthz and the page will be refused; create one with `triage serve token create --role admin --name NAME --data DIR`"
+        );
+    }
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(tls::acceptor(cert, key)?),
+        None => None,
+    };
+    let listener = std::net::TcpListener::bind(config.listen)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|source| ServeError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(ServeError::Socket)?;
+    Ok((listener, bound, tls))
 }
 
 /// At start, removes what a crash or a dropped connection can leave in
@@ -374,6 +422,8 @@ fn router(shared: AppState) -> Router {
     );
     let api = Router::new()
         .route("/", get(page))
+        .route("/page.js", get(page_js))
+        .route("/page.css", get(page_css))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_page))
         .route("/v1/bundles", get(list_jobs))
@@ -393,7 +443,10 @@ fn router(shared: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::disable());
     api.merge(upload)
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), auth::guard))
         .layer(axum::middleware::from_fn(json_errors))
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), auth::check_host))
+        .layer(axum::middleware::from_fn(headers::secure))
         .layer(axum::middleware::from_fn(log_request))
         .with_state(shared)
 }
@@ -401,12 +454,17 @@ fn router(shared: AppState) -> Router {
 /// Accepts connections until a signal: hyper with a header read timeout
 /// (axum's own `serve` installs no timer, so a client could hold a
 /// connection open forever by never finishing its request head) and a
-/// bound on open connections.
-async fn serve_http(shared: AppState, listener: std::net::TcpListener) -> Result<(), ServeError> {
+/// bound on open connections; over TLS when an acceptor is given (its
+/// handshake within the header timeout).
+async fn serve_http(
+    shared: AppState,
+    listener: std::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> Result<(), ServeError> {
     let config = &shared.config;
     let listener = tokio::net::TcpListener::from_std(listener).map_err(ServeError::Socket)?;
     let addr = listener.local_addr().map_err(ServeError::Socket)?;
-    tracing::info!(addr = %addr, workers = config.workers, queue = config.queue_capacity, data = %config.data.display(), "listening");
+    tracing::info!(addr = %addr, tls = tls.is_some(), workers = config.workers, queue = config.queue_capacity, data = %config.data.display(), "listening");
     let app = router(shared.clone());
     let connections = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -429,15 +487,30 @@ async fn serve_http(shared: AppState, listener: std::net::TcpListener) -> Result
             () = &mut stop => break,
         };
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let connection = hyper::server::conn::http1::Builder::new()
+        let http = hyper::server::conn::http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(config.header_timeout)
-            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            let _ = connection.await;
-            drop(permit);
-        });
+            .clone();
+        match &tls {
+            None => {
+                let connection = graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                    drop(permit);
+                });
+            }
+            Some(acceptor) => {
+                let handshake = tokio::time::timeout(config.header_timeout, acceptor.accept(stream));
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    if let Ok(Ok(stream)) = handshake.await {
+                        let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                        let _ = watcher.watch(connection).await;
+                    }
+                    drop(permit);
+                });
+            }
+        }
     }
     tracing::info!("stopping: no new connections; finishing open requests");
     tokio::select! {
@@ -666,13 +739,13 @@ fn archive_kind(head: &[u8]) -> Option<&'static str> {
     }
 }
 
-/// A name for people: printable, at most 200 characters. It never becomes
-/// a path.
+/// A name for people: printable, without the bidirectional controls that
+/// reorder what is shown, at most 200 characters. It never becomes a path.
 fn clean_name(name: Option<&str>) -> String {
     let name: String = name
         .unwrap_or("")
         .chars()
-        .filter(|c| !c.is_control())
+        .filter(|c| !headers::is_hidden(*c))
         .take(200)
         .collect();
     if name.trim().is_empty() {
@@ -682,12 +755,18 @@ fn clean_name(name: Option<&str>) -> String {
     }
 }
 
-async fn upload(State(shared): State<AppState>, query: Query<UploadQuery>, headers: HeaderMap, body: Body) -> Response {
+async fn upload(
+    State(shared): State<AppState>,
+    Extension(caller): Extension<auth::Caller>,
+    query: Query<UploadQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     // In a task of its own: when the client goes away, hyper drops this
     // handler, but the upload must still end in one of two states, a
     // committed and queued job, or nothing at all (no file, no row, the
     // queue place given back).
-    let response = tokio::spawn(receive_upload(shared.clone(), query, headers, body))
+    let response = tokio::spawn(receive_upload(shared.clone(), caller, query, headers, body))
         .await
         .unwrap_or_else(internal);
     shared.metrics.upload(match response.status() {
@@ -709,6 +788,7 @@ async fn upload(State(shared): State<AppState>, query: Query<UploadQuery>, heade
 )]
 async fn receive_upload(
     shared: AppState,
+    caller: auth::Caller,
     Query(query): Query<UploadQuery>,
     headers: HeaderMap,
     body: Body,
@@ -793,7 +873,7 @@ async fn receive_upload(
     };
     let bundle = upload_path(&shared.uploads, &id, &name);
     let committed = {
-        let (shared, id, name) = (shared.clone(), id.clone(), name.clone());
+        let (shared, id, name, caller) = (shared.clone(), id.clone(), name.clone(), caller.clone());
         blocking(move || -> Result<(), Box<Response>> {
             let stored = |e: std::io::Error| Box::new(storage_error(&e));
             std::fs::rename(&part_file, &bundle).map_err(stored)?;
@@ -803,10 +883,13 @@ async fn receive_upload(
                 .and_then(|()| std::fs::File::open(&shared.uploads))
                 .and_then(|d| d.sync_all())
                 .map_err(stored)?;
-            shared.store.insert(&id, &name, size).map_err(|e| match e {
-                store::StoreError::DiskFull => stored(std::io::Error::from(std::io::ErrorKind::StorageFull)),
-                e => Box::new(internal(e)),
-            })
+            shared
+                .store
+                .insert(&id, &name, size, Some(&caller.id))
+                .map_err(|e| match e {
+                    store::StoreError::DiskFull => stored(std::io::Error::from(std::io::ErrorKind::StorageFull)),
+                    e => Box::new(internal(e)),
+                })
         })
         .await
     };
@@ -956,8 +1039,13 @@ struct JobView {
 }
 
 /// A job and its report, by the id in the URL; or the answer to give (a
-/// malformed id, no such job, an error).
-async fn job_and_report(shared: AppState, id: String) -> Result<(store::Job, Option<String>), Response> {
+/// malformed id, no such job, an error). A job another token uploaded is
+/// not there for an `upload` token: 404, as if it did not exist.
+async fn job_and_report(
+    shared: AppState,
+    id: String,
+    caller: &auth::Caller,
+) -> Result<(store::Job, Option<String>), Response> {
     if !is_job_id(&id) {
         return Err(problem(
             StatusCode::BAD_REQUEST,
@@ -971,6 +1059,11 @@ async fn job_and_report(shared: AppState, id: String) -> Result<(store::Job, Opt
     };
     match found {
         Err(e) => Err(internal(e)),
+        Ok(Some((job, _))) if !caller.sees(job.owner.as_deref()) => Err(problem(
+            StatusCode::NOT_FOUND,
+            format!("no job {id}"),
+            "GET /v1/bundles lists the recent jobs",
+        )),
         Ok(None) => Err(problem(
             StatusCode::NOT_FOUND,
             format!("no job {id}"),
@@ -980,8 +1073,12 @@ async fn job_and_report(shared: AppState, id: String) -> Result<(store::Job, Opt
     }
 }
 
-async fn get_job(State(shared): State<AppState>, UrlPath(id): UrlPath<String>) -> Response {
-    match job_and_report(shared, id).await {
+async fn get_job(
+    State(shared): State<AppState>,
+    Extension(caller): Extension<auth::Caller>,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    match job_and_report(shared, id, &caller).await {
         Err(response) => response,
         Ok((job, result)) => {
             let result = result.and_then(|text| RawValue::from_string(text).ok());
@@ -991,8 +1088,12 @@ async fn get_job(State(shared): State<AppState>, UrlPath(id): UrlPath<String>) -
 }
 
 /// The report alone: byte for byte what `diagnose --format json` prints.
-async fn get_report(State(shared): State<AppState>, UrlPath(id): UrlPath<String>) -> Response {
-    match job_and_report(shared, id).await {
+async fn get_report(
+    State(shared): State<AppState>,
+    Extension(caller): Extension<auth::Caller>,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    match job_and_report(shared, id, &caller).await {
         Err(response) => response,
         Ok((job, None)) => problem(
             StatusCode::CONFLICT,
@@ -1012,9 +1113,14 @@ struct ListQuery {
     limit: Option<u32>,
 }
 
-async fn list_jobs(State(shared): State<AppState>, Query(query): Query<ListQuery>) -> Response {
+async fn list_jobs(
+    State(shared): State<AppState>,
+    Extension(caller): Extension<auth::Caller>,
+    Query(query): Query<ListQuery>,
+) -> Response {
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
-    match blocking(move || shared.store.recent(limit)).await {
+    let owner = caller.only_own().map(str::to_string);
+    match blocking(move || shared.store.recent(limit, owner.as_deref())).await {
         Err(response) => response,
         Ok(Err(e)) => internal(e),
         Ok(Ok(jobs)) => Json(json!({ "jobs": jobs })).into_response(),
@@ -1129,17 +1235,29 @@ async fn healthz(State(shared): State<AppState>) -> Response {
     .into_response()
 }
 
+/// The page: no data of its own (it asks for a token and fetches the
+/// API with it), so it is public. It shows text from uploaded bundles:
+/// no script or style but its own files ([`headers::HTML_CSP`]).
 async fn page() -> Response {
     (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            // The page shows text from uploaded bundles: no script but its own.
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:",
-            ),
-        ],
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
         include_str!("page.html"),
+    )
+        .into_response()
+}
+
+async fn page_js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("page.js"),
+    )
+        .into_response()
+}
+
+async fn page_css() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("page.css"),
     )
         .into_response()
 }
@@ -1351,6 +1469,8 @@ mod tests {
     fn upload_names_are_for_people_only() {
         assert_eq!(clean_name(None), "upload");
         assert_eq!(clean_name(Some("a\nb\u{7}.tgz")), "ab.tgz");
+        assert_eq!(clean_name(Some("report\u{202E}zgt.exe")), "reportzgt.exe");
+        assert_eq!(clean_name(Some("\u{2066}\u{200F}")), "upload");
         assert_eq!(clean_name(Some(&"x".repeat(300))).len(), 200);
     }
 }

@@ -26,13 +26,17 @@ pub(crate) struct RuleSet {
     /// When it was loaded, RFC 3339.
     pub loaded_at: String,
     docs: OnceLock<HashMap<String, Vec<u8>>>,
+    /// The rule directories as the server names them, which its public
+    /// documentation pages must not show.
+    dirs: Vec<String>,
 }
 
 impl RuleSet {
     /// The HTML documentation of this rule set, generated on first use
     /// (it runs every rule's first hit test for the worked examples), by
     /// path under the site's root. Served from memory, so no request path
-    /// ever reaches the file system.
+    /// ever reaches the file system. The pages are public: a rule file is
+    /// named relative to its rules directory, never by the server's path.
     pub(crate) fn docs(&self) -> &HashMap<String, Vec<u8>> {
         self.docs.get_or_init(|| {
             let kb = &self.engine.kb;
@@ -40,7 +44,10 @@ impl RuleSet {
             let markdown = crate::authoring::docs::markdown(kb, &examples);
             crate::authoring::docs::html::site(kb, &markdown)
                 .into_iter()
-                .map(|page| (page.path, page.text.into_bytes()))
+                .map(|page| {
+                    let text = self.dirs.iter().fold(page.text, |text, dir| text.replace(dir, ""));
+                    (page.path, text.into_bytes())
+                })
                 .collect()
         })
     }
@@ -113,6 +120,15 @@ impl RuleSource {
             version: self.version(),
             loaded_at: super::store::now(),
             docs: OnceLock::new(),
+            dirs: self
+                .dirs
+                .iter()
+                .chain(&self.repo_rules_dir)
+                .flat_map(|d| [d.to_path_buf(), d.canonicalize().unwrap_or_default()])
+                .map(|d| d.display().to_string())
+                .filter(|d| d.len() > 1)
+                .map(|d| format!("{}/", d.trim_end_matches('/')))
+                .collect(),
         })
     }
 
@@ -334,6 +350,11 @@ mod tests {
         assert!(rules.last_error().is_none());
         // The set a job took before the reload is still whole.
         assert!(before.engine.kb.rule("LOCAL-001").is_none());
+        // Its public page names the rule file, not where the server keeps it.
+        let set = rules.current();
+        let page = String::from_utf8(set.docs()["rules/LOCAL-001.html"].clone()).unwrap();
+        assert!(page.contains("local.toml"), "{page}");
+        assert!(!page.contains(&dir.path().display().to_string()), "{page}");
     }
 
     #[test]

@@ -153,6 +153,10 @@ pub(crate) struct Job {
     /// The rule ids diagnosed, root causes first (in listings).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diagnoses: Option<Vec<String>>,
+    /// The id of the token that uploaded it (none for jobs from before
+    /// tokens): an `upload` token sees only its own.
+    #[serde(skip)]
+    pub owner: Option<String>,
 }
 
 /// How a job ended.
@@ -257,7 +261,7 @@ CREATE INDEX IF NOT EXISTS unexplained_by_job ON unexplained (job_id);
 ";
 
 const JOB_COLUMNS: &str =
-    "id, name, size, status, submitted_at, started_at, finished_at, attempts, rules_version, error, diagnoses";
+    "id, name, size, status, submitted_at, started_at, finished_at, attempts, rules_version, error, diagnoses, owner";
 
 fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
     let diagnoses: Option<String> = row.get(10)?;
@@ -273,6 +277,7 @@ fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
         rules_version: row.get(8)?,
         error: row.get(9)?,
         diagnoses: diagnoses.map(|d| d.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()),
+        owner: row.get(11)?,
     })
 }
 
@@ -293,6 +298,7 @@ impl Store {
             .and_then(|()| db.pragma_update(None, "journal_mode", "WAL"))
             .and_then(|()| db.pragma_update(None, "synchronous", "FULL"))
             .and_then(|()| db.execute_batch(SCHEMA))
+            .and_then(|()| super::auth::migrate(&db))
             .map_err(|source| StoreError::Prepare {
                 path: path.to_path_buf(),
                 source,
@@ -300,19 +306,20 @@ impl Store {
         Ok(Store { db: Mutex::new(db) })
     }
 
-    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(super) fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves no half-done statement
         // (each is its own transaction), so the connection is still good.
         self.db.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records an accepted upload, queued. [`StoreError::DiskFull`] when
-    /// the disk is full (the client may retry later).
-    pub(crate) fn insert(&self, id: &str, name: &str, size: u64) -> Result<(), StoreError> {
+    /// Records an accepted upload, queued, uploaded with the token
+    /// `owner`. [`StoreError::DiskFull`] when the disk is full (the client
+    /// may retry later).
+    pub(crate) fn insert(&self, id: &str, name: &str, size: u64, owner: Option<&str>) -> Result<(), StoreError> {
         self.db()
             .execute(
-                "INSERT INTO jobs (id, name, size, status, submitted_at) VALUES (?1, ?2, ?3, 'queued', ?4)",
-                params![id, name, size as i64, now()],
+                "INSERT INTO jobs (id, name, size, status, submitted_at, owner) VALUES (?1, ?2, ?3, 'queued', ?4, ?5)",
+                params![id, name, size as i64, now(), owner],
             )
             .map(|_| ())
             .map_err(|e| match e.sqlite_error_code() {
@@ -464,7 +471,7 @@ impl Store {
             .query_row(
                 &format!("SELECT {JOB_COLUMNS}, result FROM jobs WHERE id = ?1"),
                 [id],
-                |row| Ok((job_from_row(row)?, row.get(11)?)),
+                |row| Ok((job_from_row(row)?, row.get(12)?)),
             )
             .optional()
             .map_err(|source| StoreError::Read {
@@ -473,14 +480,17 @@ impl Store {
             })
     }
 
-    /// The most recent jobs, newest first.
-    pub(crate) fn recent(&self, limit: u32) -> Result<Vec<Job>, StoreError> {
+    /// The most recent jobs, newest first; only those uploaded with the
+    /// token `owner`, if given.
+    pub(crate) fn recent(&self, limit: u32, owner: Option<&str>) -> Result<Vec<Job>, StoreError> {
         let db = self.db();
         let mut stmt = db
-            .prepare(&format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY seq DESC LIMIT ?1"))
+            .prepare(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE ?2 IS NULL OR owner = ?2 ORDER BY seq DESC LIMIT ?1"
+            ))
             .map_err(StoreError::Statement)?;
         let rows = stmt
-            .query_map([limit], job_from_row)
+            .query_map(params![limit, owner], job_from_row)
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<Job>>>());
         rows.map_err(StoreError::ListJobs)
     }
@@ -558,9 +568,9 @@ mod tests {
         let path = dir.path().join("t.db");
         {
             let store = Store::open(&path).unwrap();
-            store.insert("a", "a.tgz", 10).unwrap();
-            store.insert("b", "b.tgz", 20).unwrap();
-            store.insert("c", "c.tgz", 30).unwrap();
+            store.insert("a", "a.tgz", 10, None).unwrap();
+            store.insert("b", "b.tgz", 20, Some("t1")).unwrap();
+            store.insert("c", "c.tgz", 30, Some("t2")).unwrap();
             store.start("a").unwrap();
             let end = Finished {
                 status: Status::Done,
@@ -594,13 +604,16 @@ mod tests {
         assert_eq!((counts.queued, counts.running, counts.done), (1, 1, 0));
         assert_eq!(
             store
-                .recent(2)
+                .recent(2, None)
                 .unwrap()
                 .iter()
                 .map(|j| j.id.as_str())
                 .collect::<Vec<_>>(),
             ["c", "b"]
         );
+        // A token's own jobs only.
+        let own = store.recent(10, Some("t1")).unwrap();
+        assert_eq!((own.len(), own[0].owner.as_deref()), (1, Some("t1")));
     }
 
     fn template(text: &str, count: u64, line: u64) -> UnexplainedTemplate {
@@ -624,7 +637,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db")).unwrap();
         let finish = |id: &str, templates: Vec<UnexplainedTemplate>| {
-            store.insert(id, id, 1).unwrap();
+            store.insert(id, id, 1, None).unwrap();
             store.start(id).unwrap();
             let end = Finished {
                 status: Status::Done,

@@ -36,6 +36,8 @@ mod schema;
 #[cfg(feature = "serve")]
 mod serve;
 #[cfg(feature = "serve")]
+mod serve_auth;
+#[cfg(feature = "serve")]
 mod serve_browser;
 mod tune;
 mod unexplained;

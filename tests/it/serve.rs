@@ -226,7 +226,8 @@ fn bad_uploads_get_a_clear_answer_and_leave_nothing_behind() {
     let mut stream = TcpStream::connect(server.addr()).unwrap();
     write!(
         stream,
-        "POST /v1/bundles HTTP/1.1\r\nHost: x\r\nContent-Type: application/gzip\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        "POST /v1/bundles HTTP/1.1\r\n{}Content-Type: application/gzip\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        server.auth_headers()
     )
     .unwrap();
     for _ in 0..20 {
@@ -337,7 +338,8 @@ fn slow_clients_are_cut_off() {
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     write!(
         stream,
-        "POST /v1/bundles HTTP/1.1\r\nHost: x\r\nContent-Type: application/gzip\r\nContent-Length: 100000\r\n\r\n"
+        "POST /v1/bundles HTTP/1.1\r\n{}Content-Type: application/gzip\r\nContent-Length: 100000\r\n\r\n",
+        server.auth_headers()
     )
     .unwrap();
     stream.write_all(&[0x1f, 0x8b, 8, 0]).unwrap();
@@ -363,7 +365,8 @@ fn an_upload_that_trickles_is_dropped_and_gives_its_place_back() {
     let mut stream = TcpStream::connect(server.addr()).unwrap();
     write!(
         stream,
-        "POST /v1/bundles HTTP/1.1\r\nHost: x\r\nContent-Type: application/gzip\r\nContent-Length: 100000\r\n\r\n"
+        "POST /v1/bundles HTTP/1.1\r\n{}Content-Type: application/gzip\r\nContent-Length: 100000\r\n\r\n",
+        server.auth_headers()
     )
     .unwrap();
     stream.write_all(&[0x1f]).unwrap();

@@ -182,7 +182,24 @@ fn a_bundle_uploaded_from_the_page_shows_its_diagnoses() {
 
     let profile = tempfile::tempdir().unwrap();
     let mut browser = Browser::launch(&binary, profile.path());
+    // Without a token the page asks for one and shows no job.
     browser.open(&format!("{}/", server.base));
+    browser.wait_until(
+        "document.querySelector('#token-status') && document.querySelector('#token-status').textContent.includes('enter an API token')",
+        "the token prompt",
+    );
+    assert_eq!(browser.eval("document.querySelectorAll('#jobs li').length"), 0);
+    // A token in the fragment is kept in the tab and taken out of the address.
+    browser.open(&format!("{}/#token={}", server.base, server.token));
+    browser.wait_until(
+        "location.pathname === '/' && document.querySelector('#token-status') && document.querySelector('#token-status').textContent.includes('token set')",
+        "the token to be taken",
+    );
+    assert_eq!(browser.eval("location.hash"), "");
+    assert_eq!(
+        browser.eval("sessionStorage.getItem('triage-token')"),
+        server.token.as_str()
+    );
     browser.wait_until("document.querySelectorAll('#jobs li').length === 1", "the job list");
     assert_eq!(
         browser.eval("document.querySelector('#jobs li').firstChild.textContent"),

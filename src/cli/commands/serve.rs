@@ -17,10 +17,14 @@ pub(crate) fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<ExitCode, Cli
 
     use crate::cli::resolve::{builtin_rules_source, run_options};
 
+    if let Some(crate::cli::args::ServeCommand::Token { action }) = &args.command {
+        return token(action, out);
+    }
     let options = run_options(&args.run)?;
     let config = crate::serve::Config {
         listen: args.listen,
-        data: args.data.clone(),
+        // clap requires --data when no subcommand is given.
+        data: args.data.clone().unwrap_or_default(),
         workers: args
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
@@ -46,12 +50,99 @@ pub(crate) fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<ExitCode, Cli
             repo_rules_dir: builtin_rules_source(),
         },
         options,
+        allowed_hosts: args.allowed_hosts.clone(),
+        tls: args.tls_cert.clone().zip(args.tls_key.clone()),
     };
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
     crate::serve::run(config, |addr| {
         // The one line a script or test reads to find the port. A reader
         // that went away does not stop the service: it still serves HTTP.
-        let _ = writeln!(out, "triage serve: listening on http://{addr}").and_then(|()| out.flush());
+        let _ = writeln!(out, "triage serve: listening on {scheme}://{addr}").and_then(|()| out.flush());
     })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `triage serve token create|list|revoke`: on the data directory's
+/// database, with or without the service running.
+#[cfg(feature = "serve")]
+fn token(action: &crate::cli::args::TokenCommand, out: &mut dyn Write) -> Result<ExitCode, CliError> {
+    use crate::cli::args::{TokenCommand, TokenRole};
+    use crate::serve::auth::Role;
+    use crate::serve::ServeError;
+
+    let open = |data: &std::path::Path| -> Result<crate::serve::store::Store, ServeError> {
+        std::fs::create_dir_all(data).map_err(|source| ServeError::DataDir {
+            path: data.to_path_buf(),
+            source,
+        })?;
+        Ok(crate::serve::store::Store::open(&data.join("triage.db"))?)
+    };
+    let mut err = std::io::stderr().lock();
+    match action {
+        TokenCommand::Create { role, name, data } => {
+            let role = match role {
+                TokenRole::Upload => Role::Upload,
+                TokenRole::Read => Role::Read,
+                TokenRole::Admin => Role::Admin,
+            };
+            let (info, secret) = open(data)?.create_token(name, role).map_err(ServeError::from)?;
+            // The token alone on stdout, for a script to capture; what it is on stderr.
+            writeln!(out, "{secret}")?;
+            let _ = writeln!(
+                err,
+                "created the {} token `{}` (id {}); it is shown this once, only its hash is kept. Send it as `Authorization: Bearer <token>`.",
+                info.role.as_str(),
+                info.name,
+                info.id
+            );
+        }
+        TokenCommand::List { data } => {
+            let tokens = open(data)?.list_tokens().map_err(ServeError::from)?;
+            if tokens.is_empty() {
+                let _ = writeln!(
+                    err,
+                    "no tokens; create one with `triage serve token create --role admin --name NAME --data {}`",
+                    data.display()
+                );
+            }
+            let rows: Vec<[String; 5]> = tokens
+                .into_iter()
+                .map(|t| {
+                    [
+                        t.name,
+                        t.role.as_str().to_string(),
+                        t.id,
+                        t.created_at,
+                        t.last_used_at.unwrap_or_else(|| "never".into()),
+                    ]
+                })
+                .collect();
+            let head = ["NAME", "ROLE", "ID", "CREATED", "LAST USED"].map(String::from);
+            let widths: Vec<usize> = (0..5)
+                .map(|i| {
+                    std::iter::once(&head)
+                        .chain(&rows)
+                        .map(|r| r[i].chars().count())
+                        .max()
+                        .unwrap_or(0)
+                })
+                .collect();
+            for row in std::iter::once(&head).chain(&rows) {
+                let line: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:w$}")).collect();
+                writeln!(out, "{}", line.join("  ").trim_end())?;
+            }
+        }
+        TokenCommand::Revoke { token, data } => {
+            let info = open(data)?.revoke_token(token).map_err(ServeError::from)?;
+            let _ = writeln!(
+                err,
+                "revoked the {} token `{}` (id {}); it no longer works",
+                info.role.as_str(),
+                info.name,
+                info.id
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

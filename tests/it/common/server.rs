@@ -1,5 +1,6 @@
 //! A `triage serve` process on a loopback port for the service tests, and
-//! a small HTTP client for it.
+//! a small HTTP client for it that sends an `admin` token made with the
+//! real `triage serve token create`.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -13,13 +14,35 @@ pub(crate) struct Server {
     pub base: String,
     /// Its data directory.
     pub data: PathBuf,
+    /// An `admin` token, which the client methods send.
+    pub token: String,
     log: PathBuf,
+}
+
+/// Makes a token with `triage serve token create`; the token it printed.
+pub(crate) fn create_token(data: &Path, role: &str) -> String {
+    static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let name = format!(
+        "{role}-{}-{}",
+        std::process::id(),
+        MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_triage"))
+        .args(["serve", "token", "create", "--role", role, "--name", &name, "--data"])
+        .arg(data)
+        .output()
+        .expect("triage serve token create runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(token.starts_with("triage_"), "{token}");
+    token
 }
 
 impl Server {
     /// Starts `triage serve --listen 127.0.0.1:0 --data DATA ARGS…` with
     /// extra environment variables, and waits until it listens.
     pub(crate) fn start(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let token = create_token(data, "admin");
         let log = data.with_extension(format!("log-{}", std::process::id()));
         let mut command = Command::new(env!("CARGO_BIN_EXE_triage"));
         command
@@ -58,13 +81,14 @@ impl Server {
             child,
             base: base.to_string(),
             data: data.to_path_buf(),
+            token,
             log,
         }
     }
 
     /// The address, `127.0.0.1:PORT`.
     pub(crate) fn addr(&self) -> &str {
-        self.base.trim_start_matches("http://")
+        self.base.split("://").last().unwrap_or_default()
     }
 
     /// Kills the process at once (SIGKILL), as a crash would.
@@ -95,22 +119,62 @@ impl Server {
 
     /// Sends `head` (a request line and headers, without the blank line
     /// that ends them) as written, with no client to tidy the path, and
-    /// `Connection: close`; the whole answer as text.
+    /// `Connection: close` and the admin token; the whole answer as text.
     pub(crate) fn raw(&self, head: &str) -> String {
         use std::io::{Read, Write};
         let mut stream = std::net::TcpStream::connect(self.addr()).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        write!(stream, "{head}\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        write!(stream, "{head}\r\n{}Connection: close\r\n\r\n", self.auth_headers()).unwrap();
         let mut answer = String::new();
         let _ = stream.read_to_string(&mut answer);
         answer
     }
 
-    /// GET; status and body.
+    /// The `Host` and `Authorization` header lines a raw request needs
+    /// (each ending in CRLF).
+    pub(crate) fn auth_headers(&self) -> String {
+        format!("Host: {}\r\nAuthorization: Bearer {}\r\n", self.addr(), self.token)
+    }
+
+    /// GET with the admin token; status and body.
     pub(crate) fn get(&self, path: &str) -> (u16, String) {
-        let mut response = agent().get(format!("{}{path}", self.base)).call().expect("request");
+        let (status, _, body) = self.request("GET", path, Some(&self.token.clone()), &[]);
+        (status, body)
+    }
+
+    /// A request with `token` (none: no Authorization header) and a body
+    /// (sent as application/gzip when not empty); status, headers and
+    /// body.
+    pub(crate) fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &[u8],
+    ) -> (u16, ureq::http::HeaderMap, String) {
+        let mut request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        if !body.is_empty() {
+            request = request.header("Content-Type", "application/gzip");
+        }
+        let agent = agent();
+        let mut response = if method == "GET" || method == "HEAD" || method == "DELETE" {
+            agent.run(request.body(()).unwrap())
+        } else {
+            agent.run(request.body(body.to_vec()).unwrap())
+        }
+        .expect("request");
         let status = response.status().as_u16();
-        (status, response.body_mut().read_to_string().unwrap_or_default())
+        let headers = response.headers().clone();
+        (
+            status,
+            headers,
+            response.body_mut().read_to_string().unwrap_or_default(),
+        )
     }
 
     /// GET, parsed as JSON.
@@ -131,6 +195,7 @@ impl Server {
     ) -> (u16, ureq::http::HeaderMap, serde_json::Value) {
         let mut response = agent()
             .post(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
             .header("Content-Type", content_type)
             .send(body)
             .expect("request");
