@@ -333,6 +333,13 @@ fn listen(
             "no API token yet: every request but /healthz and the page will be refused; create one with `triage serve token create --role admin --name NAME --data DIR`"
         );
     }
+    if config.listen.ip().is_unspecified() && config.allowed_hosts.is_empty() {
+        tracing::warn!(
+            listen = %config.listen,
+            "no --allowed-host: only requests for the Host {} are answered, which no client sends; give the names clients use",
+            config.listen
+        );
+    }
     let tls = match &config.tls {
         Some((cert, key)) => Some(tls::acceptor(cert, key)?),
         None => None,

@@ -470,7 +470,8 @@ fn https_with_a_certificate_of_ones_own() {
     // Plain HTTP on the TLS port gets no HTTP answer.
     let mut plain = std::net::TcpStream::connect(server.addr()).unwrap();
     plain.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(plain, "GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr()).unwrap();
+    // The server may hang up before the request is all written.
+    let _ = write!(plain, "GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr());
     let mut answer = Vec::new();
     let _ = plain.read_to_end(&mut answer);
     assert!(!String::from_utf8_lossy(&answer).contains("200 OK"));
