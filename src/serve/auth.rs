@@ -172,7 +172,7 @@ pub(super) async fn guard(State(shared): State<AppState>, mut request: Request, 
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(|v| v.trim().to_string());
     let Some(token) = presented else {
-        return unauthorized("this resource needs an API token");
+        return unauthorized("this resource needs an API token", "Bearer realm=\"triage\"");
     };
     let found = {
         let shared = shared.clone();
@@ -180,7 +180,12 @@ pub(super) async fn guard(State(shared): State<AppState>, mut request: Request, 
     };
     let caller = match found {
         Ok(Ok(Some(caller))) => caller,
-        Ok(Ok(None)) => return unauthorized("the API token is not valid (unknown, revoked or mistyped)"),
+        Ok(Ok(None)) => {
+            return unauthorized(
+                "the API token is not valid (unknown, revoked or mistyped)",
+                "Bearer realm=\"triage\", error=\"invalid_token\"",
+            )
+        }
         Ok(Err(e)) => return super::internal(e),
         Err(e) => return super::internal(e),
     };
@@ -201,16 +206,17 @@ pub(super) async fn guard(State(shared): State<AppState>, mut request: Request, 
     next.run(request).await
 }
 
-fn unauthorized(error: &str) -> Response {
+/// 401 with the challenge (RFC 6750: `invalid_token` for a token that was
+/// sent but is not one).
+fn unauthorized(error: &str, challenge: &'static str) -> Response {
     let mut response = problem(
         StatusCode::UNAUTHORIZED,
         error,
         "send `Authorization: Bearer <token>`; the operator creates tokens with `triage serve token create`",
     );
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer realm=\"triage\""),
-    );
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
     response
 }
 
@@ -595,6 +601,32 @@ mod tests {
         assert!(store.verify_token(&token).unwrap().is_none());
         assert!(matches!(store.revoke_token(&info.id), Err(TokenError::NotFound(_))));
         assert_eq!(store.token_count().unwrap(), 0);
+    }
+
+    #[test]
+    fn the_access_table_is_the_one_docs_service_md_shows() {
+        let docs = include_str!("../../docs/SERVICE.md")
+            .split("## Access control")
+            .nth(1)
+            .expect("docs/SERVICE.md has an Access control section");
+        for (method, path, access) in ROUTES {
+            let prefix = format!("| `{method} {path}` | ");
+            let row = docs
+                .lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
+                .unwrap_or_else(|| panic!("docs/SERVICE.md has no row {prefix}"));
+            let says = |role: &str| row.contains(&format!("`{role}`"));
+            let documented = match access {
+                Access::Public => row.starts_with("none"),
+                Access::Jobs => row.starts_with("any token"),
+                Access::Upload | Access::OwnJobOrAdmin => says("upload") && says("admin") && !says("read"),
+                Access::Admin => says("admin") && !says("upload") && !says("read"),
+            };
+            assert!(
+                documented,
+                "{method} {path} needs {access:?}, docs/SERVICE.md says: {row}"
+            );
+        }
     }
 
     #[test]

@@ -140,10 +140,12 @@ fn every_route_refuses_requests_without_a_token_or_with_the_wrong_role() {
                 continue;
             }
             assert_eq!(status, 401, "{what} with {token:?}: {text}");
+            let challenge = headers.get("www-authenticate").unwrap().to_str().unwrap();
+            assert!(challenge.starts_with("Bearer realm=\"triage\""), "{what}: {challenge}");
             assert_eq!(
-                headers.get("www-authenticate").unwrap(),
-                "Bearer realm=\"triage\"",
-                "{what}"
+                challenge.ends_with("error=\"invalid_token\""),
+                token.is_some_and(|t| !t.is_empty()),
+                "{what}: {challenge}"
             );
             assert!(json(&text)["error"].as_str().unwrap().contains("token"), "{text}");
         }
