@@ -258,8 +258,8 @@ pub(super) async fn upload(
 }
 
 /// Checks made on the head alone, before a byte of the body is read: the
-/// type, the declared length, a queue full already.
-fn check_head(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
+/// type, the declared length, a queue full already. The refusal, if any.
+fn refuse_head(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -267,7 +267,7 @@ fn check_head(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
     match content_type.as_deref() {
         Some(t) if ACCEPTED_TYPES.contains(&t) => {}
         other => {
-            return Err(problem(
+            return Some(problem(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 match other {
                     None => "the upload has no Content-Type".to_string(),
@@ -286,7 +286,7 @@ fn check_head(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if let Some(n) = declared.filter(|n| *n > limit) {
-        return Err(problem(
+        return Some(problem(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("the upload is {n} bytes; this service takes at most {limit}"),
             "split the bundle, or ask the operator to raise --max-upload",
@@ -295,9 +295,40 @@ fn check_head(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
     // A queue full already: no use receiving the body. It is checked
     // again, and the place taken, once the body is in.
     if shared.queue.depth() >= shared.queue.capacity() {
-        return Err(queue_full(shared));
+        return Some(queue_full(shared));
     }
-    Ok(())
+    None
+}
+
+/// Counts the upload against its bounds: the slot, or the answer to give.
+fn start_upload(shared: &Shared, peer: SocketAddr, headers: &HeaderMap) -> Result<UploadSlot, Box<Response>> {
+    let keys = client_keys(shared, peer, headers);
+    let refusal = match shared.uploads_in_progress.try_start(shared.config.max_uploads, keys) {
+        Ok(slot) => return Ok(slot),
+        Err(Busy::Client(key)) => {
+            tracing::warn!(client = %key, "too many uploads in progress from one client: refused");
+            problem(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "this client ({key}) has {} uploads in progress already, the most it may",
+                    shared.config.max_uploads_per_client
+                ),
+                "wait for one to finish, then upload again",
+            )
+        }
+        Err(Busy::Total) => {
+            tracing::warn!("too many uploads in progress: refused");
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the service is receiving {} uploads already, the most it takes at once",
+                    shared.config.max_uploads
+                ),
+                format!("retry in {RETRY_BUSY} s"),
+            )
+        }
+    };
+    Err(Box::new(with_retry_after(refusal, RETRY_BUSY)))
 }
 
 async fn receive_upload(
@@ -307,40 +338,12 @@ async fn receive_upload(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(response) = check_head(&shared, &headers) {
+    if let Some(response) = refuse_head(&shared, &headers) {
         return response;
     }
-    let keys = client_keys(&shared, peer, &headers);
-    let _slot = match shared.uploads_in_progress.try_start(shared.config.max_uploads, keys) {
+    let _slot = match start_upload(&shared, peer, &headers) {
         Ok(slot) => slot,
-        Err(Busy::Client(key)) => {
-            tracing::warn!(client = %key, "too many uploads in progress from one client: refused");
-            return with_retry_after(
-                problem(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    format!(
-                        "this client ({key}) has {} uploads in progress already, the most it may",
-                        shared.config.max_uploads_per_client
-                    ),
-                    "wait for one to finish, then upload again",
-                ),
-                RETRY_BUSY,
-            );
-        }
-        Err(Busy::Total) => {
-            tracing::warn!("too many uploads in progress: refused");
-            return with_retry_after(
-                problem(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!(
-                        "the service is receiving {} uploads already, the most it takes at once",
-                        shared.config.max_uploads
-                    ),
-                    format!("retry in {RETRY_BUSY} s"),
-                ),
-                RETRY_BUSY,
-            );
-        }
+        Err(response) => return *response,
     };
     let id = match new_job_id() {
         Ok(id) => id,
@@ -450,10 +453,14 @@ impl Pace {
     fn next_wait(&self, elapsed: Duration, size: u64) -> Result<(Duration, Slow), Slow> {
         let to_deadline = self.deadline.checked_sub(elapsed).ok_or(Slow::Deadline)?;
         let to_rate = self.covered(size).checked_sub(elapsed).ok_or(Slow::Rate)?;
-        Ok([(self.idle, Slow::Idle), (to_rate, Slow::Rate), (to_deadline, Slow::Deadline)]
-            .into_iter()
-            .min_by_key(|(wait, _)| *wait)
-            .unwrap_or((self.idle, Slow::Idle)))
+        Ok([
+            (self.idle, Slow::Idle),
+            (to_rate, Slow::Rate),
+            (to_deadline, Slow::Deadline),
+        ]
+        .into_iter()
+        .min_by_key(|(wait, _)| *wait)
+        .unwrap_or((self.idle, Slow::Idle)))
     }
 }
 

@@ -21,9 +21,9 @@ pub(crate) mod reports;
 pub(crate) mod rules;
 pub(crate) mod store;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -235,15 +235,7 @@ pub(crate) fn run(config: Config, announce: impl FnOnce(std::net::SocketAddr)) -
         mean_job_ms: AtomicU64::new(1000),
         running: Mutex::new(HashMap::new()),
         uploads_in_progress: Arc::default(),
-        fail_writes: AtomicU32::new(
-            std::env::var("TRIAGE_SERVE_TEST_FAIL_RESULT_WRITES").map_or(0, |v| {
-                if v == "always" {
-                    u32::MAX
-                } else {
-                    v.parse().unwrap_or(0)
-                }
-            }),
-        ),
+        fail_writes: AtomicU32::new(failed_writes_hook()),
         hold,
     });
     {
@@ -275,17 +267,7 @@ pub(crate) fn run(config: Config, announce: impl FnOnce(std::net::SocketAddr)) -
         })
         .collect::<Result<_, _>>()?;
     if let Some(retention) = config.retention {
-        let shared = shared.clone();
-        std::thread::Builder::new()
-            .name("retention".into())
-            .spawn(move || loop {
-                expire_jobs(&shared, retention);
-                std::thread::sleep(Duration::from_secs(3600));
-            })
-            .map_err(|source| ServeError::Thread {
-                what: "the retention thread",
-                source,
-            })?;
+        spawn_retention(shared.clone(), retention)?;
     }
     if !config.reload_interval.is_zero() {
         let shared = shared.clone();
@@ -320,6 +302,18 @@ pub(crate) fn run(config: Config, announce: impl FnOnce(std::net::SocketAddr)) -
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The test hook `TRIAGE_SERVE_TEST_FAIL_RESULT_WRITES`: how many result
+/// writes are made to fail (`always`: every one).
+fn failed_writes_hook() -> u32 {
+    std::env::var("TRIAGE_SERVE_TEST_FAIL_RESULT_WRITES").map_or(0, |v| {
+        if v == "always" {
+            u32::MAX
+        } else {
+            v.parse().unwrap_or(0)
+        }
+    })
 }
 
 /// At start, removes what a crash or a dropped connection can leave in
@@ -481,10 +475,11 @@ async fn serve_http(shared: AppState, listener: std::net::TcpListener) -> Result
             }
         };
         // The handlers see the client's address (the upload bounds).
-        let service = tower::ServiceExt::map_request(routes.clone(), move |mut request: Request<hyper::body::Incoming>| {
-            request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
-            request
-        });
+        let service =
+            tower::ServiceExt::map_request(routes.clone(), move |mut request: Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                request
+            });
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(header_timeout)
@@ -702,10 +697,7 @@ fn clean_name(name: Option<&str>) -> String {
 
 /// A job and how its report is stored, by the id in the URL; or the
 /// answer to give (a malformed id, no such job, an error).
-async fn job_and_report(
-    shared: AppState,
-    id: String,
-) -> Result<(store::Job, Option<store::StoredReport>), Response> {
+async fn job_and_report(shared: AppState, id: String) -> Result<(store::Job, Option<store::StoredReport>), Response> {
     if !is_job_id(&id) {
         return Err(problem(
             StatusCode::BAD_REQUEST,
@@ -1025,7 +1017,11 @@ struct Running<'a> {
 
 impl<'a> Running<'a> {
     fn new(shared: &'a Shared, id: &str) -> Running<'a> {
-        shared.running.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_string(), Instant::now());
+        shared
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string(), Instant::now());
         Running {
             shared,
             id: id.to_string(),
@@ -1035,7 +1031,11 @@ impl<'a> Running<'a> {
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        self.shared.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+        self.shared
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
     }
 }
 
@@ -1104,6 +1104,21 @@ fn finished(shared: &Shared, id: &str, bundle: &Path) {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+/// Deletes old jobs at start and every hour.
+fn spawn_retention(shared: AppState, retention: Duration) -> Result<(), ServeError> {
+    std::thread::Builder::new()
+        .name("retention".into())
+        .spawn(move || loop {
+            expire_jobs(&shared, retention);
+            std::thread::sleep(Duration::from_secs(3600));
+        })
+        .map(drop)
+        .map_err(|source| ServeError::Thread {
+            what: "the retention thread",
+            source,
+        })
 }
 
 /// Deletes the jobs that finished more than `retention` ago.

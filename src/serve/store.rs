@@ -255,9 +255,7 @@ pub(crate) enum StoredReport {
 
 /// Writes a report as compact JSON through zlib: what [`Finished::report`]
 /// holds.
-pub(crate) fn compress(
-    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
-) -> std::io::Result<Vec<u8>> {
+pub(crate) fn compress(write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -> std::io::Result<Vec<u8>> {
     let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
     write(&mut encoder)?;
     encoder.finish()
@@ -649,8 +647,6 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write as _;
-
     use super::*;
 
     #[test]

@@ -37,6 +37,8 @@ mod schema;
 mod serve;
 #[cfg(feature = "serve")]
 mod serve_browser;
+#[cfg(feature = "serve")]
+mod serve_intake;
 mod tune;
 mod unexplained;
 mod variants;

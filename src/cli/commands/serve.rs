@@ -37,7 +37,10 @@ pub(crate) fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<ExitCode, Cli
         max_connections_per_client: args.max_connections_per_client,
         reload_interval: Duration::from_secs(args.reload_interval),
         keep_uploads: args.keep_uploads,
-        retention: args.retention.days().map(|days| Duration::from_secs(u64::from(days) * 86_400)),
+        retention: args
+            .retention
+            .days()
+            .map(|days| Duration::from_secs(u64::from(days) * 86_400)),
         json_logs: !args.text_logs,
         rules: crate::serve::rules::RuleSource {
             builtin: !args.run.rules.no_builtin,
