@@ -15,6 +15,9 @@ fresh data directory, then, one after the other, each bounded in time:
               `Expect: 100-continue` by a raw socket: what the client reads.
   retry-after with the worker held at a job, the Retry-After of the 503 as
               the queue holds 1, 2, 4 jobs (queue capacity 1, 2, 4).
+  slow-job    one worker on a bundle that takes seconds (the report's
+              tar), one job queued: the Retry-After of a refused upload
+              each second, and when a place was in fact free.
   report      a tar of K one-line files (an upload of a few MB whose
               report is tens of MB): the report's size, the database's
               size, and the service's RSS before and while it serves the
@@ -260,6 +263,26 @@ def retry_after(binary, tmp, bundle):
     print("retry-after (one worker, held; mean job time as the service knows it): " + "; ".join(got))
 
 
+def slow_job(binary, tmp, args, bundle):
+    """One worker diagnosing a bundle that takes seconds, one job queued behind it: the
+    Retry-After of a refused upload as the long job runs, against the real wait."""
+    svc = Service(binary, tmp, "slowjob", ["--workers", "1", "--queue", "1"])
+    big = json.loads(svc.upload("many.tgz", many_files(args.files))[2])["id"]
+    svc.wait(big, ("running",))
+    t0 = time.monotonic()
+    svc.upload("queued.tgz", bundle)
+    said = []
+    while True:
+        status, headers, _, _ = svc.upload("late.tgz", bundle)
+        if status == 202:
+            break
+        said.append(f"{time.monotonic() - t0:.1f} s: {headers.get('retry-after')}")
+        time.sleep(1)
+    print(f"slow job: one worker on a job of {args.files} files, one queued; Retry-After of the 503 at "
+          f"{'; '.join(said[:6])}{' ...' if len(said) > 6 else ''}; a place was free after {time.monotonic() - t0:.1f} s")
+    svc.stop()
+
+
 def report(binary, tmp, args):
     svc = Service(binary, tmp, "report", ["--workers", "1"])
     archive = many_files(args.files)
@@ -299,7 +322,7 @@ def main():
     ap.add_argument("--idle", type=int, default=520)
     ap.add_argument("--files", type=int, default=200000)
     ap.add_argument("--body-mib", type=int, default=16)
-    ap.add_argument("--only", default="slowloris,idle,no-expect,retry-after,report")
+    ap.add_argument("--only", default="slowloris,idle,no-expect,retry-after,slow-job,report")
     args = ap.parse_args()
     if not os.path.exists(args.binary):
         sys.exit(f"no binary at {args.binary}: cargo build --release, or give --binary")
@@ -315,6 +338,8 @@ def main():
             no_expect(args.binary, tmp, args, bundle)
         if "retry-after" in only:
             retry_after(args.binary, tmp, bundle)
+        if "slow-job" in only:
+            slow_job(args.binary, tmp, args, bundle)
         if "report" in only:
             report(args.binary, tmp, args)
     finally:
