@@ -85,9 +85,17 @@ def main():
     archives = {case: pack(case) for case in CASES}
     expected = {case: expected_rules(case, archives[case], tmp) for case in CASES}
 
+    data = os.path.join(tmp, "data")
+    # An admin token (a binary from before access control has no tokens).
+    made = subprocess.run([BINARY, "serve", "token", "create", "--role", "admin", "--name", "load", "--data", data],
+                          capture_output=True, text=True)
+    token = made.stdout.strip() if made.returncode == 0 else None
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
+    # The clients stand for many: no per-client or per-token upload bound.
+    unbounded = ["--max-uploads-per-client", "0", "--max-uploads-per-token", "0"] if token else []
     server = subprocess.Popen(
-        [BINARY, "serve", "--listen", "127.0.0.1:0", "--data", os.path.join(tmp, "data"),
-         "--workers", str(args.workers), "--queue", str(args.queue), "--reload-interval", "0"],
+        [BINARY, "serve", "--listen", "127.0.0.1:0", "--data", data,
+         "--workers", str(args.workers), "--queue", str(args.queue), "--reload-interval", "0", *unbounded],
         stdout=subprocess.PIPE, stderr=open(os.path.join(tmp, "serve.log"), "w"), text=True)
     line = server.stdout.readline()
     base = line.strip().rsplit(" ", 1)[-1]
@@ -111,8 +119,8 @@ def main():
             while True:
                 t0 = time.monotonic()
                 status, headers, answer = request(
-                    "POST", f"{base}/v1/bundles?name={case}.tgz", body, {"Content-Type": "application/gzip"})
-                if status == 503:
+                    "POST", f"{base}/v1/bundles?name={case}.tgz", body, {"Content-Type": "application/gzip", **auth})
+                if status in (503, 429):
                     with lock:
                         refused[0] += 1
                     time.sleep(float(headers.get("Retry-After", "1")))
@@ -125,7 +133,7 @@ def main():
             accepted = time.monotonic()
             job_id = json.loads(answer)["id"]
             while True:
-                status, _, answer = request("GET", f"{base}/v1/bundles/{job_id}")
+                status, _, answer = request("GET", f"{base}/v1/bundles/{job_id}", headers=auth)
                 job = json.loads(answer)
                 if job["status"] in ("done", "failed"):
                     break

@@ -218,6 +218,31 @@ pub(crate) struct DiagnoseArgs {
     pub all_inconclusive: bool,
 }
 
+/// How long the service keeps finished jobs: `--retention`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Retention(Option<u32>);
+
+impl Retention {
+    /// Days to keep a finished job; `None`: for ever.
+    pub(crate) fn days(self) -> Option<u32> {
+        self.0
+    }
+}
+
+impl std::str::FromStr for Retention {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Retention, String> {
+        match s {
+            "never" | "0" => Ok(Retention(None)),
+            days => days
+                .parse()
+                .map(|d| Retention(Some(d)))
+                .map_err(|_| format!("`{days}` is not a number of days, nor `never`")),
+        }
+    }
+}
+
 /// The arguments of `serve`.
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -251,29 +276,43 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
     /// Most jobs waiting for a worker; uploads beyond it get 503 with Retry-After.
-    #[arg(long, value_name = "N", default_value_t = 64)]
+    #[arg(long, value_name = "N", default_value_t = 16)]
     pub queue: usize,
     /// Largest upload, in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    #[arg(long, value_name = "MIB", default_value_t = 512)]
     pub max_upload: u64,
+    /// Most uploads in progress at once (0: no bound); more get 503.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub max_uploads: usize,
+    /// Most uploads in progress from one client address (0: no bound); more get 429.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub max_uploads_per_client: usize,
+    /// Most uploads in progress with one API token (0: no bound); more get 429.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub max_uploads_per_token: usize,
     /// Seconds an upload may send nothing before it is dropped.
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    #[arg(long, value_name = "SECS", default_value_t = 20)]
     pub upload_idle_timeout: u64,
     /// Seconds within which an upload must be complete.
     #[arg(long, value_name = "SECS", default_value_t = 900)]
     pub upload_timeout: u64,
-    /// Slowest average upload rate accepted, in KiB/s (checked after the first 10 s).
-    #[arg(long, value_name = "KIB", default_value_t = 256)]
+    /// Slowest average upload rate accepted, in KiB/s, counted from the
+    /// first byte after 5 s of grace (0: no minimum).
+    #[arg(long, value_name = "KIB", default_value_t = 32)]
     pub upload_min_rate: u64,
     /// Seconds within which every other request is answered.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub request_timeout: u64,
     /// Seconds a connection has to send its request head.
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
     pub header_timeout: u64,
-    /// Most open connections.
+    /// Most open connections serving the API; past it, a few more answer only /healthz.
     #[arg(long, value_name = "N", default_value_t = 512)]
     pub max_connections: usize,
+    /// Most open connections from one client address (0: no bound; behind a
+    /// reverse proxy every client has the proxy's address).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_connections_per_client: usize,
     /// Seconds between checks of the rule files for changes (0: only POST /v1/rules/reload).
     #[arg(long, value_name = "SECS", default_value_t = 2)]
     pub reload_interval: u64,
@@ -281,9 +320,9 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     pub keep_uploads: bool,
     /// Delete finished jobs and their reports this many days after they
-    /// finished (checked at start and hourly; default: keep them).
-    #[arg(long, value_name = "DAYS")]
-    pub retention_days: Option<u32>,
+    /// finished (checked at start and hourly); `never` (or 0) keeps them.
+    #[arg(long, alias = "retention-days", value_name = "DAYS|never", default_value = "14")]
+    pub retention: Retention,
     /// Log lines as text instead of JSON.
     #[arg(long)]
     pub text_logs: bool,
@@ -420,7 +459,7 @@ pub(crate) enum Command {
     },
     /// Run the triage service: bundles uploaded over HTTP are diagnosed by
     /// a pool of workers; jobs and results are kept in SQLite under --data.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a shell completion script, e.g. `triage completions bash > /etc/bash_completion.d/triage`.
     Completions {
         /// The shell.

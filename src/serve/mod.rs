@@ -3,8 +3,9 @@
 //!
 //! The front (axum on hyper, one task per connection) streams each upload
 //! to a file under `--data`, records the job in SQLite ([`store`]) and puts
-//! its id on a bounded queue ([`queue`]); a full queue is answered 503 with
-//! Retry-After before the body is read. Workers (threads: diagnosis is CPU
+//! its id on a bounded queue ([`queue`]) once the body is in; a full
+//! queue is answered 503 with Retry-After ([`intake`] bounds uploads, and
+//! [`connections`] who gets a connection). Workers (threads: diagnosis is CPU
 //! work) take ids, run the engine with the current rule set ([`rules`]) and
 //! store the report, the same JSON document as `diagnose --format json`.
 //! A restart requeues every job that was queued or running. No request
@@ -16,31 +17,31 @@
 //! [`headers`]; HTTPS is optional ([`tls`]).
 
 pub(crate) mod auth;
+pub(crate) mod connections;
 pub(crate) mod headers;
+pub(crate) mod intake;
 pub(crate) mod metrics;
 pub(crate) mod queue;
+pub(crate) mod reports;
 pub(crate) mod rules;
 pub(crate) mod store;
 pub(crate) mod tls;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
 use axum::extract::{Extension, Path as UrlPath, Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
-use serde_json::value::RawValue;
-use tokio::io::AsyncWriteExt;
 
 use crate::engine::RunOptions;
 use queue::{EmbeddedQueue, JobQueue};
@@ -64,15 +65,24 @@ pub(crate) struct Config {
     pub upload_idle_timeout: Duration,
     /// An upload must be complete within this.
     pub upload_timeout: Duration,
-    /// An upload slower than this on average (bytes a second, after its
-    /// first ten seconds) is dropped.
+    /// An upload slower than this on average (bytes a second, counted
+    /// from its start after a few seconds' grace) is dropped.
     pub upload_min_rate: u64,
+    /// Most uploads in progress at once (0: no bound).
+    pub max_uploads: usize,
+    /// Most uploads in progress from one client address (0: no bound).
+    pub max_uploads_per_client: usize,
+    /// Most uploads in progress with one API token (0: no bound).
+    pub max_uploads_per_token: usize,
     /// Every other request must be answered within this.
     pub request_timeout: Duration,
     /// A connection must send its request head within this.
     pub header_timeout: Duration,
-    /// Most open connections; more wait to be accepted.
+    /// Most open connections serving the API; more get a short path that
+    /// answers only `/healthz`.
     pub max_connections: usize,
+    /// Most of them from one client address (0: no bound).
+    pub max_connections_per_client: usize,
     /// How often the rule files are checked for changes (zero: never).
     pub reload_interval: Duration,
     /// Keep uploads after they are diagnosed.
@@ -121,6 +131,13 @@ struct Shared {
     allowed_hosts: auth::AllowedHosts,
     /// Running mean of a job's time, milliseconds, for Retry-After.
     mean_job_ms: AtomicU64,
+    /// The jobs running, and since when, for Retry-After.
+    running: Mutex<HashMap<String, Instant>>,
+    /// Uploads in progress, for their bounds.
+    uploads_in_progress: Arc<intake::UploadLimiter>,
+    /// Test hook: this many result writes fail before one is tried
+    /// (`TRIAGE_SERVE_TEST_FAIL_RESULT_WRITES`; `always`: every one).
+    fail_writes: AtomicU32,
     /// Test hook for the queue and crash-recovery tests: while this file
     /// exists, a worker that has marked a job running waits before
     /// diagnosing it, so a test can fill the queue or kill the process
@@ -189,9 +206,6 @@ pub(crate) enum ServeError {
     /// The listening socket fails.
     #[error(transparent)]
     Socket(std::io::Error),
-    /// The bound on open connections was closed.
-    #[error(transparent)]
-    Connections(tokio::sync::AcquireError),
     /// A network address with no token to check.
     #[error(transparent)]
     OpenOnNetwork(#[from] auth::OpenOnNetwork),
@@ -239,6 +253,9 @@ pub(crate) fn run(config: Config, announce: impl FnOnce(std::net::SocketAddr)) -
         metrics: metrics::Metrics::default(),
         allowed_hosts: auth::AllowedHosts::new(&config.allowed_hosts, bound),
         mean_job_ms: AtomicU64::new(1000),
+        running: Mutex::new(HashMap::new()),
+        uploads_in_progress: Arc::default(),
+        fail_writes: AtomicU32::new(failed_writes_hook()),
         hold,
     });
     {
@@ -270,17 +287,7 @@ pub(crate) fn run(config: Config, announce: impl FnOnce(std::net::SocketAddr)) -
         })
         .collect::<Result<_, _>>()?;
     if let Some(retention) = config.retention {
-        let shared = shared.clone();
-        std::thread::Builder::new()
-            .name("retention".into())
-            .spawn(move || loop {
-                expire_jobs(&shared, retention);
-                std::thread::sleep(Duration::from_secs(3600));
-            })
-            .map_err(|source| ServeError::Thread {
-                what: "the retention thread",
-                source,
-            })?;
+        spawn_retention(shared.clone(), retention)?;
     }
     if !config.reload_interval.is_zero() {
         let shared = shared.clone();
@@ -352,6 +359,18 @@ fn listen(
         })?;
     let bound = listener.local_addr().map_err(ServeError::Socket)?;
     Ok((listener, bound, tls))
+}
+
+/// The test hook `TRIAGE_SERVE_TEST_FAIL_RESULT_WRITES`: how many result
+/// writes are made to fail (`always`: every one).
+fn failed_writes_hook() -> u32 {
+    std::env::var("TRIAGE_SERVE_TEST_FAIL_RESULT_WRITES").map_or(0, |v| {
+        if v == "always" {
+            u32::MAX
+        } else {
+            v.parse().unwrap_or(0)
+        }
+    })
 }
 
 /// At start, removes what a crash or a dropped connection can leave in
@@ -446,7 +465,7 @@ fn router(shared: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024));
     // Uploads have their own limits: size, and time without progress.
     let upload = Router::new()
-        .route("/v1/bundles", post(upload))
+        .route("/v1/bundles", post(intake::upload))
         .layer(axum::extract::DefaultBodyLimit::disable());
     api.merge(upload)
         .fallback(not_found)
@@ -458,10 +477,30 @@ fn router(shared: AppState) -> Router {
         .with_state(shared)
 }
 
+/// The routes of a connection in the short pool ([`connections`]): the
+/// main pool has no room for it, so it gets `/healthz` and a `503` for
+/// anything else.
+fn short_router(shared: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .fallback(|| async {
+            let mut response = problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the service has as many connections open as it takes (from this address, or in all)",
+                "close idle connections, or retry in a few seconds",
+            );
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(2));
+            response
+        })
+        .layer(axum::middleware::from_fn(log_request))
+        .with_state(shared)
+}
+
 /// Accepts connections until a signal: hyper with a header read timeout
 /// (axum's own `serve` installs no timer, so a client could hold a
-/// connection open forever by never finishing its request head) and a
-/// bound on open connections; over TLS when an acceptor is given (its
+/// connection open forever by never finishing its request head), each
+/// connection admitted to a pool by [`connections::Gate`] and closed by
+/// [`connections::Lingering`]; over TLS when an acceptor is given (its
 /// handshake within the header timeout).
 async fn serve_http(
     shared: AppState,
@@ -473,15 +512,16 @@ async fn serve_http(
     let addr = listener.local_addr().map_err(ServeError::Socket)?;
     tracing::info!(addr = %addr, tls = tls.is_some(), workers = config.workers, queue = config.queue_capacity, data = %config.data.display(), "listening");
     let app = router(shared.clone());
-    let connections = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
+    let short = short_router(shared.clone());
+    let gate = connections::Gate::new(
+        config.max_connections,
+        config.max_connections_per_client,
+        connections::SHORT_SLOTS,
+    );
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut stop = std::pin::pin!(shutdown_signal());
     loop {
-        let permit = tokio::select! {
-            permit = connections.clone().acquire_owned() => permit.map_err(ServeError::Connections)?,
-            () = &mut stop => break,
-        };
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -493,28 +533,44 @@ async fn serve_http(
             },
             () = &mut stop => break,
         };
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let (slot, routes, header_timeout, keep_alive) = match gate.admit(peer.ip()) {
+            connections::Admission::Main(slot) => (slot, &app, config.header_timeout, true),
+            connections::Admission::Short(slot) => (slot, &short, connections::SHORT_HEADER_TIMEOUT, false),
+            connections::Admission::Refused => {
+                tracing::debug!(client = %peer.ip(), "no room for a connection: closed");
+                continue;
+            }
+        };
+        // The handlers see the client's address (the upload bounds).
+        let service =
+            tower::ServiceExt::map_request(routes.clone(), move |mut request: Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                request
+            });
+        let service = hyper_util::service::TowerToHyperService::new(service);
         let http = hyper::server::conn::http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(config.header_timeout)
+            .header_read_timeout(header_timeout)
+            .keep_alive(keep_alive)
             .clone();
+        let stream = gate.lingering(stream);
         match &tls {
             None => {
                 let connection = graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
                 tokio::spawn(async move {
                     let _ = connection.await;
-                    drop(permit);
+                    drop(slot);
                 });
             }
             Some(acceptor) => {
-                let handshake = tokio::time::timeout(config.header_timeout, acceptor.accept(stream));
+                let handshake = tokio::time::timeout(header_timeout, acceptor.accept(stream));
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
                     if let Ok(Ok(stream)) = handshake.await {
                         let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
                         let _ = watcher.watch(connection).await;
                     }
-                    drop(permit);
+                    drop(slot);
                 });
             }
         }
@@ -653,48 +709,6 @@ fn new_job_id() -> Result<String, JobIdError> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-#[derive(Deserialize)]
-struct UploadQuery {
-    /// The bundle's name, for people and for the report's `bundle` field.
-    name: Option<String>,
-}
-
-/// A place held in the queue for an upload in progress; given back if the
-/// upload does not finish.
-struct Reservation {
-    queue: Arc<dyn JobQueue>,
-    held: bool,
-}
-
-impl Reservation {
-    fn submit(mut self, id: String) {
-        self.held = false;
-        self.queue.submit(id);
-    }
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        if self.held {
-            self.queue.release();
-        }
-    }
-}
-
-/// Removes the directory of an upload that was not accepted.
-struct PartFile {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl Drop for PartFile {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
-}
-
 /// Where a job's upload is kept: `uploads/<id>/<file name>`. The file keeps
 /// the name it was uploaded with (tidied to a plain file name), because
 /// the engine reads a name: `vmanage-server.log.gz` holds a file
@@ -762,297 +776,15 @@ fn clean_name(name: Option<&str>) -> String {
     }
 }
 
-async fn upload(
-    State(shared): State<AppState>,
-    Extension(caller): Extension<auth::Caller>,
-    query: Query<UploadQuery>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    // In a task of its own: when the client goes away, hyper drops this
-    // handler, but the upload must still end in one of two states, a
-    // committed and queued job, or nothing at all (no file, no row, the
-    // queue place given back).
-    let response = tokio::spawn(receive_upload(shared.clone(), caller, query, headers, body))
-        .await
-        .unwrap_or_else(internal);
-    shared.metrics.upload(match response.status() {
-        StatusCode::ACCEPTED => "accepted",
-        StatusCode::SERVICE_UNAVAILABLE => "queue_full",
-        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "not_an_archive",
-        StatusCode::REQUEST_TIMEOUT => "stalled",
-        StatusCode::BAD_REQUEST => "bad_request",
-        StatusCode::INSUFFICIENT_STORAGE => "disk_full",
-        _ => "error",
-    });
-    response
-}
-
-#[expect(
-    clippy::too_many_lines,
-    reason = "one upload from first byte to stored file: each limit and failure answers the client at the point it is met"
-)]
-async fn receive_upload(
-    shared: AppState,
-    caller: auth::Caller,
-    Query(query): Query<UploadQuery>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
-    match content_type.as_deref() {
-        Some(t) if ACCEPTED_TYPES.contains(&t) => {}
-        other => {
-            return problem(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                match other {
-                    None => "the upload has no Content-Type".to_string(),
-                    Some(t) => format!("an upload of type `{t}` is not a bundle"),
-                },
-                format!(
-                    "send the archive itself as the body with one of: {}",
-                    ACCEPTED_TYPES.join(", ")
-                ),
-            )
-        }
-    }
-    let limit = shared.config.max_upload_bytes;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if let Some(n) = declared.filter(|n| *n > limit) {
-        return problem(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the upload is {n} bytes; this service takes at most {limit}"),
-            "split the bundle, or ask the operator to raise --max-upload",
-        );
-    }
-    // Refused before a byte is stored: a full queue must not fill the disk.
-    if shared.queue.reserve().is_err() {
-        let retry = retry_after(&shared);
-        tracing::warn!(
-            depth = shared.queue.depth(),
-            retry_after = retry,
-            "queue full: upload refused"
-        );
-        let mut response = problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the queue is full ({} jobs waiting)", shared.queue.capacity()),
-            format!("retry in {retry} s"),
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(retry));
-        return response;
-    }
-    let reservation = Reservation {
-        queue: shared.queue.clone(),
-        held: true,
-    };
-    let id = match new_job_id() {
-        Ok(id) => id,
-        Err(e) => return internal(e),
-    };
-    let name = clean_name(query.name.as_deref());
-    let job_dir = shared.uploads.join(&id);
-    // The guard before the directory, so no path leaves one behind.
-    let mut part = PartFile {
-        path: job_dir.clone(),
-        keep: false,
-    };
-    if let Err(e) = std::fs::create_dir(&job_dir) {
-        return storage_error(&e);
-    }
-    let part_file = job_dir.join("upload.part");
-    let pace = Pace {
-        idle: shared.config.upload_idle_timeout,
-        deadline: shared.config.upload_timeout,
-        min_rate: shared.config.upload_min_rate,
-    };
-    let size = match receive(body, &part_file, limit, &pace).await {
-        Ok(size) => size,
-        Err(response) => return *response,
-    };
-    let bundle = upload_path(&shared.uploads, &id, &name);
-    let committed = {
-        let (shared, id, name, caller) = (shared.clone(), id.clone(), name.clone(), caller.clone());
-        blocking(move || -> Result<(), Box<Response>> {
-            let stored = |e: std::io::Error| Box::new(storage_error(&e));
-            std::fs::rename(&part_file, &bundle).map_err(stored)?;
-            // The upload's name is durable before the job is recorded.
-            std::fs::File::open(&job_dir)
-                .and_then(|d| d.sync_all())
-                .and_then(|()| std::fs::File::open(&shared.uploads))
-                .and_then(|d| d.sync_all())
-                .map_err(stored)?;
-            shared
-                .store
-                .insert(&id, &name, size, Some(&caller.id))
-                .map_err(|e| match e {
-                    store::StoreError::DiskFull => stored(std::io::Error::from(std::io::ErrorKind::StorageFull)),
-                    e => Box::new(internal(e)),
-                })
-        })
-        .await
-    };
-    match committed {
-        Ok(Ok(())) => {}
-        Ok(Err(response)) => return *response,
-        Err(response) => return response,
-    }
-    part.keep = true;
-    reservation.submit(id.clone());
-    tracing::info!(job = %id, name = %name, bytes = size, "job queued");
-    let url = format!("/v1/bundles/{id}");
-    let mut response = (
-        StatusCode::ACCEPTED,
-        Json(json!({ "id": id, "status": "queued", "url": url, "size": size })),
-    )
-        .into_response();
-    if let Ok(location) = HeaderValue::from_str(&url) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    response
-}
-
-/// How fast an upload must come: each chunk within `idle`, the whole
-/// within `deadline`, and after its first ten seconds at `min_rate` bytes
-/// a second on average. An upload holds a place in the queue, so a client
-/// that trickles bytes must not hold it for long.
-struct Pace {
-    idle: Duration,
-    deadline: Duration,
-    min_rate: u64,
-}
-
-/// Streams a request body into `path`: at most `limit` bytes, at `pace`,
-/// the first bytes an archive; flushed and synced to disk. The size, or
-/// the answer to give.
-async fn receive(body: Body, path: &Path, limit: u64, pace: &Pace) -> Result<u64, Box<Response>> {
-    let fail = |r: Response| Box::new(r);
-    let too_slow = |what: String| {
-        fail(problem(
-            StatusCode::REQUEST_TIMEOUT,
-            what,
-            "upload again over a faster or steadier connection",
-        ))
-    };
-    let mut file = tokio::fs::File::create(path)
-        .await
-        .map_err(|e| fail(storage_error(&e)))?;
-    let mut stream = body.into_data_stream();
-    let started = Instant::now();
-    let mut size: u64 = 0;
-    let mut head: Vec<u8> = Vec::with_capacity(512);
-    loop {
-        let wait = pace.idle.min(pace.deadline.saturating_sub(started.elapsed()));
-        let chunk = match tokio::time::timeout(wait, stream.next()).await {
-            Err(_) if started.elapsed() >= pace.deadline => {
-                return Err(too_slow(format!(
-                    "the upload did not finish within {} s",
-                    pace.deadline.as_secs()
-                )))
-            }
-            Err(_) => {
-                return Err(too_slow(format!(
-                    "the upload sent nothing for {} s",
-                    pace.idle.as_secs()
-                )))
-            }
-            Ok(None) => break,
-            Ok(Some(Err(e))) => {
-                return Err(fail(problem(
-                    StatusCode::BAD_REQUEST,
-                    format!("the upload was cut off: {e}"),
-                    "upload again",
-                )))
-            }
-            Ok(Some(Ok(chunk))) => chunk,
-        };
-        size += chunk.len() as u64;
-        if size > limit {
-            return Err(fail(problem(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the upload is larger than {limit} bytes, the most this service takes"),
-                "split the bundle, or ask the operator to raise --max-upload",
-            )));
-        }
-        let elapsed = started.elapsed();
-        if elapsed > Duration::from_secs(10) && (size as f64) < pace.min_rate as f64 * elapsed.as_secs_f64() {
-            return Err(too_slow(format!(
-                "the upload came at {} bytes/s, slower than the {} bytes/s this service needs",
-                (size as f64 / elapsed.as_secs_f64()) as u64,
-                pace.min_rate
-            )));
-        }
-        if head.len() < 512 {
-            let take = (512 - head.len()).min(chunk.len());
-            head.extend_from_slice(&chunk[..take]);
-        }
-        file.write_all(&chunk).await.map_err(|e| fail(storage_error(&e)))?;
-    }
-    if size == 0 {
-        return Err(fail(problem(
-            StatusCode::BAD_REQUEST,
-            "the upload is empty",
-            "send the bundle archive as the request body, e.g. curl --data-binary @bundle.tar.gz",
-        )));
-    }
-    if archive_kind(&head).is_none() {
-        let shown: String = head.iter().take(8).map(|b| format!("{b:02x} ")).collect();
-        return Err(fail(problem(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!(
-                "the upload is not a tar, gzip or zip archive (it begins {})",
-                shown.trim_end()
-            ),
-            "pack the bundle with tar czf or zip and upload the archive",
-        )));
-    }
-    // tokio's file writes in the background: a failed last write (a full
-    // disk) shows only on flush, and sync_all alone would not report it.
-    file.flush().await.map_err(|e| fail(storage_error(&e)))?;
-    file.sync_all().await.map_err(|e| fail(storage_error(&e)))?;
-    let written = file.metadata().await.map_err(|e| fail(storage_error(&e)))?.len();
-    if written != size {
-        return Err(fail(internal(format!(
-            "the upload was {size} bytes but {written} reached the disk"
-        ))));
-    }
-    Ok(size)
-}
-
-/// Seconds until a place is likely free: the jobs ahead, shared among the
-/// workers, at the mean job time; between 1 s and 5 min.
-fn retry_after(shared: &Shared) -> u64 {
-    let ahead = shared.queue.depth() as u64;
-    let workers = shared.config.workers.max(1) as u64;
-    let mean = shared.mean_job_ms.load(Ordering::Relaxed);
-    (ahead * mean / workers / 1000).clamp(1, 300)
-}
-
-#[derive(Serialize)]
-struct JobView {
-    #[serde(flatten)]
-    job: store::Job,
-    /// The report, when the job has finished.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    result: Option<Box<RawValue>>,
-}
-
-/// A job and its report, by the id in the URL; or the answer to give (a
-/// malformed id, no such job, an error). A job another token uploaded is
-/// not there for an `upload` token: 404, as if it did not exist.
+/// A job and how its report is stored, by the id in the URL; or the
+/// answer to give (a malformed id, no such job, an error). A job another
+/// token uploaded is not there for an `upload` token: 404, as if it did
+/// not exist.
 async fn job_and_report(
     shared: AppState,
     id: String,
     caller: &auth::Caller,
-) -> Result<(store::Job, Option<String>), Response> {
+) -> Result<(store::Job, Option<store::StoredReport>), Response> {
     if !is_job_id(&id) {
         return Err(problem(
             StatusCode::BAD_REQUEST,
@@ -1062,7 +794,7 @@ async fn job_and_report(
     }
     let found = {
         let id = id.clone();
-        blocking(move || shared.store.get_with_result(&id)).await?
+        blocking(move || shared.store.get_with_report(&id)).await?
     };
     match found {
         Err(e) => Err(internal(e)),
@@ -1080,27 +812,35 @@ async fn job_and_report(
     }
 }
 
+/// The job, with its report under `result` once finished, streamed.
 async fn get_job(
     State(shared): State<AppState>,
     Extension(caller): Extension<auth::Caller>,
     UrlPath(id): UrlPath<String>,
 ) -> Response {
-    match job_and_report(shared, id, &caller).await {
+    match job_and_report(shared.clone(), id, &caller).await {
         Err(response) => response,
-        Ok((job, result)) => {
-            let result = result.and_then(|text| RawValue::from_string(text).ok());
-            Json(JobView { job, result }).into_response()
-        }
+        Ok((job, None)) => Json(job).into_response(),
+        Ok((job, Some(stored))) => match serde_json::to_string(&job) {
+            Err(e) => internal(e),
+            Ok(mut text) => {
+                // The job's object, opened again for the report.
+                text.pop();
+                text.push_str(",\"result\":");
+                reports::json(reports::body(shared, job.id, stored, text, "}"))
+            }
+        },
     }
 }
 
-/// The report alone: byte for byte what `diagnose --format json` prints.
+/// The report alone: the JSON document `diagnose --format json` prints
+/// (compact), streamed.
 async fn get_report(
     State(shared): State<AppState>,
     Extension(caller): Extension<auth::Caller>,
     UrlPath(id): UrlPath<String>,
 ) -> Response {
-    match job_and_report(shared, id, &caller).await {
+    match job_and_report(shared.clone(), id, &caller).await {
         Err(response) => response,
         Ok((job, None)) => problem(
             StatusCode::CONFLICT,
@@ -1111,7 +851,7 @@ async fn get_report(
             ),
             format!("poll GET /v1/bundles/{} until its status is done", job.id),
         ),
-        Ok((_, Some(text))) => ([(header::CONTENT_TYPE, "application/json")], text).into_response(),
+        Ok((job, Some(stored))) => reports::json(reports::body(shared, job.id, stored, String::new(), "")),
     }
 }
 
@@ -1236,7 +976,11 @@ async fn healthz(State(shared): State<AppState>) -> Response {
         "rules": set.engine.kb.rules.len(),
         "reload_error": shared.rules.last_error().is_some(),
         "workers": shared.config.workers,
-        "queue": { "depth": shared.queue.depth(), "capacity": shared.queue.capacity() },
+        "queue": {
+            "depth": shared.queue.depth(),
+            "capacity": shared.queue.capacity(),
+            "wait_s": intake::estimated_wait(&shared).div_ceil(1000),
+        },
         "jobs": counts,
     }))
     .into_response()
@@ -1321,6 +1065,7 @@ fn run_job(shared: &Shared, id: &str) {
     };
     let bundle = upload_path(&shared.uploads, id, &job.name);
     let set = shared.rules.current();
+    let _running = Running::new(shared, id);
     if job.attempts > MAX_ATTEMPTS {
         let why = format!(
             "the service stopped {} times while diagnosing this bundle; it is not run again",
@@ -1329,7 +1074,7 @@ fn run_job(shared: &Shared, id: &str) {
         tracing::error!(job = %id, attempts = job.attempts, "job given up");
         let end = Finished {
             status: Status::Failed,
-            result: None,
+            report: None,
             diagnoses: Vec::new(),
             rules_version: set.version.clone(),
             error: Some(why),
@@ -1367,7 +1112,9 @@ fn run_job(shared: &Shared, id: &str) {
                 .unwrap_or_else(|| "the bundle could not be read".to_string())
         }),
         diagnoses: report.diagnoses.iter().map(|d| d.rule_id.clone()).collect(),
-        result: Some(report.to_json()),
+        // Compact and compressed: the report as `diagnose` would print it
+        // is pretty-printed, and ten times the size.
+        report: store::compress(|w| serde_json::to_writer(w, &report).map_err(std::io::Error::other)).ok(),
         rules_version: set.version.clone(),
         unexplained: report.unexplained.templates.clone(),
     };
@@ -1379,20 +1126,116 @@ fn run_job(shared: &Shared, id: &str) {
     finish(shared, id, &end, &bundle);
 }
 
+/// A job in [`Shared::running`] while its worker has it.
+struct Running<'a> {
+    shared: &'a Shared,
+    id: String,
+}
+
+impl<'a> Running<'a> {
+    fn new(shared: &'a Shared, id: &str) -> Running<'a> {
+        shared
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string(), Instant::now());
+        Running {
+            shared,
+            id: id.to_string(),
+        }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.shared
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
+}
+
+/// The waits before each retry of a result write that failed (a busy or
+/// full disk may clear); after the last, the job is failed with the reason.
+const RESULT_RETRIES: [Duration; 3] = [
+    Duration::from_millis(250),
+    Duration::from_secs(1),
+    Duration::from_secs(4),
+];
+
+/// Stores a job's end, retried with backoff; if it cannot be stored, the
+/// job ends `failed` with the reason (a smaller write, without the
+/// report), so it does not stay `running` until a restart.
 fn finish(shared: &Shared, id: &str, end: &Finished, bundle: &Path) {
-    match shared.store.finish(id, end) {
+    let mut tries = 0;
+    let failure = loop {
+        tries += 1;
+        let error = match write_result(shared, id, end) {
+            Ok(()) => return finished(shared, id, bundle),
+            Err(e) => e,
+        };
+        let Some(wait) = RESULT_RETRIES.get(tries - 1) else {
+            break error;
+        };
+        tracing::warn!(job = %id, error = %error, retry_in_ms = wait.as_millis() as u64, "cannot store the result; retrying");
+        std::thread::sleep(*wait);
+    };
+    let why = format!("the result could not be stored ({tries} tries): {failure}");
+    match shared.store.fail(id, &why, &end.rules_version) {
         Ok(()) => {
-            shared.queue.ack(id);
-            if !shared.config.keep_uploads {
-                if let Some(dir) = bundle.parent() {
-                    let _ = std::fs::remove_dir_all(dir);
-                }
-            }
+            tracing::error!(job = %id, error = %why, "job failed: its result cannot be stored");
+            finished(shared, id, bundle);
         }
         // Not acknowledged: still `running` in the database, so the next
         // start runs it again.
-        Err(e) => tracing::error!(job = %id, error = %e, "cannot store the result"),
+        Err(e) => tracing::error!(job = %id, error = %e, "cannot store the result, nor that the job failed"),
     }
+}
+
+/// One try at storing a job's end; the test hook can make it fail.
+fn write_result(shared: &Shared, id: &str, end: &Finished) -> Result<(), String> {
+    let injected = shared
+        .fail_writes
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| match n {
+            0 => None,
+            u32::MAX => Some(u32::MAX),
+            n => Some(n - 1),
+        })
+        .is_ok();
+    if injected {
+        return Err("the write was made to fail (TRIAGE_SERVE_TEST_FAIL_RESULT_WRITES)".into());
+    }
+    if end.status == Status::Done && end.report.is_none() {
+        return Err("the report could not be compressed".into());
+    }
+    shared.store.finish(id, end).map_err(|e| e.to_string())
+}
+
+/// The job's end is stored: it need not be delivered again, and its
+/// upload can go.
+fn finished(shared: &Shared, id: &str, bundle: &Path) {
+    shared.queue.ack(id);
+    if !shared.config.keep_uploads {
+        if let Some(dir) = bundle.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Deletes old jobs at start and every hour.
+fn spawn_retention(shared: AppState, retention: Duration) -> Result<(), ServeError> {
+    std::thread::Builder::new()
+        .name("retention".into())
+        .spawn(move || loop {
+            expire_jobs(&shared, retention);
+            std::thread::sleep(Duration::from_secs(3600));
+        })
+        .map(drop)
+        .map_err(|source| ServeError::Thread {
+            what: "the retention thread",
+            source,
+        })
 }
 
 /// Deletes the jobs that finished more than `retention` ago.

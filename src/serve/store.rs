@@ -3,6 +3,12 @@
 //! (an upload is answered only once its row is on disk), so a restart
 //! loses no accepted upload and no result; a job found `running` at start
 //! was cut short by the process dying and is queued again.
+//!
+//! Reports are stored compact and zlib-compressed in the `report` blob
+//! (a report of many small findings shrinks about tenfold), and read back
+//! as a stream ([`Store::copy_report`]) on a connection of its own, so a
+//! large report is never held whole to be served. Reports stored before
+//! that (pretty-printed text in `result`) are still served as they are.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -83,6 +89,14 @@ pub(crate) enum StoreError {
     /// The jobs cannot be counted.
     #[error("cannot count jobs: {0}")]
     CountJobs(#[source] rusqlite::Error),
+    /// A stored report cannot be read.
+    #[error("cannot read the report of job {id}: {source}")]
+    ReadReport {
+        /// The job.
+        id: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A statement does not prepare (a bug, or a damaged database).
     #[error(transparent)]
     Statement(rusqlite::Error),
@@ -164,8 +178,9 @@ pub(crate) struct Job {
 pub(crate) struct Finished {
     /// `Done` or `Failed`.
     pub status: Status,
-    /// The report, as JSON, when there is one.
-    pub result: Option<String>,
+    /// The report, compact JSON compressed by [`compress`], when there
+    /// is one.
+    pub report: Option<Vec<u8>>,
     /// The rule ids it diagnosed, root causes first.
     pub diagnoses: Vec<String>,
     /// The rule set that ran.
@@ -226,6 +241,41 @@ pub(crate) struct Counts {
 /// and SQLite serialises writers anyway.
 pub(crate) struct Store {
     db: Mutex<Connection>,
+    /// The database file, for the connections that stream reports.
+    path: PathBuf,
+}
+
+/// A finished job's report as it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StoredReport {
+    /// Compressed in the `report` blob of this row.
+    Compressed {
+        /// The row (for incremental blob reads).
+        rowid: i64,
+    },
+    /// As text in `result` (stored before reports were compressed).
+    Text(String),
+}
+
+/// Writes a report as compact JSON through zlib: what [`Finished::report`]
+/// holds.
+pub(crate) fn compress(write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -> std::io::Result<Vec<u8>> {
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
+    write(&mut encoder)?;
+    encoder.finish()
+}
+
+/// Adds the `report` blob to a database made before it existed.
+fn migrate(db: &Connection) -> rusqlite::Result<()> {
+    let has_report: bool = db.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('jobs') WHERE name = 'report'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_report {
+        db.execute_batch("ALTER TABLE jobs ADD COLUMN report BLOB")?;
+    }
+    Ok(())
 }
 
 const SCHEMA: &str = "
@@ -242,7 +292,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     rules_version TEXT,
     error        TEXT,
     diagnoses    TEXT,
-    result       TEXT
+    result       TEXT,
+    report       BLOB
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, seq);
 CREATE TABLE IF NOT EXISTS unexplained (
@@ -298,12 +349,16 @@ impl Store {
             .and_then(|()| db.pragma_update(None, "journal_mode", "WAL"))
             .and_then(|()| db.pragma_update(None, "synchronous", "FULL"))
             .and_then(|()| db.execute_batch(SCHEMA))
+            .and_then(|()| migrate(&db))
             .and_then(|()| super::auth::migrate(&db))
             .map_err(|source| StoreError::Prepare {
                 path: path.to_path_buf(),
                 source,
             })?;
-        Ok(Store { db: Mutex::new(db) })
+        Ok(Store {
+            db: Mutex::new(db),
+            path: path.to_path_buf(),
+        })
     }
 
     pub(super) fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -357,13 +412,13 @@ impl Store {
         let finished_at = now();
         let write = |tx: &rusqlite::Transaction<'_>| -> rusqlite::Result<()> {
             tx.execute(
-                "UPDATE jobs SET status = ?2, finished_at = ?3, result = ?4, diagnoses = ?5, rules_version = ?6, error = ?7
+                "UPDATE jobs SET status = ?2, finished_at = ?3, report = ?4, result = NULL, diagnoses = ?5, rules_version = ?6, error = ?7
                  WHERE id = ?1",
                 params![
                     id,
                     end.status.as_str(),
                     finished_at,
-                    end.result,
+                    end.report,
                     end.diagnoses.join(","),
                     end.rules_version,
                     end.error
@@ -464,17 +519,59 @@ impl Store {
         Self::get_with(&self.db(), id)
     }
 
-    /// One job with its report (the JSON text of `diagnose --format
-    /// json`), read together so the two agree.
-    pub(crate) fn get_with_result(&self, id: &str) -> Result<Option<(Job, Option<String>)>, StoreError> {
+    /// One job and how its report is stored, read together so the two
+    /// agree.
+    pub(crate) fn get_with_report(&self, id: &str) -> Result<Option<(Job, Option<StoredReport>)>, StoreError> {
         self.db()
             .query_row(
-                &format!("SELECT {JOB_COLUMNS}, result FROM jobs WHERE id = ?1"),
+                &format!("SELECT {JOB_COLUMNS}, rowid, report IS NOT NULL, result FROM jobs WHERE id = ?1"),
                 [id],
-                |row| Ok((job_from_row(row)?, row.get(12)?)),
+                |row| {
+                    let stored = if row.get::<_, bool>(13)? {
+                        Some(StoredReport::Compressed { rowid: row.get(12)? })
+                    } else {
+                        row.get::<_, Option<String>>(14)?.map(StoredReport::Text)
+                    };
+                    Ok((job_from_row(row)?, stored))
+                },
             )
             .optional()
             .map_err(|source| StoreError::Read {
+                id: id.to_string(),
+                source,
+            })
+    }
+
+    /// Writes job `id`'s compressed report (row `rowid`), decompressed, to
+    /// `out` as it reads it: on a read-only connection of its own (WAL
+    /// lets it read while the service writes), through SQLite's
+    /// incremental blob reads, so neither the stored nor the whole report
+    /// is ever in memory.
+    pub(crate) fn copy_report(&self, id: &str, rowid: i64, out: &mut dyn std::io::Write) -> Result<u64, StoreError> {
+        let fail = |source: std::io::Error| StoreError::ReadReport {
+            id: id.to_string(),
+            source,
+        };
+        let db = Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| fail(std::io::Error::other(e)))?;
+        let blob = db
+            .blob_open(rusqlite::MAIN_DB, "jobs", "report", rowid, true)
+            .map_err(|e| fail(std::io::Error::other(e)))?;
+        let mut report = flate2::read::ZlibDecoder::new(std::io::BufReader::with_capacity(64 * 1024, blob));
+        std::io::copy(&mut report, out).map_err(fail)
+    }
+
+    /// Ends a job as failed with `error` and no report: what is recorded
+    /// when its result cannot be.
+    pub(crate) fn fail(&self, id: &str, error: &str, rules_version: &str) -> Result<(), StoreError> {
+        self.db()
+            .execute(
+                "UPDATE jobs SET status = 'failed', finished_at = ?2, report = NULL, result = NULL, diagnoses = '', rules_version = ?3, error = ?4
+                 WHERE id = ?1",
+                params![id, now(), rules_version, error],
+            )
+            .map(|_| ())
+            .map_err(|source| StoreError::Finish {
                 id: id.to_string(),
                 source,
             })
@@ -563,6 +660,53 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_database_from_before_compressed_reports_is_migrated_and_its_reports_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let db = Connection::open(&path).unwrap();
+            // The jobs table as it was, with a pretty-printed report.
+            db.execute_batch(
+                "CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
+                 size INTEGER NOT NULL, status TEXT NOT NULL, submitted_at TEXT NOT NULL, started_at TEXT, finished_at TEXT,
+                 attempts INTEGER NOT NULL DEFAULT 0, rules_version TEXT, error TEXT, diagnoses TEXT, result TEXT);
+                 INSERT INTO jobs (id, name, size, status, submitted_at, finished_at, result)
+                 VALUES ('old', 'o.tgz', 1, 'done', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:01.000Z', '{\n  \"a\": 1\n}');",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let (job, report) = store.get_with_report("old").unwrap().unwrap();
+        assert_eq!(job.status, Status::Done);
+        assert_eq!(report, Some(StoredReport::Text("{\n  \"a\": 1\n}".into())));
+        // New jobs get the compressed column.
+        store.insert("new", "n.tgz", 1, None).unwrap();
+        store.start("new").unwrap();
+        let end = Finished {
+            status: Status::Done,
+            report: Some(compress(|w| w.write_all(b"{\"b\":2}")).unwrap()),
+            diagnoses: Vec::new(),
+            rules_version: "v1".into(),
+            error: None,
+            unexplained: Vec::new(),
+        };
+        store.finish("new", &end).unwrap();
+        assert!(matches!(
+            store.get_with_report("new").unwrap().unwrap().1,
+            Some(StoredReport::Compressed { .. })
+        ));
+        // A job whose result cannot be stored is failed with the reason.
+        store.insert("bad", "b.tgz", 1, None).unwrap();
+        store.start("bad").unwrap();
+        store.fail("bad", "the report could not be stored", "v1").unwrap();
+        let (job, report) = store.get_with_report("bad").unwrap().unwrap();
+        assert_eq!(
+            (job.status, job.error.as_deref(), report),
+            (Status::Failed, Some("the report could not be stored"), None)
+        );
+    }
+
+    #[test]
     fn a_running_job_is_queued_again_after_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
@@ -574,7 +718,7 @@ mod tests {
             store.start("a").unwrap();
             let end = Finished {
                 status: Status::Done,
-                result: Some("{}".into()),
+                report: Some(compress(|w| w.write_all(b"{}")).unwrap()),
                 diagnoses: vec!["X-1".into()],
                 rules_version: "v1".into(),
                 error: None,
@@ -591,8 +735,12 @@ mod tests {
         let a = store.get("a").unwrap().unwrap();
         assert_eq!(a.status, Status::Done);
         assert_eq!(a.diagnoses.as_deref(), Some(&["X-1".to_string()][..]));
-        let (_, result) = store.get_with_result("a").unwrap().unwrap();
-        assert_eq!(result.as_deref(), Some("{}"));
+        let Some((_, Some(StoredReport::Compressed { rowid }))) = store.get_with_report("a").unwrap() else {
+            panic!("job a has a compressed report");
+        };
+        let mut report = Vec::new();
+        store.copy_report("a", rowid, &mut report).unwrap();
+        assert_eq!(report, b"{}");
         // A finished job delivered again is not run again.
         assert!(store.start("a").unwrap().is_none());
         assert!(store.start("nope").unwrap().is_none());
@@ -641,7 +789,7 @@ mod tests {
             store.start(id).unwrap();
             let end = Finished {
                 status: Status::Done,
-                result: Some("{}".into()),
+                report: Some(compress(|w| w.write_all(b"{}")).unwrap()),
                 diagnoses: Vec::new(),
                 rules_version: "v1".into(),
                 error: None,

@@ -39,6 +39,8 @@ mod serve;
 mod serve_auth;
 #[cfg(feature = "serve")]
 mod serve_browser;
+#[cfg(feature = "serve")]
+mod serve_intake;
 mod tune;
 mod unexplained;
 mod variants;

@@ -33,13 +33,18 @@ pub(crate) fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<ExitCode, Cli
         upload_idle_timeout: Duration::from_secs(args.upload_idle_timeout.max(1)),
         upload_timeout: Duration::from_secs(args.upload_timeout.max(1)),
         upload_min_rate: args.upload_min_rate.saturating_mul(1024),
+        max_uploads: args.max_uploads,
+        max_uploads_per_client: args.max_uploads_per_client,
+        max_uploads_per_token: args.max_uploads_per_token,
         request_timeout: Duration::from_secs(args.request_timeout.max(1)),
         header_timeout: Duration::from_secs(args.header_timeout.max(1)),
         max_connections: args.max_connections,
+        max_connections_per_client: args.max_connections_per_client,
         reload_interval: Duration::from_secs(args.reload_interval),
         keep_uploads: args.keep_uploads,
         retention: args
-            .retention_days
+            .retention
+            .days()
             .map(|days| Duration::from_secs(u64::from(days) * 86_400)),
         json_logs: !args.text_logs,
         rules: crate::serve::rules::RuleSource {
