@@ -380,7 +380,7 @@ impl crate::report::redact::Texts for EventsReport {
         for f in &mut self.files {
             each(Text::Plain(&mut f.path));
             each(Text::Plain(&mut f.reason));
-            let host_file = f.path.rsplit('/').next() == Some("hostname");
+            let host_file = crate::report::redact::is_hostname_file(&f.path);
             for r in &mut f.records {
                 each(Text::Spans {
                     text: &mut r.text,

@@ -205,7 +205,7 @@ impl Texts for super::explain::Explanation {
 }
 
 /// A file that holds the machine's host name.
-fn is_hostname_file(path: &str) -> bool {
+pub(crate) fn is_hostname_file(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
     name == "hostname" || name == "hostname.txt"
 }
