@@ -61,6 +61,7 @@ pub use lang::parser::{parse_condition, parse_predicate, parse_query};
 pub use matching::onepass::OnePass;
 pub use matching::regex_util::{ascii_classes, forget_compiled};
 pub use report::human::{render, shown_evidence, HumanOptions, SHOWN_EVIDENCE};
+pub use report::redact::Privacy;
 pub use report::{Report, SCHEMA_VERSION};
 pub use rules::{embedded_files, load, load_layers, load_rule_file, Expect, KbFile, KnowledgeBase, Severity};
 pub use time::ZoneTable;

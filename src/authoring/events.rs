@@ -372,3 +372,32 @@ pub(crate) fn render(report: &EventsReport) -> String {
     }
     out
 }
+
+impl crate::report::redact::Texts for EventsReport {
+    fn texts(&mut self, each: &mut dyn FnMut(crate::report::redact::Text<'_>)) {
+        use crate::report::redact::Text;
+        each(Text::Plain(&mut self.bundle));
+        for f in &mut self.files {
+            each(Text::Plain(&mut f.path));
+            each(Text::Plain(&mut f.reason));
+            let host_file = crate::report::redact::is_hostname_file(&f.path);
+            for r in &mut f.records {
+                each(Text::Spans {
+                    text: &mut r.text,
+                    spans: &mut Vec::new(),
+                    host_file,
+                });
+                let embedded = r.embedded.iter_mut().flat_map(|e| e.fields.iter_mut());
+                for field in r.fields.iter_mut().chain(embedded) {
+                    each(Text::Field {
+                        name: &field.name,
+                        value: &mut field.value,
+                    });
+                }
+            }
+        }
+        for w in &mut self.warnings {
+            each(Text::Plain(&mut w.path));
+        }
+    }
+}

@@ -119,6 +119,32 @@ pub(crate) struct TimeArgs {
     pub zones: Vec<String>,
 }
 
+/// What the output of a command that reads a bundle may show of it.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub(crate) struct PrivacyArgs {
+    /// Replace IP and MAC addresses, host names, user names, e-mail
+    /// addresses, serial numbers and account names by placeholders (the
+    /// same value, the same placeholder) in all output, so the report can
+    /// leave the customer (docs/REPORT.md, "What a report shows").
+    #[arg(long)]
+    pub redact: bool,
+    /// Show credentials (passwords, secrets, tokens, Authorization headers,
+    /// API keys, cookies, private keys), which are masked as [secret] by
+    /// default.
+    #[arg(long)]
+    pub show_secrets: bool,
+}
+
+impl PrivacyArgs {
+    /// What to mask.
+    pub(crate) fn privacy(self) -> crate::report::redact::Privacy {
+        crate::report::redact::Privacy {
+            show_secrets: self.show_secrets,
+            redact: self.redact,
+        }
+    }
+}
+
 /// The arguments of `explain`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ExplainArgs {
@@ -131,6 +157,9 @@ pub(crate) struct ExplainArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     pub format: OutputFormat,
+    /// What the output may show: --redact, --show-secrets.
+    #[command(flatten)]
+    pub privacy: PrivacyArgs,
     /// Rules, times and limits.
     #[command(flatten)]
     pub run: RunArgs,
@@ -154,6 +183,9 @@ pub(crate) struct EventsArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     pub format: OutputFormat,
+    /// What the output may show: --redact, --show-secrets.
+    #[command(flatten)]
+    pub privacy: PrivacyArgs,
     /// Rules (their formats), times and limits.
     #[command(flatten)]
     pub run: RunArgs,
@@ -206,11 +238,9 @@ pub(crate) struct DiagnoseArgs {
     /// Report, per rule, the records tested, the matches and the time spent.
     #[arg(long)]
     pub profile: bool,
-    /// Replace IP and MAC addresses, host names, user names and e-mail
-    /// addresses by placeholders (the same value, the same placeholder)
-    /// in all output, so the report can leave the customer.
-    #[arg(long)]
-    pub redact: bool,
+    /// What the output may show: --redact, --show-secrets.
+    #[command(flatten)]
+    pub privacy: PrivacyArgs,
     /// In text output, list every inconclusive rule and all there is to
     /// collect, not only the five most useful things that bear on what
     /// the bundle shows (JSON always holds them all).
@@ -326,6 +356,11 @@ pub(crate) struct ServeArgs {
     /// Log lines as text instead of JSON.
     #[arg(long)]
     pub text_logs: bool,
+    /// Replace addresses, host and user names, e-mail addresses, serial
+    /// numbers and account names by placeholders in every report, as
+    /// `diagnose --redact` does (credentials are always masked).
+    #[arg(long)]
+    pub redact: bool,
     /// Rules, times and limits.
     #[command(flatten)]
     pub run: RunArgs,

@@ -11,6 +11,7 @@ pub(crate) mod explain;
 pub(crate) mod human;
 pub(crate) mod paths;
 pub(crate) mod redact;
+pub(crate) mod secrets;
 pub(crate) mod snippet;
 
 use serde::Serialize;

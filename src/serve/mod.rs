@@ -92,6 +92,8 @@ pub(crate) struct Config {
     pub retention: Option<Duration>,
     /// Log lines as JSON (else text).
     pub json_logs: bool,
+    /// Redact reports (`--redact`); credentials are always masked.
+    pub redact: bool,
     /// The rules.
     pub rules: RuleSource,
     /// Engine options (collection time, zones, limits).
@@ -1100,6 +1102,14 @@ fn run_job(shared: &Shared, id: &str) {
         report.verdict = format!("failed: {reason}");
     }
     report.disabled = set.disabled.clone();
+    // The service never shows credentials; with --redact, nothing else
+    // that names the customer either. The stored report, its unexplained
+    // templates and every answer come from this one.
+    crate::report::redact::Privacy {
+        show_secrets: false,
+        redact: shared.config.redact,
+    }
+    .apply(&mut report);
     let elapsed = started.elapsed().as_millis() as u64;
     let old = shared.mean_job_ms.load(Ordering::Relaxed);
     shared.mean_job_ms.store((old * 7 + elapsed) / 8, Ordering::Relaxed);

@@ -29,6 +29,7 @@ mod layers;
 mod oauth_matrix;
 mod prefilter;
 mod properties;
+mod redaction;
 mod regressions;
 mod rule_errors;
 mod rule_tests;

@@ -19,6 +19,7 @@ use crate::cli::resolve::{terminal_width, use_color, Prepared};
 /// at warning or above, 1 a finding, 2 a bundle that failed).
 pub(crate) fn run(args: &DiagnoseArgs, out: &mut dyn Write) -> Result<ExitCode, CliError> {
     let format = args.format;
+    let privacy = args.privacy.privacy();
     let color = use_color(args.color);
     let Prepared { kb, disabled, options } = args.run.prepare(color)?;
     let options = RunOptions {
@@ -39,10 +40,10 @@ pub(crate) fn run(args: &DiagnoseArgs, out: &mut dyn Write) -> Result<ExitCode, 
             let lines = lines;
             diagnose_all(&engine, &bundles, &options, jobs, progress, |report| {
                 report.disabled = disabled.clone();
-                if args.redact {
-                    // One redactor per bundle: placeholders are consistent within a report.
-                    crate::report::redact::Redactor::new().redact_report(report);
-                }
+                // Credentials masked, and with --redact every other value
+                // replaced, before anything is written (placeholders are
+                // consistent within a report).
+                privacy.apply(report);
                 if format == DiagnoseFormat::Jsonl {
                     let line = serde_json::to_string(&*report).expect("a report always serialises");
                     // The receiver outlives the batch.

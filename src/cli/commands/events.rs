@@ -20,7 +20,8 @@ pub(crate) fn run(args: &EventsArgs, out: &mut dyn Write) -> Result<ExitCode, Cl
         file: args.file.clone(),
         limit: args.limit,
     };
-    let report = events(&kb, &args.bundle, &wanted, &options).map_err(CliError::UnknownSource)?;
+    let mut report = events(&kb, &args.bundle, &wanted, &options).map_err(CliError::UnknownSource)?;
+    args.privacy.privacy().apply(&mut report);
     write_document(out, args.format, &report, || render(&report))?;
     if report.files.is_empty() {
         return Err(CliError::NothingRead(args.bundle.clone()));

@@ -37,10 +37,13 @@ pub(crate) fn run(args: &ExplainArgs, out: &mut dyn Write) -> Result<ExitCode, C
     if let Some(reason) = crate::engine::unusable_bundle(&args.bundle, &files, &warnings) {
         return Err(CliError::UnusableBundle(reason));
     }
-    for w in &warnings {
-        eprintln!("warning: {}: {}", w.path, w.error);
+    let mut explanation = engine.evaluation(totals, &files, &options).explain(ri);
+    // The warnings name paths of the bundle: shown as the document is.
+    let mut notes: Vec<String> = warnings.iter().map(|w| format!("{}: {}", w.path, w.error)).collect();
+    args.privacy.privacy().apply(&mut (&mut explanation, &mut notes));
+    for note in &notes {
+        eprintln!("warning: {note}");
     }
-    let explanation = engine.evaluation(totals, &files, &options).explain(ri);
     write_document(out, args.format, &explanation, || {
         crate::report::explain::render(&explanation, terminal_width())
     })?;

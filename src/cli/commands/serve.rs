@@ -47,6 +47,7 @@ pub(crate) fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<ExitCode, Cli
             .days()
             .map(|days| Duration::from_secs(u64::from(days) * 86_400)),
         json_logs: !args.text_logs,
+        redact: args.redact,
         rules: crate::serve::rules::RuleSource {
             builtin: !args.run.rules.no_builtin,
             dirs: args.run.rules.rules.clone(),

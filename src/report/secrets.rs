@@ -1,0 +1,353 @@
+//! Credentials in evidence text, masked: no diagnosis needs their value.
+//!
+//! A credential's value becomes [`MASK`] and everything around it stays,
+//! its key or header name above all (`client_secret=[secret]`,
+//! `"access_token":"[secret]"`, `Authorization: Bearer [secret]`), so an
+//! engineer still sees which credential was there. What is found:
+//!
+//! - `key=value`, `key: value`, `"key":"value"`, `'key': 'value'`,
+//!   `<key>value</key>`, `--key value`, where the key ends in a credential's
+//!   word: password, passwd, passphrase, pwd, secret, token, api key,
+//!   access key, private key, session id, cookie, credentials, community;
+//! - `Authorization`/`Proxy-Authorization` values (the scheme stays:
+//!   Bearer, Basic, Digest, …; Digest's parameters to the end of the line
+//!   or a `|`), and a `Bearer` token anywhere;
+//! - `Cookie` and `Set-Cookie` values, to the end of the line or a `|`
+//!   (each cookie's name stays);
+//! - JSON web tokens (`eyJ….eyJ….…`) anywhere;
+//! - the password of a URL (`https://user:[secret]@host`);
+//! - PEM private keys (`-----BEGIN … PRIVATE KEY-----`): the body, across
+//!   lines, to the END line or the end of the text;
+//! - Cisco configuration: `enable secret|password`, `username … secret|password`,
+//!   `key 7 …`, `key-string`, `snmp-server community`, SNMPv3 `auth`/`priv`
+//!   passwords, `pre-shared-key`, `authentication-key`, a line that is only
+//!   `password VALUE` or `secret VALUE`.
+//!
+//! Masking errs towards masking: a value after `token:` in prose is masked
+//! too. It runs on what a report shows, after the rules have matched.
+
+use std::ops::Range;
+use std::sync::LazyLock;
+
+use regex::{Regex, RegexSet};
+
+use super::redact::Moved;
+
+/// What a credential's value is replaced by.
+pub(crate) const MASK: &str = "[secret]";
+
+/// The words a credential's key ends with (the key may have any prefix:
+/// `db_password`, `X-Api-Key`, `refreshToken`).
+/// (`cookie` is not among them: a cookie header's value is a list of
+/// pairs, masked one by one by [`COOKIE`].)
+const KEY_WORDS: &str = r"(?:pass(?:word|wd|phrase)|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|secret[_-]?key|auth[_-]?key|session[_-]?id|sessid|session|credentials?|community|psk)";
+
+/// A credential's key: a name made of word characters, dots and dashes
+/// whose end is one of [`KEY_WORDS`] (`s` allowed after it), or exactly
+/// `pass` or `sid`.
+static KEY: LazyLock<String> =
+    LazyLock::new(|| format!(r"(?:[A-Za-z0-9_.-]*{KEY_WORDS}s?|pass|sid|[A-Za-z0-9_.-]*[_.-]pass)"));
+
+/// Cookie attributes, which are not secrets.
+const COOKIE_ATTRIBUTES: [&str; 7] = ["path", "domain", "expires", "max-age", "samesite", "secure", "httponly"];
+
+/// The patterns; the first capture group that took part in a match is
+/// the value (every other group is non-capturing).
+static PATTERNS: LazyLock<Vec<Regex>> = LazyLock::new(|| {
+    let key = KEY.as_str();
+    let token = r#"[^\s&,;"'<>(){}\[\]\\|]+"#;
+    let table: Vec<String> = vec![
+        // PEM private keys, from the BEGIN line to the END line or the end.
+        r"(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?P<v>.+?)(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\z)".to_string(),
+        // Authorization headers: the scheme stays; Digest's parameters go
+        // to the end of the line.
+        r#"(?i)\b(?:proxy-)?authorization\\?["']?\s*[:=]\s*\\?["']?(?:digest\s+(?P<v>[^\r\n|]+)|(?:(?:bearer|basic|negotiate|ntlm|token|apikey|hmac[\w-]*|aws4-hmac-sha256|sharedaccesssignature)\s+)?(?P<v2>[^\s"'\\,;})\]]+))"#.to_string(),
+        // A bearer token anywhere (long enough, or with a digit, to be one).
+        r"(?i)\bbearer\s+(?P<v>[A-Za-z0-9\-._~+/]{20,}=*|[A-Za-z0-9\-._~+/]*[0-9][A-Za-z0-9\-._~+/]*=*)".to_string(),
+        // JSON web tokens.
+        r"\b(?P<v>eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*)".to_string(),
+        // A URL's password.
+        r"(?i)\b[a-z][a-z0-9+.-]*://[^/\s:@]+:(?P<v>[^/\s@]+)@".to_string(),
+        // "key": "value", 'key': 'value', \"key\":\"value\".
+        format!(r#"(?i)(?:\\?["']){key}(?:\\?["'])\s*[:=]\s*(?:\\?["'])(?P<v>[^"'\\]+)"#),
+        // key=value, key = "value", key: "value" (unquoted key).
+        format!(r#"(?i)(?:^|[^A-Za-z0-9_.-]){key}\s*(?:=\s*(?:"(?P<v>[^"\r\n]+)"|'(?P<v2>[^'\r\n]+)'|(?P<v3>{token}))|:\s*(?:"(?P<v4>[^"\r\n]+)"|'(?P<v5>[^'\r\n]+)'))"#),
+        // A JSON value that is not a string ("password": 12345).
+        format!(r#"(?i)["']{key}["']\s*:\s*(?P<v>[0-9][^\s,}}\]]*)"#),
+        // <password>value</password>
+        format!(r"(?i)<{key}>(?P<v>[^<]+)</"),
+        // --password value
+        format!(r"(?i)(?:^|\s)--?{key}\s+(?P<v>{token})"),
+        // Cisco configuration.
+        r"(?i)\benable\s+(?:secret|password)(?:\s+level\s+\d+)?(?:\s+[0-9])?\s+(?P<v>\S+)".to_string(),
+        r"(?i)\busername\s+\S+(?:\s+\S+)*?\s+(?:secret|password)(?:\s+[0-9])?\s+(?P<v>\S+)".to_string(),
+        r"(?i)\b(?:key|key-string|authentication-key)\s+[0-9]\s+(?P<v>\S+)".to_string(),
+        r"(?i)\b(?:key-string|authentication-key)\s+(?P<v>[^\s0-9]\S*)".to_string(),
+        r"(?i)\bmessage-digest-key\s+\d+\s+md5\s+(?:[0-9]\s+)?(?P<v>\S+)".to_string(),
+        r"(?i)\bsnmp-server\s+community\s+(?P<v>\S+)".to_string(),
+        r"(?i)\bsnmp-server\s+user\s+.*?\bauth\s+(?:md5|sha\S*)\s+(?P<v>\S+)".to_string(),
+        r"(?i)\bsnmp-server\s+user\s+.*?\bpriv\s+(?:des|3des|aes(?:\s+\d+)?)\s+(?P<v>\S+)".to_string(),
+        r"(?i)\b(?:tacacs-server|radius-server|tacacs|radius|server-private)\b.*?\bkey\s+(?:[0-9]\s+)?(?P<v>\S+)".to_string(),
+        r"(?i)\bpre-shared-key\s+(?:(?:local|remote)\s+)?(?:[0-9]\s+)?(?P<v>\S+)".to_string(),
+        r"(?i)\bcrypto\s+isakmp\s+key\s+(?:[0-9]\s+)?(?P<v>\S+)".to_string(),
+        r"(?im)^\s*(?:[a-z-]*-)?(?:password|secret|passphrase)\s+(?:[0-9]\s+)?(?P<v>\S+)\s*$".to_string(),
+    ];
+    table
+        .iter()
+        .map(|p| Regex::new(p).expect("credential patterns are valid"))
+        .collect()
+});
+
+/// [`PATTERNS`] as one set: which of them match a text, in one pass.
+static SET: LazyLock<RegexSet> =
+    LazyLock::new(|| RegexSet::new(PATTERNS.iter().map(Regex::as_str)).expect("credential patterns are valid"));
+
+/// `key: value` with an unquoted value, as headers and prose write it:
+/// masked only when the value looks like a credential ([`looks_secret`]),
+/// so that `Failed to get access token: 403 Forbidden` keeps its status.
+static COLON: LazyLock<Regex> = LazyLock::new(|| {
+    let key = KEY.as_str();
+    Regex::new(&format!(
+        r#"(?i)(?:^|[^A-Za-z0-9_.-]){key}\s*:\s*(?P<v>[^\s&,;"'<>(){{}}\[\]\\|]+)"#
+    ))
+    .expect("valid regex")
+});
+
+/// A value that may be a credential: six characters or more, with letters
+/// and digits, a sign other than `-`, `_` and `.`, or all digits; or sixteen
+/// or more of anything. `expired`, `403` and `connection` are not.
+fn looks_secret(value: &str) -> bool {
+    let letters = value.chars().any(char::is_alphabetic);
+    let digits = value.chars().any(|c| c.is_ascii_digit());
+    let signs = value
+        .chars()
+        .any(|c| !c.is_alphanumeric() && !matches!(c, '-' | '_' | '.'));
+    let word = letters && !digits && !signs;
+    value.len() >= 16 || (value.len() >= 6 && !word)
+}
+
+/// Cookie headers: their values are a list of `name=value` pairs.
+static COOKIE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?i)\b(?:set-)?cookie\\?["']?\s*[:=]\s*\\?["']?(?P<v>[^\r\n"\\|]+)"#).expect("valid regex")
+});
+
+/// A quick test: text without any of these words holds no credential.
+static ANY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)pass|pwd|secret|token|key|session|sessid|sid|cookie|credential|community|psk|auth|bearer|eyJ|://")
+        .expect("valid regex")
+});
+
+/// Whether a field of this name holds a credential (`password`,
+/// `client_secret`, `sessionToken`).
+pub(crate) fn is_credential_name(name: &str) -> bool {
+    static WHOLE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(&format!("(?i)^(?:{}|[A-Za-z0-9_.-]*cookie)$", KEY.as_str())).expect("valid regex")
+    });
+    WHOLE.is_match(name)
+}
+
+/// The byte ranges of `text` that hold credentials' values, sorted, not
+/// overlapping.
+fn credentials(text: &str) -> Vec<Range<usize>> {
+    if !ANY.is_match(text) {
+        return Vec::new();
+    }
+    let mut found: Vec<Range<usize>> = Vec::new();
+    for re in SET.matches(text).iter().map(|i| &PATTERNS[i]) {
+        for caps in re.captures_iter(text) {
+            if let Some(v) = caps.iter().skip(1).flatten().next() {
+                found.push(v.start()..v.start() + v.as_str().trim_end().len());
+            }
+        }
+    }
+    for caps in COLON.captures_iter(text) {
+        if let Some(v) = caps.name("v").filter(|v| looks_secret(v.as_str())) {
+            found.push(v.range());
+        }
+    }
+    for caps in COOKIE.captures_iter(text) {
+        let Some(v) = caps.name("v") else { continue };
+        let mut at = v.start();
+        for pair in v.as_str().split(';') {
+            if let Some(eq) = pair.find('=') {
+                let name = pair[..eq].trim().to_ascii_lowercase();
+                if !COOKIE_ATTRIBUTES.contains(&name.as_str()) {
+                    let value = &pair[eq + 1..];
+                    let trimmed = value.trim_end();
+                    let start = at + eq + 1 + (value.len() - value.trim_start().len());
+                    let end = at + eq + 1 + trimmed.len();
+                    if start < end {
+                        found.push(start..end);
+                    }
+                }
+            }
+            at += pair.len() + 1;
+        }
+    }
+    found.sort_by_key(|r| (r.start, std::cmp::Reverse(r.end)));
+    let mut merged: Vec<Range<usize>> = Vec::new();
+    for r in found {
+        match merged.last_mut() {
+            Some(last) if r.start < last.end => last.end = last.end.max(r.end),
+            _ => merged.push(r),
+        }
+    }
+    // A mask already there is kept: a range is cut around every mask it
+    // touches, and what is left of it but blanks is masked.
+    let masks: Vec<usize> = text.match_indices(MASK).map(|(i, _)| i).collect();
+    let mut kept = Vec::new();
+    for r in merged {
+        let mut at = r.start;
+        let touching = masks.iter().filter(|&&m| m < r.end && m + MASK.len() > r.start);
+        for mask_at in touching.copied().chain(std::iter::once(r.end)) {
+            let piece = &text[at..mask_at.max(at)];
+            let start = at + (piece.len() - piece.trim_start().len());
+            let end = at + piece.trim_end().len();
+            if start < end {
+                kept.push(start..end);
+            }
+            at = at.max((mask_at + MASK.len()).min(r.end));
+        }
+    }
+    kept
+}
+
+/// `text` with every credential's value replaced by [`MASK`], and for each
+/// replacement its old and new byte range; `None` when there is none.
+pub(crate) fn mask(text: &str) -> Option<(String, Vec<Moved>)> {
+    let ranges = credentials(text);
+    if ranges.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut map = Vec::with_capacity(ranges.len());
+    let mut at = 0;
+    for r in ranges {
+        out.push_str(&text[at..r.start]);
+        let start = out.len();
+        out.push_str(MASK);
+        map.push((r.clone(), start..out.len()));
+        at = r.end;
+    }
+    out.push_str(&text[at..]);
+    Some((out, map))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn masked(text: &str) -> String {
+        mask(text).map_or_else(|| text.to_string(), |(t, _)| t)
+    }
+
+    #[test]
+    fn keys_stay_and_values_go() {
+        let cases = [
+            (
+                "grant_type=client_credentials&client_secret=s3cr3t&x=1",
+                "grant_type=client_credentials&client_secret=[secret]&x=1",
+            ),
+            (
+                r#"{"access_token":"abc.def","refresh_token": "r1", "token_type":"Bearer"}"#,
+                r#"{"access_token":"[secret]","refresh_token": "[secret]", "token_type":"Bearer"}"#,
+            ),
+            ("Authorization: Bearer eyJabc.def", "Authorization: Bearer [secret]"),
+            (
+                "authorization=Basic dXNlcjpwYXNz, next",
+                "authorization=Basic [secret], next",
+            ),
+            (
+                r#"Authorization: Digest username="a", realm="r", response="x""#,
+                "Authorization: Digest [secret]",
+            ),
+            ("X-Api-Key: 0123abcd", "X-Api-Key: [secret]"),
+            (
+                "GET /v1?api_key=zz9&apikey=yy8",
+                "GET /v1?api_key=[secret]&apikey=[secret]",
+            ),
+            (
+                "Cookie: JSESSIONID=AB12; lang=en",
+                "Cookie: JSESSIONID=[secret]; lang=[secret]",
+            ),
+            (
+                "Set-Cookie: sid=xyz9; Path=/; HttpOnly",
+                "Set-Cookie: sid=[secret]; Path=/; HttpOnly",
+            ),
+            ("password=hunter2 user=dave", "password=[secret] user=dave"),
+            ("db_password: 'p a s s'", "db_password: '[secret]'"),
+            ("<password>pw1</password>", "<password>[secret]</password>"),
+            (
+                "connect https://dave:pw9@host.example.com/x",
+                "connect https://dave:[secret]@host.example.com/x",
+            ),
+            ("enable secret 5 $1$abcd$xyz", "enable secret 5 [secret]"),
+            (
+                " username admin privilege 15 secret 9 $9$q",
+                " username admin privilege 15 secret 9 [secret]",
+            ),
+            ("snmp-server community publ1c RO", "snmp-server community [secret] RO"),
+            (" key 7 0822455D0A16", " key 7 [secret]"),
+            ("run --password hunter2 now", "run --password [secret] now"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(masked(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn private_keys_are_masked_across_lines() {
+        let text = "key:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEow\nAAAA\n-----END RSA PRIVATE KEY-----\nafter";
+        assert_eq!(
+            masked(text),
+            "key:\n-----BEGIN RSA PRIVATE KEY-----\n[secret]\n-----END RSA PRIVATE KEY-----\nafter"
+        );
+        assert_eq!(
+            masked("-----BEGIN PRIVATE KEY-----\nMIIE"),
+            "-----BEGIN PRIVATE KEY-----\n[secret]"
+        );
+    }
+
+    #[test]
+    fn ordinary_words_stay() {
+        for text in [
+            "Failed to get access token, response code: 502",
+            "POST /oauth/token HTTP/1.1 grant_type=password&client_id=7c2e",
+            "Getting access token from SSM On-Prem for user: admin",
+            "Failed to get access token: 403 Forbidden",
+            "refresh token: expired",
+            "controller=Doorkeeper::TokensController",
+            "token_type=Bearer expires_in=7200",
+        ] {
+            assert_eq!(masked(text), text);
+        }
+    }
+
+    #[test]
+    fn masking_twice_changes_nothing() {
+        for text in [
+            "password=[secret] x",
+            "Authorization: Bearer [secret]",
+            r#""secret":"[secret]""#,
+        ] {
+            assert_eq!(masked(text), text);
+        }
+    }
+
+    #[test]
+    fn credential_field_names() {
+        for name in [
+            "password",
+            "client_secret",
+            "refreshToken",
+            "X-Api-Key",
+            "JSESSIONID",
+            "pass",
+        ] {
+            assert!(is_credential_name(name), "{name}");
+        }
+        for name in ["user", "bypass_count", "token_type", "path", "passed"] {
+            assert!(!is_credential_name(name), "{name}");
+        }
+    }
+}
