@@ -12,6 +12,7 @@
 //! before a file name is made of them, and the documentation is served
 //! from memory.
 
+mod cancel;
 pub(crate) mod metrics;
 pub(crate) mod queue;
 pub(crate) mod rules;
@@ -114,6 +115,8 @@ struct Shared {
     /// mid-job, then release it by deleting the file
     /// (`TRIAGE_SERVE_TEST_HOLD_FILE`).
     hold: Option<PathBuf>,
+    /// The cancel flags of the running jobs, for `DELETE`.
+    running: cancel::Running,
 }
 
 type AppState = Arc<Shared>;
@@ -222,6 +225,7 @@ pub(crate) fn run(config: Config, announce: impl FnOnce(std::net::SocketAddr)) -
         metrics: metrics::Metrics::default(),
         mean_job_ms: AtomicU64::new(1000),
         hold,
+        running: cancel::Running::default(),
     });
     {
         let set = shared.rules.current();
@@ -377,7 +381,7 @@ fn router(shared: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_page))
         .route("/v1/bundles", get(list_jobs))
-        .route("/v1/bundles/{id}", get(get_job))
+        .route("/v1/bundles/{id}", get(get_job).delete(cancel::delete_job))
         .route("/v1/bundles/{id}/report", get(get_report))
         .route("/v1/rules", get(list_rules))
         .route("/v1/unexplained", get(list_unexplained))
@@ -1181,9 +1185,13 @@ fn worker(shared: &Shared) {
 }
 
 fn run_job(shared: &Shared, id: &str) {
+    // Registered before the job is marked running: a DELETE from now on
+    // either finds no row or stops the scan.
+    let cancelled = shared.running.start(id);
     let job = match shared.store.start(id) {
         Ok(Some(job)) => job,
         Ok(None) => {
+            shared.running.end(id, || ());
             tracing::warn!(job = %id, "job delivered again after it finished, or without a record; skipped");
             shared.queue.ack(id);
             return;
@@ -1191,6 +1199,7 @@ fn run_job(shared: &Shared, id: &str) {
         Err(e) => {
             // Left queued in the database: the next start runs it.
             tracing::error!(job = %id, error = %e, "cannot start job");
+            shared.running.end(id, || ());
             return;
         }
     };
@@ -1216,12 +1225,14 @@ fn run_job(shared: &Shared, id: &str) {
     }
     tracing::info!(job = %id, attempt = job.attempts, rules_version = %set.version, "job started");
     if let Some(hold) = &shared.hold {
-        while hold.exists() {
+        while hold.exists() && !cancelled.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
     let started = Instant::now();
-    let mut report = crate::engine::batch::diagnose_guarded(&set.engine, &bundle, &shared.config.options);
+    let mut options = shared.config.options.clone();
+    options.limits.cancel = Some(cancelled.clone());
+    let mut report = crate::engine::batch::diagnose_guarded(&set.engine, &bundle, &options);
     report.bundle = job.name.clone();
     // The upload's place on this server's disk is no business of the client.
     let stored = bundle.display().to_string();
@@ -1255,7 +1266,17 @@ fn run_job(shared: &Shared, id: &str) {
 }
 
 fn finish(shared: &Shared, id: &str, end: &Finished, bundle: &Path) {
-    match shared.store.finish(id, end) {
+    // Not written for a job deleted meanwhile: DELETE took its row.
+    let mut stored = None;
+    if !shared.running.end(id, || stored = Some(shared.store.finish(id, end))) {
+        tracing::info!(job = %id, "job cancelled; nothing stored");
+        shared.queue.ack(id);
+        if let Some(dir) = bundle.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        return;
+    }
+    match stored.unwrap_or(Ok(())) {
         Ok(()) => {
             shared.queue.ack(id);
             if !shared.config.keep_uploads {

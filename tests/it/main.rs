@@ -13,6 +13,7 @@
 //! failures the whole process shares.
 
 mod batch;
+mod bombs;
 mod bundles;
 mod cli;
 mod common;
@@ -35,6 +36,8 @@ mod rule_tests;
 mod schema;
 #[cfg(feature = "serve")]
 mod serve;
+#[cfg(feature = "serve")]
+mod serve_bounds;
 #[cfg(feature = "serve")]
 mod serve_browser;
 mod tune;

@@ -21,10 +21,11 @@ pub(crate) fn run(args: &DiagnoseArgs, out: &mut dyn Write) -> Result<ExitCode, 
     let format = args.format;
     let color = use_color(args.color);
     let Prepared { kb, disabled, options } = args.run.prepare(color)?;
-    let options = RunOptions {
+    let mut options = RunOptions {
         profile: args.profile,
         ..options
     };
+    options.limits.timeout = args.timeout.map(std::time::Duration::from_secs);
     let engine = Engine::new(kb);
     let bundles = expand(&args.bundles);
     let jobs = args

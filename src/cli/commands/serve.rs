@@ -17,7 +17,14 @@ pub(crate) fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<ExitCode, Cli
 
     use crate::cli::resolve::{builtin_rules_source, run_options};
 
-    let options = run_options(&args.run)?;
+    let mut options = run_options(&args.run)?;
+    // A shared machine's limits, nested zips copied under the data
+    // directory, and a time limit per job (docs/SERVICE.md).
+    options.limits = crate::bundle::Limits {
+        spill_dir: Some(args.data.clone()),
+        timeout: (args.job_timeout > 0).then(|| Duration::from_secs(args.job_timeout)),
+        ..args.run.limits.over(crate::bundle::Limits::service())
+    };
     let config = crate::serve::Config {
         listen: args.listen,
         data: args.data.clone(),

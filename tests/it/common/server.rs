@@ -113,6 +113,13 @@ impl Server {
         (status, response.body_mut().read_to_string().unwrap_or_default())
     }
 
+    /// DELETE; status and body.
+    pub(crate) fn delete(&self, path: &str) -> (u16, String) {
+        let mut response = agent().delete(format!("{}{path}", self.base)).call().expect("request");
+        let status = response.status().as_u16();
+        (status, response.body_mut().read_to_string().unwrap_or_default())
+    }
+
     /// GET, parsed as JSON.
     pub(crate) fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
         let (status, body) = self.get(path);
