@@ -76,6 +76,10 @@ fn a_job_past_its_time_limit_keeps_a_partial_report() {
         &[],
     );
     let id = server.upload("long.tgz", &archive);
+    // While the worker reads a bundle larger than it has time for, the
+    // service answers.
+    let (status, health) = server.get_json("/healthz");
+    assert_eq!(status, 200, "{health}");
     let job = server.wait_for(&id, &["done", "failed"]);
     assert_eq!(job["status"], "done", "{job}");
     let warnings = job["result"]["warnings"].to_string();
