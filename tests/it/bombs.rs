@@ -182,6 +182,33 @@ proptest! {
         prop_assert_eq!(files.len(), sizes.len());
     }
 
+    /// A zip bomb with bytes changed anywhere (sizes, offsets, counts in
+    /// its headers) is read without a panic, and never past the limits.
+    #[test]
+    fn damaged_bombs_are_read_within_the_limits(
+        which in 0usize..3,
+        changes in proptest::collection::vec((any::<proptest::sample::Index>(), any::<u8>()), 1..8),
+    ) {
+        let mut data = match which {
+            0 => bombs::shared_zip(16, 8),
+            1 => bombs::overlapping_zip(16, 8),
+            _ => bombs::honest_zip(2, 16),
+        };
+        for (at, byte) in &changes {
+            let i = at.index(data.len());
+            data[i] = *byte;
+        }
+        let limits = Limits::service();
+        let bytes = std::sync::atomic::AtomicU64::new(0);
+        let _ = triage::read_bytes("d.zip", &data, &limits, |f| {
+            let n = std::io::copy(f.reader, &mut std::io::sink()).unwrap_or(0);
+            bytes.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        });
+        let read = bytes.into_inner();
+        // Each member stops once past the grace allowance and the ratio.
+        prop_assert!(read <= 64 * MIB, "{} bytes read", read);
+    }
+
     /// Zips whose entries all overlap, however many, are refused whole.
     #[test]
     fn overlapping_zips_are_refused_whatever_their_count(count in 2usize..60, shared in any::<bool>()) {
