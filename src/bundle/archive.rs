@@ -4,14 +4,18 @@
 //! A kind is told by content, never by name: a zip named `.tgz` is read as
 //! a zip. A tar is read as a stream, member after member, and cannot go on
 //! past a damaged one; a zip is read through its central directory, which
-//! needs seeking (a nested zip is read into memory first, up to a limit).
+//! needs seeking (a nested zip is copied to a temporary file first, up to
+//! a limit, never held in memory). A zip's entries are checked against
+//! each other before any is read: entries that share or overlap their
+//! bytes, the way zip bombs are built, are refused.
 
-use std::io::{Cursor, Read, Seek};
+use std::collections::{HashMap, HashSet};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Component, Path};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use super::limits::RatioGuard;
+use super::limits::{spill, Counted, RatioGuard};
 use super::walker::Walker;
 use super::{BundleFile, ReadError};
 
@@ -112,6 +116,9 @@ where
             };
             let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
             let member = format!("{path}/{}", clean_member_path(&name));
+            if self.halted(&member) {
+                return;
+            }
             let kind = entry.header().entry_type();
             if kind.is_dir()
                 || kind.is_pax_global_extensions()
@@ -135,26 +142,55 @@ where
         }
     }
 
-    /// Reads a zip inside an archive at `depth`: into memory (up to
-    /// `max_nested_zip`), for its central directory.
+    /// Reads a zip inside an archive at `depth`: copied to a temporary
+    /// file (up to `max_nested_zip`), for its central directory.
     pub(super) fn nested_zip(&mut self, reader: &mut dyn Read, path: &str, depth: usize) {
-        let max_bytes = self.budget.limits.max_nested_zip;
-        let mut data = Vec::new();
-        match reader.take(max_bytes + 1).read_to_end(&mut data) {
-            Ok(n) if n as u64 > max_bytes => self.warn(path, ReadError::NestedZipTooLarge { max_bytes }),
-            Ok(_) => self.zip(Cursor::new(data), path, depth + 1),
-            Err(e) => self.warn(path, ReadError::NestedZip(e)),
+        match spill(reader, self.budget) {
+            Ok(file) => self.zip(file, path, depth),
+            Err(e) => self.warn(path, e),
         }
     }
 
-    /// Reads a zip archive at `depth`, its members one level deeper.
+    /// Reads a zip archive at `depth`, its members one level deeper. What
+    /// its entries declare is not trusted: entries that share or overlap
+    /// their data, or claim data past the end, are not read; the ratio of
+    /// each member is measured on the bytes read from the archive.
     pub(super) fn zip<Z: Read + Seek>(&mut self, source: Z, path: &str, depth: usize) {
         let max_entries = self.budget.limits.max_entries;
-        let mut archive = match zip::ZipArchive::new(source) {
+        let count = Arc::new(AtomicU64::new(0));
+        let mut counted = Counted::new(BufReader::new(source), count.clone());
+        let end = match counted.seek(SeekFrom::End(0)) {
+            Ok(end) => end,
+            Err(e) => return self.warn(path, ReadError::Head(e)),
+        };
+        let mut archive = match zip::ZipArchive::new(counted) {
             Ok(a) => a,
             Err(e) => return self.warn(path, ReadError::Zip(e)),
         };
-        for index in 0..archive.len().min(max_entries) {
+        let entries = archive.len().min(max_entries);
+        let refused = refused_entries(&mut archive, entries, end);
+        if !refused.overlapping.is_empty() {
+            self.warn(
+                path,
+                ReadError::OverlappingEntries {
+                    overlapping: refused.overlapping.len(),
+                    entries: archive.len(),
+                },
+            );
+        }
+        for index in 0..entries {
+            if let Some((name, declared)) = refused.past_end.get(&index) {
+                let member_path = format!("{path}/{}", clean_member_path(name));
+                let error = ReadError::FalseSize {
+                    declared: *declared,
+                    available: end,
+                };
+                self.warn(member_path, error);
+                continue;
+            }
+            if refused.overlapping.contains(&index) {
+                continue;
+            }
             let mut member = match archive.by_index(index) {
                 Ok(m) => m,
                 Err(source) => {
@@ -166,18 +202,71 @@ where
                 continue;
             }
             let member_path = format!("{path}/{}", clean_member_path(member.name()));
+            if self.halted(&member_path) {
+                return;
+            }
             if member.is_symlink() {
                 self.warn(member_path, ReadError::LinkInArchive);
                 continue;
             }
-            let compressed = Arc::new(AtomicU64::new(member.compressed_size()));
-            let mut guarded = RatioGuard::new(&mut member, compressed, &self.budget.limits);
+            let mut guarded = RatioGuard::new(&mut member, count.clone(), &self.budget.limits);
             self.member(&mut guarded, &member_path, depth + 1);
         }
         if archive.len() > max_entries {
             self.warn(path, ReadError::TooManyEntries { max_entries });
         }
     }
+}
+
+/// The entries of a zip that are not read, and why.
+#[derive(Default)]
+struct Refused {
+    /// Those that share or overlap their bytes with another.
+    overlapping: HashSet<usize>,
+    /// Those whose data would run past the end of the archive: their
+    /// name and the compressed size they declare.
+    past_end: HashMap<usize, (String, u64)>,
+}
+
+/// Finds the first `entries` entries of `archive` (of `end` bytes) whose
+/// bytes, from their local header to the end of their data as declared,
+/// overlap another's (several entries pointing at one deflate stream, or
+/// David Fifield's overlapping zip), or run past the end. Reading is held
+/// to the declared compressed size, so entries whose ranges are apart
+/// never read the same byte twice.
+fn refused_entries<R: Read + Seek>(archive: &mut zip::ZipArchive<R>, entries: usize, end: u64) -> Refused {
+    let mut refused = Refused::default();
+    let mut ranges: Vec<(u64, u64, usize)> = Vec::with_capacity(entries);
+    for index in 0..entries {
+        // An entry that cannot be opened is warned about when it is read.
+        let Ok(file) = archive.by_index_raw(index) else {
+            continue;
+        };
+        let data_end = file.data_start().saturating_add(file.compressed_size());
+        if data_end > end {
+            refused
+                .past_end
+                .insert(index, (file.name().to_string(), file.compressed_size()));
+        }
+        ranges.push((file.header_start(), data_end.min(end), index));
+    }
+    ranges.sort_unstable();
+    // The range reaching furthest so far, and whose it is.
+    let mut reach: Option<(u64, usize)> = None;
+    for (start, stop, index) in ranges {
+        if let Some((far, owner)) = reach {
+            if start < far {
+                refused.overlapping.insert(owner);
+                refused.overlapping.insert(index);
+            }
+            if stop > far {
+                reach = Some((stop, index));
+            }
+        } else {
+            reach = Some((stop, index));
+        }
+    }
+    refused
 }
 
 #[cfg(test)]

@@ -35,15 +35,47 @@ pub enum ReadError {
         /// The limit.
         max_depth: usize,
     },
-    /// A zip inside an archive, too large to read into memory.
-    #[error("skipped: nested zip larger than {max_bytes} bytes")]
+    /// A zip inside an archive, too large to copy to a temporary file.
+    #[error("skipped: nested zip larger than {max_bytes} bytes (the limit on a zip inside an archive)")]
     NestedZipTooLarge {
         /// The limit.
         max_bytes: u64,
     },
-    /// A zip inside an archive that cannot be read into memory.
+    /// A zip inside an archive that cannot be read.
     #[error("skipped: cannot read nested zip: {0}")]
     NestedZip(#[source] io::Error),
+    /// A nested zip cannot be copied to a temporary file.
+    #[error("skipped: cannot copy the nested zip to a temporary file in {}: {source}; free some space there, or give another directory", dir.display())]
+    Spill {
+        /// The directory of temporary files.
+        dir: std::path::PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// Zip entries that share or overlap their compressed bytes: the way
+    /// zip bombs make one stream inflate many times.
+    #[error(
+        "{overlapping} of the {entries} entries of this zip share or overlap their compressed data, \
+         which no zip tool writes: a decompression bomb; they were not read (if the archive is genuine, \
+         unpack and zip it again)"
+    )]
+    OverlappingEntries {
+        /// Entries not read.
+        overlapping: usize,
+        /// Entries in the archive.
+        entries: usize,
+    },
+    /// A zip entry whose declared data runs past the end of the archive.
+    #[error(
+        "skipped: the zip declares {declared} compressed bytes for this entry, past the end of the \
+         {available}-byte archive; its sizes are false (a damaged or crafted archive)"
+    )]
+    FalseSize {
+        /// The compressed size declared.
+        declared: u64,
+        /// The archive's size.
+        available: u64,
+    },
     /// A member or stream that broke off (damage, a cut download, a limit).
     #[error("stopped reading: {0}; what came before was read")]
     Stopped(#[source] io::Error),
@@ -88,15 +120,44 @@ pub enum ReadError {
         max_bytes: u64,
     },
     /// A bundle larger than `--max-total-bytes` (after decompression).
-    #[error("the bundle is larger than the limit of {max_bytes} bytes (--max-total-bytes)")]
+    #[error(
+        "the bundle is larger than the limit of {max_bytes} bytes after decompression (--max-total-bytes): \
+         this and what comes after it was not read"
+    )]
     BundleTooLarge {
         /// The limit.
         max_bytes: u64,
     },
+    /// A file of the bundle (an archive, with all it nests) that has
+    /// inflated out of all proportion to its size on disk.
+    #[error(
+        "this looks like a decompression bomb: the archive this is in has inflated {inflated} bytes \
+         from its {size} (more than {max_ratio}:1 overall, --max-ratio); the rest of it was not read"
+    )]
+    ArchiveBomb {
+        /// Bytes inflated from it so far.
+        inflated: u64,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        max_ratio: u64,
+    },
+    /// The job's time limit was reached.
+    #[error(
+        "the time limit of {seconds} s was reached here (--timeout, or --job-timeout for the service): \
+         this and what comes after it in the bundle was not read; the report covers what was read before"
+    )]
+    TimedOut {
+        /// The limit.
+        seconds: u64,
+    },
+    /// The job was cancelled.
+    #[error("the job was cancelled here: this and what comes after it in the bundle was not read")]
+    Cancelled,
     /// A stream that inflates out of all proportion to its compressed size.
     #[error(
-        "this looks like a decompression bomb: {inflated} bytes inflated from {compressed} (more than {max_ratio}:1); \
-         the rest was not read"
+        "this looks like a decompression bomb: {inflated} bytes inflated from {compressed} compressed bytes \
+         (more than {max_ratio}:1, --max-ratio); the rest was not read"
     )]
     DecompressionBomb {
         /// Bytes inflated so far.

@@ -3,7 +3,8 @@
 //!
 //! Nothing is extracted to disk. A `.tar.gz` is inflated and read entry by
 //! entry; a `.gz` member is inflated on the fly; a zip is read through its
-//! central directory (in memory when nested, up to a limit). Archive kinds
+//! central directory (when nested, from an unnamed temporary file, up to a
+//! limit: memory stays bounded whatever the archive). Archive kinds
 //! are told by their first bytes, not by their names. Every file handed on
 //! is a [`BundleFile`]; everything skipped becomes a [`BundleWarning`] that
 //! says why ([`ReadError`]), so nothing the user gave is dropped silently.
@@ -56,9 +57,9 @@ where
     F: Fn(BundleFile<'_>) -> R,
 {
     let budget = Budget::new(limits);
-    let mut walker = Walker::new(&budget, &on_file);
+    let mut walker = Walker::new(&budget, &on_file, data.len() as u64);
     walker.stream(&mut Cursor::new(data), name, 0);
-    walker.finish()
+    walker.close(name)
 }
 
 /// Reads every file of the bundle at `root`, calling `on_file` for each
@@ -70,7 +71,9 @@ where
     F: Fn(BundleFile<'_>) -> R + Sync,
 {
     let budget = Budget::new(limits);
-    let mut walker = Walker::new(&budget, &on_file);
+    let mut walker = Walker::new(&budget, &on_file, 0);
     walker.bundle(root);
-    walker.finish()
+    // Named as the files in it are, not by where it lies on this machine.
+    let name = root.file_name().map(|n| n.to_string_lossy().into_owned());
+    walker.close(&name.unwrap_or_default())
 }

@@ -16,13 +16,15 @@ use rayon::prelude::*;
 
 use super::archive::{kind_of, Kind, HEAD_LEN};
 use super::gzip::ThreadedReader;
-use super::limits::{Budget, Metered};
+use super::limits::{Budget, Metered, Origin};
 use super::{BundleFile, BundleWarning, ReadError};
 
 /// Reads a bundle, file after file, handing each to its callback.
 pub(super) struct Walker<'a, R, F> {
     /// The limits, and what has been read so far.
     pub(super) budget: &'a Budget,
+    /// The file of the bundle being read, for its ratio as a whole.
+    pub(super) origin: Origin,
     on_file: &'a F,
     results: Vec<R>,
     warnings: Vec<BundleWarning>,
@@ -32,14 +34,25 @@ impl<'a, R, F> Walker<'a, R, F>
 where
     F: Fn(BundleFile<'_>) -> R,
 {
-    /// A walker that has read nothing yet.
-    pub(super) fn new(budget: &'a Budget, on_file: &'a F) -> Walker<'a, R, F> {
+    /// A walker that has read nothing yet, of a bundle file of `size` bytes.
+    pub(super) fn new(budget: &'a Budget, on_file: &'a F, size: u64) -> Walker<'a, R, F> {
         Walker {
             budget,
+            origin: Origin::new(size),
             on_file,
             results: Vec::new(),
             warnings: Vec::new(),
         }
+    }
+
+    /// What the callback returned for each file, and what was skipped;
+    /// if the walk was stopped (time, cancel, total) and no warning said
+    /// so, one on `root`.
+    pub(super) fn close(mut self, root: &str) -> (Vec<R>, Vec<BundleWarning>) {
+        if let Some(why) = self.budget.unwarned_stop() {
+            self.warn(root, why);
+        }
+        self.finish()
     }
 
     /// What the callback returned for each file, and what was skipped.
@@ -53,6 +66,27 @@ where
             path: path.into(),
             error,
         });
+    }
+
+    /// Whether reading must stop before `path`: the whole walk (cancelled,
+    /// out of time, past the total), or the file of the bundle it is in
+    /// (past its ratio). The first time, says so where.
+    pub(super) fn halted(&mut self, path: &str) -> bool {
+        if let Some(why) = self.budget.stopped() {
+            if self.budget.first_stop() {
+                self.warn(path, why);
+            }
+            return true;
+        }
+        match self.origin.stopped(self.budget.limits.max_ratio) {
+            None => false,
+            Some(first) => {
+                if let Some(why) = first {
+                    self.warn(path, why);
+                }
+                true
+            }
+        }
     }
 
     /// Reads the bundle at `root`: a directory (its top-level files in
@@ -80,7 +114,7 @@ where
         let per_file: Vec<(Vec<R>, Vec<BundleWarning>)> = tops
             .par_iter()
             .map(|(path, rel)| {
-                let mut walker = Walker::new(budget, on_file);
+                let mut walker = Walker::new(budget, on_file, 0);
                 walker.file(path, rel);
                 walker.finish()
             })
@@ -127,10 +161,14 @@ where
     /// archive, it can be sought (a zip is read in place) and handed to a
     /// thread (a gzip is inflated on one).
     fn file(&mut self, path: &Path, rel: &str) {
+        if self.halted(rel) {
+            return;
+        }
         let file = match File::open(path) {
             Ok(f) => f,
             Err(e) => return self.warn(rel, ReadError::Open(e)),
         };
+        self.origin = Origin::new(file.metadata().map_or(0, |m| m.len()));
         let mut reader = BufReader::with_capacity(256 * 1024, file);
         let head = match read_head(&mut reader, HEAD_LEN) {
             Ok(h) => h,
@@ -141,7 +179,7 @@ where
                 // A zip is read through its central directory, which needs seeking.
                 let mut file = reader.into_inner();
                 if file.rewind().is_ok() {
-                    self.zip(file, rel, 1);
+                    self.zip(file, rel, 0);
                 }
             }
             Kind::Gzip => self.gzip(Cursor::new(head).chain(reader), rel, 1, ThreadedReader::spawn),
@@ -151,6 +189,9 @@ where
 
     /// Hands a stream on, or opens it as an archive if its first bytes say so.
     pub(super) fn stream(&mut self, reader: &mut dyn Read, path: &str, depth: usize) {
+        if self.halted(path) {
+            return;
+        }
         let head = match read_head(reader, HEAD_LEN) {
             Ok(h) => h,
             Err(e) => return self.warn(path, ReadError::Head(e)),
@@ -187,7 +228,7 @@ where
     /// Hands a plain file to the callback, metered against the limits.
     fn plain(&mut self, reader: &mut dyn Read, path: &str) {
         let match_path = path.strip_suffix(".gz").unwrap_or(path).to_string();
-        let mut metered = Metered::new(reader, self.budget);
+        let mut metered = Metered::new(reader, self.budget, &self.origin);
         self.results.push((self.on_file)(BundleFile {
             path: path.to_string(),
             match_path,

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::bundle::Limits;
 use crate::diagnostic::Code;
 
 /// Diagnose support bundles with a knowledge base of rules.
@@ -91,21 +90,25 @@ pub(crate) struct LintArgs {
     pub deny: Vec<Code>,
 }
 
-/// Limits on what is read from a bundle.
+/// Limits on what is read from a bundle. Unset, each has the default of
+/// the command: generous for `diagnose` (a user's own bundle), sized for a
+/// shared machine for `serve` (docs/SERVICE.md).
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct LimitArgs {
-    /// Most bytes read from one file, after decompression.
-    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_file_bytes)]
-    pub max_file_bytes: u64,
-    /// Most bytes read from the whole bundle, after decompression.
-    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_total_bytes)]
-    pub max_total_bytes: u64,
-    /// Deepest nesting of archives inside archives.
-    #[arg(long, value_name = "N", default_value_t = Limits::default().max_depth)]
-    pub max_depth: usize,
-    /// Largest ratio of inflated to compressed size before a stream counts as a bomb.
-    #[arg(long, value_name = "N", default_value_t = Limits::default().max_ratio)]
-    pub max_ratio: u64,
+    /// Most bytes read from one file, after decompression [default: 16 GiB; serve: 4 GiB].
+    #[arg(long, value_name = "BYTES")]
+    pub max_file_bytes: Option<u64>,
+    /// Most bytes inflated from the whole bundle (files, and nested zips copied to disk)
+    /// [default: 256 GiB; serve: 8 GiB].
+    #[arg(long, value_name = "BYTES")]
+    pub max_total_bytes: Option<u64>,
+    /// Deepest nesting of archives inside archives [default: 8; serve: 6].
+    #[arg(long, value_name = "N")]
+    pub max_depth: Option<usize>,
+    /// Largest ratio of inflated to compressed bytes, per stream and per file of the
+    /// bundle as a whole, measured on the bytes actually read [default: 500; serve: 200].
+    #[arg(long, value_name = "N")]
+    pub max_ratio: Option<u64>,
 }
 
 /// How times in the bundle are read.
@@ -241,6 +244,10 @@ pub(crate) struct DiagnoseArgs {
     /// What the output may show: --redact, --show-secrets.
     #[command(flatten)]
     pub privacy: PrivacyArgs,
+    /// Stop reading a bundle after this many seconds and report what was read,
+    /// with a warning that says where it stopped.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
     /// In text output, list every inconclusive rule and all there is to
     /// collect, not only the five most useful things that bear on what
     /// the bundle shows (JSON always holds them all).
@@ -361,6 +368,10 @@ pub(crate) struct ServeArgs {
     /// `diagnose --redact` does (credentials are always masked).
     #[arg(long)]
     pub redact: bool,
+    /// Seconds a job may take; past them its scan stops and the report keeps
+    /// what was read, with a warning (0: no limit).
+    #[arg(long, value_name = "SECS", default_value_t = crate::cli::resolve::DEFAULT_JOB_TIMEOUT)]
+    pub job_timeout: u64,
     /// Rules, times and limits.
     #[command(flatten)]
     pub run: RunArgs,

@@ -54,15 +54,19 @@ impl LintArgs {
     }
 }
 
+/// Seconds a job of the service may take (`--job-timeout`): a 8 GiB
+/// bundle (the service's total) at 30 MiB/s, a worker shared with others.
+pub(crate) const DEFAULT_JOB_TIMEOUT: u64 = 300;
+
 impl LimitArgs {
-    /// The limits a bundle is read within.
-    pub(crate) fn limits(&self) -> Limits {
+    /// The limits a bundle is read within: `base`, with what was given.
+    pub(crate) fn over(&self, base: Limits) -> Limits {
         Limits {
-            max_file_bytes: self.max_file_bytes,
-            max_total_bytes: self.max_total_bytes,
-            max_depth: self.max_depth,
-            max_ratio: self.max_ratio,
-            ..Limits::default()
+            max_file_bytes: self.max_file_bytes.unwrap_or(base.max_file_bytes),
+            max_total_bytes: self.max_total_bytes.unwrap_or(base.max_total_bytes),
+            max_depth: self.max_depth.unwrap_or(base.max_depth),
+            max_ratio: self.max_ratio.unwrap_or(base.max_ratio),
+            ..base
         }
     }
 }
@@ -72,7 +76,7 @@ pub(super) fn run_options(run: &RunArgs) -> Result<RunOptions, CliError> {
     Ok(RunOptions {
         collected_at: collected_at(&run.time)?,
         zones: zones(&run.time)?,
-        limits: run.limits.limits(),
+        limits: run.limits.over(Limits::default()),
         ..RunOptions::default()
     })
 }

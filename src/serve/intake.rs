@@ -187,7 +187,7 @@ pub(super) fn estimated_wait(shared: &Shared) -> u64 {
     let workers = shared.config.workers.max(1) as u64;
     let mean = shared.mean_job_ms.load(Ordering::Relaxed);
     let queued = shared.queue.depth() as u64;
-    let running = shared.running.lock().unwrap_or_else(|e| e.into_inner());
+    let running = shared.running_since.lock().unwrap_or_else(|e| e.into_inner());
     let next_free = if (running.len() as u64) < workers {
         0
     } else {

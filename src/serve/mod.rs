@@ -17,6 +17,7 @@
 //! [`headers`]; HTTPS is optional ([`tls`]).
 
 pub(crate) mod auth;
+mod cancel;
 pub(crate) mod connections;
 pub(crate) mod headers;
 pub(crate) mod intake;
@@ -134,7 +135,7 @@ struct Shared {
     /// Running mean of a job's time, milliseconds, for Retry-After.
     mean_job_ms: AtomicU64,
     /// The jobs running, and since when, for Retry-After.
-    running: Mutex<HashMap<String, Instant>>,
+    running_since: Mutex<HashMap<String, Instant>>,
     /// Uploads in progress, for their bounds.
     uploads_in_progress: Arc<intake::UploadLimiter>,
     /// Test hook: this many result writes fail before one is tried
@@ -146,6 +147,8 @@ struct Shared {
     /// mid-job, then release it by deleting the file
     /// (`TRIAGE_SERVE_TEST_HOLD_FILE`).
     hold: Option<PathBuf>,
+    /// The cancel flags of the running jobs, for `DELETE`.
+    running: cancel::Running,
 }
 
 type AppState = Arc<Shared>;
@@ -255,10 +258,11 @@ pub(crate) fn run(config: Config, announce: impl FnOnce(std::net::SocketAddr)) -
         metrics: metrics::Metrics::default(),
         allowed_hosts: auth::AllowedHosts::new(&config.allowed_hosts, bound),
         mean_job_ms: AtomicU64::new(1000),
-        running: Mutex::new(HashMap::new()),
+        running_since: Mutex::new(HashMap::new()),
         uploads_in_progress: Arc::default(),
         fail_writes: AtomicU32::new(failed_writes_hook()),
         hold,
+        running: cancel::Running::default(),
     });
     {
         let set = shared.rules.current();
@@ -455,7 +459,7 @@ fn router(shared: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_page))
         .route("/v1/bundles", get(list_jobs))
-        .route("/v1/bundles/{id}", get(get_job))
+        .route("/v1/bundles/{id}", get(get_job).delete(cancel::delete_job))
         .route("/v1/bundles/{id}/report", get(get_report))
         .route("/v1/rules", get(list_rules))
         .route("/v1/unexplained", get(list_unexplained))
@@ -1052,9 +1056,13 @@ fn worker(shared: &Shared) {
 }
 
 fn run_job(shared: &Shared, id: &str) {
+    // Registered before the job is marked running: a DELETE from now on
+    // either finds no row or stops the scan.
+    let cancelled = shared.running.start(id);
     let job = match shared.store.start(id) {
         Ok(Some(job)) => job,
         Ok(None) => {
+            shared.running.end(id, || ());
             tracing::warn!(job = %id, "job delivered again after it finished, or without a record; skipped");
             shared.queue.ack(id);
             return;
@@ -1062,12 +1070,13 @@ fn run_job(shared: &Shared, id: &str) {
         Err(e) => {
             // Left queued in the database: the next start runs it.
             tracing::error!(job = %id, error = %e, "cannot start job");
+            shared.running.end(id, || ());
             return;
         }
     };
     let bundle = upload_path(&shared.uploads, id, &job.name);
     let set = shared.rules.current();
-    let _running = Running::new(shared, id);
+    let _running = RunningSince::new(shared, id);
     if job.attempts > MAX_ATTEMPTS {
         let why = format!(
             "the service stopped {} times while diagnosing this bundle; it is not run again",
@@ -1088,12 +1097,14 @@ fn run_job(shared: &Shared, id: &str) {
     }
     tracing::info!(job = %id, attempt = job.attempts, rules_version = %set.version, "job started");
     if let Some(hold) = &shared.hold {
-        while hold.exists() {
+        while hold.exists() && !cancelled.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
     let started = Instant::now();
-    let mut report = crate::engine::batch::diagnose_guarded(&set.engine, &bundle, &shared.config.options);
+    let mut options = shared.config.options.clone();
+    options.limits.cancel = Some(cancelled.clone());
+    let mut report = crate::engine::batch::diagnose_guarded(&set.engine, &bundle, &options);
     report.bundle = job.name.clone();
     // The upload's place on this server's disk is no business of the client.
     let stored = bundle.display().to_string();
@@ -1136,30 +1147,30 @@ fn run_job(shared: &Shared, id: &str) {
     finish(shared, id, &end, &bundle);
 }
 
-/// A job in [`Shared::running`] while its worker has it.
-struct Running<'a> {
+/// A job in [`Shared::running_since`] while its worker has it.
+struct RunningSince<'a> {
     shared: &'a Shared,
     id: String,
 }
 
-impl<'a> Running<'a> {
-    fn new(shared: &'a Shared, id: &str) -> Running<'a> {
+impl<'a> RunningSince<'a> {
+    fn new(shared: &'a Shared, id: &str) -> RunningSince<'a> {
         shared
-            .running
+            .running_since
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id.to_string(), Instant::now());
-        Running {
+        RunningSince {
             shared,
             id: id.to_string(),
         }
     }
 }
 
-impl Drop for Running<'_> {
+impl Drop for RunningSince<'_> {
     fn drop(&mut self) {
         self.shared
-            .running
+            .running_since
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&self.id);
@@ -1174,15 +1185,40 @@ const RESULT_RETRIES: [Duration; 3] = [
     Duration::from_secs(4),
 ];
 
-/// Stores a job's end, retried with backoff; if it cannot be stored, the
-/// job ends `failed` with the reason (a smaller write, without the
-/// report), so it does not stay `running` until a restart.
+/// Ends a job: its result stored ([`store_result`]: retried, else the job
+/// failed with the reason, so it does not stay `running` until a restart)
+/// and its upload let go; nothing stored for a job deleted meanwhile.
 fn finish(shared: &Shared, id: &str, end: &Finished, bundle: &Path) {
+    // Not written for a job deleted meanwhile: DELETE took its row. The
+    // write and its retries run under the lock DELETE takes, so a DELETE
+    // that comes during them waits (seconds at most) and then finds the
+    // row to delete.
+    let mut stored = None;
+    if !shared.running.end(id, || stored = Some(store_result(shared, id, end))) {
+        tracing::info!(job = %id, "job cancelled; nothing stored");
+        shared.queue.ack(id);
+        if let Some(dir) = bundle.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        return;
+    }
+    match stored {
+        Some(Ok(())) | None => finished(shared, id, bundle),
+        // Not acknowledged: still `running` in the database, so the next
+        // start runs it again.
+        Some(Err(e)) => tracing::error!(job = %id, error = %e, "cannot store the result, nor that the job failed"),
+    }
+}
+
+/// Stores a job's end, retried with backoff; if it cannot be stored, the
+/// job is failed with the reason (a smaller write, without the report).
+/// An error only when neither could be stored.
+fn store_result(shared: &Shared, id: &str, end: &Finished) -> Result<(), store::StoreError> {
     let mut tries = 0;
     let failure = loop {
         tries += 1;
         let error = match write_result(shared, id, end) {
-            Ok(()) => return finished(shared, id, bundle),
+            Ok(()) => return Ok(()),
             Err(e) => e,
         };
         let Some(wait) = RESULT_RETRIES.get(tries - 1) else {
@@ -1192,15 +1228,9 @@ fn finish(shared: &Shared, id: &str, end: &Finished, bundle: &Path) {
         std::thread::sleep(*wait);
     };
     let why = format!("the result could not be stored ({tries} tries): {failure}");
-    match shared.store.fail(id, &why, &end.rules_version) {
-        Ok(()) => {
-            tracing::error!(job = %id, error = %why, "job failed: its result cannot be stored");
-            finished(shared, id, bundle);
-        }
-        // Not acknowledged: still `running` in the database, so the next
-        // start runs it again.
-        Err(e) => tracing::error!(job = %id, error = %e, "cannot store the result, nor that the job failed"),
-    }
+    shared.store.fail(id, &why, &end.rules_version)?;
+    tracing::error!(job = %id, error = %why, "job failed: its result cannot be stored");
+    Ok(())
 }
 
 /// One try at storing a job's end; the test hook can make it fail.

@@ -35,6 +35,11 @@ pub(crate) trait JobQueue: Send + Sync {
     fn take(&self) -> Option<String>;
     /// The job's result is stored; it need not be delivered again.
     fn ack(&self, id: &str);
+    /// Takes a waiting job out (it was deleted), so it frees its place at
+    /// once rather than when a worker would have skipped it; whether it
+    /// was waiting. A broker without removal may answer `false` and let
+    /// the worker skip it.
+    fn withdraw(&self, id: &str) -> bool;
     /// Jobs waiting (and places held).
     fn depth(&self) -> usize;
     /// The bound.
@@ -115,6 +120,13 @@ impl JobQueue for EmbeddedQueue {
 
     fn ack(&self, _id: &str) {}
 
+    fn withdraw(&self, id: &str) -> bool {
+        let mut s = self.state();
+        let before = s.jobs.len();
+        s.jobs.retain(|j| j != id);
+        s.jobs.len() != before
+    }
+
     fn depth(&self) -> usize {
         let s = self.state();
         s.jobs.len() + s.reserved
@@ -152,6 +164,21 @@ mod tests {
         assert_eq!(q.take().as_deref(), Some("b"));
         assert_eq!(q.take().as_deref(), Some("c"));
         q.reserve().unwrap();
+    }
+
+    #[test]
+    fn a_withdrawn_job_frees_its_place() {
+        let q = EmbeddedQueue::new(2);
+        for id in ["a", "b"] {
+            q.reserve().unwrap();
+            q.submit(id.to_string());
+        }
+        assert!(q.reserve().is_err());
+        assert!(q.withdraw("a"));
+        assert!(!q.withdraw("a"));
+        assert_eq!(q.depth(), 1);
+        q.reserve().unwrap();
+        assert_eq!(q.take().as_deref(), Some("b"));
     }
 
     #[test]

@@ -86,6 +86,14 @@ pub(crate) enum StoreError {
     /// Old jobs cannot be deleted.
     #[error("cannot delete old jobs: {0}")]
     Expire(#[source] rusqlite::Error),
+    /// A job cannot be deleted.
+    #[error("cannot delete job {id}: {source}")]
+    Delete {
+        /// The job.
+        id: String,
+        /// Why.
+        source: rusqlite::Error,
+    },
     /// The jobs cannot be counted.
     #[error("cannot count jobs: {0}")]
     CountJobs(#[source] rusqlite::Error),
@@ -630,6 +638,27 @@ impl Store {
                 Ok(ids)
             })
             .map_err(StoreError::Expire)
+    }
+
+    /// Deletes a job whatever its state, with its report and unexplained
+    /// templates; whether there was one.
+    pub(crate) fn delete(&self, id: &str) -> Result<bool, StoreError> {
+        let mut db = self.db();
+        let delete = |tx: &rusqlite::Transaction<'_>| -> rusqlite::Result<bool> {
+            let deleted = tx.execute("DELETE FROM jobs WHERE id = ?1", [id])?;
+            tx.execute("DELETE FROM unexplained WHERE job_id = ?1", [id])?;
+            Ok(deleted > 0)
+        };
+        db.transaction()
+            .and_then(|tx| {
+                let deleted = delete(&tx)?;
+                tx.commit()?;
+                Ok(deleted)
+            })
+            .map_err(|source| StoreError::Delete {
+                id: id.to_string(),
+                source,
+            })
     }
 
     /// How many jobs are in each state.

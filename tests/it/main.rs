@@ -13,6 +13,7 @@
 //! failures the whole process shares.
 
 mod batch;
+mod bombs;
 mod bundles;
 mod cli;
 mod common;
@@ -38,6 +39,8 @@ mod schema;
 mod serve;
 #[cfg(feature = "serve")]
 mod serve_auth;
+#[cfg(feature = "serve")]
+mod serve_bounds;
 #[cfg(feature = "serve")]
 mod serve_browser;
 #[cfg(feature = "serve")]

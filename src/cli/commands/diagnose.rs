@@ -22,10 +22,11 @@ pub(crate) fn run(args: &DiagnoseArgs, out: &mut dyn Write) -> Result<ExitCode, 
     let privacy = args.privacy.privacy();
     let color = use_color(args.color);
     let Prepared { kb, disabled, options } = args.run.prepare(color)?;
-    let options = RunOptions {
+    let mut options = RunOptions {
         profile: args.profile,
         ..options
     };
+    options.limits.timeout = args.timeout.map(std::time::Duration::from_secs);
     let engine = Engine::new(kb);
     let bundles = expand(&args.bundles);
     let jobs = args

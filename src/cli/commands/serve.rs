@@ -20,7 +20,14 @@ pub(crate) fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<ExitCode, Cli
     if let Some(crate::cli::args::ServeCommand::Token { action }) = &args.command {
         return token(action, out);
     }
-    let options = run_options(&args.run)?;
+    let mut options = run_options(&args.run)?;
+    // A shared machine's limits, nested zips copied under the data
+    // directory, and a time limit per job (docs/SERVICE.md).
+    options.limits = crate::bundle::Limits {
+        spill_dir: args.data.clone(),
+        timeout: (args.job_timeout > 0).then(|| Duration::from_secs(args.job_timeout)),
+        ..args.run.limits.over(crate::bundle::Limits::service())
+    };
     let config = crate::serve::Config {
         listen: args.listen,
         // clap requires --data when no subcommand is given.

@@ -232,6 +232,7 @@ pub(crate) fn chromium() -> Option<std::path::PathBuf> {
     found
 }
 
+pub(crate) mod bombs;
 pub(crate) mod schema;
 #[cfg(feature = "serve")]
 pub(crate) mod server;

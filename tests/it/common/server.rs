@@ -177,6 +177,12 @@ impl Server {
         )
     }
 
+    /// DELETE; status and body.
+    pub(crate) fn delete(&self, path: &str) -> (u16, String) {
+        let (status, _, body) = self.request("DELETE", path, Some(&self.token.clone()), &[]);
+        (status, body)
+    }
+
     /// GET, parsed as JSON.
     pub(crate) fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
         let (status, body) = self.get(path);

@@ -1,0 +1,113 @@
+//! Cancelling and deleting a job: `DELETE /v1/bundles/{id}`.
+//!
+//! A deleted job is gone at once: its row (status, report, unexplained
+//! templates) and its upload are deleted before the answer (`204`), and
+//! `GET` answers `404` from then on. A queued job leaves the queue at once
+//! (and a worker that took it meanwhile skips it: its row is gone); a
+//! running one is told to stop through its
+//! cancel flag, which the bundle reader checks at every chunk, and its
+//! worker writes nothing. A worker ends a job and `DELETE` removes one
+//! under the same lock, so a result is never written for a deleted job.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::extract::{Extension, Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::auth::Caller;
+use super::{blocking, internal, is_job_id, problem, AppState};
+
+/// The cancel flags of the jobs being run, by id.
+#[derive(Default)]
+pub(super) struct Running {
+    flags: Mutex<HashMap<String, Arc<AtomicBool>>>,
+}
+
+impl Running {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<AtomicBool>>> {
+        self.flags.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A job a worker is about to run: its cancel flag.
+    pub(super) fn start(&self, id: &str) -> Arc<AtomicBool> {
+        let flag = Arc::new(AtomicBool::new(false));
+        self.lock().insert(id.to_string(), flag.clone());
+        flag
+    }
+
+    /// Ends a job: runs `record` (writing its result) unless the job was
+    /// cancelled meanwhile, under the lock `DELETE` takes; whether it ran.
+    pub(super) fn end(&self, id: &str, record: impl FnOnce()) -> bool {
+        let mut flags = self.lock();
+        let cancelled = flags.remove(id).is_some_and(|f| f.load(Ordering::Relaxed));
+        if !cancelled {
+            record();
+        }
+        !cancelled
+    }
+
+    /// Cancels the job `id` if it is running, then runs `delete` (removing
+    /// its row) under the same lock; what `delete` returned.
+    fn cancel<T>(&self, id: &str, delete: impl FnOnce() -> T) -> T {
+        let flags = self.lock();
+        if let Some(flag) = flags.get(id) {
+            flag.store(true, Ordering::Relaxed);
+        }
+        delete()
+    }
+}
+
+/// `DELETE /v1/bundles/{id}`: cancels the job if it is queued or running,
+/// and deletes it, its report and its upload. `204` when done, `404` for
+/// an unknown id.
+/// An `upload` token deletes only its own jobs: another's is not there for
+/// it (`404`), as for reading.
+pub(super) async fn delete_job(
+    State(shared): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    if !is_job_id(&id) {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            format!("`{}` is not a job id", id.chars().take(80).collect::<String>()),
+            "a job id is the 32 hex digits POST /v1/bundles returned",
+        );
+    }
+    let deleted = {
+        let (shared, id) = (shared.clone(), id.clone());
+        blocking(move || {
+            if caller.only_own().is_some() {
+                match shared.store.get_with_report(&id) {
+                    Ok(Some((job, _))) if caller.sees(job.owner.as_deref()) => {}
+                    Ok(_) => return Ok(false),
+                    Err(e) => return Err(e),
+                }
+            }
+            let deleted = shared.running.cancel(&id, || shared.store.delete(&id));
+            // A waiting job gives its queue place back now.
+            shared.queue.withdraw(&id);
+            // The upload goes whatever the row said: a job whose row is
+            // gone has no use for it.
+            let _ = std::fs::remove_dir_all(shared.uploads.join(&id));
+            deleted
+        })
+        .await
+    };
+    match deleted {
+        Err(response) => response,
+        Ok(Err(e)) => internal(e),
+        Ok(Ok(false)) => problem(
+            StatusCode::NOT_FOUND,
+            format!("no job {id}"),
+            "GET /v1/bundles lists the recent jobs",
+        ),
+        Ok(Ok(true)) => {
+            tracing::info!(job = %id, "job deleted");
+            StatusCode::NO_CONTENT.into_response()
+        }
+    }
+}
