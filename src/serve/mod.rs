@@ -1090,6 +1090,7 @@ fn run_job(shared: &Shared, id: &str) {
             rules_version: set.version.clone(),
             error: Some(why),
             unexplained: Vec::new(),
+            name: None,
         };
         shared.metrics.job("failed", 0.0);
         finish(shared, id, &end, &bundle);
@@ -1138,6 +1139,8 @@ fn run_job(shared: &Shared, id: &str) {
         report: store::compress(|w| serde_json::to_writer(w, &report).map_err(std::io::Error::other)).ok(),
         rules_version: set.version.clone(),
         unexplained: report.unexplained.templates.clone(),
+        // The report's `bundle` is the job's name, redacted with the rest.
+        name: (report.bundle != job.name).then(|| report.bundle.clone()),
     };
     tracing::info!(job = %id, status = ?end.status, ms = elapsed, diagnoses = %end.diagnoses.join(","), "job finished");
     shared.metrics.job(

@@ -198,6 +198,10 @@ pub(crate) struct Finished {
     /// The error- and warning-level templates no diagnosis used (the
     /// report's list), kept to be counted across jobs.
     pub unexplained: Vec<UnexplainedTemplate>,
+    /// The job's name as its report shows it, when redaction rewrote it
+    /// (a host name in an admin-tech file name): listings show it from
+    /// then on.
+    pub name: Option<String>,
 }
 
 /// An unexplained template as seen across jobs (`GET /v1/unexplained`).
@@ -420,7 +424,8 @@ impl Store {
         let finished_at = now();
         let write = |tx: &rusqlite::Transaction<'_>| -> rusqlite::Result<()> {
             tx.execute(
-                "UPDATE jobs SET status = ?2, finished_at = ?3, report = ?4, result = NULL, diagnoses = ?5, rules_version = ?6, error = ?7
+                "UPDATE jobs SET status = ?2, finished_at = ?3, report = ?4, result = NULL, diagnoses = ?5, rules_version = ?6, error = ?7,
+                 name = COALESCE(?8, name)
                  WHERE id = ?1",
                 params![
                     id,
@@ -429,7 +434,8 @@ impl Store {
                     end.report,
                     end.diagnoses.join(","),
                     end.rules_version,
-                    end.error
+                    end.error,
+                    end.name
                 ],
             )?;
             // A job run again after a crash counts once.
@@ -718,6 +724,7 @@ mod tests {
             rules_version: "v1".into(),
             error: None,
             unexplained: Vec::new(),
+            name: None,
         };
         store.finish("new", &end).unwrap();
         assert!(matches!(
@@ -752,6 +759,7 @@ mod tests {
                 rules_version: "v1".into(),
                 error: None,
                 unexplained: Vec::new(),
+                name: None,
             };
             store.finish("a", &end).unwrap();
             let b = store.start("b").unwrap().unwrap();
@@ -823,6 +831,7 @@ mod tests {
                 rules_version: "v1".into(),
                 error: None,
                 unexplained: templates,
+                name: None,
             };
             store.finish(id, &end).unwrap();
             // A job recorded twice (run again after a crash) counts once.

@@ -592,12 +592,19 @@ fn the_service_masks_credentials_and_redacts_on_request() {
     ] {
         let data = tempfile::tempdir().unwrap();
         let server = Server::start(data.path(), args, &[]);
-        let id = server.upload("bundle.tar.gz", &upload);
+        // Named as an admin-tech archive is: the name holds a host.
+        let id = server.upload("vmanage-dc1-20230713-admin-tech.tar.gz", &upload);
         server.wait_for(&id, &["done"]);
         let (status, report) = server.get(&format!("/v1/bundles/{id}/report"));
         assert_eq!(status, 200);
         let (_, job) = server.get(&format!("/v1/bundles/{id}"));
-        for text in [&report, &job] {
+        let (_, listing) = server.get("/v1/bundles");
+        assert_eq!(
+            listing.contains("vmanage-dc1"),
+            args.is_empty(),
+            "the job's name in listings is redacted with its report: {listing}"
+        );
+        for text in [&report, &job, &listing] {
             let left = leaks(text, &planted, only);
             assert!(left.is_empty(), "serve {args:?} shows {} values: {left:#?}", left.len());
         }
