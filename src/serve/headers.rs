@@ -18,7 +18,7 @@ pub(crate) const HTML_CSP: &str = "default-src 'none'; script-src 'self'; style-
      connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The policy of every other answer: JSON, text, scripts.
-const OTHER_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+pub(crate) const OTHER_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
 /// Adds the headers every answer carries.
 pub(crate) async fn secure(request: Request, next: Next) -> Response {

@@ -22,6 +22,7 @@ pub(crate) mod connections;
 pub(crate) mod headers;
 pub(crate) mod intake;
 pub(crate) mod metrics;
+mod protocol_errors;
 pub(crate) mod queue;
 pub(crate) mod reports;
 pub(crate) mod rules;
@@ -562,6 +563,7 @@ async fn serve_http(
         let stream = gate.lingering(stream);
         match &tls {
             None => {
+                let stream = protocol_errors::JsonErrors::new(stream);
                 let connection = graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
                 tokio::spawn(async move {
                     let _ = connection.await;
@@ -573,6 +575,7 @@ async fn serve_http(
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
                     if let Ok(Ok(stream)) = handshake.await {
+                        let stream = protocol_errors::JsonErrors::new(stream);
                         let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
                         let _ = watcher.watch(connection).await;
                     }

@@ -402,6 +402,16 @@ fn errors_of_the_http_layer_are_json() {
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     let body = answer.split_once("\r\n\r\n").unwrap().1;
     assert!(json(body)["error"].is_string());
+    // Not HTTP at all: hyper answers before any route, and its answer is
+    // made JSON with the security headers too.
+    for garbage in ["GARBAGE", "GET /healthz HTTP/1.1\r\nBad Header"] {
+        let answer = server.raw(garbage);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains("content-type: application/json"), "{head}");
+        assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+        assert!(json(body)["error"].is_string(), "{body}");
+    }
 }
 
 #[test]
