@@ -6,8 +6,9 @@
 //! (and a worker that took it meanwhile skips it: its row is gone); a
 //! running one is told to stop through its
 //! cancel flag, which the bundle reader checks at every chunk, and its
-//! worker writes nothing. A worker ends a job and `DELETE` removes one
-//! under the same lock, so a result is never written for a deleted job.
+//! worker writes nothing. A result is never written for a deleted job:
+//! the worker checks the flag when it ends the job, and the store writes
+//! a result only to a row that is still there, in one transaction.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,15 +39,11 @@ impl Running {
         flag
     }
 
-    /// Ends a job: runs `record` (writing its result) unless the job was
-    /// cancelled meanwhile, under the lock `DELETE` takes; whether it ran.
-    pub(super) fn end(&self, id: &str, record: impl FnOnce()) -> bool {
-        let mut flags = self.lock();
-        let cancelled = flags.remove(id).is_some_and(|f| f.load(Ordering::Relaxed));
-        if !cancelled {
-            record();
-        }
-        !cancelled
+    /// Ends a job: whether it may be recorded (it was not cancelled). A
+    /// `DELETE` that comes after this finds the row (written or not) and
+    /// deletes it; the store writes nothing to a row that is gone.
+    pub(super) fn end(&self, id: &str) -> bool {
+        !self.lock().remove(id).is_some_and(|f| f.load(Ordering::Relaxed))
     }
 
     /// Cancels the job `id` if it is running, then runs `delete` (removing

@@ -1065,7 +1065,7 @@ fn run_job(shared: &Shared, id: &str) {
     let job = match shared.store.start(id) {
         Ok(Some(job)) => job,
         Ok(None) => {
-            shared.running.end(id, || ());
+            shared.running.end(id);
             tracing::warn!(job = %id, "job delivered again after it finished, or without a record; skipped");
             shared.queue.ack(id);
             return;
@@ -1073,7 +1073,7 @@ fn run_job(shared: &Shared, id: &str) {
         Err(e) => {
             // Left queued in the database: the next start runs it.
             tracing::error!(job = %id, error = %e, "cannot start job");
-            shared.running.end(id, || ());
+            shared.running.end(id);
             return;
         }
     };
@@ -1095,8 +1095,9 @@ fn run_job(shared: &Shared, id: &str) {
             unexplained: Vec::new(),
             name: None,
         };
-        shared.metrics.job("failed", 0.0);
-        finish(shared, id, &end, &bundle);
+        if let Some(status) = finish(shared, id, &end, &bundle) {
+            shared.metrics.job(status, 0.0);
+        }
         return;
     }
     tracing::info!(job = %id, attempt = job.attempts, rules_version = %set.version, "job started");
@@ -1126,8 +1127,6 @@ fn run_job(shared: &Shared, id: &str) {
     }
     .apply(&mut report);
     let elapsed = started.elapsed().as_millis() as u64;
-    let old = shared.mean_job_ms.load(Ordering::Relaxed);
-    shared.mean_job_ms.store((old * 7 + elapsed) / 8, Ordering::Relaxed);
     let end = Finished {
         status: if report.failed { Status::Failed } else { Status::Done },
         error: report.failed.then(|| {
@@ -1145,12 +1144,14 @@ fn run_job(shared: &Shared, id: &str) {
         // The report's `bundle` is the job's name, redacted with the rest.
         name: (report.bundle != job.name).then(|| report.bundle.clone()),
     };
-    tracing::info!(job = %id, status = ?end.status, ms = elapsed, diagnoses = %end.diagnoses.join(","), "job finished");
-    shared.metrics.job(
-        if report.failed { "failed" } else { "done" },
-        started.elapsed().as_secs_f64(),
-    );
-    finish(shared, id, &end, &bundle);
+    // A job deleted meanwhile is neither counted nor timed: its time
+    // (cut short) would skew Retry-After.
+    if let Some(status) = finish(shared, id, &end, &bundle) {
+        tracing::info!(job = %id, status, ms = elapsed, diagnoses = %end.diagnoses.join(","), "job finished");
+        shared.metrics.job(status, started.elapsed().as_secs_f64());
+        let old = shared.mean_job_ms.load(Ordering::Relaxed);
+        shared.mean_job_ms.store((old * 7 + elapsed) / 8, Ordering::Relaxed);
+    }
 }
 
 /// A job in [`Shared::running_since`] while its worker has it.
@@ -1193,38 +1194,51 @@ const RESULT_RETRIES: [Duration; 3] = [
 
 /// Ends a job: its result stored ([`store_result`]: retried, else the job
 /// failed with the reason, so it does not stay `running` until a restart)
-/// and its upload let go; nothing stored for a job deleted meanwhile.
-fn finish(shared: &Shared, id: &str, end: &Finished, bundle: &Path) {
-    // Not written for a job deleted meanwhile: DELETE took its row. The
-    // write and its retries run under the lock DELETE takes, so a DELETE
-    // that comes during them waits (seconds at most) and then finds the
-    // row to delete.
-    let mut stored = None;
-    if !shared.running.end(id, || stored = Some(store_result(shared, id, end))) {
+/// and its upload let go; nothing stored for a job deleted meanwhile. The
+/// status it ended with (`done` or `failed`), or `None` when it was
+/// deleted or nothing could be stored.
+fn finish(shared: &Shared, id: &str, end: &Finished, bundle: &Path) -> Option<&'static str> {
+    // A job deleted before this point has its flag set; one deleted while
+    // its result is written has no row left to write to (the store writes
+    // nothing then). No lock is held while writing: a DELETE, or another
+    // job's start, never waits for this job's retries.
+    let deleted = |shared: &Shared| {
         tracing::info!(job = %id, "job cancelled; nothing stored");
         shared.queue.ack(id);
         if let Some(dir) = bundle.parent() {
             let _ = std::fs::remove_dir_all(dir);
         }
-        return;
+        None
+    };
+    if !shared.running.end(id) {
+        return deleted(shared);
     }
-    match stored {
-        Some(Ok(())) | None => finished(shared, id, bundle),
+    match store_result(shared, id, end) {
+        Ok(None) => deleted(shared),
+        Ok(Some(status)) => {
+            finished(shared, id, bundle);
+            Some(status)
+        }
         // Not acknowledged: still `running` in the database, so the next
         // start runs it again.
-        Some(Err(e)) => tracing::error!(job = %id, error = %e, "cannot store the result, nor that the job failed"),
+        Err(e) => {
+            tracing::error!(job = %id, error = %e, "cannot store the result, nor that the job failed");
+            None
+        }
     }
 }
 
 /// Stores a job's end, retried with backoff; if it cannot be stored, the
 /// job is failed with the reason (a smaller write, without the report).
-/// An error only when neither could be stored.
-fn store_result(shared: &Shared, id: &str, end: &Finished) -> Result<(), store::StoreError> {
+/// The status stored, `None` when the job's row is gone (deleted); an
+/// error only when neither could be stored.
+fn store_result(shared: &Shared, id: &str, end: &Finished) -> Result<Option<&'static str>, store::StoreError> {
     let mut tries = 0;
     let failure = loop {
         tries += 1;
         let error = match write_result(shared, id, end) {
-            Ok(()) => return Ok(()),
+            Ok(true) => return Ok(Some(end.status.as_str())),
+            Ok(false) => return Ok(None),
             Err(e) => e,
         };
         let Some(wait) = RESULT_RETRIES.get(tries - 1) else {
@@ -1234,13 +1248,16 @@ fn store_result(shared: &Shared, id: &str, end: &Finished) -> Result<(), store::
         std::thread::sleep(*wait);
     };
     let why = format!("the result could not be stored ({tries} tries): {failure}");
-    shared.store.fail(id, &why, &end.rules_version)?;
+    if !shared.store.fail(id, &why, &end.rules_version)? {
+        return Ok(None);
+    }
     tracing::error!(job = %id, error = %why, "job failed: its result cannot be stored");
-    Ok(())
+    Ok(Some(Status::Failed.as_str()))
 }
 
-/// One try at storing a job's end; the test hook can make it fail.
-fn write_result(shared: &Shared, id: &str, end: &Finished) -> Result<(), String> {
+/// One try at storing a job's end; whether its row was there. The test
+/// hook can make it fail.
+fn write_result(shared: &Shared, id: &str, end: &Finished) -> Result<bool, String> {
     let injected = shared
         .fail_writes
         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| match n {

@@ -126,7 +126,7 @@ pub(crate) enum Status {
 }
 
 impl Status {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Status::Queued => "queued",
             Status::Running => "running",
@@ -418,12 +418,14 @@ impl Store {
     }
 
     /// Records the end of a job, and its unexplained templates, in one
-    /// transaction.
-    pub(crate) fn finish(&self, id: &str, end: &Finished) -> Result<(), StoreError> {
+    /// transaction; whether the job's row was there. A job deleted while
+    /// it ran has none: nothing is written for it (no templates left
+    /// behind without their job).
+    pub(crate) fn finish(&self, id: &str, end: &Finished) -> Result<bool, StoreError> {
         let mut db = self.db();
         let finished_at = now();
-        let write = |tx: &rusqlite::Transaction<'_>| -> rusqlite::Result<()> {
-            tx.execute(
+        let write = |tx: &rusqlite::Transaction<'_>| -> rusqlite::Result<bool> {
+            let changed = tx.execute(
                 "UPDATE jobs SET status = ?2, finished_at = ?3, report = ?4, result = NULL, diagnoses = ?5, rules_version = ?6, error = ?7,
                  name = COALESCE(?8, name)
                  WHERE id = ?1",
@@ -438,6 +440,9 @@ impl Store {
                     end.name
                 ],
             )?;
+            if changed == 0 {
+                return Ok(false);
+            }
             // A job run again after a crash counts once.
             tx.execute("DELETE FROM unexplained WHERE job_id = ?1", [id])?;
             let mut insert = tx.prepare(
@@ -457,12 +462,13 @@ impl Store {
                     t.example.text
                 ])?;
             }
-            Ok(())
+            Ok(true)
         };
         db.transaction()
             .and_then(|tx| {
-                write(&tx)?;
-                tx.commit()
+                let there = write(&tx)?;
+                tx.commit()?;
+                Ok(there)
             })
             .map_err(|source| StoreError::Finish {
                 id: id.to_string(),
@@ -577,14 +583,15 @@ impl Store {
 
     /// Ends a job as failed with `error` and no report: what is recorded
     /// when its result cannot be.
-    pub(crate) fn fail(&self, id: &str, error: &str, rules_version: &str) -> Result<(), StoreError> {
+    /// Whether the job's row was there (a deleted job's is not).
+    pub(crate) fn fail(&self, id: &str, error: &str, rules_version: &str) -> Result<bool, StoreError> {
         self.db()
             .execute(
                 "UPDATE jobs SET status = 'failed', finished_at = ?2, report = NULL, result = NULL, diagnoses = '', rules_version = ?3, error = ?4
                  WHERE id = ?1",
                 params![id, now(), rules_version, error],
             )
-            .map(|_| ())
+            .map(|changed| changed > 0)
             .map_err(|source| StoreError::Finish {
                 id: id.to_string(),
                 source,
