@@ -169,8 +169,8 @@ pub(super) async fn guard(State(shared): State<AppState>, mut request: Request, 
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(|v| v.trim().to_string());
+        .and_then(bearer_token)
+        .map(str::to_string);
     let Some(token) = presented else {
         return unauthorized("this resource needs an API token", "Bearer realm=\"triage\"");
     };
@@ -204,6 +204,13 @@ pub(super) async fn guard(State(shared): State<AppState>, mut request: Request, 
     }
     request.extensions_mut().insert(caller);
     next.run(request).await
+}
+
+/// The token of an `Authorization: Bearer …` value: the scheme is
+/// case-insensitive (RFC 9110, 11.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// 401 with the challenge (RFC 6750: `invalid_token` for a token that was
@@ -269,10 +276,31 @@ impl AllowedHosts {
 /// Refuses a request whose Host header is not one the service answers to
 /// (a page on another site that resolves its own name to this address:
 /// DNS rebinding): 421, or 400 without a Host.
+///
+/// Every name the request gives is checked: more than one Host header is
+/// refused (400), and an absolute-form target (`GET http://name/…`) must
+/// name an allowed host too, since a proxy in front would route by it.
 pub(super) async fn check_host(State(shared): State<AppState>, request: Request, next: Next) -> Response {
-    let host = request
-        .headers()
-        .get(header::HOST)
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    let (first, second) = (hosts.next(), hosts.next());
+    if second.is_some() {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "the request has more than one Host header",
+            "send one Host header",
+        );
+    }
+    if let Some(authority) = request.uri().authority() {
+        if !shared.allowed_hosts.allows(authority.as_str()) {
+            let shown: String = super::headers::visible(authority.as_str()).chars().take(80).collect();
+            return problem(
+                StatusCode::MISDIRECTED_REQUEST,
+                format!("this service does not answer to the host `{shown}`"),
+                "use the address the operator published; the operator allows more names with --allowed-host",
+            );
+        }
+    }
+    let host = first
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .or_else(|| request.uri().authority().map(|a| a.to_string()));
@@ -508,6 +536,16 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer abc", "bearer abc", "BEARER abc", " Bearer  abc "] {
+            assert_eq!(bearer_token(value), Some("abc"), "{value}");
+        }
+        for value in ["Basic abc", "Bearerabc", "abc", ""] {
+            assert_eq!(bearer_token(value), None, "{value}");
+        }
+    }
 
     #[test]
     fn a_network_address_without_a_token_is_refused_loopback_is_not() {

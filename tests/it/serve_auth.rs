@@ -291,6 +291,27 @@ fn a_foreign_host_header_is_refused() {
             "{body}"
         );
     }
+    // Every name a request gives is checked: a second Host header, and the
+    // authority of an absolute-form target.
+    let good = format!("127.0.0.1:{port}");
+    let two = server.raw(&format!("GET /v1/bundles HTTP/1.1\r\nHost: {good}"));
+    assert!(two.starts_with("HTTP/1.1 400"), "{two}");
+    let absolute = server.raw(&format!("GET http://rebind.example:{port}/v1/bundles HTTP/1.1"));
+    assert!(absolute.starts_with("HTTP/1.1 421"), "{absolute}");
+    let absolute = server.raw(&format!("GET http://{good}/v1/bundles HTTP/1.1"));
+    assert!(absolute.starts_with("HTTP/1.1 200"), "{absolute}");
+    // The scheme is case-insensitive.
+    let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        stream,
+        "GET /v1/bundles HTTP/1.1\r\nHost: {good}\r\nAuthorization: BEARER {}\r\nConnection: close\r\n\r\n",
+        server.token
+    )
+    .unwrap();
+    let mut upper = String::new();
+    let _ = stream.read_to_string(&mut upper);
+    assert!(upper.starts_with("HTTP/1.1 200"), "{upper}");
     drop(server);
 
     let server = Server::start(&dir.path().join("data2"), &["--allowed-host", "triage.example"], &[]);
