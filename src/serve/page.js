@@ -11,17 +11,10 @@ function el(tag, attrs, ...children) {
   return node;
 }
 // The API token lives in this tab only (sessionStorage: no cookie, so no
-// other site can make the browser send it). A link may carry it once as
-// `#token=…` (fragments never reach a server or a Referer): it is read
-// into the tab and taken out of the address at once.
+// other site can make the browser send it). It is only ever typed in: a
+// token taken from a link would let whoever wrote the link sign this tab
+// in as themselves and own what is uploaded from it.
 const TOKEN_KEY = "triage-token";
-{
-  const fragment = new URLSearchParams(location.hash.slice(1));
-  if (fragment.has("token")) {
-    sessionStorage.setItem(TOKEN_KEY, fragment.get("token"));
-    history.replaceState(null, "", location.pathname + location.search);
-  }
-}
 function tokenStatus(text, error) {
   const status = $("#token-status");
   status.textContent = text;

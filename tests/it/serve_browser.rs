@@ -189,13 +189,23 @@ fn a_bundle_uploaded_from_the_page_shows_its_diagnoses() {
         "the token prompt",
     );
     assert_eq!(browser.eval("document.querySelectorAll('#jobs li').length"), 0);
-    // A token in the fragment is kept in the tab and taken out of the address.
+    // A token in a link is not taken: whoever wrote the link could sign
+    // the tab in as themselves.
     browser.open(&format!("{}/#token={}", server.base, server.token));
     browser.wait_until(
-        "location.pathname === '/' && document.querySelector('#token-status') && document.querySelector('#token-status').textContent.includes('token set')",
+        "document.querySelector('#token-status') && document.querySelector('#token-status').textContent.includes('enter an API token')",
+        "the token prompt again",
+    );
+    assert_eq!(browser.eval("String(sessionStorage.getItem('triage-token'))"), "null");
+    // A token typed in is kept in the tab.
+    browser.eval(&format!(
+        "document.querySelector('#token').value = '{}'; document.querySelector('#token-form').requestSubmit(); 'ok'",
+        server.token
+    ));
+    browser.wait_until(
+        "document.querySelector('#token-status') && document.querySelector('#token-status').textContent.includes('token set')",
         "the token to be taken",
     );
-    assert_eq!(browser.eval("location.hash"), "");
     assert_eq!(
         browser.eval("sessionStorage.getItem('triage-token')"),
         server.token.as_str()
