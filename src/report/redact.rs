@@ -126,6 +126,69 @@ impl Texts for Vec<String> {
     }
 }
 
+/// Keys of a stored report whose values the knowledge base or the engine
+/// wrote, never the bundle: left as they are.
+const AUTHORED_KEYS: &[&str] = &[
+    "schema_version",
+    "rule_id",
+    "query",
+    "time",
+    "collected_at",
+    "severity",
+    "status",
+    "title",
+    "remediation",
+    "tell_apart",
+    "level",
+    "source",
+];
+
+/// A report as JSON, as an older version stored it (before every report
+/// was rewritten on its way to the store): every string that can hold a
+/// value from the bundle, an evidence line's `text` with its
+/// `highlights`.
+impl Texts for serde_json::Value {
+    fn texts(&mut self, each: &mut dyn FnMut(Text<'_>)) {
+        use serde_json::Value;
+        match self {
+            Value::String(s) => each(Text::Plain(s)),
+            Value::Array(items) => {
+                for item in items {
+                    item.texts(each);
+                }
+            }
+            Value::Object(map) => {
+                let spans: Option<Vec<Range<usize>>> = map.get("highlights").and_then(Value::as_array).map(|hs| {
+                    hs.iter()
+                        .filter_map(|h| Some(h["start"].as_u64()? as usize..h["end"].as_u64()? as usize))
+                        .collect()
+                });
+                let mut spanned = false;
+                if let (Some(mut spans), Some(Value::String(text))) = (spans, map.get_mut("text")) {
+                    each(Text::Spans {
+                        text,
+                        spans: &mut spans,
+                        host_file: false,
+                    });
+                    let moved = spans
+                        .iter()
+                        .map(|r| serde_json::json!({ "start": r.start, "end": r.end }))
+                        .collect();
+                    map.insert("highlights".to_string(), Value::Array(moved));
+                    spanned = true;
+                }
+                for (key, value) in map.iter_mut() {
+                    let done = spanned && (key == "text" || key == "highlights");
+                    if !done && !AUTHORED_KEYS.contains(&key.as_str()) {
+                        value.texts(each);
+                    }
+                }
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+}
+
 impl Texts for Report {
     fn texts(&mut self, each: &mut dyn FnMut(Text<'_>)) {
         each(Text::Plain(&mut self.bundle));

@@ -247,6 +247,7 @@ pub(crate) fn run(config: Config, announce: impl FnOnce(std::net::SocketAddr)) -
     let (listener, bound, tls) = listen(&config, &store)?;
     let rules = Rules::new(config.rules.clone()).map_err(ServeError::Rules)?;
     let queue: Arc<dyn JobQueue> = Arc::new(EmbeddedQueue::new(config.queue_capacity));
+    rewrite_legacy_reports(&store, config.redact)?;
     let recovered = store.recover()?;
     let swept = sweep_uploads(&store, &config.data.join("uploads"), config.keep_uploads);
     let hold = std::env::var_os("TRIAGE_SERVE_TEST_HOLD_FILE").map(PathBuf::from);
@@ -378,6 +379,26 @@ fn failed_writes_hook() -> u32 {
             v.parse().unwrap_or(0)
         }
     })
+}
+
+/// Reports stored by a version from before they were rewritten on the way
+/// in (so with credentials shown): rewritten now, once, as every new one
+/// is.
+fn rewrite_legacy_reports(store: &Store, redact: bool) -> Result<(), ServeError> {
+    let privacy = crate::report::redact::Privacy {
+        show_secrets: false,
+        redact,
+    };
+    let legacy = store.rewrite_legacy_reports(&|report| privacy.apply(report), &|text| {
+        privacy.apply_to_text(text, &mut Vec::new())
+    })?;
+    if legacy > 0 {
+        tracing::info!(
+            reports = legacy,
+            "rewrote the reports an older version stored (credentials masked)"
+        );
+    }
+    Ok(())
 }
 
 /// At start, removes what a crash or a dropped connection can leave in

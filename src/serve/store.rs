@@ -8,7 +8,8 @@
 //! (a report of many small findings shrinks about tenfold), and read back
 //! as a stream ([`Store::copy_report`]) on a connection of its own, so a
 //! large report is never held whole to be served. Reports stored before
-//! that (pretty-printed text in `result`) are still served as they are.
+//! that (pretty-printed text in `result`, with credentials shown) are
+//! rewritten and compressed at start ([`Store::rewrite_legacy_reports`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -71,6 +72,9 @@ pub(crate) enum StoreError {
     /// The unexplained templates cannot be listed.
     #[error("cannot list unexplained templates: {0}")]
     ListTemplates(#[source] rusqlite::Error),
+    /// The reports an older version stored cannot be rewritten.
+    #[error("cannot rewrite the reports stored by an older version: {0}")]
+    Legacy(#[source] rusqlite::Error),
     /// The unexplained templates cannot be counted.
     #[error("cannot count unexplained templates: {0}")]
     CountTemplates(#[source] rusqlite::Error),
@@ -476,6 +480,71 @@ impl Store {
             })
     }
 
+    /// Reports an older version stored (pretty-printed text in `result`,
+    /// written before every report was rewritten on its way in, so with
+    /// credentials shown): each rewritten by `rewrite` and stored
+    /// compressed as a new one is, and its unexplained templates' texts
+    /// by `rewrite_text`. Run at start; how many were rewritten.
+    pub(crate) fn rewrite_legacy_reports(
+        &self,
+        rewrite: &dyn Fn(&mut serde_json::Value),
+        rewrite_text: &dyn Fn(&mut String),
+    ) -> Result<usize, StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction().map_err(StoreError::Legacy)?;
+        let legacy: Vec<(String, String)> = {
+            let mut stmt = tx
+                .prepare("SELECT id, result FROM jobs WHERE report IS NULL AND result IS NOT NULL")
+                .map_err(StoreError::Legacy)?;
+            let rows = stmt
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .map_err(StoreError::Legacy)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(StoreError::Legacy)?
+        };
+        for (id, text) in &legacy {
+            match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(mut report) => {
+                    rewrite(&mut report);
+                    let compressed = compress(|w| serde_json::to_writer(w, &report).map_err(std::io::Error::other))
+                        .map_err(|e| StoreError::Legacy(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+                    tx.execute(
+                        "UPDATE jobs SET report = ?2, result = NULL WHERE id = ?1",
+                        params![id, compressed],
+                    )
+                    .map_err(StoreError::Legacy)?;
+                }
+                // Not JSON (it always was): rewritten as text, kept.
+                Err(_) => {
+                    let mut text = text.clone();
+                    rewrite_text(&mut text);
+                    tx.execute("UPDATE jobs SET result = ?2 WHERE id = ?1", params![id, text])
+                        .map_err(StoreError::Legacy)?;
+                }
+            }
+            let templates: Vec<(i64, String, String, String)> = {
+                let mut stmt = tx
+                    .prepare("SELECT rowid, template, example_file, example_text FROM unexplained WHERE job_id = ?1")
+                    .map_err(StoreError::Legacy)?;
+                let rows = stmt
+                    .query_map([id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
+                    .map_err(StoreError::Legacy)?;
+                rows.collect::<rusqlite::Result<_>>().map_err(StoreError::Legacy)?
+            };
+            for (rowid, mut template, mut file, mut example) in templates {
+                for text in [&mut template, &mut file, &mut example] {
+                    rewrite_text(text);
+                }
+                tx.execute(
+                    "UPDATE unexplained SET template = ?2, example_file = ?3, example_text = ?4 WHERE rowid = ?1",
+                    params![rowid, template, file, example],
+                )
+                .map_err(StoreError::Legacy)?;
+            }
+        }
+        tx.commit().map_err(StoreError::Legacy)?;
+        Ok(legacy.len())
+    }
+
     /// The unexplained templates of all jobs, by how many bundles had them
     /// (errors before warnings, then by records), at most `limit`; and how
     /// many distinct templates there are.
@@ -747,6 +816,71 @@ mod tests {
             (job.status, job.error.as_deref(), report),
             (Status::Failed, Some("the report could not be stored"), None)
         );
+    }
+
+    #[test]
+    fn reports_an_older_version_stored_are_rewritten_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let line = "login with client_secret=S3cr3t-v4lue failed at 10.1.2.3";
+        let report = serde_json::json!({
+            "bundle": "b",
+            "diagnoses": [{"rule_id": "R-1", "message": "password=hunter2 was refused", "evidence": [
+                {"file": "f.log", "line": 1, "text": line, "highlights": [{"start": 0, "end": 5}, {"start": 48, "end": 56}]}
+            ]}]
+        });
+        {
+            let store = Store::open(&path).unwrap();
+            store.insert("old", "o.tgz", 1, None).unwrap();
+            store
+                .db()
+                .execute_batch(&format!(
+                    "UPDATE jobs SET status = 'done', result = '{}' WHERE id = 'old';
+                     INSERT INTO unexplained VALUES ('old', 's', 'error', 'token=<*>', 1, 'x', 'f.log', 2, 'token=abc123def456');",
+                    serde_json::to_string_pretty(&report).unwrap().replace('\'', "''")
+                ))
+                .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let privacy = crate::report::redact::Privacy {
+            show_secrets: false,
+            redact: true,
+        };
+        let rewrite = |r: &mut serde_json::Value| privacy.apply(r);
+        let rewrite_text = |t: &mut String| privacy.apply_to_text(t, &mut Vec::new());
+        assert_eq!(store.rewrite_legacy_reports(&rewrite, &rewrite_text).unwrap(), 1);
+        let Some((_, Some(StoredReport::Compressed { rowid }))) = store.get_with_report("old").unwrap() else {
+            panic!("the old report is stored compressed now");
+        };
+        let mut out = Vec::new();
+        store.copy_report("old", rowid, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        for secret in ["S3cr3t-v4lue", "hunter2", "10.1.2.3"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        let served: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(served["diagnoses"][0]["rule_id"], "R-1", "authored values stay");
+        let evidence = &served["diagnoses"][0]["evidence"][0];
+        let shown = evidence["text"].as_str().unwrap();
+        for h in evidence["highlights"].as_array().unwrap() {
+            let (a, b) = (
+                h["start"].as_u64().unwrap() as usize,
+                h["end"].as_u64().unwrap() as usize,
+            );
+            assert!(
+                a <= b && b <= shown.len() && shown.is_char_boundary(a) && shown.is_char_boundary(b),
+                "{h} in {shown}"
+            );
+        }
+        let example: String = store
+            .db()
+            .query_row("SELECT example_text FROM unexplained WHERE job_id = 'old'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert!(!example.contains("abc123def456"), "{example}");
+        // Once: nothing is left to rewrite.
+        assert_eq!(store.rewrite_legacy_reports(&rewrite, &rewrite_text).unwrap(), 0);
     }
 
     #[test]
