@@ -51,7 +51,10 @@ const MAX_RETRY_AFTER: u64 = 900;
 /// What a client that is over its bound of uploads should wait, seconds.
 const RETRY_BUSY: u64 = 10;
 
+// A parameter the route does not take is a mistake worth a 400, not
+// something to ignore.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct UploadQuery {
     /// The bundle's name, for people and for the report's `bundle` field.
     name: Option<String>,

@@ -885,7 +885,10 @@ async fn get_report(
     }
 }
 
+// A parameter the route does not take is a mistake worth a 400, not
+// something to ignore.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ListQuery {
     limit: Option<u32>,
 }

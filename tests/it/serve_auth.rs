@@ -397,11 +397,12 @@ fn errors_of_the_http_layer_are_json() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &["--max-upload", "1"], &[]);
     let admin = Some(server.token.as_str());
-    let cases: [(&str, &str, Option<&str>, u16); 6] = [
+    let cases: [(&str, &str, Option<&str>, u16); 7] = [
         ("DELETE", "/healthz", admin, 405),
         ("PUT", "/v1/rules", admin, 405),
         ("GET", "/v1/bundles?limit=many", admin, 400),
         ("GET", "/v1/bundles?limit=-1", admin, 400),
+        ("GET", "/v1/bundles?limt=5", admin, 400),
         ("GET", "/nowhere", admin, 404),
         ("GET", "/v1/bundles/..%2F..%2Ftriage.db", admin, 400),
     ];
