@@ -75,8 +75,7 @@ fn delete_cancels_a_queued_and_a_running_job_and_leaves_nothing() {
     assert_eq!(listed, [next.as_str()]);
     // The deleted jobs are not counted as failed, nor the cut-short one
     // timed: only the job that ran.
-    let (_, metrics) = server.get("/metrics");
-    assert!(metrics.contains("triage_jobs_total{status=\"done\"} 1"), "{metrics}");
+    let metrics = server.metrics_with(&["triage_jobs_total{status=\"done\"} 1"]);
     assert!(!metrics.contains("triage_jobs_total{status=\"failed\"}"), "{metrics}");
     assert_eq!(server.delete("/v1/bundles/0123456789abcdef0123456789abcdef").0, 404);
     assert_eq!(server.delete("/v1/bundles/not-an-id").0, 400);

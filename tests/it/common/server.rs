@@ -183,6 +183,24 @@ impl Server {
         (status, body)
     }
 
+    /// /metrics once it holds every line of `lines` (a job's counters are
+    /// updated just after its status is stored); panics after 60 s.
+    pub(crate) fn metrics_with(&self, lines: &[&str]) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, metrics) = self.get("/metrics");
+            assert_eq!(status, 200);
+            if lines.iter().all(|line| metrics.lines().any(|l| l == *line)) {
+                return metrics;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "waited in vain for {lines:?} in\n{metrics}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// GET, parsed as JSON.
     pub(crate) fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
         let (status, body) = self.get(path);
