@@ -458,6 +458,13 @@ impl Evaluation<'_> {
                     _ => Truth::Unknown,
                 }
             }
+            CCond::CountWithin(q, op, n, window) => {
+                evidence.push(*q);
+                match (self.need(rule, *q, &mut missing), self.densest_window(ri, *q, *window)) {
+                    (true, Some(d)) => Truth::from_bool(op.holds(d.count.cmp(n))),
+                    _ => Truth::Unknown,
+                }
+            }
             CCond::AnyOf(items) => {
                 let results: Vec<_> = items.iter().map(|i| self.branch(ri, rule, i, positive)).collect();
                 let truths: Vec<Truth> = results.iter().map(|r| r.0).collect();
@@ -1082,6 +1089,16 @@ impl Evaluation<'_> {
                     detail,
                 )
             }
+            CCond::CountWithin(q, op, n, window) => (
+                format!(
+                    "count({}) {} {n} within {}",
+                    name(*q),
+                    op.as_str(),
+                    format_duration(*window)
+                ),
+                self.densest_window(ri, *q, *window)
+                    .map(|d| self.densest_detail(ri, *q, &d, *op, *n)),
+            ),
             CCond::AnyOf(items) => {
                 children = items.iter().map(|i| self.explain_node(ri, rule, i, positive)).collect();
                 ("any of".to_string(), None)
@@ -1350,6 +1367,80 @@ impl Evaluation<'_> {
     }
 }
 
+/// The window of a `count(q) … within D` that holds the most matches.
+#[derive(Debug, Clone, Copy)]
+struct Densest {
+    /// Matches in it.
+    count: i64,
+    /// The time of its first and last match; `None` when no match has a time.
+    span: Option<(i64, i64)>,
+    /// Matches without a time, left out of every window.
+    untimed: u64,
+}
+
+impl Evaluation<'_> {
+    /// The densest window of length `window` over the times of `q`'s
+    /// matches (two matches at most `window` apart are in one window);
+    /// `None` when the times cannot be compared (partial times and no
+    /// collection time, in different kinds).
+    fn densest_window(&self, ri: usize, q: usize, window: i64) -> Option<Densest> {
+        let (times, _) = self.times_of_pair(ri, q, q)?;
+        let untimed = self.count(ri, q).saturating_sub(times.len() as u64);
+        let mut best = Densest {
+            count: 0,
+            span: None,
+            untimed,
+        };
+        let mut start = 0;
+        for (end, t) in times.iter().enumerate() {
+            while t - times[start] > window {
+                start += 1;
+            }
+            let count = (end - start + 1) as i64;
+            if count > best.count {
+                best.count = count;
+                best.span = Some((times[start], *t));
+            }
+        }
+        Some(best)
+    }
+
+    /// What explain says of a windowed count: the densest window, its
+    /// times, the comparison, and the matches left out for lack of a time.
+    fn densest_detail(&self, ri: usize, q: usize, d: &Densest, op: crate::value::CmpOp, n: i64) -> String {
+        let shown = |t: i64| match self.collected_at {
+            // Partial times (no year, no date) compared as they stand.
+            None if self.times(ri, q).is_none() => format_duration(round_to_second(t)),
+            _ => format_time(t),
+        };
+        let mut out = match d.span {
+            Some((a, b)) if a == b => format!(
+                "densest window: {} match at {} ({} {} {n})",
+                d.count,
+                shown(a),
+                d.count,
+                op.as_str()
+            ),
+            Some((a, b)) => format!(
+                "densest window: {} matches from {} to {} ({} {} {n})",
+                d.count,
+                shown(a),
+                shown(b),
+                d.count,
+                op.as_str()
+            ),
+            None => format!("no match with a time (0 {} {n})", op.as_str()),
+        };
+        if d.untimed > 0 {
+            out.push_str(&format!(
+                "; {} without a time left out",
+                crate::diagnostic::plural(d.untimed as usize, "match")
+            ));
+        }
+        out
+    }
+}
+
 /// Which fired rules a fired, more specific rule `excludes`, and by whom.
 /// Two fired rules that exclude each other are decided evidence that
 /// contradicts itself: neither is excluded, both are shown. The answer
@@ -1609,7 +1700,7 @@ fn condition_queries(c: &CCond, out: &mut BTreeSet<usize>) {
         COperand::Int(_) => {}
     };
     match c {
-        CCond::Any(q) | CCond::None(q) | CCond::WithinCollection(q, _) => {
+        CCond::Any(q) | CCond::None(q) | CCond::WithinCollection(q, _) | CCond::CountWithin(q, ..) => {
             out.insert(*q);
         }
         CCond::All(q, v) | CCond::Within(q, _, v) | CCond::Then(q, v, _) => {

@@ -202,6 +202,24 @@ pub enum Cond {
         /// The whole test.
         span: Range<usize>,
     },
+    /// `count(q) >= 3 within 1h`: the most matches of `q` that one window
+    /// of the duration holds, compared with `bound`.
+    CountWithin {
+        /// The query counted.
+        query: QueryRef,
+        /// `count(q)` as written.
+        count_span: Range<usize>,
+        /// The comparison.
+        op: CmpOp,
+        /// What the count is compared with (the checker wants a number).
+        bound: Operand,
+        /// The window in microseconds.
+        window: i64,
+        /// `within 1h`.
+        window_span: Range<usize>,
+        /// The whole test.
+        span: Range<usize>,
+    },
     /// `any of (a, b, …)`
     AnyOf(Vec<Cond>, Range<usize>),
     /// `a and b`
@@ -222,7 +240,7 @@ impl Cond {
             | Cond::Compare(_, _, _, s)
             | Cond::AnyOf(_, s)
             | Cond::Not(_, s) => s.clone(),
-            Cond::Within { span, .. } | Cond::Then { span, .. } => span.clone(),
+            Cond::Within { span, .. } | Cond::Then { span, .. } | Cond::CountWithin { span, .. } => span.clone(),
             Cond::And(a, b) | Cond::Or(a, b) => a.span().start..b.span().end,
         }
     }

@@ -324,6 +324,9 @@ pub(crate) fn guaranteed_queries(c: &CCond) -> BTreeSet<QueryId> {
         CCond::Any(q) => BTreeSet::from([*q]),
         CCond::Within(q, _, r) | CCond::Then(q, r, _) => BTreeSet::from([*q, *r]),
         CCond::WithinCollection(q, _) => BTreeSet::from([*q]),
+        CCond::CountWithin(q, op, n, _) => positive_count(&COperand::Count(*q), *op, &COperand::Int(*n))
+            .into_iter()
+            .collect(),
         CCond::Compare(a, op, b) => positive_count(a, *op, b)
             .into_iter()
             .chain(greater_count(a, *op, b))
@@ -375,7 +378,7 @@ fn mark_timed(c: &CCond, queries: &mut [CompiledQuery]) {
             queries[*a].needs_time = true;
             queries[*b].needs_time = true;
         }
-        CCond::WithinCollection(a, _) => queries[*a].needs_time = true,
+        CCond::WithinCollection(a, _) | CCond::CountWithin(a, ..) => queries[*a].needs_time = true,
         CCond::And(x, y) | CCond::Or(x, y) => {
             mark_timed(x, queries);
             mark_timed(y, queries);
@@ -405,7 +408,7 @@ fn mark_existence_only(c: &CCond, message: &[Placeholder], queries: &mut [Compil
                 mark(*q, true);
                 mark(*v, true);
             }
-            CCond::WithinCollection(q, _) => mark(*q, true),
+            CCond::WithinCollection(q, _) | CCond::CountWithin(q, ..) => mark(*q, true),
             CCond::Compare(a, _, b) => {
                 for o in [a, b] {
                     match o {
@@ -502,6 +505,14 @@ impl<'a> Compiler<'a> {
                 let b = self.query_ref(second, text);
                 CCond::Then(a?, b?, *window)
             }
+            Cond::CountWithin {
+                query,
+                op,
+                bound,
+                window,
+                window_span,
+                ..
+            } => self.count_within(query, *op, bound, *window, window_span, text)?,
             Cond::AnyOf(items, _) => {
                 let compiled: Vec<Option<CCond>> = items.iter().map(|i| self.cond(i, text)).collect();
                 CCond::AnyOf(compiled.into_iter().collect::<Option<Vec<_>>>()?)
@@ -1457,5 +1468,53 @@ pub(crate) fn literals_of(p: &CPred) -> Option<LiteralSet> {
             })
         }
         _ => None,
+    }
+}
+
+impl Compiler<'_> {
+    /// `count(q) <op> n within D`: the bound must be a whole number (a
+    /// window holds a number of matches, not another query's count) and
+    /// the window longer than zero.
+    fn count_within(
+        &mut self,
+        query: &QueryRef,
+        op: CmpOp,
+        bound: &Operand,
+        window: i64,
+        window_span: &Range<usize>,
+        text: &SourceText,
+    ) -> Option<CCond> {
+        let q = self.query_ref(query, text);
+        let n = match bound {
+            Operand::Int(n, _) => Some(*n),
+            other => {
+                // Its queries are still checked, and count as used.
+                let _ = self.operand(other, text);
+                self.report(
+                    Problem::new(
+                        Code::Syntax,
+                        "a count within a window is compared with a whole number",
+                        text.file_span(other.span()),
+                        "not a number",
+                    )
+                    .with_label(text.file_span(window_span.clone()), "the window")
+                    .with_help("write e.g. `count(q) >= 3 within 1h`; to compare two counts, leave out `within`"),
+                );
+                None
+            }
+        };
+        if window <= 0 {
+            self.report(
+                Problem::new(
+                    Code::Syntax,
+                    "the window of a count must be longer than zero",
+                    text.file_span(window_span.clone()),
+                    "an empty window",
+                )
+                .with_help("write a duration such as `within 30s`, `within 1h` or `within 2d`"),
+            );
+            return None;
+        }
+        Some(CCond::CountWithin(q?, op, n?, window))
     }
 }

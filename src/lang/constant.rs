@@ -208,6 +208,21 @@ fn walk_cond(c: &Cond, text: &str, out: &mut Vec<Finding>) {
             walk_query_ref(first, text, out);
             walk_query_ref(second, text, out);
         }
+        Cond::CountWithin {
+            query,
+            count_span,
+            op,
+            bound,
+            span,
+            ..
+        } => {
+            // The densest window's count is a count: `< 0` never holds.
+            let count = Operand::Count(query.clone(), count_span.clone());
+            if let Some(f) = constant_compare(&count, *op, bound, text, span) {
+                out.push(f);
+            }
+            walk_query_ref(query, text, out);
+        }
     }
 }
 

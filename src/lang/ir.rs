@@ -198,6 +198,10 @@ pub enum CCond {
     WithinCollection(QueryId, i64),
     /// A match of the second query follows one of the first within the window.
     Then(QueryId, QueryId, i64),
+    /// The most matches of the query that one window of the duration
+    /// (the last argument, microseconds) holds, compared with a number.
+    /// Matches without a time are left out.
+    CountWithin(QueryId, CmpOp, i64, i64),
     /// True if any alternative is; false if none is and one is false;
     /// unknown only when every alternative is.
     AnyOf(Vec<CCond>),

@@ -178,6 +178,31 @@ fn build_cond_primary(pair: Pair<Rule>) -> Cond {
                 .find(|p| p.as_rule() == Rule::close_paren)
                 .expect("count has `)`");
             let count_span = first.as_span().start()..close.as_span().end();
+            // Not the blanks pest read while looking for a window.
+            let span = span.start..inner.last().map_or(span.end, |p| p.as_span().end());
+            if let Some(w) = inner.iter().find(|p| p.as_rule() == Rule::count_window) {
+                let bound = inner
+                    .iter()
+                    .rev()
+                    .find(|p| matches!(p.as_rule(), Rule::integer | Rule::count_call | Rule::distinct_call))
+                    .cloned()
+                    .expect("count has an operand");
+                let window = w
+                    .clone()
+                    .into_inner()
+                    .find(|p| p.as_rule() == Rule::duration)
+                    .and_then(|d| parse_duration(d.as_str()))
+                    .unwrap_or(0);
+                return Cond::CountWithin {
+                    query: build_query_ref(q),
+                    count_span,
+                    op: CmpOp::parse(op.as_str()),
+                    bound: build_operand(bound),
+                    window,
+                    window_span: span_of(w),
+                    span,
+                };
+            }
             Cond::Compare(
                 Operand::Count(build_query_ref(q), count_span),
                 CmpOp::parse(op.as_str()),
@@ -460,6 +485,7 @@ fn describe(rule: &Rule) -> Option<&'static str> {
             "a test (`any`, `no`, `all`, `count(…)`, a query name, …)"
         }
         Rule::collection_ref => "`collection` or a query",
+        Rule::count_window => "`within` and a duration (a window for the count)",
         Rule::kw_missing | Rule::kw_present => "`missing` or `present`",
         _ => return None,
     })

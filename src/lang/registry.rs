@@ -180,7 +180,7 @@ pub(crate) struct ConditionDoc {
 }
 
 /// Every form of a condition, in the order of the reference.
-pub(crate) const CONDITIONS: [ConditionDoc; 13] = [
+pub(crate) const CONDITIONS: [ConditionDoc; 14] = [
     ConditionDoc {
         syntax: "q, any q",
         meaning: "at least one record matches query `q`",
@@ -196,6 +196,10 @@ pub(crate) const CONDITIONS: [ConditionDoc; 13] = [
     ConditionDoc {
         syntax: "count(q) <op> n",
         meaning: "the number of matches compared with a number (`== != < <= > >=`)",
+    },
+    ConditionDoc {
+        syntax: "count(q) >= n within 1h",
+        meaning: "some window of the duration holds at least `n` matches (the densest window's count compared, with any of `== != < <= > >=`: `< n` means no window holds `n`); matches without a time are left out",
     },
     ConditionDoc {
         syntax: "distinct(q, field) <op> n",

@@ -49,3 +49,4 @@ mod tune;
 mod unexplained;
 mod variants;
 mod walkthrough;
+mod windows;

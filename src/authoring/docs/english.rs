@@ -85,6 +85,16 @@ fn cond(ctx: &Ctx<'_>, c: &CCond, depth: usize, out: &mut Vec<String>) {
             ),
             out,
         ),
+        CCond::CountWithin(q, op, n, w) => bullet(
+            depth,
+            format!(
+                "the most {} that one {} window holds {} {n}",
+                name(ctx, *q),
+                format_duration(*w),
+                op_words(*op)
+            ),
+            out,
+        ),
         CCond::AnyOf(items) => {
             bullet(
                 depth,
