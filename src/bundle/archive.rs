@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use super::limits::{spill, Counted, RatioGuard};
 use super::walker::Walker;
+use super::zipdir::{self, DirectoryGuard, GuardState};
 use super::{BundleFile, ReadError};
 
 /// How many first bytes tell an archive's kind (a tar header's length).
@@ -163,8 +164,17 @@ where
             Ok(end) => end,
             Err(e) => return self.warn(path, ReadError::Head(e)),
         };
-        let mut archive = match zip::ZipArchive::new(counted) {
+        // The end record first: a directory too large for the limits is
+        // refused before the crate reads it into memory.
+        if let Err(e) = zipdir::refusal(&mut counted, end, max_entries) {
+            return self.warn(path, e);
+        }
+        let guard = GuardState::new(max_entries);
+        let parsed = zip::ZipArchive::new(DirectoryGuard::new(counted, guard.clone()));
+        guard.finish();
+        let mut archive = match parsed {
             Ok(a) => a,
+            Err(_) if guard.tripped() => return self.warn(path, guard.error(max_entries)),
             Err(e) => return self.warn(path, ReadError::Zip(e)),
         };
         let entries = archive.len().min(max_entries);

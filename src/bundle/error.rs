@@ -96,6 +96,47 @@ pub enum ReadError {
         /// The limit.
         max_entries: usize,
     },
+    /// A zip whose end record declares more entries than
+    /// `Limits::max_entries`: refused before its directory is read.
+    #[error(
+        "skipped: this zip declares {declared} entries, more than the {max_entries} one archive may hold \
+         (the limit on entries in one archive); nothing of it was read: split it, or unpack it and \
+         diagnose the directory"
+    )]
+    ZipTooManyEntries {
+        /// The entries it declares.
+        declared: u64,
+        /// The limit.
+        max_entries: usize,
+    },
+    /// A zip whose central directory is larger than its entries may take
+    /// (`max_entries` × [`CD_BYTES_PER_ENTRY`](super::zipdir::CD_BYTES_PER_ENTRY)),
+    /// declared so or found so while it was read.
+    #[error(
+        "skipped: this zip's central directory {what}, more than the {max_bytes} bytes its {max_entries} \
+         entries at most may take (1 KiB an entry); nothing of it was read: this is a damaged or hostile zip"
+    )]
+    ZipDirectoryTooLarge {
+        /// What was found: its declared size, or that reading it went past.
+        what: String,
+        /// The bound.
+        max_bytes: u64,
+        /// The limit on entries.
+        max_entries: usize,
+    },
+    /// A zip whose end record puts its central directory outside the file.
+    #[error(
+        "skipped: this zip's end record puts its central directory ({size} bytes at {offset}) \
+         past its end record at {end}; nothing of it was read: the zip is damaged or hostile"
+    )]
+    ZipDirectoryOutside {
+        /// The declared size.
+        size: u64,
+        /// The declared offset.
+        offset: u64,
+        /// Where the directory must end.
+        end: u64,
+    },
     /// A symbolic or hard link inside an archive.
     #[error("skipped: link inside archive (links are not followed)")]
     LinkInArchive,

@@ -19,6 +19,7 @@ mod error;
 mod gzip;
 mod limits;
 mod walker;
+mod zipdir;
 
 use std::io::{Cursor, Read};
 use std::path::Path;

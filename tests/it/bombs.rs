@@ -293,6 +293,59 @@ fn bombs_are_read_within_a_memory_bound() {
     assert!(peak < 300 * MIB, "peak RSS {} MiB", peak / MIB);
 }
 
+#[test]
+fn a_zip_of_too_many_entries_is_refused_before_its_directory_is_read() {
+    // 400,000 empty entries (37 MB) in a .tar.gz that passes the ratio:
+    // read whole, its directory alone took 256 MB; the CLI reads 200,000
+    // entries an archive, the service 100,000.
+    let count = 400_000;
+    let upload = bombs::tar_gz_of("many.zip", &bombs::many_entries_zip(count));
+    let dir = bundle_with("many.tar.gz", &upload);
+    let path = dir.path().to_str().unwrap();
+    let (peak, out) = peak_rss(&["diagnose", "--format", "json", path]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let refused = format!("declares {count} entries, more than the 200000");
+    let warnings = report["warnings"].as_array().unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w["path"] == "many.tar.gz/many.zip" && w["message"].as_str().unwrap().contains(&refused)),
+        "{warnings:#?}"
+    );
+    assert!(out.contains("SDWAN-SYM-001"), "the log beside it is diagnosed");
+    assert!(peak > 0, "the memory was sampled");
+    assert!(peak < 100 * MIB, "peak RSS {} MiB", peak / MIB);
+    let r = diagnose(dir.path(), Limits::service());
+    assert!(
+        warning(&r, "many.zip", "more than the 100000").is_some(),
+        "{:#?}",
+        r.warnings
+    );
+}
+
+#[test]
+fn a_zip_whose_directory_is_larger_than_its_end_record_says_is_stopped() {
+    // 20,000 entries behind a last end record that declares one entry on
+    // another disk: the zip crate gives that one up and falls back to the
+    // real one, which no check before the crate saw.
+    let zip = bombs::hidden_directory_zip(20_000);
+    let dir = bundle_with("hidden.zip", &zip);
+    let limits = Limits {
+        max_entries: 1_000,
+        ..Limits::service()
+    };
+    let r = diagnose(dir.path(), limits);
+    assert!(
+        warning(&r, "hidden.zip", "more than its end record declares").is_some(),
+        "{:#?}",
+        r.warnings
+    );
+    assert!(r.diagnoses.iter().any(|d| d.rule_id == "SDWAN-SYM-001"));
+    // Within the limits it is read (its entries are empty: no files).
+    let r = diagnose(dir.path(), Limits::service());
+    assert!(warning(&r, "hidden.zip", "").is_none(), "{:#?}", r.warnings);
+}
+
 /// A log of `gib` GiB of one line again and again, gzipped by repeating
 /// one deflate segment: a bundle that takes long to scan, made in no time.
 pub(crate) fn long_log_gz(dir: &Path, gib: u64) -> std::path::PathBuf {

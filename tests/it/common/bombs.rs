@@ -427,6 +427,80 @@ pub(crate) fn nested_stored_zips(depth: usize, mib: u64) -> Vec<u8> {
     zip_of(&[Entry::honest("nested.zip", 8, data, &crc)])
 }
 
+/// A zip of `count` empty stored entries with 8-character names, and a
+/// zip64 end record when the count needs one (past 65,535): tiny on disk
+/// (92 bytes an entry), but a zip reader that takes its whole central
+/// directory into memory takes about 600 bytes an entry.
+pub(crate) fn many_entries_zip(count: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(count * 92 + 200);
+    let mut offsets = Vec::with_capacity(count);
+    let empty = Entry::stored("00000000", Vec::new());
+    let mut local = local_header(&empty);
+    for i in 0..count {
+        offsets.push(out.len() as u64);
+        local[30..38].copy_from_slice(format!("{i:08x}").as_bytes());
+        out.extend_from_slice(&local);
+    }
+    let start = out.len() as u64;
+    let mut central = central_header(&empty, 0);
+    for (i, offset) in offsets.iter().enumerate() {
+        central[42..46].copy_from_slice(&u32::try_from(*offset).unwrap().to_le_bytes());
+        central[46..54].copy_from_slice(format!("{i:08x}").as_bytes());
+        out.extend_from_slice(&central);
+    }
+    let size = out.len() as u64 - start;
+    let record = out.len() as u64;
+    // The zip64 end of central directory record, then its locator.
+    out.extend_from_slice(&0x0606_4b50u32.to_le_bytes());
+    out.extend_from_slice(&44u64.to_le_bytes());
+    out.extend_from_slice(&45u16.to_le_bytes());
+    out.extend_from_slice(&45u16.to_le_bytes());
+    out.extend_from_slice(&[0; 8]); // this disk, the directory's disk
+    out.extend_from_slice(&(count as u64).to_le_bytes());
+    out.extend_from_slice(&(count as u64).to_le_bytes());
+    out.extend_from_slice(&size.to_le_bytes());
+    out.extend_from_slice(&start.to_le_bytes());
+    out.extend_from_slice(&0x0706_4b50u32.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&record.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&[0xff; 4]); // the counts: see the zip64 record
+    out.extend_from_slice(&[0xff; 8]); // size and offset: the same
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out
+}
+
+/// [`many_entries_zip`] followed by a second end record that declares
+/// one entry on another disk: a zip reader that cannot use it falls back
+/// to the real one before it, with all `count` entries.
+pub(crate) fn hidden_directory_zip(count: usize) -> Vec<u8> {
+    let mut out = many_entries_zip(count);
+    out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // this disk
+    out.extend_from_slice(&0u16.to_le_bytes()); // the directory's disk
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&54u32.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out
+}
+
+/// A .tar.gz holding `zip` as `name`: a zip that is copied to disk to be
+/// read, within an upload that passes the ratio.
+pub(crate) fn tar_gz_of(name: &str, zip: &[u8]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    let mut header = tar::Header::new_gnu();
+    header.set_size(zip.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(&mut header, name, zip).unwrap();
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
 /// Every bomb, at a scale: `(file name, bytes)`. Scale 1 is what the
 /// tests use (seconds to stop); the benchmarks use the sizes.
 pub(crate) fn all(scale: u64) -> Vec<(&'static str, Vec<u8>)> {
