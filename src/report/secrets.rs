@@ -23,6 +23,15 @@
 //!   passwords, `pre-shared-key`, `authentication-key`, a line that is only
 //!   `password VALUE` or `secret VALUE`.
 //!
+//! - URL-encoded `key%3Dvalue` and `Authorization%3A%20…`, PHP/Perl
+//!   `'key' => 'value'`, JSON keys written with `\u` escapes, `sshpass -p`,
+//!   `mysql -pVALUE`, `set … password VALUE` lines.
+//!
+//! A quoted value runs to its closing quote (escapes honoured), an
+//! unquoted one to whitespace, cut at a URL's next parameter
+//! ([`cut_value`]). A PEM key over several records is masked by
+//! `redact::KeyBlock`.
+//!
 //! Masking errs towards masking: a value after `token:` in prose is masked
 //! too. It runs on what a report shows, after the rules have matched.
 
@@ -90,8 +99,8 @@ static PATTERNS: LazyLock<Vec<Regex>> = LazyLock::new(|| {
         // --password value
         format!(r"(?i)(?:^|\s)--?{key}\s+(?P<v>{token})"),
         // sshpass -p VALUE, mysql -pVALUE (the options are case-sensitive).
-        r"(?i:\bsshpass)(?:\s+-[^p\s]\S*)*\s+-p\s*(?P<v>\S+)".to_string(),
-        r"(?i:\b(?:mysql|mysqldump|mysqladmin|mariadb|mariadb-dump)\b)[^\r\n]*?\s-p(?P<v>[^\s-]\S*)".to_string(),
+        r"(?i:sshpass)(?:\s+-[^p\s]\S*)*\s+-p\s*(?P<v>\S+)".to_string(),
+        r"(?i:(?:mysql|mysqldump|mysqladmin|mariadb|mariadb-dump)\b)[^\r\n]*?\s-p(?P<v>[^\s-]\S*)".to_string(),
         // A configuration line: `set … password VALUE` at a line's start.
         r"(?im)^\s*set\s+(?:\S+\s+){0,4}?(?:[a-z-]*-)?(?:password|passwd|secret|passphrase)\s+(?:[0-9]\s+)?(?P<v>\S+)".to_string(),
         // Cisco configuration.
