@@ -517,8 +517,9 @@ static PATTERNS: LazyLock<Vec<(Kind, Regex)>> = LazyLock::new(|| {
         ),
         (
             Kind::User,
-            format!(r"(?i)(?:^|[^A-Za-z0-9_])(?:user(?:[-_ ]?name)?|user[-_]?id|login(?:[-_ ]?name)?|logname|uid|principal|samaccountname|owner|account){q}\s*[=:]\s*{q}({name})"),
+            format!(r"(?i)(?:^|[^A-Za-z0-9_])(?:user(?:[-_ ]?name)?|user[-_]?id|login(?:[-_ ]?name)?|logname|uid|principal|samaccountname|owner){q}\s*[=:]\s*{q}({name})"),
         ),
+        (Kind::User, r"(?i)\baccount:\s*([A-Za-z0-9._-]+)".to_string()),
         (Kind::User, r"(?i)\buid=\d+\(([^)\s]+)\)".to_string()),
         (Kind::User, r#"(?:^|[^A-Za-z0-9_])/(?:home|Users)/([^/\s:'"\\]+)"#.to_string()),
         (Kind::User, r"(?i)\b[A-Z]:\\Users\\([^\\\s]+)".to_string()),
