@@ -294,7 +294,8 @@ impl Privacy {
             // credential after it (each pass masks more, so this ends).
             for _ in 0..8 {
                 let mut changed = false;
-                doc.texts(&mut |t| changed |= rewrite(t, true, mask_secrets));
+                let mut key = KeyBlock::default();
+                doc.texts(&mut |t| changed |= key.mask(t));
                 if !changed {
                     break;
                 }
@@ -321,6 +322,72 @@ impl Privacy {
             doc.texts(&mut |t| {
                 rewrite(t, false, |s| redactor.redact_with_map(s));
             });
+        }
+    }
+}
+
+/// A PEM private key written over consecutive texts (an `events` record
+/// per line): between a text whose last marker is `-----BEGIN … PRIVATE
+/// KEY-----` and one with the END marker, every text of the sequence is
+/// masked whole, and so is every field of such a record whose value ends
+/// its text; once a BEGIN has been seen, a text whose message is only a
+/// run of 40 or more base64 characters is masked too. A plain text (a
+/// file's path, a message) ends the sequence.
+#[derive(Default)]
+struct KeyBlock {
+    /// Inside a key.
+    inside: bool,
+    /// A BEGIN line was seen in this sequence.
+    seen: bool,
+    /// The last record's text as it was, when it was masked whole.
+    record: Option<String>,
+}
+
+impl KeyBlock {
+    /// Masks the credentials of one text, and what of a key it holds.
+    fn mask(&mut self, text: Text<'_>) -> bool {
+        match text {
+            Text::Plain(_) => {
+                *self = KeyBlock::default();
+                rewrite(text, true, mask_secrets)
+            }
+            Text::Spans {
+                text: s,
+                spans,
+                host_file,
+            } => {
+                let state = secrets::private_key_state(s);
+                let whole = (self.inside && state.is_none()).then_some(0..s.len());
+                let range = whole.or_else(|| self.seen.then(|| secrets::base64_message(s)).flatten());
+                self.record = range.is_some().then(|| s.clone());
+                self.inside = state.unwrap_or(self.inside);
+                self.seen |= state == Some(true);
+                let t = Text::Spans {
+                    text: s,
+                    spans,
+                    host_file,
+                };
+                match range {
+                    Some(r) => rewrite(t, true, |x| {
+                        let r = r.start.min(x.len())..r.end.min(x.len());
+                        secrets::mask_range(x, r).unwrap_or_else(|| (x.to_string(), Vec::new()))
+                    }),
+                    None => rewrite(t, true, mask_secrets),
+                }
+            }
+            Text::Field { name, value } => {
+                let v = value.trim();
+                let ends = !v.is_empty() && self.record.as_deref().is_some_and(|r| r.trim_end().ends_with(v));
+                let run = self.seen && secrets::base64_message(value).is_some();
+                let t = Text::Field { name, value };
+                if ends || run {
+                    rewrite(t, true, |x| {
+                        secrets::mask_range(x, 0..x.len()).unwrap_or_else(|| (x.to_string(), Vec::new()))
+                    })
+                } else {
+                    rewrite(t, true, mask_secrets)
+                }
+            }
         }
     }
 }
@@ -405,8 +472,13 @@ impl Kind {
     }
 }
 
-/// A MAC address's twelve hex digits, lower case.
+/// A MAC address's twelve hex digits, lower case (each group of an
+/// unpadded `0:1a:…` padded to two).
 fn mac_digits(value: &str) -> String {
+    let groups: Vec<&str> = value.split([':', '-']).collect();
+    if groups.len() == 6 && groups.iter().any(|g| g.len() == 1) {
+        return groups.iter().map(|g| format!("{g:0>2}").to_ascii_lowercase()).collect();
+    }
     value
         .chars()
         .filter(char::is_ascii_hexdigit)
@@ -482,6 +554,12 @@ static PATTERNS: LazyLock<Vec<(Kind, Regex)>> = LazyLock::new(|| {
         (Kind::Mac, r"\b([0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5})\b".to_string()),
         (Kind::Mac, r"\b([0-9A-Fa-f]{2}(?:-[0-9A-Fa-f]{2}){5})\b".to_string()),
         (Kind::Mac, r"\b([0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4})\b".to_string()),
+        // Unpadded: six groups of one or two hex digits (not part of an
+        // IPv6 address: no colon either side).
+        (
+            Kind::Mac,
+            r"(?:^|[^:0-9A-Fa-f])([0-9A-Fa-f]{1,2}(?::[0-9A-Fa-f]{1,2}){5})(?:$|[^:0-9A-Fa-f])".to_string(),
+        ),
         (
             Kind::Mac,
             format!(r"(?i)\b(?:mac|hwaddr|lladdr|chaddr|bssid|ether)(?:[ _-]?addr(?:ess)?)?(?:\s+is)?{q}\s*[:=#]?\s*{q}([0-9a-f]{{12}})\b"),
@@ -491,7 +569,7 @@ static PATTERNS: LazyLock<Vec<(Kind, Regex)>> = LazyLock::new(|| {
         (Kind::User, r"user - '([^']+)'".to_string()),
         (Kind::User, r"(?i)\buser:? '([^']+)'".to_string()),
         (Kind::User, r#"(?i)\buser:? \\?"([^"\\]+)\\?""#.to_string()),
-        (Kind::User, format!(r"(?i)\bfor (?:invalid |illegal )?user:? ({name})")),
+        (Kind::User, format!(r"(?i)\b(?:for|as|by) (?:invalid |illegal )?user:? ({name})")),
         (
             Kind::User,
             format!(r"(?i)\b(?:accepted|failed) (?:password|publickey|keyboard-interactive\S*|none) for (?:invalid user )?({name})"),
@@ -504,6 +582,7 @@ static PATTERNS: LazyLock<Vec<(Kind, Regex)>> = LazyLock::new(|| {
             Kind::User,
             format!(r"(?i)(?:^|[^A-Za-z0-9_])(?:user(?:[-_ ]?name)?|user[-_]?id|login(?:[-_ ]?name)?|logname|uid|principal|samaccountname|owner){q}\s*[=:]\s*{q}({name})"),
         ),
+        (Kind::User, r"(?i)\baccount:\s*([A-Za-z0-9._-]+)".to_string()),
         (Kind::User, r"(?i)\buid=\d+\(([^)\s]+)\)".to_string()),
         (Kind::User, r#"(?:^|[^A-Za-z0-9_])/(?:home|Users)/([^/\s:'"\\]+)"#.to_string()),
         (Kind::User, r"(?i)\b[A-Z]:\\Users\\([^\\\s]+)".to_string()),
@@ -929,6 +1008,10 @@ mod tests {
             r#"User <user-1> logged in; {"username":"<user-2>"} uid=<user-3>(<user-4>) user "<user-5>" /home/<user-6> by <user-7>@ login: <user-8>"#
         );
         assert_eq!(r.redact("user is not allowed"), "user is not allowed");
+        assert_eq!(
+            r.redact("account: tomasz, ran as user victor"),
+            "account: <user-9>, ran as user <user-10>"
+        );
     }
 
     #[test]
@@ -941,6 +1024,15 @@ mod tests {
         assert_eq!(
             r.redact("Smart Account: ACME Corp Ltd, smart_account=acme-sa virtual account \"Lab VA\""),
             "Smart Account: <account-1>, smart_account=<account-2> virtual account \"<account-3>\""
+        );
+    }
+
+    #[test]
+    fn unpadded_macs_but_not_ipv6() {
+        let mut r = Redactor::new();
+        assert_eq!(
+            r.redact("sta 0:1a:2b:3c:4d:62 is 00:1a:2b:3c:4d:62; fe80:0:1:2:3:4:5:6 and 12:15:06 stay"),
+            "sta <mac-1> is <mac-1>; <ip-1> and 12:15:06 stay"
         );
     }
 

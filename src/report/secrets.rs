@@ -23,6 +23,15 @@
 //!   passwords, `pre-shared-key`, `authentication-key`, a line that is only
 //!   `password VALUE` or `secret VALUE`.
 //!
+//! - URL-encoded `key%3Dvalue` and `Authorization%3A%20…`, PHP/Perl
+//!   `'key' => 'value'`, JSON keys written with `\u` escapes, `sshpass -p`,
+//!   `mysql -pVALUE`, `set … password VALUE` lines.
+//!
+//! A quoted value runs to its closing quote (escapes honoured), an
+//! unquoted one to whitespace, cut at a URL's next parameter
+//! ([`cut_value`]). A PEM key over several records is masked by
+//! `redact::KeyBlock`.
+//!
 //! Masking errs towards masking: a value after `token:` in prose is masked
 //! too. It runs on what a report shows, after the rules have matched.
 
@@ -55,7 +64,10 @@ const COOKIE_ATTRIBUTES: [&str; 7] = ["path", "domain", "expires", "max-age", "s
 /// the value (every other group is non-capturing).
 static PATTERNS: LazyLock<Vec<Regex>> = LazyLock::new(|| {
     let key = KEY.as_str();
-    let token = r#"[^\s&,;"'<>(){}\[\]\\|]+"#;
+    // An unquoted value: everything to whitespace.
+    let token = r"\S+";
+    // A quoted value, to its closing quote or the end of the text.
+    let quoted = r#"(?:\\"((?:[^"\\]|\\[^"])*)|"((?:[^"\\]|\\(?s:.))*)|'((?:[^'\\]|\\(?s:.))*))"#;
     let table: Vec<String> = vec![
         // PEM private keys, from the BEGIN line to the END line or the end.
         r"(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?P<v>.+?)(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\z)".to_string(),
@@ -68,16 +80,29 @@ static PATTERNS: LazyLock<Vec<Regex>> = LazyLock::new(|| {
         r"\b(?P<v>eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*)".to_string(),
         // A URL's password.
         r"(?i)\b[a-z][a-z0-9+.-]*://[^/\s:@]+:(?P<v>[^/\s@]+)@".to_string(),
-        // "key": "value", 'key': 'value', \"key\":\"value\".
-        format!(r#"(?i)(?:\\?["']){key}(?:\\?["'])\s*[:=]\s*(?:\\?["'])(?P<v>[^"'\\]+)"#),
-        // key=value, key = "value", key: "value" (unquoted key).
-        format!(r#"(?i)(?:^|[^A-Za-z0-9_.-]){key}\s*(?:=\s*(?:"(?P<v>[^"\r\n]+)"|'(?P<v2>[^'\r\n]+)'|(?P<v3>{token}))|:\s*(?:"(?P<v4>[^"\r\n]+)"|'(?P<v5>[^'\r\n]+)'))"#),
+        // "key": "value", 'key': 'value', \"key\":\"value\", PHP's
+        // 'key' => 'value': a quoted value runs to its closing quote
+        // (backslash escapes honoured; an escaped opening quote closes at
+        // the next escaped one), or to the end of the text.
+        format!(r#"(?i)(?:\\?["']){key}(?:\\?["'])\s*(?:=>|[:=])\s*{quoted}"#),
+        // key=value, key = "value", key => 'value', key: "value"
+        // (unquoted key); an unquoted value after `=` runs to whitespace
+        // (cut at `&name=`, see `cut_value`).
+        format!(r#"(?i)(?:^|[^A-Za-z0-9_.-]){key}\s*(?:(?:=>|=)\s*(?:{quoted}|({token}))|:\s*{quoted})"#),
+        // URL-encoded: password%3Dvalue (to whitespace, `&` or `%26`).
+        format!(r#"(?i){key}%3D(?P<v>{token})"#),
+        r"(?i)\b(?:proxy-)?authorization(?:%3A|%3D)(?:%20|\+)*(?:(?:bearer|basic|digest|negotiate|ntlm|token)(?:%20|\+)+)?(?P<v>[^\s&]+)".to_string(),
         // A JSON value that is not a string ("password": 12345).
         format!(r#"(?i)["']{key}["']\s*:\s*(?P<v>[0-9][^\s,}}\]]*)"#),
         // <password>value</password>
         format!(r"(?i)<{key}>(?P<v>[^<]+)</"),
         // --password value
         format!(r"(?i)(?:^|\s)--?{key}\s+(?P<v>{token})"),
+        // sshpass -p VALUE, mysql -pVALUE (the options are case-sensitive).
+        r"(?i:sshpass)(?:\s+-[^p\s]\S*)*\s+-p\s*(?P<v>\S+)".to_string(),
+        r"(?i:(?:mysql|mysqldump|mysqladmin|mariadb|mariadb-dump)\b)[^\r\n]*?\s-p(?P<v>[^\s-]\S*)".to_string(),
+        // A configuration line: `set … password VALUE` at a line's start.
+        r"(?im)^\s*set\s+(?:\S+\s+){0,4}?(?:[a-z-]*-)?(?:password|passwd|secret|passphrase)\s+(?:[0-9]\s+)?(?P<v>\S+)".to_string(),
         // Cisco configuration.
         r"(?i)\benable\s+(?:secret|password)(?:\s+level\s+\d+)?(?:\s+[0-9])?\s+(?P<v>\S+)".to_string(),
         r"(?i)\busername\s+\S+(?:\s+\S+)*?\s+(?:secret|password)(?:\s+[0-9])?\s+(?P<v>\S+)".to_string(),
@@ -107,10 +132,7 @@ static SET: LazyLock<RegexSet> =
 /// so that `Failed to get access token: 403 Forbidden` keeps its status.
 static COLON: LazyLock<Regex> = LazyLock::new(|| {
     let key = KEY.as_str();
-    Regex::new(&format!(
-        r#"(?i)(?:^|[^A-Za-z0-9_.-]){key}\s*:\s*(?P<v>[^\s&,;"'<>(){{}}\[\]\\|]+)"#
-    ))
-    .expect("valid regex")
+    Regex::new(&format!(r#"(?i)(?:^|[^A-Za-z0-9_.-]){key}\s*:\s*(?P<v>[^\s"']\S*)"#)).expect("valid regex")
 });
 
 /// A value that may be a credential: six characters or more, with letters
@@ -126,6 +148,56 @@ fn looks_secret(value: &str) -> bool {
     value.len() >= 16 || (value.len() >= 6 && !word)
 }
 
+/// An unquoted value (one that does not follow a quote) ends where a
+/// URL's next parameter starts: at `&name=`, `; name=` (cookies) or an encoded `%26`. A quoted
+/// value runs whole.
+fn cut_value<'t>(text: &str, start: usize, value: &'t str) -> &'t str {
+    static NEXT: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"&[A-Za-z0-9_.\[\]-]+=|;\s+[A-Za-z0-9_.-]+=|(?i)%26").expect("valid regex"));
+    if text[..start].ends_with(['"', '\'']) {
+        return value;
+    }
+    match NEXT.find(&text[start..]) {
+        Some(m) if m.start() < value.len() => &value[..m.start()],
+        _ => value,
+    }
+}
+
+/// A JSON key written with `\uXXXX` escapes (`"pass\u0077ord"`) and its
+/// string value.
+static ESCAPED_KEY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"\\?"((?:[^"\\]|\\[^"])*\\u[0-9A-Fa-f]{4}(?:[^"\\]|\\[^"])*)\\?"\s*:\s*\\?"((?:[^"\\]|\\(?s:.))*)"#)
+        .expect("valid regex")
+});
+
+/// A JSON string's escapes decoded (`\u0077` is `w`, `\"` is `"`).
+fn unescape(key: &str) -> String {
+    let mut out = String::new();
+    let mut rest = key;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let esc = &rest[at + 1..];
+        let decoded = esc
+            .strip_prefix('u')
+            .and_then(|h| h.get(..4))
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .and_then(char::from_u32);
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &esc[5..];
+            }
+            None => {
+                let c = esc.chars().next();
+                out.extend(c);
+                rest = &esc[c.map_or(0, char::len_utf8)..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Cookie headers: their values are a list of `name=value` pairs.
 static COOKIE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"(?i)\b(?:set-)?cookie\\?["']?\s*[:=]\s*\\?["']?(?P<v>[^\r\n"\\|]+)"#).expect("valid regex")
@@ -133,7 +205,7 @@ static COOKIE: LazyLock<Regex> = LazyLock::new(|| {
 
 /// A quick test: text without any of these words holds no credential.
 static ANY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)pass|pwd|secret|token|key|session|sessid|sid|cookie|credential|community|psk|auth|bearer|eyJ|://")
+    Regex::new(r"(?i)pass|pwd|secret|token|key|session|sessid|sid|cookie|credential|community|psk|auth|bearer|eyJ|://|mysql|mariadb|\\u")
         .expect("valid regex")
 });
 
@@ -154,15 +226,40 @@ fn credentials(text: &str) -> Vec<Range<usize>> {
     }
     let mut found: Vec<Range<usize>> = Vec::new();
     for re in SET.matches(text).iter().map(|i| &PATTERNS[i]) {
-        for caps in re.captures_iter(text) {
+        // A value cut at a URL's next parameter: the search goes on from
+        // its end, so `api_key=a&apikey=b` finds both.
+        let mut pos = 0;
+        while let Some(caps) = re.captures_at(text, pos) {
+            let whole = caps.get(0).expect("a match");
+            pos = whole.end();
             if let Some(v) = caps.iter().skip(1).flatten().next() {
-                found.push(v.start()..v.start() + v.as_str().trim_end().len());
+                let end = v.start() + cut_value(text, v.start(), v.as_str().trim_end()).len();
+                found.push(v.start()..end);
+                if end > whole.start() {
+                    pos = pos.min(end.max(v.start()));
+                }
+            }
+            if pos >= text.len() {
+                break;
             }
         }
     }
     for caps in COLON.captures_iter(text) {
-        if let Some(v) = caps.name("v").filter(|v| looks_secret(v.as_str())) {
-            found.push(v.range());
+        if let Some(v) = caps.name("v") {
+            let value = cut_value(text, v.start(), v.as_str());
+            if looks_secret(value) {
+                found.push(v.start()..v.start() + value.len());
+            }
+        }
+    }
+    if text.contains("\\u") {
+        for caps in ESCAPED_KEY.captures_iter(text) {
+            let (Some(k), Some(v)) = (caps.get(1), caps.get(2)) else {
+                continue;
+            };
+            if is_credential_name(&unescape(k.as_str())) {
+                found.push(v.range());
+            }
         }
     }
     for caps in COOKIE.captures_iter(text) {
@@ -192,8 +289,12 @@ fn credentials(text: &str) -> Vec<Range<usize>> {
             _ => merged.push(r),
         }
     }
-    // A mask already there is kept: a range is cut around every mask it
-    // touches, and what is left of it but blanks is masked.
+    around_masks(text, merged)
+}
+
+/// `ranges` cut around every mask already in `text` (a mask is kept), and
+/// what is left of them but blanks.
+fn around_masks(text: &str, merged: Vec<Range<usize>>) -> Vec<Range<usize>> {
     let masks: Vec<usize> = text.match_indices(MASK).map(|(i, _)| i).collect();
     let mut kept = Vec::new();
     for r in merged {
@@ -212,10 +313,43 @@ fn credentials(text: &str) -> Vec<Range<usize>> {
     kept
 }
 
+/// Where a text leaves a PEM private key: `Some(true)` inside one (its
+/// last marker is a `-----BEGIN … PRIVATE KEY-----` line), `Some(false)`
+/// after one (its last marker is an END line), `None` without a marker.
+pub(crate) fn private_key_state(text: &str) -> Option<bool> {
+    static MARKER: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"-----(BEGIN|END) [A-Z0-9 ]*PRIVATE KEY-----").expect("valid regex"));
+    MARKER.captures_iter(text).last().map(|c| &c[1] == "BEGIN")
+}
+
+/// A text's message (after its last `": "`, or all of it) when that is
+/// only a run of 40 or more base64 characters, as a PEM body line is.
+pub(crate) fn base64_message(text: &str) -> Option<Range<usize>> {
+    let start = text.rfind(": ").map_or(0, |i| i + 2);
+    let message = text[start..].trim();
+    let ok = message.len() >= 40
+        && message
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b));
+    ok.then(|| {
+        let at = start + text[start..].find(message).unwrap_or(0);
+        at..at + message.len()
+    })
+}
+
+/// `text` with `range` masked (what is a mask already stays).
+pub(crate) fn mask_range(text: &str, range: Range<usize>) -> Option<(String, Vec<Moved>)> {
+    replace(text, around_masks(text, vec![range]))
+}
+
 /// `text` with every credential's value replaced by [`MASK`], and for each
 /// replacement its old and new byte range; `None` when there is none.
 pub(crate) fn mask(text: &str) -> Option<(String, Vec<Moved>)> {
-    let ranges = credentials(text);
+    replace(text, credentials(text))
+}
+
+/// `text` with `ranges` replaced by [`MASK`].
+fn replace(text: &str, ranges: Vec<Range<usize>>) -> Option<(String, Vec<Moved>)> {
     if ranges.is_empty() {
         return None;
     }
@@ -292,6 +426,58 @@ mod tests {
         ];
         for (text, want) in cases {
             assert_eq!(masked(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn values_with_signs_are_masked_whole() {
+        let cases = [
+            (r#"{"password":"ab'SEKapos1"}"#, r#"{"password":"[secret]"}"#),
+            ("password=Pa,SEKcomma2 next", "password=[secret] next"),
+            ("password=Pa;SEKsemi3", "password=[secret]"),
+            ("password=Pa(SEKparen4)", "password=[secret]"),
+            (r#"password="a\"SEKescq5" x"#, r#"password="[secret]" x"#),
+            ("client_secret=ab|SEKpipe6", "client_secret=[secret]"),
+            (r#"{"password": "JSONSP\"sekret0011"}"#, r#"{"password": "[secret]"}"#),
+            (
+                r#""client_secret":"JSONCS\u0041sekret0015""#,
+                r#""client_secret":"[secret]""#,
+            ),
+            (r#"\"password\":\"a'b,c\" next"#, r#"\"password\":\"[secret]\" next"#),
+            ("password=x&user=y", "password=[secret]&user=y"),
+            ("password=a&b c", "password=[secret] c"),
+            ("token: ab,cd;ef", "token: [secret]"),
+            (
+                "body password%3Dp%2Cw%3B1%26user%3Dy",
+                "body password%3D[secret]%26user%3Dy",
+            ),
+            ("client_secret%3Dzz%2F9 x", "client_secret%3D[secret] x"),
+            (
+                "h=Authorization%3A%20Bearer%20ab%2Bcd",
+                "h=Authorization%3A%20Bearer%20[secret]",
+            ),
+            (
+                "$c = array('password' => 'p,h;p');",
+                "$c = array('password' => '[secret]');",
+            ),
+            ("my %c = (password => 'pe rl');", "my %c = (password => '[secret]');"),
+            (r#"{"pass\u0077ord":"uni,code"}"#, r#"{"pass\u0077ord":"[secret]"}"#),
+            ("sshpass -p 'x;y' ssh host", "sshpass -p [secret] ssh host"),
+            ("mysql -u root -pS3c;r3t db", "mysql -u root -p[secret] db"),
+            ("mysql --password=S3c,r3t db", "mysql --password=[secret] db"),
+            ("PASSWORD x(y)", "PASSWORD [secret]"),
+            ("set system password o|pen now", "set system password [secret] now"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(masked(text), want, "{text}");
+        }
+        for prose in [
+            "wrong password for user admin",
+            "Password incorrect for user admin",
+            "sshpass -P assword: ssh host",
+            "mysql -P 3306 -h db",
+        ] {
+            assert_eq!(masked(prose), prose);
         }
     }
 

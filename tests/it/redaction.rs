@@ -67,7 +67,15 @@ struct Planted {
 fn is_credential(class: &str) -> bool {
     matches!(
         class,
-        "password" | "client_secret" | "token" | "authorization" | "api_key" | "cookie" | "private_key" | "cisco"
+        "password"
+            | "signed_password"
+            | "client_secret"
+            | "token"
+            | "authorization"
+            | "api_key"
+            | "cookie"
+            | "private_key"
+            | "cisco"
     )
 }
 
@@ -221,6 +229,28 @@ fn credentials(rng: &mut Rng, i: usize, out: &mut Vec<Planted>) {
         _ => format!("db_password={secret}"),
     };
     add("password", secret, phrase);
+    // Values with signs: nothing of them may show, the part after the
+    // sign above all (its tail is searched for too, see `spellings`).
+    let sign = ["'", ",", ";", "(", ")", "|", "\\\"", "\\u0041", "%", "=", "/", "+"][i % 12];
+    let secret = format!("{}{sign}SEK{}", rng.chars(4, ALNUM), rng.chars(10, ALNUM));
+    let json = !sign.starts_with('\\') && sign != "'";
+    let phrase = match i % 9 {
+        0 if json => format!("{{\"password\":\"{secret}\"}}"),
+        1 => format!("client_secret={secret}"),
+        2 => format!("password=\"{}\"", secret.replace('"', "")),
+        3 => format!("\"client_secret\":\"{secret}\""),
+        4 => format!("sshpass -p {secret} ssh host"),
+        5 => format!("mysql -u root -p{secret} db"),
+        6 => format!("'password' => '{}'", secret.replace('\'', "")),
+        7 => format!("body=password%3D{secret}%26user%3Dx"),
+        _ => format!("password={secret}"),
+    };
+    let secret = match i % 9 {
+        2 => secret.replace('"', ""),
+        6 => secret.replace('\'', ""),
+        _ => secret,
+    };
+    add("signed_password", secret, phrase);
     let secret = rng.chars(32, ALNUM);
     add(
         "client_secret",
@@ -374,11 +404,21 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// What shows a value was there: a value with signs is escaped in JSON,
+/// so its tail after the sign (`SEK…`) is what is searched for.
+fn probe(p: &Planted) -> &str {
+    match p.value.find("SEK") {
+        Some(at) if p.class == "signed_password" => &p.value[at..],
+        _ => &p.value,
+    }
+}
+
 /// Every spelling of a value that must not be shown: the raw text, and for
 /// MAC and IPv6 addresses every notation in both cases.
 fn spellings(p: &Planted) -> Vec<String> {
     let mut out = vec![p.value.clone()];
     match p.class {
+        "signed_password" => out.push(probe(p).to_string()),
         "mac" => {
             let hex: String = p
                 .value
@@ -467,7 +507,7 @@ fn the_redaction_corpus_leaves_nothing_and_the_diagnoses_stay() {
     let shown = output(&["diagnose", "--format", "json", "--show-secrets", b]);
     let missing: Vec<&str> = planted
         .iter()
-        .filter(|p| !shown.contains(&p.value))
+        .filter(|p| !shown.contains(probe(p)))
         .map(|p| p.phrase.as_str())
         .collect();
     assert!(missing.is_empty(), "not in the evidence: {missing:#?}");
@@ -566,7 +606,7 @@ fn credentials_are_masked_by_default_and_shown_on_request() {
     let shown = output(&["diagnose", "--format", "json", "--show-secrets", b]);
     let hidden: Vec<&str> = planted
         .iter()
-        .filter(|p| is_credential(p.class) && !shown.contains(&p.value))
+        .filter(|p| is_credential(p.class) && !shown.contains(probe(p)))
         .map(|p| p.phrase.as_str())
         .collect();
     assert!(hidden.is_empty(), "--show-secrets still masks: {hidden:#?}");
@@ -627,6 +667,8 @@ proptest::proptest! {
                     "password=", "\"access_token\":\"", "Authorization: Bearer ", "Cookie: a=", "user ",
                     "User ", " logged in", "hostname=", "Smart Account: ", "SN: ", "mac ", "::", "10.1.",
                     "-----BEGIN PRIVATE KEY-----\n", "\n", "<ip-1>", "[secret]", "fe80::1%eth0", "by x@",
+                    "password%3D", "'password' => '", "sshpass -p ", "mysql -p", "\\\"", "\\u0041", "as user ",
+                    "account: ", "0:1a:2b:3c:4d:6", "&user=", "; lang=", "-----END RSA PRIVATE KEY-----",
                 ]).prop_map(str::to_string),
             ],
             0..12,
@@ -634,9 +676,10 @@ proptest::proptest! {
         spans in proptest::collection::vec((0usize..300, 0usize..40), 0..4),
         redact in proptest::bool::ANY,
         secret in "[A-Za-z0-9]{12,20}",
+        sign in proptest::sample::select(vec!["", "'", ",", ";", "(", ")", "|", "\\\"", "\\u0041", "%", "=", "/", "+"]),
     ) {
         let mut text = pieces.concat();
-        text.push_str(&format!(" client_secret={secret}"));
+        text.push_str(&format!(" client_secret=x{sign}{secret}"));
         let privacy = triage::Privacy { show_secrets: false, redact };
         let mut spans: Vec<std::ops::Range<usize>> = spans
             .iter()
@@ -657,4 +700,48 @@ proptest::proptest! {
         privacy.apply_to_text(&mut twice, &mut Vec::new());
         proptest::prop_assert_eq!(&twice, &once);
     }
+}
+
+/// A PEM private key written one syslog line per record: `events` shows
+/// each line as its own record, and every body line is masked, in the
+/// record's text and in its fields.
+#[test]
+fn private_key_bodies_over_syslog_lines_are_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("var/log");
+    std::fs::create_dir_all(&log).unwrap();
+    let mut lines = Vec::new();
+    let mut bodies = Vec::new();
+    for (n, kind) in ["RSA", "OPENSSH"].iter().enumerate() {
+        lines.push(format!(
+            "Dec  6 07:0{n}:00 vm1 app[12]: -----BEGIN {kind} PRIVATE KEY-----"
+        ));
+        for k in 0..3 {
+            let body = format!("MIIEow{kind}{k}{}", "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo+/".repeat(2));
+            lines.push(format!("Dec  6 07:0{n}:0{k} vm1 app[12]: {body}"));
+            bodies.push(body);
+        }
+        let last = format!("SHORT{kind}tail==");
+        lines.push(format!("Dec  6 07:0{n}:05 vm1 app[12]: {last}"));
+        bodies.push(last);
+        lines.push(format!(
+            "Dec  6 07:0{n}:06 vm1 app[12]: -----END {kind} PRIVATE KEY-----"
+        ));
+    }
+    lines.push("Dec  6 07:09:00 vm1 app[12]: after the key: ordinary text stays".to_string());
+    std::fs::write(log.join("messages"), lines.join("\n") + "\n").unwrap();
+    let b = dir.path().to_str().unwrap();
+    for format in ["human", "json"] {
+        let text = output(&["events", "--format", format, "--limit", "100", b]);
+        for body in &bodies {
+            assert!(
+                !text.contains(body.as_str()),
+                "`events --format {format}` shows {body}:\n{text}"
+            );
+        }
+        assert!(text.contains("ordinary text stays"), "{text}");
+        assert!(text.contains("BEGIN RSA PRIVATE KEY"), "{text}");
+    }
+    let shown = output(&["events", "--show-secrets", "--limit", "100", b]);
+    assert!(bodies.iter().all(|body| shown.contains(body.as_str())), "{shown}");
 }
