@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Extension, Path as UrlPath, State};
 use axum::http::StatusCode;
@@ -21,21 +22,22 @@ use axum::response::{IntoResponse, Response};
 use super::auth::Caller;
 use super::{blocking, internal, is_job_id, problem, AppState};
 
-/// The cancel flags of the jobs being run, by id.
+/// The jobs being run, by id: each one's cancel flag (for `DELETE`) and
+/// when it started (for `Retry-After`).
 #[derive(Default)]
 pub(super) struct Running {
-    flags: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    jobs: Mutex<HashMap<String, (Arc<AtomicBool>, Instant)>>,
 }
 
 impl Running {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<AtomicBool>>> {
-        self.flags.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, (Arc<AtomicBool>, Instant)>> {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A job a worker is about to run: its cancel flag.
     pub(super) fn start(&self, id: &str) -> Arc<AtomicBool> {
         let flag = Arc::new(AtomicBool::new(false));
-        self.lock().insert(id.to_string(), flag.clone());
+        self.lock().insert(id.to_string(), (flag.clone(), Instant::now()));
         flag
     }
 
@@ -43,17 +45,23 @@ impl Running {
     /// `DELETE` that comes after this finds the row (written or not) and
     /// deletes it; the store writes nothing to a row that is gone.
     pub(super) fn end(&self, id: &str) -> bool {
-        !self.lock().remove(id).is_some_and(|f| f.load(Ordering::Relaxed))
+        !self
+            .lock()
+            .remove(id)
+            .is_some_and(|(flag, _)| flag.load(Ordering::Relaxed))
     }
 
-    /// Cancels the job `id` if it is running, then runs `delete` (removing
-    /// its row) under the same lock; what `delete` returned.
-    fn cancel<T>(&self, id: &str, delete: impl FnOnce() -> T) -> T {
-        let flags = self.lock();
-        if let Some(flag) = flags.get(id) {
+    /// How long each job being run has run.
+    pub(super) fn elapsed(&self) -> Vec<Duration> {
+        self.lock().values().map(|(_, started)| started.elapsed()).collect()
+    }
+
+    /// Tells the job `id` to stop if it is running (its worker then
+    /// stores nothing).
+    fn cancel(&self, id: &str) {
+        if let Some((flag, _)) = self.lock().get(id) {
             flag.store(true, Ordering::Relaxed);
         }
-        delete()
     }
 }
 
@@ -84,7 +92,11 @@ pub(super) async fn delete_job(
                     Err(e) => return Err(e),
                 }
             }
-            let deleted = shared.running.cancel(&id, || shared.store.delete(&id));
+            // Flagged first: a worker ending the job from now on stores
+            // nothing, and one storing it already writes to no row once
+            // the row is gone.
+            shared.running.cancel(&id);
+            let deleted = shared.store.delete(&id);
             // A waiting job gives its queue place back now.
             shared.queue.withdraw(&id);
             // The upload goes whatever the row said: a job whose row is

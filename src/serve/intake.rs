@@ -190,14 +190,14 @@ pub(super) fn estimated_wait(shared: &Shared) -> u64 {
     let workers = shared.config.workers.max(1) as u64;
     let mean = shared.mean_job_ms.load(Ordering::Relaxed);
     let queued = shared.queue.depth() as u64;
-    let running = shared.running_since.lock().unwrap_or_else(|e| e.into_inner());
+    let running = shared.running.elapsed();
     let next_free = if (running.len() as u64) < workers {
         0
     } else {
         running
-            .values()
-            .map(|started| {
-                let ran = started.elapsed().as_millis() as u64;
+            .iter()
+            .map(|ran| {
+                let ran = ran.as_millis() as u64;
                 mean.saturating_sub(ran).max(ran)
             })
             .min()

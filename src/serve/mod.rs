@@ -29,11 +29,10 @@ pub(crate) mod rules;
 pub(crate) mod store;
 pub(crate) mod tls;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Extension, Path as UrlPath, Query, Request, State};
@@ -135,8 +134,6 @@ struct Shared {
     allowed_hosts: auth::AllowedHosts,
     /// Running mean of a job's time, milliseconds, for Retry-After.
     mean_job_ms: AtomicU64,
-    /// The jobs running, and since when, for Retry-After.
-    running_since: Mutex<HashMap<String, Instant>>,
     /// Uploads in progress, for their bounds.
     uploads_in_progress: Arc<intake::UploadLimiter>,
     /// Test hook: this many result writes fail before one is tried
@@ -148,7 +145,8 @@ struct Shared {
     /// mid-job, then release it by deleting the file
     /// (`TRIAGE_SERVE_TEST_HOLD_FILE`).
     hold: Option<PathBuf>,
-    /// The cancel flags of the running jobs, for `DELETE`.
+    /// The jobs being run: cancel flags for `DELETE`, start times for
+    /// `Retry-After`.
     running: cancel::Running,
 }
 
@@ -260,7 +258,6 @@ pub(crate) fn run(config: Config, announce: impl FnOnce(std::net::SocketAddr)) -
         metrics: metrics::Metrics::default(),
         allowed_hosts: auth::AllowedHosts::new(&config.allowed_hosts, bound),
         mean_job_ms: AtomicU64::new(1000),
-        running_since: Mutex::new(HashMap::new()),
         uploads_in_progress: Arc::default(),
         fail_writes: AtomicU32::new(failed_writes_hook()),
         hold,
@@ -1103,7 +1100,6 @@ fn run_job(shared: &Shared, id: &str) {
     };
     let bundle = upload_path(&shared.uploads, id, &job.name);
     let set = shared.rules.current();
-    let _running = RunningSince::new(shared, id);
     if job.attempts > MAX_ATTEMPTS {
         let why = format!(
             "the service stopped {} times while diagnosing this bundle; it is not run again",
@@ -1175,36 +1171,6 @@ fn run_job(shared: &Shared, id: &str) {
         shared.metrics.job(status, started.elapsed().as_secs_f64());
         let old = shared.mean_job_ms.load(Ordering::Relaxed);
         shared.mean_job_ms.store((old * 7 + elapsed) / 8, Ordering::Relaxed);
-    }
-}
-
-/// A job in [`Shared::running_since`] while its worker has it.
-struct RunningSince<'a> {
-    shared: &'a Shared,
-    id: String,
-}
-
-impl<'a> RunningSince<'a> {
-    fn new(shared: &'a Shared, id: &str) -> RunningSince<'a> {
-        shared
-            .running_since
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id.to_string(), Instant::now());
-        RunningSince {
-            shared,
-            id: id.to_string(),
-        }
-    }
-}
-
-impl Drop for RunningSince<'_> {
-    fn drop(&mut self) {
-        self.shared
-            .running_since
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.id);
     }
 }
 
