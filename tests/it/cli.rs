@@ -868,28 +868,34 @@ expect = "hit"
 "var/log/messages" = "Jan 13 11:40:12 host kernel: disk full\n"
 "#;
 
-#[test]
-fn a_rule_test_whose_bundle_is_missing_fails_and_names_the_path() {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(
-        tmp.path().join("T-1.toml"),
-        format!(
-            r#"{RULE_WITH_A_PASSING_TEST}[[test]]
-name = "quiet on a bundle that was moved away"
-expect = "no_hit"
-bundle = "no-such-bundle"
-"#
-        ),
-    )
-    .unwrap();
-    let out = triage()
+/// Writes `T-1.toml` (the rule with a passing test, then `extra_test`)
+/// into `dir` and runs `triage test DIR ARGS`, which must exit 1: its
+/// standard output.
+fn failing_rule_tests(dir: &std::path::Path, extra_test: &str, args: &[&str]) -> Vec<u8> {
+    std::fs::write(dir.join("T-1.toml"), format!("{RULE_WITH_A_PASSING_TEST}{extra_test}")).unwrap();
+    triage()
         .arg("test")
-        .arg(tmp.path())
+        .args(args)
+        .arg(dir)
         .assert()
         .code(1)
         .get_output()
         .stdout
-        .clone();
+        .clone()
+}
+
+#[test]
+fn a_rule_test_whose_bundle_is_missing_fails_and_names_the_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = failing_rule_tests(
+        tmp.path(),
+        r#"[[test]]
+name = "quiet on a bundle that was moved away"
+expect = "no_hit"
+bundle = "no-such-bundle"
+"#,
+        &[],
+    );
     let text = String::from_utf8(out).unwrap();
     assert!(
         text.contains("FAIL T-1 / quiet on a bundle that was moved away"),
@@ -901,27 +907,13 @@ bundle = "no-such-bundle"
 #[test]
 fn a_failing_rule_test_shows_what_was_expected_and_what_happened() {
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(
-        tmp.path().join("T-1.toml"),
-        format!(
-            r#"{RULE_WITH_A_PASSING_TEST}[[test]]
+    let failing = r#"[[test]]
 name = "wrongly expected to fire"
 expect = "hit"
 [test.files]
 "var/log/messages" = "Jan 13 11:40:12 host kernel: all fine\n"
-"#
-        ),
-    )
-    .unwrap();
-    let out = triage()
-        .arg("test")
-        .arg(tmp.path())
-        .assert()
-        .code(1)
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8(out).unwrap();
+"#;
+    let text = String::from_utf8(failing_rule_tests(tmp.path(), failing, &[])).unwrap();
     assert!(
         text.contains("FAIL T-1 / wrongly expected to fire: expected hit, got no_hit"),
         "{text}"
@@ -930,14 +922,7 @@ expect = "hit"
         text.contains("     + got:      no_hit (the condition is false)"),
         "{text}"
     );
-    let out = triage()
-        .args(["test", "--format", "json"])
-        .arg(tmp.path())
-        .assert()
-        .code(1)
-        .get_output()
-        .stdout
-        .clone();
+    let out = failing_rule_tests(tmp.path(), failing, &["--format", "json"]);
     let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
     let t1 = doc["rules"]
         .as_array()
