@@ -16,11 +16,11 @@ use crate::format::Detection;
 use crate::lang::{CCond, COperand, FieldRef, ListField, Placeholder, Truth};
 use crate::report::explain::{EvidenceLine, ExplainNode, Explanation, QueryExplain};
 use crate::report::{
-    AlternativeCause, CollectItem, Diagnosis, Evidence, Excluded, FileEntry, Inconclusive, MissingSource,
-    NotApplicable, Report, ReportWarning, RuleCost, SCHEMA_VERSION,
+    AlternativeCause, CollectItem, CollectionSource, Diagnosis, Evidence, Excluded, FileEntry, Inconclusive,
+    MissingSource, NotApplicable, Report, ReportWarning, RuleCost, SCHEMA_VERSION,
 };
 use crate::rules::{KnowledgeBase, Rule};
-use crate::scan::{BundleScan, FileSummary, GlobalQuery, QueryMatches, ScanPlan, Scanner};
+use crate::scan::{BundleScan, FileSummary, GlobalQuery, LastRecord, QueryMatches, ScanPlan, Scanner};
 use crate::time::ZoneTable;
 use crate::value::{format_duration, format_time};
 
@@ -37,6 +37,81 @@ pub struct RunOptions {
     pub profile: bool,
 }
 
+/// A bundle's collection time and what said it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectionTime {
+    /// UTC microseconds.
+    pub micros: i64,
+    /// What said it.
+    pub source: CollectionSource,
+    /// The file that said it (the admin-tech's path, the date file, the
+    /// newest record's file and line); `None` for `--collected-at`.
+    pub from: Option<String>,
+}
+
+impl CollectionTime {
+    /// `from the date file ssm-onprem/date.txt`, as a person reads it.
+    pub fn describe(&self) -> String {
+        match &self.from {
+            Some(from) => format!("{} {from}", self.source.phrase()),
+            None => self.source.phrase().to_string(),
+        }
+    }
+}
+
+/// Formats whose records are clock readings taken with the bundle: the
+/// newest of them says when it was collected better than any log line.
+const CLOCK_FORMATS: &[&str] = &["date", "show_clock"];
+
+/// The collection time of a bundle, the first of: `--collected-at` (always
+/// wins), the newest time an archive name states (`collection.toml`), the
+/// newest clock reading (a `date` file), the newest of the files' last
+/// records. `diagnose`, `explain` and `events` all choose it here.
+pub(crate) fn collection_time<'p>(
+    kb: &KnowledgeBase,
+    given: Option<i64>,
+    paths: impl Iterator<Item = &'p str>,
+    last_records: &[LastRecord],
+) -> Option<CollectionTime> {
+    if let Some(micros) = given {
+        return Some(CollectionTime {
+            micros,
+            source: CollectionSource::Option,
+            from: None,
+        });
+    }
+    let named = paths
+        .filter_map(|p| kb.archive_time(p).map(|t| (t, p)))
+        .max_by_key(|(t, _)| *t);
+    if let Some((micros, path)) = named {
+        // The archive itself: the part of the path that names it.
+        let archive = path
+            .split('/')
+            .find(|part| kb.archive_time(part).is_some())
+            .unwrap_or(path);
+        return Some(CollectionTime {
+            micros,
+            source: CollectionSource::AdminTechName,
+            from: Some(archive.to_string()),
+        });
+    }
+    let is_clock = |r: &&LastRecord| CLOCK_FORMATS.contains(&kb.formats.formats[r.format].name.as_str());
+    // The newest; of equal times, the first by place.
+    let newest = |r: &&LastRecord| (r.micros, std::cmp::Reverse((r.file.clone(), r.line)));
+    if let Some(r) = last_records.iter().filter(is_clock).max_by_key(newest) {
+        return Some(CollectionTime {
+            micros: r.micros,
+            source: CollectionSource::DateFile,
+            from: Some(r.file.clone()),
+        });
+    }
+    last_records.iter().max_by_key(newest).map(|r| CollectionTime {
+        micros: r.micros,
+        source: CollectionSource::NewestRecord,
+        from: Some(format!("{}:{}", r.file, r.line)),
+    })
+}
+
 /// A knowledge base ready to run.
 pub struct Engine {
     /// The rules and formats.
@@ -51,6 +126,8 @@ pub struct Evaluation<'a> {
     totals: BundleScan,
     /// Collection time, UTC microseconds.
     pub collected_at: Option<i64>,
+    /// The collection time with where it comes from.
+    pub collection: Option<CollectionTime>,
     /// Whether the report includes the cost per rule.
     profile: bool,
 }
@@ -113,13 +190,16 @@ impl Engine {
 
     /// Makes an evaluation of what the scans found.
     pub fn evaluation(&self, totals: BundleScan, files: &[FileSummary], options: &RunOptions) -> Evaluation<'_> {
-        let collected_at = options
-            .collected_at
-            .or_else(|| files.iter().filter_map(|f| self.kb.archive_time(&f.path)).max())
-            .or(totals.newest_time);
+        let collection = collection_time(
+            &self.kb,
+            options.collected_at,
+            files.iter().map(|f| f.path.as_str()),
+            &totals.last_records,
+        );
         Evaluation {
             engine: self,
-            collected_at,
+            collected_at: collection.as_ref().map(|c| c.micros),
+            collection,
             profile: options.profile,
             totals,
         }
@@ -1338,6 +1418,7 @@ impl Evaluation<'_> {
             };
             warnings.push(ReportWarning { path: None, message });
         }
+        warnings.extend(self.late_records_warning());
         let profile = if self.profile { self.rule_costs() } else { Vec::new() };
         let verdict = verdict(kb, &diagnoses, &collect_next, files.len());
         Report {
@@ -1348,6 +1429,7 @@ impl Evaluation<'_> {
             collect_next,
             bundle: bundle.display().to_string(),
             collected_at: self.collected_at.map(format_time),
+            collected_at_source: self.collection.as_ref().map(|c| c.source),
             rules_evaluated: kb.rules.len(),
             rules_not_hit: not_hit,
             diagnoses,
@@ -1438,6 +1520,45 @@ impl Evaluation<'_> {
             ));
         }
         out
+    }
+}
+
+impl Evaluation<'_> {
+    /// One warning for the records whose time lies after the collection
+    /// time, among those whose time and place the run knows (each file's
+    /// last record, the records a query matched): their count and the
+    /// first by place. Such a record means a wrong clock somewhere, and a
+    /// window measured from the collection time may then be wrong.
+    fn late_records_warning(&self) -> Option<ReportWarning> {
+        let collection = self.collection.as_ref()?;
+        let last = (self.totals.last_records.iter()).map(|r| (r.file.as_str(), r.line, Some(r.micros)));
+        let matched = (self.totals.matches.values().flat_map(|m| &m.evidence)).map(|e| {
+            (
+                e.file.as_str(),
+                e.line,
+                e.time.and_then(|t| t.resolve(self.collected_at)),
+            )
+        });
+        let late: BTreeSet<(&str, u64)> = last
+            .chain(matched)
+            .filter(|(_, _, t)| t.is_some_and(|t| t > collection.micros))
+            .map(|(file, line, _)| (file, line))
+            .collect();
+        let (file, line) = late.first()?;
+        Some(ReportWarning {
+            path: Some(file.to_string()),
+            message: format!(
+                "{} after the collection time {} ({}), the first at {file}:{line}: \
+                 a clock is wrong or that file was collected later, and windows measured from the \
+                 collection time may be wrong; pass --collected-at to set it",
+                match late.len() {
+                    1 => "1 record lies".to_string(),
+                    n => format!("{n} records lie"),
+                },
+                format_time(collection.micros),
+                collection.describe(),
+            ),
+        })
     }
 }
 
