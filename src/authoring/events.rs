@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::bundle::{read_bundle, BundleWarning};
 use crate::engine::{collection_time, CollectionTime, RunOptions};
 use crate::format::{Detection, Format, ParsedFields};
-use crate::report::CollectionSource;
+use crate::report::{CollectionSource, CollectionZone};
 use crate::rules::KnowledgeBase;
 use crate::scan::{last_record_time, parse_records, LastRecord};
 use crate::time::{Completeness, RecordTime, ZoneTable};
@@ -46,6 +46,8 @@ pub(crate) struct EventsReport {
     pub collected_at_source: Option<CollectionSource>,
     /// The file (and line) that said it.
     pub collected_at_from: Option<String>,
+    /// How its zone is known.
+    pub collected_at_zone: Option<CollectionZone>,
     /// Every file, in path order.
     pub files: Vec<FileEvents>,
     /// Files skipped or cut while reading.
@@ -241,6 +243,7 @@ pub(crate) fn events(
         bundle: bundle.display().to_string(),
         collected_at: collected_at.map(format_time),
         collected_at_source: collection.as_ref().map(|c| c.source),
+        collected_at_zone: collection.as_ref().map(|c| c.zone),
         collected_at_from: collection.and_then(|c| c.from),
         files,
         warnings,
@@ -259,12 +262,13 @@ fn file_last_record(
     zones: &ZoneTable,
 ) -> (Option<LastRecord>, bool) {
     let (last, more) = last_record_time(format, zones, data, reader);
-    let last = last.filter(|(t, _)| t.completeness == Completeness::Full);
-    let last = last.map(|(t, line)| LastRecord {
+    let last = last.filter(|(t, _, _)| t.completeness == Completeness::Full);
+    let last = last.map(|(t, line, zone)| LastRecord {
         file: path.to_string(),
         line,
         micros: t.micros,
         format: fi,
+        zone,
     });
     (last, more)
 }
@@ -380,13 +384,14 @@ pub(crate) fn render(report: &EventsReport) -> String {
     let _ = match (&report.collected_at, report.collected_at_source) {
         (Some(t), Some(source)) => writeln!(
             out,
-            "collected at {t}, {}{}",
+            "collected at {t}, {}{}{}",
             source.phrase(),
             report
                 .collected_at_from
                 .as_ref()
                 .map(|f| format!(" {f}"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            report.collected_at_zone.map_or("", |z| z.phrase())
         ),
         _ => writeln!(out, "collection time unknown: no file states it; pass --collected-at"),
     };

@@ -7,7 +7,7 @@
 
 pub(crate) mod batch;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -16,12 +16,12 @@ use crate::format::Detection;
 use crate::lang::{CCond, COperand, FieldRef, ListField, Placeholder, Truth};
 use crate::report::explain::{EvidenceLine, ExplainNode, Explanation, QueryExplain};
 use crate::report::{
-    AlternativeCause, CollectItem, CollectionSource, Diagnosis, Evidence, Excluded, FileEntry, Inconclusive,
-    MissingSource, NotApplicable, Report, ReportWarning, RuleCost, SCHEMA_VERSION,
+    AlternativeCause, CollectItem, CollectionSource, CollectionZone, Diagnosis, Evidence, Excluded, FileEntry,
+    Inconclusive, MissingSource, NotApplicable, Report, ReportWarning, RuleCost, SCHEMA_VERSION,
 };
 use crate::rules::{KnowledgeBase, Rule};
 use crate::scan::{BundleScan, FileSummary, GlobalQuery, LastRecord, QueryMatches, ScanPlan, Scanner};
-use crate::time::ZoneTable;
+use crate::time::{RecordZone, ZoneTable};
 use crate::value::{format_duration, format_time};
 
 /// What the engine is told besides the bundle.
@@ -47,26 +47,70 @@ pub struct CollectionTime {
     /// The file that said it (the admin-tech's path, the date file, the
     /// newest record's file and line); `None` for `--collected-at`.
     pub from: Option<String>,
+    /// How its zone is known.
+    pub zone: CollectionZone,
+    /// The offset it was read in when that came from its logs (seconds
+    /// east of UTC).
+    pub logs_offset: Option<i32>,
 }
 
 impl CollectionTime {
     /// `from the date file ssm-onprem/date.txt`, as a person reads it.
     pub fn describe(&self) -> String {
-        match &self.from {
+        let mut out = match &self.from {
             Some(from) => format!("{} {from}", self.source.phrase()),
             None => self.source.phrase().to_string(),
+        };
+        match (self.zone, self.source, self.logs_offset) {
+            (CollectionZone::ItsLogs | CollectionZone::ItsLogsGuessed, _, Some(offset)) => out.push_str(&format!(
+                ", read in the zone its own logs state ({}{})",
+                crate::time::format_offset(offset),
+                if self.zone == CollectionZone::ItsLogsGuessed {
+                    ", a guess"
+                } else {
+                    ""
+                }
+            )),
+            (CollectionZone::Assumed, CollectionSource::AdminTechName, _) => {
+                out.push_str(", read as UTC: neither the name nor a log inside it states a zone")
+            }
+            (CollectionZone::Assumed, _, _) => out.push_str(", whose zone its text does not state"),
+            _ => {}
         }
+        out
+    }
+
+    /// Whether its zone is known without a guess.
+    fn zone_known(&self) -> bool {
+        matches!(self.zone, CollectionZone::Stated | CollectionZone::ItsLogs)
     }
 }
+
+/// How long after the collection time a record whose zone and the
+/// collection's are both known may lie: the collection itself takes time.
+const LATE_SLACK_MICROS: i64 = 3_600_000_000;
 
 /// Formats whose records are clock readings taken with the bundle: the
 /// newest of them says when it was collected better than any log line.
 const CLOCK_FORMATS: &[&str] = &["date", "show_clock"];
 
+/// The zone a last record gives a time read from it.
+fn zone_of_record(zone: RecordZone) -> CollectionZone {
+    match zone {
+        RecordZone::Stated(_) => CollectionZone::Stated,
+        RecordZone::Guessed(_) | RecordZone::Assumed => CollectionZone::Assumed,
+    }
+}
+
 /// The collection time of a bundle, the first of: `--collected-at` (always
 /// wins), the newest time an archive name states (`collection.toml`), the
 /// newest clock reading (a `date` file), the newest of the files' last
 /// records. `diagnose`, `explain` and `events` all choose it here.
+///
+/// An archive name without a zone holds the local time of the host that
+/// wrote it (the Manager writes its admin-tech's name with the clock it
+/// writes its logs with): it is read in the zone the newest log inside that
+/// archive states, and as UTC, said so, when none does.
 pub(crate) fn collection_time<'p>(
     kb: &KnowledgeBase,
     given: Option<i64>,
@@ -78,37 +122,67 @@ pub(crate) fn collection_time<'p>(
             micros,
             source: CollectionSource::Option,
             from: None,
+            zone: CollectionZone::Stated,
+            logs_offset: None,
         });
     }
+    // The newest; of equal times, the first by place.
+    let newest = |r: &&LastRecord| (r.micros, std::cmp::Reverse((r.file.clone(), r.line)));
     let named = paths
-        .filter_map(|p| kb.archive_time(p).map(|t| (t, p)))
-        .max_by_key(|(t, _)| *t);
-    if let Some((micros, path)) = named {
-        // The archive itself: the part of the path that names it.
-        let archive = path
-            .split('/')
-            .find(|part| kb.archive_time(part).is_some())
-            .unwrap_or(path);
+        .filter_map(|p| {
+            let (local, states_zone) = kb.archive_time_zoned(p)?;
+            // The archive itself: the part of the path that names it.
+            let archive = p.split('/').find(|part| kb.archive_time(part).is_some()).unwrap_or(p);
+            let inside = |r: &&LastRecord| r.file.split('/').any(|part| part == archive);
+            let logs_zone = last_records
+                .iter()
+                .filter(inside)
+                .filter_map(|r| match r.zone {
+                    RecordZone::Stated(Some(o)) => Some((r, o, false)),
+                    RecordZone::Guessed(o) => Some((r, o, true)),
+                    _ => None,
+                })
+                .max_by_key(|(r, _, _)| newest(r));
+            let (micros, zone, logs_offset) = match (states_zone, logs_zone) {
+                (true, _) => (local, CollectionZone::Stated, None),
+                (false, Some((_, offset, guessed))) => (
+                    local - i64::from(offset) * 1_000_000,
+                    match guessed {
+                        true => CollectionZone::ItsLogsGuessed,
+                        false => CollectionZone::ItsLogs,
+                    },
+                    Some(offset),
+                ),
+                (false, None) => (local, CollectionZone::Assumed, None),
+            };
+            Some((micros, archive, zone, logs_offset))
+        })
+        .max_by_key(|(t, _, _, _)| *t);
+    if let Some((micros, archive, zone, logs_offset)) = named {
         return Some(CollectionTime {
             micros,
             source: CollectionSource::AdminTechName,
             from: Some(archive.to_string()),
+            zone,
+            logs_offset,
         });
     }
     let is_clock = |r: &&LastRecord| CLOCK_FORMATS.contains(&kb.formats.formats[r.format].name.as_str());
-    // The newest; of equal times, the first by place.
-    let newest = |r: &&LastRecord| (r.micros, std::cmp::Reverse((r.file.clone(), r.line)));
     if let Some(r) = last_records.iter().filter(is_clock).max_by_key(newest) {
         return Some(CollectionTime {
             micros: r.micros,
             source: CollectionSource::DateFile,
             from: Some(r.file.clone()),
+            zone: zone_of_record(r.zone),
+            logs_offset: None,
         });
     }
     last_records.iter().max_by_key(newest).map(|r| CollectionTime {
         micros: r.micros,
         source: CollectionSource::NewestRecord,
         from: Some(format!("{}:{}", r.file, r.line)),
+        zone: zone_of_record(r.zone),
+        logs_offset: None,
     })
 }
 
@@ -1430,6 +1504,7 @@ impl Evaluation<'_> {
             bundle: bundle.display().to_string(),
             collected_at: self.collected_at.map(format_time),
             collected_at_source: self.collection.as_ref().map(|c| c.source),
+            collected_at_zone: self.collection.as_ref().map(|c| c.zone),
             rules_evaluated: kb.rules.len(),
             rules_not_hit: not_hit,
             diagnoses,
@@ -1531,18 +1606,33 @@ impl Evaluation<'_> {
     /// window measured from the collection time may then be wrong.
     fn late_records_warning(&self) -> Option<ReportWarning> {
         let collection = self.collection.as_ref()?;
-        let last = (self.totals.last_records.iter()).map(|r| (r.file.as_str(), r.line, Some(r.micros)));
+        // How far after the collection time a record may lie before it is
+        // surely late: an admin-tech goes on logging while it is made (an
+        // hour, as `within D of collection` allows); and two clocks whose
+        // zones are not both stated may be a day apart while both right.
+        let zones_known = |zone: RecordZone| {
+            collection.zone_known() && matches!(zone, RecordZone::Stated(_)) && self.totals.guessed_zones.is_empty()
+        };
+        let allowed = |zone: RecordZone| match zones_known(zone) {
+            true => LATE_SLACK_MICROS,
+            false => crate::time::AHEAD_SLACK_HOURS * 3_600_000_000,
+        };
+        let file_zone: HashMap<&str, RecordZone> = (self.totals.last_records.iter())
+            .map(|r| (r.file.as_str(), r.zone))
+            .collect();
+        let last = (self.totals.last_records.iter()).map(|r| (r.file.as_str(), r.line, Some(r.micros), r.zone));
         let matched = (self.totals.matches.values().flat_map(|m| &m.evidence)).map(|e| {
             (
                 e.file.as_str(),
                 e.line,
                 e.time.and_then(|t| t.resolve(self.collected_at)),
+                file_zone.get(e.file.as_str()).copied().unwrap_or(RecordZone::Assumed),
             )
         });
         let late: BTreeSet<(&str, u64)> = last
             .chain(matched)
-            .filter(|(_, _, t)| t.is_some_and(|t| t > collection.micros))
-            .map(|(file, line, _)| (file, line))
+            .filter(|(_, _, t, zone)| t.is_some_and(|t| t - collection.micros > allowed(*zone)))
+            .map(|(file, line, _, _)| (file, line))
             .collect();
         let (file, line) = late.first()?;
         Some(ReportWarning {

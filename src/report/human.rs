@@ -826,7 +826,11 @@ pub(crate) fn collection_line(report: &Report) -> Option<String> {
         return None;
     }
     Some(match (&report.collected_at, report.collected_at_source) {
-        (Some(t), Some(source)) => format!("collected at {t}, {}", source.phrase()),
+        (Some(t), Some(source)) => format!(
+            "collected at {t}, {}{}",
+            source.phrase(),
+            report.collected_at_zone.map_or("", |z| z.phrase())
+        ),
         (Some(t), None) => format!("collected at {t}"),
         (None, _) => "collection time unknown: no file states it; pass --collected-at".to_string(),
     })

@@ -197,6 +197,7 @@ impl Scanner<'_> {
                 // The file's last time may become the collection time.
                 if let Some((parsed, start)) = last_timed_record(format, region, self.zones) {
                     part.last_time = parsed.time;
+                    part.last_time_zone = format.record_zone(&parsed, self.zones);
                     // Its line: counted back from the chunk's end over the
                     // last record only, not over the whole chunk.
                     let after = memchr::memchr_iter(b'\n', &region[start..]).count() as u64;
@@ -238,9 +239,12 @@ impl Scanner<'_> {
             let obj = &text[start..end];
             scan.parsed += 1;
             self.test_record(fi, obj, line, &group.slow, scan);
-            if let Some(t) = self.kb.formats.formats[fi].parse(obj, self.zones).time {
+            let format = &self.kb.formats.formats[fi];
+            let parsed = format.parse(obj, self.zones);
+            if let Some(t) = parsed.time {
                 scan.last_time = Some(t);
                 scan.last_time_line = line;
+                scan.last_time_zone = format.record_zone(&parsed, self.zones);
             }
         }
     }

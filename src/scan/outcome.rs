@@ -8,7 +8,7 @@ use super::unexplained::{LeveledRecords, BUNDLE_TEMPLATE_CAP, FILE_TEMPLATE_CAP}
 use super::{GlobalQuery, DISTINCT_CAP, EVIDENCE_CAP};
 use crate::format::{Detection, FormatSet};
 use crate::lang::FieldRef;
-use crate::time::{Completeness, RecordTime};
+use crate::time::{Completeness, RecordTime, RecordZone};
 use crate::value::Version;
 
 /// A record that matched a query, kept as evidence.
@@ -89,6 +89,8 @@ pub struct FileScan {
     pub last_time: Option<RecordTime>,
     /// The line of that record.
     pub last_time_line: u64,
+    /// How that record's zone is known.
+    pub last_time_zone: RecordZone,
     /// Zone abbreviations read with a guess.
     pub guessed_zones: BTreeSet<String>,
     /// Product releases this file states (`product` formats), with the line.
@@ -124,6 +126,7 @@ impl FileScan {
             matches: HashMap::new(),
             last_time: None,
             last_time_line: 0,
+            last_time_zone: RecordZone::Assumed,
             guessed_zones: BTreeSet::new(),
             product_versions: Vec::new(),
             warnings,
@@ -156,6 +159,7 @@ impl FileScan {
         if part.last_time.is_some() {
             self.last_time = part.last_time;
             self.last_time_line = part.last_time_line;
+            self.last_time_zone = part.last_time_zone;
         }
         self.guessed_zones.extend(part.guessed_zones);
         self.product_versions.extend(part.product_versions);
@@ -198,6 +202,8 @@ pub struct LastRecord {
     pub micros: i64,
     /// The format that read it.
     pub format: usize,
+    /// How its zone is known.
+    pub zone: RecordZone,
 }
 
 /// What the scans of a bundle's files found, merged as each file is done
@@ -247,6 +253,7 @@ impl BundleScan {
                 self.last_records.push(LastRecord {
                     file: scan.path.clone(),
                     line: scan.last_time_line,
+                    zone: scan.last_time_zone,
                     micros: t.micros,
                     format,
                 });

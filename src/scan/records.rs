@@ -282,7 +282,7 @@ pub(crate) fn last_record_time(
     zones: &ZoneTable,
     head: &[u8],
     reader: &mut dyn std::io::Read,
-) -> (Option<(crate::time::RecordTime, u64)>, bool) {
+) -> (Option<(crate::time::RecordTime, u64, crate::time::RecordZone)>, bool) {
     let mut tail: Vec<u8> = head[head.len().saturating_sub(TAIL)..].to_vec();
     let mut newlines_before = memchr::memchr_iter(b'\n', &head[..head.len() - tail.len()]).count() as u64;
     let mut at_start = tail.len() == head.len();
@@ -304,7 +304,24 @@ pub(crate) fn last_record_time(
         }
     }
     if format.kind != FormatKind::Lines {
-        return (None, more);
+        // A JSON file is read whole when it fits in the tail (probe
+        // results do): its last object with a time, as the scan finds it.
+        if !at_start {
+            return (None, more);
+        }
+        let text = lossy_utf8(&tail);
+        let mut line = 1u64;
+        let mut counted_to = 0usize;
+        let mut found = None;
+        for (start, end) in json_objects(&text).0 {
+            line += text[counted_to..start].matches('\n').count() as u64;
+            counted_to = start;
+            let parsed = format.parse(&text[start..end], zones);
+            if let Some(t) = parsed.time {
+                found = Some((t, line, format.record_zone(&parsed, zones)));
+            }
+        }
+        return (found, more);
     }
     // Start the tail at a line.
     let skip = match at_start {
@@ -315,7 +332,7 @@ pub(crate) fn last_record_time(
     let base = newlines_before + u64::from(skip > 0) + 1;
     let found = last_timed_record(format, region, zones).and_then(|(parsed, start)| {
         let line = base + memchr::memchr_iter(b'\n', &region[..start]).count() as u64;
-        parsed.time.map(|t| (t, line))
+        parsed.time.map(|t| (t, line, format.record_zone(&parsed, zones)))
     });
     (found, more)
 }
