@@ -47,7 +47,7 @@ pub struct RecordTime {
 /// How far after the collection time a completed time may fall before an
 /// earlier year (or day) is taken instead: clocks and time zones of the
 /// hosts of one bundle disagree by a few hours.
-const AHEAD_SLACK_HOURS: i64 = 26;
+pub(crate) const AHEAD_SLACK_HOURS: i64 = 26;
 
 impl RecordTime {
     /// A complete UTC time.
@@ -91,6 +91,39 @@ impl RecordTime {
             Completeness::Full => Some(self.micros),
         }
     }
+}
+
+/// How a record's zone is known: what a time compared across files, or
+/// an archive name read in the zone of its own logs, can rest on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordZone {
+    /// The text states it (an offset, an unambiguous abbreviation, a typed
+    /// time), with its offset when the text gives one.
+    Stated(Option<i32>),
+    /// An ambiguous or unknown abbreviation, read with a guess.
+    Guessed(i32),
+    /// The text states none: the format's `zone` (UTC by default) was
+    /// assumed, and the host's clock may be in any zone.
+    Assumed,
+}
+
+/// An offset in seconds east of UTC as `+05:30`.
+pub(crate) fn format_offset(seconds: i32) -> String {
+    let sign = if seconds < 0 { '-' } else { '+' };
+    let minutes = seconds.unsigned_abs() / 60;
+    format!("{sign}{:02}:{:02}", minutes / 60, minutes % 60)
+}
+
+/// The offset a time text states (`%z`), read with its format.
+pub(crate) fn stated_offset(text: &str, format: &TimeFormat) -> Option<i32> {
+    let mut parsed = Parsed::new();
+    let text = if format.month_names {
+        shorten_month_names(text.trim())
+    } else {
+        std::borrow::Cow::Borrowed(text.trim())
+    };
+    chrono::format::parse(&mut parsed, &text, format.items.iter()).ok()?;
+    parsed.offset()
 }
 
 /// How a format says which zone its times are in.

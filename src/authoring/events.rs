@@ -13,10 +13,11 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::bundle::{read_bundle, BundleWarning};
-use crate::engine::RunOptions;
+use crate::engine::{collection_time, CollectionTime, RunOptions};
 use crate::format::{Detection, Format, ParsedFields};
+use crate::report::{CollectionSource, CollectionZone};
 use crate::rules::KnowledgeBase;
-use crate::scan::parse_records;
+use crate::scan::{last_record_time, parse_records, LastRecord};
 use crate::time::{Completeness, RecordTime, ZoneTable};
 use crate::value::format_time;
 
@@ -39,6 +40,14 @@ pub(crate) struct EventsOptions {
 pub(crate) struct EventsReport {
     /// The bundle.
     pub bundle: String,
+    /// When it was collected (RFC 3339, UTC), chosen as `diagnose` does.
+    pub collected_at: Option<String>,
+    /// What said it: `option`, `admin_tech_name`, `date_file`, `newest_record`.
+    pub collected_at_source: Option<CollectionSource>,
+    /// The file (and line) that said it.
+    pub collected_at_from: Option<String>,
+    /// How its zone is known.
+    pub collected_at_zone: Option<CollectionZone>,
     /// Every file, in path order.
     pub files: Vec<FileEvents>,
     /// Files skipped or cut while reading.
@@ -65,6 +74,10 @@ pub(crate) struct FileEvents {
     pub cut: bool,
     /// The first records.
     pub records: Vec<EventRecord>,
+    /// The last record with a complete time: what the collection time is
+    /// chosen from.
+    #[serde(skip)]
+    last_record: Option<LastRecord>,
 }
 
 /// One record.
@@ -167,15 +180,25 @@ pub(crate) fn events(
             records_total: None,
             cut: false,
             records: Vec::new(),
+            last_record: None,
+        };
+        // The file's last timed record, as `diagnose` finds it; reading to
+        // the end also keeps an archive stream in step.
+        let last_record = |fi: usize, data: &[u8], reader: &mut dyn Read| {
+            file_last_record(&formats.formats[fi], fi, &file.path, data, reader, &run.zones)
         };
         let (Some(fi), true) = (format, selected) else {
-            // Read to the end so an archive stream stays in step.
-            let _ = std::io::copy(file.reader, &mut std::io::sink());
+            match format {
+                Some(fi) => entry.last_record = last_record(fi, &head, file.reader).0,
+                None => {
+                    let _ = std::io::copy(file.reader, &mut std::io::sink());
+                }
+            }
             return entry;
         };
         let mut data = head;
         let _ = file.reader.take(MAX_BYTES).read_to_end(&mut data);
-        entry.cut = std::io::copy(file.reader, &mut std::io::sink()).unwrap_or(0) > 0;
+        (entry.last_record, entry.cut) = last_record(fi, &data, file.reader);
         let text = String::from_utf8_lossy(&data);
         // Asked for an embedded format: only the records that hold one.
         let inner = options
@@ -214,20 +237,59 @@ pub(crate) fn events(
         entry
     });
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    // Times without a year or date are completed as `diagnose` does: from
-    // the given collection time, or the one an admin-tech archive's name
-    // states.
-    let collected_at = run
-        .collected_at
-        .or_else(|| files.iter().filter_map(|f| kb.archive_time(&f.path)).max());
-    for record in files.iter_mut().flat_map(|f| f.records.iter_mut()) {
-        (record.time, record.time_note) = describe_time(record, collected_at, &run.zones);
-    }
+    let collection = complete_times(kb, run, &mut files);
+    let collected_at = collection.as_ref().map(|c| c.micros);
     Ok(EventsReport {
         bundle: bundle.display().to_string(),
+        collected_at: collected_at.map(format_time),
+        collected_at_source: collection.as_ref().map(|c| c.source),
+        collected_at_zone: collection.as_ref().map(|c| c.zone),
+        collected_at_from: collection.and_then(|c| c.from),
         files,
         warnings,
     })
+}
+
+/// A file's last record with a complete time, as `diagnose` finds it,
+/// reading `reader` (the rest of the file after `data`) to its end; and
+/// whether anything was left after `data`.
+fn file_last_record(
+    format: &Format,
+    fi: usize,
+    path: &str,
+    data: &[u8],
+    reader: &mut dyn Read,
+    zones: &ZoneTable,
+) -> (Option<LastRecord>, bool) {
+    let (last, more) = last_record_time(format, zones, data, reader);
+    let last = last.filter(|(t, _, _)| t.completeness == Completeness::Full);
+    let last = last.map(|(t, line, zone)| LastRecord {
+        file: path.to_string(),
+        line,
+        micros: t.micros,
+        format: fi,
+        zone,
+    });
+    (last, more)
+}
+
+/// Completes the records' times as `diagnose` does, from the collection
+/// time it would choose, and returns that time.
+fn complete_times(kb: &KnowledgeBase, run: &RunOptions, files: &mut [FileEvents]) -> Option<CollectionTime> {
+    // Times without a year or date are completed as `diagnose` does, from
+    // the collection time it would choose.
+    let last_records: Vec<LastRecord> = files.iter().filter_map(|f| f.last_record.clone()).collect();
+    let collection = collection_time(
+        kb,
+        run.collected_at,
+        files.iter().map(|f| f.path.as_str()),
+        &last_records,
+    );
+    let collected_at = collection.as_ref().map(|c| c.micros);
+    for record in files.iter_mut().flat_map(|f| f.records.iter_mut()) {
+        (record.time, record.time_note) = describe_time(record, collected_at, &run.zones);
+    }
+    collection
 }
 
 /// Whether `--source` selects files of format `fi`: the format itself, or
@@ -319,6 +381,20 @@ pub(crate) fn render(report: &EventsReport) -> String {
         report.files.len(),
         report.files.len() - recognised
     );
+    let _ = match (&report.collected_at, report.collected_at_source) {
+        (Some(t), Some(source)) => writeln!(
+            out,
+            "collected at {t}, {}{}{}",
+            source.phrase(),
+            report
+                .collected_at_from
+                .as_ref()
+                .map(|f| format!(" {f}"))
+                .unwrap_or_default(),
+            report.collected_at_zone.map_or("", |z| z.phrase())
+        ),
+        _ => writeln!(out, "collection time unknown: no file states it; pass --collected-at"),
+    };
     for f in &report.files {
         let _ = writeln!(out, "\n{}", f.path);
         match &f.format {
@@ -377,6 +453,9 @@ impl crate::report::redact::Texts for EventsReport {
     fn texts(&mut self, each: &mut dyn FnMut(crate::report::redact::Text<'_>)) {
         use crate::report::redact::Text;
         each(Text::Plain(&mut self.bundle));
+        if let Some(from) = &mut self.collected_at_from {
+            each(Text::Plain(from));
+        }
         for f in &mut self.files {
             each(Text::Plain(&mut f.path));
             each(Text::Plain(&mut f.reason));

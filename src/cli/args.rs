@@ -114,7 +114,8 @@ pub(crate) struct LimitArgs {
 /// How times in the bundle are read.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct TimeArgs {
-    /// When the bundle was collected (RFC 3339), if its files do not say.
+    /// When the bundle was collected (RFC 3339). Always wins over what the
+    /// files say (an admin-tech file name, a `date` file, the newest record).
     #[arg(long, value_name = "TIME")]
     pub collected_at: Option<String>,
     /// What a time-zone abbreviation means here, e.g. IST=+02:00. Repeatable.

@@ -7,7 +7,7 @@
 
 pub(crate) mod batch;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -16,12 +16,12 @@ use crate::format::Detection;
 use crate::lang::{CCond, COperand, FieldRef, ListField, Placeholder, Truth};
 use crate::report::explain::{EvidenceLine, ExplainNode, Explanation, QueryExplain};
 use crate::report::{
-    AlternativeCause, CollectItem, Diagnosis, Evidence, Excluded, FileEntry, Inconclusive, MissingSource,
-    NotApplicable, Report, ReportWarning, RuleCost, SCHEMA_VERSION,
+    AlternativeCause, CollectItem, CollectionSource, CollectionZone, Diagnosis, Evidence, Excluded, FileEntry,
+    Inconclusive, MissingSource, NotApplicable, Report, ReportWarning, RuleCost, SCHEMA_VERSION,
 };
 use crate::rules::{KnowledgeBase, Rule};
-use crate::scan::{BundleScan, FileSummary, GlobalQuery, QueryMatches, ScanPlan, Scanner};
-use crate::time::ZoneTable;
+use crate::scan::{BundleScan, FileSummary, GlobalQuery, LastRecord, QueryMatches, ScanPlan, Scanner};
+use crate::time::{RecordZone, ZoneTable};
 use crate::value::{format_duration, format_time};
 
 /// What the engine is told besides the bundle.
@@ -35,6 +35,155 @@ pub struct RunOptions {
     pub limits: Limits,
     /// Measure the time spent per rule.
     pub profile: bool,
+}
+
+/// A bundle's collection time and what said it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectionTime {
+    /// UTC microseconds.
+    pub micros: i64,
+    /// What said it.
+    pub source: CollectionSource,
+    /// The file that said it (the admin-tech's path, the date file, the
+    /// newest record's file and line); `None` for `--collected-at`.
+    pub from: Option<String>,
+    /// How its zone is known.
+    pub zone: CollectionZone,
+    /// The offset it was read in when that came from its logs (seconds
+    /// east of UTC).
+    pub logs_offset: Option<i32>,
+}
+
+impl CollectionTime {
+    /// `from the date file ssm-onprem/date.txt`, as a person reads it.
+    pub fn describe(&self) -> String {
+        let mut out = match &self.from {
+            Some(from) => format!("{} {from}", self.source.phrase()),
+            None => self.source.phrase().to_string(),
+        };
+        match (self.zone, self.source, self.logs_offset) {
+            (CollectionZone::ItsLogs | CollectionZone::ItsLogsGuessed, _, Some(offset)) => out.push_str(&format!(
+                ", read in the zone its own logs state ({}{})",
+                crate::time::format_offset(offset),
+                if self.zone == CollectionZone::ItsLogsGuessed {
+                    ", a guess"
+                } else {
+                    ""
+                }
+            )),
+            (CollectionZone::Assumed, CollectionSource::AdminTechName, _) => {
+                out.push_str(", read as UTC: neither the name nor a log inside it states a zone")
+            }
+            (CollectionZone::Assumed, _, _) => out.push_str(", whose zone its text does not state"),
+            _ => {}
+        }
+        out
+    }
+
+    /// Whether its zone is known without a guess.
+    fn zone_known(&self) -> bool {
+        matches!(self.zone, CollectionZone::Stated | CollectionZone::ItsLogs)
+    }
+}
+
+/// How long after the collection time a record whose zone and the
+/// collection's are both known may lie: the collection itself takes time.
+const LATE_SLACK_MICROS: i64 = 3_600_000_000;
+
+/// Formats whose records are clock readings taken with the bundle: the
+/// newest of them says when it was collected better than any log line.
+const CLOCK_FORMATS: &[&str] = &["date", "show_clock"];
+
+/// The zone a last record gives a time read from it.
+fn zone_of_record(zone: RecordZone) -> CollectionZone {
+    match zone {
+        RecordZone::Stated(_) => CollectionZone::Stated,
+        RecordZone::Guessed(_) | RecordZone::Assumed => CollectionZone::Assumed,
+    }
+}
+
+/// The collection time of a bundle, the first of: `--collected-at` (always
+/// wins), the newest time an archive name states (`collection.toml`), the
+/// newest clock reading (a `date` file), the newest of the files' last
+/// records. `diagnose`, `explain` and `events` all choose it here.
+///
+/// An archive name without a zone holds the local time of the host that
+/// wrote it (the Manager writes its admin-tech's name with the clock it
+/// writes its logs with): it is read in the zone the newest log inside that
+/// archive states, and as UTC, said so, when none does.
+pub(crate) fn collection_time<'p>(
+    kb: &KnowledgeBase,
+    given: Option<i64>,
+    paths: impl Iterator<Item = &'p str>,
+    last_records: &[LastRecord],
+) -> Option<CollectionTime> {
+    if let Some(micros) = given {
+        return Some(CollectionTime {
+            micros,
+            source: CollectionSource::Option,
+            from: None,
+            zone: CollectionZone::Stated,
+            logs_offset: None,
+        });
+    }
+    // The newest; of equal times, the first by place.
+    let newest = |r: &&LastRecord| (r.micros, std::cmp::Reverse((r.file.clone(), r.line)));
+    let named = paths
+        .filter_map(|p| {
+            let (local, states_zone) = kb.archive_time_zoned(p)?;
+            // The archive itself: the part of the path that names it.
+            let archive = p.split('/').find(|part| kb.archive_time(part).is_some()).unwrap_or(p);
+            let inside = |r: &&LastRecord| r.file.split('/').any(|part| part == archive);
+            let logs_zone = last_records
+                .iter()
+                .filter(inside)
+                .filter_map(|r| match r.zone {
+                    RecordZone::Stated(Some(o)) => Some((r, o, false)),
+                    RecordZone::Guessed(o) => Some((r, o, true)),
+                    _ => None,
+                })
+                .max_by_key(|(r, _, _)| newest(r));
+            let (micros, zone, logs_offset) = match (states_zone, logs_zone) {
+                (true, _) => (local, CollectionZone::Stated, None),
+                (false, Some((_, offset, guessed))) => (
+                    local - i64::from(offset) * 1_000_000,
+                    match guessed {
+                        true => CollectionZone::ItsLogsGuessed,
+                        false => CollectionZone::ItsLogs,
+                    },
+                    Some(offset),
+                ),
+                (false, None) => (local, CollectionZone::Assumed, None),
+            };
+            Some((micros, archive, zone, logs_offset))
+        })
+        .max_by_key(|(t, _, _, _)| *t);
+    if let Some((micros, archive, zone, logs_offset)) = named {
+        return Some(CollectionTime {
+            micros,
+            source: CollectionSource::AdminTechName,
+            from: Some(archive.to_string()),
+            zone,
+            logs_offset,
+        });
+    }
+    let is_clock = |r: &&LastRecord| CLOCK_FORMATS.contains(&kb.formats.formats[r.format].name.as_str());
+    if let Some(r) = last_records.iter().filter(is_clock).max_by_key(newest) {
+        return Some(CollectionTime {
+            micros: r.micros,
+            source: CollectionSource::DateFile,
+            from: Some(r.file.clone()),
+            zone: zone_of_record(r.zone),
+            logs_offset: None,
+        });
+    }
+    last_records.iter().max_by_key(newest).map(|r| CollectionTime {
+        micros: r.micros,
+        source: CollectionSource::NewestRecord,
+        from: Some(format!("{}:{}", r.file, r.line)),
+        zone: zone_of_record(r.zone),
+        logs_offset: None,
+    })
 }
 
 /// A knowledge base ready to run.
@@ -51,6 +200,8 @@ pub struct Evaluation<'a> {
     totals: BundleScan,
     /// Collection time, UTC microseconds.
     pub collected_at: Option<i64>,
+    /// The collection time with where it comes from.
+    pub collection: Option<CollectionTime>,
     /// Whether the report includes the cost per rule.
     profile: bool,
 }
@@ -113,13 +264,16 @@ impl Engine {
 
     /// Makes an evaluation of what the scans found.
     pub fn evaluation(&self, totals: BundleScan, files: &[FileSummary], options: &RunOptions) -> Evaluation<'_> {
-        let collected_at = options
-            .collected_at
-            .or_else(|| files.iter().filter_map(|f| self.kb.archive_time(&f.path)).max())
-            .or(totals.newest_time);
+        let collection = collection_time(
+            &self.kb,
+            options.collected_at,
+            files.iter().map(|f| f.path.as_str()),
+            &totals.last_records,
+        );
         Evaluation {
             engine: self,
-            collected_at,
+            collected_at: collection.as_ref().map(|c| c.micros),
+            collection,
             profile: options.profile,
             totals,
         }
@@ -1338,6 +1492,7 @@ impl Evaluation<'_> {
             };
             warnings.push(ReportWarning { path: None, message });
         }
+        warnings.extend(self.late_records_warning());
         let profile = if self.profile { self.rule_costs() } else { Vec::new() };
         let verdict = verdict(kb, &diagnoses, &collect_next, files.len());
         Report {
@@ -1348,6 +1503,8 @@ impl Evaluation<'_> {
             collect_next,
             bundle: bundle.display().to_string(),
             collected_at: self.collected_at.map(format_time),
+            collected_at_source: self.collection.as_ref().map(|c| c.source),
+            collected_at_zone: self.collection.as_ref().map(|c| c.zone),
             rules_evaluated: kb.rules.len(),
             rules_not_hit: not_hit,
             diagnoses,
@@ -1438,6 +1595,60 @@ impl Evaluation<'_> {
             ));
         }
         out
+    }
+}
+
+impl Evaluation<'_> {
+    /// One warning for the records whose time lies after the collection
+    /// time, among those whose time and place the run knows (each file's
+    /// last record, the records a query matched): their count and the
+    /// first by place. Such a record means a wrong clock somewhere, and a
+    /// window measured from the collection time may then be wrong.
+    fn late_records_warning(&self) -> Option<ReportWarning> {
+        let collection = self.collection.as_ref()?;
+        // How far after the collection time a record may lie before it is
+        // surely late: an admin-tech goes on logging while it is made (an
+        // hour, as `within D of collection` allows); and two clocks whose
+        // zones are not both stated may be a day apart while both right.
+        let zones_known = |zone: RecordZone| {
+            collection.zone_known() && matches!(zone, RecordZone::Stated(_)) && self.totals.guessed_zones.is_empty()
+        };
+        let allowed = |zone: RecordZone| match zones_known(zone) {
+            true => LATE_SLACK_MICROS,
+            false => crate::time::AHEAD_SLACK_HOURS * 3_600_000_000,
+        };
+        let file_zone: HashMap<&str, RecordZone> = (self.totals.last_records.iter())
+            .map(|r| (r.file.as_str(), r.zone))
+            .collect();
+        let last = (self.totals.last_records.iter()).map(|r| (r.file.as_str(), r.line, Some(r.micros), r.zone));
+        let matched = (self.totals.matches.values().flat_map(|m| &m.evidence)).map(|e| {
+            (
+                e.file.as_str(),
+                e.line,
+                e.time.and_then(|t| t.resolve(self.collected_at)),
+                file_zone.get(e.file.as_str()).copied().unwrap_or(RecordZone::Assumed),
+            )
+        });
+        let late: BTreeSet<(&str, u64)> = last
+            .chain(matched)
+            .filter(|(_, _, t, zone)| t.is_some_and(|t| t - collection.micros > allowed(*zone)))
+            .map(|(file, line, _, _)| (file, line))
+            .collect();
+        let (file, line) = late.first()?;
+        Some(ReportWarning {
+            path: Some(file.to_string()),
+            message: format!(
+                "{} after the collection time {} ({}), the first at {file}:{line}: \
+                 a clock is wrong or that file was collected later, and windows measured from the \
+                 collection time may be wrong; pass --collected-at to set it",
+                match late.len() {
+                    1 => "1 record lies".to_string(),
+                    n => format!("{n} records lie"),
+                },
+                format_time(collection.micros),
+                collection.describe(),
+            ),
+        })
     }
 }
 

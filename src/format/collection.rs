@@ -28,6 +28,9 @@ pub struct ArchiveName {
     pattern: RuleRegex,
     /// How the time is written, read as UTC unless it holds a zone.
     format: TimeFormat,
+    /// Whether the format reads a zone (`%z`): otherwise the name holds
+    /// the local time of the host that wrote it.
+    states_zone: bool,
 }
 
 impl ArchiveName {
@@ -36,6 +39,12 @@ impl ArchiveName {
     pub fn time_of(&self, path: &str) -> Option<i64> {
         let text = self.pattern.captures(path)?.name(TIME_CAPTURE)?;
         parse_time_with(text, &self.format, Completeness::Full, 0).map(|t| t.micros)
+    }
+
+    /// Whether the name states its zone; without one its time is the
+    /// local time of the host that wrote the archive, read as UTC.
+    pub fn states_zone(&self) -> bool {
+        self.states_zone
     }
 }
 
@@ -116,10 +125,16 @@ fn read_archive_name(file: &str, table: &toml_edit::Table, problems: &mut Vec<Pr
         })
         .ok()
     });
+    let states_zone = format_text.as_ref().is_some_and(|f| {
+        ["%z", "%:z", "%::z", "%#z", "%+", "%s"]
+            .iter()
+            .any(|z| f.text.contains(z))
+    });
     let name = ArchiveName {
         title: title.unwrap_or_default(),
         pattern: pattern?,
         format: format?,
+        states_zone,
     };
     for sample in &samples {
         if !name.pattern.is_match(&sample.text) {
@@ -162,6 +177,14 @@ enum ArchiveTimeError {
 /// The newest collection time that any of `names` reads from `path`.
 pub(crate) fn collection_time(names: &[ArchiveName], path: &str) -> Option<i64> {
     names.iter().filter_map(|n| n.time_of(path)).max()
+}
+
+/// [`collection_time`], with whether the name that gave it states its zone.
+pub(crate) fn collection_time_zoned(names: &[ArchiveName], path: &str) -> Option<(i64, bool)> {
+    names
+        .iter()
+        .filter_map(|n| n.time_of(path).map(|t| (t, n.states_zone())))
+        .max_by_key(|(t, _)| *t)
 }
 
 #[cfg(test)]

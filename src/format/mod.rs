@@ -24,7 +24,9 @@ use regex_syntax::hir::{Capture, Hir, HirKind, Repetition};
 
 use crate::matching::onepass::OnePass;
 use crate::matching::regex_util;
-use crate::time::{parse_time_with, Completeness, RecordTime, TimeFormat, ZoneSpec, ZoneTable};
+use crate::time::{
+    parse_time_with, stated_offset, Completeness, RecordTime, RecordZone, TimeFormat, ZoneSpec, ZoneTable,
+};
 use crate::value::{Value, ValueType};
 
 pub(crate) use load::load_format;
@@ -654,6 +656,42 @@ impl Format {
         }
         (out.time, out.guessed_zone) = self.time_of(|i| out.values.get(i).and_then(Option::as_ref), zones);
         out
+    }
+
+    /// How the zone of a record's time is known, from its parsed fields:
+    /// asked of a file's last record, not of every record.
+    pub(crate) fn record_zone(&self, parsed: &ParsedFields, zones: &ZoneTable) -> RecordZone {
+        let Some(spec) = &self.timestamp else {
+            return RecordZone::Assumed;
+        };
+        let value_of = |i: usize| parsed.values.get(i).and_then(Option::as_ref);
+        let Some(field) = value_of(spec.field) else {
+            return RecordZone::Assumed;
+        };
+        if let Value::Time(_) = field.value {
+            return RecordZone::Stated(None);
+        }
+        match &spec.zone {
+            ZoneSpec::Fixed(_) => RecordZone::Assumed,
+            ZoneSpec::InText => {
+                let text = display_text(&field.value);
+                let offset = std::iter::once(&spec.parsed_format)
+                    .chain(spec.alternatives.iter().map(|(f, _)| f))
+                    .find_map(|f| stated_offset(&text, f));
+                RecordZone::Stated(offset)
+            }
+            ZoneSpec::Field(name) => {
+                let Some(abbreviation) = self.field_index(name).and_then(value_of) else {
+                    return RecordZone::Assumed;
+                };
+                let abbr = display_text(&abbreviation.value);
+                match zones.offset(&abbr) {
+                    Some(o) if zones.ambiguity(&abbr).is_none() => RecordZone::Stated(Some(o)),
+                    Some(o) => RecordZone::Guessed(o),
+                    None => RecordZone::Guessed(0),
+                }
+            }
+        }
     }
 
     /// The record time read from the timestamp field, given a record's

@@ -404,6 +404,9 @@ pub fn render(report: &Report, options: &HumanOptions) -> String {
         render_profile(report, &mut out);
     }
     push_wrapped(&mut out, &counts_line(report), width, "", "  ");
+    if let Some(line) = collection_line(report) {
+        push_wrapped(&mut out, &line, width, "", "  ");
+    }
     out.push_str(&summary_line(report));
     out.push('\n');
     out
@@ -814,6 +817,23 @@ pub(crate) fn counts_line(report: &Report) -> String {
         "{} read{unrecognised}{warnings}{rules}",
         plural(report.files.len(), "file"),
     )
+}
+
+/// `collected at 2023-01-13T17:35:00.000Z, from the admin-tech file name`;
+/// nothing for a failed run.
+pub(crate) fn collection_line(report: &Report) -> Option<String> {
+    if report.failed {
+        return None;
+    }
+    Some(match (&report.collected_at, report.collected_at_source) {
+        (Some(t), Some(source)) => format!(
+            "collected at {t}, {}{}",
+            source.phrase(),
+            report.collected_at_zone.map_or("", |z| z.phrase())
+        ),
+        (Some(t), None) => format!("collected at {t}"),
+        (None, _) => "collection time unknown: no file states it; pass --collected-at".to_string(),
+    })
 }
 
 /// The last line: the outcome, as the verdict says it.

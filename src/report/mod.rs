@@ -176,6 +176,64 @@ pub struct ReportWarning {
     pub message: String,
 }
 
+/// How the zone of a bundle's collection time is known.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CollectionZone {
+    /// Stated: `--collected-at`, or a text with an offset or an
+    /// unambiguous abbreviation.
+    Stated,
+    /// An archive name without a zone, read in the zone the logs inside it
+    /// state (the host writes both with one clock).
+    ItsLogs,
+    /// The same, but the logs' abbreviation is ambiguous (`IST`) and was
+    /// read with a guess.
+    ItsLogsGuessed,
+    /// Nothing states it: read as UTC (or as its format assumes).
+    Assumed,
+}
+
+impl CollectionZone {
+    /// What the human report adds after the source.
+    pub fn phrase(self) -> &'static str {
+        match self {
+            CollectionZone::Stated => "",
+            CollectionZone::ItsLogs => ", read in the zone its own logs state",
+            CollectionZone::ItsLogsGuessed => {
+                ", read in the zone its own logs state (an ambiguous abbreviation, guessed)"
+            }
+            CollectionZone::Assumed => ", its zone not stated (read as UTC)",
+        }
+    }
+}
+
+/// Where a bundle's collection time comes from, the first that says it.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CollectionSource {
+    /// `--collected-at`: always wins.
+    Option,
+    /// An archive name that `collection.toml` declares (the admin-tech's).
+    AdminTechName,
+    /// A clock reading taken with the bundle: the newest record of a `date`
+    /// (or `show clock`) file.
+    DateFile,
+    /// The newest of the files' last records.
+    NewestRecord,
+}
+
+impl CollectionSource {
+    /// How the human report says it.
+    pub fn phrase(self) -> &'static str {
+        match self {
+            CollectionSource::Option => "given with --collected-at",
+            CollectionSource::AdminTechName => "from the admin-tech file name",
+            CollectionSource::DateFile => "from the date file",
+            CollectionSource::NewestRecord => "from the newest record",
+        }
+    }
+}
+
 /// What a rule cost (`--profile`).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct RuleCost {
@@ -255,6 +313,10 @@ pub struct Report {
     pub bundle: String,
     /// When the bundle was collected, RFC 3339 UTC.
     pub collected_at: Option<String>,
+    /// What said when: `None` when nothing did.
+    pub collected_at_source: Option<CollectionSource>,
+    /// How its zone is known: `None` when nothing said when.
+    pub collected_at_zone: Option<CollectionZone>,
     /// Number of rules evaluated.
     pub rules_evaluated: usize,
     /// Rules whose condition was false.
@@ -313,6 +375,8 @@ impl Report {
             verdict: format!("failed: {reason}"),
             bundle,
             collected_at: None,
+            collected_at_source: None,
+            collected_at_zone: None,
             rules_evaluated: 0,
             rules_not_hit: 0,
             diagnoses: Vec::new(),
@@ -336,6 +400,8 @@ impl Report {
     pub fn into_failed(self, reason: String) -> Report {
         Report {
             collected_at: self.collected_at,
+            collected_at_source: self.collected_at_source,
+            collected_at_zone: self.collected_at_zone,
             unrecognized_files: self.unrecognized_files,
             files: self.files,
             warnings: self.warnings,

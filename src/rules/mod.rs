@@ -262,6 +262,12 @@ impl KnowledgeBase {
     pub fn archive_time(&self, path: &str) -> Option<i64> {
         collection_time(&self.archive_names, path)
     }
+
+    /// [`KnowledgeBase::archive_time`], with whether the name states its
+    /// zone (without one, the time is the writing host's local time).
+    pub fn archive_time_zoned(&self, path: &str) -> Option<(i64, bool)> {
+        crate::format::collection::collection_time_zoned(&self.archive_names, path)
+    }
 }
 
 /// A rules directory or file that cannot be read: the run stops, since a

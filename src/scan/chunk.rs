@@ -25,6 +25,8 @@ struct Chunk {
     data: Vec<u8>,
     len: usize,
     base_line: u64,
+    /// Newlines in the region (counted once, when it is cut).
+    newlines: u64,
 }
 
 /// The buffers a file is read into, used again from batch to batch. Read
@@ -157,6 +159,7 @@ impl Scanner<'_> {
                 data: std::mem::replace(&mut data, next),
                 len: consumed,
                 base_line,
+                newlines,
             });
             filled = rest;
             base_line += newlines;
@@ -192,8 +195,13 @@ impl Scanner<'_> {
                 let records = (format.is_multi_line() && every_record).then(|| record_ranges(format, region));
                 self.scan_region(fi, group, region, chunk.base_line, records.as_deref(), &mut part);
                 // The file's last time may become the collection time.
-                if let Some(parsed) = last_timed_record(format, region, self.zones) {
+                if let Some((parsed, start)) = last_timed_record(format, region, self.zones) {
                     part.last_time = parsed.time;
+                    part.last_time_zone = format.record_zone(&parsed, self.zones);
+                    // Its line: counted back from the chunk's end over the
+                    // last record only, not over the whole chunk.
+                    let after = memchr::memchr_iter(b'\n', &region[start..]).count() as u64;
+                    part.last_time_line = chunk.base_line + chunk.newlines - after;
                     // Say how its zone was read.
                     part.guessed_zones.extend(parsed.guessed_zone);
                 }
@@ -231,8 +239,12 @@ impl Scanner<'_> {
             let obj = &text[start..end];
             scan.parsed += 1;
             self.test_record(fi, obj, line, &group.slow, scan);
-            if let Some(t) = self.kb.formats.formats[fi].parse(obj, self.zones).time {
+            let format = &self.kb.formats.formats[fi];
+            let parsed = format.parse(obj, self.zones);
+            if let Some(t) = parsed.time {
                 scan.last_time = Some(t);
+                scan.last_time_line = line;
+                scan.last_time_zone = format.record_zone(&parsed, self.zones);
             }
         }
     }

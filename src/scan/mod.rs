@@ -31,9 +31,9 @@ pub(crate) mod unexplained;
 
 use std::io::Read;
 
-pub(crate) use outcome::{BundleScan, FileScan, FileSummary, MatchedRecord, QueryMatches};
+pub(crate) use outcome::{BundleScan, FileScan, FileSummary, LastRecord, MatchedRecord, QueryMatches};
 pub(crate) use plan::ScanPlan;
-pub(crate) use records::parse_records;
+pub(crate) use records::{last_record_time, parse_records};
 
 use crate::format::{Detection, FormatKind};
 use crate::lang::CompiledQuery;

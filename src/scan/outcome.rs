@@ -8,7 +8,7 @@ use super::unexplained::{LeveledRecords, BUNDLE_TEMPLATE_CAP, FILE_TEMPLATE_CAP}
 use super::{GlobalQuery, DISTINCT_CAP, EVIDENCE_CAP};
 use crate::format::{Detection, FormatSet};
 use crate::lang::FieldRef;
-use crate::time::{Completeness, RecordTime};
+use crate::time::{Completeness, RecordTime, RecordZone};
 use crate::value::Version;
 
 /// A record that matched a query, kept as evidence.
@@ -87,6 +87,10 @@ pub struct FileScan {
     pub matches: HashMap<GlobalQuery, QueryMatches>,
     /// The time of the file's last record.
     pub last_time: Option<RecordTime>,
+    /// The line of that record.
+    pub last_time_line: u64,
+    /// How that record's zone is known.
+    pub last_time_zone: RecordZone,
     /// Zone abbreviations read with a guess.
     pub guessed_zones: BTreeSet<String>,
     /// Product releases this file states (`product` formats), with the line.
@@ -121,6 +125,8 @@ impl FileScan {
             parsed: 0,
             matches: HashMap::new(),
             last_time: None,
+            last_time_line: 0,
+            last_time_zone: RecordZone::Assumed,
             guessed_zones: BTreeSet::new(),
             product_versions: Vec::new(),
             warnings,
@@ -152,6 +158,8 @@ impl FileScan {
         }
         if part.last_time.is_some() {
             self.last_time = part.last_time;
+            self.last_time_line = part.last_time_line;
+            self.last_time_zone = part.last_time_zone;
         }
         self.guessed_zones.extend(part.guessed_zones);
         self.product_versions.extend(part.product_versions);
@@ -183,6 +191,21 @@ pub struct FileSummary {
     pub warnings: Vec<String>,
 }
 
+/// A file's last record with a complete time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastRecord {
+    /// The file, as shown to the user.
+    pub file: String,
+    /// The record's first line.
+    pub line: u64,
+    /// Its time, UTC microseconds.
+    pub micros: i64,
+    /// The format that read it.
+    pub format: usize,
+    /// How its zone is known.
+    pub zone: RecordZone,
+}
+
 /// What the scans of a bundle's files found, merged as each file is done
 /// so that memory does not grow with the number of files: per query at
 /// most [`EVIDENCE_CAP`] records are kept, the first by file and line.
@@ -194,8 +217,10 @@ pub struct BundleScan {
     pub costs: HashMap<GlobalQuery, QueryCost>,
     /// Formats present, with the formats embedded in them.
     pub present: BTreeSet<usize>,
-    /// The newest complete time among the files' last records.
-    pub newest_time: Option<i64>,
+    /// Each file's last record with a complete time: what the collection
+    /// time is chosen from when no name states it, and what is checked
+    /// against it.
+    pub last_records: Vec<LastRecord>,
     /// Releases stated, by product.
     pub product_versions: BTreeMap<String, Vec<Version>>,
     /// Zone abbreviations read with a guess.
@@ -224,7 +249,15 @@ impl BundleScan {
             self.costs.entry(gid).or_default().add(c);
         }
         if let Some(t) = scan.last_time.filter(|t| t.completeness == Completeness::Full) {
-            self.newest_time = Some(self.newest_time.map_or(t.micros, |n| n.max(t.micros)));
+            if let Detection::Recognised { format, .. } = scan.detection {
+                self.last_records.push(LastRecord {
+                    file: scan.path.clone(),
+                    line: scan.last_time_line,
+                    zone: scan.last_time_zone,
+                    micros: t.micros,
+                    format,
+                });
+            }
         }
         for (product, version, _) in scan.product_versions {
             let known = self.product_versions.entry(product).or_default();

@@ -171,9 +171,10 @@ pub(super) fn record_around(format: &Format, region: &[u8], pos: usize) -> Range
 /// How many records from the end of a chunk are tried for the last time.
 const LAST_TIME_TRIES: usize = 32;
 
-/// The fields of the last record of a region that has a time: a trailer
-/// line or a line without a time stamp does not hide the one before it.
-pub(super) fn last_timed_record(format: &Format, region: &[u8], zones: &ZoneTable) -> Option<ParsedFields> {
+/// The fields of the last record of a region that has a time, with the
+/// byte offset where that record starts: a trailer line or a line without
+/// a time stamp does not hide the one before it.
+pub(super) fn last_timed_record(format: &Format, region: &[u8], zones: &ZoneTable) -> Option<(ParsedFields, usize)> {
     format.timestamp.as_ref()?;
     let mut end = region.len();
     for _ in 0..LAST_TIME_TRIES {
@@ -181,7 +182,7 @@ pub(super) fn last_timed_record(format: &Format, region: &[u8], zones: &ZoneTabl
         let text = lossy_utf8(&region[r.clone()]);
         let parsed = format.parse(trim_eol(&text), zones);
         if parsed.time.is_some() {
-            return Some(parsed);
+            return Some((parsed, r.start));
         }
         end = r.start;
     }
@@ -265,4 +266,73 @@ pub(crate) fn parse_records(
         }
     }
     (records, total)
+}
+
+/// Bytes kept of a file's end to find its last timed record without the
+/// whole file in memory.
+const TAIL: usize = 256 * 1024;
+
+/// The time and line of the last record with a time of a lines file whose
+/// first part, `head`, is already read: the rest is read from `reader` to
+/// its end, keeping only the tail. What `diagnose` takes each file's last
+/// time from, for `events`, which reads only the start of files. Also
+/// returns whether `reader` had bytes past `head`.
+pub(crate) fn last_record_time(
+    format: &Format,
+    zones: &ZoneTable,
+    head: &[u8],
+    reader: &mut dyn std::io::Read,
+) -> (Option<(crate::time::RecordTime, u64, crate::time::RecordZone)>, bool) {
+    let mut tail: Vec<u8> = head[head.len().saturating_sub(TAIL)..].to_vec();
+    let mut newlines_before = memchr::memchr_iter(b'\n', &head[..head.len() - tail.len()]).count() as u64;
+    let mut at_start = tail.len() == head.len();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut more = false;
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                more = true;
+                tail.extend_from_slice(&buf[..n]);
+                if tail.len() > 2 * TAIL {
+                    let cut = tail.len() - TAIL;
+                    newlines_before += memchr::memchr_iter(b'\n', &tail[..cut]).count() as u64;
+                    tail.drain(..cut);
+                    at_start = false;
+                }
+            }
+        }
+    }
+    if format.kind != FormatKind::Lines {
+        // A JSON file is read whole when it fits in the tail (probe
+        // results do): its last object with a time, as the scan finds it.
+        if !at_start {
+            return (None, more);
+        }
+        let text = lossy_utf8(&tail);
+        let mut line = 1u64;
+        let mut counted_to = 0usize;
+        let mut found = None;
+        for (start, end) in json_objects(&text).0 {
+            line += text[counted_to..start].matches('\n').count() as u64;
+            counted_to = start;
+            let parsed = format.parse(&text[start..end], zones);
+            if let Some(t) = parsed.time {
+                found = Some((t, line, format.record_zone(&parsed, zones)));
+            }
+        }
+        return (found, more);
+    }
+    // Start the tail at a line.
+    let skip = match at_start {
+        true => 0,
+        false => memchr::memchr(b'\n', &tail).map_or(tail.len(), |i| i + 1),
+    };
+    let region = &tail[skip..];
+    let base = newlines_before + u64::from(skip > 0) + 1;
+    let found = last_timed_record(format, region, zones).and_then(|(parsed, start)| {
+        let line = base + memchr::memchr_iter(b'\n', &region[..start]).count() as u64;
+        parsed.time.map(|t| (t, line, format.record_zone(&parsed, zones)))
+    });
+    (found, more)
 }

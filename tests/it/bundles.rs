@@ -117,8 +117,9 @@ fn admin_tech_tarball_inside_a_case_folder_with_a_rotated_gz_log() {
     );
     let rotated_entry = report.files.iter().find(|f| f.path.ends_with(".2.gz")).unwrap();
     assert_eq!(rotated_entry.format.as_deref(), Some("vmanage_server"));
-    // The admin-tech name gives the collection time.
-    assert_eq!(report.collected_at.as_deref(), Some("2023-01-13T18:00:00.000Z"));
+    // The admin-tech name gives the collection time, read in the zone its
+    // own log states (IST, read as +05:30): 18:00 there is 12:30 UTC.
+    assert_eq!(report.collected_at.as_deref(), Some("2023-01-13T12:30:00.000Z"));
 }
 
 #[test]
