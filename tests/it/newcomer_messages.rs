@@ -294,3 +294,14 @@ fn no_builtin_rules_keeps_the_builtin_formats_and_drops_the_sdwan_rules() {
         .assert()
         .stdout(predicate::str::contains("T-OWN").not());
 }
+
+#[test]
+fn the_generated_language_reference_lists_every_habit() {
+    let tmp = tempfile::tempdir().unwrap();
+    triage().args(["docs", "--out"]).arg(tmp.path()).assert().success();
+    let page = std::fs::read_to_string(tmp.path().join("language.md")).unwrap();
+    assert!(page.contains("## Coming from other tools"), "{page}");
+    for h in HABITS {
+        assert!(page.contains(&h.written.replace('|', "\\|")), "{}: {page}", h.name);
+    }
+}

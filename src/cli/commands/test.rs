@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use crate::authoring::rule_tests::{run_rule_tests, tally, TestOutcome};
+use crate::authoring::rule_tests::{is_under, run_rule_tests, tally, TestOutcome};
 use crate::matching::regex_util::UnicodeForm;
 
 use crate::cli::args::{ColorChoice, OutputFormat, TestArgs};
@@ -20,14 +20,15 @@ pub(crate) fn run(args: &TestArgs, out: &mut dyn Write) -> Result<ExitCode, CliE
     let kb = rules_to_check(&args.paths, &args.lints, UnicodeForm::OnDemand)?;
     print_problems(&kb.problems, use_color(ColorChoice::Auto), false);
     let broken = kb.has_errors();
+    // No paths: every rule, which are the built-in ones.
+    let only: &[std::path::PathBuf] = if args.with_builtin { &[] } else { &args.paths };
     let untested: Vec<String> = kb
         .rules
         .iter()
         .filter(|r| r.tests.is_empty())
+        .filter(|r| is_under(r, only))
         .map(|r| r.id.clone())
         .collect();
-    // No paths: every rule, which are the built-in ones.
-    let only: &[std::path::PathBuf] = if args.with_builtin { &[] } else { &args.paths };
     let outcomes = run_rule_tests(kb, only);
     let failed = outcomes.iter().filter(|o| !o.passed).count();
     match args.format {
