@@ -73,7 +73,9 @@ pub(crate) struct RuleArgs {
     /// Do not load the built-in rules, but keep the built-in formats
     /// (`syslog`, `date`, …), macros and archive names: for a knowledge
     /// base of --rules that is not about Cisco SD-WAN (its rules run
-    /// alone, and the SD-WAN rules are not listed as inconclusive).
+    /// alone, and the SD-WAN rules are not listed as inconclusive). A
+    /// --rules directory whose triage.toml has `builtin_rules = false`
+    /// implies it.
     #[arg(long, conflicts_with = "no_builtin")]
     pub no_builtin_rules: bool,
     /// Stop if any rule or format file has an error.

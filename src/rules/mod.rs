@@ -192,6 +192,15 @@ pub struct KbFile {
 }
 
 impl KbFile {
+    /// Whether this is a `triage.toml` with `builtin_rules = false`: its
+    /// directory is a knowledge base of its own, run without the built-in
+    /// rules (their formats and macros stay).
+    fn declines_builtin_rules(&self) -> bool {
+        self.kind() == FileKind::Config
+            && toml_edit::ImDocument::parse(&*self.text)
+                .is_ok_and(|doc| doc.get("builtin_rules").and_then(toml_edit::Item::as_bool) == Some(false))
+    }
+
     fn kind(&self) -> FileKind {
         let p = self.path.replace('\\', "/");
         if p.split('/').any(|c| c == "formats") {
@@ -703,6 +712,17 @@ pub(crate) fn layer_files(
     repo_rules_dir: Option<&Path>,
 ) -> Result<Vec<KbFile>, ReadError> {
     let mut files = embedded_files(repo_rules_dir);
+    let mut dir_files = Vec::new();
+    for (i, d) in dirs.iter().enumerate() {
+        dir_files.extend(directory_files(d, i + 1)?);
+    }
+    // A knowledge base that stands alone says so once, in its triage.toml,
+    // rather than each run with --no-builtin-rules.
+    let builtin = if builtin == Builtin::All && dir_files.iter().any(KbFile::declines_builtin_rules) {
+        Builtin::AllButRules
+    } else {
+        builtin
+    };
     match builtin {
         Builtin::All => {}
         Builtin::AllButRules => files.retain(|f| f.kind() != FileKind::Rule),
@@ -712,9 +732,7 @@ pub(crate) fn layer_files(
         // own should not silently lose the collection time.
         Builtin::ArchiveNames => files.retain(|f| f.kind() == FileKind::Collection),
     }
-    for (i, d) in dirs.iter().enumerate() {
-        files.extend(directory_files(d, i + 1)?);
-    }
+    files.extend(dir_files);
     Ok(files)
 }
 

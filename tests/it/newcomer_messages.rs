@@ -274,18 +274,31 @@ fn no_builtin_rules_keeps_the_builtin_formats_and_drops_the_sdwan_rules() {
             1,
         )
     };
-    let doc = run("--no-builtin-rules");
-    let fired: Vec<&str> = doc["diagnoses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["rule_id"].as_str().unwrap())
-        .collect();
-    assert_eq!(fired, ["T-OWN"], "syslog, a built-in format, still reads the file");
-    assert_eq!(doc["inconclusive"].as_array().map_or(0, Vec::len), 0, "{doc}");
+    let alone = |doc: &serde_json::Value| {
+        let fired: Vec<&str> = doc["diagnoses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["rule_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(fired, ["T-OWN"], "syslog, a built-in format, still reads the file");
+        assert_eq!(doc["inconclusive"].as_array().map_or(0, Vec::len), 0, "{doc}");
+    };
+    alone(&run("--no-builtin-rules"));
     // Without the flag the SD-WAN rules run too, and lack their files.
     let all = run("--strict");
     assert!(!all["inconclusive"].as_array().unwrap().is_empty());
+    // A knowledge base that stands alone can say so in its triage.toml.
+    std::fs::write(rules.join("triage.toml"), "builtin_rules = false\n").unwrap();
+    alone(&run("--strict"));
+    std::fs::write(rules.join("triage.toml"), "builtin_rules = \"no\"\n").unwrap();
+    triage()
+        .arg("check")
+        .arg(&rules)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("E004"));
+    std::fs::remove_file(rules.join("triage.toml")).unwrap();
     // --no-builtin drops the formats as well: nothing reads syslog.
     triage()
         .args(["diagnose", "--no-builtin", "--rules"])
