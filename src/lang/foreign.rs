@@ -746,7 +746,13 @@ pub static HABITS: &[Habit] = &[
         example: r#"syslog where message:"timed out""#,
         instead: r#"syslog where message contains "timed out""#,
         instead_input: Input::Query,
-        pattern: concat!(r"(?P<field>", ident!(), r")(?P<at>:)\s*(?P<rhs>", string!(), r"|\S+)"),
+        pattern: concat!(
+            r"(?P<field>",
+            ident!(),
+            r")(?P<at>:)\s*(?P<rhs>",
+            string!(),
+            r"|[^\s()\[\],]+)"
+        ),
         advice: |c| {
             let rhs = cap(c, "rhs");
             let value = if rhs.starts_with('"') {
@@ -775,7 +781,7 @@ pub static HABITS: &[Habit] = &[
             ident!(),
             r")\s*(?P<at>=|<>)(?:\s*(?P<rhs>",
             string!(),
-            r"|[^\s=~]\S*)|\s*$)"
+            r"|[^\s=~()\[\],][^\s()\[\],]*)|\s*$)"
         ),
         advice: |c| {
             let (op, fix) = if cap(c, "at") == "<>" {
@@ -806,7 +812,7 @@ pub static HABITS: &[Habit] = &[
         pattern: concat!(
             r"(?P<field>",
             ident!(),
-            r")\s+(?P<at>(?i:between))\s+(?P<lo>\S+)\s+(?i:and)\s+(?P<hi>\S+)"
+            r")\s+(?P<at>(?i:between))\s+(?P<lo>[^\s()]+)\s+(?i:and)\s+(?P<hi>[^\s()]+)"
         ),
         advice: |c| {
             let field = cap(c, "field");
@@ -1064,6 +1070,11 @@ pub(crate) fn habit_at(text: &str, pos: usize) -> Option<(Range<usize>, Advice)>
             if habit.name == "function_call" && NOT_CALLS.contains(&cap(&c, "fn")) {
                 continue;
             }
+            // Two apostrophes in strings ("it's", "don't") enclose no
+            // single-quoted string: only one that the error starts at is.
+            if habit.name == "single_quotes" && c.name("at").is_some_and(|m| m.start() != pos) {
+                continue;
+            }
             let span = c.name("at").map_or(whole.range(), |m| m.range());
             return Some((span, (habit.advice)(&c)));
         }
@@ -1106,6 +1117,18 @@ mod tests {
                 panic!("{}: `{}` does not parse: {}", h.name, h.instead, e.message);
             }
         }
+    }
+
+    #[test]
+    fn a_habit_speaks_only_where_the_error_is() {
+        let e = parse(Input::Query, r#"syslog where message contains "it's" and pid = 3)"#).unwrap_err();
+        assert_eq!(e.help.as_deref(), Some("write `pid == 3`"));
+        let e = parse(
+            Input::Query,
+            r#"syslog where message contains "it's" and level == "don't" and"#,
+        )
+        .unwrap_err();
+        assert!(e.help.is_none(), "{e:?}");
     }
 
     #[test]
