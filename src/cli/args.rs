@@ -470,7 +470,9 @@ pub(crate) struct CheckArgs {
 #[derive(Debug, clap::Args)]
 pub(crate) struct TestArgs {
     /// Rule directories whose tests to run, with the built-in knowledge
-    /// base loaded beside them (default: the built-in rules' tests).
+    /// base loaded beside them (without its rules when a directory's
+    /// triage.toml says `builtin_rules = false`); default: the built-in
+    /// rules' tests.
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// Run the built-in rules' tests too, not only those of the PATHs.
@@ -506,8 +508,9 @@ pub(crate) enum Command {
     Diagnose(DiagnoseArgs),
     /// Check rule and format files and report every problem.
     Check(CheckArgs),
-    /// Show why a rule did or did not fire on a bundle: its condition
-    /// evaluated node by node, the values compared, and the evidence lines.
+    /// Show why a rule did or did not fire on a bundle (or on one of its
+    /// own tests, --test): its condition evaluated node by node, the values
+    /// compared, and the evidence lines.
     Explain(ExplainArgs),
     /// Show how each file of a bundle was recognised (or why not) and its
     /// records with their fields: the way to debug a new format.
