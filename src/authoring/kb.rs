@@ -8,7 +8,7 @@ use crate::diagnostic::FileProblems;
 use crate::engine::Engine;
 use crate::matching::regex_util::UnicodeForm;
 use crate::rules::lint::{lint_levels, LintConfigError, LintSettings};
-use crate::rules::{layer_files, load_with, KnowledgeBase, ReadError};
+use crate::rules::{layer_files, load_with, Builtin, KnowledgeBase, ReadError};
 
 /// Why a command's knowledge base cannot be loaded at all (problems in
 /// its files are no such reason: they are reported with the rules).
@@ -22,11 +22,11 @@ pub(crate) enum LoadKbError {
     Lints(#[from] LintConfigError),
 }
 
-/// Loads the knowledge base (built-in unless `builtin` is false, then
-/// `dirs`) and applies the lint levels of the run to its problems;
+/// Loads the knowledge base (as much of the built-in one as `builtin`
+/// says, then `dirs`) and applies the lint levels of the run to its problems;
 /// `unicode` says when the Unicode forms of the rules' regexes are compiled.
 pub(crate) fn load_kb(
-    builtin: bool,
+    builtin: Builtin,
     dirs: &[PathBuf],
     lints: &LintSettings,
     unicode: UnicodeForm,

@@ -64,6 +64,12 @@ pub(crate) fn tally(outcomes: &[TestOutcome]) -> Vec<RuleTally> {
     by_rule.into_values().collect()
 }
 
+/// Whether the rule's file is under one of `only` (every rule is when
+/// `only` is empty).
+pub(crate) fn is_under(rule: &crate::rules::Rule, only: &[PathBuf]) -> bool {
+    only.is_empty() || only.iter().any(|p| Path::new(&rule.origin).starts_with(p))
+}
+
 /// Runs every test of the rules of a knowledge base whose file is under one
 /// of `only` (all rules when `only` is empty).
 pub fn run_rule_tests(kb: KnowledgeBase, only: &[PathBuf]) -> Vec<TestOutcome> {
@@ -81,7 +87,7 @@ pub fn run_rule_tests_with(
     let wanted: Vec<(String, Vec<crate::rules::RuleTest>)> = kb
         .rules
         .iter()
-        .filter(|r| only.is_empty() || only.iter().any(|p| Path::new(&r.origin).starts_with(p)))
+        .filter(|r| is_under(r, only))
         .map(|r| (r.id.clone(), r.tests.clone()))
         .collect();
     let engine = Engine::new(kb);

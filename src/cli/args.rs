@@ -65,9 +65,19 @@ pub(crate) struct RuleArgs {
     /// base; its rules override built-in ones with the same id. Repeatable.
     #[arg(long = "rules", value_name = "DIR")]
     pub rules: Vec<PathBuf>,
-    /// Do not load the built-in knowledge base.
+    /// Load none of the built-in knowledge base: no rules, formats or
+    /// macros (only its archive names, which say when a bundle was
+    /// collected).
     #[arg(long)]
     pub no_builtin: bool,
+    /// Do not load the built-in rules, but keep the built-in formats
+    /// (`syslog`, `date`, …), macros and archive names: for a knowledge
+    /// base of --rules that is not about Cisco SD-WAN (its rules run
+    /// alone, and the SD-WAN rules are not listed as inconclusive). A
+    /// --rules directory whose triage.toml has `builtin_rules = false`
+    /// implies it.
+    #[arg(long, conflicts_with = "no_builtin")]
+    pub no_builtin_rules: bool,
     /// Stop if any rule or format file has an error.
     #[arg(long)]
     pub strict: bool,
@@ -155,9 +165,15 @@ pub(crate) struct ExplainArgs {
     /// The rule's id, e.g. SDWAN-LIC-001.
     #[arg(value_name = "RULE")]
     pub rule: String,
-    /// The bundle.
-    #[arg(value_name = "BUNDLE")]
-    pub bundle: PathBuf,
+    /// The bundle (or --test).
+    #[arg(value_name = "BUNDLE", required_unless_present = "test")]
+    pub bundle: Option<PathBuf>,
+    /// Explain the rule on one of its own [[test]] cases instead of a
+    /// bundle, by the test's name: its inline files or its bundle, as
+    /// `triage test` runs it. A rule of a --rules directory needs that
+    /// --rules too.
+    #[arg(long, value_name = "NAME", conflicts_with = "bundle")]
+    pub test: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     pub format: OutputFormat,
@@ -454,9 +470,15 @@ pub(crate) struct CheckArgs {
 /// The arguments of `test`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct TestArgs {
-    /// Rule directories whose tests to run (default: the built-in knowledge base).
+    /// Rule directories whose tests to run, with the built-in knowledge
+    /// base loaded beside them (without its rules when a directory's
+    /// triage.toml says `builtin_rules = false`); default: the built-in
+    /// rules' tests.
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// Run the built-in rules' tests too, not only those of the PATHs.
+    #[arg(long)]
+    pub with_builtin: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     pub format: OutputFormat,
@@ -487,8 +509,9 @@ pub(crate) enum Command {
     Diagnose(DiagnoseArgs),
     /// Check rule and format files and report every problem.
     Check(CheckArgs),
-    /// Show why a rule did or did not fire on a bundle: its condition
-    /// evaluated node by node, the values compared, and the evidence lines.
+    /// Show why a rule did or did not fire on a bundle (or on one of its
+    /// own tests, --test): its condition evaluated node by node, the values
+    /// compared, and the evidence lines.
     Explain(ExplainArgs),
     /// Show how each file of a bundle was recognised (or why not) and its
     /// records with their fields: the way to debug a new format.

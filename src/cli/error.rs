@@ -62,6 +62,16 @@ pub(crate) enum CliError {
         /// The closest loaded id, or where to look.
         hint: String,
     },
+    /// `explain --test` of a test the rule does not have.
+    #[error("rule {rule} has no test named `{name}`; {}", test_names(.names))]
+    UnknownTest {
+        /// The rule's id.
+        rule: String,
+        /// The name as given.
+        name: String,
+        /// The names of the rule's tests.
+        names: Vec<String>,
+    },
     /// A bundle that gives nothing to read or diagnose; the reason names it.
     #[error("{0}")]
     UnusableBundle(String),
@@ -96,6 +106,15 @@ pub(crate) enum CliError {
     #[cfg(not(feature = "serve"))]
     #[error("this triage was built without the HTTP service; build it with the `serve` feature (on by default) to run `triage serve`")]
     ServeNotBuilt,
+}
+
+/// The names of a rule's tests, as `explain --test` takes them.
+fn test_names(names: &[String]) -> String {
+    if names.is_empty() {
+        return "it has no [[test]] at all".to_string();
+    }
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    format!("its tests are: {}", quoted.join(", "))
 }
 
 impl CliError {

@@ -15,7 +15,7 @@ use crate::engine::RunOptions;
 use crate::matching::regex_util::UnicodeForm;
 use crate::rules::lint::LintSettings;
 use crate::rules::tune::DisabledRule;
-use crate::rules::KnowledgeBase;
+use crate::rules::{Builtin, KnowledgeBase};
 use crate::time::{parse_offset, ZoneTable};
 
 use super::args::{ColorChoice, LimitArgs, LintArgs, RuleArgs, RunArgs, TimeArgs};
@@ -40,6 +40,22 @@ pub(super) fn terminal_width() -> usize {
         .ok()
         .and_then(|c| c.parse().ok())
         .unwrap_or(100)
+}
+
+impl RuleArgs {
+    /// How much of the built-in knowledge base to load: `--no-builtin`
+    /// drops it all, `--no-builtin-rules` only its rules. `--rules` alone
+    /// drops nothing: a directory of rules adds to the built-in ones (a
+    /// site's own rules beside the SD-WAN ones) unless told otherwise.
+    pub(crate) fn builtin(&self) -> Builtin {
+        if self.no_builtin {
+            Builtin::ArchiveNames
+        } else if self.no_builtin_rules {
+            Builtin::AllButRules
+        } else {
+            Builtin::All
+        }
+    }
 }
 
 impl LintArgs {
@@ -130,7 +146,7 @@ pub(super) fn rules_to_check(
     unicode: UnicodeForm,
 ) -> Result<KnowledgeBase, CliError> {
     load_kb(
-        true,
+        Builtin::All,
         paths,
         &lints.settings(),
         unicode,
@@ -157,7 +173,7 @@ pub(super) fn load_rules(
     color: bool,
 ) -> Result<LoadedRules, CliError> {
     let mut kb = load_kb(
-        !rules.no_builtin,
+        rules.builtin(),
         &rules.rules,
         &lints.settings(),
         UnicodeForm::OnDemand,

@@ -163,6 +163,9 @@ pub(crate) struct TableReader<'a> {
     pub problems: &'a mut Vec<Problem>,
     /// What the table is, for messages (`rule`, `format`, `test`).
     what: &'static str,
+    /// Required keys not to report missing: they were found elsewhere
+    /// (under a [table] header), and that was reported instead.
+    pub skip_missing: Vec<String>,
 }
 
 impl<'a> TableReader<'a> {
@@ -195,6 +198,7 @@ impl<'a> TableReader<'a> {
             table,
             problems,
             what,
+            skip_missing: Vec::new(),
         }
     }
 
@@ -221,16 +225,45 @@ impl<'a> TableReader<'a> {
     }
 
     fn missing(&mut self, key: &str) {
-        let span = self.table.span().unwrap_or(0..0);
-        let span = span.start..span.start;
+        if self.skip_missing.iter().any(|k| k == key) {
+            return;
+        }
+        // A key of this table goes above the first [sub-table] header:
+        // below it, TOML reads it as part of that sub-table.
+        let header = self
+            .table
+            .iter()
+            .filter_map(|(_, item)| match item {
+                Item::Table(t) if !t.is_implicit() => t.span(),
+                Item::ArrayOfTables(a) => a.iter().find_map(Table::span),
+                _ => None,
+            })
+            .min_by_key(|s| s.start);
+        let (span, label, help) = match header {
+            Some(h) => (
+                h.start..h.start,
+                format!("`{key}` is required: add it above this header"),
+                format!(
+                    "add a line `{key} = …` above the first [table] header: keys below a header belong to that table"
+                ),
+            ),
+            None => {
+                let span = self.table.span().unwrap_or(0..0);
+                (
+                    span.start..span.start,
+                    format!("`{key}` is required"),
+                    format!("add a line `{key} = …`"),
+                )
+            }
+        };
         self.problems.push(
             Problem::new(
                 Code::MissingKey,
                 format!("this {} has no `{key}`", self.what),
                 span,
-                format!("`{key}` is required"),
+                label,
             )
-            .with_help(format!("add a line `{key} = …`")),
+            .with_help(help),
         );
     }
 

@@ -282,6 +282,13 @@ impl Engine {
     /// Runs the pipeline on files given in memory (rule tests, `--stdin`):
     /// each is `(path inside the bundle, content)`.
     pub fn diagnose_files(&self, name: &str, files: &[(String, String)], options: &RunOptions) -> Report {
+        let (totals, summaries) = self.scan_files(files, options);
+        self.evaluation(totals, &summaries, options)
+            .report(Path::new(name), &summaries)
+    }
+
+    /// Scans files given as (path, content), as a bundle of them would be.
+    fn scan_files(&self, files: &[(String, String)], options: &RunOptions) -> (BundleScan, Vec<FileSummary>) {
         let scanner = self.scanner(options);
         let mut totals = BundleScan::default();
         let summaries: Vec<FileSummary> = files
@@ -294,8 +301,23 @@ impl Engine {
                 )
             })
             .collect();
-        self.evaluation(totals, &summaries, options)
-            .report(Path::new(name), &summaries)
+        (totals, summaries)
+    }
+
+    /// Scans what a rule's `[[test]]` runs on (its bundle on disk, or its
+    /// inline files), as [`Engine::run_test`] does: for `explain --test`.
+    pub fn scan_test(
+        &self,
+        test: &crate::rules::RuleTest,
+        options: &RunOptions,
+    ) -> (BundleScan, Vec<FileSummary>, Vec<BundleWarning>) {
+        match &test.bundle {
+            Some(bundle) => self.scan_bundle(bundle, options),
+            None => {
+                let (totals, files) = self.scan_files(&test.files, options);
+                (totals, files, Vec::new())
+            }
+        }
     }
 
     /// Runs a rule's `[[test]]`: over its bundle on disk, or its inline files.

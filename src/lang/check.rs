@@ -102,7 +102,11 @@ pub(crate) fn syntax_problem(text: &SourceText, e: &SyntaxError) -> Problem {
         text.file_span(e.span.clone()),
         e.label.clone(),
     )
-    .with_help("see docs/LANGUAGE.md for the condition language")
+    .with_help(
+        e.help
+            .clone()
+            .unwrap_or_else(|| "see docs/LANGUAGE.md for the condition language".to_string()),
+    )
 }
 
 /// The texts of a rule that the compiler reads.

@@ -11,6 +11,7 @@
 pub(crate) mod ast;
 pub(crate) mod check;
 pub(crate) mod constant;
+pub(crate) mod foreign;
 pub(crate) mod ir;
 pub(crate) mod parser;
 pub(crate) mod registry;

@@ -36,6 +36,9 @@ pub struct SyntaxError {
     pub span: Range<usize>,
     /// The label under the span.
     pub label: String,
+    /// What to do, when more is known than where to look: the fix for a
+    /// habit from another tool (see [`super::foreign`]).
+    pub help: Option<String>,
 }
 
 static COND_PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
@@ -98,6 +101,7 @@ fn check_nesting(text: &str) -> Result<(), SyntaxError> {
                     message: format!("the condition is nested more than {MAX_NESTING} deep"),
                     span: i..i + 1,
                     label: "too deep here".to_string(),
+                    help: None,
                 });
             }
         }
@@ -525,6 +529,16 @@ fn convert_error(e: pest::error::Error<Rule>, text: &str) -> SyntaxError {
             message: "a query with `where` inside a condition must be in parentheses".to_string(),
             label: "write `any (source where …)` here, or name the query under [queries]".to_string(),
             span,
+            help: None,
+        };
+    }
+    // A construct of another tool: say what triage has instead.
+    if let Some((span, advice)) = super::foreign::habit_at(text, pos) {
+        return SyntaxError {
+            message: advice.message,
+            span,
+            label: advice.label,
+            help: Some(advice.help),
         };
     }
     let message = match found {
@@ -535,6 +549,7 @@ fn convert_error(e: pest::error::Error<Rule>, text: &str) -> SyntaxError {
         label: format!("expected {expected_text}"),
         message,
         span,
+        help: None,
     }
 }
 

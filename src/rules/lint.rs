@@ -115,7 +115,15 @@ impl LintLevels {
         match parse_document(&text) {
             Err(p) => problems.push(p),
             Ok(doc) => {
-                let mut reader = TableReader::new(&text, doc.as_table(), &mut problems, "triage.toml", &["lints"]);
+                let mut reader = TableReader::new(
+                    &text,
+                    doc.as_table(),
+                    &mut problems,
+                    "triage.toml",
+                    &["lints", "builtin_rules"],
+                );
+                // Read by the loader (`layer_files`); checked for its type here.
+                reader.boolean("builtin_rules");
                 let entries = reader.string_map("lints");
                 for (key, key_span, value) in entries {
                     match config_entry(&key, &value.text) {

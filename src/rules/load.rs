@@ -38,6 +38,104 @@ const RULE_KEYS: &[&str] = &[
     "test",
 ];
 
+/// The keys every rule must have.
+const REQUIRED_KEYS: &[&str] = &["id", "title", "severity", "condition", "remediation"];
+
+/// A key of the rule written below a [table] header, which TOML reads as
+/// part of that table: `condition` after `[queries]`.
+struct Misplaced {
+    key: String,
+    /// The key's span.
+    span: Range<usize>,
+    /// The header it is under, as written: `[queries]`, `[[test]]`.
+    header: String,
+    required: bool,
+}
+
+/// The rule's keys that are under a [table] header and absent above it.
+/// An optional key counts under `[queries]` only when its value is no
+/// query, and in a test's `[test.files]` (whose keys are file names) only
+/// a required key counts.
+fn misplaced_keys(root: &toml_edit::Table) -> Vec<Misplaced> {
+    let mut out = Vec::new();
+    for (name, item) in root.iter() {
+        match item {
+            toml_edit::Item::Table(t) => {
+                let allowed: &[&str] = if name == "when_explained" {
+                    &["remediation"]
+                } else {
+                    &[]
+                };
+                misplaced_in(root, t, &format!("[{name}]"), allowed, name == "queries", &mut out);
+            }
+            toml_edit::Item::ArrayOfTables(tables) => {
+                for t in tables.iter() {
+                    misplaced_in(root, t, &format!("[[{name}]]"), &[], false, &mut out);
+                    for (sub, item) in t.iter() {
+                        if let toml_edit::Item::Table(files) = item {
+                            let mut found = Vec::new();
+                            misplaced_in(root, files, &format!("[{name}.{sub}]"), &[], false, &mut found);
+                            out.extend(found.into_iter().filter(|m| m.required));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn misplaced_in(
+    root: &toml_edit::Table,
+    table: &toml_edit::Table,
+    header: &str,
+    allowed: &[&str],
+    queries: bool,
+    out: &mut Vec<Misplaced>,
+) {
+    for (key, item) in table.iter() {
+        if !RULE_KEYS.contains(&key) || allowed.contains(&key) || root.contains_key(key) {
+            continue;
+        }
+        let required = REQUIRED_KEYS.contains(&key);
+        let a_query = item
+            .as_str()
+            .is_some_and(|q| crate::lang::parser::parse_query(q).is_ok());
+        if queries && !required && a_query {
+            continue;
+        }
+        out.push(Misplaced {
+            key: key.to_string(),
+            span: table.key(key).and_then(|k| k.span()).unwrap_or(0..0),
+            header: header.to_string(),
+            required,
+        });
+    }
+}
+
+impl Misplaced {
+    fn problem(&self) -> Problem {
+        let (key, header) = (&self.key, &self.header);
+        let code = if self.required {
+            Code::MissingKey
+        } else {
+            Code::UnknownKey
+        };
+        Problem::new(
+            code,
+            format!(
+                "`{key}` is inside {header}: TOML puts every key after a [table] header into that table; move it above {header}"
+            ),
+            self.span.clone(),
+            format!("read as part of {header}, not of the rule"),
+        )
+        .with_help(format!(
+            "move the line `{key} = …` up, above the first [table] header of the file, beside `id` and `title`"
+        ))
+    }
+}
+
 /// Loads and compiles one rule file against already loaded formats and
 /// macros; the rule is `None` when the file has errors.
 pub fn load_rule_file(file: &KbFile, formats: &FormatSet, macros: &Macros) -> (Option<Rule>, FileProblems) {
@@ -148,8 +246,21 @@ pub(super) fn load_rule(
         }
     };
     let table = doc.as_table();
+    let misplaced = misplaced_keys(table);
     let mut r = TableReader::new(text, table, problems, "rule", RULE_KEYS);
-    let keys = read_keys(file, &mut r);
+    r.skip_missing = misplaced.iter().map(|m| m.key.clone()).collect();
+    let mut keys = read_keys(file, &mut r);
+    // A misplaced key is reported as such, not as unknown to its table,
+    // nor compiled as a query.
+    r.problems.retain(|p| {
+        !(p.code == Code::UnknownKey
+            && misplaced
+                .iter()
+                .any(|m| p.labels.first().is_some_and(|l| l.span == m.span)))
+    });
+    r.problems.extend(misplaced.iter().map(Misplaced::problem));
+    keys.queries
+        .retain(|(_, span, _)| !misplaced.iter().any(|m| m.span == *span));
     check_references(&keys.references, r.problems);
     let severity = read_severity(keys.severity.as_ref(), r.problems);
     check_status(keys.status.as_ref(), r.problems);

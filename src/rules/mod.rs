@@ -192,6 +192,15 @@ pub struct KbFile {
 }
 
 impl KbFile {
+    /// Whether this is a `triage.toml` with `builtin_rules = false`: its
+    /// directory is a knowledge base of its own, run without the built-in
+    /// rules (their formats and macros stay).
+    fn declines_builtin_rules(&self) -> bool {
+        self.kind() == FileKind::Config
+            && toml_edit::ImDocument::parse(&*self.text)
+                .is_ok_and(|doc| doc.get("builtin_rules").and_then(toml_edit::Item::as_bool) == Some(false))
+    }
+
     fn kind(&self) -> FileKind {
         let p = self.path.replace('\\', "/");
         if p.split('/').any(|c| c == "formats") {
@@ -454,6 +463,12 @@ pub(crate) fn load_with(files: &[KbFile], unicode: UnicodeForm) -> KnowledgeBase
     }
 
     for (file, defs) in macro_defs {
+        // The built-in macros, loaded without the built-in rules
+        // (`--no-builtin-rules`), are a library for the rules of the
+        // directories: not unused.
+        if file.layer == 0 && !files.iter().any(|f| f.layer == 0 && f.kind() == FileKind::Rule) {
+            continue;
+        }
         let unused: Vec<Problem> = defs
             .into_iter()
             .filter(|d| !used_macros.contains(&(d.kind, d.name.clone())))
@@ -664,27 +679,66 @@ fn load_macros(text: &str, problems: &mut Vec<Problem>) -> (Macros, Vec<MacroDef
 }
 
 /// Loads the built-in knowledge base, then each directory in order.
-pub fn load_layers(builtin: bool, dirs: &[PathBuf], repo_rules_dir: Option<&Path>) -> Result<KnowledgeBase, ReadError> {
-    Ok(load(&layer_files(builtin, dirs, repo_rules_dir)?))
+pub fn load_layers(
+    builtin: impl Into<Builtin>,
+    dirs: &[PathBuf],
+    repo_rules_dir: Option<&Path>,
+) -> Result<KnowledgeBase, ReadError> {
+    Ok(load(&layer_files(builtin.into(), dirs, repo_rules_dir)?))
+}
+
+/// How much of the built-in knowledge base a run loads (`true`: all of
+/// it, `false`: only its archive names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Builtin {
+    /// Its rules, formats, macros and archive names.
+    All,
+    /// Its formats, macros and archive names, not its rules
+    /// (`--no-builtin-rules`): for a knowledge base of one's own about
+    /// another product, which still reads syslog or `date`.
+    AllButRules,
+    /// Only its archive names (`--no-builtin`).
+    ArchiveNames,
+}
+
+impl From<bool> for Builtin {
+    fn from(all: bool) -> Builtin {
+        if all {
+            Builtin::All
+        } else {
+            Builtin::ArchiveNames
+        }
+    }
 }
 
 /// The files of the built-in knowledge base, then of each directory in order.
 pub(crate) fn layer_files(
-    builtin: bool,
+    builtin: Builtin,
     dirs: &[PathBuf],
     repo_rules_dir: Option<&Path>,
 ) -> Result<Vec<KbFile>, ReadError> {
     let mut files = embedded_files(repo_rules_dir);
-    if !builtin {
+    let mut dir_files = Vec::new();
+    for (i, d) in dirs.iter().enumerate() {
+        dir_files.extend(directory_files(d, i + 1)?);
+    }
+    // A knowledge base that stands alone says so once, in its triage.toml,
+    // rather than each run with --no-builtin-rules.
+    let builtin = if builtin == Builtin::All && dir_files.iter().any(KbFile::declines_builtin_rules) {
+        Builtin::AllButRules
+    } else {
+        builtin
+    };
+    match builtin {
+        Builtin::All => {}
+        Builtin::AllButRules => files.retain(|f| f.kind() != FileKind::Rule),
         // Without the built-in rules and formats, the archive names that
         // say when a bundle was collected still apply: before they were
         // data, the reader always knew them, and a knowledge base of one's
         // own should not silently lose the collection time.
-        files.retain(|f| f.kind() == FileKind::Collection);
+        Builtin::ArchiveNames => files.retain(|f| f.kind() == FileKind::Collection),
     }
-    for (i, d) in dirs.iter().enumerate() {
-        files.extend(directory_files(d, i + 1)?);
-    }
+    files.extend(dir_files);
     Ok(files)
 }
 

@@ -67,8 +67,8 @@ pub(crate) struct LoadError {
 /// Where the rules come from: the options of `serve` that name them.
 #[derive(Debug, Clone)]
 pub(crate) struct RuleSource {
-    /// Load the built-in knowledge base too.
-    pub builtin: bool,
+    /// How much of the built-in knowledge base to load too.
+    pub builtin: crate::rules::Builtin,
     /// Rule directories, in layer order.
     pub dirs: Vec<PathBuf>,
     /// Tuning files, applied in order.
@@ -173,7 +173,7 @@ impl RuleSource {
     fn version(&self) -> String {
         let mut hash = Fnv::default();
         hash.write(env!("CARGO_PKG_VERSION").as_bytes());
-        hash.write(&[u8::from(self.builtin)]);
+        hash.write(format!("{:?}", self.builtin).as_bytes());
         for path in self.files() {
             hash.write(path.as_os_str().as_encoded_bytes());
             hash.write(&std::fs::read(&path).unwrap_or_default());
@@ -313,7 +313,7 @@ mod tests {
 
     fn source(dir: &Path) -> RuleSource {
         RuleSource {
-            builtin: true,
+            builtin: crate::rules::Builtin::All,
             dirs: vec![dir.to_path_buf()],
             tune: Vec::new(),
             lints: LintSettings::default(),

@@ -28,6 +28,7 @@ mod human_report;
 mod judgement;
 mod language;
 mod layers;
+mod newcomer_messages;
 mod oauth_matrix;
 mod prefilter;
 mod properties;

@@ -303,6 +303,14 @@ fn language_page() -> String {
     for (unit, _, meaning) in DURATION_UNITS {
         let _ = writeln!(out, "- `{unit}`: {meaning}");
     }
+    out.push_str(
+        "\n## Coming from other tools\n\nWritten out of habit from another tool, these do not parse; \
+         the error says what triage has instead, with the fix as its help line.\n\n\
+         | written | from | in triage |\n|---|---|---|\n",
+    );
+    for h in crate::lang::foreign::HABITS {
+        let _ = writeln!(out, "| {} | {} | {} |", cell(h.written), cell(h.from), cell(h.triage));
+    }
     out
 }
 

@@ -56,7 +56,7 @@ pub(crate) fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<ExitCode, Cli
         json_logs: !args.text_logs,
         redact: args.redact,
         rules: crate::serve::rules::RuleSource {
-            builtin: !args.run.rules.no_builtin,
+            builtin: args.run.rules.builtin(),
             dirs: args.run.rules.rules.clone(),
             tune: args.run.tune.clone(),
             lints: args.run.lints.settings(),
