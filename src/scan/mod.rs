@@ -31,7 +31,9 @@ pub(crate) mod unexplained;
 
 use std::io::Read;
 
-pub(crate) use outcome::{BundleScan, FileScan, FileSummary, MatchedRecord, QueryMatches};
+#[cfg(test)]
+pub(crate) use outcome::Seen;
+pub(crate) use outcome::{BundleScan, FilePositions, FileScan, FileSummary, MatchedRecord, QueryMatches, ValueTally};
 pub(crate) use plan::ScanPlan;
 pub(crate) use records::parse_records;
 
