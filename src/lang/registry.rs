@@ -320,6 +320,42 @@ mod tests {
         }
     }
 
+    /// Every placeholder of the reference, with a query and a capture put
+    /// in, is accepted in a message: no error, and no filter taken for a
+    /// fallback (W109).
+    #[test]
+    fn every_placeholder_is_accepted_in_a_message() {
+        for p in PLACEHOLDERS {
+            let message = p
+                .syntax
+                .replace("q.field", "failed.unit")
+                .replace("q.count", "failed.count")
+                .replace('…', "{failed.count}");
+            let rule = format!(
+                "id = \"T-1\"\ntitle = \"t\"\nseverity = \"warning\"\ncondition = 'failed'\nmessage = '''{message}'''\n\
+                 remediation = \"-\"\n[queries]\nfailed = '''syslog where message matches /unit (?P<unit>\\S+) failed/'''\n"
+            );
+            let mut files = embedded_files(None);
+            files.push(crate::rules::KbFile {
+                path: "t.toml".into(),
+                base_dir: None,
+                text: std::sync::Arc::from(rule),
+                layer: 1,
+            });
+            let kb = load(&files);
+            let problems: Vec<String> = kb
+                .problems
+                .iter()
+                .filter(|f| f.path == "t.toml")
+                .flat_map(|f| &f.problems)
+                .filter(|p| p.is_error() || p.code == crate::diagnostic::Code::FallbackLikeFilter)
+                .map(|p| p.message.clone())
+                .collect();
+            assert!(problems.is_empty(), "{message}: {problems:?}");
+            assert!(kb.rule("T-1").is_some(), "{message}");
+        }
+    }
+
     /// The grammar accepts every unit of the table, and reads it as the
     /// table says.
     #[test]

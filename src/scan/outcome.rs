@@ -357,3 +357,46 @@ impl QueryCost {
         self.nanos += other.nanos;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tallies_merge_counts_and_keep_the_first_place() {
+        let mut a = ValueTally::default();
+        a.add("foo", "b.log", 3);
+        a.add("foo", "b.log", 9);
+        let mut b = ValueTally::default();
+        b.add("foo", "a.log", 7);
+        b.add("bar", "a.log", 8);
+        a.merge(b);
+        let order: Vec<(&str, u64)> = a.in_order().iter().map(|(v, s)| (*v, s.count)).collect();
+        assert_eq!(order, [("foo", 3), ("bar", 1)]);
+        assert!(!a.overflow);
+    }
+
+    #[test]
+    fn a_full_tally_keeps_counting_its_values_and_says_it_left_some_out() {
+        let mut t = ValueTally::default();
+        for i in 0..DISTINCT_CAP {
+            t.add(&i.to_string(), "f", i as u64);
+        }
+        assert!(!t.overflow);
+        t.add("one more", "f", 0);
+        t.add("0", "f", 1);
+        assert!(t.overflow);
+        assert_eq!(t.values.len(), DISTINCT_CAP);
+        assert_eq!(t.values["0"].count, 2);
+        // Merging into a full tally: known values still count, new ones are left out.
+        let mut other = ValueTally::default();
+        other.add("1", "g", 1);
+        other.add("another", "g", 2);
+        let mut full = t.clone();
+        full.overflow = false;
+        full.merge(other);
+        assert!(full.overflow);
+        assert_eq!(full.values["1"].count, 2);
+        assert!(!full.values.contains_key("another"));
+    }
+}

@@ -17,13 +17,12 @@ fn outcome(condition: &str, files: &[(&str, &str)]) -> String {
         ("up_failed", r#"upgrade_log where message contains "pre-check failed""#),
         ("up_rolled_back", r#"upgrade_log where message contains "rolling back""#),
     ];
-    let files_used: Vec<(&str, String)> = files;
     common::run(
         &[STEP_LOG, UPGRADE_LOG],
         condition,
         &queries,
         "m",
-        &files_used,
+        &files,
         Some("2023-04-18T12:00:00Z"),
     )
     .hit
