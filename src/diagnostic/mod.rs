@@ -103,11 +103,14 @@ pub enum Code {
     /// Two rules fire on the same evidence and neither explains, excludes
     /// or names the other as an alternative.
     UnrelatedOverlap,
+    /// The text after `|` in a message placeholder is taken as fallback
+    /// text, but reads like a misspelt filter (`|uniq`).
+    FallbackLikeFilter,
 }
 
 impl Code {
     /// All codes, for the documentation.
-    pub const ALL: [Code; 38] = [
+    pub const ALL: [Code; 39] = [
         Code::TomlSyntax,
         Code::UnknownKey,
         Code::MissingKey,
@@ -146,6 +149,7 @@ impl Code {
         Code::ConstantCondition,
         Code::UnstatedValue,
         Code::UnrelatedOverlap,
+        Code::FallbackLikeFilter,
     ];
 
     /// The codes whose level can be set (`allow`, `warn`, `deny`): the
@@ -208,6 +212,7 @@ impl Code {
             Code::ConstantCondition => "W106",
             Code::UnstatedValue => "W107",
             Code::UnrelatedOverlap => "W108",
+            Code::FallbackLikeFilter => "W109",
         }
     }
 
@@ -223,7 +228,8 @@ impl Code {
             | Code::StableUntested
             | Code::ConstantCondition
             | Code::UnstatedValue
-            | Code::UnrelatedOverlap => Severity::Warning,
+            | Code::UnrelatedOverlap
+            | Code::FallbackLikeFilter => Severity::Warning,
             _ => Severity::Error,
         }
     }
@@ -271,6 +277,7 @@ impl Code {
             Code::UnrelatedOverlap => {
                 "two rules fire on the same evidence, and neither explains, excludes or names the other as an alternative"
             }
+            Code::FallbackLikeFilter => "the fallback text after `|` in a placeholder reads like a misspelt filter",
         }
     }
 }

@@ -6,6 +6,7 @@
 //! printers (`report::*`) turn that into text or JSON.
 
 pub(crate) mod batch;
+mod order;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
@@ -13,14 +14,14 @@ use std::sync::Mutex;
 
 use crate::bundle::{read_bundle, BundleWarning, Limits};
 use crate::format::Detection;
-use crate::lang::{CCond, COperand, FieldRef, ListField, Placeholder, Truth};
+use crate::lang::{CCond, COperand, FieldRef, ListField, ListFilter, Placeholder, Truth};
 use crate::report::explain::{EvidenceLine, ExplainNode, Explanation, QueryExplain};
 use crate::report::{
     AlternativeCause, CollectItem, CollectionSource, CollectionZone, Diagnosis, Evidence, Excluded, FileEntry,
     Inconclusive, MissingSource, NotApplicable, Report, ReportWarning, RuleCost, SCHEMA_VERSION,
 };
 use crate::rules::{KnowledgeBase, Rule};
-use crate::scan::{BundleScan, FileSummary, GlobalQuery, LastRecord, QueryMatches, ScanPlan, Scanner};
+use crate::scan::{BundleScan, FileSummary, GlobalQuery, LastRecord, QueryMatches, ScanPlan, Scanner, ValueTally};
 use crate::time::{RecordZone, ZoneTable};
 use crate::value::{format_duration, format_time};
 
@@ -533,6 +534,68 @@ impl Evaluation<'_> {
         Some((sorted(ra), sorted(rb)))
     }
 
+    /// Every match of two queries of a `then`, with times comparable
+    /// across both: completed from the collection time; without one, as
+    /// they stand when all are of one kind (see [`Self::times_of_pair`]);
+    /// else only those that can be completed, the others as untimed.
+    fn places_of_pair<'a>(&'a self, ri: usize, a: usize, b: usize) -> (Vec<order::Place<'a>>, Vec<order::Place<'a>>) {
+        let positions = |q: usize| self.matches_of(ri, q).map_or(&[][..], |m| m.positions.as_slice());
+        let (ra, rb) = (positions(a), positions(b));
+        let times = || {
+            ra.iter()
+                .chain(rb)
+                .flat_map(|p| p.matches.iter().filter_map(|(_, t)| t.as_ref()))
+        };
+        let all_complete = times().all(|t| t.resolve(self.collected_at).is_some());
+        let first = times().next();
+        let one_kind = first.is_some_and(|f| times().all(|t| t.completeness == f.completeness && t.offset == f.offset));
+        let comparable = |t: &crate::time::RecordTime| match (all_complete, one_kind) {
+            (false, true) => Some(t.micros),
+            _ => t.resolve(self.collected_at),
+        };
+        let places = |r: &'a [crate::scan::FilePositions]| -> Vec<order::Place<'a>> {
+            r.iter()
+                .flat_map(|p| {
+                    p.matches.iter().map(|(line, t)| order::Place {
+                        file: p.file.as_str(),
+                        line: *line,
+                        time: t.as_ref().and_then(comparable),
+                    })
+                })
+                .collect()
+        };
+        (places(ra), places(rb))
+    }
+
+    /// Why a rule whose sources are all present is unknown, when a `then`
+    /// of it cannot order its matches (records without times): the pair.
+    fn unordered_note(&self, ri: usize, rule: &Rule, c: &CCond) -> Option<String> {
+        match c {
+            CCond::Then(a, b, window) => {
+                let (pa, pb) = self.places_of_pair(ri, *a, *b);
+                let o = order::then_outcome(&pa, &pb, *window);
+                let name = |q: usize| rule.compiled.queries[q].name.clone();
+                (o.truth == Truth::Unknown
+                    && self.source_present(rule, *a).is_ok()
+                    && self.source_present(rule, *b).is_ok())
+                .then(|| {
+                    format!(
+                        "`{} then {}`: {}",
+                        name(*a),
+                        name(*b),
+                        then_detail(&o, &name(*a), &name(*b))
+                    )
+                })
+            }
+            CCond::And(x, y) | CCond::Or(x, y) => self
+                .unordered_note(ri, rule, x)
+                .or_else(|| self.unordered_note(ri, rule, y)),
+            CCond::Not(x) => self.unordered_note(ri, rule, x),
+            CCond::AnyOf(items) => items.iter().find_map(|i| self.unordered_note(ri, rule, i)),
+            _ => None,
+        }
+    }
+
     /// Evaluates one rule.
     pub fn evaluate(&self, ri: usize) -> RuleOutcome {
         let rule = &self.engine.kb.rules[ri];
@@ -628,10 +691,11 @@ impl Evaluation<'_> {
             CCond::Then(a, b, window) => {
                 let present = self.need(rule, *a, &mut missing) & self.need(rule, *b, &mut missing);
                 evidence.extend([*a, *b]);
-                match (present, self.times_of_pair(ri, *a, *b)) {
-                    // Strictly later: a match does not follow itself.
-                    (true, Some((ta, tb))) => Truth::from_bool(ta.iter().any(|t| any_in(&tb, t + 1, t + window))),
-                    _ => Truth::Unknown,
+                if present {
+                    let (pa, pb) = self.places_of_pair(ri, *a, *b);
+                    order::then_outcome(&pa, &pb, *window).truth
+                } else {
+                    Truth::Unknown
                 }
             }
             CCond::CountWithin(q, op, n, window) => {
@@ -826,9 +890,11 @@ impl Evaluation<'_> {
     fn placeholder_value(&self, cx: &MessageContext<'_>, p: &Placeholder, in_segment: bool) -> Option<String> {
         let (ri, rule) = (cx.ri, cx.rule);
         let query = match p {
-            Placeholder::Count(q) | Placeholder::Capture(q, _) | Placeholder::List(q, _) | Placeholder::Field(q, _) => {
-                Some(*q)
-            }
+            Placeholder::Count(q)
+            | Placeholder::Capture(q, _)
+            | Placeholder::List(q, _)
+            | Placeholder::Field(q, _)
+            | Placeholder::Tally(q, ..) => Some(*q),
             _ => None,
         };
         if let (true, Some(q)) = (in_segment, query) {
@@ -855,6 +921,18 @@ impl Evaluation<'_> {
             Placeholder::List(q, field) => {
                 let (values, incomplete) = self.list_values(ri, rule, *q, field);
                 (!values.is_empty()).then(|| join_values(&values, incomplete))
+            }
+            Placeholder::Tally(q, field, filter) => {
+                let tally = self
+                    .matches_of(ri, *q)
+                    .and_then(|m| m.tallies.iter().find(|(f, _)| f == field))
+                    .map(|(_, t)| t);
+                match (tally, filter) {
+                    (Some(t), _) if !t.values.is_empty() => Some(render_tally(t, *filter)),
+                    // No value: a number is 0 where a count may say so.
+                    (_, ListFilter::UniqueCount) if !in_segment => Some("0".to_string()),
+                    _ => None,
+                }
             }
             Placeholder::Field(q, f) => {
                 let first = self.matches_of(ri, *q).and_then(|m| m.evidence.first())?;
@@ -1250,19 +1328,14 @@ impl Evaluation<'_> {
                 )
             }
             CCond::Then(a, b, window) => {
-                let detail = self.times_of_pair(ri, *a, *b).map(|(ta, tb)| {
-                    let soonest = ta
-                        .iter()
-                        .filter_map(|t| tb.iter().filter(|u| *u > t).map(|u| u - t).min())
-                        .min();
-                    match soonest {
-                        Some(gap) => format!("soonest follow-up after {}", format_duration(round_to_second(gap))),
-                        None => format!("no {} after a {}", name(*b), name(*a)),
-                    }
-                });
+                let (pa, pb) = self.places_of_pair(ri, *a, *b);
+                let o = order::then_outcome(&pa, &pb, *window);
+                let within = window
+                    .map(|w| format!(" within {}", format_duration(w)))
+                    .unwrap_or_default();
                 (
-                    format!("{} then {} within {}", name(*a), name(*b), format_duration(*window)),
-                    detail,
+                    format!("{} then {}{within}", name(*a), name(*b)),
+                    Some(then_detail(&o, &name(*a), &name(*b))),
                 )
             }
             CCond::CountWithin(q, op, n, window) => (
@@ -1434,7 +1507,9 @@ impl Evaluation<'_> {
                     severity: rule.severity,
                     missing: missing_sources(kb, &outcome.missing),
                     note: if outcome.missing.is_empty() {
-                        Some("the bundle's collection time is unknown; pass --collected-at".to_string())
+                        Some(self.unordered_note(ri, rule, &rule.compiled.cond).unwrap_or_else(|| {
+                            "the bundle's collection time is unknown; pass --collected-at".to_string()
+                        }))
                     } else {
                         None
                     },
@@ -1957,6 +2032,61 @@ const LISTED_VALUES: usize = 10;
 
 /// `a, b and c`; past [`LISTED_VALUES`], `a, b, … and 12 more`; when the
 /// list may lack values (matches past the kept evidence), `a, b, …`.
+/// What decided `a then b`, for `explain`: the places of the pair (first
+/// query's match, then the second's) and how they were ordered: how
+/// first, as `explain` clips a long line; the tree line already names
+/// the queries.
+fn then_detail(o: &order::ThenOutcome<'_>, a: &str, b: &str) -> String {
+    use order::How;
+    let Some((x, y, how)) = &o.pair else {
+        return format!("no {b} after a {a}");
+    };
+    let pair = format!("{}:{} then {}:{}", x.file, x.line, y.file, y.line);
+    let gap = || {
+        let g = y.time.unwrap_or_default() - x.time.unwrap_or_default();
+        format_duration(round_to_second(g))
+    };
+    let untimed = match (x.time, y.time) {
+        (None, None) => "no times",
+        (None, _) => "the first has no time",
+        _ => "the second has no time",
+    };
+    match (o.truth, how) {
+        (Truth::True, How::Time) => format!("by time, {} apart: {pair}", gap()),
+        (Truth::True, _) => format!("by line order ({untimed}): {pair}"),
+        (Truth::Unknown, How::LineOrder) => format!("by line order, time apart unknown ({untimed}): {pair}"),
+        (Truth::Unknown, _) => format!("order unknown (different files, {untimed}): {pair}"),
+        (_, _) => format!("soonest follow-up {} later: {pair}", gap()),
+    }
+}
+
+/// `{q.f|unique}`, `|unique_count` or `|counts` of a tally with values.
+/// When the tally was full some values were left out: the number says
+/// "at least", the list's remainder too, and so do the counts.
+fn render_tally(t: &ValueTally, filter: ListFilter) -> String {
+    let ordered = t.in_order();
+    let at_least = if t.overflow { "at least " } else { "" };
+    let items: Vec<String> = match filter {
+        ListFilter::UniqueCount => return format!("{at_least}{}", ordered.len()),
+        ListFilter::Unique => ordered.iter().map(|(v, _)| (*v).to_string()).collect(),
+        ListFilter::Counts => {
+            let mut by_count = ordered;
+            // Stable: ties keep the order of first appearance.
+            by_count.sort_by_key(|(_, seen)| std::cmp::Reverse(seen.count));
+            by_count
+                .iter()
+                .map(|(v, seen)| format!("{v} ({at_least}{})", seen.count))
+                .collect()
+        }
+    };
+    let shown = items.len().min(LISTED_VALUES);
+    let mut out = items[..shown].join(", ");
+    if items.len() > shown {
+        out.push_str(&format!(", and {at_least}{} more", items.len() - shown));
+    }
+    out
+}
+
 fn join_values(values: &[String], incomplete: bool) -> String {
     let shown = &values[..values.len().min(LISTED_VALUES)];
     let rest = values.len() - shown.len();
@@ -2030,4 +2160,47 @@ fn round_to_second(micros: i64) -> i64 {
 fn any_in(times: &[i64], lo: i64, hi: i64) -> bool {
     let i = times.partition_point(|t| *t < lo);
     times.get(i).is_some_and(|t| *t <= hi)
+}
+
+#[cfg(test)]
+mod tally_tests {
+    use super::*;
+    use crate::scan::Seen;
+
+    fn tally(values: &[(&str, &str, u64, u64)], overflow: bool) -> ValueTally {
+        ValueTally {
+            values: values
+                .iter()
+                .map(|(v, file, line, count)| {
+                    let seen = Seen {
+                        file: (*file).to_string(),
+                        line: *line,
+                        count: *count,
+                    };
+                    ((*v).to_string(), seen)
+                })
+                .collect(),
+            overflow,
+        }
+    }
+
+    #[test]
+    fn a_full_tally_says_at_least_and_invents_no_number() {
+        let values: Vec<(String, u64)> = (0..12).map(|i| (format!("u{i}"), i)).collect();
+        let rows: Vec<(&str, &str, u64, u64)> = values.iter().map(|(v, i)| (v.as_str(), "f", *i, 1)).collect();
+        let full = tally(&rows, true);
+        assert_eq!(render_tally(&full, ListFilter::UniqueCount), "at least 12");
+        assert!(render_tally(&full, ListFilter::Unique).ends_with("u9, and at least 2 more"));
+        assert!(render_tally(&full, ListFilter::Counts).starts_with("u0 (at least 1), u1 (at least 1)"));
+        let exact = tally(&rows, false);
+        assert_eq!(render_tally(&exact, ListFilter::UniqueCount), "12");
+        assert!(render_tally(&exact, ListFilter::Unique).ends_with("u9, and 2 more"));
+    }
+
+    #[test]
+    fn first_appearance_is_by_file_then_line() {
+        let t = tally(&[("late", "b", 1, 5), ("early", "a", 9, 1), ("next", "b", 2, 5)], false);
+        assert_eq!(render_tally(&t, ListFilter::Unique), "early, late, next");
+        assert_eq!(render_tally(&t, ListFilter::Counts), "late (5), next (5), early (1)");
+    }
 }

@@ -191,14 +191,16 @@ pub enum Cond {
         /// The whole test.
         span: Range<usize>,
     },
-    /// `q then r within 30s`
+    /// `q then r within 30s`, `q then r`
     Then {
         /// The earlier matches.
         first: QueryRef,
         /// The later matches.
         second: QueryRef,
-        /// The window in microseconds.
-        window: i64,
+        /// The window in microseconds; `None` for any time later.
+        window: Option<i64>,
+        /// `within 30s`, when written.
+        window_span: Option<Range<usize>>,
         /// The whole test.
         span: Range<usize>,
     },

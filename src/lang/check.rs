@@ -13,8 +13,8 @@ use std::ops::Range;
 use super::ast::*;
 use super::constant;
 use super::ir::{
-    CCond, COperand, CPred, CompiledCondition, CompiledQuery, FieldRef, ListField, LiteralSet, Needle, Placeholder,
-    QueryId,
+    CCond, COperand, CPred, CompiledCondition, CompiledQuery, FieldRef, ListField, ListFilter, LiteralSet, Needle,
+    Placeholder, QueryId,
 };
 use super::parser::{parse_condition, parse_predicate, parse_query, SyntaxError};
 use super::registry;
@@ -378,9 +378,15 @@ fn report_constant(
 /// Marks the queries whose match times a window reads.
 fn mark_timed(c: &CCond, queries: &mut [CompiledQuery]) {
     match c {
-        CCond::Within(a, _, b) | CCond::Then(a, b, _) => {
+        CCond::Within(a, _, b) => {
             queries[*a].needs_time = true;
             queries[*b].needs_time = true;
+        }
+        CCond::Then(a, b, _) => {
+            for q in [*a, *b] {
+                queries[q].needs_time = true;
+                queries[q].needs_order = true;
+            }
         }
         CCond::WithinCollection(a, _) | CCond::CountWithin(a, ..) => queries[*a].needs_time = true,
         CCond::And(x, y) | CCond::Or(x, y) => {
@@ -436,7 +442,8 @@ fn mark_existence_only(c: &CCond, message: &[Placeholder], queries: &mut [Compil
                 Placeholder::Count(q)
                 | Placeholder::Field(q, _)
                 | Placeholder::Capture(q, _)
-                | Placeholder::List(q, _) => needs[*q] = true,
+                | Placeholder::List(q, _)
+                | Placeholder::Tally(q, ..) => needs[*q] = true,
                 Placeholder::Fallback(inner, _) => in_message(std::slice::from_ref(inner), needs),
                 Placeholder::Segment(inner) => in_message(inner, needs),
                 Placeholder::Text(_) => {}
@@ -503,11 +510,18 @@ impl<'a> Compiler<'a> {
                 }
             }
             Cond::Then {
-                first, second, window, ..
+                first,
+                second,
+                window,
+                window_span,
+                ..
             } => {
-                let a = self.query_ref(first, text);
-                let b = self.query_ref(second, text);
-                CCond::Then(a?, b?, *window)
+                let (a, b) = (self.query_ref(first, text), self.query_ref(second, text));
+                let (a, b) = (a?, b?);
+                if let Some(span) = window_span {
+                    self.untimed_window(a, b, span, text);
+                }
+                CCond::Then(a, b, *window)
             }
             Cond::CountWithin {
                 query,
@@ -533,6 +547,32 @@ impl<'a> Compiler<'a> {
             }
             Cond::Not(a, _) => CCond::Not(Box::new(self.cond(a, text)?)),
         })
+    }
+
+    /// W106: `a then b within D` where a source has no time: two matches
+    /// can be ordered by line, but the time between them is never known,
+    /// so the test is never true.
+    fn untimed_window(&mut self, a: QueryId, b: QueryId, span: &Range<usize>, text: &SourceText) {
+        let formats = &self.formats.formats;
+        let timed = |source: usize| {
+            formats[source].timestamp.is_some()
+                || formats
+                    .iter()
+                    .any(|f| f.timestamp.is_some() && f.embeds.contains(&formats[source].name))
+        };
+        let Some(untimed) = [a, b].into_iter().map(|q| self.queries[q].source).find(|s| !timed(*s)) else {
+            return;
+        };
+        let name = formats[untimed].name.clone();
+        self.report(
+            Problem::new(
+                Code::ConstantCondition,
+                format!("records of `{name}` have no time, so the time between two matches is never known and this is never true"),
+                text.file_span(span.clone()),
+                format!("`{name}` has no [timestamp]"),
+            )
+            .with_help("leave out `within` to ask only for the order (by line in the same file), or give the format a [timestamp]"),
+        );
     }
 
     fn operand(&mut self, ast: &Operand, text: &SourceText) -> Option<COperand> {
@@ -696,8 +736,10 @@ impl<'a> Compiler<'a> {
             also_literals,
             distinct_fields: Vec::new(),
             distinct_captures: Vec::new(),
+            tallied: Vec::new(),
             captures,
             needs_time: false,
+            needs_order: false,
             violates: None,
             existence_only: false,
         });
@@ -1247,32 +1289,104 @@ impl<'a> Compiler<'a> {
                 }
             };
         }
-        // `{q.field|text}`: the text stands in when there is no value.
-        let (reference, fallback) = match inner.split_once('|') {
-            Some((r, f)) => (r, Some(f.to_string())),
+        // `{q.field|unique}`, `|unique_count`, `|counts`: a filter over
+        // all the matches' values; any other `|text` stands in when there
+        // is no value, and may follow a filter (`{q.unit|unique|none}`).
+        let (reference, rest) = match inner.split_once('|') {
+            Some((r, f)) => (r, Some(f)),
             None => (inner, None),
         };
-        let p = self.placeholder(reference, span, m, inner_start..inner_start + reference.len())?;
+        let (filter, fallback) = match rest.map(|r| r.split_once('|').map_or((r, None), |(w, f)| (w, Some(f)))) {
+            Some((word, after)) => match ListFilter::parse(word.trim()) {
+                Some(filter) => (Some(filter), after.map(str::to_string)),
+                None => (None, rest.map(str::to_string)),
+            },
+            None => (None, None),
+        };
+        if let (None, Some(text)) = (filter, &fallback) {
+            self.fallback_like_filter(text, &span);
+        }
+        let p = self.placeholder(reference, span.clone(), m, inner_start..inner_start + reference.len())?;
+        let p = match filter {
+            Some(filter) => self.tally(p, filter, inner, span)?,
+            None => p,
+        };
         Some(match fallback {
             Some(f) => Placeholder::Fallback(Box::new(p), f),
             None => p,
         })
     }
 
+    /// `{q.field|filter}`: the field (or capture) is tallied during the scan.
+    fn tally(&mut self, p: Placeholder, filter: ListFilter, inner: &str, span: Range<usize>) -> Option<Placeholder> {
+        let (q, field) = match p {
+            Placeholder::Field(q, f) => (q, ListField::Field(f)),
+            Placeholder::Capture(q, name) => (q, ListField::Capture(name)),
+            _ => {
+                self.report(
+                    Problem::new(
+                        Code::UnknownPlaceholder,
+                        format!("`{{{inner}}}` has no values to list: a filter takes a field or a capture"),
+                        span,
+                        "not a field",
+                    )
+                    .with_help(
+                        "write {query.field|unique}, e.g. {failed.unit|unique}; {query.count} is already a number",
+                    ),
+                );
+                return None;
+            }
+        };
+        if !self.queries[q].tallied.contains(&field) {
+            self.queries[q].tallied.push(field.clone());
+        }
+        Some(Placeholder::Tally(q, field, filter))
+    }
+
+    /// W109: the text after `|` is a fallback, but it reads like a
+    /// misspelt filter (`|uniq`), which would print the text instead.
+    fn fallback_like_filter(&mut self, text: &str, span: &Range<usize>) {
+        let word = text.split('|').next().unwrap_or_default().trim();
+        let filters: Vec<&str> = ListFilter::ALL.iter().map(|(w, _)| *w).collect();
+        let Some(meant) = closest(word, &filters) else {
+            return;
+        };
+        if word.is_empty() || word.contains(' ') {
+            return;
+        }
+        self.report(
+            Problem::new(
+                Code::FallbackLikeFilter,
+                format!("`|{word}` is taken as fallback text, not as a filter: did you mean `|{meant}`?"),
+                span.clone(),
+                "shown as written when there is no value",
+            )
+            .with_help(format!(
+                "the filters are {}; write `|{meant}`, or put the fallback text in other words",
+                filters.iter().map(|f| format!("`|{f}`")).collect::<Vec<_>>().join(", ")
+            )),
+        );
+    }
+
     /// W107: a count or value stated outside a `{?…}` segment of a query
     /// that need not have matched when the rule fires.
     fn check_stated(&mut self, p: &Placeholder, guaranteed: &BTreeSet<QueryId>, span: Range<usize>) {
         let q = match p {
-            Placeholder::Count(q) | Placeholder::Field(q, _) | Placeholder::Capture(q, _) | Placeholder::List(q, _) => {
-                *q
-            }
+            Placeholder::Count(q)
+            | Placeholder::Field(q, _)
+            | Placeholder::Capture(q, _)
+            | Placeholder::List(q, _)
+            | Placeholder::Tally(q, ..) => *q,
             _ => return,
         };
         if guaranteed.contains(&q) {
             return;
         }
         let name = self.queries[q].name.clone();
-        let what = if matches!(p, Placeholder::Count(_)) {
+        let what = if matches!(
+            p,
+            Placeholder::Count(_) | Placeholder::Tally(_, _, ListFilter::UniqueCount)
+        ) {
             "a count that can be 0"
         } else {
             "a value that can be missing"

@@ -149,11 +149,19 @@ pub struct CompiledQuery {
     pub distinct_fields: Vec<FieldRef>,
     /// Regex captures whose distinct values a message lists.
     pub distinct_captures: Vec<String>,
+    /// Fields and captures whose values a message tallies
+    /// (`{q.f|unique}`, `|unique_count`, `|counts`): each distinct value
+    /// with its number of matches and where it first appeared. Kept only
+    /// for these: a plain distinct count needs no more than a set.
+    pub tallied: Vec<ListField>,
     /// Names of regex captures, usable in messages.
     pub captures: Vec<String>,
     /// Whether a time window reads the times of its matches; if not, a
     /// match's time is not worth parsing (beyond the kept evidence).
     pub needs_time: bool,
+    /// Whether `then` orders its matches: each match's place (file, line)
+    /// and time is kept, for the queries of a `then` only.
+    pub needs_order: bool,
     /// For the violators of `all q have p`: `q` (a query of the same rule,
     /// compiled before this one) and `not p`. A record that `q` did not
     /// match is no violator, and one it did is tested for `not p` alone.
@@ -196,8 +204,10 @@ pub enum CCond {
     Within(QueryId, i64, QueryId),
     /// A match within a window before the collection time.
     WithinCollection(QueryId, i64),
-    /// A match of the second query follows one of the first within the window.
-    Then(QueryId, QueryId, i64),
+    /// A match of the second query follows one of the first (by time, or
+    /// by line order in one file), within the window (microseconds) when
+    /// there is one.
+    Then(QueryId, QueryId, Option<i64>),
     /// The most matches of the query that one window of the duration
     /// (the last argument, microseconds) holds, compared with a number.
     /// Matches without a time are left out.
@@ -248,6 +258,10 @@ pub enum Placeholder {
     /// `{all q.field}`: the different values of a field (or capture) among
     /// the matches, joined by commas.
     List(QueryId, ListField),
+    /// `{q.field|unique}`, `|unique_count`, `|counts`: the distinct values
+    /// of a field (or capture) among all the matches, tallied during the
+    /// scan.
+    Tally(QueryId, ListField, ListFilter),
     /// `{?…}`: text shown only when every value it states is known (a
     /// count above zero of a source the bundle has, a field with a value),
     /// so that a message never states "0 in X" for an X the bundle lacks.
@@ -255,13 +269,39 @@ pub enum Placeholder {
 }
 
 /// What `{all q.name}` lists.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ListField {
     /// A format field or built-in field: every distinct value is counted
     /// during the scan.
     Field(FieldRef),
     /// A regex capture: the values of the kept evidence records.
     Capture(String),
+}
+
+/// What a `{q.field|filter}` placeholder shows of the field's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFilter {
+    /// `unique`: every distinct value, in order of first appearance.
+    Unique,
+    /// `unique_count`: how many distinct values.
+    UniqueCount,
+    /// `counts`: each distinct value with its number of matches, most
+    /// frequent first.
+    Counts,
+}
+
+impl ListFilter {
+    /// Every filter, with the word written after `|`.
+    pub const ALL: [(&'static str, ListFilter); 3] = [
+        ("unique", ListFilter::Unique),
+        ("unique_count", ListFilter::UniqueCount),
+        ("counts", ListFilter::Counts),
+    ];
+
+    /// The filter a word names.
+    pub fn parse(word: &str) -> Option<ListFilter> {
+        ListFilter::ALL.iter().find(|(w, _)| *w == word).map(|(_, f)| *f)
+    }
 }
 
 /// A rule's compiled condition and message.

@@ -18,5 +18,6 @@ pub(crate) mod registry;
 
 pub(crate) use check::{compile_predicate, compile_rule, MacroKind, MacroUse, Macros, RuleTexts};
 pub(crate) use ir::{
-    CCond, COperand, CPred, CompiledCondition, CompiledQuery, FieldRef, ListField, LiteralSet, Placeholder, Truth,
+    CCond, COperand, CPred, CompiledCondition, CompiledQuery, FieldRef, ListField, ListFilter, LiteralSet, Placeholder,
+    Truth,
 };

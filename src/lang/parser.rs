@@ -262,7 +262,11 @@ fn build_timed(pair: Pair<Rule>) -> Cond {
         _ => Cond::Then {
             first: build_query_ref(refs[0].clone()),
             second: build_query_ref(refs[1].clone()),
-            window,
+            window: inner.iter().any(|p| p.as_rule() == Rule::duration).then_some(window),
+            window_span: inner
+                .iter()
+                .find(|p| p.as_rule() == Rule::kw_within)
+                .map(|w| w.as_span().start()..span.end),
             span,
         },
     }
@@ -584,9 +588,13 @@ mod tests {
         assert!(matches!(
             parse_condition("a then b within 5m").unwrap(),
             Cond::Then {
-                window: 300_000_000,
+                window: Some(300_000_000),
                 ..
             }
+        ));
+        assert!(matches!(
+            parse_condition("a then b and c").unwrap(),
+            Cond::And(first, _) if matches!(*first, Cond::Then { window: None, .. })
         ));
         assert!(matches!(
             parse_condition("a within 24h of collection").unwrap(),

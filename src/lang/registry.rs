@@ -180,7 +180,7 @@ pub(crate) struct ConditionDoc {
 }
 
 /// Every form of a condition, in the order of the reference.
-pub(crate) const CONDITIONS: [ConditionDoc; 14] = [
+pub(crate) const CONDITIONS: [ConditionDoc; 15] = [
     ConditionDoc {
         syntax: "q, any q",
         meaning: "at least one record matches query `q`",
@@ -218,8 +218,12 @@ pub(crate) const CONDITIONS: [ConditionDoc; 14] = [
         meaning: "a match of `q` in the duration before the bundle was collected",
     },
     ConditionDoc {
+        syntax: "q then r",
+        meaning: "a match of `r` follows a match of `q`: later in time when both have a time (equal times in one file: the later line); the later line of one file when one has none; unknown for such a pair in different files",
+    },
+    ConditionDoc {
         syntax: "q then r within 30s",
-        meaning: "a match of `r` follows a match of `q` within the duration (strictly later)",
+        meaning: "a match of `r` follows a match of `q` within the duration (strictly later); a pair ordered by line alone (no time) makes it unknown, never true",
     },
     ConditionDoc {
         syntax: "any of (c1, c2, …)",
@@ -236,6 +240,57 @@ pub(crate) const CONDITIONS: [ConditionDoc; 14] = [
     ConditionDoc {
         syntax: "shared_query",
         meaning: "a query of rules/macros.toml [queries], usable by every rule",
+    },
+];
+
+/// A placeholder of a rule's `message`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PlaceholderDoc {
+    /// How it is written.
+    pub syntax: &'static str,
+    /// What it shows.
+    pub meaning: &'static str,
+}
+
+/// Every form of a message placeholder, in the order of the reference.
+/// The words after `|` that are filters come from
+/// [`crate::lang::ListFilter::ALL`]: any other text there is a fallback.
+pub(crate) const PLACEHOLDERS: [PlaceholderDoc; 9] = [
+    PlaceholderDoc {
+        syntax: "{q.field}",
+        meaning: "the value in the first match: a format field, a regex capture, or `text`, `message`, `file`, `line`; `time` is the earliest match's time",
+    },
+    PlaceholderDoc {
+        syntax: "{q.count}",
+        meaning: "the number of matches",
+    },
+    PlaceholderDoc {
+        syntax: "{q.field|text}",
+        meaning: "the text stands in when the query has no match or the field no value",
+    },
+    PlaceholderDoc {
+        syntax: "{all q.field}",
+        meaning: "every different value among all the matches, sorted: `a, b and c`, past ten `… and N more`",
+    },
+    PlaceholderDoc {
+        syntax: "{q.field|unique}",
+        meaning: "every different value among all the matches, in order of first appearance (by file, then line): `foo/0, vault/0`; past ten `…, and N more`",
+    },
+    PlaceholderDoc {
+        syntax: "{q.field|unique_count}",
+        meaning: "how many different values the matches hold",
+    },
+    PlaceholderDoc {
+        syntax: "{q.field|counts}",
+        meaning: "each different value with its number of matches, most frequent first (ties by first appearance): `foo/0 (3), vault/0 (1)`; past ten `…, and N more`",
+    },
+    PlaceholderDoc {
+        syntax: "{q.field|unique|none}",
+        meaning: "a filter, then a fallback for when no match has a value",
+    },
+    PlaceholderDoc {
+        syntax: "{?…}",
+        meaning: "a segment shown only when every value it states is known (a count above zero, a field with a value, a filter or list with at least one value)",
     },
 ];
 
@@ -262,6 +317,42 @@ mod tests {
                 compiled.is_some() && problems.is_empty(),
                 "`{predicate}` on {source}: {problems:?}"
             );
+        }
+    }
+
+    /// Every placeholder of the reference, with a query and a capture put
+    /// in, is accepted in a message: no error, and no filter taken for a
+    /// fallback (W109).
+    #[test]
+    fn every_placeholder_is_accepted_in_a_message() {
+        for p in PLACEHOLDERS {
+            let message = p
+                .syntax
+                .replace("q.field", "failed.unit")
+                .replace("q.count", "failed.count")
+                .replace('…', "{failed.count}");
+            let rule = format!(
+                "id = \"T-1\"\ntitle = \"t\"\nseverity = \"warning\"\ncondition = 'failed'\nmessage = '''{message}'''\n\
+                 remediation = \"-\"\n[queries]\nfailed = '''syslog where message matches /unit (?P<unit>\\S+) failed/'''\n"
+            );
+            let mut files = embedded_files(None);
+            files.push(crate::rules::KbFile {
+                path: "t.toml".into(),
+                base_dir: None,
+                text: std::sync::Arc::from(rule),
+                layer: 1,
+            });
+            let kb = load(&files);
+            let problems: Vec<String> = kb
+                .problems
+                .iter()
+                .filter(|f| f.path == "t.toml")
+                .flat_map(|f| &f.problems)
+                .filter(|p| p.is_error() || p.code == crate::diagnostic::Code::FallbackLikeFilter)
+                .map(|p| p.message.clone())
+                .collect();
+            assert!(problems.is_empty(), "{message}: {problems:?}");
+            assert!(kb.rule("T-1").is_some(), "{message}");
         }
     }
 

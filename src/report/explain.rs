@@ -110,7 +110,7 @@ pub(crate) fn render(e: &Explanation, width: usize) -> String {
     let outcome = match e.outcome.as_str() {
         "hit" => "HIT (the rule fired)",
         "no_hit" => "NO HIT (the condition is false)",
-        "inconclusive" => "INCONCLUSIVE (the bundle lacks a source the condition needs)",
+        "inconclusive" => "INCONCLUSIVE (the bundle cannot decide the condition: see `?` below)",
         "excluded" => "EXCLUDED (the condition holds, but a decided cause rules it out)",
         _ => "NOT APPLICABLE",
     };

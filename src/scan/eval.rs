@@ -8,11 +8,12 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::ops::Range;
 
+use super::outcome::{FilePositions, ValueTally};
 use super::records::message_of;
 use super::unexplained::{LeveledRecord, TemplateKey, FILE_TEMPLATE_CAP};
 use super::{FileScan, GlobalQuery, MatchedRecord, Scanner, DISTINCT_CAP, EVIDENCE_CAP, LEVEL_HIT};
 use crate::format::{FieldValue, Format, LazyFields, Levels};
-use crate::lang::{CPred, FieldRef};
+use crate::lang::{CPred, FieldRef, ListField};
 use crate::time::RecordTime;
 use crate::value::Value;
 
@@ -110,7 +111,7 @@ impl Scanner<'_> {
             let keep = !scan.evidence_full.contains(&gid)
                 && scan.matches.get(&gid).is_none_or(|m| m.evidence.len() < EVIDENCE_CAP);
             // Captures a message lists are read from every match.
-            let mut found = Found::new(keep || !q.distinct_captures.is_empty());
+            let mut found = Found::new(keep || !q.distinct_captures.is_empty() || !q.tallied.is_empty());
             if !eval_pred(pred, &view, &mut found, true) {
                 continue;
             }
@@ -123,6 +124,17 @@ impl Scanner<'_> {
             if q.needs_time {
                 if let Some(t) = view.time() {
                     entry.times.push(t);
+                }
+            }
+            if q.needs_order {
+                // All of a file's scan is of one file: one group.
+                let time = view.time();
+                match entry.positions.last_mut() {
+                    Some(group) => group.matches.push((line, time)),
+                    None => entry.positions.push(FilePositions {
+                        file: scan.path.clone(),
+                        matches: vec![(line, time)],
+                    }),
                 }
             }
             for name in &q.distinct_captures {
@@ -159,6 +171,29 @@ impl Scanner<'_> {
                         }
                     }
                 }
+            }
+            // Values a message tallies: only for the fields it asks for.
+            for field in &q.tallied {
+                let text = &mut scan.distinct_text;
+                text.clear();
+                match field {
+                    ListField::Field(f) => match view.get(*f) {
+                        Some(v) => write!(text, "{v}").expect("writing to a String"),
+                        None => continue,
+                    },
+                    ListField::Capture(name) => match found.captures.iter().rev().find(|(n, _)| n == name) {
+                        Some((_, v)) => text.push_str(v),
+                        None => continue,
+                    },
+                }
+                let tally = match entry.tallies.iter_mut().position(|(g, _)| g == field) {
+                    Some(i) => &mut entry.tallies[i].1,
+                    None => {
+                        entry.tallies.push((field.clone(), ValueTally::default()));
+                        &mut entry.tallies.last_mut().expect("just pushed").1
+                    }
+                };
+                tally.add(text, &scan.path, line);
             }
             if keep && entry.evidence.len() < EVIDENCE_CAP {
                 let mut values: Vec<(String, String)> = view

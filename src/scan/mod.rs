@@ -31,7 +31,11 @@ pub(crate) mod unexplained;
 
 use std::io::Read;
 
-pub(crate) use outcome::{BundleScan, FileScan, FileSummary, LastRecord, MatchedRecord, QueryMatches};
+#[cfg(test)]
+pub(crate) use outcome::Seen;
+pub(crate) use outcome::{
+    BundleScan, FilePositions, FileScan, FileSummary, LastRecord, MatchedRecord, QueryMatches, ValueTally,
+};
 pub(crate) use plan::ScanPlan;
 pub(crate) use records::{last_record_time, parse_records};
 

@@ -7,7 +7,7 @@ use std::ops::Range;
 use super::unexplained::{LeveledRecords, BUNDLE_TEMPLATE_CAP, FILE_TEMPLATE_CAP};
 use super::{GlobalQuery, DISTINCT_CAP, EVIDENCE_CAP};
 use crate::format::{Detection, FormatSet};
-use crate::lang::FieldRef;
+use crate::lang::{FieldRef, ListField};
 use crate::time::{Completeness, RecordTime, RecordZone};
 use crate::value::Version;
 
@@ -41,6 +41,87 @@ pub struct QueryMatches {
     pub distinct: Vec<(FieldRef, HashSet<String>)>,
     /// Distinct values per tracked regex capture (a message lists them).
     pub distinct_captures: Vec<(String, HashSet<String>)>,
+    /// For the queries of a `then`: every match's line and time, by file.
+    pub positions: Vec<FilePositions>,
+    /// Per field or capture a message tallies (`{q.f|counts}`): each
+    /// distinct value's number of matches and first place.
+    pub tallies: Vec<(ListField, ValueTally)>,
+}
+
+/// The matches of a query in one file, in the order of their lines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilePositions {
+    /// The file, as shown to the user.
+    pub file: String,
+    /// Each match's first line and time.
+    pub matches: Vec<(u64, Option<RecordTime>)>,
+}
+
+/// Where a value was first seen and how many matches held it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// The file of its first match.
+    pub file: String,
+    /// The line of its first match.
+    pub line: u64,
+    /// Number of matches with the value.
+    pub count: u64,
+}
+
+/// The distinct values of one field among a query's matches, up to
+/// [`DISTINCT_CAP`] of them.
+#[derive(Debug, Clone, Default)]
+pub struct ValueTally {
+    /// By value.
+    pub values: HashMap<String, Seen>,
+    /// Whether a value was left out because the tally was full: then the
+    /// number of values is a lower bound, and so may be each count (a
+    /// value left out of one file's full tally but kept from another's
+    /// misses the first file's matches).
+    pub overflow: bool,
+}
+
+impl ValueTally {
+    /// Counts one match holding `value` (at `file`:`line`).
+    #[inline]
+    pub(super) fn add(&mut self, value: &str, file: &str, line: u64) {
+        if let Some(seen) = self.values.get_mut(value) {
+            seen.count += 1;
+        } else if self.values.len() < DISTINCT_CAP {
+            let seen = Seen {
+                file: file.to_string(),
+                line,
+                count: 1,
+            };
+            self.values.insert(value.to_string(), seen);
+        } else {
+            self.overflow = true;
+        }
+    }
+
+    /// Adds another part's or file's tally.
+    fn merge(&mut self, other: ValueTally) {
+        self.overflow |= other.overflow;
+        for (value, seen) in other.values {
+            if let Some(mine) = self.values.get_mut(&value) {
+                mine.count += seen.count;
+                if (&seen.file, seen.line) < (&mine.file, mine.line) {
+                    (mine.file, mine.line) = (seen.file, seen.line);
+                }
+            } else if self.values.len() < DISTINCT_CAP {
+                self.values.insert(value, seen);
+            } else {
+                self.overflow = true;
+            }
+        }
+    }
+
+    /// The values in order of first appearance (by file, then line).
+    pub fn in_order(&self) -> Vec<(&str, &Seen)> {
+        let mut v: Vec<(&str, &Seen)> = self.values.iter().map(|(k, s)| (k.as_str(), s)).collect();
+        v.sort_by(|a, b| (&a.1.file, a.1.line, a.0).cmp(&(&b.1.file, b.1.line, b.0)));
+        v
+    }
 }
 
 impl QueryMatches {
@@ -51,6 +132,18 @@ impl QueryMatches {
         self.times.extend(other.times);
         merge_distinct(&mut self.distinct, other.distinct);
         merge_distinct(&mut self.distinct_captures, other.distinct_captures);
+        for p in other.positions {
+            match self.positions.iter_mut().find(|mine| mine.file == p.file) {
+                Some(mine) => mine.matches.extend(p.matches),
+                None => self.positions.push(p),
+            }
+        }
+        for (field, tally) in other.tallies {
+            match self.tallies.iter_mut().find(|(f, _)| *f == field) {
+                Some((_, mine)) => mine.merge(tally),
+                None => self.tallies.push((field, tally)),
+            }
+        }
     }
 }
 
@@ -295,5 +388,48 @@ impl QueryCost {
     pub fn add(&mut self, other: QueryCost) {
         self.tested += other.tested;
         self.nanos += other.nanos;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tallies_merge_counts_and_keep_the_first_place() {
+        let mut a = ValueTally::default();
+        a.add("foo", "b.log", 3);
+        a.add("foo", "b.log", 9);
+        let mut b = ValueTally::default();
+        b.add("foo", "a.log", 7);
+        b.add("bar", "a.log", 8);
+        a.merge(b);
+        let order: Vec<(&str, u64)> = a.in_order().iter().map(|(v, s)| (*v, s.count)).collect();
+        assert_eq!(order, [("foo", 3), ("bar", 1)]);
+        assert!(!a.overflow);
+    }
+
+    #[test]
+    fn a_full_tally_keeps_counting_its_values_and_says_it_left_some_out() {
+        let mut t = ValueTally::default();
+        for i in 0..DISTINCT_CAP {
+            t.add(&i.to_string(), "f", i as u64);
+        }
+        assert!(!t.overflow);
+        t.add("one more", "f", 0);
+        t.add("0", "f", 1);
+        assert!(t.overflow);
+        assert_eq!(t.values.len(), DISTINCT_CAP);
+        assert_eq!(t.values["0"].count, 2);
+        // Merging into a full tally: known values still count, new ones are left out.
+        let mut other = ValueTally::default();
+        other.add("1", "g", 1);
+        other.add("another", "g", 2);
+        let mut full = t.clone();
+        full.overflow = false;
+        full.merge(other);
+        assert!(full.overflow);
+        assert_eq!(full.values["1"].count, 2);
+        assert!(!full.values.contains_key("another"));
     }
 }

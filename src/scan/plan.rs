@@ -100,6 +100,10 @@ fn fields_read(kb: &KnowledgeBase, queries: &[PlannedQuery]) -> Vec<Vec<bool>> {
         let mut refs = Vec::new();
         pred_fields(&q.pred, &mut refs);
         refs.extend(&q.distinct_fields);
+        refs.extend(q.tallied.iter().filter_map(|f| match f {
+            crate::lang::ListField::Field(f) => Some(*f),
+            crate::lang::ListField::Capture(_) => None,
+        }));
         if q.needs_time {
             refs.push(FieldRef::Time);
         }

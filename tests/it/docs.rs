@@ -170,3 +170,24 @@ fn rule_pages_show_alternatives_exclusions_and_explanations() {
     assert!(html.contains("href=\"X-ALT-001.html\""), "{html}");
     assert!(html.contains("tell apart: log in to SSM On-Prem"), "{html}");
 }
+
+/// The language reference lists the message placeholders and their
+/// filters, and `then` without `within`, from the registry the checker
+/// consults.
+#[test]
+fn the_language_page_lists_placeholders_filters_and_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let pages = generate(dir.path());
+    let page = &pages["language.md"];
+    for needle in [
+        "## Message placeholders",
+        "| `{q.field\\|unique}` |",
+        "| `{q.field\\|unique_count}` |",
+        "| `{q.field\\|counts}` |",
+        "| `{q.field\\|unique\\|none}` |",
+        "The filter words after `|` are `unique`, `unique_count`, `counts`",
+        "| `q then r` |",
+    ] {
+        assert!(page.contains(needle), "{needle} in:\n{page}");
+    }
+}

@@ -47,8 +47,10 @@ mod serve_bounds;
 mod serve_browser;
 #[cfg(feature = "serve")]
 mod serve_intake;
+mod then_order;
 mod tune;
 mod unexplained;
+mod unique_values;
 mod variants;
 mod walkthrough;
 mod windows;

@@ -188,6 +188,10 @@ fn example(code: Code) -> Option<Vec<(&'static str, String)>> {
                 "condition = '''full or spare'''\nmessage = \"the disk is full ({{spare.count}} spare disks)\"\n{q}\nspare = '''syslog where message contains \"spare\"'''"
             )),
         ),
+        Code::FallbackLikeFilter => (
+            "EX-1.toml",
+            tested(&format!("condition = '''full'''\nmessage = \"disk full on {{full.hostname|uniq}}\"\n{q}")),
+        ),
         // Found by running the rules' tests against each other: loading
         // files does not show it.
         Code::UnrelatedOverlap => return None,

@@ -29,6 +29,9 @@ fn bullet(depth: usize, text: String, out: &mut Vec<String>) {
     out.push(format!("{}- {text}", "  ".repeat(depth)));
 }
 
+/// How `a then b` without `within` orders its matches.
+const FOLLOWS: &str = " (later in time, or further down the same file)";
+
 fn cond(ctx: &Ctx<'_>, c: &CCond, depth: usize, out: &mut Vec<String>) {
     match c {
         CCond::Any(q) => bullet(depth, format!("there is at least one {}", name(ctx, *q)), out),
@@ -78,10 +81,10 @@ fn cond(ctx: &Ctx<'_>, c: &CCond, depth: usize, out: &mut Vec<String>) {
         CCond::Then(a, b, w) => bullet(
             depth,
             format!(
-                "a {} is followed by a {} within {}",
+                "a {} is followed by a {}{}",
                 name(ctx, *a),
                 name(ctx, *b),
-                format_duration(*w)
+                w.map_or(FOLLOWS.to_string(), |w| format!(" within {}", format_duration(w)))
             ),
             out,
         ),

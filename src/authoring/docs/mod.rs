@@ -270,7 +270,7 @@ fn codes_page() -> String {
 /// The reference of the condition language, from the registry the
 /// checker itself consults.
 fn language_page() -> String {
-    use crate::lang::registry::{CONDITIONS, DURATION_UNITS, TESTS};
+    use crate::lang::registry::{CONDITIONS, DURATION_UNITS, PLACEHOLDERS, TESTS};
     let mut out = String::from(
         "# The condition language\n\nA rule's `condition` combines queries; a query is `source where <predicate>`, \
          and a predicate applies tests to the fields of one record. Every value is true, false or unknown: a \
@@ -299,6 +299,19 @@ fn language_page() -> String {
     for ty in crate::value::ValueType::ALL {
         let _ = writeln!(out, "| {} | `{}` |", ty.name(), cell(ty.example()));
     }
+    out.push_str("\n## Message placeholders\n\nA rule's `message` states values of its queries' matches:\n\n| placeholder | shows |\n|---|---|\n");
+    for p in PLACEHOLDERS {
+        let _ = writeln!(out, "| `{}` | {} |", cell(p.syntax), cell(p.meaning));
+    }
+    let filters: Vec<String> = crate::lang::ListFilter::ALL
+        .iter()
+        .map(|(w, _)| format!("`{w}`"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "\nThe filter words after `|` are {}; any other text there is a fallback.",
+        filters.join(", ")
+    );
     out.push_str("\nDurations are written as a number and a unit, combined as in `1h30m`:\n\n");
     for (unit, _, meaning) in DURATION_UNITS {
         let _ = writeln!(out, "- `{unit}`: {meaning}");
