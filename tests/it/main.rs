@@ -24,6 +24,7 @@ mod docs_browser;
 mod events;
 mod explain;
 mod hostile;
+mod hotsos_port;
 mod human_report;
 mod judgement;
 mod language;
