@@ -6,6 +6,9 @@
 //! printers (`report::*`) turn that into text or JSON.
 
 pub(crate) mod batch;
+mod filter;
+
+pub(crate) use filter::AFTER_COLLECTION;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
@@ -53,7 +56,14 @@ pub struct Evaluation<'a> {
     pub collected_at: Option<i64>,
     /// Whether the report includes the cost per rule.
     profile: bool,
+    /// What `within D of collection` kept of each filtered query.
+    filtered: std::collections::HashMap<GlobalQuery, filter::Kept>,
 }
+
+/// Stands in a condition's missing sources for "unknown for another
+/// reason" (the collection time is needed and unknown, or times cannot
+/// be compared): such a rule stays inconclusive with `when_missing`.
+const UNDECIDABLE: usize = usize::MAX;
 
 /// The outcome of one rule.
 #[derive(Debug, Clone)]
@@ -64,6 +74,12 @@ pub struct RuleOutcome {
     pub missing: BTreeSet<usize>,
     /// Queries whose matches support a true result.
     pub evidence_queries: Vec<usize>,
+    /// Whether it is unknown for a reason other than a missing source
+    /// (the collection time is unknown).
+    pub undecidable: bool,
+    /// Whether it was unknown only for lack of the sources in `missing`,
+    /// and the rule's `when_missing = "no_hit"` made it false.
+    pub missing_as_no_hit: bool,
 }
 
 impl Engine {
@@ -117,11 +133,14 @@ impl Engine {
             .collected_at
             .or_else(|| files.iter().filter_map(|f| self.kb.archive_time(&f.path)).max())
             .or(totals.newest_time);
+        let mut totals = totals;
+        let filtered = filter::apply(&self.kb, &self.plan, &mut totals, collected_at);
         Evaluation {
             engine: self,
             collected_at,
             profile: options.profile,
             totals,
+            filtered,
         }
     }
 
@@ -360,8 +379,17 @@ impl Evaluation<'_> {
     /// Evaluates one rule.
     pub fn evaluate(&self, ri: usize) -> RuleOutcome {
         let rule = &self.engine.kb.rules[ri];
-        let (truth, missing, mut evidence) = self.branch(ri, rule, &rule.compiled.cond, true);
-        let missing = if truth == Truth::Unknown {
+        let (mut truth, mut missing, mut evidence) = self.branch(ri, rule, &rule.compiled.cond, true);
+        let undecidable = missing.remove(&UNDECIDABLE) && truth == Truth::Unknown;
+        // `when_missing = "no_hit"`: unknown only for lack of sources is no hit.
+        let missing_as_no_hit = truth == Truth::Unknown
+            && !undecidable
+            && !missing.is_empty()
+            && rule.when_missing == crate::rules::WhenMissing::NoHit;
+        if missing_as_no_hit {
+            truth = Truth::False;
+        }
+        let missing = if truth == Truth::Unknown || missing_as_no_hit {
             missing
         } else {
             BTreeSet::new()
@@ -372,17 +400,31 @@ impl Evaluation<'_> {
             truth,
             missing,
             evidence_queries: evidence,
+            undecidable,
+            missing_as_no_hit,
         }
     }
 
+    /// Whether query `local` can be answered: its source is present (else
+    /// it is added to `missing`) and, for a query filtered by `within D of
+    /// collection`, the collection time is known.
     fn need(&self, rule: &Rule, local: usize, missing: &mut BTreeSet<usize>) -> bool {
         match self.source_present(rule, local) {
+            Ok(()) if rule.compiled.queries[local].within_collection.is_some() && self.collected_at.is_none() => {
+                missing.insert(UNDECIDABLE);
+                false
+            }
             Ok(()) => true,
             Err(s) => {
                 missing.insert(s);
                 false
             }
         }
+    }
+
+    /// What the filter of query `local` of rule `ri` kept, if it is filtered.
+    fn kept(&self, ri: usize, local: usize) -> Option<filter::Kept> {
+        self.filtered.get(&self.global(ri, local)).copied()
     }
 
     /// Evaluates a condition: its truth, the sources whose absence made it
@@ -436,15 +478,23 @@ impl Evaluation<'_> {
                         Truth::from_bool(a.windows(2).any(|w| w[1] - w[0] <= *window))
                     }
                     (true, Some((a, b))) => Truth::from_bool(a.iter().any(|t| any_in(&b, t - window, t + window))),
+                    (true, None) => {
+                        missing.insert(UNDECIDABLE);
+                        Truth::Unknown
+                    }
                     _ => Truth::Unknown,
                 }
             }
             CCond::WithinCollection(q, window) => {
                 evidence.push(*q);
                 match (self.need(rule, *q, &mut missing), self.collected_at, self.times(ri, *q)) {
-                    // A little slack after collection for clocks that run ahead.
                     (true, Some(collected), Some(a)) => {
-                        Truth::from_bool(any_in(&a, collected - window, collected + 3_600_000_000))
+                        let (lo, hi) = filter::window(collected, *window);
+                        Truth::from_bool(any_in(&a, lo, hi))
+                    }
+                    (true, ..) => {
+                        missing.insert(UNDECIDABLE);
+                        Truth::Unknown
                     }
                     _ => Truth::Unknown,
                 }
@@ -455,6 +505,10 @@ impl Evaluation<'_> {
                 match (present, self.times_of_pair(ri, *a, *b)) {
                     // Strictly later: a match does not follow itself.
                     (true, Some((ta, tb))) => Truth::from_bool(ta.iter().any(|t| any_in(&tb, t + 1, t + window))),
+                    (true, None) => {
+                        missing.insert(UNDECIDABLE);
+                        Truth::Unknown
+                    }
                     _ => Truth::Unknown,
                 }
             }
@@ -462,6 +516,10 @@ impl Evaluation<'_> {
                 evidence.push(*q);
                 match (self.need(rule, *q, &mut missing), self.densest_window(ri, *q, *window)) {
                     (true, Some(d)) => Truth::from_bool(op.holds(d.count.cmp(n))),
+                    (true, None) => {
+                        missing.insert(UNDECIDABLE);
+                        Truth::Unknown
+                    }
                     _ => Truth::Unknown,
                 }
             }
@@ -660,6 +718,10 @@ impl Evaluation<'_> {
                 return None;
             }
         }
+        // A filtered query without a collection time: nothing is known of it.
+        if query.and_then(|q| self.kept(ri, q)).is_some_and(|k| k.kept.is_none()) {
+            return None;
+        }
         match p {
             Placeholder::Text(t) => Some(t.clone()),
             Placeholder::Segment(_) => None,
@@ -786,7 +848,10 @@ impl Evaluation<'_> {
                 || diagnoses.iter().any(|d| d.rule_id == alt.rule_id)
                 || out.iter().any(|i| i.rule_id == alt.rule_id);
             let Some(rule) = kb.rule(&alt.rule_id) else { continue };
-            if open || rule.severity == crate::rules::Severity::Info {
+            if open
+                || rule.severity == crate::rules::Severity::Info
+                || rule.when_missing == crate::rules::WhenMissing::NoHit
+            {
                 continue;
             }
             let mut used = BTreeSet::new();
@@ -992,6 +1057,17 @@ impl Evaluation<'_> {
                 .then(|| self.render_message(ri, rule, &outcome.evidence_queries)),
             not_applicable,
             collected_at: self.collected_at.map(format_time),
+            when_missing: outcome.missing_as_no_hit.then(|| {
+                let names: Vec<String> = outcome
+                    .missing
+                    .iter()
+                    .map(|s| format!("`{}`", formats[*s].name))
+                    .collect();
+                format!(
+                    "inconclusive for lack of {} in the bundle, made no hit by the rule's `when_missing = \"no_hit\"`",
+                    names.join(" and ")
+                )
+            }),
             condition: rule.condition.trim().to_string(),
             tree: self.explain_node(ri, rule, &rule.compiled.cond, true),
             queries,
@@ -1119,12 +1195,26 @@ impl Evaluation<'_> {
         };
         // Said once, at the queries that lack a source, not again at every
         // node above them.
-        let detail = if truth == Truth::Unknown && !missing.is_empty() && children.is_empty() {
-            let names: Vec<String> = missing
-                .iter()
-                .map(|s| format!("`{}`", self.engine.kb.formats.formats[*s].name))
-                .collect();
+        let names: Vec<String> = missing
+            .iter()
+            .filter(|s| **s != UNDECIDABLE)
+            .map(|s| format!("`{}`", self.engine.kb.formats.formats[*s].name))
+            .collect();
+        let detail = if truth == Truth::Unknown && !names.is_empty() && children.is_empty() {
             Some(format!("unknown: the bundle has no {} file", names.join(" or ")))
+        } else {
+            detail
+        };
+        // What `within D of collection` kept of the node's filtered queries.
+        let detail = if children.is_empty() {
+            let mut used = BTreeSet::new();
+            condition_queries(c, &mut used);
+            let notes: Vec<String> = used.into_iter().filter_map(|q| self.filter_note(ri, q)).collect();
+            match (detail, notes.is_empty()) {
+                (d, true) => d,
+                (None, false) => Some(notes.join("; ")),
+                (Some(d), false) => Some(format!("{d}; {}", notes.join("; "))),
+            }
         } else {
             detail
         };
@@ -1134,6 +1224,34 @@ impl Evaluation<'_> {
             detail,
             children,
         }
+    }
+
+    /// What the filter of query `q` kept, for explain: "`recent`: 3 of
+    /// 10 matches within 2d of collection at 2026-…", with the matches left
+    /// out for lack of a time, or why it is unknown.
+    fn filter_note(&self, ri: usize, q: usize) -> Option<String> {
+        let k = self.kept(ri, q)?;
+        let name = &self.engine.kb.rules[ri].compiled.queries[q].name;
+        let window = format_duration(k.window);
+        let matches = |n: u64| {
+            if n == 1 {
+                "1 match".to_string()
+            } else {
+                format!("{n} matches")
+            }
+        };
+        let mut out = match (k.kept, self.collected_at) {
+            (Some(kept), Some(c)) => format!(
+                "`{name}`: {kept} of {} within {window} of collection at {}",
+                matches(k.of),
+                format_time(c)
+            ),
+            _ => format!("`{name}`: unknown, no collection time to measure `within {window} of collection` from"),
+        };
+        if k.untimed > 0 {
+            out.push_str(&format!(", {} without a time left out", matches(k.untimed)));
+        }
+        Some(out)
     }
 
     fn operand_text(&self, rule: &Rule, o: &COperand) -> String {
@@ -1232,7 +1350,7 @@ impl Evaluation<'_> {
                         }
                         same
                     });
-                    total -= self.counted_twice(ri, &outcome.evidence_queries);
+                    total = total.saturating_sub(self.counted_twice(ri, &outcome.evidence_queries));
                     fired.insert(
                         rule.id.clone(),
                         Diagnosis {
@@ -1257,7 +1375,7 @@ impl Evaluation<'_> {
                     title: rule.title.clone(),
                     severity: rule.severity,
                     missing: missing_sources(kb, &outcome.missing),
-                    note: if outcome.missing.is_empty() {
+                    note: if outcome.missing.is_empty() || outcome.undecidable {
                         Some("the bundle's collection time is unknown; pass --collected-at".to_string())
                     } else {
                         None

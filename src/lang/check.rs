@@ -139,6 +139,9 @@ struct Compiler<'a> {
     failed: bool,
     used_macros: &'a mut MacroUse,
     unicode: UnicodeForm,
+    /// Named queries being compiled, innermost last: one defined from
+    /// another must not lead back to itself.
+    compiling: Vec<String>,
 }
 
 impl<'a> Compiler<'a> {
@@ -160,6 +163,7 @@ impl<'a> Compiler<'a> {
             failed: false,
             used_macros,
             unicode,
+            compiling: Vec::new(),
         }
     }
 }
@@ -442,7 +446,9 @@ fn mark_existence_only(c: &CCond, message: &[Placeholder], queries: &mut [Compil
     walk(c, true, &mut used, &mut needs_matches);
     in_message(message, &mut needs_matches);
     for (q, query) in queries.iter_mut().enumerate() {
-        query.existence_only = used[q] && !needs_matches[q];
+        // A filtered query's matches are all needed: which are in the
+        // window is known only after the scan.
+        query.existence_only = used[q] && !needs_matches[q] && query.within_collection.is_none();
     }
 }
 
@@ -579,6 +585,36 @@ impl<'a> Compiler<'a> {
     fn query_ref(&mut self, r: &QueryRef, text: &SourceText) -> Option<QueryId> {
         match r {
             QueryRef::Inline(q) => self.query(q, text, None),
+            QueryRef::Filtered(inner, filter) => {
+                let written = |span: Range<usize>| text.text.get(span).unwrap_or_default().to_string();
+                let name = match inner.as_ref() {
+                    QueryRef::Inline(q) => format!("({}) {}", written(q.span.clone()), written(filter.span.clone())),
+                    _ => written(r.span()),
+                };
+                // An inline query or a source filtered where it is written
+                // is compiled once, filtered; a named query is copied, as
+                // it may be used unfiltered too.
+                let direct = match inner.as_ref() {
+                    QueryRef::Inline(q) => Some(q.as_ref().clone()),
+                    QueryRef::Named(i)
+                        if !self.named.contains_key(&i.name) && self.formats.index(&i.name).is_some() =>
+                    {
+                        Some(Query {
+                            source: i.clone(),
+                            pred: None,
+                            span: i.span.clone(),
+                            filter: None,
+                        })
+                    }
+                    _ => None,
+                };
+                if let Some(mut q) = direct {
+                    q.filter = Some(filter.clone());
+                    return self.query(&q, text, Some(name));
+                }
+                let base = self.query_ref(inner, text)?;
+                self.filtered_copy(base, filter, text, name)
+            }
             QueryRef::Named(ident) => {
                 let Some(entry) = self.named.get_mut(&ident.name) else {
                     // A bare source name is a query over all its records.
@@ -587,6 +623,7 @@ impl<'a> Compiler<'a> {
                             source: ident.clone(),
                             pred: None,
                             span: ident.span.clone(),
+                            filter: None,
                         };
                         return self.query(&q, text, None);
                     }
@@ -619,11 +656,25 @@ impl<'a> Compiler<'a> {
                 let ast = entry.ast.clone()?;
                 let qtext = entry.text;
                 let shared = entry.shared;
+                if self.compiling.contains(&ident.name) {
+                    self.report(
+                        Problem::new(
+                            Code::RecursiveMacro,
+                            format!("query `{}` is defined from itself", ident.name),
+                            text.file_span(ident.span.clone()),
+                            "refers back to the query being defined",
+                        )
+                        .with_help("define it from a source, e.g. `syslog where …`"),
+                    );
+                    return None;
+                }
                 let saved = self.redirect.take();
                 if shared {
                     self.redirect = Some((text.file_span(ident.span.clone()), ident.name.clone()));
                 }
+                self.compiling.push(ident.name.clone());
                 let id = self.query(&ast, qtext, Some(ident.name.clone()));
+                self.compiling.pop();
                 self.redirect = saved;
                 let id = id?;
                 if let Some(e) = self.named.get_mut(&ident.name) {
@@ -635,7 +686,15 @@ impl<'a> Compiler<'a> {
     }
 
     fn query(&mut self, q: &Query, text: &SourceText, name: Option<String>) -> Option<QueryId> {
+        let is_query = self.named.contains_key(&q.source.name);
+        if self.formats.index(&q.source.name).is_none() && is_query {
+            return self.query_from_query(q, text, name);
+        }
         let Some(source) = self.formats.index(&q.source.name) else {
+            if q.pred.is_none() {
+                self.neither_source_nor_query(&q.source, text);
+                return None;
+            }
             let known: Vec<&str> = self.formats.formats.iter().map(|f| f.name.as_str()).collect();
             let help = match closest(&q.source.name, &known) {
                 Some(n) => format!("did you mean `{n}`?"),
@@ -694,10 +753,15 @@ impl<'a> Compiler<'a> {
             distinct_captures: Vec::new(),
             captures,
             needs_time: false,
+            within_collection: None,
             violates: None,
             existence_only: false,
         });
-        Some(self.queries.len() - 1)
+        let id = self.queries.len() - 1;
+        if let Some(f) = &q.filter {
+            self.apply_filter(id, f, text)?;
+        }
+        Some(id)
     }
 
     fn field(&mut self, ident: &Ident, text: &SourceText, source: usize) -> Option<(FieldRef, ValueType)> {
@@ -1516,5 +1580,156 @@ impl Compiler<'_> {
             return None;
         }
         Some(CCond::CountWithin(q?, op, n?, window))
+    }
+}
+
+/// Up to `n` of `known` nearest to `word` (as [`closest`] measures), nearest first.
+fn closest_names<'k>(word: &str, known: &[&'k str], n: usize) -> Vec<&'k str> {
+    let mut near: Vec<(usize, &str)> = known
+        .iter()
+        .map(|k| (crate::diagnostic::toml_source::edit_distance(word, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .collect();
+    near.sort_unstable();
+    near.dedup();
+    near.into_iter().take(n).map(|(_, k)| k).collect()
+}
+
+impl Compiler<'_> {
+    /// A `[queries]` definition from another query: an alias (`auth =
+    /// 'manager_auth_failure'`) or its matches within a time of the
+    /// collection (`recent = 'failures within 48h of collection'`).
+    fn query_from_query(&mut self, q: &Query, text: &SourceText, name: Option<String>) -> Option<QueryId> {
+        if q.pred.is_some() {
+            self.report(
+                Problem::new(
+                    Code::UnknownSource,
+                    format!("`{}` is a query, and `where` narrows a source", q.source.name),
+                    text.file_span(q.source.span.clone()),
+                    "a query, not a source",
+                )
+                .with_help(format!(
+                    "write the source of `{}` here and both tests after `where`, or use `{}` as it is",
+                    q.source.name, q.source.name
+                )),
+            );
+            return None;
+        }
+        let base = self.query_ref(&QueryRef::Named(q.source.clone()), text)?;
+        match &q.filter {
+            None => Some(base),
+            Some(f) => {
+                let name =
+                    name.unwrap_or_else(|| text.text.get(q.span.start..f.span.end).unwrap_or_default().to_string());
+                self.filtered_copy(base, f, text, name)
+            }
+        }
+    }
+
+    /// E: a `[queries]` definition names no source and no query.
+    fn neither_source_nor_query(&mut self, ident: &Ident, text: &SourceText) {
+        let mut known: Vec<&str> = self.formats.formats.iter().map(|f| f.name.as_str()).collect();
+        known.extend(self.named.keys().map(String::as_str));
+        let near = closest_names(&ident.name, &known, 3);
+        let help = if near.is_empty() {
+            "name a source (a format) or a query defined under [queries] in this rule or in macros.toml".to_string()
+        } else {
+            let names: Vec<String> = near.iter().map(|n| format!("`{n}`")).collect();
+            format!("the closest sources and queries: {}", names.join(", "))
+        };
+        self.report(
+            Problem::new(
+                Code::UnknownName,
+                format!("`{}` is neither a source nor a query", ident.name),
+                text.file_span(ident.span.clone()),
+                "not a source or a query",
+            )
+            .with_help(help),
+        );
+    }
+
+    /// A copy of query `base` that keeps only its matches within the
+    /// filter's time of the collection; `base` stays as it is for its
+    /// other uses.
+    fn filtered_copy(
+        &mut self,
+        base: QueryId,
+        f: &CollectionFilter,
+        text: &SourceText,
+        name: String,
+    ) -> Option<QueryId> {
+        self.queries.push(self.queries[base].clone());
+        let id = self.queries.len() - 1;
+        self.apply_filter(id, f, text)?;
+        self.queries[id].name = name;
+        Some(id)
+    }
+
+    /// Checks `within D of collection` and sets it on query `id`.
+    fn apply_filter(&mut self, id: QueryId, f: &CollectionFilter, text: &SourceText) -> Option<()> {
+        if let Some(other) = &f.other_anchor {
+            self.report(
+                Problem::new(
+                    Code::Syntax,
+                    format!("a query's matches are filtered by the collection time only, not by `{}`", other.name),
+                    text.file_span(other.span.clone()),
+                    "write `collection` here",
+                )
+                .with_help(format!(
+                    "`q within D of {}` compares the times of two queries: it is a whole condition, outside `count(…)`, `distinct(…)` and `all`",
+                    other.name
+                )),
+            );
+            return None;
+        }
+        if f.window <= 0 {
+            self.report(
+                Problem::new(
+                    Code::Syntax,
+                    "the window of `within … of collection` must be longer than zero",
+                    text.file_span(f.window_span.clone()),
+                    "an empty window",
+                )
+                .with_help("write a duration such as `within 1h of collection` or `within 2d of collection`"),
+            );
+            return None;
+        }
+        if self.queries[id].within_collection.is_some() {
+            let name = self.queries[id].name.clone();
+            self.report(
+                Problem::new(
+                    Code::Syntax,
+                    "these matches are already filtered by `within … of collection`",
+                    text.file_span(f.span.clone()),
+                    "a second filter",
+                )
+                .with_help(format!(
+                    "filter once: `{name}` already keeps only the matches within a time of the collection; write the window you want in one place"
+                )),
+            );
+            return None;
+        }
+        let formats = &self.formats.formats;
+        let format = &formats[self.queries[id].source];
+        let timed = format.timestamp.is_some()
+            || formats
+                .iter()
+                .any(|h| h.timestamp.is_some() && h.embeds.contains(&format.name));
+        if !timed {
+            let source = format.name.clone();
+            self.report(
+                Problem::new(
+                    Code::ConstantCondition,
+                    format!("records of `{source}` have no time, so no match is ever within a time of the collection"),
+                    text.file_span(f.span.clone()),
+                    "keeps no match",
+                )
+                .with_help("filter a query over a log with time stamps, or leave out `within … of collection`"),
+            );
+        }
+        let q = &mut self.queries[id];
+        q.within_collection = Some(f.window);
+        q.needs_time = true;
+        Some(())
     }
 }

@@ -132,6 +132,18 @@ fn cond(ctx: &Ctx<'_>, c: &CCond, depth: usize, out: &mut Vec<String>) {
     }
 }
 
+/// What `within D of collection` adds to a query's description.
+pub(crate) fn collection_filter(window: Option<i64>) -> String {
+    match window {
+        Some(w) => format!(
+            ", counted only in the {} before the bundle was collected (and up to {} after; records without a time are left out)",
+            format_duration(w),
+            format_duration(crate::engine::AFTER_COLLECTION)
+        ),
+        None => String::new(),
+    }
+}
+
 fn operand(ctx: &Ctx<'_>, o: &COperand) -> String {
     match o {
         COperand::Int(n) => n.to_string(),
