@@ -656,11 +656,13 @@ impl<'a> Compiler<'a> {
                 let ast = entry.ast.clone()?;
                 let qtext = entry.text;
                 let shared = entry.shared;
-                if self.compiling.contains(&ident.name) {
+                if let Some(at) = self.compiling.iter().position(|n| *n == ident.name) {
+                    let mut chain: Vec<String> = self.compiling[at..].iter().map(|n| format!("`{n}`")).collect();
+                    chain.push(format!("`{}`", ident.name));
                     self.report(
                         Problem::new(
                             Code::RecursiveMacro,
-                            format!("query `{}` is defined from itself", ident.name),
+                            format!("query `{}` is defined from itself: {}", ident.name, chain.join(" → ")),
                             text.file_span(ident.span.clone()),
                             "refers back to the query being defined",
                         )
@@ -1668,6 +1670,10 @@ impl Compiler<'_> {
     /// Checks `within D of collection` and sets it on query `id`.
     fn apply_filter(&mut self, id: QueryId, f: &CollectionFilter, text: &SourceText) -> Option<()> {
         if let Some(other) = &f.other_anchor {
+            // Named on purpose: not "never used" on top of this.
+            if let Some(e) = self.named.get_mut(&other.name) {
+                e.used = true;
+            }
             self.report(
                 Problem::new(
                     Code::Syntax,
