@@ -1231,7 +1231,10 @@ impl Evaluation<'_> {
     /// out for lack of a time, or why it is unknown.
     fn filter_note(&self, ri: usize, q: usize) -> Option<String> {
         let k = self.kept(ri, q)?;
-        let name = &self.engine.kb.rules[ri].compiled.queries[q].name;
+        let rule = &self.engine.kb.rules[ri];
+        // A missing source is said already; nothing was filtered.
+        self.source_present(rule, q).ok()?;
+        let name = &rule.compiled.queries[q].name;
         let window = format_duration(k.window);
         let matches = |n: u64| {
             if n == 1 {

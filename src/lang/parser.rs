@@ -667,6 +667,56 @@ mod tests {
     }
 
     #[test]
+    fn collection_filters() {
+        let c = parse_condition("count(a within 48h of collection) >= 3 within 1h").unwrap();
+        match c {
+            Cond::CountWithin {
+                query: QueryRef::Filtered(inner, f),
+                ..
+            } => {
+                assert!(matches!(*inner, QueryRef::Named(_)));
+                assert_eq!(f.window, 48 * 3_600_000_000);
+                assert!(f.other_anchor.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = parse_condition("distinct(a within 1d of collection + b, f) > 1").unwrap();
+        match c {
+            Cond::Compare(Operand::Distinct(queries, ..), ..) => {
+                assert!(matches!(queries[0], QueryRef::Filtered(..)));
+                assert!(matches!(queries[1], QueryRef::Named(_)));
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = parse_condition(r#"all (a within 1d of collection) have level == "E""#).unwrap();
+        assert!(matches!(c, Cond::All(QueryRef::Filtered(..), ..)));
+        // As a whole condition, in parentheses or not, it is what it was.
+        for text in ["(a within 1h of collection)", "not (a within 1h of collection)"] {
+            let c = parse_condition(text).unwrap();
+            let c = if let Cond::Not(inner, _) = c { *inner } else { c };
+            assert!(
+                matches!(
+                    c,
+                    Cond::Within {
+                        anchor: Anchor::Collection(_),
+                        ..
+                    }
+                ),
+                "{text}: {c:?}"
+            );
+        }
+        assert!(matches!(
+            parse_condition("not (a within 1h of b)").unwrap(),
+            Cond::Not(..)
+        ));
+        let q = parse_query(r#"syslog where msg contains "x" within 2d of collection"#).unwrap();
+        assert!(q.pred.is_some());
+        assert_eq!(q.filter.map(|f| f.window), Some(2 * 86_400_000_000));
+        let q = parse_query("failures").unwrap();
+        assert!(q.pred.is_none() && q.filter.is_none());
+    }
+
+    #[test]
     fn predicate_tests() {
         let q = parse_query(r#"nginx_error where message contains "upstream" and request starts with "POST" and level in ["error", "crit"] and host is present and msg matches /a\/b (?P<x>\d+)/i"#).unwrap();
         assert!(q.pred.is_some());
