@@ -133,12 +133,11 @@ impl Scanner<'_> {
                 // Untimed matches are outside the filter: nothing to keep.
                 let Some(t) = view.time() else { continue };
                 add_dated(entry, q, &view, &found, t, &mut scan.distinct_text);
-                if entry.evidence.len() >= EVIDENCE_CAP
-                    && entry
-                        .evidence
-                        .iter()
-                        .all(|e| e.time.is_some_and(|k| k.micros > t.micros))
-                {
+                // Not worth building when as many newer ones are kept.
+                let newer = (entry.evidence.iter())
+                    .filter(|e| e.time.is_some_and(|k| k.micros > t.micros))
+                    .count();
+                if newer >= EVIDENCE_CAP {
                     continue;
                 }
                 if entry.evidence.len() >= 2 * EVIDENCE_CAP {
