@@ -881,14 +881,39 @@ impl Evaluation<'_> {
     /// How many extra times `Σ count` over the evidence queries counts the
     /// records that several of them matched (a record three of them
     /// matched is counted three times, once too many twice).
+    ///
+    /// The records were counted during the scan, before a query filtered
+    /// by `within D of collection` lost its matches outside the window: a
+    /// filtered query is counted twice for at most as many records as it
+    /// kept and as it shared with an unfiltered query (or a filtered one
+    /// listed before it). Exact when it shares all of them (a filter of
+    /// another evidence query) or none.
     fn counted_twice(&self, ri: usize, evidence: &[usize]) -> u64 {
-        let wanted: u64 = evidence.iter().filter(|&&q| q < 64).fold(0, |m, &q| m | (1 << q));
-        self.totals
-            .overlaps
-            .iter()
-            .filter(|((rule, _), _)| *rule as usize == ri)
-            .map(|((_, mask), n)| u64::from((mask & wanted).count_ones().saturating_sub(1)) * n)
-            .sum()
+        let bits = |qs: &mut dyn Iterator<Item = usize>| qs.filter(|&q| q < 64).fold(0u64, |m, q| m | (1 << q));
+        let (filtered, plain): (Vec<usize>, Vec<usize>) = evidence.iter().partition(|&&q| self.kept(ri, q).is_some());
+        let plain_bits = bits(&mut plain.iter().copied());
+        let overlaps = || {
+            self.totals
+                .overlaps
+                .iter()
+                .filter(|((rule, _), _)| *rule as usize == ri)
+                .map(|((_, mask), n)| (*mask, *n))
+        };
+        let mut twice: u64 = overlaps()
+            .map(|(mask, n)| u64::from((mask & plain_bits).count_ones().saturating_sub(1)) * n)
+            .sum();
+        for (i, &f) in filtered.iter().enumerate() {
+            if f >= 64 {
+                continue;
+            }
+            let others = plain_bits | bits(&mut filtered[..i].iter().copied());
+            let shared: u64 = overlaps()
+                .filter(|(mask, _)| mask & (1 << f) != 0 && mask & others != 0)
+                .map(|(_, n)| n)
+                .sum();
+            twice += shared.min(self.count(ri, f));
+        }
+        twice
     }
 
     /// The rule's alternatives, less those its evidence rules out (an

@@ -288,3 +288,29 @@ fn when_missing_no_hit_is_no_hit_and_asks_for_nothing() {
         "{out}"
     );
 }
+
+#[test]
+fn a_query_defined_from_another_is_an_alias_or_a_filter_of_it() {
+    let files = vec![("var/log/juju/unit-vault-0.log", log())];
+    let queries = [
+        QUERIES[0],
+        ("auth", "failures"),
+        ("recent_auth", "auth within 1h of collection"),
+    ];
+    let run = |condition: &str, message: &str| common::run(&[&format()], condition, &queries, message, &files, None);
+    let out = run(
+        "count(auth) == 5 and count(recent_auth) == 1",
+        "{auth.count} {recent_auth.unit}",
+    );
+    assert_eq!(out.hit, "hit");
+    assert_eq!(out.message, "5 foo/0");
+    // Written twice, one query: both read the same filtered matches.
+    assert_eq!(
+        run(
+            "count(auth within 1d of collection) == 3 and distinct(auth within 1d of collection, unit) == 2",
+            "m"
+        )
+        .hit,
+        "hit"
+    );
+}
