@@ -28,6 +28,8 @@ pub enum Word {
     Expectation,
     /// A level under the `[lints]` of a `triage.toml`.
     LintLevel,
+    /// A rule's `when_missing`.
+    WhenMissing,
 }
 
 /// A name that other files refer to, for [`Problem::invalid_name`] and
@@ -129,6 +131,14 @@ impl Problem {
                 format!("unknown lint level `{got}`"),
                 "unknown level",
                 format!("write {}", or_list(&quoted(""))),
+            ),
+            Word::WhenMissing => (
+                format!("unknown `when_missing` value `{got}`"),
+                "unknown value",
+                format!(
+                    "write {}: what the rule's outcome is when the bundle lacks a source it needs",
+                    or_list(&quoted("when_missing = "))
+                ),
             ),
         };
         Problem::new(Code::UnknownWord, message, span, label).with_help(help)

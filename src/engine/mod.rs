@@ -6,6 +6,7 @@
 //! printers (`report::*`) turn that into text or JSON.
 
 pub(crate) mod batch;
+mod filter;
 mod order;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -205,7 +206,14 @@ pub struct Evaluation<'a> {
     pub collection: Option<CollectionTime>,
     /// Whether the report includes the cost per rule.
     profile: bool,
+    /// What `within D of collection` kept of each filtered query.
+    filtered: std::collections::HashMap<GlobalQuery, filter::Kept>,
 }
+
+/// Stands in a condition's missing sources for "unknown for another
+/// reason" (the collection time is needed and unknown, or times cannot
+/// be compared): such a rule stays inconclusive with `when_missing`.
+const UNDECIDABLE: usize = usize::MAX;
 
 /// The outcome of one rule.
 #[derive(Debug, Clone)]
@@ -216,6 +224,12 @@ pub struct RuleOutcome {
     pub missing: BTreeSet<usize>,
     /// Queries whose matches support a true result.
     pub evidence_queries: Vec<usize>,
+    /// Whether it is unknown for a reason other than a missing source
+    /// (the collection time is unknown).
+    pub undecidable: bool,
+    /// Whether it was unknown only for lack of the sources in `missing`,
+    /// and the rule's `when_missing = "no_hit"` made it false.
+    pub missing_as_no_hit: bool,
 }
 
 impl Engine {
@@ -271,12 +285,16 @@ impl Engine {
             files.iter().map(|f| f.path.as_str()),
             &totals.last_records,
         );
+        let collected_at = collection.as_ref().map(|c| c.micros);
+        let mut totals = totals;
+        let filtered = filter::apply(&self.kb, &self.plan, &mut totals, collected_at);
         Evaluation {
             engine: self,
             collected_at: collection.as_ref().map(|c| c.micros),
             collection,
             profile: options.profile,
             totals,
+            filtered,
         }
     }
 
@@ -599,8 +617,17 @@ impl Evaluation<'_> {
     /// Evaluates one rule.
     pub fn evaluate(&self, ri: usize) -> RuleOutcome {
         let rule = &self.engine.kb.rules[ri];
-        let (truth, missing, mut evidence) = self.branch(ri, rule, &rule.compiled.cond, true);
-        let missing = if truth == Truth::Unknown {
+        let (mut truth, mut missing, mut evidence) = self.branch(ri, rule, &rule.compiled.cond, true);
+        let undecidable = missing.remove(&UNDECIDABLE) && truth == Truth::Unknown;
+        // `when_missing = "no_hit"`: unknown only for lack of sources is no hit.
+        let missing_as_no_hit = truth == Truth::Unknown
+            && !undecidable
+            && !missing.is_empty()
+            && rule.when_missing == crate::rules::WhenMissing::NoHit;
+        if missing_as_no_hit {
+            truth = Truth::False;
+        }
+        let missing = if truth == Truth::Unknown || missing_as_no_hit {
             missing
         } else {
             BTreeSet::new()
@@ -611,17 +638,31 @@ impl Evaluation<'_> {
             truth,
             missing,
             evidence_queries: evidence,
+            undecidable,
+            missing_as_no_hit,
         }
     }
 
+    /// Whether query `local` can be answered: its source is present (else
+    /// it is added to `missing`) and, for a query filtered by `within D of
+    /// collection`, the collection time is known.
     fn need(&self, rule: &Rule, local: usize, missing: &mut BTreeSet<usize>) -> bool {
         match self.source_present(rule, local) {
+            Ok(()) if rule.compiled.queries[local].within_collection.is_some() && self.collected_at.is_none() => {
+                missing.insert(UNDECIDABLE);
+                false
+            }
             Ok(()) => true,
             Err(s) => {
                 missing.insert(s);
                 false
             }
         }
+    }
+
+    /// What the filter of query `local` of rule `ri` kept, if it is filtered.
+    fn kept(&self, ri: usize, local: usize) -> Option<filter::Kept> {
+        self.filtered.get(&self.global(ri, local)).copied()
     }
 
     /// Evaluates a condition: its truth, the sources whose absence made it
@@ -675,15 +716,23 @@ impl Evaluation<'_> {
                         Truth::from_bool(a.windows(2).any(|w| w[1] - w[0] <= *window))
                     }
                     (true, Some((a, b))) => Truth::from_bool(a.iter().any(|t| any_in(&b, t - window, t + window))),
+                    (true, None) => {
+                        missing.insert(UNDECIDABLE);
+                        Truth::Unknown
+                    }
                     _ => Truth::Unknown,
                 }
             }
             CCond::WithinCollection(q, window) => {
                 evidence.push(*q);
                 match (self.need(rule, *q, &mut missing), self.collected_at, self.times(ri, *q)) {
-                    // A little slack after collection for clocks that run ahead.
                     (true, Some(collected), Some(a)) => {
-                        Truth::from_bool(any_in(&a, collected - window, collected + 3_600_000_000))
+                        let (lo, hi) = filter::window(collected, *window);
+                        Truth::from_bool(any_in(&a, lo, hi))
+                    }
+                    (true, ..) => {
+                        missing.insert(UNDECIDABLE);
+                        Truth::Unknown
                     }
                     _ => Truth::Unknown,
                 }
@@ -693,7 +742,12 @@ impl Evaluation<'_> {
                 evidence.extend([*a, *b]);
                 if present {
                     let (pa, pb) = self.places_of_pair(ri, *a, *b);
-                    order::then_outcome(&pa, &pb, *window).truth
+                    let truth = order::then_outcome(&pa, &pb, *window).truth;
+                    if truth == Truth::Unknown {
+                        // Present but not ordered: not a missing source.
+                        missing.insert(UNDECIDABLE);
+                    }
+                    truth
                 } else {
                     Truth::Unknown
                 }
@@ -702,6 +756,10 @@ impl Evaluation<'_> {
                 evidence.push(*q);
                 match (self.need(rule, *q, &mut missing), self.densest_window(ri, *q, *window)) {
                     (true, Some(d)) => Truth::from_bool(op.holds(d.count.cmp(n))),
+                    (true, None) => {
+                        missing.insert(UNDECIDABLE);
+                        Truth::Unknown
+                    }
                     _ => Truth::Unknown,
                 }
             }
@@ -902,6 +960,10 @@ impl Evaluation<'_> {
                 return None;
             }
         }
+        // A filtered query without a collection time: nothing is known of it.
+        if query.and_then(|q| self.kept(ri, q)).is_some_and(|k| k.kept.is_none()) {
+            return None;
+        }
         match p {
             Placeholder::Text(t) => Some(t.clone()),
             Placeholder::Segment(_) => None,
@@ -1040,7 +1102,10 @@ impl Evaluation<'_> {
                 || diagnoses.iter().any(|d| d.rule_id == alt.rule_id)
                 || out.iter().any(|i| i.rule_id == alt.rule_id);
             let Some(rule) = kb.rule(&alt.rule_id) else { continue };
-            if open || rule.severity == crate::rules::Severity::Info {
+            if open
+                || rule.severity == crate::rules::Severity::Info
+                || rule.when_missing == crate::rules::WhenMissing::NoHit
+            {
                 continue;
             }
             let mut used = BTreeSet::new();
@@ -1070,14 +1135,39 @@ impl Evaluation<'_> {
     /// How many extra times `Σ count` over the evidence queries counts the
     /// records that several of them matched (a record three of them
     /// matched is counted three times, once too many twice).
+    ///
+    /// The records were counted during the scan, before a query filtered
+    /// by `within D of collection` lost its matches outside the window: a
+    /// filtered query is counted twice for at most as many records as it
+    /// kept and as it shared with an unfiltered query (or a filtered one
+    /// listed before it). Exact when it shares all of them (a filter of
+    /// another evidence query) or none.
     fn counted_twice(&self, ri: usize, evidence: &[usize]) -> u64 {
-        let wanted: u64 = evidence.iter().filter(|&&q| q < 64).fold(0, |m, &q| m | (1 << q));
-        self.totals
-            .overlaps
-            .iter()
-            .filter(|((rule, _), _)| *rule as usize == ri)
-            .map(|((_, mask), n)| u64::from((mask & wanted).count_ones().saturating_sub(1)) * n)
-            .sum()
+        let bits = |qs: &mut dyn Iterator<Item = usize>| qs.filter(|&q| q < 64).fold(0u64, |m, q| m | (1 << q));
+        let (filtered, plain): (Vec<usize>, Vec<usize>) = evidence.iter().partition(|&&q| self.kept(ri, q).is_some());
+        let plain_bits = bits(&mut plain.iter().copied());
+        let overlaps = || {
+            self.totals
+                .overlaps
+                .iter()
+                .filter(|((rule, _), _)| *rule as usize == ri)
+                .map(|((_, mask), n)| (*mask, *n))
+        };
+        let mut twice: u64 = overlaps()
+            .map(|(mask, n)| u64::from((mask & plain_bits).count_ones().saturating_sub(1)) * n)
+            .sum();
+        for (i, &f) in filtered.iter().enumerate() {
+            if f >= 64 {
+                continue;
+            }
+            let others = plain_bits | bits(&mut filtered[..i].iter().copied());
+            let shared: u64 = overlaps()
+                .filter(|(mask, _)| mask & (1 << f) != 0 && mask & others != 0)
+                .map(|(_, n)| n)
+                .sum();
+            twice += shared.min(self.count(ri, f));
+        }
+        twice
     }
 
     /// The rule's alternatives, less those its evidence rules out (an
@@ -1246,6 +1336,17 @@ impl Evaluation<'_> {
                 .then(|| self.render_message(ri, rule, &outcome.evidence_queries)),
             not_applicable,
             collected_at: self.collected_at.map(format_time),
+            when_missing: outcome.missing_as_no_hit.then(|| {
+                let names: Vec<String> = outcome
+                    .missing
+                    .iter()
+                    .map(|s| format!("`{}`", formats[*s].name))
+                    .collect();
+                format!(
+                    "inconclusive for lack of {} in the bundle, made no hit by the rule's `when_missing = \"no_hit\"`",
+                    names.join(" and ")
+                )
+            }),
             condition: rule.condition.trim().to_string(),
             tree: self.explain_node(ri, rule, &rule.compiled.cond, true),
             queries,
@@ -1368,12 +1469,26 @@ impl Evaluation<'_> {
         };
         // Said once, at the queries that lack a source, not again at every
         // node above them.
-        let detail = if truth == Truth::Unknown && !missing.is_empty() && children.is_empty() {
-            let names: Vec<String> = missing
-                .iter()
-                .map(|s| format!("`{}`", self.engine.kb.formats.formats[*s].name))
-                .collect();
+        let names: Vec<String> = missing
+            .iter()
+            .filter(|s| **s != UNDECIDABLE)
+            .map(|s| format!("`{}`", self.engine.kb.formats.formats[*s].name))
+            .collect();
+        let detail = if truth == Truth::Unknown && !names.is_empty() && children.is_empty() {
             Some(format!("unknown: the bundle has no {} file", names.join(" or ")))
+        } else {
+            detail
+        };
+        // What `within D of collection` kept of the node's filtered queries.
+        let detail = if children.is_empty() {
+            let mut used = BTreeSet::new();
+            condition_queries(c, &mut used);
+            let notes: Vec<String> = used.into_iter().filter_map(|q| self.filter_note(ri, q)).collect();
+            match (detail, notes.is_empty()) {
+                (d, true) => d,
+                (None, false) => Some(notes.join("; ")),
+                (Some(d), false) => Some(format!("{d}; {}", notes.join("; "))),
+            }
         } else {
             detail
         };
@@ -1383,6 +1498,37 @@ impl Evaluation<'_> {
             detail,
             children,
         }
+    }
+
+    /// What the filter of query `q` kept, for explain: "`recent`: 3 of
+    /// 10 matches within 2d of collection at 2026-…", with the matches left
+    /// out for lack of a time, or why it is unknown.
+    fn filter_note(&self, ri: usize, q: usize) -> Option<String> {
+        let k = self.kept(ri, q)?;
+        let rule = &self.engine.kb.rules[ri];
+        // A missing source is said already; nothing was filtered.
+        self.source_present(rule, q).ok()?;
+        let name = &rule.compiled.queries[q].name;
+        let window = format_duration(k.window);
+        let matches = |n: u64| {
+            if n == 1 {
+                "1 match".to_string()
+            } else {
+                format!("{n} matches")
+            }
+        };
+        let mut out = match (k.kept, self.collected_at) {
+            (Some(kept), Some(c)) => format!(
+                "`{name}`: {kept} of {} within {window} of collection at {}",
+                matches(k.of),
+                format_time(c)
+            ),
+            _ => format!("`{name}`: unknown, no collection time to measure `within {window} of collection` from"),
+        };
+        if k.untimed > 0 {
+            out.push_str(&format!(", {} without a time left out", matches(k.untimed)));
+        }
+        Some(out)
     }
 
     fn operand_text(&self, rule: &Rule, o: &COperand) -> String {
@@ -1481,7 +1627,7 @@ impl Evaluation<'_> {
                         }
                         same
                     });
-                    total -= self.counted_twice(ri, &outcome.evidence_queries);
+                    total = total.saturating_sub(self.counted_twice(ri, &outcome.evidence_queries));
                     fired.insert(
                         rule.id.clone(),
                         Diagnosis {
@@ -1506,7 +1652,7 @@ impl Evaluation<'_> {
                     title: rule.title.clone(),
                     severity: rule.severity,
                     missing: missing_sources(kb, &outcome.missing),
-                    note: if outcome.missing.is_empty() {
+                    note: if outcome.missing.is_empty() || outcome.undecidable {
                         Some(self.unordered_note(ri, rule, &rule.compiled.cond).unwrap_or_else(|| {
                             "the bundle's collection time is unknown; pass --collected-at".to_string()
                         }))

@@ -112,11 +112,30 @@ impl Pred {
 /// A source narrowed by a predicate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {
-    /// The source (format) name.
+    /// The source (format) name; in a `[queries]` definition, it may name
+    /// another query instead (an alias, or one narrowed by `within`).
     pub source: Ident,
     /// The predicate, if any.
     pub pred: Option<Pred>,
     /// The whole query.
+    pub span: Range<usize>,
+    /// `within 48h of collection` at the end of a `[queries]` definition.
+    pub filter: Option<CollectionFilter>,
+}
+
+/// `within D of collection` after a query: only its matches from D before
+/// the collection time up to a little after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectionFilter {
+    /// The window in microseconds (0 when the duration did not read).
+    pub window: i64,
+    /// The duration as written.
+    pub window_span: Range<usize>,
+    /// `Some` when written `of <name>` instead of `of collection`, which
+    /// the checker refuses: a query's matches are filtered only by the
+    /// collection time.
+    pub other_anchor: Option<Ident>,
+    /// `within … of …`.
     pub span: Range<usize>,
 }
 
@@ -127,6 +146,9 @@ pub enum QueryRef {
     Named(Ident),
     /// `(source where …)`
     Inline(Box<Query>),
+    /// `(q within 48h of collection)`, or `q within 48h of collection`
+    /// inside `count(…)` and `distinct(…)`: only q's matches in the window.
+    Filtered(Box<QueryRef>, CollectionFilter),
 }
 
 impl QueryRef {
@@ -135,6 +157,7 @@ impl QueryRef {
         match self {
             QueryRef::Named(i) => i.span.clone(),
             QueryRef::Inline(q) => q.span.clone(),
+            QueryRef::Filtered(q, f) => q.span().start..f.span.end,
         }
     }
 }

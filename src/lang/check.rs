@@ -143,6 +143,12 @@ struct Compiler<'a> {
     failed: bool,
     used_macros: &'a mut MacroUse,
     unicode: UnicodeForm,
+    /// Named queries being compiled, innermost last: one defined from
+    /// another must not lead back to itself.
+    compiling: Vec<String>,
+    /// `q within D of collection` written in the condition or the
+    /// message, by its text with runs of blanks made one.
+    filtered: HashMap<String, QueryId>,
 }
 
 impl<'a> Compiler<'a> {
@@ -164,6 +170,8 @@ impl<'a> Compiler<'a> {
             failed: false,
             used_macros,
             unicode,
+            compiling: Vec::new(),
+            filtered: HashMap::new(),
         }
     }
 }
@@ -453,7 +461,9 @@ fn mark_existence_only(c: &CCond, message: &[Placeholder], queries: &mut [Compil
     walk(c, true, &mut used, &mut needs_matches);
     in_message(message, &mut needs_matches);
     for (q, query) in queries.iter_mut().enumerate() {
-        query.existence_only = used[q] && !needs_matches[q];
+        // A filtered query's matches are all needed: which are in the
+        // window is known only after the scan.
+        query.existence_only = used[q] && !needs_matches[q] && query.within_collection.is_none();
     }
 }
 
@@ -623,63 +633,167 @@ impl<'a> Compiler<'a> {
     fn query_ref(&mut self, r: &QueryRef, text: &SourceText) -> Option<QueryId> {
         match r {
             QueryRef::Inline(q) => self.query(q, text, None),
-            QueryRef::Named(ident) => {
-                let Some(entry) = self.named.get_mut(&ident.name) else {
-                    // A bare source name is a query over all its records.
-                    if self.formats.index(&ident.name).is_some() {
-                        let q = Query {
-                            source: ident.clone(),
-                            pred: None,
-                            span: ident.span.clone(),
-                        };
-                        return self.query(&q, text, None);
-                    }
-                    let mut known: Vec<&str> = self.named.keys().map(String::as_str).collect();
-                    known.extend(self.formats.formats.iter().map(|f| f.name.as_str()));
-                    let help = match closest(&ident.name, &known) {
-                        Some(n) => format!("did you mean `{n}`?"),
-                        None => {
-                            "define it under [queries] in this rule or in macros.toml, or name a source".to_string()
-                        }
-                    };
-                    self.report(
-                        Problem::new(
-                            Code::UnknownName,
-                            format!("`{}` is not a query or a source", ident.name),
-                            text.file_span(ident.span.clone()),
-                            "unknown name",
-                        )
-                        .with_help(help),
-                    );
-                    return None;
-                };
-                entry.used = true;
-                if entry.shared {
-                    self.used_macros.insert((MacroKind::Query, ident.name.clone()));
+            QueryRef::Filtered(inner, filter) => {
+                let written = text.text.get(r.span()).unwrap_or_default();
+                // The same filter written twice is one query, scanned once.
+                let key = written.split_whitespace().collect::<Vec<_>>().join(" ");
+                if let Some(id) = self.filtered.get(&key) {
+                    return Some(*id);
                 }
-                if let Some(id) = entry.compiled {
-                    return Some(id);
-                }
-                let ast = entry.ast.clone()?;
-                let qtext = entry.text;
-                let shared = entry.shared;
-                let saved = self.redirect.take();
-                if shared {
-                    self.redirect = Some((text.file_span(ident.span.clone()), ident.name.clone()));
-                }
-                let id = self.query(&ast, qtext, Some(ident.name.clone()));
-                self.redirect = saved;
-                let id = id?;
-                if let Some(e) = self.named.get_mut(&ident.name) {
-                    e.compiled = Some(id);
-                }
+                let id = self.filtered_ref(inner, filter, text, written.to_string())?;
+                self.filtered.insert(key, id);
                 Some(id)
+            }
+            QueryRef::Named(ident) => self.named_query(ident, text, None, None),
+        }
+    }
+
+    /// `q within D of collection` where a query is expected, written
+    /// `name`. An inline query, a source or a named query filtered where
+    /// it is written is compiled once, filtered: the query it names is not
+    /// scanned for its own sake.
+    fn filtered_ref(
+        &mut self,
+        inner: &QueryRef,
+        filter: &CollectionFilter,
+        text: &SourceText,
+        name: String,
+    ) -> Option<QueryId> {
+        match inner {
+            QueryRef::Inline(q) => {
+                let written = |span: Range<usize>| text.text.get(span).unwrap_or_default().to_string();
+                let name = format!("({}) {}", written(q.span.clone()), written(filter.span.clone()));
+                self.query_filtered(q, text, Some(name), Some((filter, text)))
+            }
+            QueryRef::Named(ident) => {
+                // Reported here, not inside a shared query it names.
+                self.check_filter(filter, text)?;
+                self.named_query(ident, text, Some((filter, text)), Some(name))
+            }
+            QueryRef::Filtered(..) => {
+                let base = self.query_ref(inner, text)?;
+                let name = self.queries[base].name.clone();
+                self.report(Self::nested_filter(filter, text, &name));
+                None
             }
         }
     }
 
+    /// A query by name: the rule's own, a shared one, or a source. With a
+    /// `filter` (and its text), a query that keeps only the matches in its
+    /// window, named `name`; without, the named query, compiled once.
+    fn named_query(
+        &mut self,
+        ident: &Ident,
+        text: &SourceText,
+        filter: Option<(&CollectionFilter, &SourceText)>,
+        name: Option<String>,
+    ) -> Option<QueryId> {
+        let Some(entry) = self.named.get_mut(&ident.name) else {
+            // A bare source name is a query over all its records.
+            if self.formats.index(&ident.name).is_some() {
+                let q = Query {
+                    source: ident.clone(),
+                    pred: None,
+                    span: ident.span.clone(),
+                    filter: None,
+                };
+                return self.query_filtered(&q, text, name, filter);
+            }
+            let mut known: Vec<&str> = self.named.keys().map(String::as_str).collect();
+            known.extend(self.formats.formats.iter().map(|f| f.name.as_str()));
+            let help = match closest(&ident.name, &known) {
+                Some(n) => format!("did you mean `{n}`?"),
+                None => "define it under [queries] in this rule or in macros.toml, or name a source".to_string(),
+            };
+            self.report(
+                Problem::new(
+                    Code::UnknownName,
+                    format!("`{}` is not a query or a source", ident.name),
+                    text.file_span(ident.span.clone()),
+                    "unknown name",
+                )
+                .with_help(help),
+            );
+            return None;
+        };
+        entry.used = true;
+        if entry.shared {
+            self.used_macros.insert((MacroKind::Query, ident.name.clone()));
+        }
+        if let (Some(id), None) = (entry.compiled, filter) {
+            return Some(id);
+        }
+        let ast = entry.ast.clone()?;
+        let qtext = entry.text;
+        let shared = entry.shared;
+        if let Some(at) = self.compiling.iter().position(|n| *n == ident.name) {
+            let mut chain: Vec<String> = self.compiling[at..].iter().map(|n| format!("`{n}`")).collect();
+            chain.push(format!("`{}`", ident.name));
+            self.report(
+                Problem::new(
+                    Code::RecursiveMacro,
+                    format!("query `{}` is defined from itself: {}", ident.name, chain.join(" → ")),
+                    text.file_span(ident.span.clone()),
+                    "refers back to the query being defined",
+                )
+                .with_help("define it from a source, e.g. `syslog where …`"),
+            );
+            return None;
+        }
+        let saved = self.redirect.take();
+        if shared {
+            self.redirect = Some((text.file_span(ident.span.clone()), ident.name.clone()));
+        }
+        self.compiling.push(ident.name.clone());
+        let name = match filter {
+            Some(_) => name.unwrap_or_else(|| ident.name.clone()),
+            None => ident.name.clone(),
+        };
+        let id = self.query_filtered(&ast, qtext, Some(name), filter);
+        self.compiling.pop();
+        self.redirect = saved;
+        let id = id?;
+        if filter.is_none() {
+            if let Some(e) = self.named.get_mut(&ident.name) {
+                e.compiled = Some(id);
+            }
+        }
+        Some(id)
+    }
+
     fn query(&mut self, q: &Query, text: &SourceText, name: Option<String>) -> Option<QueryId> {
+        self.query_filtered(q, text, name, None)
+    }
+
+    /// A query, filtered by its own `within D of collection` or by
+    /// `outer` (a filter written where it is used, with its text); both
+    /// is one too many.
+    fn query_filtered(
+        &mut self,
+        q: &Query,
+        text: &SourceText,
+        name: Option<String>,
+        outer: Option<(&CollectionFilter, &SourceText)>,
+    ) -> Option<QueryId> {
+        let filter = match (q.filter.as_ref(), outer) {
+            (Some(_), Some((f, ftext))) => {
+                let name = self.compiling.last().cloned().unwrap_or_else(|| q.source.name.clone());
+                self.report(Self::nested_filter(f, ftext, &name));
+                return None;
+            }
+            (Some(f), None) => Some((f, text)),
+            (None, outer) => outer,
+        };
+        let is_query = self.named.contains_key(&q.source.name);
+        if self.formats.index(&q.source.name).is_none() && is_query {
+            return self.query_from_query(q, text, name, filter);
+        }
         let Some(source) = self.formats.index(&q.source.name) else {
+            if q.pred.is_none() {
+                self.neither_source_nor_query(&q.source, text);
+                return None;
+            }
             let known: Vec<&str> = self.formats.formats.iter().map(|f| f.name.as_str()).collect();
             let help = match closest(&q.source.name, &known) {
                 Some(n) => format!("did you mean `{n}`?"),
@@ -740,10 +854,15 @@ impl<'a> Compiler<'a> {
             captures,
             needs_time: false,
             needs_order: false,
+            within_collection: None,
             violates: None,
             existence_only: false,
         });
-        Some(self.queries.len() - 1)
+        let id = self.queries.len() - 1;
+        if let Some((f, ftext)) = filter {
+            self.apply_filter(id, f, ftext)?;
+        }
+        Some(id)
     }
 
     fn field(&mut self, ident: &Ident, text: &SourceText, source: usize) -> Option<(FieldRef, ValueType)> {
@@ -1634,5 +1753,151 @@ impl Compiler<'_> {
             return None;
         }
         Some(CCond::CountWithin(q?, op, n?, window))
+    }
+}
+
+/// Up to `n` of `known` nearest to `word` (as [`closest`] measures), nearest first.
+fn closest_names<'k>(word: &str, known: &[&'k str], n: usize) -> Vec<&'k str> {
+    let mut near: Vec<(usize, &str)> = known
+        .iter()
+        .map(|k| (crate::diagnostic::toml_source::edit_distance(word, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .collect();
+    near.sort_unstable();
+    near.dedup();
+    near.into_iter().take(n).map(|(_, k)| k).collect()
+}
+
+impl Compiler<'_> {
+    /// A `[queries]` definition from another query: an alias (`auth =
+    /// 'manager_auth_failure'`) or its matches within a time of the
+    /// collection (`recent = 'failures within 48h of collection'`).
+    fn query_from_query(
+        &mut self,
+        q: &Query,
+        text: &SourceText,
+        name: Option<String>,
+        filter: Option<(&CollectionFilter, &SourceText)>,
+    ) -> Option<QueryId> {
+        if q.pred.is_some() {
+            self.report(
+                Problem::new(
+                    Code::UnknownSource,
+                    format!("`{}` is a query, and `where` narrows a source", q.source.name),
+                    text.file_span(q.source.span.clone()),
+                    "a query, not a source",
+                )
+                .with_help(format!(
+                    "write the source of `{}` here and both tests after `where`, or use `{}` as it is",
+                    q.source.name, q.source.name
+                )),
+            );
+            return None;
+        }
+        self.named_query(&q.source, text, filter, name)
+    }
+
+    /// E: a `[queries]` definition names no source and no query.
+    fn neither_source_nor_query(&mut self, ident: &Ident, text: &SourceText) {
+        let mut known: Vec<&str> = self.formats.formats.iter().map(|f| f.name.as_str()).collect();
+        known.extend(self.named.keys().map(String::as_str));
+        let near = closest_names(&ident.name, &known, 3);
+        let help = if near.is_empty() {
+            "name a source (a format) or a query defined under [queries] in this rule or in macros.toml".to_string()
+        } else {
+            let names: Vec<String> = near.iter().map(|n| format!("`{n}`")).collect();
+            format!("the closest sources and queries: {}", names.join(", "))
+        };
+        self.report(
+            Problem::new(
+                Code::UnknownName,
+                format!("`{}` is neither a source nor a query", ident.name),
+                text.file_span(ident.span.clone()),
+                "not a source or a query",
+            )
+            .with_help(help),
+        );
+    }
+
+    /// E101: a filter on matches that `name` filters already.
+    fn nested_filter(f: &CollectionFilter, text: &SourceText, name: &str) -> Problem {
+        Problem::new(
+            Code::Syntax,
+            "these matches are already filtered by `within … of collection`",
+            text.file_span(f.span.clone()),
+            "a second filter",
+        )
+        .with_help(format!(
+            "filter once: `{name}` already keeps only the matches within a time of the collection; write the window you want in one place"
+        ))
+    }
+
+    /// Checks `within D of collection` and sets it on query `id`.
+    fn apply_filter(&mut self, id: QueryId, f: &CollectionFilter, text: &SourceText) -> Option<()> {
+        self.check_filter(f, text)?;
+        self.set_filter(id, f, text)
+    }
+
+    /// E101 for a filter by another query or of an empty window.
+    fn check_filter(&mut self, f: &CollectionFilter, text: &SourceText) -> Option<()> {
+        if let Some(other) = &f.other_anchor {
+            // Named on purpose: not "never used" on top of this.
+            if let Some(e) = self.named.get_mut(&other.name) {
+                e.used = true;
+            }
+            self.report(
+                Problem::new(
+                    Code::Syntax,
+                    format!("a query's matches are filtered by the collection time only, not by `{}`", other.name),
+                    text.file_span(other.span.clone()),
+                    "write `collection` here",
+                )
+                .with_help(format!(
+                    "`q within D of {}` compares the times of two queries: it is a whole condition, outside `count(…)`, `distinct(…)` and `all`",
+                    other.name
+                )),
+            );
+            return None;
+        }
+        if f.window <= 0 {
+            self.report(
+                Problem::new(
+                    Code::Syntax,
+                    "the window of `within … of collection` must be longer than zero",
+                    text.file_span(f.window_span.clone()),
+                    "an empty window",
+                )
+                .with_help("write a duration such as `within 1h of collection` or `within 2d of collection`"),
+            );
+            return None;
+        }
+        Some(())
+    }
+
+    /// Sets a checked filter on query `id`; warns when its source has no
+    /// time, so that the filter keeps nothing.
+    fn set_filter(&mut self, id: QueryId, f: &CollectionFilter, text: &SourceText) -> Option<()> {
+        let formats = &self.formats.formats;
+        let format = &formats[self.queries[id].source];
+        let timed = format.timestamp.is_some()
+            || formats
+                .iter()
+                .any(|h| h.timestamp.is_some() && h.embeds.contains(&format.name));
+        if !timed {
+            let source = format.name.clone();
+            self.report(
+                Problem::new(
+                    Code::ConstantCondition,
+                    format!("records of `{source}` have no time, so no match is ever within a time of the collection"),
+                    text.file_span(f.span.clone()),
+                    "keeps no match",
+                )
+                .with_help("filter a query over a log with time stamps, or leave out `within … of collection`"),
+            );
+        }
+        let q = &mut self.queries[id];
+        q.within_collection = Some(f.window);
+        q.needs_time = true;
+        Some(())
     }
 }

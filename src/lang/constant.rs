@@ -75,6 +75,7 @@ fn query_key(q: &QueryRef, text: &str) -> String {
     match q {
         QueryRef::Named(i) => i.name.clone(),
         QueryRef::Inline(q) => format!("({})", normalised(text, &q.span)),
+        QueryRef::Filtered(..) => format!("({})", normalised(text, &q.span())),
     }
 }
 
@@ -227,8 +228,10 @@ fn walk_cond(c: &Cond, text: &str, out: &mut Vec<Finding>) {
 }
 
 fn walk_query_ref(q: &QueryRef, text: &str, out: &mut Vec<Finding>) {
-    if let QueryRef::Inline(q) = q {
-        out.extend(query_findings(q, text));
+    match q {
+        QueryRef::Inline(q) => out.extend(query_findings(q, text)),
+        QueryRef::Filtered(inner, _) => walk_query_ref(inner, text, out),
+        QueryRef::Named(_) => {}
     }
 }
 

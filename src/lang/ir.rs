@@ -162,6 +162,12 @@ pub struct CompiledQuery {
     /// Whether `then` orders its matches: each match's place (file, line)
     /// and time is kept, for the queries of a `then` only.
     pub needs_order: bool,
+    /// `within D of collection` (D in microseconds): only the matches
+    /// from D before the collection time to a little after it count. The
+    /// collection time is known after the scan, so the scan keeps what
+    /// the filter needs per match (times, the times of each counted value,
+    /// the newest matches as evidence) and the engine filters.
+    pub within_collection: Option<i64>,
     /// For the violators of `all q have p`: `q` (a query of the same rule,
     /// compiled before this one) and `not p`. A record that `q` did not
     /// match is no violator, and one it did is tested for `not p` alone.

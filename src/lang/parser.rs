@@ -62,7 +62,10 @@ pub fn parse_query(text: &str) -> Result<Query, SyntaxError> {
     check_nesting(text)?;
     let mut pairs = ConditionParser::parse(Rule::query_def, text).map_err(|e| convert_error(e, text))?;
     let top = pairs.next().expect("query_def has one pair");
-    Ok(build_query(top.into_inner().next().expect("query_def holds a query")))
+    let mut inner = top.into_inner();
+    let mut query = build_query(inner.next().expect("query_def holds a query"));
+    query.filter = inner.find(|p| p.as_rule() == Rule::collection_filter).map(build_filter);
+    Ok(query)
 }
 
 /// Parses a predicate (as in `macros.toml`).
@@ -149,10 +152,7 @@ fn build_cond_primary(pair: Pair<Rule>) -> Cond {
                 .collect(),
             span,
         ),
-        Rule::any_test => {
-            let q = inner.pop().expect("any_test has a query");
-            Cond::Any(build_query_ref(q), span)
-        }
+        Rule::any_test => build_any(inner.pop().expect("any_test has a query"), span),
         Rule::none_test => {
             let q = inner.pop().expect("none_test has a query");
             Cond::None(build_query_ref(q), span)
@@ -168,7 +168,7 @@ fn build_cond_primary(pair: Pair<Rule>) -> Cond {
         Rule::count_test => {
             let q = inner
                 .iter()
-                .find(|p| p.as_rule() == Rule::query_ref)
+                .find(|p| p.as_rule() == Rule::query_arg)
                 .cloned()
                 .expect("count has a query");
             let op = inner
@@ -198,7 +198,7 @@ fn build_cond_primary(pair: Pair<Rule>) -> Cond {
                     .and_then(|d| parse_duration(d.as_str()))
                     .unwrap_or(0);
                 return Cond::CountWithin {
-                    query: build_query_ref(q),
+                    query: build_query_arg(q),
                     count_span,
                     op: CmpOp::parse(op.as_str()),
                     bound: build_operand(bound),
@@ -208,7 +208,7 @@ fn build_cond_primary(pair: Pair<Rule>) -> Cond {
                 };
             }
             Cond::Compare(
-                Operand::Count(build_query_ref(q), count_span),
+                Operand::Count(build_query_arg(q), count_span),
                 CmpOp::parse(op.as_str()),
                 build_operand(rhs),
                 span,
@@ -229,6 +229,21 @@ fn build_cond_primary(pair: Pair<Rule>) -> Cond {
             build_timed(test)
         }
         other => unreachable!("unexpected condition rule {other:?}"),
+    }
+}
+
+/// `any q`, or `q` alone.
+fn build_any(q: Pair<Rule>, span: Range<usize>) -> Cond {
+    match build_query_ref(q) {
+        // `(q within 1d of collection)` as a whole condition is the
+        // condition `q within 1d of collection`, as it always was.
+        QueryRef::Filtered(query, filter) if filter.other_anchor.is_none() => Cond::Within {
+            query: *query,
+            window: filter.window,
+            anchor: Anchor::Collection(filter.span),
+            span,
+        },
+        q => Cond::Any(q, span),
     }
 }
 
@@ -279,9 +294,9 @@ fn build_operand(pair: Pair<Rule>) -> Operand {
         Rule::count_call => {
             let q = pair
                 .into_inner()
-                .find(|p| p.as_rule() == Rule::query_ref)
+                .find(|p| p.as_rule() == Rule::query_arg)
                 .expect("count has a query");
-            Operand::Count(build_query_ref(q), span)
+            Operand::Count(build_query_arg(q), span)
         }
         Rule::distinct_call => {
             let inner: Vec<Pair<Rule>> = pair.into_inner().collect();
@@ -292,8 +307,8 @@ fn build_operand(pair: Pair<Rule>) -> Operand {
                 .expect("distinct has queries");
             let queries = union
                 .into_inner()
-                .filter(|p| p.as_rule() == Rule::query_ref)
-                .map(build_query_ref)
+                .filter(|p| p.as_rule() == Rule::query_arg)
+                .map(build_query_arg)
                 .collect();
             let field = inner
                 .iter()
@@ -312,13 +327,54 @@ fn ident(pair: &Pair<Rule>) -> Ident {
     }
 }
 
+/// A query, with `within D of collection` after it if written.
+fn build_query_arg(pair: Pair<Rule>) -> QueryRef {
+    let mut inner = pair.into_inner();
+    let q = build_query_ref(inner.next().expect("query_arg has a query"));
+    match inner.next() {
+        Some(f) => QueryRef::Filtered(Box::new(q), build_filter(f)),
+        None => q,
+    }
+}
+
+fn build_filter(pair: Pair<Rule>) -> CollectionFilter {
+    let span = span_of(&pair);
+    let mut window = 0;
+    let mut window_span = span.clone();
+    let mut other_anchor = None;
+    for p in pair.into_inner() {
+        match p.as_rule() {
+            Rule::duration => {
+                window = parse_duration(p.as_str()).unwrap_or(0);
+                window_span = span_of(&p);
+            }
+            Rule::ident => other_anchor = Some(ident(&p)),
+            _ => {}
+        }
+    }
+    CollectionFilter {
+        window,
+        window_span,
+        other_anchor,
+        span,
+    }
+}
+
 fn build_query_ref(pair: Pair<Rule>) -> QueryRef {
     let inner = pair
         .into_inner()
-        .find(|p| matches!(p.as_rule(), Rule::ident | Rule::query))
+        .find(|p| matches!(p.as_rule(), Rule::ident | Rule::query | Rule::filtered_ref))
         .expect("query_ref has content");
     match inner.as_rule() {
         Rule::ident => QueryRef::Named(ident(&inner)),
+        Rule::filtered_ref => {
+            let mut parts = inner.into_inner();
+            let q = build_query_ref(parts.next().expect("filtered_ref has a query"));
+            QueryRef::Filtered(
+                Box::new(q),
+                build_filter(parts.next().expect("filtered_ref has a filter")),
+            )
+        }
         _ => {
             let query = build_query(inner);
             // `(name)` is a named query in parentheses, not a source.
@@ -338,7 +394,12 @@ fn build_query(pair: Pair<Rule>) -> Query {
     let pred = inner
         .find(|p| p.as_rule() == Rule::pred_expr)
         .map(|p| build_pred(p.into_inner()));
-    Query { source, pred, span }
+    Query {
+        source,
+        pred,
+        span,
+        filter: None,
+    }
 }
 
 fn build_pred(pairs: Pairs<Rule>) -> Pred {
@@ -493,6 +554,7 @@ fn describe(rule: &Rule) -> Option<&'static str> {
             "a test (`any`, `no`, `all`, `count(…)`, a query name, …)"
         }
         Rule::collection_ref => "`collection` or a query",
+        Rule::collection_filter => "`within` and a duration `of collection` (only the matches of that window)",
         Rule::count_window => "`within` and a duration (a window for the count)",
         Rule::kw_missing | Rule::kw_present => "`missing` or `present`",
         _ => return None,
@@ -625,6 +687,56 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn collection_filters() {
+        let c = parse_condition("count(a within 48h of collection) >= 3 within 1h").unwrap();
+        match c {
+            Cond::CountWithin {
+                query: QueryRef::Filtered(inner, f),
+                ..
+            } => {
+                assert!(matches!(*inner, QueryRef::Named(_)));
+                assert_eq!(f.window, 48 * 3_600_000_000);
+                assert!(f.other_anchor.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = parse_condition("distinct(a within 1d of collection + b, f) > 1").unwrap();
+        match c {
+            Cond::Compare(Operand::Distinct(queries, ..), ..) => {
+                assert!(matches!(queries[0], QueryRef::Filtered(..)));
+                assert!(matches!(queries[1], QueryRef::Named(_)));
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = parse_condition(r#"all (a within 1d of collection) have level == "E""#).unwrap();
+        assert!(matches!(c, Cond::All(QueryRef::Filtered(..), ..)));
+        // As a whole condition, in parentheses or not, it is what it was.
+        for text in ["(a within 1h of collection)", "not (a within 1h of collection)"] {
+            let c = parse_condition(text).unwrap();
+            let c = if let Cond::Not(inner, _) = c { *inner } else { c };
+            assert!(
+                matches!(
+                    c,
+                    Cond::Within {
+                        anchor: Anchor::Collection(_),
+                        ..
+                    }
+                ),
+                "{text}: {c:?}"
+            );
+        }
+        assert!(matches!(
+            parse_condition("not (a within 1h of b)").unwrap(),
+            Cond::Not(..)
+        ));
+        let q = parse_query(r#"syslog where msg contains "x" within 2d of collection"#).unwrap();
+        assert!(q.pred.is_some());
+        assert_eq!(q.filter.map(|f| f.window), Some(2 * 86_400_000_000));
+        let q = parse_query("failures").unwrap();
+        assert!(q.pred.is_none() && q.filter.is_none());
     }
 
     #[test]

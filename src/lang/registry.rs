@@ -180,7 +180,7 @@ pub(crate) struct ConditionDoc {
 }
 
 /// Every form of a condition, in the order of the reference.
-pub(crate) const CONDITIONS: [ConditionDoc; 15] = [
+pub(crate) const CONDITIONS: [ConditionDoc; 17] = [
     ConditionDoc {
         syntax: "q, any q",
         meaning: "at least one record matches query `q`",
@@ -215,7 +215,15 @@ pub(crate) const CONDITIONS: [ConditionDoc; 15] = [
     },
     ConditionDoc {
         syntax: "q within 1h of collection",
-        meaning: "a match of `q` in the duration before the bundle was collected",
+        meaning: "a match of `q` at most the duration older than the bundle's collection time (a match stamped after it counts too)",
+    },
+    ConditionDoc {
+        syntax: "count(q within 48h of collection) >= n",
+        meaning: "only the matches of `q` in that window (the one of `q within 48h of collection`): in `count(…)` (with or without `within 1h` after it), `distinct(q within 1d of collection, field)`, `all (q within 1d of collection) have …`, `no (q within 1d of collection)`, and at the end of a [queries] entry; matches without a time are left out; unknown without a collection time",
+    },
+    ConditionDoc {
+        syntax: "[queries] recent = 'q within 48h of collection', alias = 'q'",
+        meaning: "a query defined from another query (the rule's own or a shared one): only its matches in the window, or the same matches under another name; usable everywhere a query is, messages included (`{recent.count}`, `{all recent.unit}`)",
     },
     ConditionDoc {
         syntax: "q then r",

@@ -32,6 +32,10 @@ pub struct Explanation {
     pub not_applicable: Option<String>,
     /// The collection time the windows were measured against.
     pub collected_at: Option<String>,
+    /// When the rule is `no_hit` only by its `when_missing = "no_hit"`:
+    /// which sources were missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub when_missing: Option<String>,
     /// The condition as written.
     pub condition: String,
     /// The condition, evaluated node by node.
@@ -110,11 +114,17 @@ pub(crate) fn render(e: &Explanation, width: usize) -> String {
     let outcome = match e.outcome.as_str() {
         "hit" => "HIT (the rule fired)",
         "no_hit" => "NO HIT (the condition is false)",
+        "inconclusive" if e.collected_at.is_none() && e.queries.iter().all(|q| q.source_present) => {
+            "INCONCLUSIVE (the collection time is unknown: pass --collected-at)"
+        }
         "inconclusive" => "INCONCLUSIVE (the bundle cannot decide the condition: see `?` below)",
         "excluded" => "EXCLUDED (the condition holds, but a decided cause rules it out)",
         _ => "NOT APPLICABLE",
     };
     let _ = writeln!(out, "result: {outcome}");
+    if let Some(note) = &e.when_missing {
+        let _ = writeln!(out, "note: {note}");
+    }
     if !e.excluded_by.is_empty() {
         let _ = writeln!(out, "excluded by: {}", e.excluded_by.join(", "));
     }

@@ -6,7 +6,7 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use super::{Alternative, AppliesTo, Expect, KbFile, Rule, RuleTest, Severity};
+use super::{Alternative, AppliesTo, Expect, KbFile, Rule, RuleTest, Severity, WhenMissing};
 use crate::diagnostic::problems::{Name, Word};
 use crate::diagnostic::toml_source::{parse_document, SourceText, TableReader};
 use crate::diagnostic::{Code, FileProblems, Problem};
@@ -35,6 +35,7 @@ const RULE_KEYS: &[&str] = &[
     "alternatives",
     "when_explained",
     "status",
+    "when_missing",
     "test",
 ];
 
@@ -174,6 +175,7 @@ struct RuleKeys {
     unless_names: Vec<SourceText>,
     remediation_when_explained: Option<String>,
     status: Option<SourceText>,
+    when_missing: Option<SourceText>,
     applies_to: Option<AppliesTo>,
     tests: Vec<RuleTest>,
 }
@@ -201,6 +203,7 @@ fn read_keys(file: &KbFile, r: &mut TableReader<'_>) -> RuleKeys {
         w.plain_string("remediation", true)
     });
     let status = r.string("status", false);
+    let when_missing = r.string("when_missing", false);
     let applies_to = r
         .table("applies_to")
         .and_then(|t| read_applies_to(text, &t, r.problems));
@@ -222,6 +225,7 @@ fn read_keys(file: &KbFile, r: &mut TableReader<'_>) -> RuleKeys {
         unless_names,
         remediation_when_explained,
         status,
+        when_missing,
         applies_to,
         tests,
     }
@@ -264,6 +268,7 @@ pub(super) fn load_rule(
     check_references(&keys.references, r.problems);
     let severity = read_severity(keys.severity.as_ref(), r.problems);
     check_status(keys.status.as_ref(), r.problems);
+    let when_missing = read_when_missing(keys.when_missing.as_ref(), r.problems);
     let id = keys.id?;
     if id.text.is_empty() || id.text.contains(char::is_whitespace) {
         r.problems.push(Problem::invalid_name(Name::RuleId, id.whole_span()));
@@ -310,6 +315,7 @@ pub(super) fn load_rule(
         alternatives: keys.alternatives,
         remediation_when_explained: keys.remediation_when_explained,
         status: keys.status.map(|s| s.text).unwrap_or_else(|| "testing".to_string()),
+        when_missing: when_missing?,
         tests: keys.tests,
         compiled: compiled?,
         origin: file.path.clone(),
@@ -385,6 +391,24 @@ fn read_severity(severity: Option<&SourceText>, problems: &mut Vec<Problem>) -> 
         }
         sev
     })
+}
+
+/// `when_missing`, when given, is "inconclusive" or "no_hit"; `None`
+/// when it is something else.
+fn read_when_missing(value: Option<&SourceText>, problems: &mut Vec<Problem>) -> Option<WhenMissing> {
+    let Some(v) = value else {
+        return Some(WhenMissing::default());
+    };
+    let parsed = WhenMissing::parse(&v.text);
+    if parsed.is_none() {
+        problems.push(Problem::unknown_word(
+            Word::WhenMissing,
+            &v.text,
+            &WhenMissing::NAMES,
+            v.whole_span(),
+        ));
+    }
+    parsed
 }
 
 /// The status, when given, is draft, testing or stable.

@@ -131,6 +131,33 @@ pub struct Alternative {
     pub unless: Option<String>,
 }
 
+/// A rule's `when_missing`: what an outcome left unknown only by missing
+/// sources becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WhenMissing {
+    /// `"inconclusive"` (the default): the report lists the rule as
+    /// inconclusive and says what to collect.
+    #[default]
+    Inconclusive,
+    /// `"no_hit"`: an absent input means there is nothing to report (a
+    /// log that exists only when something went wrong).
+    NoHit,
+}
+
+impl WhenMissing {
+    /// The values, as written.
+    pub const NAMES: [&'static str; 2] = ["inconclusive", "no_hit"];
+
+    /// Reads a value as written.
+    pub fn parse(text: &str) -> Option<WhenMissing> {
+        match text {
+            "inconclusive" => Some(WhenMissing::Inconclusive),
+            "no_hit" => Some(WhenMissing::NoHit),
+            _ => None,
+        }
+    }
+}
+
 /// A loaded, compiled rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -168,6 +195,8 @@ pub struct Rule {
     pub remediation_when_explained: Option<String>,
     /// `draft`, `testing` or `stable`.
     pub status: String,
+    /// What the rule's outcome is when the bundle lacks a source it needs.
+    pub when_missing: WhenMissing,
     /// Test cases.
     pub tests: Vec<RuleTest>,
     /// The compiled condition.

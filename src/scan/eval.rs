@@ -108,8 +108,11 @@ impl Scanner<'_> {
                     offset: *offset,
                 }
             };
-            let keep = !scan.evidence_full.contains(&gid)
-                && scan.matches.get(&gid).is_none_or(|m| m.evidence.len() < EVIDENCE_CAP);
+            // A filtered query keeps its newest matches: any may be evidence.
+            let newest = q.within_collection.is_some();
+            let keep = newest
+                || (!scan.evidence_full.contains(&gid)
+                    && scan.matches.get(&gid).is_none_or(|m| m.evidence.len() < EVIDENCE_CAP));
             // Captures a message lists are read from every match.
             let mut found = Found::new(keep || !q.distinct_captures.is_empty() || !q.tallied.is_empty());
             if !eval_pred(pred, &view, &mut found, true) {
@@ -136,6 +139,26 @@ impl Scanner<'_> {
                         matches: vec![(line, time)],
                     }),
                 }
+            }
+            if newest {
+                entry.newest = true;
+                // Untimed matches are outside the filter: nothing to keep.
+                let Some(t) = view.time() else { continue };
+                add_dated(entry, q, &view, &found, t, &mut scan.distinct_text);
+                // Not worth building when as many newer ones are kept.
+                let newer = (entry.evidence.iter())
+                    .filter(|e| e.time.is_some_and(|k| k.micros > t.micros))
+                    .count();
+                if newer >= EVIDENCE_CAP {
+                    continue;
+                }
+                if entry.evidence.len() >= 2 * EVIDENCE_CAP {
+                    super::outcome::keep_newest(&mut entry.evidence);
+                }
+                entry
+                    .evidence
+                    .push(evidence_record(&view, found, text, &scan.path, line));
+                continue;
             }
             for name in &q.distinct_captures {
                 if let Some((_, v)) = found.captures.iter().rev().find(|(n, _)| n == name) {
@@ -196,33 +219,9 @@ impl Scanner<'_> {
                 tally.add(text, &scan.path, line);
             }
             if keep && entry.evidence.len() < EVIDENCE_CAP {
-                let mut values: Vec<(String, String)> = view
-                    .format
-                    .fields
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, d)| view.fields.value(i).map(|v| (d.name.clone(), v.value.to_string())))
-                    .collect();
-                values.extend(found.captures);
-                entry.evidence.push(MatchedRecord {
-                    file: scan.path.clone(),
-                    line,
-                    text: text.to_string(),
-                    // Places in a message that is not a slice of the text
-                    // cannot be shown in it.
-                    highlights: match view.offset {
-                        Some(offset) => merge_ranges(
-                            found
-                                .highlights
-                                .into_iter()
-                                .map(|r| r.start + offset..r.end + offset)
-                                .collect(),
-                        ),
-                        None => Vec::new(),
-                    },
-                    time: view.time(),
-                    values,
-                });
+                entry
+                    .evidence
+                    .push(evidence_record(&view, found, text, &scan.path, line));
             }
         }
         if leveled {
@@ -308,6 +307,108 @@ impl Scanner<'_> {
             self.zones,
         );
         inner.matched().then_some((inner, offset))
+    }
+}
+
+/// A matched record as kept evidence: its fields and captures, and the
+/// places the query matched.
+fn evidence_record(view: &RecordView<'_>, found: Found, text: &str, path: &str, line: u64) -> MatchedRecord {
+    let mut values: Vec<(String, String)> = view
+        .format
+        .fields
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| view.fields.value(i).map(|v| (d.name.clone(), v.value.to_string())))
+        .collect();
+    values.extend(found.captures);
+    MatchedRecord {
+        file: path.to_string(),
+        line,
+        text: text.to_string(),
+        // Places in a message that is not a slice of the text cannot be
+        // shown in it.
+        highlights: match view.offset {
+            Some(offset) => merge_ranges(
+                found
+                    .highlights
+                    .into_iter()
+                    .map(|r| r.start + offset..r.end + offset)
+                    .collect(),
+            ),
+            None => Vec::new(),
+        },
+        time: view.time(),
+        values,
+    }
+}
+
+/// For a query filtered by `within D of collection`: each tracked field's
+/// and capture's value with the time of this match, so that the values of
+/// the matches in the window can be counted once the collection time is
+/// known.
+fn add_dated(
+    entry: &mut super::QueryMatches,
+    q: &crate::lang::CompiledQuery,
+    view: &RecordView<'_>,
+    found: &Found,
+    t: RecordTime,
+    buffer: &mut String,
+) {
+    fn add<K: PartialEq + Clone>(
+        sets: &mut Vec<(K, HashMap<String, Vec<RecordTime>>)>,
+        key: &K,
+        value: &str,
+        t: RecordTime,
+    ) {
+        let i = match sets.iter().position(|(k, _)| k == key) {
+            Some(i) => i,
+            None => {
+                sets.push((key.clone(), HashMap::new()));
+                sets.len() - 1
+            }
+        };
+        let map = &mut sets[i].1;
+        if let Some(times) = map.get_mut(value) {
+            times.push(t);
+        } else if map.len() < DISTINCT_CAP {
+            map.insert(value.to_string(), vec![t]);
+        }
+    }
+    for name in &q.distinct_captures {
+        if let Some((_, v)) = found.captures.iter().rev().find(|(n, _)| n == name) {
+            add(&mut entry.dated_captures, name, v, t);
+        }
+    }
+    for f in &q.distinct_fields {
+        if let Some(v) = view.get(*f) {
+            buffer.clear();
+            write!(buffer, "{v}").expect("writing to a String");
+            add(&mut entry.dated_fields, f, buffer, t);
+        }
+    }
+    // A tally (`{q.f|counts}`) of a filtered query: every match's value,
+    // counted once the window is known.
+    for field in &q.tallied {
+        let value = match field {
+            ListField::Field(f) => match view.get(*f) {
+                Some(v) => v.to_string(),
+                None => continue,
+            },
+            ListField::Capture(name) => match found.captures.iter().rev().find(|(n, _)| n == name) {
+                Some((_, v)) => v.clone(),
+                None => continue,
+            },
+        };
+        let dated = super::outcome::DatedValue {
+            value,
+            file: view.file.to_string(),
+            line: view.line,
+            time: t,
+        };
+        match entry.dated_tallies.iter_mut().find(|(f, _)| f == field) {
+            Some((_, values)) => values.push(dated),
+            None => entry.dated_tallies.push((field.clone(), vec![dated])),
+        }
     }
 }
 

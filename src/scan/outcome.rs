@@ -46,6 +46,32 @@ pub struct QueryMatches {
     /// Per field or capture a message tallies (`{q.f|counts}`): each
     /// distinct value's number of matches and first place.
     pub tallies: Vec<(ListField, ValueTally)>,
+    /// For a query filtered by `within D of collection`, which is decided
+    /// after the scan: the evidence is the newest timed matches rather
+    /// than the first, and each tracked value comes with the times of its
+    /// matches (in `dated_fields` and `dated_captures`, not `distinct`).
+    pub newest: bool,
+    /// Per tracked field, each value's match times (filtered queries).
+    pub dated_fields: Vec<(FieldRef, HashMap<String, Vec<RecordTime>>)>,
+    /// Per tracked capture, each value's match times (filtered queries).
+    pub dated_captures: Vec<(String, HashMap<String, Vec<RecordTime>>)>,
+    /// For a filtered query that a message tallies: each match's value,
+    /// place and time per tallied field, cut to the window after the scan.
+    pub dated_tallies: Vec<(ListField, Vec<DatedValue>)>,
+}
+
+/// One match's value of a tallied field, with its place and time (a
+/// filtered query's tally is made once the collection time is known).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatedValue {
+    /// The value.
+    pub value: String,
+    /// The match's file.
+    pub file: String,
+    /// Its line.
+    pub line: u64,
+    /// Its time.
+    pub time: RecordTime,
 }
 
 /// The matches of a query in one file, in the order of their lines.
@@ -84,7 +110,7 @@ pub struct ValueTally {
 impl ValueTally {
     /// Counts one match holding `value` (at `file`:`line`).
     #[inline]
-    pub(super) fn add(&mut self, value: &str, file: &str, line: u64) {
+    pub(crate) fn add(&mut self, value: &str, file: &str, line: u64) {
         if let Some(seen) = self.values.get_mut(value) {
             seen.count += 1;
         } else if self.values.len() < DISTINCT_CAP {
@@ -144,17 +170,69 @@ impl QueryMatches {
                 None => self.tallies.push((field, tally)),
             }
         }
+        self.newest |= other.newest;
+        merge_distinct(&mut self.dated_fields, other.dated_fields);
+        merge_distinct(&mut self.dated_captures, other.dated_captures);
+        for (field, values) in other.dated_tallies {
+            match self.dated_tallies.iter_mut().find(|(f, _)| *f == field) {
+                Some((_, mine)) => mine.extend(values),
+                None => self.dated_tallies.push((field, values)),
+            }
+        }
+    }
+
+    /// Keeps at most [`EVIDENCE_CAP`] records: the first by place, or for
+    /// a filtered query the newest (then ordered by place).
+    pub(super) fn trim_evidence(&mut self) {
+        if self.newest {
+            keep_newest(&mut self.evidence);
+            self.evidence.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+        } else {
+            self.evidence.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+            self.evidence.truncate(EVIDENCE_CAP);
+        }
+    }
+}
+
+/// Keeps the [`EVIDENCE_CAP`] records with the latest times.
+pub(super) fn keep_newest(evidence: &mut Vec<MatchedRecord>) {
+    evidence.sort_by_key(|e| std::cmp::Reverse(e.time.map(|t| t.micros)));
+    evidence.truncate(EVIDENCE_CAP);
+}
+
+/// A set of values, or values with their times: what [`merge_distinct`]
+/// adds up.
+trait ValueSet: IntoIterator {
+    fn len(&self) -> usize;
+    fn add(&mut self, item: Self::Item);
+}
+
+impl ValueSet for HashSet<String> {
+    fn len(&self) -> usize {
+        HashSet::len(self)
+    }
+    fn add(&mut self, item: String) {
+        self.insert(item);
+    }
+}
+
+impl ValueSet for HashMap<String, Vec<RecordTime>> {
+    fn len(&self) -> usize {
+        HashMap::len(self)
+    }
+    fn add(&mut self, (value, times): (String, Vec<RecordTime>)) {
+        self.entry(value).or_default().extend(times);
     }
 }
 
 /// Adds sets of distinct values, by key, up to [`DISTINCT_CAP`] each.
-fn merge_distinct<K: PartialEq>(mine: &mut Vec<(K, HashSet<String>)>, other: Vec<(K, HashSet<String>)>) {
+fn merge_distinct<K: PartialEq, S: ValueSet>(mine: &mut Vec<(K, S)>, other: Vec<(K, S)>) {
     for (key, values) in other {
         match mine.iter_mut().find(|(k, _)| *k == key) {
             Some((_, set)) => {
                 for v in values {
                     if set.len() < DISTINCT_CAP {
-                        set.insert(v);
+                        set.add(v);
                     }
                 }
             }
@@ -235,7 +313,7 @@ impl FileScan {
     pub(super) fn part_of(file: &FileScan) -> FileScan {
         let mut part = FileScan::new(&file.path, file.detection.clone(), Vec::new());
         part.evidence_full = (file.matches.iter())
-            .filter(|(_, m)| m.evidence.len() >= EVIDENCE_CAP)
+            .filter(|(_, m)| m.evidence.len() >= EVIDENCE_CAP && !m.newest)
             .map(|(&gid, _)| gid)
             .collect();
         part
@@ -247,7 +325,11 @@ impl FileScan {
         for (gid, m) in part.matches {
             let entry = self.matches.entry(gid).or_default();
             entry.merge(m);
-            entry.evidence.truncate(EVIDENCE_CAP);
+            if entry.newest {
+                entry.trim_evidence();
+            } else {
+                entry.evidence.truncate(EVIDENCE_CAP);
+            }
         }
         if part.last_time.is_some() {
             self.last_time = part.last_time;
@@ -334,9 +416,9 @@ impl BundleScan {
         for (gid, m) in scan.matches {
             let entry = self.matches.entry(gid).or_default();
             entry.merge(m);
-            // Keep the first records by place, whatever order files finish in.
-            entry.evidence.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
-            entry.evidence.truncate(EVIDENCE_CAP);
+            // Keep the first records by place, whatever order files finish
+            // in (the newest, for a filtered query).
+            entry.trim_evidence();
         }
         for (gid, c) in scan.costs {
             self.costs.entry(gid).or_default().add(c);

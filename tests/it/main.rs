@@ -16,6 +16,7 @@ mod batch;
 mod bombs;
 mod bundles;
 mod cli;
+mod collection_filter;
 mod collection_time;
 mod common;
 mod corpus;

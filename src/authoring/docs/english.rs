@@ -72,7 +72,7 @@ fn cond(ctx: &Ctx<'_>, c: &CCond, depth: usize, out: &mut Vec<String>) {
         CCond::WithinCollection(q, w) => bullet(
             depth,
             format!(
-                "a {} happens in the {} before the bundle was collected",
+                "a {} happens in the {} before the bundle was collected (or after it)",
                 name(ctx, *q),
                 format_duration(*w)
             ),
@@ -132,6 +132,17 @@ fn cond(ctx: &Ctx<'_>, c: &CCond, depth: usize, out: &mut Vec<String>) {
             bullet(depth, "it is not so that:".to_string(), out);
             cond(ctx, x, depth + 1, out);
         }
+    }
+}
+
+/// What `within D of collection` adds to a query's description.
+pub(crate) fn collection_filter(window: Option<i64>) -> String {
+    match window {
+        Some(w) => format!(
+            ", counted only from {} before the bundle was collected on (records stamped after it count too; records without a time are left out)",
+            format_duration(w),
+        ),
+        None => String::new(),
     }
 }
 

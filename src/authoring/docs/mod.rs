@@ -362,7 +362,13 @@ fn rule_page(kb: &KnowledgeBase, rule: &Rule, example: Option<&Example>) -> Stri
     let _ = writeln!(out, "\nwhere:\n");
     for q in &rule.compiled.queries {
         let format = &formats.formats[q.source];
-        let _ = writeln!(out, "- **{}** is {}", q.name, english::query(format, &q.pred));
+        let _ = writeln!(
+            out,
+            "- **{}** is {}{}",
+            q.name,
+            english::query(format, &q.pred),
+            english::collection_filter(q.within_collection)
+        );
     }
     let _ = writeln!(
         out,
@@ -396,13 +402,28 @@ fn rule_page(kb: &KnowledgeBase, rule: &Rule, example: Option<&Example>) -> Stri
 
     let sources: BTreeSet<usize> = rule.compiled.queries.iter().map(|q| q.source).collect();
     let _ = writeln!(out, "## When it cannot decide\n");
-    let _ = writeln!(
-        out,
-        "The rule is inconclusive when the bundle lacks a source its condition needs. Collect:\n"
-    );
+    if rule.when_missing == crate::rules::WhenMissing::NoHit {
+        let _ = writeln!(
+            out,
+            "When the bundle lacks a source its condition needs, the rule reports nothing (`when_missing = \"no_hit\"`): \
+             an absent input means there is nothing to report. It reads:\n"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "The rule is inconclusive when the bundle lacks a source its condition needs. Collect:\n"
+        );
+    }
     for s in sources {
         let f = &formats.formats[s];
         let _ = writeln!(out, "- [`{}`](../formats/{}.md): {}", f.name, f.name, f.collect.trim());
+    }
+    if rule.compiled.queries.iter().any(|q| q.within_collection.is_some()) {
+        let _ = writeln!(
+            out,
+            "\nIt counts matches by their time before the collection: without a collection time (no `date` file, \
+             no timed record, no `--collected-at`) it is inconclusive."
+        );
     }
     out.push('\n');
 
