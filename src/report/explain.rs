@@ -114,9 +114,6 @@ pub(crate) fn render(e: &Explanation, width: usize) -> String {
     let outcome = match e.outcome.as_str() {
         "hit" => "HIT (the rule fired)",
         "no_hit" => "NO HIT (the condition is false)",
-        "inconclusive" if e.collected_at.is_none() && e.queries.iter().all(|q| q.source_present) => {
-            "INCONCLUSIVE (the collection time is unknown: pass --collected-at)"
-        }
         "inconclusive" => "INCONCLUSIVE (the bundle cannot decide the condition: see `?` below)",
         "excluded" => "EXCLUDED (the condition holds, but a decided cause rules it out)",
         _ => "NOT APPLICABLE",

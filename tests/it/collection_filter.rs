@@ -73,10 +73,20 @@ fn a_filtered_count_counts_only_the_matches_in_the_window() {
 fn collected_at_moves_the_window() {
     let at = |when: &str| run_with("count(recent) >= 3", "m", &log(), Some(when)).hit;
     assert_eq!(at("2026-03-01T12:00:00Z"), "hit");
-    // 48 hours before 22 February: the two failures of 20 and 21 February.
-    assert_eq!(at("2026-02-22T00:00:00Z"), "no_hit");
+    // From 48 hours before 28 February on: the failures of 28 February and
+    // 1 March; those of 20 and 21 February are older.
+    assert_eq!(at("2026-02-28T00:00:00Z"), "hit");
     assert_eq!(
-        run_with("count(recent) == 2", "m", &log(), Some("2026-02-22T00:00:00Z")).hit,
+        run_with("count(recent) == 3", "m", &log(), Some("2026-02-28T00:00:00Z")).hit,
+        "hit"
+    );
+    // Collected on 10 March: none is recent.
+    assert_eq!(at("2026-03-10T00:00:00Z"), "no_hit");
+    // Collected on 22 February, the failures stamped after it count too (a
+    // clock or the collection time is off, and the report says so): 20 and
+    // 21 February, 28 February and 1 March.
+    assert_eq!(
+        run_with("count(recent) == 5", "m", &log(), Some("2026-02-22T00:00:00Z")).hit,
         "hit"
     );
 }
@@ -189,7 +199,9 @@ fn without_a_collection_time_the_filtered_rule_is_inconclusive() {
     let rules = format!("{FIXTURE}/rules");
     let out = common::stdout_of(&["explain", "DEMO-RECENT-001", &dir, "--rules", &rules]);
     assert!(
-        out.contains("result: INCONCLUSIVE (the collection time is unknown: pass --collected-at)"),
+        out.contains("result: INCONCLUSIVE (the bundle cannot decide the condition: see `?` below)")
+            && out.contains("collection time: unknown (give --collected-at")
+            && out.contains("unknown, no collection time to measure `within 2d of collection`"),
         "{out}"
     );
     let json = common::json_of(&[
