@@ -30,6 +30,8 @@ mod language;
 mod layers;
 mod oauth_matrix;
 mod prefilter;
+#[cfg(feature = "probe")]
+mod probe;
 mod properties;
 mod redaction;
 mod regressions;
