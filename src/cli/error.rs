@@ -98,6 +98,7 @@ pub(crate) enum CliError {
     ServeNotBuilt,
     /// `probe` could not run: its URL, a secret that could not be read, or
     /// its output directory; the message says which (never a credential).
+    #[cfg(feature = "probe")]
     #[error("{0}")]
     Probe(String),
     /// `probe` in a binary built without the `probe` feature.
