@@ -331,7 +331,7 @@ fn parse_step_timeout(s: &str) -> Result<std::time::Duration, String> {
         "ms" => n / 1000.0,
         "s" => n,
         "m" => n * 60.0,
-        _ => return Err(format!("`{unit}` is not a unit: use ms, s or m")),
+        _ => return Err(format!("`{}` is not a unit: use ms, s or m, e.g. 5s", unit.trim())),
     };
     if !(0.001..=3600.0).contains(&seconds) {
         return Err(format!("`{s}`: a step's timeout lies between 1ms and 1h"));

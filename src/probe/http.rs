@@ -53,12 +53,12 @@ impl Answer {
 impl Connector<'_> {
     /// Sends one request (`body` form-encoded when given); the answer.
     /// `strict` asks for a verified certificate (requests with credentials).
-    fn send(&self, method: &str, body: Option<&str>, strict: bool) -> Result<Answer, String> {
+    fn send(&self, method: &str, path: &str, body: Option<&str>, strict: bool) -> Result<Answer, String> {
         let tcp = self.route.open(self.target, self.timeout)?;
         let body = body.unwrap_or("");
         let mut request = format!(
             "{method} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: triage-probe\r\nAccept: application/json\r\nConnection: close\r\n",
-            self.target.token_path,
+            path,
             self.target.authority()
         );
         if method == "POST" {
@@ -180,7 +180,7 @@ pub(super) fn without_credentials(conn: &Connector<'_>) -> Vec<Record> {
     r.method = Some("POST");
     r.port = Some(conn.target.port);
     let start = Instant::now();
-    let answer = conn.send("POST", None, false);
+    let answer = conn.send("POST", &conn.target.token_path, None, false);
     r.latency_ms = Some(millis(start));
     let answer = match answer {
         Ok(a) => a,
@@ -219,7 +219,60 @@ pub(super) fn without_credentials(conn: &Connector<'_>) -> Vec<Record> {
         }
         _ => r.result(true, "ok"),
     };
-    vec![r]
+    vec![r, metadata(conn)]
+}
+
+/// Where an authorization server publishes its metadata: RFC 8414, then
+/// OpenID Connect discovery.
+const METADATA_PATHS: &[&str] = &[
+    "/.well-known/oauth-authorization-server",
+    "/.well-known/openid-configuration",
+];
+
+/// The `http` `metadata` check: the grant types the server says it
+/// supports, when it publishes them (SSM On-Prem may not: then the record
+/// says so, and nothing is wrong).
+fn metadata(conn: &Connector<'_>) -> Record {
+    let scheme = if conn.target.https { "https" } else { "http" };
+    let mut r = Record::new("http", &format!("{scheme}://{}", conn.target.authority()));
+    r.check = Some("metadata");
+    r.method = Some("GET");
+    r.port = Some(conn.target.port);
+    let start = Instant::now();
+    let mut last = None;
+    for path in METADATA_PATHS {
+        let answer = match conn.send("GET", path, None, false) {
+            Ok(a) => a,
+            Err(e) => {
+                r.latency_ms = Some(millis(start));
+                r.error = Some(e);
+                return r.result(false, "no_answer");
+            }
+        };
+        last = Some(answer.status);
+        let json = serde_json::from_slice::<serde_json::Value>(&answer.body).ok();
+        let grants = json
+            .as_ref()
+            .and_then(|j| j.get("grant_types_supported"))
+            .and_then(|g| g.as_array());
+        if let (200, Some(grants)) = (answer.status, grants) {
+            let grants: Vec<&str> = grants.iter().filter_map(|g| g.as_str()).collect();
+            r.latency_ms = Some(millis(start));
+            r.status = Some(200);
+            r.target = format!("{}{path}", r.target);
+            r.grant_types = Some(grants.join(", "));
+            return if grants.contains(&"password") {
+                r.result(true, "password_grant")
+            } else {
+                r.error = Some("the server does not list the password grant among its grant types".to_string());
+                r.result(false, "no_password_grant")
+            };
+        }
+    }
+    r.latency_ms = Some(millis(start));
+    r.status = last;
+    r.reason = Some("the server publishes no OAuth metadata with its grant types (RFC 8414, OpenID discovery); the oauth checks tell what the client may do".to_string());
+    r.result(true, "not_published")
 }
 
 /// A deliberately wrong password that cannot be the real one.
@@ -295,7 +348,7 @@ fn token_request(conn: &Connector<'_>, url: &str, check: &'static str, body: &st
     r.check = Some(check);
     r.method = Some("POST");
     let start = Instant::now();
-    let answer = conn.send("POST", Some(body), true);
+    let answer = conn.send("POST", &conn.target.token_path, Some(body), true);
     r.latency_ms = Some(millis(start));
     let answer = match answer {
         Ok(a) => a,

@@ -175,6 +175,9 @@ pub(crate) struct Record {
     /// The server's clock minus this host's, in seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offset_s: Option<f64>,
+    /// The grant types the server's OAuth metadata lists (http `metadata`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant_types: Option<String>,
     /// The OAuth `error` of the answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oauth_error: Option<String>,
@@ -228,6 +231,7 @@ impl Record {
             resolver_error,
             protocol,
             cipher,
+            grant_types,
             ..
         } = self;
         let mask = |s: &mut String| {
@@ -252,6 +256,7 @@ impl Record {
             resolver_error,
             protocol,
             cipher,
+            grant_types,
         ]
         .into_iter()
         .flatten()
@@ -295,7 +300,11 @@ impl Target {
         let https = match scheme.to_ascii_lowercase().as_str() {
             "https" => true,
             "http" => false,
-            other => return Err(format!("the URL's scheme `{other}` is neither https nor http")),
+            other => {
+                return Err(format!(
+                    "the URL's scheme `{other}` is neither https nor http: write it as https://HOST[:PORT]"
+                ))
+            }
         };
         let (authority, path) = rest.find(['/', '?', '#']).map_or((rest, ""), |i| rest.split_at(i));
         if authority.contains('@') {
@@ -362,7 +371,7 @@ fn printable_url(url: &str) -> String {
 /// A port number.
 fn parse_port(p: &str) -> Result<u16, String> {
     p.parse()
-        .map_err(|_| format!("`{p}` is not a port number (1-65535)"))
+        .map_err(|_| format!("the URL's port `{p}` is not a port number (1-65535)"))
         .and_then(|n: u16| {
             if n == 0 {
                 Err("port 0 cannot be connected to".to_string())

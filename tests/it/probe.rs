@@ -40,6 +40,9 @@ const UNSUPPORTED_GRANT: &str = "The authorization grant type is not supported b
 const INVALID_REQUEST: &str =
     "The request is missing a required parameter, includes an unsupported parameter value, or is otherwise malformed.";
 
+/// The server's OAuth metadata (RFC 8414).
+const METADATA: &str = r#"{"issuer":"https://ssm-onprem.test","token_endpoint":"https://ssm-onprem.test/oauth/token","grant_types_supported":["password","client_credentials"]}"#;
+
 /// A test CA.
 struct Ca {
     issuer: Issuer<'static, KeyPair>,
@@ -197,6 +200,8 @@ fn tls_server(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>, 
                 };
                 let (status, json) = if head.starts_with("POST /oauth/token ") {
                     doorkeeper(&body)
+                } else if head.starts_with("GET /.well-known/oauth-authorization-server ") {
+                    (200, METADATA.to_string())
                 } else {
                     (404, "{\"error\":\"not_found\"}".to_string())
                 };
@@ -403,12 +408,14 @@ fn good_chain_and_resource_owner_grant_client_get_a_token() {
     assert!(tls["issuer"].as_str().unwrap().contains("Probe Test Root CA"), "{tls}");
     assert!(tls["protocol"].as_str().unwrap().starts_with("TLSv1."), "{tls}");
     assert!(tls["cipher"].as_str().is_some_and(|c| !c.is_empty()), "{tls}");
-    let http = run.one("http", None);
+    let http = run.one("http", Some("post"));
     assert_eq!(
         (http["status"].clone(), http["oauth_error"].clone()),
         (Value::from(400), Value::from("invalid_request"))
     );
     assert_eq!(http["offset_s"].as_f64().map(|o| o.abs() < 5.0), Some(true), "{http}");
+    let metadata = run.one("http", Some("metadata"));
+    assert_eq!(metadata["grant_types"], "password, client_credentials", "{metadata}");
     let token = run.one("oauth", Some("token"));
     assert_eq!(
         (token["ok"].clone(), token["outcome"].clone()),
@@ -534,7 +541,7 @@ fn a_self_signed_certificate_is_tls_001_and_no_credential_is_sent() {
     assert_eq!(tls["subject"], tls["issuer"]);
     assert!(tls["not_after"].is_string(), "{tls}");
     // The request without credentials still ran; the credentials stayed home.
-    assert_eq!(run.one("http", None)["status"], 400);
+    assert_eq!(run.one("http", Some("post"))["status"], 400);
     assert_eq!(run.one("oauth", Some("token"))["skipped"], true);
     assert_eq!(run.diagnoses()[0], "SDWAN-TLS-001", "{:#}", run.report);
 }
@@ -592,7 +599,7 @@ fn a_server_clock_hours_off_is_time_001() {
     let port = tls_server(chain, key, 3 * 3600);
     let ca_pem = ca_file(&ca.pem);
     let run = probe(&url(port), &["--ca", ca_pem.path().to_str().unwrap()], None);
-    let offset = run.one("http", None)["offset_s"].as_f64().unwrap();
+    let offset = run.one("http", Some("post"))["offset_s"].as_f64().unwrap();
     assert!((offset - 10_800.0).abs() < 5.0, "{offset}");
     assert_eq!(run.diagnoses()[0], "SDWAN-TIME-001", "{:#}", run.report);
 }
@@ -768,4 +775,38 @@ fn a_url_with_credentials_in_it_is_refused_without_echoing_them() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("--client-id"), "{stderr}");
     assert!(!stderr.contains("hunter2") && !stderr.contains("admin"), "{stderr}");
+}
+
+/// What a wrong command line is told: what, and what to do instead; no
+/// traffic is sent for any of them.
+#[test]
+fn wrong_command_lines_say_what_to_do() {
+    let cases: &[&[&str]] = &[
+        &["probe", "ssm-onprem.test:8443"],
+        &["probe", "ftp://ssm-onprem.test"],
+        &["probe", "https://ssm-onprem.test:99999"],
+        &["probe", "https://ssm-onprem.test", "--resolve", "ssm-onprem.test"],
+        &[
+            "probe",
+            "https://ssm-onprem.test",
+            "--resolve",
+            "ssm-onprem.test:not-an-ip",
+        ],
+        &["probe", "https://ssm-onprem.test", "--timeout", "5 parsecs"],
+        &["probe", "https://ssm-onprem.test", "--timeout", "0s"],
+    ];
+    let mut shown = String::new();
+    for args in cases {
+        let out = triage()
+            .args(*args)
+            .env_remove("HTTPS_PROXY")
+            .timeout(Duration::from_secs(20))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let first = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or_default();
+        shown.push_str(&format!("triage {}\n  {first}\n", args.join(" ")));
+    }
+    insta::assert_snapshot!("probe_wrong_command_lines", shown);
 }
