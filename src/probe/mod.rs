@@ -411,8 +411,8 @@ pub(crate) fn run(options: &Options) -> Result<Vec<Record>, String> {
     if target.https {
         match &route {
             Some(route) => {
-                let (record, tls) = tls::check(&target, route, options);
-                records.push(record);
+                let (found, tls) = tls::check(&target, route, options);
+                records.extend(found);
                 session = tls;
             }
             None => records.push(Record::skipped("tls", None, &target.authority(), route_missing())),

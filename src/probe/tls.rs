@@ -65,6 +65,10 @@ impl Session {
 struct Seen {
     leaf: Option<Vec<u8>>,
     error: Option<rustls::Error>,
+    /// The name check on its own: webpki checks the name only once the
+    /// chain is trusted, so an untrusted certificate for another name
+    /// would hide the mismatch.
+    name_error: Option<rustls::Error>,
 }
 
 /// A verifier that records the real verification's result and the leaf,
@@ -93,6 +97,9 @@ impl ServerCertVerifier for Recorder {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         seen.leaf = Some(end_entity.to_vec());
         seen.error = result.as_ref().err().cloned();
+        seen.name_error = rustls::server::ParsedCertificate::try_from(end_entity)
+            .and_then(|parsed| rustls::client::verify_server_name(&parsed, server_name))
+            .err();
         if self.lenient {
             Ok(ServerCertVerified::assertion())
         } else {
@@ -168,7 +175,7 @@ fn config(provider: &Arc<CryptoProvider>, recorder: Arc<Recorder>) -> Arc<Client
     deprecated,
     reason = "rustls' ring provider has no post-quantum key exchange; aws-lc-rs, which has, needs cmake and a long build; ring's X25519 and P-256 are what servers offer too"
 )]
-pub(super) fn check(target: &Target, route: &Route, options: &Options) -> (Record, Option<Session>) {
+pub(super) fn check(target: &Target, route: &Route, options: &Options) -> (Vec<Record>, Option<Session>) {
     let mut r = Record::new("tls", &target.authority());
     r.port = Some(target.port);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -195,10 +202,10 @@ pub(super) fn check(target: &Target, route: &Route, options: &Options) -> (Recor
     let Ok(name) = ServerName::try_from(target.host.clone()) else {
         let r = r.result(false, "handshake_error");
         return (
-            Record {
+            vec![Record {
                 error: Some(format!("`{}` is neither a host name nor an address", target.host)),
                 ..r
-            },
+            }],
             None,
         );
     };
@@ -219,7 +226,7 @@ pub(super) fn check(target: &Target, route: &Route, options: &Options) -> (Recor
         Ok(pc) => pc,
         Err((outcome, e)) => {
             r.error = Some(e);
-            return (r.result(false, outcome), None);
+            return (vec![r.result(false, outcome)], None);
         }
     };
     r.protocol = Some(protocol);
@@ -230,7 +237,7 @@ pub(super) fn check(target: &Target, route: &Route, options: &Options) -> (Recor
     if verified {
         r.verify_code = Some(0);
         r.verify_error = Some("ok".to_string());
-        return (r.result(true, "ok"), Some(session));
+        return (vec![r.result(true, "ok")], Some(session));
     }
     let self_signed = leaf.as_ref().is_some_and(|l| l.self_signed);
     let (outcome, code, text) = match (&seen.error, roots_error) {
@@ -241,7 +248,22 @@ pub(super) fn check(target: &Target, route: &Route, options: &Options) -> (Recor
     r.verify_code = code;
     r.verify_error = Some(text.clone());
     r.error = Some(format!("certificate verify failed: {text}"));
-    (r.result(false, outcome), Some(session))
+    let mut records = vec![r.clone().result(false, outcome)];
+    // A name the certificate does not hold, hidden behind another failure:
+    // its own record (check `name`), as openssl would list both.
+    if let Some(e) = seen.name_error.as_ref().filter(|_| outcome != "name_mismatch") {
+        let (outcome, code, text) = verdict(e, target, self_signed, leaf.as_ref());
+        let mut name = Record {
+            check: Some("name"),
+            verify_code: code,
+            verify_error: Some(text.clone()),
+            error: Some(format!("certificate verify failed: {text}")),
+            ..r
+        };
+        name.time = super::now_rfc3339();
+        records.push(name.result(false, outcome));
+    }
+    (records, Some(session))
 }
 
 /// One handshake over a new connection on `route`: the protocol and cipher

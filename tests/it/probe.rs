@@ -285,11 +285,11 @@ impl Run {
         ids(&self.report)
     }
 
-    /// The records of one step (and check).
+    /// The records of one step and check (`None`: records without one).
     fn step(&self, probe: &str, check: Option<&str>) -> Vec<&Value> {
         self.records
             .iter()
-            .filter(|r| r["probe"] == probe && check.is_none_or(|c| r["check"] == c))
+            .filter(|r| r["probe"] == probe && r["check"] == check.map_or(Value::Null, Value::from))
             .collect()
     }
 
@@ -582,6 +582,26 @@ fn a_certificate_for_another_name_is_tls_002_with_the_names_it_holds() {
 }
 
 #[test]
+fn an_untrusted_certificate_for_another_name_shows_both_failures() {
+    // webpki checks the name only on a trusted chain: the probe checks it
+    // on its own too, as a second tls record.
+    let (chain, key, _) = self_signed(&["other-host.test"]);
+    let port = tls_server(chain, key, 0);
+    let run = probe(&url(port), &[], None);
+    assert_eq!(run.one("tls", None)["verify_code"], 18, "{:#?}", run.records);
+    let name = run.one("tls", Some("name"));
+    assert_eq!(
+        (name["verify_code"].clone(), name["outcome"].clone()),
+        (Value::from(62), Value::from("name_mismatch"))
+    );
+    let found = run.diagnoses();
+    assert!(
+        found.contains(&"SDWAN-TLS-001".to_string()) && found.contains(&"SDWAN-TLS-002".to_string()),
+        "{found:?}"
+    );
+}
+
+#[test]
 fn a_server_clock_hours_off_is_time_001() {
     let ca = Ca::new();
     let (chain, key) = ca.leaf(&[NAME], VALID);
@@ -603,7 +623,7 @@ fn a_closed_port_is_net_002_and_later_steps_say_why_they_were_skipped() {
     );
     for (probe, check) in [
         ("tls", None),
-        ("http", None),
+        ("http", Some("post")),
         ("oauth", Some("token")),
         ("oauth", Some("client")),
     ] {
