@@ -36,9 +36,14 @@ mod scan;
 // 8. The engine.
 /// Three-valued evaluation of the rules over a scan; batches of bundles.
 mod engine;
-// 9. Authoring commands.
+// 9. Authoring commands and live probes.
 /// Rule tests, events, scaffolds, the overlap lint and generated docs.
 mod authoring;
+/// `triage probe`: live checks of the path to SSM On-Prem and of the OAuth
+/// client, written as probe records and diagnosed with the engine (with
+/// the `probe` feature, on by default).
+#[cfg(feature = "probe")]
+mod probe;
 // 10. The service.
 /// `triage serve`: an HTTP service that diagnoses uploaded bundles
 /// (with the `serve` feature, on by default).

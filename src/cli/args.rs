@@ -272,6 +272,89 @@ pub(crate) struct DiagnoseArgs {
     pub all_inconclusive: bool,
 }
 
+/// The arguments of `probe`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ProbeArgs {
+    /// The SSM On-Prem URL the Manager uses, e.g. https://ssm-onprem.corp.example:8443
+    /// (the token endpoint is its /oauth/token).
+    #[arg(value_name = "URL")]
+    pub url: String,
+    /// Use this address for NAME instead of asking the resolver (like curl --resolve,
+    /// without the port), e.g. ssm-onprem.corp.example:10.106.66.55. Repeatable.
+    #[arg(long = "resolve", value_name = "NAME:ADDR", value_parser = parse_resolve)]
+    pub resolve: Vec<(String, std::net::IpAddr)>,
+    /// Trust the CA certificates in this PEM file instead of the system's.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// The time each step may take (connect, handshake, answer), e.g. 5s, 1500ms.
+    #[arg(long, value_name = "D", default_value = "5s", value_parser = parse_step_timeout)]
+    pub timeout: std::time::Duration,
+    /// Reach the server through this HTTP proxy's CONNECT (http://HOST:PORT);
+    /// default: the HTTPS_PROXY (or https_proxy) variable.
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
+    /// Ignore HTTPS_PROXY: connect directly.
+    #[arg(long, conflicts_with = "proxy")]
+    pub no_proxy: bool,
+    /// The Client ID of the API Toolkit client the Manager uses. With --user, the
+    /// token request is made; the secret comes from TRIAGE_CLIENT_SECRET, else a prompt.
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
+    /// The on-prem user the Manager signs in with; the password comes from
+    /// TRIAGE_PASSWORD, else a prompt.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Also write the records to DIR/probes.json (one JSON object per line), for
+    /// `triage diagnose DIR` or a support case.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Output format of the diagnosis.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+    /// Rules to diagnose the records with.
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    /// Lint levels.
+    #[command(flatten)]
+    pub lints: LintArgs,
+    /// Colour.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+/// `--resolve NAME:ADDR` (an IPv6 address may stand in brackets).
+fn parse_resolve(s: &str) -> Result<(String, std::net::IpAddr), String> {
+    let (name, addr) = s
+        .split_once(':')
+        .ok_or_else(|| format!("`{s}` is not NAME:ADDR, e.g. ssm.example:10.0.0.5"))?;
+    let addr = addr.trim_start_matches('[').trim_end_matches(']');
+    let ip = addr.parse().map_err(|_| format!("`{addr}` is not an IP address"))?;
+    if name.is_empty() {
+        return Err(format!("`{s}` names no host before the `:`"));
+    }
+    Ok((name.to_string(), ip))
+}
+
+/// `--timeout` of probe: a duration such as 5s, 1500ms or 1m (a bare number is seconds).
+fn parse_step_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration such as 5s or 1500ms"))?;
+    let seconds = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("`{}` is not a unit: use ms, s or m, e.g. 5s", unit.trim())),
+    };
+    if !(0.001..=3600.0).contains(&seconds) {
+        return Err(format!("`{s}`: a step's timeout lies between 1ms and 1h"));
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
+}
+
 /// How long the service keeps finished jobs: `--retention`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Retention(Option<u32>);
@@ -530,6 +613,10 @@ pub(crate) enum Command {
     /// Run the triage service: bundles uploaded over HTTP are diagnosed by
     /// a pool of workers; jobs and results are kept in SQLite under --data.
     Serve(Box<ServeArgs>),
+    /// Check the path from this host to SSM On-Prem (DNS, TCP, proxy, TLS, the
+    /// token endpoint) and, with credentials, the OAuth client itself; the results
+    /// are probe records, diagnosed at once with the rules.
+    Probe(Box<ProbeArgs>),
     /// Print a shell completion script, e.g. `triage completions bash > /etc/bash_completion.d/triage`.
     Completions {
         /// The shell.

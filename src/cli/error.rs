@@ -106,6 +106,15 @@ pub(crate) enum CliError {
     #[cfg(not(feature = "serve"))]
     #[error("this triage was built without the HTTP service; build it with the `serve` feature (on by default) to run `triage serve`")]
     ServeNotBuilt,
+    /// `probe` could not run: its URL, a secret that could not be read, or
+    /// its output directory; the message says which (never a credential).
+    #[cfg(feature = "probe")]
+    #[error("{0}")]
+    Probe(String),
+    /// `probe` in a binary built without the `probe` feature.
+    #[cfg(not(feature = "probe"))]
+    #[error("this triage was built without live probes; build it with the `probe` feature (on by default) to run `triage probe`")]
+    ProbeNotBuilt,
 }
 
 /// The names of a rule's tests, as `explain --test` takes them.

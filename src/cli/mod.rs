@@ -47,6 +47,7 @@ fn dispatch(command: &Command, out: &mut dyn Write) -> Result<ExitCode, CliError
         Command::Completions { shell } => commands::completions::run(*shell, out),
         Command::Man { out: dir } => commands::man::run(dir.as_ref(), out),
         Command::Serve(args) => commands::serve::run(args, out),
+        Command::Probe(args) => commands::probe::run(args, out),
     }?;
     // What is still buffered meets a closed pipe here, not when the lock
     // is dropped (where a failure would go unseen). A command that got

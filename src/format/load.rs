@@ -59,6 +59,7 @@ pub(crate) fn load_format(path: &str, text: Arc<str>) -> (Option<Format>, FilePr
 struct FormatKeys {
     name: Option<SourceText>,
     title: Option<String>,
+    description: Option<String>,
     kind: FormatKind,
     paths: Vec<SourceText>,
     sniff: Option<SourceText>,
@@ -79,11 +80,12 @@ struct FormatKeys {
 fn read_keys(r: &mut TableReader<'_>) -> FormatKeys {
     let name = r.string("name", true);
     let title = r.plain_string("title", false);
-    let _description = r.plain_string("description", false);
+    let description = r.plain_string("description", false);
     let kind = read_kind(r);
     FormatKeys {
         name,
         title,
+        description,
         kind,
         paths: r.string_list("paths"),
         sniff: r.string("sniff", false),
@@ -151,6 +153,7 @@ fn read_format(path: &str, file: &str, table: &toml_edit::Table, problems: &mut 
     let format = Format {
         name: name.text.clone(),
         title: keys.title.unwrap_or_else(|| name.text.clone()),
+        description: keys.description,
         kind,
         paths: keys.paths.iter().map(|p| p.text.clone()).collect(),
         globs,

@@ -225,6 +225,8 @@ pub struct Format {
     pub name: String,
     /// A human title.
     pub title: String,
+    /// What the format's records hold, in Markdown (the docs' page shows it).
+    pub description: Option<String>,
     /// Lines or JSON.
     pub kind: FormatKind,
     /// Path globs as written.

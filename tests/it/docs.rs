@@ -191,3 +191,27 @@ fn the_language_page_lists_placeholders_filters_and_order() {
         assert!(page.contains(needle), "{needle} in:\n{page}");
     }
 }
+
+/// A format's `description` leads its page: the probe record reference,
+/// which names every field the `probes` format declares.
+#[test]
+fn the_probes_page_documents_every_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let pages = generate(dir.path());
+    let page = &pages["formats/probes.md"];
+    let reference = &page[..page.find("## Files").expect("the files section")];
+    assert!(reference.contains("| key | steps | meaning |"), "{page}");
+    let fields = &page[page.find("## Fields").unwrap()..];
+    let declared: Vec<&str> = fields
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .collect();
+    assert!(declared.len() > 20, "{declared:?}");
+    for field in declared {
+        assert!(
+            reference.contains(&format!("`{field}`")),
+            "the reference misses `{field}`"
+        );
+    }
+}

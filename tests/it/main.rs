@@ -33,6 +33,8 @@ mod layers;
 mod newcomer_messages;
 mod oauth_matrix;
 mod prefilter;
+#[cfg(feature = "probe")]
+mod probe;
 mod properties;
 mod redaction;
 mod regressions;

@@ -560,6 +560,9 @@ fn alternatives_section(kb: &KnowledgeBase, rule: &Rule, out: &mut String) {
 fn format_page(kb: &KnowledgeBase, f: &Format) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# Source `{}`\n\n{}\n", f.name, f.title);
+    if let Some(description) = &f.description {
+        let _ = writeln!(out, "{}\n", description.trim());
+    }
     let _ = writeln!(out, "## Files\n");
     if f.paths.is_empty() {
         let _ = writeln!(out, "No path pattern: files are recognised by their content.");

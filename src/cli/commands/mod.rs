@@ -11,5 +11,6 @@ pub(super) mod events;
 pub(super) mod explain;
 pub(super) mod man;
 pub(super) mod new;
+pub(super) mod probe;
 pub(super) mod serve;
 pub(super) mod test;
