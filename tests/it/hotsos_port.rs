@@ -31,44 +31,9 @@ struct Waiting {
     inconclusive_in: &'static [&'static str],
 }
 
-const WAITING: &[Waiting] = &[
-    Waiting {
-        rule: "HOTSOS-JUJU-CHARM-UNIT-CHECKS-UNITS-HAVE-LEADERSHIP-ERRORS",
-        feature: "(a) a query filtered by the collection time (`recent = 'leadership within 168h of collection'`), for the message's applications",
-        values_wait_in: &[],
-        inconclusive_in: &[],
-    },
-    Waiting {
-        rule: "HOTSOS-JUJU-CHARM-UNIT-CHECKS-UNITS-HAVE-TRACEBACKS",
-        feature: "(a) a query filtered by the collection time (`recent = 'tracebacks within 48h of collection'`), for the message's count and units",
-        values_wait_in: &["juju-charm_unit_checks_tracebacks"],
-        inconclusive_in: &[],
-    },
-    Waiting {
-        rule: "HOTSOS-MYSQL-LP2039444",
-        feature: "(d) `failed_add then not_allowed` by line order in one file (the second line has no time)",
-        values_wait_in: &[],
-        inconclusive_in: &[],
-    },
-    Waiting {
-        rule: "HOTSOS-OPENSTACK-NEUTRON-LP1979089",
-        feature: "(a) `count(bug_line within 48h of collection) >= 10 within 1h`",
-        values_wait_in: &[],
-        inconclusive_in: &[],
-    },
-    Waiting {
-        rule: "HOTSOS-OPENSTACK-OPENSTACK-CHARMS-NOVA-CC-SSH-KNOWN-HOSTS-FAIL",
-        feature: "(a) a query filtered by the collection time (`recent = 'keyscan within 168h of collection'`), for the message's addresses",
-        values_wait_in: &[],
-        inconclusive_in: &[],
-    },
-    Waiting {
-        rule: "HOTSOS-SYSTEM-RSYSLOG-READ-SYSLOG",
-        feature: "(b) `when_missing = \"no_hit\"` (hotsos raises nothing when no etc/rsyslog.d/*.conf exists)",
-        values_wait_in: &[],
-        inconclusive_in: &["system-rsyslog-read-syslog-false"],
-    },
-];
+// Every faithful rule is in rules/: the features it waited for, (a) the
+// collection filter, (b) `when_missing`, (d) `then` by line order, are in.
+const WAITING: &[Waiting] = &[];
 
 fn hotsos_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hotsos")
