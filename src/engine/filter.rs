@@ -78,6 +78,13 @@ fn filter(m: &mut QueryMatches, (lo, hi): (i64, i64), collected: i64) {
     m.times.retain(inside);
     m.count = m.times.len() as u64;
     m.evidence.retain(|e| e.time.as_ref().is_some_and(inside));
+    // The newest kept, in the order of their times (completed now): the
+    // first is what `{q.field}` states.
+    let resolved = |e: &crate::scan::MatchedRecord| e.time.and_then(|t| t.resolve(Some(collected)));
+    m.evidence.sort_by_key(|e| std::cmp::Reverse(resolved(e)));
+    m.evidence.truncate(crate::scan::EVIDENCE_CAP);
+    m.evidence
+        .sort_by(|a, b| (resolved(a), &a.file, a.line).cmp(&(resolved(b), &b.file, b.line)));
     m.distinct = std::mem::take(&mut m.dated_fields)
         .into_iter()
         .map(|(f, values)| (f, values_inside(values, &inside)))

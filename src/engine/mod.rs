@@ -1878,16 +1878,22 @@ impl Evaluation<'_> {
             .map(|(file, line, _, _)| (file, line))
             .collect();
         let (file, line) = late.first()?;
+        // Only each file's last record and the kept evidence are looked at,
+        // not every record: a count of those is a lower bound.
+        let count = match late.len() {
+            1 => "a record lies".to_string(),
+            n => format!("at least {n} records lie"),
+        };
+        let advice = match collection.source {
+            CollectionSource::Option => "",
+            _ => "; pass --collected-at to set it",
+        };
         Some(ReportWarning {
             path: Some(file.to_string()),
             message: format!(
-                "{} after the collection time {} ({}), the first at {file}:{line}: \
+                "{count} after the collection time {} ({}), for example {file}:{line}: \
                  a clock is wrong or that file was collected later, and windows measured from the \
-                 collection time may be wrong; pass --collected-at to set it",
-                match late.len() {
-                    1 => "1 record lies".to_string(),
-                    n => format!("{n} records lie"),
-                },
+                 collection time may be wrong{advice}",
                 format_time(collection.micros),
                 collection.describe(),
             ),

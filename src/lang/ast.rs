@@ -124,7 +124,7 @@ pub struct Query {
 }
 
 /// `within D of collection` after a query: only its matches from D before
-/// the collection time up to a little after it.
+/// the collection time on, with no end (a record stamped after it counts).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CollectionFilter {
     /// The window in microseconds (0 when the duration did not read).

@@ -1059,6 +1059,19 @@ static COMPILED: LazyLock<Vec<Regex>> = LazyLock::new(|| {
 /// its span in `text` and its advice.
 pub(crate) fn habit_at(text: &str, pos: usize) -> Option<(Range<usize>, Advice)> {
     for (habit, re) in HABITS.iter().zip(COMPILED.iter()) {
+        // A single-quoted string is the one the error starts at: matched
+        // from there, not paired with an apostrophe earlier in the text
+        // (`"it's" and program == 'cron'`).
+        if habit.name == "single_quotes" {
+            if let Some(c) = re
+                .captures_at(text, pos)
+                .filter(|c| c.get(0).is_some_and(|m| m.start() == pos))
+            {
+                let span = c.name("at").map_or(c.get(0).expect("match").range(), |m| m.range());
+                return Some((span, (habit.advice)(&c)));
+            }
+            continue;
+        }
         for c in re.captures_iter(text) {
             let whole = c.get(0).expect("match");
             // The error is inside the habit, or at the next word after it
@@ -1068,11 +1081,6 @@ pub(crate) fn habit_at(text: &str, pos: usize) -> Option<(Range<usize>, Advice)>
                 continue;
             }
             if habit.name == "function_call" && NOT_CALLS.contains(&cap(&c, "fn")) {
-                continue;
-            }
-            // Two apostrophes in strings ("it's", "don't") enclose no
-            // single-quoted string: only one that the error starts at is.
-            if habit.name == "single_quotes" && c.name("at").is_some_and(|m| m.start() != pos) {
                 continue;
             }
             let span = c.name("at").map_or(whole.range(), |m| m.range());
@@ -1085,6 +1093,14 @@ pub(crate) fn habit_at(text: &str, pos: usize) -> Option<(Range<usize>, Advice)>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_single_quoted_string_after_an_apostrophe_is_still_found() {
+        let text = r#"syslog where message contains "it's" and program == 'cron'"#;
+        let pos = text.find("'cron'").unwrap();
+        let (span, _) = habit_at(text, pos).expect("the single-quote habit");
+        assert_eq!(&text[span], "'cron'");
+    }
 
     #[test]
     fn like_patterns_become_the_test_that_means_the_same() {

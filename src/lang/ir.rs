@@ -163,7 +163,7 @@ pub struct CompiledQuery {
     /// and time is kept, for the queries of a `then` only.
     pub needs_order: bool,
     /// `within D of collection` (D in microseconds): only the matches
-    /// from D before the collection time to a little after it count. The
+    /// from D before the collection time on (no end) count. The
     /// collection time is known after the scan, so the scan keeps what
     /// the filter needs per match (times, the times of each counted value,
     /// the newest matches as evidence) and the engine filters.

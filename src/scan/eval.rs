@@ -14,7 +14,7 @@ use super::unexplained::{LeveledRecord, TemplateKey, FILE_TEMPLATE_CAP};
 use super::{FileScan, GlobalQuery, MatchedRecord, Scanner, DISTINCT_CAP, EVIDENCE_CAP, LEVEL_HIT};
 use crate::format::{FieldValue, Format, LazyFields, Levels};
 use crate::lang::{CPred, FieldRef, ListField};
-use crate::time::RecordTime;
+use crate::time::{Completeness, RecordTime};
 use crate::value::Value;
 
 impl Scanner<'_> {
@@ -145,12 +145,19 @@ impl Scanner<'_> {
                 // Untimed matches are outside the filter: nothing to keep.
                 let Some(t) = view.time() else { continue };
                 add_dated(entry, q, &view, &found, t, &mut scan.distinct_text);
-                // Not worth building when as many newer ones are kept.
-                let newer = (entry.evidence.iter())
-                    .filter(|e| e.time.is_some_and(|k| k.micros > t.micros))
-                    .count();
-                if newer >= EVIDENCE_CAP {
-                    continue;
+                // Not worth building when as many newer ones are kept
+                // (complete times only: a time without a year is ranked
+                // once the collection time completes it).
+                if t.completeness == Completeness::Full {
+                    let newer = (entry.evidence.iter())
+                        .filter(|e| {
+                            e.time
+                                .is_some_and(|k| k.completeness == Completeness::Full && k.micros > t.micros)
+                        })
+                        .count();
+                    if newer >= EVIDENCE_CAP {
+                        continue;
+                    }
                 }
                 if entry.evidence.len() >= 2 * EVIDENCE_CAP {
                     super::outcome::keep_newest(&mut entry.evidence);

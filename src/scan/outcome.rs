@@ -194,10 +194,29 @@ impl QueryMatches {
     }
 }
 
-/// Keeps the [`EVIDENCE_CAP`] records with the latest times.
-pub(super) fn keep_newest(evidence: &mut Vec<MatchedRecord>) {
-    evidence.sort_by_key(|e| std::cmp::Reverse(e.time.map(|t| t.micros)));
-    evidence.truncate(EVIDENCE_CAP);
+/// Keeps the newest records of a filtered query, before the collection
+/// time is known: the [`EVIDENCE_CAP`] latest complete times, and of the
+/// records whose time lacks a year or a date (which one is newer is known
+/// only once it is completed: `Dec 30` may be older than `Jan 1`) the
+/// [`EVIDENCE_CAP`] last lines of each file, as a log is written in order.
+pub(crate) fn keep_newest(evidence: &mut Vec<MatchedRecord>) {
+    let full = |e: &MatchedRecord| e.time.is_some_and(|t| t.completeness == Completeness::Full);
+    let (mut complete, mut partial): (Vec<MatchedRecord>, Vec<MatchedRecord>) = evidence.drain(..).partition(full);
+    complete.sort_by_key(|e| std::cmp::Reverse(e.time.map(|t| t.micros)));
+    complete.truncate(EVIDENCE_CAP);
+    partial.sort_by(|a, b| (&a.file, std::cmp::Reverse(a.line)).cmp(&(&b.file, std::cmp::Reverse(b.line))));
+    let mut kept_in_file = 0;
+    let mut last_file: Option<String> = None;
+    partial.retain(|e| {
+        if last_file.as_deref() != Some(e.file.as_str()) {
+            last_file = Some(e.file.clone());
+            kept_in_file = 0;
+        }
+        kept_in_file += 1;
+        kept_in_file <= EVIDENCE_CAP
+    });
+    *evidence = complete;
+    evidence.extend(partial);
 }
 
 /// A set of values, or values with their times: what [`merge_distinct`]

@@ -326,3 +326,31 @@ fn a_query_defined_from_another_is_an_alias_or_a_filter_of_it() {
         "hit"
     );
 }
+
+/// Times without a year are ranked only once completed: the newest matches
+/// of a filtered query across the new year are those of 1 January, not the
+/// 25 of 30 December that a year-2000 reading would put later.
+#[test]
+fn the_newest_matches_across_a_year_boundary_are_kept_as_evidence() {
+    let mut log = String::new();
+    for i in 0..25 {
+        log.push_str(&format!("Dec 30 10:00:{i:02} host{i} old{i}: job failed\n"));
+    }
+    for i in 1..=5 {
+        log.push_str(&format!("Jan  1 10:00:0{i} newhost{i} new{i}: job failed\n"));
+    }
+    let out = common::run(
+        &[],
+        "count(recent) >= 1",
+        &[
+            ("fail", r#"syslog where message contains "failed""#),
+            ("recent", "fail within 1d of collection"),
+        ],
+        "{recent.count} recent, first {recent.host}",
+        &[("var/log/messages", log)],
+        Some("2024-01-01T12:00:00Z"),
+    );
+    assert_eq!(out.hit, "hit");
+    assert!(out.message.starts_with("5 recent, first newhost1"), "{}", out.message);
+    assert_eq!(out.evidence.len(), 5, "{:?}", out.evidence);
+}

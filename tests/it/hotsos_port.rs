@@ -4,12 +4,10 @@
 //! must give the same answer: the rules that hotsos raises fire with the key
 //! values of hotsos's message, the scenario's other rules do not fire.
 //!
-//! Where the language cannot yet say what hotsos's scenario says, the
-//! faithful rule waits in `examples/hotsos/waiting/` for the feature it
-//! needs, and `WAITING` below names it; the approximation in `rules/` still
-//! gives hotsos's answer on hotsos's test, and where it cannot state the
-//! same values the check of those values waits too (and this test says so
-//! in its output).
+//! `examples/hotsos/rules/triage.toml` drops the built-in SD-WAN rules (the
+//! built-in formats `syslog` and `date` stay), and every ported rule says
+//! `when_missing = "no_hit"`: a scenario whose input is absent raises
+//! nothing, as in hotsos, so none may be inconclusive.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -17,23 +15,6 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::common::{json_exiting, triage};
-
-/// A scenario whose faithful rule waits in `waiting/` for a feature.
-struct Waiting {
-    rule: &'static str,
-    /// The feature it waits for.
-    feature: &'static str,
-    /// The corpus cases whose key values the approximation cannot state
-    /// (their outcome is still checked).
-    values_wait_in: &'static [&'static str],
-    /// The corpus cases where the approximation is inconclusive (its input is
-    /// missing) where hotsos raises nothing.
-    inconclusive_in: &'static [&'static str],
-}
-
-// Every faithful rule is in rules/: the features it waited for, (a) the
-// collection filter, (b) `when_missing`, (d) `then` by line order, are in.
-const WAITING: &[Waiting] = &[];
 
 fn hotsos_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hotsos")
@@ -57,10 +38,6 @@ fn name_of(case: &Path) -> String {
         .into_owned()
 }
 
-fn waiting(rule: &str) -> Option<&'static Waiting> {
-    WAITING.iter().find(|w| w.rule == rule)
-}
-
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
@@ -68,8 +45,8 @@ fn strings(v: &Value) -> Vec<String> {
 }
 
 /// What is wrong with triage's report on one case, measured against what
-/// hotsos's test expects; notes of what waits go to `notes`.
-fn compare(case: &str, expected: &Value, report: &Value, notes: &mut Vec<String>) -> Vec<String> {
+/// hotsos's test expects.
+fn compare(expected: &Value, report: &Value) -> Vec<String> {
     let mut wrong = Vec::new();
     let rules: BTreeSet<String> = strings(&expected["rules"]).into_iter().collect();
     let outcome = |key: &str| -> BTreeSet<String> {
@@ -96,13 +73,7 @@ fn compare(case: &str, expected: &Value, report: &Value, notes: &mut Vec<String>
         wrong.push(format!("{rule} fired; hotsos raises nothing from it"));
     }
     for rule in &inconclusive {
-        match waiting(rule) {
-            Some(w) if w.inconclusive_in.contains(&case) => notes.push(format!(
-                "{case}: {rule} is inconclusive where hotsos raises nothing; waits for {}",
-                w.feature
-            )),
-            _ => wrong.push(format!("{rule} is inconclusive: the bundle lacks its input")),
-        }
+        wrong.push(format!("{rule} is inconclusive, where hotsos raises nothing"));
     }
     for r in &raised {
         let rule = r["rule"].as_str().unwrap_or_default();
@@ -122,15 +93,10 @@ fn compare(case: &str, expected: &Value, report: &Value, notes: &mut Vec<String>
                 None => !message.contains(v.as_str()),
             })
             .collect();
-        if missing.is_empty() {
-            continue;
-        }
-        match waiting(rule) {
-            Some(w) if w.values_wait_in.contains(&case) => notes.push(format!(
-                "{case}: {rule} fires as hotsos's does, but its message cannot yet state {missing:?} (\"{message}\"); waits for {}",
-                w.feature
-            )),
-            _ => wrong.push(format!("{rule}: its message \"{message}\" breaks the key values {missing:?}")),
+        if !missing.is_empty() {
+            wrong.push(format!(
+                "{rule}: its message \"{message}\" breaks the key values {missing:?}"
+            ));
         }
     }
     wrong
@@ -146,8 +112,6 @@ fn every_hotsos_test_gives_hotsos_answer() {
         cases.len()
     );
     let bundles: Vec<String> = cases.iter().map(|c| c.join("bundle").display().to_string()).collect();
-    // Without `--no-builtin`, which would drop the built-in formats `syslog`
-    // and `date` too: the built-in rules run beside, and are left out below.
     let mut args = vec!["diagnose", "--rules", "examples/hotsos/rules", "--format", "json"];
     args.extend(bundles.iter().map(String::as_str));
     let reports = json_exiting(&args, 1);
@@ -155,53 +119,14 @@ fn every_hotsos_test_gives_hotsos_answer() {
     assert_eq!(reports.len(), cases.len());
 
     let mut wrong = Vec::new();
-    let mut notes = Vec::new();
     for (case, report) in cases.iter().zip(reports) {
         let name = name_of(case);
         let expected: Value =
             serde_json::from_str(&std::fs::read_to_string(case.join("expected.json")).expect("readable"))
                 .expect("expected.json is JSON");
-        wrong.extend(
-            compare(&name, &expected, report, &mut notes)
-                .into_iter()
-                .map(|w| format!("{name}: {w}")),
-        );
-    }
-    for w in WAITING {
-        println!("waiting: {} for {}", w.rule, w.feature);
-    }
-    for n in &notes {
-        println!("{n}");
+        wrong.extend(compare(&expected, report).into_iter().map(|w| format!("{name}: {w}")));
     }
     assert!(wrong.is_empty(), "triage and hotsos disagree:\n{}", wrong.join("\n"));
-}
-
-#[test]
-fn each_waiting_rule_is_listed_and_stands_beside_its_approximation() {
-    let dir = hotsos_dir();
-    let waiting_dir = dir.join("waiting");
-    let mut found = BTreeSet::new();
-    for entry in walk(&waiting_dir) {
-        let rel = entry.strip_prefix(&waiting_dir).expect("under waiting/");
-        assert!(
-            dir.join("rules").join(rel).exists(),
-            "waiting/{} has no approximation at rules/{}",
-            rel.display(),
-            rel.display()
-        );
-        let text = std::fs::read_to_string(&entry).expect("readable");
-        let id = text
-            .lines()
-            .find_map(|l| l.strip_prefix("id = \""))
-            .and_then(|l| l.strip_suffix('"'))
-            .unwrap_or_else(|| panic!("{}: no id", entry.display()));
-        found.insert(id.to_string());
-    }
-    let listed: BTreeSet<String> = WAITING.iter().map(|w| w.rule.to_string()).collect();
-    assert_eq!(
-        found, listed,
-        "the rules in examples/hotsos/waiting/ and the WAITING list differ: a rule moved into rules/ leaves the list"
-    );
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
