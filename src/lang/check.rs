@@ -146,6 +146,9 @@ struct Compiler<'a> {
     /// Named queries being compiled, innermost last: one defined from
     /// another must not lead back to itself.
     compiling: Vec<String>,
+    /// A query that filters a named one by `within D of collection`, with
+    /// that name: a match of the filtered query is a match of its base.
+    filtered_base: HashMap<QueryId, String>,
     /// `q within D of collection` written in the condition or the
     /// message, by its text with runs of blanks made one.
     filtered: HashMap<String, QueryId>,
@@ -171,6 +174,7 @@ impl<'a> Compiler<'a> {
             used_macros,
             unicode,
             compiling: Vec::new(),
+            filtered_base: HashMap::new(),
             filtered: HashMap::new(),
         }
     }
@@ -754,6 +758,9 @@ impl<'a> Compiler<'a> {
         self.compiling.pop();
         self.redirect = saved;
         let id = id?;
+        if filter.is_some() {
+            self.filtered_base.insert(id, ident.name.clone());
+        }
         if filter.is_none() {
             if let Some(e) = self.named.get_mut(&ident.name) {
                 e.compiled = Some(id);
@@ -1502,6 +1509,10 @@ impl<'a> Compiler<'a> {
             return;
         }
         let name = self.queries[q].name.clone();
+        // A guaranteed match of a filter of `q` is a match of `q`.
+        if guaranteed.iter().any(|g| self.filtered_base.get(g) == Some(&name)) {
+            return;
+        }
         let what = if matches!(
             p,
             Placeholder::Count(_) | Placeholder::Tally(_, _, ListFilter::UniqueCount)

@@ -354,3 +354,31 @@ fn the_newest_matches_across_a_year_boundary_are_kept_as_evidence() {
     assert!(out.message.starts_with("5 recent, first newhost1"), "{}", out.message);
     assert_eq!(out.evidence.len(), 5, "{:?}", out.evidence);
 }
+
+/// A message may state a value of the query an inline filter narrows: a
+/// match of `fail within 1h of collection` is a match of `fail` (no W107),
+/// while a query the condition does not need still gets W107.
+#[test]
+fn a_filtered_match_guarantees_its_base_query_in_messages() {
+    let check = |message: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("t")).unwrap();
+        std::fs::write(dir.path().join("triage.toml"), "builtin_rules = false\n").unwrap();
+        std::fs::write(
+            dir.path().join("t/T-1.toml"),
+            format!(
+                "id = \"T-1\"\ntitle = \"t\"\nseverity = \"warning\"\nsummary = \"s\"\n\
+                 condition = 'count(fail within 1h of collection) >= 1'\nmessage = \"{message}\"\nremediation = \"r\"\n\
+                 [queries]\nfail = '''syslog where message contains \"failed\"'''\n\
+                 other = '''syslog where message contains \"x\"'''\n"
+            ),
+        )
+        .unwrap();
+        let out = common::triage().args(["check"]).arg(dir.path()).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let base = check("x {fail.program|counts}");
+    assert!(!base.contains("W107"), "{base}");
+    let other = check("x {other.program|counts}");
+    assert!(other.contains("W107"), "{other}");
+}
