@@ -304,6 +304,11 @@ pub(crate) struct ProbeArgs {
     /// TRIAGE_PASSWORD, else a prompt.
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
+    /// Skip the `oauth` `client` check, which sends the client's ID and secret with a
+    /// deliberately wrong password for --user (a failed sign-in that may count toward
+    /// an account lockout on SSM On-Prem); its record then says it was skipped.
+    #[arg(long)]
+    pub no_wrong_password_check: bool,
     /// Also write the records to DIR/probes.json (one JSON object per line), for
     /// `triage diagnose DIR` or a support case.
     #[arg(long, value_name = "DIR")]

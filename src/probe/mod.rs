@@ -64,14 +64,23 @@ pub(crate) struct Credentials {
 }
 
 impl Credentials {
-    /// The values to mask wherever text leaves the process.
-    fn values(&self) -> [&str; 4] {
-        [
-            self.client_id.expose(),
-            self.client_secret.expose(),
-            self.user.expose(),
-            self.password.expose(),
-        ]
+    /// The texts to mask wherever text leaves the process: each value as
+    /// it is, as the token request's body sends it (form-encoded: `p%40ss`
+    /// for `p@ss`), and JSON-escaped, as a server may echo any of them;
+    /// the longest first, so that a value holding another is masked whole.
+    fn masks(&self) -> Vec<String> {
+        let mut masks: Vec<String> = [&self.client_id, &self.client_secret, &self.user, &self.password]
+            .into_iter()
+            .map(Secret::expose)
+            .filter(|v| !v.is_empty())
+            .flat_map(|v| {
+                let json = serde_json::to_string(v).expect("a string always serialises");
+                [v.to_string(), http::form_encode(v), json[1..json.len() - 1].to_string()]
+            })
+            .collect();
+        masks.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        masks.dedup();
+        masks
     }
 }
 
@@ -90,6 +99,9 @@ pub(crate) struct Options {
     pub proxy: Option<String>,
     /// The credentials of the token request, when given.
     pub credentials: Option<Credentials>,
+    /// Whether to run the `oauth` `client` check, which sends a
+    /// deliberately wrong password (`--no-wrong-password-check`: not).
+    pub wrong_password_check: bool,
     /// Why there are no credentials (what is missing), when there are none.
     pub credentials_missing: Option<String>,
 }
@@ -218,6 +230,7 @@ impl Record {
     fn scrub(&mut self, secrets: &[&str]) {
         let Record {
             target,
+            time,
             reason,
             error,
             error_description,
@@ -242,6 +255,7 @@ impl Record {
             }
         };
         mask(target);
+        mask(time);
         for field in [
             reason,
             error,
@@ -310,23 +324,7 @@ impl Target {
         if authority.contains('@') {
             return Err("the URL holds a user name or password: give them with --client-id, --user and the TRIAGE_CLIENT_SECRET / TRIAGE_PASSWORD variables instead".to_string());
         }
-        let default_port = if https { 443 } else { 80 };
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (host, after) = v6
-                .split_once(']')
-                .ok_or_else(|| format!("`{authority}`: an IPv6 address needs its closing `]`"))?;
-            let port = match after.strip_prefix(':') {
-                Some(p) => parse_port(p)?,
-                None if after.is_empty() => default_port,
-                None => return Err(format!("`{authority}`: unexpected `{after}` after the address")),
-            };
-            (host.to_string(), port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((host, port)) => (host.to_string(), parse_port(port)?),
-                None => (authority.to_string(), default_port),
-            }
-        };
+        let (host, port) = host_port(authority, if https { 443 } else { 80 }, parse_port)?;
         if host.is_empty() {
             return Err(format!("`{}` names no host", printable_url(url)));
         }
@@ -353,6 +351,14 @@ impl Target {
         }
     }
 
+    /// The URL as it may be printed: scheme, host, port and path, never
+    /// the query or fragment given (they may hold anything).
+    pub(crate) fn shown(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        let path = self.token_path.strip_suffix("/oauth/token").unwrap_or(&self.token_path);
+        format!("{scheme}://{}{path}", self.authority())
+    }
+
     /// The token endpoint's URL.
     fn token_url(&self) -> String {
         let scheme = if self.https { "https" } else { "http" };
@@ -360,8 +366,45 @@ impl Target {
     }
 }
 
-/// A URL as it may be printed: without what stands before an `@`.
+/// A proxy URL as it may be printed: its `host:port` alone, without a
+/// scheme, path or user info.
+pub(crate) fn proxy_shown(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host)
+        .to_string()
+}
+
+/// `host[:port]` or `[v6][:port]`: the host without brackets and the
+/// port (`default` when none is given; `port` reads one).
+fn host_port(
+    authority: &str,
+    default: u16,
+    port: impl Fn(&str) -> Result<u16, String>,
+) -> Result<(String, u16), String> {
+    if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6
+            .split_once(']')
+            .ok_or_else(|| format!("`{authority}`: an IPv6 address needs its closing `]`"))?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => port(p)?,
+            None if after.is_empty() => default,
+            None => return Err(format!("`{authority}`: unexpected `{after}` after the address")),
+        };
+        return Ok((host.to_string(), port));
+    }
+    match authority.rsplit_once(':') {
+        Some((host, p)) => Ok((host.to_string(), port(p)?)),
+        None => Ok((authority.to_string(), default)),
+    }
+}
+
+/// A URL as it may be printed: without what stands before an `@`, nor
+/// its query or fragment.
 fn printable_url(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or(url);
     match (url.split_once("://"), url.rfind('@')) {
         (Some((scheme, _)), Some(at)) => format!("{scheme}://…{}", &url[at..]),
         _ => url.to_string(),
@@ -451,7 +494,8 @@ pub(crate) fn run(options: &Options) -> Result<Vec<Record>, String> {
         }
     }
     if let Some(credentials) = &options.credentials {
-        let secrets = credentials.values();
+        let masks = credentials.masks();
+        let secrets: Vec<&str> = masks.iter().map(String::as_str).collect();
         for r in &mut records {
             r.scrub(&secrets);
         }
@@ -502,6 +546,31 @@ mod tests {
         assert!(!e.contains("hunter2"), "{e}");
         assert!(Target::parse("ftp://x").is_err());
         assert!(Target::parse("https://x:99999").is_err());
+    }
+
+    #[test]
+    fn shown_urls_drop_the_query_and_fragment() {
+        let t = Target::parse("https://ssm.example:8443/base/?x=SECRET#frag").unwrap();
+        assert_eq!(t.shown(), "https://ssm.example:8443/base");
+        let t = Target::parse("http://[::1]/oauth/token?a=b").unwrap();
+        assert_eq!(t.shown(), "http://[::1]:80");
+        assert_eq!(printable_url("ssm.example?x=SECRET"), "ssm.example");
+    }
+
+    #[test]
+    fn masks_hold_the_encoded_forms() {
+        let secret = |v: &str| Secret::new(v.to_string());
+        let credentials = Credentials {
+            client_id: secret("id"),
+            client_secret: secret("a\"b"),
+            user: secret("u"),
+            password: secret("p@ss word"),
+        };
+        let masks = credentials.masks();
+        for form in ["p@ss word", "p%40ss+word", "a\"b", "a%22b", "a\\\"b"] {
+            assert!(masks.iter().any(|m| m == form), "{form}: {masks:?}");
+        }
+        assert!(masks.windows(2).all(|w| w[0].len() >= w[1].len()), "{masks:?}");
     }
 
     #[test]

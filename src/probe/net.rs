@@ -16,20 +16,61 @@ pub(super) enum Route {
 }
 
 impl Route {
-    /// A new connection to the server, with `timeout` on connect, reads and writes.
-    pub(super) fn open(&self, target: &Target, timeout: Duration) -> Result<TcpStream, String> {
+    /// A new connection to the server, opened (connect, and the proxy's
+    /// CONNECT) before `deadline`.
+    pub(super) fn open(&self, target: &Target, deadline: Instant) -> Result<TcpStream, String> {
         match self {
-            Route::Direct(addr) => connect(addr, timeout).map_err(|e| describe(&e).1),
-            Route::Proxy(proxy) => proxy.tunnel(target, timeout).map_err(|(_, _, text)| text),
+            Route::Direct(addr) => connect(addr, deadline).map_err(|e| describe(&e).1),
+            Route::Proxy(proxy) => proxy.tunnel(target, deadline).map_err(|(_, _, text)| text),
         }
     }
 }
 
-/// A connection to `addr` within `timeout`, reads and writes bounded too.
-fn connect(addr: &SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
-    let stream = TcpStream::connect_timeout(addr, timeout)?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
+/// A TCP stream whose every read and write ends by `deadline`: before
+/// each, the socket's timeout is set to the time left; once it has passed,
+/// they fail as timed out. A peer that trickles a byte now and then cannot
+/// keep a step going past its deadline.
+pub(super) struct Timed {
+    pub stream: TcpStream,
+    pub deadline: Instant,
+}
+
+impl Timed {
+    /// The time left, or a timed-out error.
+    fn left(&self) -> std::io::Result<Duration> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(ErrorKind::TimedOut, "the step's time is up"));
+        }
+        Ok(left)
+    }
+}
+
+impl Read for Timed {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.stream.set_read_timeout(Some(self.left()?))?;
+        self.stream.read(buf)
+    }
+}
+
+impl Write for Timed {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.stream.set_write_timeout(Some(self.left()?))?;
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.stream.flush()
+    }
+}
+
+/// A connection to `addr` before `deadline`.
+fn connect(addr: &SocketAddr, deadline: Instant) -> std::io::Result<TcpStream> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(std::io::Error::new(ErrorKind::TimedOut, "the step's time is up"));
+    }
+    let stream = TcpStream::connect_timeout(addr, left)?;
     stream.set_nodelay(true)?;
     Ok(stream)
 }
@@ -64,7 +105,7 @@ pub(super) fn tcp(
     let mut first = None;
     for addr in addresses {
         let start = Instant::now();
-        let result = connect(addr, timeout);
+        let result = connect(addr, start + timeout);
         let mut r = Record::new("tcp", &addr.to_string());
         r.address = Some(addr_text(addr));
         r.port = Some(addr.port());
@@ -93,7 +134,8 @@ pub(crate) struct Proxy {
 }
 
 impl Proxy {
-    /// Parses `http://host[:port]` (port 3128 by default; `host:port` alone too).
+    /// Parses `http://host[:port]` (port 3128 by default; `host:port` alone
+    /// too; an IPv6 address in brackets).
     pub(super) fn parse(url: &str) -> Result<Proxy, String> {
         let rest = match url.split_once("://") {
             Some(("http" | "HTTP", rest)) => rest,
@@ -108,14 +150,10 @@ impl Proxy {
         if authority.contains('@') {
             return Err("the proxy URL holds a user name or password; triage does not send proxy credentials (probe through a proxy that needs none, or from a host with no proxy)".to_string());
         }
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
-                h.trim_matches(['[', ']']).to_string(),
-                p.parse::<u16>()
-                    .map_err(|_| format!("the proxy's port `{p}` is not a port number"))?,
-            ),
-            _ => (authority.trim_matches(['[', ']']).to_string(), 3128),
-        };
+        let (host, port) = super::host_port(authority, 3128, |p| {
+            p.parse::<u16>()
+                .map_err(|_| format!("the proxy's port `{p}` is not a port number"))
+        })?;
         if host.is_empty() {
             return Err("the proxy URL names no host".to_string());
         }
@@ -131,9 +169,9 @@ impl Proxy {
         }
     }
 
-    /// A CONNECT tunnel to the target; on failure the outcome word, the
-    /// proxy's status (when it answered) and the text.
-    fn tunnel(&self, target: &Target, timeout: Duration) -> Result<TcpStream, (&'static str, Option<u16>, String)> {
+    /// A CONNECT tunnel to the target, opened before `deadline`; on failure
+    /// the outcome word, the proxy's status (when it answered) and the text.
+    fn tunnel(&self, target: &Target, deadline: Instant) -> Result<TcpStream, (&'static str, Option<u16>, String)> {
         let addr = (self.host.as_str(), self.port)
             .to_socket_addrs()
             .map_err(|e| {
@@ -145,7 +183,7 @@ impl Proxy {
             })?
             .next()
             .ok_or_else(|| ("unresolved", None, format!("could not resolve proxy {}", self.host)))?;
-        let mut stream = connect(&addr, timeout).map_err(|e| {
+        let stream = connect(&addr, deadline).map_err(|e| {
             let (outcome, text) = describe(&e);
             (outcome, None, format!("proxy {}", text))
         })?;
@@ -159,8 +197,10 @@ impl Proxy {
             };
             (outcome, None, format!("CONNECT through the proxy: {e}"))
         };
-        stream.write_all(request.as_bytes()).map_err(io)?;
-        let head = read_head(&mut stream).map_err(io)?;
+        let mut timed = Timed { stream, deadline };
+        timed.write_all(request.as_bytes()).map_err(io)?;
+        let head = read_head(&mut timed).map_err(io)?;
+        let stream = timed.stream;
         let status =
             status_of(&head).ok_or_else(|| ("error", None, "the proxy's answer to CONNECT is not HTTP".to_string()))?;
         match status {
@@ -187,7 +227,7 @@ impl Proxy {
 /// The `proxy` step: a CONNECT to the target through the proxy.
 pub(super) fn check_proxy(proxy: &Proxy, target: &Target, timeout: Duration) -> Record {
     let start = Instant::now();
-    let result = proxy.tunnel(target, timeout);
+    let result = proxy.tunnel(target, start + timeout);
     let mut r = Record::new("proxy", &target.authority());
     r.proxy = Some(proxy.authority());
     r.method = Some("CONNECT");
@@ -215,8 +255,9 @@ pub(super) fn status_of(head: &[u8]) -> Option<u16> {
 }
 
 /// Reads up to the blank line that ends a response head (at most 16 KiB),
-/// one byte at a time so that nothing of the tunnel after it is consumed.
-fn read_head(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+/// one byte at a time so that nothing of the tunnel after it is consumed;
+/// all of it before the stream's deadline.
+fn read_head(stream: &mut Timed) -> std::io::Result<Vec<u8>> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") && !head.ends_with(b"\n\n") {
@@ -234,4 +275,23 @@ fn read_head(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
         }
     }
     Ok(head)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Proxy;
+
+    #[test]
+    fn proxy_urls() {
+        let parsed = |url: &str| Proxy::parse(url).map(|p| (p.host, p.port));
+        assert_eq!(parsed("http://[::1]"), Ok(("::1".to_string(), 3128)));
+        assert_eq!(parsed("http://[::1]:8080/"), Ok(("::1".to_string(), 8080)));
+        assert_eq!(parsed("[fe80::2]:3129"), Ok(("fe80::2".to_string(), 3129)));
+        assert_eq!(parsed("http://proxy.corp:8080"), Ok(("proxy.corp".to_string(), 8080)));
+        assert_eq!(parsed("proxy.corp"), Ok(("proxy.corp".to_string(), 3128)));
+        assert!(parsed("http://[::1").unwrap_err().contains("`]`"));
+        assert!(parsed("http://[::1]x").is_err());
+        assert!(parsed("http://[::1]:port").unwrap_err().contains("`port`"));
+        assert_eq!(Proxy::parse("http://[::1]").unwrap().authority(), "[::1]:3128");
+    }
 }

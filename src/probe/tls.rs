@@ -6,7 +6,6 @@
 //! credentials still run; the credentials go only over a verified
 //! connection ([`Session::strict`]).
 
-use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -17,7 +16,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use super::net::Route;
+use super::net::{Route, Timed};
 use super::{millis, Options, Record, Target};
 
 /// Where the system keeps its CA certificates (Debian, RHEL, Alpine, SUSE).
@@ -39,12 +38,13 @@ pub(super) struct Session {
     name: ServerName<'static>,
 }
 
-/// A TLS stream over TCP.
-pub(super) type Stream = rustls::StreamOwned<ClientConnection, TcpStream>;
+/// A TLS stream over TCP, bounded by the TCP stream's deadline (the
+/// handshake, then the request and its answer).
+pub(super) type Stream = rustls::StreamOwned<ClientConnection, Timed>;
 
 impl Session {
     /// A TLS client over `tcp`: verifying (`strict`) or not.
-    pub(super) fn wrap(&self, tcp: TcpStream, strict: bool) -> Result<Stream, String> {
+    pub(super) fn wrap(&self, tcp: Timed, strict: bool) -> Result<Stream, String> {
         let config = if strict {
             self.strict.clone().ok_or("the certificate was not verified")?
         } else {
@@ -275,9 +275,15 @@ fn handshake(
     config: &Arc<ClientConfig>,
     name: &ServerName<'static>,
 ) -> Result<(String, String), (&'static str, String)> {
-    let mut tcp = route
-        .open(target, options.timeout)
+    let tcp = route
+        .open(target, Instant::now() + options.timeout)
         .map_err(|e| ("handshake_error", e))?;
+    // The handshake has a deadline of its own: a server that trickles its
+    // answer cannot keep it going.
+    let mut tcp = Timed {
+        stream: tcp,
+        deadline: Instant::now() + options.timeout,
+    };
     let mut conn =
         ClientConnection::new(config.clone(), name.clone()).map_err(|e| ("handshake_error", e.to_string()))?;
     while conn.is_handshaking() {

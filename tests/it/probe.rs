@@ -175,8 +175,19 @@ fn read_request(stream: &mut impl Read) -> Option<(String, String)> {
 
 /// A TLS server on a free loopback port answering as Doorkeeper; its
 /// `Date` header is `skew` seconds off.
-#[expect(deprecated, reason = "ring's provider, as triage's own TLS uses")]
 fn tls_server(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>, skew: i64) -> u16 {
+    tls_server_answering(chain, key, skew, doorkeeper)
+}
+
+/// A TLS server whose token endpoint answers with `token` (status, JSON)
+/// for a request body.
+#[expect(deprecated, reason = "ring's provider, as triage's own TLS uses")]
+fn tls_server_answering(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    skew: i64,
+    token: fn(&str) -> (u16, String),
+) -> u16 {
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .unwrap()
@@ -199,7 +210,7 @@ fn tls_server(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>, 
                     return;
                 };
                 let (status, json) = if head.starts_with("POST /oauth/token ") {
-                    doorkeeper(&body)
+                    token(&body)
                 } else if head.starts_with("GET /.well-known/oauth-authorization-server ") {
                     (200, METADATA.to_string())
                 } else {
@@ -265,6 +276,33 @@ fn proxy(tunnel: bool) -> u16 {
     port
 }
 
+/// A server on a free loopback port that reads what a client sends first,
+/// answers `prefix`, then one more byte every 300 ms, never ending its
+/// answer, until the client goes (or 30 s pass).
+fn trickler(prefix: &'static [u8]) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut client in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let _ = client.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut first = [0u8; 4096];
+                if client.read(&mut first).unwrap_or(0) == 0 || client.write_all(prefix).is_err() {
+                    return;
+                }
+                let start = std::time::Instant::now();
+                while start.elapsed() < Duration::from_secs(30) {
+                    std::thread::sleep(Duration::from_millis(300));
+                    if client.write_all(b"a").is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
 /// A free port with nothing listening on it.
 fn closed_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -275,6 +313,7 @@ fn closed_port() -> u16 {
 struct Run {
     report: Value,
     records: Vec<Value>,
+    stderr: String,
     /// The rule ids `triage diagnose` gives on the written directory.
     rediagnosed: Vec<String>,
 }
@@ -320,6 +359,20 @@ fn probe(url: &str, args: &[&str], creds: Option<(&str, &str)>) -> Run {
 /// [`probe`] with the password given (`creds`: client, secret, password)
 /// and more environment variables.
 fn probe_with(url: &str, args: &[&str], creds: Option<(&str, &str, &str)>, env: &[(&str, String)]) -> Run {
+    // Every step has a timeout of 1 s: the whole run is bounded.
+    probe_checked(url, args, creds, env, &[], Duration::from_secs(40))
+}
+
+/// [`probe_with`], also checking that none of `hidden` is in anything
+/// written, and failing if the run takes longer than `limit`.
+fn probe_checked(
+    url: &str,
+    args: &[&str],
+    creds: Option<(&str, &str, &str)>,
+    env: &[(&str, String)],
+    hidden: &[&str],
+    limit: Duration,
+) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = triage();
     cmd.args([
@@ -340,9 +393,9 @@ fn probe_with(url: &str, args: &[&str], creds: Option<(&str, &str, &str)>, env: 
     .env_remove("TRIAGE_CLIENT_SECRET")
     .env_remove("TRIAGE_PASSWORD")
     .envs(env.iter().map(|(k, v)| (k, v)))
-    // Every step has a timeout of 1 s: the whole run is bounded.
-    .timeout(Duration::from_secs(40));
+    .timeout(limit);
     let mut secrets = vec![ROG_CLIENT, ROG_SECRET, CC_CLIENT, CC_SECRET, USER, PASSWORD, TOKEN];
+    secrets.extend(hidden);
     if let Some((client, secret, password)) = creds {
         cmd.args(["--client-id", client, "--user", USER])
             .env("TRIAGE_CLIENT_SECRET", secret)
@@ -373,6 +426,7 @@ fn probe_with(url: &str, args: &[&str], creds: Option<(&str, &str, &str)>, env: 
     let run = Run {
         report,
         records,
+        stderr,
         rediagnosed,
     };
     assert_eq!(
@@ -716,6 +770,133 @@ fn a_proxy_that_tunnels_carries_every_step() {
     assert_eq!(run.one("tls", None)["verify_code"], 0);
     assert_eq!(run.one("oauth", Some("token"))["oauth_error"], "unauthorized_client");
     assert_eq!(run.diagnoses()[0], "SDWAN-LIC-001", "{:#}", run.report);
+}
+
+#[test]
+fn a_proxy_from_https_proxy_is_named_on_stderr_without_its_user_info() {
+    let port = closed_port();
+    let run = probe_checked(
+        &url(closed_port()),
+        &[],
+        None,
+        &[("HTTPS_PROXY", format!("http://proxyuser:proxypass@127.0.0.1:{port}"))],
+        &["proxyuser", "proxypass"],
+        Duration::from_secs(40),
+    );
+    assert!(
+        run.stderr.contains(&format!("127.0.0.1:{port} from HTTPS_PROXY")),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("NO_PROXY is not read"), "{}", run.stderr);
+    assert_eq!(run.one("proxy", None)["skipped"], true);
+}
+
+#[test]
+fn a_proxy_trickling_its_connect_answer_times_out_within_the_step() {
+    // A byte every 300 ms: each read would wait less than the 1 s timeout,
+    // and the head never ends; only the step's deadline stops it.
+    let proxy_port = trickler(b"HTTP/1.1 200 Connection established\r\nX-Slow: ");
+    let run = probe_checked(
+        &url(closed_port()),
+        &["--proxy", &format!("http://127.0.0.1:{proxy_port}")],
+        None,
+        &[],
+        &[],
+        Duration::from_secs(15),
+    );
+    let p = run.one("proxy", None);
+    assert_eq!(
+        (p["ok"].clone(), p["outcome"].clone()),
+        (Value::Bool(false), Value::from("timed_out")),
+        "{p}"
+    );
+    assert_eq!(run.one("tls", None)["skipped"], true);
+}
+
+#[test]
+fn a_server_trickling_its_tls_handshake_times_out_within_the_step() {
+    // A TLS handshake record of 16 KiB announced, then a byte every 300 ms.
+    let port = trickler(&[0x16, 0x03, 0x03, 0x40, 0x00]);
+    let run = probe_checked(&url(port), &[], None, &[], &[], Duration::from_secs(15));
+    let tls = run.one("tls", None);
+    assert_eq!(
+        (tls["ok"].clone(), tls["outcome"].clone()),
+        (Value::Bool(false), Value::from("timed_out")),
+        "{tls}"
+    );
+    assert_eq!(run.diagnoses()[0], "SDWAN-NET-001", "{:#}", run.report);
+}
+
+#[test]
+fn the_query_and_fragment_of_the_url_are_never_written() {
+    let port = closed_port();
+    let run = probe_checked(
+        &format!("{}/base/?x=SECRETVALUE#frag", url(port)),
+        &[],
+        None,
+        &[],
+        &["SECRETVALUE", "#frag"],
+        Duration::from_secs(40),
+    );
+    assert_eq!(run.report["bundle"], format!("probe of https://{NAME}:{port}/base"));
+}
+
+/// A password with characters the form encoding and JSON escape.
+const ODD_PASSWORD: &str = "p@ss \"w0rd-echo";
+
+/// A token endpoint that echoes what it was sent: the body as is, and its
+/// fields decoded, as JSON.
+fn echo(body: &str) -> (u16, String) {
+    let fields: serde_json::Map<String, Value> = form(body).into_iter().map(|(k, v)| (k, Value::from(v))).collect();
+    let description = format!("got {body} = {}", Value::Object(fields));
+    (
+        403,
+        serde_json::json!({"error": "invalid_grant", "error_description": description}).to_string(),
+    )
+}
+
+#[test]
+fn credentials_echoed_form_encoded_or_json_escaped_are_masked() {
+    let ca = Ca::new();
+    let (chain, key) = ca.leaf(&[NAME], VALID);
+    let port = tls_server_answering(chain, key, 0, echo);
+    let ca_pem = ca_file(&ca.pem);
+    let run = probe_checked(
+        &url(port),
+        &["--ca", ca_pem.path().to_str().unwrap()],
+        Some((ROG_CLIENT, ROG_SECRET, ODD_PASSWORD)),
+        &[],
+        &["p%40ss+%22w0rd-echo", "p@ss \\\"w0rd-echo", "w0rd-echo"],
+        Duration::from_secs(40),
+    );
+    let token = run.one("oauth", Some("token"));
+    let description = token["error_description"].as_str().unwrap();
+    assert!(
+        description.contains("password=[secret]&client_id=[secret]")
+            && description.contains(r#""password":"[secret]""#),
+        "{token}"
+    );
+}
+
+#[test]
+fn no_wrong_password_check_skips_the_client_check_and_says_why() {
+    let ca = Ca::new();
+    let (chain, key) = ca.leaf(&[NAME], VALID);
+    let port = tls_server(chain, key, 0);
+    let ca_pem = ca_file(&ca.pem);
+    let run = probe(
+        &url(port),
+        &["--ca", ca_pem.path().to_str().unwrap(), "--no-wrong-password-check"],
+        Some((ROG_CLIENT, ROG_SECRET)),
+    );
+    assert_eq!(run.one("oauth", Some("token"))["outcome"], "token_issued");
+    let client = run.one("oauth", Some("client"));
+    assert_eq!(client["skipped"], true, "{client}");
+    assert!(
+        client["reason"].as_str().unwrap().contains("--no-wrong-password-check"),
+        "{client}"
+    );
 }
 
 #[test]

@@ -16,11 +16,11 @@ pub(crate) fn run(args: &ProbeArgs, out: &mut dyn Write) -> Result<ExitCode, Cli
     use crate::cli::args::OutputFormat;
     use crate::cli::resolve::{load_rules, terminal_width, use_color, LoadedRules};
     use crate::engine::{Engine, RunOptions};
-    use crate::probe::{diagnose, run as probe, to_jsonl, Options, Target, PROBES_FILE};
+    use crate::probe::{diagnose, proxy_shown, run as probe, to_jsonl, Options, Target, PROBES_FILE};
     use crate::report::human::{render, HumanOptions};
 
     // The URL's shape first: a typo stops before anything is asked or sent.
-    Target::parse(&args.url).map_err(CliError::Probe)?;
+    let target = Target::parse(&args.url).map_err(CliError::Probe)?;
     let color = use_color(args.color);
     let LoadedRules { kb, disabled } = load_rules(&args.rules, &args.lints, &[], color)?;
     let (credentials, credentials_missing) = credentials(args)?;
@@ -28,9 +28,16 @@ pub(crate) fn run(args: &ProbeArgs, out: &mut dyn Write) -> Result<ExitCode, Cli
         None
     } else {
         args.proxy.clone().or_else(|| {
-            ["HTTPS_PROXY", "https_proxy"]
+            let (var, proxy) = ["HTTPS_PROXY", "https_proxy"]
                 .iter()
-                .find_map(|v| std::env::var(v).ok().filter(|p| !p.is_empty()))
+                .find_map(|v| std::env::var(v).ok().filter(|p| !p.is_empty()).map(|p| (v, p)))?;
+            // NO_PROXY is not read: say where the proxy came from, so that
+            // a run meant to go direct is noticed (never the user info).
+            eprintln!(
+                "using the proxy {} from {var} (NO_PROXY is not read; --no-proxy connects directly)",
+                proxy_shown(&proxy)
+            );
+            Some(proxy)
         })
     };
     let options = Options {
@@ -41,6 +48,7 @@ pub(crate) fn run(args: &ProbeArgs, out: &mut dyn Write) -> Result<ExitCode, Cli
         proxy,
         credentials,
         credentials_missing,
+        wrong_password_check: !args.no_wrong_password_check,
     };
     let records = probe(&options).map_err(CliError::Probe)?;
     if let Some(dir) = &args.out {
@@ -51,7 +59,7 @@ pub(crate) fn run(args: &ProbeArgs, out: &mut dyn Write) -> Result<ExitCode, Cli
         eprintln!("probe records written to {}", path.display());
     }
     let engine = Engine::new(kb);
-    let name = format!("probe of {}", args.url);
+    let name = format!("probe of {}", target.shown());
     let mut report = diagnose(&engine, &name, &records, &RunOptions::default());
     report.disabled = disabled;
     crate::report::redact::Privacy {
