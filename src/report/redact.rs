@@ -546,7 +546,7 @@ const NOT_NAMES: [&str; 40] = [
 /// the value.
 static PATTERNS: LazyLock<Vec<(Kind, Regex)>> = LazyLock::new(|| {
     let octet = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
-    let name = r"[A-Za-z0-9._@\\-]+";
+    let name = r"[A-Za-z0-9_][A-Za-z0-9._@\\-]*";
     let q = r#"\\?["']?"#;
     let account = r"(?:(?:smart|virtual)[ _-]?account(?:[ _-]?name)?|[sv]a[_-]name|account[_-]?name)";
     let table: Vec<(Kind, String)> = vec![
@@ -681,19 +681,22 @@ static IPV6_CANDIDATE: LazyLock<Regex> = LazyLock::new(|| {
 /// so `12:15:06` (too few groups) and `Doorkeeper::TokensController` stay.
 fn ipv6_addresses(text: &str) -> impl Iterator<Item = Range<usize>> + '_ {
     IPV6_CANDIDATE.find_iter(text).filter_map(move |m| {
-        let after = text[m.end()..].chars().next();
-        let after_ok = match after {
+        let after_ok = |end: usize| match text[end..].chars().next() {
             None => true,
             Some(c) if c.is_ascii_alphanumeric() || c == ':' => false,
-            Some('.') => !text[m.end() + 1..].starts_with(|c: char| c.is_ascii_alphanumeric()),
+            Some('.') => !text[end + 1..].starts_with(|c: char| c.is_ascii_alphanumeric()),
             Some(_) => true,
         };
-        if !after_ok {
-            return None;
-        }
+        // A zone id that runs on into more text (`fe80::1%eth00:1a:…`) is
+        // left out: the address still ends at `%`.
+        let end = match (after_ok(m.end()), m.as_str().find('%')) {
+            (true, _) => m.end(),
+            (false, Some(p)) => m.start() + p,
+            (false, None) => return None,
+        };
         let mut start = m.start();
         loop {
-            let value = &text[start..m.end()];
+            let value = &text[start..end];
             let address = value.split('%').next().unwrap_or(value);
             let before = text[..start].chars().next_back();
             let before_ok = match before {
@@ -703,12 +706,20 @@ fn ipv6_addresses(text: &str) -> impl Iterator<Item = Range<usize>> + '_ {
             };
             let hex_digits = address.chars().filter(char::is_ascii_hexdigit).count();
             if before_ok && hex_digits >= 2 && address.parse::<std::net::Ipv6Addr>().is_ok() {
-                return Some(start..m.end());
+                // Groups dropped before it that are an address themselves
+                // (`0A::` of `0A::fe80::1`) go with it: left alone, they
+                // would be one the next time the text is read.
+                let dropped = &text[m.start()..start];
+                let dropped_hex = dropped.chars().filter(char::is_ascii_hexdigit).count();
+                if start > m.start() && dropped_hex >= 2 && dropped.parse::<std::net::Ipv6Addr>().is_ok() {
+                    return Some(m.start()..end);
+                }
+                return Some(start..end);
             }
             // Drop the first group and try again.
             let colon = value.find(':')?;
             start += colon + 1;
-            if text[start..m.end()].matches(':').count() < 2 {
+            if text[start..end].matches(':').count() < 2 {
                 return None;
             }
         }
@@ -771,6 +782,11 @@ impl Redactor {
         for re in HOST_PLACES.iter() {
             for caps in re.captures_iter(text) {
                 if let Some(m) = caps.get(1) {
+                    // `hostname= client_secret=x`: an empty value, then the
+                    // next key, which is no host name.
+                    if text[m.end()..].trim_start_matches([' ', '"', '\'']).starts_with('=') {
+                        continue;
+                    }
                     found.push(m.as_str().to_string());
                 }
             }

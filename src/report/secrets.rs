@@ -149,15 +149,22 @@ fn looks_secret(value: &str) -> bool {
 }
 
 /// An unquoted value (one that does not follow a quote) ends where a
-/// URL's next parameter starts: at `&name=`, `; name=` (cookies) or an encoded `%26`. A quoted
-/// value runs whole.
+/// URL's next parameter starts: at `&name=`, `; name=` (cookies) or, after
+/// an encoded key, an encoded `%26`. A quoted value runs whole.
 fn cut_value<'t>(text: &str, start: usize, value: &'t str) -> &'t str {
     static NEXT: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"&[A-Za-z0-9_.\[\]-]+=|;\s+[A-Za-z0-9_.-]+=|(?i)%26").expect("valid regex"));
     if text[..start].ends_with(['"', '\'']) {
         return value;
     }
-    match NEXT.find(&text[start..]) {
+    // `%26` is an encoded `&`: it separates parameters only where the key
+    // itself is encoded (`password%3Dv%26user%3Dx`); after a plain `=` it
+    // is part of the value (`client_secret=x%26y` is the secret `x&y`).
+    let encoded_key = text[..start].to_ascii_lowercase().ends_with("%3d");
+    match NEXT
+        .find_iter(&text[start..])
+        .find(|m| encoded_key || !m.as_str().starts_with('%'))
+    {
         Some(m) if m.start() < value.len() => &value[..m.start()],
         _ => value,
     }

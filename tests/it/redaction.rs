@@ -654,6 +654,13 @@ fn the_service_masks_credentials_and_redacts_on_request() {
 }
 
 proptest::proptest! {
+    // A fixed seed: the same cases on every run, so CI does not meet a new
+    // one by chance (PROPTEST_CASES=5000 with another seed looks further;
+    // cases found that way go into the test above).
+    #![proptest_config(proptest::test_runner::Config {
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x7269_6167_6500_0008),
+        ..proptest::test_runner::Config::default()
+    })]
     /// Whatever the text and its spans: no panic; masking and redaction
     /// are idempotent; a span stays inside the text, on character
     /// boundaries; a credential masked never comes back.
@@ -744,4 +751,43 @@ fn private_key_bodies_over_syslog_lines_are_masked() {
     }
     let shown = output(&["events", "--show-secrets", "--limit", "100", b]);
     assert!(bodies.iter().all(|body| shown.contains(body.as_str())), "{shown}");
+}
+
+/// Found by `redaction_holds_on_any_text`: a `hostname=` with nothing after
+/// it must not make the next key (`client_secret`) a host name; an IPv6
+/// address run together with other hex groups or a zone id, and a user
+/// name after an escape, are replaced the same way the second time; and a
+/// secret never comes through.
+#[test]
+fn adjacent_values_are_redacted_the_same_twice() {
+    let secret = "aA0aAaaa00AA";
+    for sign in ["", "'", ",", ";", "(", ")", "|", "\\\"", "\\u0041", "%", "=", "/", "+"] {
+        for (redact, prefix) in [
+            (false, "0:1a:2b:3c:4d:6hostname="),
+            (true, "0:1a:2b:3c:4d:6hostname="),
+            (true, "0A::fe80::1%eth0"),
+            (true, "fe80::1%eth00:1a:2b:3c:4d:6"),
+            (true, "&user=\\u0041"),
+        ] {
+            let text = format!("{prefix} client_secret=x{sign}{secret}");
+            let privacy = triage::Privacy {
+                show_secrets: false,
+                redact,
+            };
+            let mut once = text.clone();
+            privacy.apply_to_text(&mut once, &mut Vec::new());
+            assert!(!once.contains(secret), "{sign:?} {redact}: {once}");
+            let mut twice = once.clone();
+            privacy.apply_to_text(&mut twice, &mut Vec::new());
+            assert_eq!(twice, once, "{sign:?} {redact}");
+        }
+    }
+    // `%26` after a plain `=` is an encoded `&` inside the value.
+    let privacy = triage::Privacy {
+        show_secrets: false,
+        redact: false,
+    };
+    let mut text = "client_secret=x%260AA0aaAAAA".to_string();
+    privacy.apply_to_text(&mut text, &mut Vec::new());
+    assert!(!text.contains("0AA0aaAAAA"), "{text}");
 }
