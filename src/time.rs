@@ -116,6 +116,12 @@ pub(crate) fn format_offset(seconds: i32) -> String {
 
 /// The offset a time text states (`%z`), read with its format.
 pub(crate) fn stated_offset(text: &str, format: &TimeFormat) -> Option<i32> {
+    read_fields(text, format)?.offset()
+}
+
+/// The fields of a time text read with its format (month names shortened
+/// to what chrono reads).
+fn read_fields(text: &str, format: &TimeFormat) -> Option<Parsed> {
     let mut parsed = Parsed::new();
     let text = if format.month_names {
         shorten_month_names(text.trim())
@@ -123,7 +129,7 @@ pub(crate) fn stated_offset(text: &str, format: &TimeFormat) -> Option<i32> {
         std::borrow::Cow::Borrowed(text.trim())
     };
     chrono::format::parse(&mut parsed, &text, format.items.iter()).ok()?;
-    parsed.offset()
+    Some(parsed)
 }
 
 /// How a format says which zone its times are in.
@@ -338,13 +344,7 @@ pub(crate) fn parse_time_with(
     completeness: Completeness,
     offset: i32,
 ) -> Option<RecordTime> {
-    let mut parsed = Parsed::new();
-    let text = if format.month_names {
-        shorten_month_names(text.trim())
-    } else {
-        std::borrow::Cow::Borrowed(text.trim())
-    };
-    chrono::format::parse(&mut parsed, &text, format.items.iter()).ok()?;
+    let mut parsed = read_fields(text, format)?;
     match completeness {
         Completeness::NoYear => {
             parsed.set_year(2000).ok()?;
