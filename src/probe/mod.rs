@@ -228,25 +228,6 @@ impl Record {
 
     /// Every text field with each of `secrets` replaced by `[secret]`.
     fn scrub(&mut self, secrets: &[&str]) {
-        let Record {
-            target,
-            time,
-            reason,
-            error,
-            error_description,
-            oauth_error,
-            server_date,
-            issuer,
-            subject,
-            sans,
-            address,
-            proxy,
-            resolver_error,
-            protocol,
-            cipher,
-            grant_types,
-            ..
-        } = self;
         let mask = |s: &mut String| {
             for secret in secrets.iter().filter(|s| !s.is_empty()) {
                 if s.contains(secret) {
@@ -254,23 +235,23 @@ impl Record {
                 }
             }
         };
-        mask(target);
-        mask(time);
+        mask(&mut self.target);
+        mask(&mut self.time);
         for field in [
-            reason,
-            error,
-            error_description,
-            oauth_error,
-            server_date,
-            issuer,
-            subject,
-            sans,
-            address,
-            proxy,
-            resolver_error,
-            protocol,
-            cipher,
-            grant_types,
+            &mut self.reason,
+            &mut self.error,
+            &mut self.error_description,
+            &mut self.oauth_error,
+            &mut self.server_date,
+            &mut self.issuer,
+            &mut self.subject,
+            &mut self.sans,
+            &mut self.address,
+            &mut self.proxy,
+            &mut self.resolver_error,
+            &mut self.protocol,
+            &mut self.cipher,
+            &mut self.grant_types,
         ]
         .into_iter()
         .flatten()

@@ -443,6 +443,14 @@ fn url(port: u16) -> String {
 }
 
 /// A CA file for --ca.
+/// A Doorkeeper-like server with a valid certificate for `NAME` (its clock
+/// `skew` seconds ahead), and its CA in a file for `--ca`.
+fn trusted_doorkeeper(skew: i64) -> (u16, tempfile::NamedTempFile) {
+    let ca = Ca::new();
+    let (chain, key) = ca.leaf(&[NAME], VALID);
+    (tls_server(chain, key, skew), ca_file(&ca.pem))
+}
+
 fn ca_file(pem: &str) -> tempfile::NamedTempFile {
     let mut f = tempfile::NamedTempFile::new().unwrap();
     f.write_all(pem.as_bytes()).unwrap();
@@ -451,10 +459,7 @@ fn ca_file(pem: &str) -> tempfile::NamedTempFile {
 
 #[test]
 fn good_chain_and_resource_owner_grant_client_get_a_token() {
-    let ca = Ca::new();
-    let (chain, key) = ca.leaf(&[NAME], VALID);
-    let port = tls_server(chain, key, 0);
-    let ca_pem = ca_file(&ca.pem);
+    let (port, ca_pem) = trusted_doorkeeper(0);
     let run = probe(
         &url(port),
         &["--ca", ca_pem.path().to_str().unwrap()],
@@ -490,10 +495,7 @@ fn good_chain_and_resource_owner_grant_client_get_a_token() {
 
 #[test]
 fn a_client_without_the_password_grant_is_lic_001_decided() {
-    let ca = Ca::new();
-    let (chain, key) = ca.leaf(&[NAME], VALID);
-    let port = tls_server(chain, key, 0);
-    let ca_pem = ca_file(&ca.pem);
+    let (port, ca_pem) = trusted_doorkeeper(0);
     let run = probe(
         &url(port),
         &["--ca", ca_pem.path().to_str().unwrap()],
@@ -518,10 +520,7 @@ fn a_client_without_the_password_grant_is_lic_001_decided() {
 
 #[test]
 fn a_wrong_password_is_lic_002() {
-    let ca = Ca::new();
-    let (chain, key) = ca.leaf(&[NAME], VALID);
-    let port = tls_server(chain, key, 0);
-    let ca_pem = ca_file(&ca.pem);
+    let (port, ca_pem) = trusted_doorkeeper(0);
     let run = probe_with(
         &url(port),
         &["--ca", ca_pem.path().to_str().unwrap()],
@@ -541,10 +540,7 @@ fn a_wrong_password_is_lic_002() {
 
 #[test]
 fn a_wrong_secret_is_lic_003() {
-    let ca = Ca::new();
-    let (chain, key) = ca.leaf(&[NAME], VALID);
-    let port = tls_server(chain, key, 0);
-    let ca_pem = ca_file(&ca.pem);
+    let (port, ca_pem) = trusted_doorkeeper(0);
     let run = probe(
         &url(port),
         &["--ca", ca_pem.path().to_str().unwrap()],
@@ -557,10 +553,7 @@ fn a_wrong_secret_is_lic_003() {
 
 #[test]
 fn without_credentials_the_oauth_checks_say_why_they_were_skipped() {
-    let ca = Ca::new();
-    let (chain, key) = ca.leaf(&[NAME], VALID);
-    let port = tls_server(chain, key, 0);
-    let ca_pem = ca_file(&ca.pem);
+    let (port, ca_pem) = trusted_doorkeeper(0);
     let run = probe(&url(port), &["--ca", ca_pem.path().to_str().unwrap()], None);
     for check in ["token", "client"] {
         let r = run.one("oauth", Some(check));
@@ -657,10 +650,7 @@ fn an_untrusted_certificate_for_another_name_shows_both_failures() {
 
 #[test]
 fn a_server_clock_hours_off_is_time_001() {
-    let ca = Ca::new();
-    let (chain, key) = ca.leaf(&[NAME], VALID);
-    let port = tls_server(chain, key, 3 * 3600);
-    let ca_pem = ca_file(&ca.pem);
+    let (port, ca_pem) = trusted_doorkeeper(3 * 3600);
     let run = probe(&url(port), &["--ca", ca_pem.path().to_str().unwrap()], None);
     let offset = run.one("http", Some("post"))["offset_s"].as_f64().unwrap();
     assert!((offset - 10_800.0).abs() < 5.0, "{offset}");
@@ -881,10 +871,7 @@ fn credentials_echoed_form_encoded_or_json_escaped_are_masked() {
 
 #[test]
 fn no_wrong_password_check_skips_the_client_check_and_says_why() {
-    let ca = Ca::new();
-    let (chain, key) = ca.leaf(&[NAME], VALID);
-    let port = tls_server(chain, key, 0);
-    let ca_pem = ca_file(&ca.pem);
+    let (port, ca_pem) = trusted_doorkeeper(0);
     let run = probe(
         &url(port),
         &["--ca", ca_pem.path().to_str().unwrap(), "--no-wrong-password-check"],
