@@ -477,6 +477,60 @@ pub(crate) struct ServeArgs {
     /// what was read, with a warning (0: no limit).
     #[arg(long, value_name = "SECS", default_value_t = crate::cli::resolve::DEFAULT_JOB_TIMEOUT)]
     pub job_timeout: u64,
+    /// The distributed mode: queue jobs on this NATS server (JetStream
+    /// enabled) for `triage worker` processes, instead of running them
+    /// here; with --database.
+    #[arg(long, value_name = "URL", requires = "database")]
+    pub nats: Option<String>,
+    /// The distributed mode: keep jobs, results and tokens in this
+    /// PostgreSQL database (postgres://USER@HOST:PORT/DB), shared by every
+    /// front and worker; with --nats.
+    #[arg(long, value_name = "URL", requires = "nats")]
+    pub database: Option<String>,
+    /// Rules, times and limits.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// The arguments of `worker`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct WorkerArgs {
+    /// The NATS server the fronts queue jobs on (JetStream enabled).
+    #[arg(long, value_name = "URL", required = true)]
+    pub nats: String,
+    /// The PostgreSQL database the fronts use.
+    #[arg(long, value_name = "URL", required = true)]
+    pub database: String,
+    /// A local directory for the copy of each bundle being diagnosed and
+    /// for nested archives (one per worker process).
+    #[arg(long, value_name = "DIR", required = true)]
+    pub data: PathBuf,
+    /// Bundles diagnosed at the same time (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Seconds a job may go without news from its worker before it is
+    /// given to another (the worker says "in progress" every third of it).
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub ack_wait: u64,
+    /// Seconds between checks of the rule files for changes (0: only
+    /// when a front is asked to reload).
+    #[arg(long, value_name = "SECS", default_value_t = 2)]
+    pub reload_interval: u64,
+    /// Keep uploads in the object store after they are diagnosed.
+    #[arg(long)]
+    pub keep_uploads: bool,
+    /// Log lines as text instead of JSON.
+    #[arg(long)]
+    pub text_logs: bool,
+    /// Replace addresses, host and user names and the like by
+    /// placeholders in every report (workers write the reports: give it
+    /// to every worker).
+    #[arg(long)]
+    pub redact: bool,
+    /// Seconds a job may take; past them its scan stops and the report
+    /// keeps what was read, with a warning (0: no limit).
+    #[arg(long, value_name = "SECS", default_value_t = crate::cli::resolve::DEFAULT_JOB_TIMEOUT)]
+    pub job_timeout: u64,
     /// Rules, times and limits.
     #[command(flatten)]
     pub run: RunArgs,
@@ -491,6 +545,21 @@ pub(crate) enum ServeCommand {
         /// What to do.
         #[command(subcommand)]
         action: TokenCommand,
+    },
+    /// Move an embedded service's data directory to the distributed mode:
+    /// jobs, reports and tokens copied into PostgreSQL, the jobs not yet
+    /// run queued on NATS with their uploads. Stop the service first; a
+    /// second run copies nothing twice.
+    Migrate {
+        /// The embedded service's data directory.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// The NATS server of the distributed mode.
+        #[arg(long, value_name = "URL")]
+        nats: String,
+        /// Its PostgreSQL database.
+        #[arg(long, value_name = "URL")]
+        database: String,
     },
 }
 
@@ -618,6 +687,10 @@ pub(crate) enum Command {
     /// Run the triage service: bundles uploaded over HTTP are diagnosed by
     /// a pool of workers; jobs and results are kept in SQLite under --data.
     Serve(Box<ServeArgs>),
+    /// Run workers of the distributed service (`serve --nats … --database
+    /// …`): take jobs from NATS JetStream, diagnose them, store the
+    /// results in PostgreSQL. No listener.
+    Worker(Box<WorkerArgs>),
     /// Check the path from this host to SSM On-Prem (DNS, TCP, proxy, TLS, the
     /// token endpoint) and, with credentials, the OAuth client itself; the results
     /// are probe records, diagnosed at once with the rules.

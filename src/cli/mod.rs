@@ -29,6 +29,7 @@ pub fn run() -> ExitCode {
         // The service runs until a signal: it gets stdout unlocked, for
         // its one line, so that the lock is not held all that time.
         Command::Serve(args) => commands::serve::run(args, &mut std::io::stdout()),
+        Command::Worker(args) => commands::serve::worker(args, &mut std::io::stdout()),
         command => dispatch(command, &mut std::io::stdout().lock()),
     };
     exit_code(result)
@@ -47,6 +48,7 @@ fn dispatch(command: &Command, out: &mut dyn Write) -> Result<ExitCode, CliError
         Command::Completions { shell } => commands::completions::run(*shell, out),
         Command::Man { out: dir } => commands::man::run(dir.as_ref(), out),
         Command::Serve(args) => commands::serve::run(args, out),
+        Command::Worker(args) => commands::serve::worker(args, out),
         Command::Probe(args) => commands::probe::run(args, out),
     }?;
     // What is still buffered meets a closed pipe here, not when the lock

@@ -102,6 +102,9 @@ pub(super) async fn delete_job(
             // The upload goes whatever the row said: a job whose row is
             // gone has no use for it.
             let _ = std::fs::remove_dir_all(shared.uploads.join(&id));
+            if let Some(nats) = &shared.nats {
+                nats.remove_upload(&id);
+            }
             deleted
         })
         .await

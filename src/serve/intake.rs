@@ -35,7 +35,7 @@ use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
 use super::auth::Caller;
-use super::queue::JobQueue;
+use super::queue::{JobQueue, Refused};
 use super::{
     blocking, clean_name, internal, new_job_id, problem, storage_error, store, upload_path, AppState, Shared,
     ACCEPTED_TYPES,
@@ -50,6 +50,9 @@ const MAX_RETRY_AFTER: u64 = 900;
 
 /// What a client that is over its bound of uploads should wait, seconds.
 const RETRY_BUSY: u64 = 10;
+
+/// `Retry-After` when the database or the broker is unreachable, seconds.
+const RETRY_UNREACHABLE: u64 = 5;
 
 // A parameter the route does not take is a mistake worth a 400, not
 // something to ignore.
@@ -153,9 +156,9 @@ struct Reservation {
 }
 
 impl Reservation {
-    fn submit(mut self, id: String) {
+    fn submit(mut self, id: String) -> Result<(), Refused> {
         self.held = false;
-        self.queue.submit(id);
+        self.queue.submit(id)
     }
 }
 
@@ -187,6 +190,9 @@ impl Drop for PartFile {
 /// as it has run), plus the queued jobs shared among the workers at the
 /// mean job time.
 pub(super) fn estimated_wait(shared: &Shared) -> u64 {
+    if let Some(fleet) = shared.fleet.snapshot() {
+        return fleet_wait(&fleet, shared.queue.depth());
+    }
     let workers = shared.config.workers.max(1) as u64;
     let mean = shared.mean_job_ms.load(Ordering::Relaxed);
     let queued = shared.queue.depth() as u64;
@@ -204,6 +210,22 @@ pub(super) fn estimated_wait(shared: &Shared) -> u64 {
             .unwrap_or(0)
     };
     next_free + queued * mean / workers
+}
+
+/// The distributed mode's estimate: the workers of every process (from
+/// their heartbeats) share the stream's jobs, which count those running;
+/// a job takes the mean of the last ones done. No worker alive: the most
+/// `Retry-After` allows, as nothing will move until one starts.
+fn fleet_wait(fleet: &super::fleet::Snapshot, in_stream: usize) -> u64 {
+    let threads = fleet.threads() as u64;
+    if threads == 0 {
+        return MAX_RETRY_AFTER * 1000;
+    }
+    let mean = fleet.mean_job_ms.unwrap_or(1000);
+    let running = fleet.running() as u64;
+    let waiting = (in_stream as u64).saturating_sub(running);
+    let next_free = if running < threads { 0 } else { mean };
+    next_free + waiting * mean / threads
 }
 
 /// `Retry-After` for a full queue, seconds: the estimated wait, rounded
@@ -388,32 +410,16 @@ async fn receive_upload(
     let bundle = upload_path(&shared.uploads, &id, &name);
     let committed = {
         let (shared, id, name) = (shared.clone(), id.clone(), name.clone());
-        blocking(move || -> Result<(), Box<Response>> {
-            let stored = |e: std::io::Error| Box::new(storage_error(&e));
-            std::fs::rename(&part_file, &bundle).map_err(stored)?;
-            // The upload's name is durable before the job is recorded.
-            std::fs::File::open(&job_dir)
-                .and_then(|d| d.sync_all())
-                .and_then(|()| std::fs::File::open(&shared.uploads))
-                .and_then(|d| d.sync_all())
-                .map_err(stored)?;
-            shared
-                .store
-                .insert(&id, &name, size, Some(&caller.id))
-                .map_err(|e| match e {
-                    store::StoreError::DiskFull => stored(std::io::Error::from(std::io::ErrorKind::StorageFull)),
-                    e => Box::new(internal(e)),
-                })
-        })
-        .await
+        blocking(move || commit(&shared, reservation, &id, &name, size, &caller, &part_file, &bundle)).await
     };
     match committed {
         Ok(Ok(())) => {}
         Ok(Err(response)) => return *response,
         Err(response) => return response,
     }
-    part.keep = true;
-    reservation.submit(id.clone());
+    // Embedded: the upload under `uploads/` is the job's now. Distributed:
+    // it is in the object store, and the local copy goes.
+    part.keep = shared.nats.is_none();
     tracing::info!(job = %id, name = %name, bytes = size, "job queued");
     let url = format!("/v1/bundles/{id}");
     let mut response = (
@@ -425,6 +431,83 @@ async fn receive_upload(
         response.headers_mut().insert(header::LOCATION, location);
     }
     response
+}
+
+/// Makes a received upload a job: the upload kept (renamed under
+/// `uploads/` and made durable, or put in the object store), the job
+/// recorded, then queued. A queue that refuses it (full, or its broker
+/// away) undoes the two and answers 503 with Retry-After.
+#[allow(clippy::too_many_arguments)]
+fn commit(
+    shared: &Shared,
+    reservation: Reservation,
+    id: &str,
+    name: &str,
+    size: u64,
+    caller: &Caller,
+    part_file: &Path,
+    bundle: &Path,
+) -> Result<(), Box<Response>> {
+    let stored = |e: std::io::Error| Box::new(storage_error(&e));
+    match &shared.nats {
+        None => {
+            std::fs::rename(part_file, bundle).map_err(stored)?;
+            // The upload's name is durable before the job is recorded.
+            let job_dir = bundle.parent().unwrap_or(&shared.uploads);
+            std::fs::File::open(job_dir)
+                .and_then(|d| d.sync_all())
+                .and_then(|()| std::fs::File::open(&shared.uploads))
+                .and_then(|d| d.sync_all())
+                .map_err(stored)?;
+        }
+        Some(nats) => nats.put_upload(id, name, part_file).map_err(|e| Box::new(unavailable(&e.to_string())))?,
+    }
+    let undo_upload = || {
+        if let Some(nats) = &shared.nats {
+            nats.remove_upload(id);
+        }
+    };
+    if let Err(e) = shared.store.insert(id, name, size, Some(&caller.id)) {
+        undo_upload();
+        return Err(match e {
+            store::StoreError::DiskFull => stored(std::io::Error::from(std::io::ErrorKind::StorageFull)),
+            e if e.is_unavailable() => Box::new(unavailable(&e.to_string())),
+            e => Box::new(internal(e)),
+        });
+    }
+    match reservation.submit(id.to_string()) {
+        Ok(()) => {
+            if shared.nats.is_some() {
+                // Until this is written a front's background thread may
+                // queue the job again, which the stream deduplicates.
+                if let Err(e) = shared.store.mark_published(id) {
+                    tracing::warn!(job = %id, error = %e, "cannot record that the job is queued");
+                }
+            }
+            Ok(())
+        }
+        Err(refused) => {
+            let _ = shared.store.delete(id);
+            undo_upload();
+            Err(Box::new(match refused {
+                Refused::Full => queue_full(shared),
+                Refused::Unavailable(why) => unavailable(&why),
+            }))
+        }
+    }
+}
+
+/// The store or the broker cannot be reached: the client retries.
+fn unavailable(why: &str) -> Response {
+    tracing::error!(error = %why, "upload refused: a service it needs is unreachable");
+    with_retry_after(
+        problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the service cannot queue the upload now: the job queue or database is unreachable",
+            format!("retry in {RETRY_UNREACHABLE} s"),
+        ),
+        RETRY_UNREACHABLE,
+    )
 }
 
 /// How fast an upload must come: each chunk within `idle`, the whole

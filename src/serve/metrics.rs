@@ -35,6 +35,19 @@ pub(crate) struct Gauges {
     pub workers: usize,
     /// Rules in the set in use.
     pub rules: usize,
+    /// The distributed mode's worker processes, as their heartbeats say.
+    pub fleet: Option<Vec<super::store::WorkerRow>>,
+}
+
+/// A worker process's totals, for its heartbeat.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Tally {
+    /// Jobs done.
+    pub done: u64,
+    /// Jobs failed.
+    pub failed: u64,
+    /// Seconds spent on jobs.
+    pub seconds: f64,
 }
 
 impl Metrics {
@@ -57,6 +70,16 @@ impl Metrics {
             if seconds <= bound {
                 *bucket += 1;
             }
+        }
+    }
+
+    /// The totals since start.
+    pub(crate) fn tally(&self) -> Tally {
+        let c = self.counts();
+        Tally {
+            done: c.jobs.get("done").copied().unwrap_or(0),
+            failed: c.jobs.get("failed").copied().unwrap_or(0),
+            seconds: c.job_seconds,
         }
     }
 
@@ -108,8 +131,53 @@ impl Metrics {
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
         }
+        if let Some(fleet) = &gauges.fleet {
+            render_fleet(&mut out, fleet);
+        }
         out
     }
+}
+
+/// One series per worker process of the distributed mode (a front runs no
+/// jobs: these are the job counters of the service).
+fn render_fleet(out: &mut String, fleet: &[super::store::WorkerRow]) {
+    let label = |w: &super::store::WorkerRow| {
+        format!(
+            "worker=\"{}\",host=\"{}\"",
+            escape(&w.beat.id),
+            escape(&w.beat.host)
+        )
+    };
+    let series: [(&str, &str, &str, fn(&super::store::WorkerRow) -> f64); 5] = [
+        ("triage_worker_jobs_done_total", "counter", "Jobs a worker process finished done since it started.", |w| w.beat.done as f64),
+        ("triage_worker_jobs_failed_total", "counter", "Jobs a worker process finished failed since it started.", |w| w.beat.failed as f64),
+        ("triage_worker_busy_seconds_total", "counter", "Seconds a worker process spent on jobs since it started.", |w| w.beat.busy_seconds),
+        ("triage_worker_threads", "gauge", "Worker threads of a worker process.", |w| f64::from(w.beat.threads)),
+        ("triage_worker_running", "gauge", "Jobs a worker process is running.", |w| f64::from(w.beat.running)),
+    ];
+    for (name, kind, help, value) in series {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for w in fleet {
+            let _ = writeln!(out, "{name}{{{}}} {}", label(w), value(w));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP triage_worker_rules_version The rules version a worker process runs (1 per process).\n# TYPE triage_worker_rules_version gauge"
+    );
+    for w in fleet {
+        let _ = writeln!(
+            out,
+            "triage_worker_rules_version{{{},version=\"{}\"}} 1",
+            label(w),
+            escape(&w.beat.rules_version)
+        );
+    }
+}
+
+/// A label value as the text format wants it.
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -129,6 +197,7 @@ mod tests {
             queue_capacity: 8,
             workers: 2,
             rules: 23,
+            fleet: None,
         });
         for line in [
             "triage_uploads_total{outcome=\"accepted\"} 2",

@@ -19,8 +19,10 @@
 pub(crate) mod auth;
 mod cancel;
 pub(crate) mod connections;
+pub(crate) mod fleet;
 pub(crate) mod headers;
 pub(crate) mod intake;
+pub(crate) mod jetstream;
 pub(crate) mod metrics;
 mod protocol_errors;
 pub(crate) mod queue;
@@ -104,10 +106,29 @@ pub(crate) struct Config {
     pub allowed_hosts: Vec<String>,
     /// HTTPS: the certificate chain and the private key, PEM.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// The distributed mode: jobs on NATS JetStream, the store on
+    /// PostgreSQL (`--nats`, `--database`); `None`: everything in this
+    /// process and its data directory.
+    pub distributed: Option<Distributed>,
+}
+
+/// Where the distributed service's fronts and workers meet.
+#[derive(Debug, Clone)]
+pub(crate) struct Distributed {
+    /// The NATS server (JetStream enabled).
+    pub nats: String,
+    /// The PostgreSQL database.
+    pub database: String,
+    /// A worker silent this long about its job loses it to another.
+    pub ack_wait: Duration,
 }
 
 /// A job that stopped the service this many times is failed, not run again.
 const MAX_ATTEMPTS: u32 = 3;
+
+/// The bound of a job stream a worker creates before any front did
+/// (`serve --queue`'s default).
+pub(crate) const DEFAULT_QUEUE: usize = 16;
 
 /// Content types an upload may have: archives, or bytes of unknown type
 /// (curl's `--data-binary` and browsers without a type send these).
@@ -125,6 +146,11 @@ const ACCEPTED_TYPES: &[&str] = &[
 struct Shared {
     store: Store,
     queue: Arc<dyn JobQueue>,
+    /// The distributed mode's broker (also `queue`) and upload store.
+    nats: Option<Arc<jetstream::Nats>>,
+    /// The workers of every process, as their heartbeats in the store tell
+    /// (distributed mode); this process's own otherwise.
+    fleet: fleet::Fleet,
     rules: Rules,
     uploads: PathBuf,
     config: Config,
@@ -219,6 +245,12 @@ pub(crate) enum ServeError {
     /// The certificate or key cannot be used.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// NATS cannot be used.
+    #[error(transparent)]
+    Nats(#[from] jetstream::NatsError),
+    /// A worker needs the distributed mode.
+    #[error("a worker needs --nats and --database: it takes jobs from NATS and stores results in PostgreSQL")]
+    NotDistributed,
 }
 
 /// A rule set that does not load, as one message.
@@ -232,7 +264,8 @@ fn rules_failure(e: &rules::LoadError) -> String {
 
 /// Runs the service until SIGINT or SIGTERM, handing `announce` the
 /// address it listens on once it is ready to accept. Errors are what stops
-/// it from starting.
+/// it from starting. In the distributed mode this process is a front: it
+/// serves HTTP and queues jobs on NATS; `triage worker` processes run them.
 pub(crate) fn run(config: Config, announce: impl FnOnce(std::net::SocketAddr)) -> Result<(), ServeError> {
     init_logging(config.json_logs);
     std::fs::create_dir_all(config.data.join("uploads")).map_err(|source| ServeError::DataDir {
@@ -240,29 +273,38 @@ pub(crate) fn run(config: Config, announce: impl FnOnce(std::net::SocketAddr)) -
         source,
     })?;
     let _lock = lock_data_dir(&config.data)?;
-    let store = Store::open(&config.data.join("triage.db"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?;
+    let store = open_store(&config)?;
     // Bound before any job is run: a port in use stops the start.
     let (listener, bound, tls) = listen(&config, &store)?;
     let rules = Rules::new(config.rules.clone()).map_err(ServeError::Rules)?;
-    let queue: Arc<dyn JobQueue> = Arc::new(EmbeddedQueue::new(config.queue_capacity));
-    rewrite_legacy_reports(&store, config.redact)?;
-    let recovered = store.recover()?;
-    let swept = sweep_uploads(&store, &config.data.join("uploads"), config.keep_uploads);
-    let hold = std::env::var_os("TRIAGE_SERVE_TEST_HOLD_FILE").map(PathBuf::from);
-    let shared = Arc::new(Shared {
-        store,
-        queue,
-        rules,
-        uploads: config.data.join("uploads"),
-        config: config.clone(),
-        metrics: metrics::Metrics::default(),
-        allowed_hosts: auth::AllowedHosts::new(&config.allowed_hosts, bound),
-        mean_job_ms: AtomicU64::new(1000),
-        uploads_in_progress: Arc::default(),
-        fail_writes: AtomicU32::new(failed_writes_hook()),
-        hold,
-        running: cancel::Running::default(),
-    });
+    let nats = connect_nats(&config, &runtime, jetstream::Role::Front)?;
+    let queue: Arc<dyn JobQueue> = match &nats {
+        Some(nats) => {
+            nats.watch_depth();
+            nats.clone()
+        }
+        None => Arc::new(EmbeddedQueue::new(config.queue_capacity)),
+    };
+    let recovered = if nats.is_none() {
+        rewrite_legacy_reports(&store, config.redact)?;
+        store.recover()?
+    } else {
+        // Jobs in flight belong to the workers and the stream; only a
+        // local upload cut short is left here.
+        Vec::new()
+    };
+    let swept = if nats.is_none() {
+        sweep_uploads(&store, &config.data.join("uploads"), config.keep_uploads)
+    } else {
+        // A distributed front keeps only uploads being received here:
+        // none survives a stop.
+        clear_spool(&config.data.join("uploads"))
+    };
+    let shared = Arc::new(Shared::new(store, queue, nats, rules, &config, Some(bound)));
     {
         let set = shared.rules.current();
         tracing::info!(rules = set.engine.kb.rules.len(), version = %set.version, "rules loaded");
@@ -279,7 +321,126 @@ pub(crate) fn run(config: Config, announce: impl FnOnce(std::net::SocketAddr)) -
     for id in recovered {
         shared.queue.restore(id);
     }
-    let workers: Vec<_> = (0..config.workers.max(1))
+    let workers = if shared.nats.is_none() {
+        spawn_workers(&shared, config.workers)?
+    } else {
+        spawn_front_duties(&shared)?;
+        Vec::new()
+    };
+    if let Some(retention) = config.retention {
+        spawn_retention(shared.clone(), retention)?;
+    }
+    spawn_rules_watch(&shared)?;
+    announce(bound);
+    runtime.block_on(serve_http(shared.clone(), listener, tls))?;
+    // Connections still open after the grace period are cut here, not
+    // served while the workers finish.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    stop_workers(&shared, workers);
+    Ok(())
+}
+
+/// Runs a worker of the distributed service until SIGINT or SIGTERM: no
+/// listener; `config.workers` threads take jobs from NATS, diagnose them
+/// and store the results in PostgreSQL. `announce` is told once it takes
+/// jobs.
+pub(crate) fn run_worker(config: Config, announce: impl FnOnce()) -> Result<(), ServeError> {
+    init_logging(config.json_logs);
+    std::fs::create_dir_all(config.data.join("uploads")).map_err(|source| ServeError::DataDir {
+        path: config.data.clone(),
+        source,
+    })?;
+    let _lock = lock_data_dir(&config.data)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?;
+    let store = open_store(&config)?;
+    let rules = Rules::new(config.rules.clone()).map_err(ServeError::Rules)?;
+    let nats = connect_nats(&config, &runtime, jetstream::Role::Worker)?.ok_or(ServeError::NotDistributed)?;
+    // The spool holds only copies of jobs in hand: none survives a stop.
+    clear_spool(&config.data.join("uploads"));
+    let shared = Arc::new(Shared::new(store, nats.clone(), Some(nats.clone()), rules, &config, None));
+    {
+        let set = shared.rules.current();
+        tracing::info!(rules = set.engine.kb.rules.len(), version = %set.version, workers = config.workers, "worker started");
+    }
+    {
+        let shared = shared.clone();
+        nats.on_reload(move || reload_asked(&shared));
+    }
+    let workers = spawn_workers(&shared, config.workers)?;
+    let beats = spawn_beats(&shared)?;
+    spawn_rules_watch(&shared)?;
+    announce();
+    runtime.block_on(shutdown_signal());
+    tracing::info!("stopping: finishing the jobs in hand");
+    stop_workers(&shared, workers);
+    beats.stop();
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    Ok(())
+}
+
+/// The store: SQLite under the data directory, or the shared PostgreSQL
+/// database.
+fn open_store(config: &Config) -> Result<Store, ServeError> {
+    Ok(match &config.distributed {
+        None => Store::open(&config.data.join("triage.db"))?,
+        Some(d) => Store::open_postgres(&d.database)?,
+    })
+}
+
+/// The NATS connection of the distributed mode, set up for `role`.
+fn connect_nats(
+    config: &Config,
+    runtime: &tokio::runtime::Runtime,
+    role: jetstream::Role,
+) -> Result<Option<Arc<jetstream::Nats>>, ServeError> {
+    let Some(d) = &config.distributed else {
+        return Ok(None);
+    };
+    let settings = jetstream::Settings {
+        capacity: config.queue_capacity,
+        ack_wait: d.ack_wait,
+        max_deliver: MAX_ATTEMPTS + 1,
+    };
+    let nats = jetstream::Nats::connect(runtime.handle().clone(), &d.nats, role, settings)?;
+    tracing::info!(nats = %jetstream::shown_url(&d.nats), stream = jetstream::STREAM, bucket = jetstream::BUCKET, "connected to NATS");
+    Ok(Some(Arc::new(nats)))
+}
+
+impl Shared {
+    fn new(
+        store: Store,
+        queue: Arc<dyn JobQueue>,
+        nats: Option<Arc<jetstream::Nats>>,
+        rules: Rules,
+        config: &Config,
+        bound: Option<SocketAddr>,
+    ) -> Shared {
+        Shared {
+            store,
+            queue,
+            nats,
+            fleet: fleet::Fleet::default(),
+            rules,
+            uploads: config.data.join("uploads"),
+            config: config.clone(),
+            metrics: metrics::Metrics::default(),
+            allowed_hosts: auth::AllowedHosts::new(&config.allowed_hosts, bound.unwrap_or(config.listen)),
+            mean_job_ms: AtomicU64::new(1000),
+            uploads_in_progress: Arc::default(),
+            fail_writes: AtomicU32::new(failed_writes_hook()),
+            hold: std::env::var_os("TRIAGE_SERVE_TEST_HOLD_FILE").map(PathBuf::from),
+            running: cancel::Running::default(),
+        }
+    }
+}
+
+/// `n` worker threads taking jobs from the queue.
+fn spawn_workers(shared: &AppState, n: usize) -> Result<Vec<std::thread::JoinHandle<()>>, ServeError> {
+    (0..n.max(1))
         .map(|n| {
             let shared = shared.clone();
             std::thread::Builder::new()
@@ -290,31 +451,12 @@ pub(crate) fn run(config: Config, announce: impl FnOnce(std::net::SocketAddr)) -
                     source,
                 })
         })
-        .collect::<Result<_, _>>()?;
-    if let Some(retention) = config.retention {
-        spawn_retention(shared.clone(), retention)?;
-    }
-    if !config.reload_interval.is_zero() {
-        let shared = shared.clone();
-        std::thread::Builder::new()
-            .name("rules-watch".into())
-            .spawn(move || watch_rules(&shared))
-            .map_err(|source| ServeError::Thread {
-                what: "the rules watcher",
-                source,
-            })?;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(ServeError::Runtime)?;
-    announce(bound);
-    runtime.block_on(serve_http(shared.clone(), listener, tls))?;
-    // Connections still open after the grace period are cut here, not
-    // served while the workers finish.
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    // Workers finish the job in hand; one still running at the deadline is
-    // run again after the next start.
+        .collect()
+}
+
+/// Workers finish the job in hand; one still running at the deadline is
+/// run again (after the next start, or by another worker).
+fn stop_workers(shared: &Shared, workers: Vec<std::thread::JoinHandle<()>>) {
     shared.queue.close();
     let deadline = Instant::now() + Duration::from_secs(30);
     for w in workers {
@@ -326,7 +468,215 @@ pub(crate) fn run(config: Config, announce: impl FnOnce(std::net::SocketAddr)) -
         }
     }
     tracing::info!("stopped");
-    Ok(())
+}
+
+/// The rules watcher, unless reloads are only asked for.
+fn spawn_rules_watch(shared: &AppState) -> Result<(), ServeError> {
+    if shared.config.reload_interval.is_zero() {
+        return Ok(());
+    }
+    let shared = shared.clone();
+    std::thread::Builder::new()
+        .name("rules-watch".into())
+        .spawn(move || watch_rules(&shared))
+        .map(drop)
+        .map_err(|source| ServeError::Thread {
+            what: "the rules watcher",
+            source,
+        })
+}
+
+/// A distributed front's background duties: the workers' heartbeats read
+/// for `/healthz`, `/metrics` and `Retry-After`; and jobs recorded by a
+/// front that stopped before it could queue them, queued now.
+fn spawn_front_duties(shared: &AppState) -> Result<(), ServeError> {
+    let shared = shared.clone();
+    std::thread::Builder::new()
+        .name("front-duties".into())
+        .spawn(move || {
+            let mut last_requeue = Instant::now();
+            loop {
+                read_fleet(&shared);
+                if last_requeue.elapsed() >= UNPUBLISHED_AFTER / 2 {
+                    requeue_unpublished(&shared);
+                    last_requeue = Instant::now();
+                }
+                std::thread::sleep(Duration::from_secs(2));
+            }
+        })
+        .map(drop)
+        .map_err(|source| ServeError::Thread {
+            what: "the front's background thread",
+            source,
+        })
+}
+
+/// A job recorded this long ago and still not queued was left by a front
+/// that stopped in between.
+const UNPUBLISHED_AFTER: Duration = Duration::from_secs(30);
+
+fn read_fleet(shared: &Shared) {
+    let workers = shared.store.workers(&fleet::since(fleet::GONE_AFTER));
+    let mean_job_ms = shared.store.mean_job_ms(50);
+    let read = workers.is_ok() && mean_job_ms.is_ok();
+    let previous = shared.fleet.snapshot();
+    shared.fleet.set(fleet::Snapshot {
+        workers: workers.unwrap_or_else(|_| previous.as_ref().map(|p| p.workers.clone()).unwrap_or_default()),
+        mean_job_ms: mean_job_ms.ok().flatten().or(previous.and_then(|p| p.mean_job_ms)),
+        read,
+    });
+}
+
+fn requeue_unpublished(shared: &Shared) {
+    let Ok(left) = shared.store.unpublished(&fleet::since(UNPUBLISHED_AFTER)) else {
+        return;
+    };
+    for (id, _name) in left {
+        match shared.queue.submit(id.clone()) {
+            Ok(()) => {
+                let _ = shared.store.mark_published(&id);
+                tracing::info!(job = %id, "queued a job a front recorded but did not queue");
+            }
+            Err(e) => tracing::warn!(job = %id, error = ?e, "cannot queue a job a front recorded but did not queue; trying later"),
+        }
+    }
+}
+
+/// A worker process's heartbeat thread; stopped, it writes a last beat
+/// with nothing running.
+struct Beats {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Beats {
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.thread().unpark();
+        let _ = self.thread.join();
+    }
+}
+
+fn spawn_beats(shared: &AppState) -> Result<Beats, ServeError> {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let worker_id = new_job_id().map(|id| id[..12].to_string()).unwrap_or_else(|_| std::process::id().to_string());
+    let host = hostname();
+    let started_at = store::now();
+    let thread = {
+        let (shared, stop) = (shared.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("heartbeat".into())
+            .spawn(move || loop {
+                let stopping = stop.load(Ordering::Relaxed);
+                let tally = shared.metrics.tally();
+                let beat = store::WorkerBeat {
+                    id: worker_id.clone(),
+                    host: host.clone(),
+                    pid: std::process::id(),
+                    started_at: started_at.clone(),
+                    rules_version: shared.rules.current().version.clone(),
+                    threads: if stopping { 0 } else { shared.config.workers as u32 },
+                    running: if stopping { 0 } else { shared.running.elapsed().len() as u32 },
+                    done: tally.done,
+                    failed: tally.failed,
+                    busy_seconds: tally.seconds,
+                };
+                if let Err(e) = shared.store.beat(&beat) {
+                    tracing::warn!(error = %e, "cannot write this worker's heartbeat");
+                }
+                if stopping {
+                    return;
+                }
+                std::thread::park_timeout(fleet::BEAT_EVERY);
+            })
+            .map_err(|source| ServeError::Thread {
+                what: "the heartbeat thread",
+                source,
+            })?
+    };
+    Ok(Beats { stop, thread })
+}
+
+/// This machine's name, for the worker's heartbeat.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// What `triage serve migrate` moved.
+#[derive(Debug, Default, serde::Serialize)]
+pub(crate) struct Migrated {
+    /// Rows copied, per table, and the jobs still to run.
+    pub copied: store::CopyCounts,
+    /// Jobs still to run whose uploads were put in the object store and
+    /// queued.
+    pub queued: usize,
+    /// Jobs still to run whose upload was not found: failed, with why.
+    pub failed: usize,
+}
+
+/// Moves an embedded service's data directory to the distributed mode:
+/// jobs, reports, unexplained templates and tokens copied into PostgreSQL
+/// (a second run copies nothing again), and the jobs still queued or
+/// running queued on NATS with their uploads. The embedded service must be
+/// stopped (its lock is taken).
+pub(crate) fn migrate(data: &Path, distributed: &Distributed) -> Result<Migrated, ServeError> {
+    let _lock = lock_data_dir(data)?;
+    let from = Store::open(&data.join("triage.db"))?;
+    let to = Store::open_postgres(&distributed.database)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?;
+    let settings = jetstream::Settings {
+        capacity: DEFAULT_QUEUE,
+        ack_wait: distributed.ack_wait,
+        max_deliver: MAX_ATTEMPTS + 1,
+    };
+    let nats = jetstream::Nats::connect(runtime.handle().clone(), &distributed.nats, jetstream::Role::Tool, settings)?;
+    let copied = to.copy_from(&from)?;
+    let mut migrated = Migrated::default();
+    let uploads = data.join("uploads");
+    // Those copied now, and those an earlier run copied but did not get
+    // to queue.
+    let mut pending = copied.pending.clone();
+    for job in to.unpublished(&store::now())? {
+        if !pending.contains(&job) {
+            pending.push(job);
+        }
+    }
+    for (id, name) in &pending {
+        let bundle = upload_path(&uploads, id, name);
+        if !bundle.is_file() {
+            let why = "its upload was not in the data directory when the service moved to the distributed mode";
+            to.fail(id, why, "")?;
+            migrated.failed += 1;
+            continue;
+        }
+        nats.put_upload(id, name, &bundle)?;
+        // A full stream drains as workers take jobs: these were accepted
+        // already and are not refused now.
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            match nats.submit(id.clone()) {
+                Ok(()) => break,
+                Err(queue::Refused::Full) if Instant::now() < deadline => std::thread::sleep(Duration::from_secs(1)),
+                Err(e) => {
+                    return Err(ServeError::Nats(jetstream::NatsError::Operation(format!(
+                        "cannot queue job {id}: {e:?}; run the command again to queue the rest"
+                    ))))
+                }
+            }
+        }
+        to.mark_published(id)?;
+        migrated.queued += 1;
+    }
+    migrated.copied = copied;
+    Ok(migrated)
 }
 
 /// The socket, the address bound (the port `--listen …:0` leaves to the
@@ -424,6 +774,25 @@ fn sweep_uploads(store: &Store, uploads: &Path, keep: bool) -> usize {
             };
             removed += usize::from(gone.is_ok());
         }
+    }
+    removed
+}
+
+/// Empties a distributed process's spool directory (what a crash left);
+/// how many entries went.
+fn clear_spool(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let gone = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed += usize::from(gone.is_ok());
     }
     removed
 }
@@ -955,6 +1324,10 @@ async fn reload_rules(State(shared): State<AppState>) -> Response {
         Err(response) => response,
         Ok(Ok(reloaded)) => {
             tracing::info!(version = %reloaded.version, changed = reloaded.changed, rules = reloaded.rules, "rules reloaded");
+            if let Some(nats) = shared.nats.clone() {
+                // Every worker reloads its own copy of the rule files.
+                let _ = blocking(move || nats.announce_reload()).await;
+            }
             Json(reloaded).into_response()
         }
         Ok(Err(e)) => {
@@ -975,11 +1348,13 @@ async fn reload_rules(State(shared): State<AppState>) -> Response {
 }
 
 async fn metrics_page(State(shared): State<AppState>) -> Response {
+    let fleet = shared.fleet.snapshot();
     let gauges = metrics::Gauges {
         queue_depth: shared.queue.depth(),
         queue_capacity: shared.queue.capacity(),
-        workers: shared.config.workers,
+        workers: fleet.as_ref().map_or(shared.config.workers, fleet::Snapshot::threads),
         rules: shared.rules.current().engine.kb.rules.len(),
+        fleet: fleet.map(|f| f.workers),
     };
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -999,21 +1374,44 @@ async fn healthz(State(shared): State<AppState>) -> Response {
         Ok(Ok(c)) => c,
     };
     let set = shared.rules.current();
-    Json(json!({
+    let fleet = shared.fleet.snapshot();
+    let mut health = json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "rules_version": set.version,
         "rules": set.engine.kb.rules.len(),
         "reload_error": shared.rules.last_error().is_some(),
-        "workers": shared.config.workers,
+        "workers": fleet.as_ref().map_or(shared.config.workers, fleet::Snapshot::threads),
         "queue": {
             "depth": shared.queue.depth(),
             "capacity": shared.queue.capacity(),
             "wait_s": intake::estimated_wait(&shared).div_ceil(1000),
         },
         "jobs": counts,
-    }))
-    .into_response()
+    });
+    if let Some(fleet) = fleet {
+        // Who runs the jobs, for an operator: each worker process heard
+        // of lately, with its rules version (all should agree).
+        health["mode"] = "distributed".into();
+        health["worker_processes"] = fleet
+            .workers
+            .iter()
+            .map(|w| {
+                json!({
+                    "id": w.beat.id, "host": w.beat.host, "pid": w.beat.pid, "threads": w.beat.threads,
+                    "running": w.beat.running, "rules_version": w.beat.rules_version, "seen_at": w.seen_at,
+                })
+            })
+            .collect();
+        if fleet.threads() == 0 {
+            health["warning"] = format!(
+                "no worker has been heard of for {} s: jobs wait until one runs (`triage worker --nats … --database …`)",
+                fleet::GONE_AFTER.as_secs()
+            )
+            .into();
+        }
+    }
+    Json(health).into_response()
 }
 
 /// The page: no data of its own (it asks for a token and fetches the
@@ -1074,12 +1472,29 @@ async fn docs(State(shared): State<AppState>, UrlPath(path): UrlPath<String>) ->
 
 /// A worker: takes jobs until the queue closes.
 fn worker(shared: &Shared) {
-    while let Some(id) = shared.queue.take() {
-        run_job(shared, &id);
+    while let Some(taken) = shared.queue.take() {
+        run_job(shared, &taken.id, taken.delivered);
     }
 }
 
-fn run_job(shared: &Shared, id: &str) {
+/// How long a job whose store or upload could not be reached waits before
+/// it is delivered again.
+const RETRY_UNREACHABLE: Duration = Duration::from_secs(5);
+
+/// The end of a job that did not get to run: failed, with `why`.
+fn not_run(rules_version: &str, why: String) -> Finished {
+    Finished {
+        status: Status::Failed,
+        report: None,
+        diagnoses: Vec::new(),
+        rules_version: rules_version.to_string(),
+        error: Some(why),
+        unexplained: Vec::new(),
+        name: None,
+    }
+}
+
+fn run_job(shared: &Shared, id: &str, delivered: u32) {
     // Registered before the job is marked running: a DELETE from now on
     // either finds no row or stops the scan.
     let cancelled = shared.running.start(id);
@@ -1089,47 +1504,77 @@ fn run_job(shared: &Shared, id: &str) {
             shared.running.end(id);
             tracing::warn!(job = %id, "job delivered again after it finished, or without a record; skipped");
             shared.queue.ack(id);
+            if let Some(nats) = &shared.nats {
+                // A deleted job's upload, if it was still there.
+                if matches!(shared.store.get(id), Ok(None)) {
+                    nats.remove_upload(id);
+                }
+            }
             return;
         }
         Err(e) => {
-            // Left queued in the database: the next start runs it.
+            // Left queued: the next start runs it (embedded), or the
+            // broker delivers it again (distributed).
             tracing::error!(job = %id, error = %e, "cannot start job");
             shared.running.end(id);
+            shared.queue.retry_later(id, RETRY_UNREACHABLE);
             return;
         }
     };
     let bundle = upload_path(&shared.uploads, id, &job.name);
     let set = shared.rules.current();
-    if job.attempts > MAX_ATTEMPTS {
+    // The store counts the starts; a broker also counts deliveries that
+    // ended before the start was recorded.
+    let attempts = job.attempts.max(delivered);
+    if attempts > MAX_ATTEMPTS {
         let why = format!(
             "the service stopped {} times while diagnosing this bundle; it is not run again",
-            job.attempts - 1
+            attempts - 1
         );
-        tracing::error!(job = %id, attempts = job.attempts, "job given up");
-        let end = Finished {
-            status: Status::Failed,
-            report: None,
-            diagnoses: Vec::new(),
-            rules_version: set.version.clone(),
-            error: Some(why),
-            unexplained: Vec::new(),
-            name: None,
-        };
-        if let Some(status) = finish(shared, id, &end, &bundle) {
+        tracing::error!(job = %id, attempts, "job given up");
+        if let Some(status) = finish(shared, id, &not_run(&set.version, why), &bundle) {
             shared.metrics.job(status, 0.0);
         }
         return;
     }
-    tracing::info!(job = %id, attempt = job.attempts, rules_version = %set.version, "job started");
-    if let Some(hold) = &shared.hold {
-        while hold.exists() && !cancelled.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(20));
+    if let Some(nats) = &shared.nats {
+        match fetch_upload(nats, id, &bundle) {
+            Ok(()) => {}
+            Err(FetchError::Missing(why)) => {
+                let why = format!("the upload is not in the object store {}: {why}", jetstream::BUCKET);
+                tracing::error!(job = %id, error = %why, "job failed");
+                if let Some(status) = finish(shared, id, &not_run(&set.version, why), &bundle) {
+                    shared.metrics.job(status, 0.0);
+                }
+                return;
+            }
+            Err(FetchError::Unreachable(why)) => {
+                tracing::warn!(job = %id, error = %why, "cannot fetch the upload; the job is delivered again later");
+                shared.running.end(id);
+                let _ = std::fs::remove_dir_all(shared.uploads.join(id));
+                shared.queue.retry_later(id, RETRY_UNREACHABLE);
+                return;
+            }
         }
     }
+    tracing::info!(job = %id, attempt = attempts, rules_version = %set.version, "job started");
     let started = Instant::now();
-    let mut options = shared.config.options.clone();
-    options.limits.cancel = Some(cancelled.clone());
-    let mut report = crate::engine::batch::diagnose_guarded(&set.engine, &bundle, &options);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let mut report = std::thread::scope(|scope| {
+        if shared.nats.is_some() {
+            scope.spawn(|| keep_alive(shared, id, &cancelled, &done));
+        }
+        if let Some(hold) = &shared.hold {
+            while hold.exists() && !cancelled.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let mut options = shared.config.options.clone();
+        options.limits.cancel = Some(cancelled.clone());
+        let report = crate::engine::batch::diagnose_guarded(&set.engine, &bundle, &options);
+        done.store(true, Ordering::Relaxed);
+        report
+    });
     report.bundle = job.name.clone();
     // The upload's place on this server's disk is no business of the client.
     let stored = bundle.display().to_string();
@@ -1174,6 +1619,65 @@ fn run_job(shared: &Shared, id: &str) {
     }
 }
 
+/// Why a worker could not fetch a job's upload.
+enum FetchError {
+    /// The object is not there: the job cannot run.
+    Missing(String),
+    /// NATS did not answer: try later.
+    Unreachable(String),
+}
+
+/// Copies job `id`'s upload from the object store to `bundle`, under
+/// the worker's spool directory.
+fn fetch_upload(nats: &jetstream::Nats, id: &str, bundle: &Path) -> Result<(), FetchError> {
+    if let Some(dir) = bundle.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| FetchError::Unreachable(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    nats.get_upload(id, bundle).map(drop).map_err(|e| {
+        let why = e.to_string();
+        if why.contains("not found") {
+            FetchError::Missing(why)
+        } else {
+            FetchError::Unreachable(why)
+        }
+    })
+}
+
+/// While a job runs on a distributed worker: tells the broker it is in
+/// progress (so it is not given to another worker), and stops the scan
+/// once its row is gone (deleted through any front).
+fn keep_alive(shared: &Shared, id: &str, cancelled: &std::sync::atomic::AtomicBool, done: &std::sync::atomic::AtomicBool) {
+    let ack_wait = shared
+        .config
+        .distributed
+        .as_ref()
+        .map_or(Duration::from_secs(30), |d| d.ack_wait);
+    let tick = (ack_wait / 3).clamp(Duration::from_millis(200), Duration::from_secs(10));
+    let mut last = Instant::now();
+    while !done.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        if last.elapsed() < tick {
+            continue;
+        }
+        last = Instant::now();
+        shared.queue.in_progress(id);
+        if matches!(shared.store.get(id), Ok(None)) {
+            cancelled.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A reload asked of a front, on this worker.
+fn reload_asked(shared: &Shared) {
+    match shared.rules.reload() {
+        Ok(r) => tracing::info!(version = %r.version, changed = r.changed, rules = r.rules, "rules reloaded (asked by a front)"),
+        Err(e) => {
+            shared.metrics.reload_failed();
+            tracing::warn!(error = %e.error, problems = ?e.problems, "rules reload asked by a front failed; the old rules stay");
+        }
+    }
+}
+
 /// The waits before each retry of a result write that failed (a busy or
 /// full disk may clear); after the last, the job is failed with the reason.
 const RESULT_RETRIES: [Duration; 3] = [
@@ -1198,6 +1702,9 @@ fn finish(shared: &Shared, id: &str, end: &Finished, bundle: &Path) -> Option<&'
         if let Some(dir) = bundle.parent() {
             let _ = std::fs::remove_dir_all(dir);
         }
+        if let Some(nats) = &shared.nats {
+            nats.remove_upload(id);
+        }
         None
     };
     if !shared.running.end(id) {
@@ -1213,6 +1720,13 @@ fn finish(shared: &Shared, id: &str, end: &Finished, bundle: &Path) -> Option<&'
         // start runs it again.
         Err(e) => {
             tracing::error!(job = %id, error = %e, "cannot store the result, nor that the job failed");
+            if shared.nats.is_some() {
+                // The worker's copy; the job is fetched again when it is
+                // delivered again.
+                if let Some(dir) = bundle.parent() {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+            }
             None
         }
     }
@@ -1269,9 +1783,21 @@ fn write_result(shared: &Shared, id: &str, end: &Finished) -> Result<bool, Strin
 /// upload can go.
 fn finished(shared: &Shared, id: &str, bundle: &Path) {
     shared.queue.ack(id);
-    if !shared.config.keep_uploads {
-        if let Some(dir) = bundle.parent() {
-            let _ = std::fs::remove_dir_all(dir);
+    match &shared.nats {
+        None if !shared.config.keep_uploads => {
+            if let Some(dir) = bundle.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+        None => {}
+        Some(nats) => {
+            // The worker's copy always goes; the object is what is kept.
+            if let Some(dir) = bundle.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            if !shared.config.keep_uploads {
+                nats.remove_upload(id);
+            }
         }
     }
 }
@@ -1302,6 +1828,9 @@ fn expire_jobs(shared: &Shared, retention: Duration) {
             for id in &ids {
                 // Kept uploads go with their job.
                 let _ = std::fs::remove_dir_all(shared.uploads.join(id));
+                if let Some(nats) = &shared.nats {
+                    nats.remove_upload(id);
+                }
             }
             tracing::info!(jobs = ids.len(), before = %before, "deleted jobs past the retention period");
         }

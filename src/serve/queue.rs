@@ -1,9 +1,8 @@
 //! The job queue between the HTTP front and the workers, as an interface:
-//! the embedded, bounded in-process queue is the default; a deployment
-//! with many worker machines implements the same trait over a work-queue
-//! stream of an existing broker (docs/SERVICE.md describes NATS
-//! JetStream). The queue carries job ids only; uploads and results live
-//! in the store.
+//! the embedded, bounded in-process queue is the default; the distributed
+//! service implements the same trait over a work-queue stream of NATS
+//! JetStream ([`super::jetstream`]). The queue carries job ids only;
+//! uploads and results live elsewhere.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex};
@@ -11,6 +10,25 @@ use std::sync::{Condvar, Mutex};
 /// The queue is full; the upload should be retried later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Full;
+
+/// A job that could not be queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The bound is reached: retry later.
+    Full,
+    /// The broker cannot be reached: retry later.
+    Unavailable(String),
+}
+
+/// A job handed to a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Taken {
+    /// The job id.
+    pub id: String,
+    /// How many times the broker has delivered it, this time included
+    /// (0: the queue does not count; the store's attempts do).
+    pub delivered: u32,
+}
 
 /// A work queue with a bound.
 ///
@@ -25,14 +43,15 @@ pub(crate) trait JobQueue: Send + Sync {
     fn reserve(&self) -> Result<(), Full>;
     /// Gives up a place held by `reserve`.
     fn release(&self);
-    /// Puts a job into a place held by `reserve`.
-    fn submit(&self, id: String);
+    /// Puts a job into a place held by `reserve`. A broker may still
+    /// refuse it (full, or away).
+    fn submit(&self, id: String) -> Result<(), Refused>;
     /// Puts back a job accepted before a restart, whatever the bound: it
     /// was accepted already and must not be refused now.
     fn restore(&self, id: String);
     /// The next job; blocks until there is one. `None` once the queue is
     /// closed.
-    fn take(&self) -> Option<String>;
+    fn take(&self) -> Option<Taken>;
     /// The job's result is stored; it need not be delivered again.
     fn ack(&self, id: &str);
     /// Takes a waiting job out (it was deleted), so it frees its place at
@@ -46,6 +65,12 @@ pub(crate) trait JobQueue: Send + Sync {
     fn capacity(&self) -> usize;
     /// Wakes every waiting worker with `None`.
     fn close(&self);
+    /// The job is still being worked on (a broker would otherwise give it
+    /// to another worker after its acknowledgement wait).
+    fn in_progress(&self, _id: &str) {}
+    /// The job cannot be run now (its store is away): deliver it again
+    /// after `delay`. The embedded queue leaves it to the next start.
+    fn retry_later(&self, _id: &str, _delay: std::time::Duration) {}
 }
 
 #[derive(Default)]
@@ -93,11 +118,12 @@ impl JobQueue for EmbeddedQueue {
         s.reserved = s.reserved.saturating_sub(1);
     }
 
-    fn submit(&self, id: String) {
+    fn submit(&self, id: String) -> Result<(), Refused> {
         let mut s = self.state();
         s.reserved = s.reserved.saturating_sub(1);
         s.jobs.push_back(id);
         self.ready.notify_one();
+        Ok(())
     }
 
     fn restore(&self, id: String) {
@@ -105,14 +131,14 @@ impl JobQueue for EmbeddedQueue {
         self.ready.notify_one();
     }
 
-    fn take(&self) -> Option<String> {
+    fn take(&self) -> Option<Taken> {
         let mut s = self.state();
         loop {
             if s.closed {
                 return None;
             }
             if let Some(id) = s.jobs.pop_front() {
-                return Some(id);
+                return Some(Taken { id, delivered: 0 });
             }
             s = self.ready.wait(s).unwrap_or_else(|e| e.into_inner());
         }
@@ -154,15 +180,15 @@ mod tests {
         assert_eq!(q.reserve(), Err(Full));
         q.release();
         q.reserve().unwrap();
-        q.submit("a".into());
-        q.submit("b".into());
+        q.submit("a".into()).unwrap();
+        q.submit("b".into()).unwrap();
         assert_eq!(q.reserve(), Err(Full));
         // Restored jobs were accepted before: they pass the bound.
         q.restore("c".into());
         assert_eq!(q.depth(), 3);
-        assert_eq!(q.take().as_deref(), Some("a"));
-        assert_eq!(q.take().as_deref(), Some("b"));
-        assert_eq!(q.take().as_deref(), Some("c"));
+        for id in ["a", "b", "c"] {
+            assert_eq!(q.take().map(|t| t.id).as_deref(), Some(id));
+        }
         q.reserve().unwrap();
     }
 
@@ -171,14 +197,14 @@ mod tests {
         let q = EmbeddedQueue::new(2);
         for id in ["a", "b"] {
             q.reserve().unwrap();
-            q.submit(id.to_string());
+            q.submit(id.to_string()).unwrap();
         }
         assert!(q.reserve().is_err());
         assert!(q.withdraw("a"));
         assert!(!q.withdraw("a"));
         assert_eq!(q.depth(), 1);
         q.reserve().unwrap();
-        assert_eq!(q.take().as_deref(), Some("b"));
+        assert_eq!(q.take().map(|t| t.id).as_deref(), Some("b"));
     }
 
     #[test]

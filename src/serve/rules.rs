@@ -133,7 +133,15 @@ impl RuleSource {
     }
 
     fn files(&self) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = self
+        self.named_files().into_iter().map(|(path, _)| path).collect()
+    }
+
+    /// Each rule file with the name it has in the rule set: its path
+    /// inside its rules directory (a tuning file: its file name). The
+    /// version hashes these names, not where the directory is mounted, so
+    /// the same rules give the same version on every machine.
+    fn named_files(&self) -> Vec<(PathBuf, String)> {
+        let mut files: Vec<(PathBuf, String)> = self
             .dirs
             .iter()
             .flat_map(|d| {
@@ -141,13 +149,19 @@ impl RuleSource {
                     .sort_by_file_name()
                     .into_iter()
                     .filter_map(Result::ok)
+                    // Rules, formats, macros and triage.toml: an editor's
+                    // swap file or a README is not part of the rule set.
+                    .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "toml"))
+                    .map(move |e| {
+                        let name = e.path().strip_prefix(d).unwrap_or(e.path()).display().to_string();
+                        (e.into_path(), name)
+                    })
             })
-            // Rules, formats, macros and triage.toml: an editor's swap file
-            // or a README is not part of the rule set.
-            .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "toml"))
-            .map(|e| e.into_path())
             .collect();
-        files.extend(self.tune.iter().cloned());
+        files.extend(self.tune.iter().map(|t| {
+            let name = t.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            (t.clone(), name)
+        }));
         files
     }
 
@@ -174,8 +188,9 @@ impl RuleSource {
         let mut hash = Fnv::default();
         hash.write(env!("CARGO_PKG_VERSION").as_bytes());
         hash.write(format!("{:?}", self.builtin).as_bytes());
-        for path in self.files() {
-            hash.write(path.as_os_str().as_encoded_bytes());
+        for (path, name) in self.named_files() {
+            hash.write(&(name.len() as u64).to_le_bytes());
+            hash.write(name.as_bytes());
             hash.write(&std::fs::read(&path).unwrap_or_default());
         }
         format!("{:016x}", hash.0)
@@ -322,6 +337,23 @@ mod tests {
     }
 
     const RULE: &str = "id = \"LOCAL-001\"\ntitle = \"t\"\nseverity = \"warning\"\ncondition = \"any q\"\nmessage = \"m\"\nremediation = \"r\"\n[queries]\nq = 'syslog where msg contains \"zzz\"'\n";
+
+    #[test]
+    fn the_same_rules_have_the_same_version_wherever_they_are_mounted() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        for dir in [&a, &b] {
+            std::fs::create_dir(dir.path().join("site")).unwrap();
+            std::fs::write(dir.path().join("site").join("local.toml"), RULE).unwrap();
+        }
+        let version = |dir: &Path| Rules::new(source(dir)).unwrap().current().version.clone();
+        assert_eq!(version(a.path()), version(b.path()));
+        // A change of content or of name is a new version.
+        std::fs::write(b.path().join("site").join("local.toml"), RULE.replace("zzz", "yyy")).unwrap();
+        assert_ne!(version(a.path()), version(b.path()));
+        std::fs::write(b.path().join("site").join("local.toml"), RULE).unwrap();
+        std::fs::rename(b.path().join("site"), b.path().join("other")).unwrap();
+        assert_ne!(version(a.path()), version(b.path()));
+    }
 
     #[test]
     fn a_broken_edit_keeps_the_old_rules_and_a_fix_loads_the_new() {

@@ -20,6 +20,7 @@ mod collection_filter;
 mod collection_time;
 mod common;
 mod corpus;
+mod distributed;
 mod docs;
 mod docs_browser;
 mod events;

@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use crate::cli::args::ServeArgs;
+use crate::cli::args::{ServeArgs, WorkerArgs};
 use crate::cli::error::CliError;
 
 /// Runs the service until a signal stops it.
@@ -15,10 +15,14 @@ use crate::cli::error::CliError;
 pub(crate) fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<ExitCode, CliError> {
     use std::time::Duration;
 
-    use crate::cli::resolve::{builtin_rules_source, run_options};
+    use crate::cli::resolve::run_options;
 
-    if let Some(crate::cli::args::ServeCommand::Token { action }) = &args.command {
-        return token(action, out);
+    match &args.command {
+        Some(crate::cli::args::ServeCommand::Token { action }) => return token(action, out),
+        Some(crate::cli::args::ServeCommand::Migrate { data, nats, database }) => {
+            return migrate(data, nats, database, out)
+        }
+        None => {}
     }
     let mut options = run_options(&args.run)?;
     // A shared machine's limits, nested zips copied under the data
@@ -55,17 +59,25 @@ pub(crate) fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<ExitCode, Cli
             .map(|days| Duration::from_secs(u64::from(days) * 86_400)),
         json_logs: !args.text_logs,
         redact: args.redact,
-        rules: crate::serve::rules::RuleSource {
-            builtin: args.run.rules.builtin(),
-            dirs: args.run.rules.rules.clone(),
-            tune: args.run.tune.clone(),
-            lints: args.run.lints.settings(),
-            repo_rules_dir: builtin_rules_source(),
-        },
+        rules: rule_source(&args.run),
         options,
         allowed_hosts: args.allowed_hosts.clone(),
         tls: args.tls_cert.clone().zip(args.tls_key.clone()),
+        distributed: args.nats.clone().zip(args.database.clone()).map(|(nats, database)| {
+            crate::serve::Distributed {
+                nats,
+                database,
+                // The workers' consumer holds it; a front does not use it.
+                ack_wait: Duration::from_secs(30),
+            }
+        }),
     };
+    if config.distributed.is_some() && args.workers.is_some() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "triage serve: --workers has no effect with --nats: jobs run in `triage worker` processes"
+        );
+    }
     let scheme = if config.tls.is_some() { "https" } else { "http" };
     crate::serve::run(config, |addr| {
         // The one line a script or test reads to find the port. A reader
@@ -159,8 +171,118 @@ fn token(action: &crate::cli::args::TokenCommand, out: &mut dyn Write) -> Result
     Ok(ExitCode::SUCCESS)
 }
 
+/// `triage serve migrate`: what was moved, on stdout as JSON.
+#[cfg(feature = "serve")]
+fn migrate(data: &std::path::Path, nats: &str, database: &str, out: &mut dyn Write) -> Result<ExitCode, CliError> {
+    let distributed = crate::serve::Distributed {
+        nats: nats.to_string(),
+        database: database.to_string(),
+        ack_wait: std::time::Duration::from_secs(30),
+    };
+    let moved = crate::serve::migrate(data, &distributed)?;
+    let _ = writeln!(
+        std::io::stderr(),
+        "copied {} jobs, {} unexplained templates and {} tokens; queued {} jobs not yet run{}",
+        moved.copied.jobs,
+        moved.copied.unexplained,
+        moved.copied.tokens,
+        moved.queued,
+        if moved.failed > 0 {
+            format!("; {} failed (their upload was missing)", moved.failed)
+        } else {
+            String::new()
+        }
+    );
+    writeln!(
+        out,
+        "{}",
+        serde_json::json!({
+            "jobs": moved.copied.jobs,
+            "unexplained": moved.copied.unexplained,
+            "tokens": moved.copied.tokens,
+            "queued": moved.queued,
+            "failed": moved.failed,
+        })
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The rules a service process runs.
+#[cfg(feature = "serve")]
+fn rule_source(run: &crate::cli::args::RunArgs) -> crate::serve::rules::RuleSource {
+    crate::serve::rules::RuleSource {
+        builtin: run.rules.builtin(),
+        dirs: run.rules.rules.clone(),
+        tune: run.tune.clone(),
+        lints: run.lints.settings(),
+        repo_rules_dir: crate::cli::resolve::builtin_rules_source(),
+    }
+}
+
+/// `triage worker`: runs until a signal stops it; its one line on stdout
+/// says it takes jobs.
+#[cfg(feature = "serve")]
+pub(crate) fn worker(args: &WorkerArgs, out: &mut dyn Write) -> Result<ExitCode, CliError> {
+    use std::time::Duration;
+
+    use crate::cli::resolve::run_options;
+
+    let mut options = run_options(&args.run)?;
+    options.limits = crate::bundle::Limits {
+        spill_dir: Some(args.data.clone()),
+        timeout: (args.job_timeout > 0).then(|| Duration::from_secs(args.job_timeout)),
+        ..args.run.limits.over(crate::bundle::Limits::service())
+    };
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let config = crate::serve::Config {
+        // No listener; the address names nothing.
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        data: args.data.clone(),
+        workers,
+        queue_capacity: crate::serve::DEFAULT_QUEUE,
+        max_upload_bytes: 0,
+        upload_idle_timeout: Duration::ZERO,
+        upload_timeout: Duration::ZERO,
+        upload_min_rate: 0,
+        max_uploads: 0,
+        max_uploads_per_client: 0,
+        max_uploads_per_token: 0,
+        request_timeout: Duration::ZERO,
+        header_timeout: Duration::ZERO,
+        max_connections: 0,
+        max_connections_per_client: 0,
+        reload_interval: Duration::from_secs(args.reload_interval),
+        keep_uploads: args.keep_uploads,
+        // Retention is the fronts' duty.
+        retention: None,
+        json_logs: !args.text_logs,
+        redact: args.redact,
+        rules: rule_source(&args.run),
+        options,
+        allowed_hosts: Vec::new(),
+        tls: None,
+        distributed: Some(crate::serve::Distributed {
+            nats: args.nats.clone(),
+            database: args.database.clone(),
+            ack_wait: Duration::from_secs(args.ack_wait.max(1)),
+        }),
+    };
+    crate::serve::run_worker(config, || {
+        let _ = writeln!(out, "triage worker: {workers} workers taking jobs").and_then(|()| out.flush());
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Built without the service: says so.
 #[cfg(not(feature = "serve"))]
 pub(crate) fn run(_args: &ServeArgs, _out: &mut dyn Write) -> Result<ExitCode, CliError> {
+    Err(CliError::ServeNotBuilt)
+}
+
+/// Built without the service: says so.
+#[cfg(not(feature = "serve"))]
+pub(crate) fn worker(_args: &WorkerArgs, _out: &mut dyn Write) -> Result<ExitCode, CliError> {
     Err(CliError::ServeNotBuilt)
 }

@@ -233,6 +233,12 @@ pub(crate) fn chromium() -> Option<std::path::PathBuf> {
 }
 
 pub(crate) mod bombs;
+#[cfg(feature = "serve")]
+pub(crate) mod nats;
+// The same harness the store's own tests use.
+#[cfg(feature = "serve")]
+#[path = "../../../src/serve/store/test_postgres.rs"]
+pub(crate) mod postgres;
 pub(crate) mod schema;
 #[cfg(feature = "serve")]
 pub(crate) mod server;

@@ -43,6 +43,13 @@ impl Server {
     /// extra environment variables, and waits until it listens.
     pub(crate) fn start(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         let token = create_token(data, "admin");
+        Server::start_with(data, token, args, env)
+    }
+
+    /// Starts one as [`Server::start`] does, whose client sends `token`
+    /// (made elsewhere: a distributed front's tokens are in PostgreSQL).
+    pub(crate) fn start_with(data: &Path, token: String, args: &[&str], env: &[(&str, &str)]) -> Server {
+        std::fs::create_dir_all(data).unwrap();
         let log = data.with_extension(format!("log-{}", std::process::id()));
         let mut command = Command::new(env!("CARGO_BIN_EXE_triage"));
         command

@@ -1,0 +1,534 @@
+//! The distributed service's queue and upload store on NATS JetStream.
+//!
+//! Jobs are messages on the work-queue stream [`STREAM`] (subject
+//! [`SUBJECT`], file storage, `discard: new` at `--queue` messages), each
+//! carrying a job id and published with that id as `Nats-Msg-Id`, so a
+//! publish retried after a lost acknowledgement is stored once. Workers
+//! share the durable pull consumer [`CONSUMER`]: explicit acknowledgement,
+//! an `ack_wait` after which a job whose worker went silent is delivered
+//! to another, and `max_deliver` deliveries at most (the worker fails the
+//! job with the reason on the last one, so it never sits in the stream).
+//! A worker acknowledges a job only once its result is stored, and says
+//! "in progress" while it runs. Uploads are objects of the Object Store
+//! bucket [`BUCKET`], named by job id. Rule reloads asked of one front
+//! reach every worker on [`RELOAD_SUBJECT`].
+//!
+//! The rest of the service is synchronous (worker threads, SQLite or
+//! PostgreSQL on blocking threads): every call here runs its future on the
+//! runtime that owns the NATS connection, from a thread outside it.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::pull, stream, AckKind};
+use futures_util::StreamExt;
+
+use super::queue::{Full, JobQueue, Refused, Taken};
+
+/// The work-queue stream of jobs.
+pub(crate) const STREAM: &str = "TRIAGE_JOBS";
+/// The subject jobs are published on.
+pub(crate) const SUBJECT: &str = "triage.jobs";
+/// The workers' durable pull consumer.
+pub(crate) const CONSUMER: &str = "triage-workers";
+/// The Object Store bucket of uploads.
+pub(crate) const BUCKET: &str = "triage-uploads";
+/// Fronts ask every worker to reload its rules here.
+pub(crate) const RELOAD_SUBJECT: &str = "triage.rules.reload";
+/// A publish whose acknowledgement was lost is retried with the same
+/// `Nats-Msg-Id` within this window, which the stream deduplicates over.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// How long one request to the server may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a worker's pull waits for a job before it asks again (and
+/// looks whether it should stop).
+const PULL_EXPIRES: Duration = Duration::from_secs(2);
+
+/// NATS cannot be used: at start (the service does not start) or for one
+/// operation (the request is answered 503, the job is retried).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum NatsError {
+    /// No connection at start.
+    #[error("cannot connect to NATS at {url}: {reason}; start nats-server with JetStream (`nats-server -js -sd DIR`) or give the right --nats URL")]
+    Connect {
+        /// The URL, with any password masked.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The stream, consumer or bucket cannot be set up.
+    #[error("cannot set up JetStream {what}: {reason}; is JetStream enabled on the server (`-js`)?")]
+    Setup {
+        /// `the stream TRIAGE_JOBS`, …
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// One operation failed.
+    #[error("{0}")]
+    Operation(String),
+    /// The async runtime cannot be started.
+    #[error("cannot start the NATS client's runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// A URL as it may be shown: any password replaced.
+pub(crate) fn shown_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                // A token alone is the secret.
+                None => format!("{}***{}", &url[..scheme + 3], &url[at..]),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Which role the process has: fronts set the stream's bound, workers
+/// pull.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// Publishes jobs and uploads.
+    Front,
+    /// Takes jobs.
+    Worker,
+    /// Publishes jobs, leaving the stream's bound as it is
+    /// (`serve migrate`).
+    Tool,
+}
+
+/// The connection and what is made on it.
+pub(crate) struct Nats {
+    runtime: tokio::runtime::Handle,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    uploads: jetstream::object_store::ObjectStore,
+    consumer: Option<jetstream::consumer::PullConsumer>,
+    capacity: usize,
+    /// Jobs in the stream (waiting or running), as last read.
+    depth: Arc<AtomicUsize>,
+    /// Jobs taken by this process's workers and not yet acknowledged.
+    taken: Mutex<HashMap<String, jetstream::Message>>,
+    closed: AtomicBool,
+}
+
+/// Settings of the stream and consumer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    /// Most jobs in the stream.
+    pub capacity: usize,
+    /// A taken job not acknowledged (nor said in progress) for this long
+    /// goes to another worker.
+    pub ack_wait: Duration,
+    /// Most deliveries of one job.
+    pub max_deliver: u32,
+}
+
+impl Nats {
+    /// Connects and sets up the stream, the bucket and (for a worker) the
+    /// consumer, on `runtime`. A front makes the stream's bound its
+    /// `capacity`; a worker leaves an existing stream as it is.
+    pub(crate) fn connect(
+        runtime: tokio::runtime::Handle,
+        url: &str,
+        role: Role,
+        settings: Settings,
+    ) -> Result<Nats, NatsError> {
+        let name = match role {
+            Role::Front => "triage front",
+            Role::Worker => "triage worker",
+            Role::Tool => "triage serve migrate",
+        };
+        runtime.clone().block_on(async move {
+            let client = async_nats::ConnectOptions::new()
+                .name(name)
+                .connection_timeout(REQUEST_TIMEOUT)
+                // Reconnects for as long as the process runs: a restarted
+                // server is found again.
+                .max_reconnects(None)
+                .connect(url)
+                .await
+                .map_err(|e| NatsError::Connect {
+                    url: shown_url(url),
+                    reason: e.to_string(),
+                })?;
+            let js = jetstream::new(client.clone());
+            let setup = |what: &str, e: &dyn std::fmt::Display| NatsError::Setup {
+                what: what.to_string(),
+                reason: e.to_string(),
+            };
+            let wanted = stream_config(settings.capacity);
+            let mut jobs = js
+                .get_or_create_stream(wanted.clone())
+                .await
+                .map_err(|e| setup(&format!("the stream {STREAM}"), &e))?;
+            let info = jobs
+                .info()
+                .await
+                .map_err(|e| setup(&format!("the stream {STREAM}"), &e))?
+                .clone();
+            if role == Role::Front && info.config.max_messages != wanted.max_messages {
+                tracing::info!(
+                    from = info.config.max_messages,
+                    to = wanted.max_messages,
+                    "the job stream's bound changed to this front's --queue"
+                );
+                let mut config = info.config.clone();
+                config.max_messages = wanted.max_messages;
+                js.update_stream(config)
+                    .await
+                    .map_err(|e| setup(&format!("the stream {STREAM}"), &e))?;
+            }
+            let uploads = match js.get_object_store(BUCKET).await {
+                Ok(bucket) => bucket,
+                Err(_) => js
+                    .create_object_store(jetstream::object_store::Config {
+                        bucket: BUCKET.to_string(),
+                        description: Some("triage: uploaded bundles, by job id".into()),
+                        storage: stream::StorageType::File,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|e| setup(&format!("the object store bucket {BUCKET}"), &e))?,
+            };
+            let consumer = match role {
+                Role::Front | Role::Tool => None,
+                Role::Worker => Some(
+                    jobs.get_or_create_consumer(
+                        CONSUMER,
+                        pull::Config {
+                            durable_name: Some(CONSUMER.to_string()),
+                            description: Some("triage workers".into()),
+                            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                            ack_wait: settings.ack_wait,
+                            max_deliver: i64::from(settings.max_deliver),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .map_err(|e| setup(&format!("the consumer {CONSUMER}"), &e))?,
+                ),
+            };
+            if let Some(consumer) = &consumer {
+                let held = &consumer.cached_info().config;
+                if held.ack_wait != settings.ack_wait || held.max_deliver != i64::from(settings.max_deliver) {
+                    tracing::warn!(
+                        ack_wait_s = held.ack_wait.as_secs_f64(),
+                        max_deliver = held.max_deliver,
+                        "the consumer exists with other settings, which stay (delete it with `nats consumer rm` to change them)"
+                    );
+                }
+            }
+            let depth = Arc::new(AtomicUsize::new(info.state.messages as usize));
+            Ok(Nats {
+                runtime: tokio::runtime::Handle::current(),
+                client,
+                js,
+                uploads,
+                consumer,
+                capacity: settings.capacity.max(1),
+                depth,
+                taken: Mutex::new(HashMap::new()),
+                closed: AtomicBool::new(false),
+            })
+        })
+    }
+
+    /// Reads the stream's depth every second, for `/healthz`, `/metrics`
+    /// and the early refusal of an upload to a full queue.
+    pub(crate) fn watch_depth(self: &Arc<Self>) {
+        let nats = Arc::downgrade(self);
+        self.runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let Some(nats) = nats.upgrade() else { return };
+                if let Ok(Ok(mut jobs)) = tokio::time::timeout(REQUEST_TIMEOUT, nats.js.get_stream(STREAM)).await {
+                    if let Ok(info) = jobs.info().await {
+                        nats.depth.store(info.state.messages as usize, Ordering::Relaxed);
+                    }
+                }
+            }
+        });
+    }
+
+    fn taken(&self) -> std::sync::MutexGuard<'_, HashMap<String, jetstream::Message>> {
+        self.taken.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stores the upload at `file` as job `id`'s object.
+    pub(crate) fn put_upload(&self, id: &str, name: &str, file: &Path) -> Result<(), NatsError> {
+        let uploads = self.uploads.clone();
+        let (id, name, file) = (id.to_string(), name.to_string(), file.to_path_buf());
+        self.runtime.block_on(async move {
+            let mut data = tokio::fs::File::open(&file)
+                .await
+                .map_err(|e| NatsError::Operation(format!("cannot read the upload {}: {e}", file.display())))?;
+            let meta = jetstream::object_store::ObjectMetadata {
+                name: id.clone(),
+                description: Some(name),
+                ..Default::default()
+            };
+            uploads
+                .put(meta, &mut data)
+                .await
+                .map(drop)
+                .map_err(|e| NatsError::Operation(format!("cannot store the upload in the object store {BUCKET}: {e}")))
+        })
+    }
+
+    /// Copies job `id`'s object to `file`.
+    pub(crate) fn get_upload(&self, id: &str, file: &Path) -> Result<u64, NatsError> {
+        let uploads = self.uploads.clone();
+        let (id, file) = (id.to_string(), file.to_path_buf());
+        self.runtime.block_on(async move {
+            let mut object = uploads
+                .get(&id)
+                .await
+                .map_err(|e| NatsError::Operation(format!("cannot read the upload from the object store {BUCKET}: {e}")))?;
+            let mut out = tokio::fs::File::create(&file)
+                .await
+                .map_err(|e| NatsError::Operation(format!("cannot write {}: {e}", file.display())))?;
+            let copied = tokio::io::copy(&mut object, &mut out)
+                .await
+                .map_err(|e| NatsError::Operation(format!("cannot copy the upload from the object store: {e}")))?;
+            tokio::io::AsyncWriteExt::flush(&mut out)
+                .await
+                .map_err(|e| NatsError::Operation(format!("cannot write {}: {e}", file.display())))?;
+            Ok(copied)
+        })
+    }
+
+    /// Deletes job `id`'s object, if there is one.
+    pub(crate) fn remove_upload(&self, id: &str) {
+        let uploads = self.uploads.clone();
+        let id = id.to_string();
+        let outcome = self
+            .runtime
+            .block_on(async move { tokio::time::timeout(REQUEST_TIMEOUT, uploads.delete(&id)).await });
+        if let Ok(Err(e)) = outcome {
+            if !e.to_string().contains("not found") {
+                tracing::debug!(error = %e, "cannot delete an upload from the object store");
+            }
+        }
+    }
+
+    /// Asks every worker to reload its rules.
+    pub(crate) fn announce_reload(&self) {
+        let client = self.client.clone();
+        let _ = self
+            .runtime
+            .block_on(async move { client.publish(RELOAD_SUBJECT, "reload".into()).await });
+    }
+
+    /// Calls `reload` (on a blocking thread) whenever a front asks.
+    pub(crate) fn on_reload(&self, reload: impl Fn() + Send + Sync + 'static) {
+        let client = self.client.clone();
+        let reload = Arc::new(reload);
+        self.runtime.spawn(async move {
+            let Ok(mut asks) = client.subscribe(RELOAD_SUBJECT).await else {
+                tracing::error!("cannot subscribe to {RELOAD_SUBJECT}: rule reloads asked of a front will not reach this worker");
+                return;
+            };
+            while asks.next().await.is_some() {
+                let reload = reload.clone();
+                let _ = tokio::task::spawn_blocking(move || reload()).await;
+            }
+        });
+    }
+
+    /// Tells the server job `id` is still being worked on.
+    pub(crate) fn in_progress(&self, id: &str) {
+        let Some(message) = self.taken().get(id).cloned() else {
+            return;
+        };
+        let _ = self.runtime.block_on(async move {
+            tokio::time::timeout(REQUEST_TIMEOUT, message.ack_with(AckKind::Progress)).await
+        });
+    }
+
+    /// Gives job `id` back to be delivered again after `delay` (its store
+    /// could not be reached).
+    pub(crate) fn retry_later(&self, id: &str, delay: Duration) {
+        if let Some(message) = self.taken().remove(id) {
+            let _ = self.runtime.block_on(async move {
+                tokio::time::timeout(REQUEST_TIMEOUT, message.ack_with(AckKind::Nak(Some(delay)))).await
+            });
+        }
+    }
+}
+
+/// The job stream: a work queue (a message is gone once acknowledged), on
+/// disk, refusing new jobs past the bound rather than dropping old ones.
+fn stream_config(capacity: usize) -> stream::Config {
+    stream::Config {
+        name: STREAM.to_string(),
+        description: Some("triage: bundles waiting for a worker (or running)".into()),
+        subjects: vec![SUBJECT.to_string()],
+        retention: stream::RetentionPolicy::WorkQueue,
+        discard: stream::DiscardPolicy::New,
+        max_messages: capacity.max(1) as i64,
+        storage: stream::StorageType::File,
+        duplicate_window: DUPLICATE_WINDOW,
+        ..Default::default()
+    }
+}
+
+/// Whether a refused publish means the stream is full (not that the
+/// server is away).
+fn is_full(e: &async_nats::jetstream::context::PublishError) -> bool {
+    let text = format!("{e} {:?}", std::error::Error::source(e));
+    text.contains("maximum messages") || text.contains("maximum bytes") || text.contains("10077")
+}
+
+impl JobQueue for Nats {
+    fn reserve(&self) -> Result<(), Full> {
+        if self.closed.load(Ordering::Relaxed) || self.depth.load(Ordering::Relaxed) >= self.capacity {
+            return Err(Full);
+        }
+        Ok(())
+    }
+
+    fn release(&self) {}
+
+    fn submit(&self, id: String) -> Result<(), Refused> {
+        let js = self.js.clone();
+        let depth = self.depth.clone();
+        self.runtime.block_on(async move {
+            let mut last = String::new();
+            // A lost acknowledgement: published again with the same id,
+            // which the stream stores once.
+            for attempt in 0..3u32 {
+                if attempt > 0 {
+                    tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+                }
+                let publish = jetstream::message::PublishMessage::build()
+                    .payload(id.clone().into())
+                    .message_id(id.clone());
+                let acked = match tokio::time::timeout(REQUEST_TIMEOUT, js.send_publish(SUBJECT, publish)).await {
+                    Ok(Ok(ack)) => ack.await,
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => {
+                        last = "no answer from NATS in time".into();
+                        continue;
+                    }
+                };
+                match acked {
+                    Ok(ack) => {
+                        if !ack.duplicate {
+                            depth.fetch_add(1, Ordering::Relaxed);
+                        }
+                        return Ok(());
+                    }
+                    Err(e) if is_full(&e) => return Err(Refused::Full),
+                    Err(e) => last = e.to_string(),
+                }
+            }
+            Err(Refused::Unavailable(format!("cannot queue the job on NATS: {last}")))
+        })
+    }
+
+    fn restore(&self, id: String) {
+        if let Err(e) = self.submit(id.clone()) {
+            tracing::error!(job = %id, error = ?e, "cannot queue again a job accepted before");
+        }
+    }
+
+    fn take(&self) -> Option<Taken> {
+        let consumer = self.consumer.as_ref()?;
+        loop {
+            if self.closed.load(Ordering::Relaxed) {
+                return None;
+            }
+            let next = self.runtime.block_on(async {
+                let batch = consumer.fetch().max_messages(1).expires(PULL_EXPIRES).messages().await;
+                match batch {
+                    Ok(mut batch) => match tokio::time::timeout(PULL_EXPIRES + REQUEST_TIMEOUT, batch.next()).await {
+                        Ok(Some(Ok(message))) => Ok(Some(message)),
+                        Ok(Some(Err(e))) => Err(e.to_string()),
+                        Ok(None) | Err(_) => Ok(None),
+                    },
+                    Err(e) => Err(e.to_string()),
+                }
+            });
+            let message = match next {
+                Ok(Some(message)) => message,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot pull a job from NATS; trying again");
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            let delivered = message.info().map_or(1, |i| i.delivered.max(1) as u32);
+            let id = String::from_utf8_lossy(&message.payload).into_owned();
+            if !super::is_job_id(&id) {
+                tracing::warn!(payload = %id.chars().take(80).collect::<String>(), "a message on {SUBJECT} that is not a job id: dropped");
+                let _ = self.runtime.block_on(message.ack_with(AckKind::Term));
+                continue;
+            }
+            self.taken().insert(id.clone(), message);
+            return Some(Taken { id, delivered });
+        }
+    }
+
+    fn ack(&self, id: &str) {
+        let Some(message) = self.taken().remove(id) else {
+            return;
+        };
+        // Confirmed by the server: a job acknowledged is not delivered
+        // again. If the confirmation is lost, it is delivered again and
+        // skipped, its result being stored.
+        let acked = self
+            .runtime
+            .block_on(async move { tokio::time::timeout(REQUEST_TIMEOUT, message.double_ack()).await });
+        if !matches!(acked, Ok(Ok(()))) {
+            tracing::warn!(job = %id, "the job's acknowledgement was not confirmed; it may be delivered again, and is then skipped");
+        }
+        let depth = &self.depth;
+        let _ = depth.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| Some(d.saturating_sub(1)));
+    }
+
+    fn withdraw(&self, _id: &str) -> bool {
+        // A message of a work queue is not taken out by id: the worker
+        // that gets a deleted job finds no row and skips it.
+        false
+    }
+
+    fn depth(&self) -> usize {
+        self.depth.load(Ordering::Relaxed)
+    }
+
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
+
+    fn in_progress(&self, id: &str) {
+        Nats::in_progress(self, id);
+    }
+
+    fn retry_later(&self, id: &str, delay: Duration) {
+        Nats::retry_later(self, id, delay);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_urls_are_not_shown() {
+        assert_eq!(shown_url("nats://u:secret@h:4222"), "nats://u:***@h:4222");
+        assert_eq!(shown_url("nats://token@h:4222"), "nats://***@h:4222");
+        assert_eq!(shown_url("nats://h:4222"), "nats://h:4222");
+    }
+}
