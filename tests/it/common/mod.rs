@@ -233,6 +233,10 @@ pub(crate) fn chromium() -> Option<std::path::PathBuf> {
 }
 
 pub(crate) mod bombs;
+/// A PostgreSQL server of a test's own (the store's harness).
+#[cfg(feature = "serve")]
+#[path = "../../../src/serve/store/test_postgres.rs"]
+pub(crate) mod postgres;
 pub(crate) mod schema;
 #[cfg(feature = "serve")]
 pub(crate) mod server;
