@@ -147,7 +147,21 @@ impl Postgres {
         if config.get_application_name().is_none() {
             config.application_name("triage");
         }
-        config.keepalives(true).keepalives_idle(Duration::from_secs(60));
+        // A server that vanished without closing the connection (a
+        // machine gone) is noticed in about a minute, not hours.
+        config.keepalives(true);
+        if config.get_keepalives_idle() == Config::new().get_keepalives_idle() {
+            config.keepalives_idle(Duration::from_secs(30));
+        }
+        if config.get_keepalives_interval().is_none() {
+            config.keepalives_interval(Duration::from_secs(10));
+        }
+        if config.get_keepalives_retries().is_none() {
+            config.keepalives_retries(3);
+        }
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(Duration::from_secs(60));
+        }
         let store = Postgres {
             config,
             url: shown,
@@ -389,7 +403,7 @@ impl Postgres {
                             tx.execute("UPDATE jobs SET result = $2 WHERE id = $1", &[&id, &text])?
                         }
                         Err(e) => {
-                            unreadable = Some(e);
+                            unreadable = Some((id, e));
                             return Ok(0);
                         }
                     };
@@ -414,10 +428,7 @@ impl Postgres {
             })
             .map_err(StoreError::Legacy)?;
         match unreadable {
-            Some(e) => Err(StoreError::ReadReport {
-                id: "(legacy)".into(),
-                source: e,
-            }),
+            Some((id, source)) => Err(StoreError::ReadReport { id, source }),
             None => Ok(done),
         }
     }

@@ -295,6 +295,38 @@ fn a_job_delivered_twice_keeps_its_first_result(open: Open<'_>) {
     );
 }
 
+fn racing_finishes_store_one_result(open: Open<'_>) {
+    let store = open();
+    store.insert("race", "r.tgz", 1, None).unwrap();
+    store.start("race").unwrap();
+    let others: Vec<Store> = (0..4).map(|_| open()).collect();
+    let written: Vec<Written> = std::thread::scope(|scope| {
+        let racers: Vec<_> = others
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                scope.spawn(move || {
+                    s.finish("race", &done(format!("{i}").as_bytes(), &[], Vec::new()))
+                        .unwrap()
+                })
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    assert_eq!(
+        written.iter().filter(|w| **w == Written::Stored).count(),
+        1,
+        "{written:?}"
+    );
+    assert_eq!(
+        written.iter().filter(|w| **w == Written::AlreadyFinished).count(),
+        3,
+        "{written:?}"
+    );
+    let winner = written.iter().position(|w| *w == Written::Stored).unwrap();
+    assert_eq!(report_of(&store, "race"), format!("{winner}").as_bytes());
+}
+
 /// Bytes zlib cannot shrink much: a report stored in several chunks.
 fn incompressible(len: usize) -> Vec<u8> {
     let mut state = 0x2545_f491_4f6c_dd1du64;
@@ -433,6 +465,7 @@ on_both!(
     a_large_report_is_streamed_whole,
     published_jobs_heartbeats_and_job_times,
     tokens_are_created_verified_and_revoked,
+    racing_finishes_store_one_result,
 );
 
 #[test]
@@ -631,4 +664,27 @@ fn an_embedded_store_is_copied_whole_and_once() {
     assert_eq!(templates(&shared), templates(&embedded));
     // Only from embedded into PostgreSQL.
     assert!(matches!(embedded.copy_from(&shared), Err(StoreError::CopyDirection)));
+}
+
+#[test]
+fn the_services_blocking_threads_use_postgresql() {
+    let Some(server) = TestPostgres::start() else {
+        return;
+    };
+    let store = std::sync::Arc::new(Store::open_postgres(&server.url()).unwrap());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let counts = runtime.block_on(async {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || {
+            store.insert("b", "b.tgz", 1, None).unwrap();
+            store.counts().unwrap()
+        })
+        .await
+        .unwrap()
+    });
+    assert_eq!(counts.queued, 1);
 }
