@@ -3,7 +3,8 @@
 //!
 //! A token is `triage_<id>_<secret>`: a 16-hex-digit id, by which it is
 //! found, listed and revoked, and 256 random bits. Only the SHA-256 of the
-//! whole token is stored (table `tokens` of `DATA/triage.db`); a request's
+//! whole token is stored (table `tokens` of `DATA/triage.db`, or of the
+//! PostgreSQL database fronts and workers share); a request's
 //! token is found by its id and its hash compared in constant time. Each
 //! request reads the table, so a revoked token stops working at once.
 //! Jobs record the id of the token that uploaded them (column

@@ -120,6 +120,26 @@ fn token_from_row(row: &Row) -> TokenRow {
     }
 }
 
+/// Stores a token unless its id or name is taken; rows inserted.
+fn insert_token(
+    c: &mut impl ::postgres::GenericClient,
+    token: &TokenRow,
+    hash: &[u8],
+) -> Result<u64, ::postgres::Error> {
+    c.execute(
+        "INSERT INTO tokens (id, name, role, hash, created_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT DO NOTHING",
+        &[
+            &token.id,
+            &token.name,
+            &token.role,
+            &hash,
+            &token.created_at,
+            &token.last_used_at,
+        ],
+    )
+}
+
 /// Why a job's end was not written: it finished already, or it is gone.
 fn not_written(tx: &mut ::postgres::Transaction<'_>, id: &str) -> Result<Written, ::postgres::Error> {
     let there = tx.query_opt("SELECT 1 FROM jobs WHERE id = $1", &[&id])?.is_some();
@@ -711,22 +731,9 @@ impl Postgres {
     }
 
     pub(crate) fn insert_token(&self, token: &TokenRow, hash: &[u8]) -> Result<bool, StoreError> {
-        self.run(|c| {
-            c.execute(
-                "INSERT INTO tokens (id, name, role, hash, created_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT DO NOTHING",
-                &[
-                    &token.id,
-                    &token.name,
-                    &token.role,
-                    &hash,
-                    &token.created_at,
-                    &token.last_used_at,
-                ],
-            )
-        })
-        .map(|n| n == 1)
-        .map_err(StoreError::Tokens)
+        self.run(|c| insert_token(c, token, hash))
+            .map(|n| n == 1)
+            .map_err(StoreError::Tokens)
     }
 
     pub(crate) fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
@@ -852,20 +859,7 @@ impl Postgres {
                 }
             }
             for (token, hash) in from.tokens_with_hashes()? {
-                counts.tokens += tx
-                    .execute(
-                        "INSERT INTO tokens (id, name, role, hash, created_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6)
-                         ON CONFLICT DO NOTHING",
-                        &[
-                            &token.id,
-                            &token.name,
-                            &token.role,
-                            &hash,
-                            &token.created_at,
-                            &token.last_used_at,
-                        ],
-                    )
-                    .map_err(copy)?;
+                counts.tokens += insert_token(&mut tx, &token, &hash).map_err(copy)?;
             }
             tx.commit().map_err(copy)?;
         }
