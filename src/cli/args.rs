@@ -574,6 +574,19 @@ pub(crate) enum TokenRole {
     Admin,
 }
 
+/// Where the tokens are: a data directory's database, or PostgreSQL.
+#[derive(Debug, Clone, clap::Args)]
+#[group(required = true, multiple = false)]
+pub(crate) struct TokenStore {
+    /// The service's data directory (the embedded database).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// The PostgreSQL database the fronts and workers share, instead of a
+    /// data directory.
+    #[arg(long, value_name = "postgres://USER:PASSWORD@HOST:PORT/DB")]
+    pub database: Option<String>,
+}
+
 /// `triage serve token …`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum TokenCommand {
@@ -586,24 +599,21 @@ pub(crate) enum TokenCommand {
         /// A name to know it by (unique): who or what uses it.
         #[arg(long)]
         name: String,
-        /// The service's data directory.
-        #[arg(long, value_name = "DIR")]
-        data: PathBuf,
+        #[command(flatten)]
+        at: TokenStore,
     },
     /// List the tokens: name, role, id, created, last used (never a secret).
     List {
-        /// The service's data directory.
-        #[arg(long, value_name = "DIR")]
-        data: PathBuf,
+        #[command(flatten)]
+        at: TokenStore,
     },
     /// Revoke a token, by name or id.
     Revoke {
         /// The token's name or id.
         #[arg(value_name = "NAME|ID")]
         token: String,
-        /// The service's data directory.
-        #[arg(long, value_name = "DIR")]
-        data: PathBuf,
+        #[command(flatten)]
+        at: TokenStore,
     },
 }
 

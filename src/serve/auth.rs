@@ -3,7 +3,8 @@
 //!
 //! A token is `triage_<id>_<secret>`: a 16-hex-digit id, by which it is
 //! found, listed and revoked, and 256 random bits. Only the SHA-256 of the
-//! whole token is stored (table `tokens` of `DATA/triage.db`); a request's
+//! whole token is stored (table `tokens` of `DATA/triage.db`, or of the
+//! PostgreSQL database fronts and workers share); a request's
 //! token is found by its id and its hash compared in constant time. Each
 //! request reads the table, so a revoked token stops working at once.
 //! Jobs record the id of the token that uploaded them (column
@@ -15,12 +16,12 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::Connection;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::store::{Store, StoreError};
+use super::store::{Store, StoreError, TokenRow};
 use super::{problem, AppState};
 
 /// What a token may do.
@@ -399,9 +400,6 @@ pub(crate) enum TokenError {
     #[error("cannot read /dev/urandom for a token: {0}")]
     Random(#[source] std::io::Error),
     /// The database.
-    #[error("cannot use the token table: {0}")]
-    Db(#[from] rusqlite::Error),
-    /// The database cannot be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -419,14 +417,16 @@ fn hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-fn info_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TokenInfo> {
-    Ok(TokenInfo {
-        id: row.get(0)?,
-        name: row.get(1)?,
-        role: Role::parse(&row.get::<_, String>(2)?).unwrap_or(Role::Upload),
-        created_at: row.get(3)?,
-        last_used_at: row.get(4)?,
-    })
+impl TokenInfo {
+    fn from_row(row: TokenRow) -> TokenInfo {
+        TokenInfo {
+            id: row.id,
+            name: row.name,
+            role: Role::parse(&row.role).unwrap_or(Role::Upload),
+            created_at: row.created_at,
+            last_used_at: row.last_used_at,
+        }
+    }
 }
 
 impl Store {
@@ -440,58 +440,29 @@ impl Store {
         }
         let id = random_hex(8)?;
         let token = format!("triage_{id}_{}", random_hex(32)?);
-        let created_at = super::store::now();
-        let inserted = self.db().execute(
-            "INSERT INTO tokens (id, name, role, hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, name, role.as_str(), hash(&token).as_slice(), created_at],
-        );
-        match inserted {
-            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
-                return Err(TokenError::NameTaken(name.to_string()))
-            }
-            other => other?,
-        };
-        let info = TokenInfo {
+        let row = TokenRow {
             id,
             name: name.to_string(),
-            role,
-            created_at,
+            role: role.as_str().to_string(),
+            created_at: super::store::now(),
             last_used_at: None,
         };
-        Ok((info, token))
+        if !self.insert_token(&row, hash(&token).as_slice())? {
+            return Err(TokenError::NameTaken(name.to_string()));
+        }
+        Ok((TokenInfo::from_row(row), token))
     }
 
     /// Every token, oldest first.
     pub(crate) fn list_tokens(&self) -> Result<Vec<TokenInfo>, TokenError> {
-        let db = self.db();
-        let mut stmt =
-            db.prepare("SELECT id, name, role, created_at, last_used_at FROM tokens ORDER BY created_at, id")?;
-        let rows = stmt
-            .query_map([], info_from_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        Ok(self.tokens()?.into_iter().map(TokenInfo::from_row).collect())
     }
 
     /// Deletes the token of that name or id; it stops working at once.
     pub(crate) fn revoke_token(&self, name_or_id: &str) -> Result<TokenInfo, TokenError> {
-        let db = self.db();
-        let found = db
-            .query_row(
-                // An id before a name, and one token at most.
-                "DELETE FROM tokens WHERE id = (SELECT id FROM tokens WHERE id = ?1
-                     UNION ALL SELECT id FROM tokens WHERE name = ?1 LIMIT 1)
-                 RETURNING id, name, role, created_at, last_used_at",
-                [name_or_id],
-                info_from_row,
-            )
-            .optional()?;
-        found.ok_or_else(|| TokenError::NotFound(super::headers::visible(name_or_id)))
-    }
-
-    /// How many tokens there are.
-    pub(crate) fn token_count(&self) -> Result<u64, TokenError> {
-        let n: i64 = self.db().query_row("SELECT COUNT(*) FROM tokens", [], |r| r.get(0))?;
-        Ok(n as u64)
+        self.delete_token(name_or_id)?
+            .map(TokenInfo::from_row)
+            .ok_or_else(|| TokenError::NotFound(super::headers::visible(name_or_id)))
     }
 
     /// The caller a token stands for, if it is one of ours; notes its use
@@ -505,13 +476,7 @@ impl Store {
         else {
             return Ok(None);
         };
-        let db = self.db();
-        let row: Option<(Vec<u8>, String)> = db
-            .query_row("SELECT hash, role FROM tokens WHERE id = ?1", [id], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?;
-        let Some((stored, role)) = row else {
+        let Some((stored, role)) = self.token_hash(id)? else {
             return Ok(None);
         };
         if !bool::from(stored.as_slice().ct_eq(hash(token).as_slice())) {
@@ -522,9 +487,10 @@ impl Store {
         };
         let now = chrono::Utc::now();
         let minute_ago = (now - chrono::Duration::minutes(1)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        db.execute(
-            "UPDATE tokens SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?3)",
-            params![id, now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), minute_ago],
+        self.token_used(
+            id,
+            &now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            &minute_ago,
         )?;
         Ok(Some(Caller {
             id: id.to_string(),

@@ -70,9 +70,6 @@ pub(crate) enum NatsError {
     /// One operation failed.
     #[error("{0}")]
     Operation(String),
-    /// The async runtime cannot be started.
-    #[error("cannot start the NATS client's runtime: {0}")]
-    Runtime(#[source] std::io::Error),
 }
 
 /// A URL as it may be shown: any password replaced.

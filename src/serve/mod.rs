@@ -49,7 +49,7 @@ use serde_json::json;
 use crate::engine::RunOptions;
 use queue::{EmbeddedQueue, JobQueue};
 use rules::{RuleSource, Rules};
-use store::{Finished, Status, Store};
+use store::{Finished, Status, Store, Written};
 
 /// How the service is set up (from the command line).
 #[derive(Debug, Clone)]
@@ -1403,7 +1403,9 @@ async fn healthz(State(shared): State<AppState>) -> Response {
                 })
             })
             .collect();
-        if fleet.threads() == 0 {
+        if !fleet.read {
+            health["warning"] = "the database did not answer the last read of the workers' heartbeats: the list may be old".into();
+        } else if fleet.threads() == 0 {
             health["warning"] = format!(
                 "no worker has been heard of for {} s: jobs wait until one runs (`triage worker --nats … --database …`)",
                 fleet::GONE_AFTER.as_secs()
@@ -1711,10 +1713,17 @@ fn finish(shared: &Shared, id: &str, end: &Finished, bundle: &Path) -> Option<&'
         return deleted(shared);
     }
     match store_result(shared, id, end) {
-        Ok(None) => deleted(shared),
-        Ok(Some(status)) => {
+        Ok(Stored::Gone) => deleted(shared),
+        Ok(Stored::As(status)) => {
             finished(shared, id, bundle);
             Some(status)
+        }
+        // A broker delivered it twice: the first result stands, this one
+        // is neither stored nor counted.
+        Ok(Stored::AlreadyFinished) => {
+            tracing::info!(job = %id, "job already finished (delivered again)");
+            finished(shared, id, bundle);
+            None
         }
         // Not acknowledged: still `running` in the database, so the next
         // start runs it again.
@@ -1732,17 +1741,35 @@ fn finish(shared: &Shared, id: &str, end: &Finished, bundle: &Path) -> Option<&'
     }
 }
 
+/// What became of a job's end.
+enum Stored {
+    /// Stored with this status (`done`, or `failed`).
+    As(&'static str),
+    /// The job had finished already: nothing stored.
+    AlreadyFinished,
+    /// The job's row is gone (deleted): nothing stored.
+    Gone,
+}
+
+impl Stored {
+    fn from(written: Written, status: Status) -> Stored {
+        match written {
+            Written::Stored => Stored::As(status.as_str()),
+            Written::AlreadyFinished => Stored::AlreadyFinished,
+            Written::Gone => Stored::Gone,
+        }
+    }
+}
+
 /// Stores a job's end, retried with backoff; if it cannot be stored, the
 /// job is failed with the reason (a smaller write, without the report).
-/// The status stored, `None` when the job's row is gone (deleted); an
-/// error only when neither could be stored.
-fn store_result(shared: &Shared, id: &str, end: &Finished) -> Result<Option<&'static str>, store::StoreError> {
+/// An error only when neither could be stored.
+fn store_result(shared: &Shared, id: &str, end: &Finished) -> Result<Stored, store::StoreError> {
     let mut tries = 0;
     let failure = loop {
         tries += 1;
         let error = match write_result(shared, id, end) {
-            Ok(true) => return Ok(Some(end.status.as_str())),
-            Ok(false) => return Ok(None),
+            Ok(written) => return Ok(Stored::from(written, end.status)),
             Err(e) => e,
         };
         let Some(wait) = RESULT_RETRIES.get(tries - 1) else {
@@ -1752,16 +1779,15 @@ fn store_result(shared: &Shared, id: &str, end: &Finished) -> Result<Option<&'st
         std::thread::sleep(*wait);
     };
     let why = format!("the result could not be stored ({tries} tries): {failure}");
-    if !shared.store.fail(id, &why, &end.rules_version)? {
-        return Ok(None);
+    let written = shared.store.fail(id, &why, &end.rules_version)?;
+    if written == Written::Stored {
+        tracing::error!(job = %id, error = %why, "job failed: its result cannot be stored");
     }
-    tracing::error!(job = %id, error = %why, "job failed: its result cannot be stored");
-    Ok(Some(Status::Failed.as_str()))
+    Ok(Stored::from(written, Status::Failed))
 }
 
-/// One try at storing a job's end; whether its row was there. The test
-/// hook can make it fail.
-fn write_result(shared: &Shared, id: &str, end: &Finished) -> Result<bool, String> {
+/// One try at storing a job's end. The test hook can make it fail.
+fn write_result(shared: &Shared, id: &str, end: &Finished) -> Result<Written, String> {
     let injected = shared
         .fail_writes
         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| match n {

@@ -175,7 +175,7 @@ fn upload_retrying(front: &Server, name: &str, bytes: &[u8]) -> String {
         assert_eq!(status, 503, "{body}");
         let wait: u64 = headers
             .get("retry-after")
-            .and_then(|v| v.parse().ok())
+            .and_then(|v| v.to_str().ok()?.parse().ok())
             .unwrap_or_else(|| panic!("a 503 without Retry-After: {body}"));
         assert!(Instant::now() < deadline, "still refused: {body}\n{}", front.log());
         std::thread::sleep(Duration::from_secs(wait.min(2)));
@@ -346,7 +346,7 @@ fn a_full_stream_is_503_with_retry_after_and_leaves_nothing_of_the_refused_uploa
     // also when the front's cached depth is stale (the stream refuses).
     let (status, headers, body) = front.post(&format!("/v1/bundles?name={name}"), "application/gzip", bytes);
     assert_eq!(status, 503, "{body}");
-    let retry: u64 = headers["retry-after"].parse().unwrap();
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=900).contains(&retry), "{retry}");
     assert!(body["error"].as_str().unwrap().contains("queue is full"), "{body}");
     let (_, list) = front.get_json("/v1/bundles");

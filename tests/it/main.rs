@@ -52,6 +52,8 @@ mod serve_bounds;
 mod serve_browser;
 #[cfg(feature = "serve")]
 mod serve_intake;
+#[cfg(feature = "serve")]
+mod serve_postgres;
 mod then_order;
 mod tune;
 mod unexplained;

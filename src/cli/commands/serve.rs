@@ -95,22 +95,27 @@ fn token(action: &crate::cli::args::TokenCommand, out: &mut dyn Write) -> Result
     use crate::serve::auth::Role;
     use crate::serve::ServeError;
 
-    let open = |data: &std::path::Path| -> Result<crate::serve::store::Store, ServeError> {
-        std::fs::create_dir_all(data).map_err(|source| ServeError::DataDir {
-            path: data.to_path_buf(),
+    let open = |at: &crate::cli::args::TokenStore| -> Result<crate::serve::store::Store, ServeError> {
+        if let Some(url) = &at.database {
+            return Ok(crate::serve::store::Store::open_postgres(url)?);
+        }
+        // clap requires one of --data and --database.
+        let data = at.data.clone().unwrap_or_default();
+        std::fs::create_dir_all(&data).map_err(|source| ServeError::DataDir {
+            path: data.clone(),
             source,
         })?;
         Ok(crate::serve::store::Store::open(&data.join("triage.db"))?)
     };
     let mut err = std::io::stderr().lock();
     match action {
-        TokenCommand::Create { role, name, data } => {
+        TokenCommand::Create { role, name, at } => {
             let role = match role {
                 TokenRole::Upload => Role::Upload,
                 TokenRole::Read => Role::Read,
                 TokenRole::Admin => Role::Admin,
             };
-            let (info, secret) = open(data)?.create_token(name, role).map_err(ServeError::from)?;
+            let (info, secret) = open(at)?.create_token(name, role).map_err(ServeError::from)?;
             // The token alone on stdout, for a script to capture; what it is on stderr.
             writeln!(out, "{secret}")?;
             let _ = writeln!(
@@ -121,13 +126,16 @@ fn token(action: &crate::cli::args::TokenCommand, out: &mut dyn Write) -> Result
                 info.id
             );
         }
-        TokenCommand::List { data } => {
-            let tokens = open(data)?.list_tokens().map_err(ServeError::from)?;
+        TokenCommand::List { at } => {
+            let tokens = open(at)?.list_tokens().map_err(ServeError::from)?;
             if tokens.is_empty() {
+                let place = match (&at.database, &at.data) {
+                    (Some(url), _) => format!("--database {}", crate::serve::store::mask_password(url)),
+                    (None, data) => format!("--data {}", data.clone().unwrap_or_default().display()),
+                };
                 let _ = writeln!(
                     err,
-                    "no tokens; create one with `triage serve token create --role admin --name NAME --data {}`",
-                    data.display()
+                    "no tokens; create one with `triage serve token create --role admin --name NAME {place}`"
                 );
             }
             let rows: Vec<[String; 5]> = tokens
@@ -157,8 +165,8 @@ fn token(action: &crate::cli::args::TokenCommand, out: &mut dyn Write) -> Result
                 writeln!(out, "{}", line.join("  ").trim_end())?;
             }
         }
-        TokenCommand::Revoke { token, data } => {
-            let info = open(data)?.revoke_token(token).map_err(ServeError::from)?;
+        TokenCommand::Revoke { token, at } => {
+            let info = open(at)?.revoke_token(token).map_err(ServeError::from)?;
             let _ = writeln!(
                 err,
                 "revoked the {} token `{}` (id {}); it no longer works",

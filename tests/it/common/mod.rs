@@ -235,7 +235,7 @@ pub(crate) fn chromium() -> Option<std::path::PathBuf> {
 pub(crate) mod bombs;
 #[cfg(feature = "serve")]
 pub(crate) mod nats;
-// The same harness the store's own tests use.
+/// A PostgreSQL server of a test's own (the store's harness).
 #[cfg(feature = "serve")]
 #[path = "../../../src/serve/store/test_postgres.rs"]
 pub(crate) mod postgres;

@@ -1,0 +1,97 @@
+//! The service's store on PostgreSQL, through the CLI: `triage serve token
+//! … --database URL` on a server of the test's own (skipped without
+//! PostgreSQL, unless TRIAGE_REQUIRE_SERVERS=1).
+
+use crate::common::postgres::TestPostgres;
+use crate::common::triage;
+
+/// Runs `triage serve token ARGS --database URL`: status, stdout, stderr.
+fn token(args: &[&str], url: &str) -> (i32, String, String) {
+    let out = triage()
+        .args(["serve", "token"])
+        .args(args)
+        .args(["--database", url])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn tokens_are_created_listed_and_revoked_on_postgresql() {
+    let Some(server) = TestPostgres::start() else {
+        return;
+    };
+    let url = server.url();
+    let (code, _, stderr) = token(&["list"], &url);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "triage serve token create --role admin --name NAME --database {url}"
+        )),
+        "{stderr}"
+    );
+    let (code, secret, stderr) = token(&["create", "--role", "admin", "--name", "ops"], &url);
+    assert_eq!(code, 0, "{stderr}");
+    let secret = secret.trim();
+    assert!(secret.starts_with("triage_"), "{secret}");
+    let (code, listing, stderr) = token(&["list"], &url);
+    assert_eq!(code, 0, "{stderr}");
+    let id = secret.split('_').nth(1).unwrap();
+    let row = listing
+        .lines()
+        .find(|l| l.starts_with("ops "))
+        .unwrap_or_else(|| panic!("{listing}"));
+    assert!(
+        row.contains(" admin ") && row.contains(id) && row.ends_with("never"),
+        "{row}"
+    );
+    assert!(!listing.contains(secret.rsplit('_').next().unwrap()), "{listing}");
+    // The table is the one the service reads: the hash is there.
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let stored: i64 = client
+        .query_one(
+            "SELECT COUNT(*) FROM tokens WHERE id = $1 AND length(hash) = 32",
+            &[&id],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 1);
+    let (code, _, stderr) = token(&["revoke", "ops"], &url);
+    assert_eq!(code, 0, "{stderr}");
+    let (_, listing, _) = token(&["list"], &url);
+    assert!(!listing.contains("ops"), "{listing}");
+}
+
+#[test]
+fn an_unreachable_database_is_named_with_its_password_masked() {
+    // Nothing listens on port 1.
+    let (code, _, stderr) = token(&["list"], "postgres://triage:s3cret@127.0.0.1:1/triage");
+    assert_ne!(code, 0);
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+    assert!(
+        stderr.contains("cannot connect to PostgreSQL at postgres://triage:***@127.0.0.1:1/triage"),
+        "{stderr}"
+    );
+    // One of --data and --database.
+    let both = triage()
+        .args([
+            "serve",
+            "token",
+            "list",
+            "--data",
+            "/tmp/x",
+            "--database",
+            "postgres://h/db",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(both.status.code(), Some(2));
+    let neither = triage().args(["serve", "token", "list"]).output().unwrap();
+    assert_eq!(neither.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&neither.stderr);
+    assert!(said.contains("--data") && said.contains("--database"), "{said}");
+}
