@@ -539,8 +539,9 @@ pub(crate) struct WorkerArgs {
 /// What `triage serve` does besides serving.
 #[derive(Debug, Subcommand)]
 pub(crate) enum ServeCommand {
-    /// Create, list and revoke the API tokens of a data directory (works
-    /// while the service runs; a revoked token stops working at once).
+    /// Create, list and revoke the API tokens of a data directory, or of
+    /// the PostgreSQL database (`--database`) fronts and workers share
+    /// (works while the service runs; a revoked token stops working at once).
     Token {
         /// What to do.
         #[command(subcommand)]
@@ -582,8 +583,8 @@ pub(crate) struct TokenStore {
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// The PostgreSQL database the fronts and workers share, instead of a
-    /// data directory.
-    #[arg(long, value_name = "postgres://USER:PASSWORD@HOST:PORT/DB")]
+    /// data directory: postgres://USER:PASSWORD@HOST:PORT/DB.
+    #[arg(long, value_name = "URL")]
     pub database: Option<String>,
 }
 
