@@ -460,7 +460,9 @@ fn commit(
                 .and_then(|d| d.sync_all())
                 .map_err(stored)?;
         }
-        Some(nats) => nats.put_upload(id, name, part_file).map_err(|e| Box::new(unavailable(&e.to_string())))?,
+        Some(nats) => nats
+            .put_upload(id, name, part_file)
+            .map_err(|e| Box::new(unavailable(&e.to_string())))?,
     }
     let undo_upload = || {
         if let Some(nats) = &shared.nats {

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, stream, AckKind};
 use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::queue::{Full, JobQueue, Refused, Taken};
 
@@ -284,17 +285,41 @@ impl Nats {
         let uploads = self.uploads.clone();
         let (id, file) = (id.to_string(), file.to_path_buf());
         self.runtime.block_on(async move {
-            let mut object = uploads
-                .get(&id)
+            let mut object = tokio::time::timeout(REQUEST_TIMEOUT, uploads.get(&id))
                 .await
-                .map_err(|e| NatsError::Operation(format!("cannot read the upload from the object store {BUCKET}: {e}")))?;
+                .map_err(|_| NatsError::Operation(format!("no answer from the object store {BUCKET} in time")))?
+                .map_err(|e| {
+                    NatsError::Operation(format!("cannot read the upload from the object store {BUCKET}: {e}"))
+                })?;
             let mut out = tokio::fs::File::create(&file)
                 .await
                 .map_err(|e| NatsError::Operation(format!("cannot write {}: {e}", file.display())))?;
-            let copied = tokio::io::copy(&mut object, &mut out)
-                .await
-                .map_err(|e| NatsError::Operation(format!("cannot copy the upload from the object store: {e}")))?;
-            tokio::io::AsyncWriteExt::flush(&mut out)
+            // Chunk by chunk, each within the request timeout: an object
+            // deleted while it is read (its job was) never sends the rest.
+            let mut copied = 0u64;
+            let mut chunk = vec![0u8; 256 * 1024];
+            loop {
+                let n = match tokio::time::timeout(REQUEST_TIMEOUT, object.read(&mut chunk)).await {
+                    Ok(Ok(0)) => break,
+                    Ok(Ok(n)) => n,
+                    Ok(Err(e)) => {
+                        return Err(NatsError::Operation(format!(
+                            "cannot copy the upload from the object store: {e}"
+                        )))
+                    }
+                    Err(_) => {
+                        return Err(NatsError::Operation(format!(
+                            "the object store sent nothing for {} s while the upload was read",
+                            REQUEST_TIMEOUT.as_secs()
+                        )))
+                    }
+                };
+                out.write_all(&chunk[..n])
+                    .await
+                    .map_err(|e| NatsError::Operation(format!("cannot write {}: {e}", file.display())))?;
+                copied += n as u64;
+            }
+            out.flush()
                 .await
                 .map_err(|e| NatsError::Operation(format!("cannot write {}: {e}", file.display())))?;
             Ok(copied)
@@ -329,7 +354,9 @@ impl Nats {
         let reload = Arc::new(reload);
         self.runtime.spawn(async move {
             let Ok(mut asks) = client.subscribe(RELOAD_SUBJECT).await else {
-                tracing::error!("cannot subscribe to {RELOAD_SUBJECT}: rule reloads asked of a front will not reach this worker");
+                tracing::error!(
+                    "cannot subscribe to {RELOAD_SUBJECT}: rule reloads asked of a front will not reach this worker"
+                );
                 return;
             };
             while asks.next().await.is_some() {
@@ -344,9 +371,9 @@ impl Nats {
         let Some(message) = self.taken().get(id).cloned() else {
             return;
         };
-        let _ = self.runtime.block_on(async move {
-            tokio::time::timeout(REQUEST_TIMEOUT, message.ack_with(AckKind::Progress)).await
-        });
+        let _ = self
+            .runtime
+            .block_on(async move { tokio::time::timeout(REQUEST_TIMEOUT, message.ack_with(AckKind::Progress)).await });
     }
 
     /// Gives job `id` back to be delivered again after `delay` (its store

@@ -138,22 +138,45 @@ impl Metrics {
     }
 }
 
+/// One value of a worker's heartbeat.
+type WorkerValue = fn(&super::store::WorkerRow) -> f64;
+
 /// One series per worker process of the distributed mode (a front runs no
 /// jobs: these are the job counters of the service).
 fn render_fleet(out: &mut String, fleet: &[super::store::WorkerRow]) {
-    let label = |w: &super::store::WorkerRow| {
-        format!(
-            "worker=\"{}\",host=\"{}\"",
-            escape(&w.beat.id),
-            escape(&w.beat.host)
-        )
-    };
-    let series: [(&str, &str, &str, fn(&super::store::WorkerRow) -> f64); 5] = [
-        ("triage_worker_jobs_done_total", "counter", "Jobs a worker process finished done since it started.", |w| w.beat.done as f64),
-        ("triage_worker_jobs_failed_total", "counter", "Jobs a worker process finished failed since it started.", |w| w.beat.failed as f64),
-        ("triage_worker_busy_seconds_total", "counter", "Seconds a worker process spent on jobs since it started.", |w| w.beat.busy_seconds),
-        ("triage_worker_threads", "gauge", "Worker threads of a worker process.", |w| f64::from(w.beat.threads)),
-        ("triage_worker_running", "gauge", "Jobs a worker process is running.", |w| f64::from(w.beat.running)),
+    let label =
+        |w: &super::store::WorkerRow| format!("worker=\"{}\",host=\"{}\"", escape(&w.beat.id), escape(&w.beat.host));
+    let series: [(&str, &str, &str, WorkerValue); 5] = [
+        (
+            "triage_worker_jobs_done_total",
+            "counter",
+            "Jobs a worker process finished done since it started.",
+            |w| w.beat.done as f64,
+        ),
+        (
+            "triage_worker_jobs_failed_total",
+            "counter",
+            "Jobs a worker process finished failed since it started.",
+            |w| w.beat.failed as f64,
+        ),
+        (
+            "triage_worker_busy_seconds_total",
+            "counter",
+            "Seconds a worker process spent on jobs since it started.",
+            |w| w.beat.busy_seconds,
+        ),
+        (
+            "triage_worker_threads",
+            "gauge",
+            "Worker threads of a worker process.",
+            |w| f64::from(w.beat.threads),
+        ),
+        (
+            "triage_worker_running",
+            "gauge",
+            "Jobs a worker process is running.",
+            |w| f64::from(w.beat.running),
+        ),
     ];
     for (name, kind, help, value) in series {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");

@@ -289,13 +289,13 @@ pub(crate) fn run(config: Config, announce: impl FnOnce(std::net::SocketAddr)) -
         }
         None => Arc::new(EmbeddedQueue::new(config.queue_capacity)),
     };
-    let recovered = if nats.is_none() {
+    let recovered = if store.is_shared() {
+        // Jobs in flight on a shared store belong to the workers and the
+        // stream, which delivers a dead worker's job again.
+        Vec::new()
+    } else {
         rewrite_legacy_reports(&store, config.redact)?;
         store.recover()?
-    } else {
-        // Jobs in flight belong to the workers and the stream; only a
-        // local upload cut short is left here.
-        Vec::new()
     };
     let swept = if nats.is_none() {
         sweep_uploads(&store, &config.data.join("uploads"), config.keep_uploads)
@@ -361,7 +361,14 @@ pub(crate) fn run_worker(config: Config, announce: impl FnOnce()) -> Result<(), 
     let nats = connect_nats(&config, &runtime, jetstream::Role::Worker)?.ok_or(ServeError::NotDistributed)?;
     // The spool holds only copies of jobs in hand: none survives a stop.
     clear_spool(&config.data.join("uploads"));
-    let shared = Arc::new(Shared::new(store, nats.clone(), Some(nats.clone()), rules, &config, None));
+    let shared = Arc::new(Shared::new(
+        store,
+        nats.clone(),
+        Some(nats.clone()),
+        rules,
+        &config,
+        None,
+    ));
     {
         let set = shared.rules.current();
         tracing::info!(rules = set.engine.kb.rules.len(), version = %set.version, workers = config.workers, "worker started");
@@ -537,7 +544,9 @@ fn requeue_unpublished(shared: &Shared) {
                 let _ = shared.store.mark_published(&id);
                 tracing::info!(job = %id, "queued a job a front recorded but did not queue");
             }
-            Err(e) => tracing::warn!(job = %id, error = ?e, "cannot queue a job a front recorded but did not queue; trying later"),
+            Err(e) => {
+                tracing::warn!(job = %id, error = ?e, "cannot queue a job a front recorded but did not queue; trying later")
+            }
         }
     }
 }
@@ -559,7 +568,9 @@ impl Beats {
 
 fn spawn_beats(shared: &AppState) -> Result<Beats, ServeError> {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let worker_id = new_job_id().map(|id| id[..12].to_string()).unwrap_or_else(|_| std::process::id().to_string());
+    let worker_id = new_job_id()
+        .map(|id| id[..12].to_string())
+        .unwrap_or_else(|_| std::process::id().to_string());
     let host = hostname();
     let started_at = store::now();
     let thread = {
@@ -576,7 +587,11 @@ fn spawn_beats(shared: &AppState) -> Result<Beats, ServeError> {
                     started_at: started_at.clone(),
                     rules_version: shared.rules.current().version.clone(),
                     threads: if stopping { 0 } else { shared.config.workers as u32 },
-                    running: if stopping { 0 } else { shared.running.elapsed().len() as u32 },
+                    running: if stopping {
+                        0
+                    } else {
+                        shared.running.elapsed().len() as u32
+                    },
                     done: tally.done,
                     failed: tally.failed,
                     busy_seconds: tally.seconds,
@@ -637,7 +652,12 @@ pub(crate) fn migrate(data: &Path, distributed: &Distributed) -> Result<Migrated
         ack_wait: distributed.ack_wait,
         max_deliver: MAX_ATTEMPTS + 1,
     };
-    let nats = jetstream::Nats::connect(runtime.handle().clone(), &distributed.nats, jetstream::Role::Tool, settings)?;
+    let nats = jetstream::Nats::connect(
+        runtime.handle().clone(),
+        &distributed.nats,
+        jetstream::Role::Tool,
+        settings,
+    )?;
     let copied = to.copy_from(&from)?;
     let mut migrated = Migrated::default();
     let uploads = data.join("uploads");
@@ -820,7 +840,8 @@ fn lock_data_dir(data: &Path) -> Result<std::fs::File, ServeError> {
 
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TRIAGE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // The PostgreSQL client logs every server notice at info.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,postgres=warn,tokio_postgres=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -1404,7 +1425,8 @@ async fn healthz(State(shared): State<AppState>) -> Response {
             })
             .collect();
         if !fleet.read {
-            health["warning"] = "the database did not answer the last read of the workers' heartbeats: the list may be old".into();
+            health["warning"] =
+                "the database did not answer the last read of the workers' heartbeats: the list may be old".into();
         } else if fleet.threads() == 0 {
             health["warning"] = format!(
                 "no worker has been heard of for {} s: jobs wait until one runs (`triage worker --nats … --database …`)",
@@ -1539,25 +1561,8 @@ fn run_job(shared: &Shared, id: &str, delivered: u32) {
         }
         return;
     }
-    if let Some(nats) = &shared.nats {
-        match fetch_upload(nats, id, &bundle) {
-            Ok(()) => {}
-            Err(FetchError::Missing(why)) => {
-                let why = format!("the upload is not in the object store {}: {why}", jetstream::BUCKET);
-                tracing::error!(job = %id, error = %why, "job failed");
-                if let Some(status) = finish(shared, id, &not_run(&set.version, why), &bundle) {
-                    shared.metrics.job(status, 0.0);
-                }
-                return;
-            }
-            Err(FetchError::Unreachable(why)) => {
-                tracing::warn!(job = %id, error = %why, "cannot fetch the upload; the job is delivered again later");
-                shared.running.end(id);
-                let _ = std::fs::remove_dir_all(shared.uploads.join(id));
-                shared.queue.retry_later(id, RETRY_UNREACHABLE);
-                return;
-            }
-        }
+    if !upload_at_hand(shared, id, &bundle, &set.version) {
+        return;
     }
     tracing::info!(job = %id, attempt = attempts, rules_version = %set.version, "job started");
     let started = Instant::now();
@@ -1621,6 +1626,34 @@ fn run_job(shared: &Shared, id: &str, delivered: u32) {
     }
 }
 
+/// Whether job `id`'s upload is at `bundle` for the engine: always in
+/// the embedded mode; in the distributed one once copied from the object
+/// store. If it cannot be, the job is failed (the object is not there) or
+/// given back to be delivered again (NATS did not answer).
+fn upload_at_hand(shared: &Shared, id: &str, bundle: &Path, rules_version: &str) -> bool {
+    let Some(nats) = &shared.nats else {
+        return true;
+    };
+    match fetch_upload(nats, id, bundle) {
+        Ok(()) => true,
+        Err(FetchError::Missing(why)) => {
+            let why = format!("the upload is not in the object store {}: {why}", jetstream::BUCKET);
+            tracing::error!(job = %id, error = %why, "job failed");
+            if let Some(status) = finish(shared, id, &not_run(rules_version, why), bundle) {
+                shared.metrics.job(status, 0.0);
+            }
+            false
+        }
+        Err(FetchError::Unreachable(why)) => {
+            tracing::warn!(job = %id, error = %why, "cannot fetch the upload; the job is delivered again later");
+            shared.running.end(id);
+            let _ = std::fs::remove_dir_all(shared.uploads.join(id));
+            shared.queue.retry_later(id, RETRY_UNREACHABLE);
+            false
+        }
+    }
+}
+
 /// Why a worker could not fetch a job's upload.
 enum FetchError {
     /// The object is not there: the job cannot run.
@@ -1633,7 +1666,8 @@ enum FetchError {
 /// the worker's spool directory.
 fn fetch_upload(nats: &jetstream::Nats, id: &str, bundle: &Path) -> Result<(), FetchError> {
     if let Some(dir) = bundle.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| FetchError::Unreachable(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| FetchError::Unreachable(format!("cannot create {}: {e}", dir.display())))?;
     }
     nats.get_upload(id, bundle).map(drop).map_err(|e| {
         let why = e.to_string();
@@ -1648,7 +1682,12 @@ fn fetch_upload(nats: &jetstream::Nats, id: &str, bundle: &Path) -> Result<(), F
 /// While a job runs on a distributed worker: tells the broker it is in
 /// progress (so it is not given to another worker), and stops the scan
 /// once its row is gone (deleted through any front).
-fn keep_alive(shared: &Shared, id: &str, cancelled: &std::sync::atomic::AtomicBool, done: &std::sync::atomic::AtomicBool) {
+fn keep_alive(
+    shared: &Shared,
+    id: &str,
+    cancelled: &std::sync::atomic::AtomicBool,
+    done: &std::sync::atomic::AtomicBool,
+) {
     let ack_wait = shared
         .config
         .distributed
@@ -1672,7 +1711,9 @@ fn keep_alive(shared: &Shared, id: &str, cancelled: &std::sync::atomic::AtomicBo
 /// A reload asked of a front, on this worker.
 fn reload_asked(shared: &Shared) {
     match shared.rules.reload() {
-        Ok(r) => tracing::info!(version = %r.version, changed = r.changed, rules = r.rules, "rules reloaded (asked by a front)"),
+        Ok(r) => {
+            tracing::info!(version = %r.version, changed = r.changed, rules = r.rules, "rules reloaded (asked by a front)")
+        }
         Err(e) => {
             shared.metrics.reload_failed();
             tracing::warn!(error = %e.error, problems = ?e.problems, "rules reload asked by a front failed; the old rules stay");

@@ -159,7 +159,10 @@ impl RuleSource {
             })
             .collect();
         files.extend(self.tune.iter().map(|t| {
-            let name = t.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = t
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             (t.clone(), name)
         }));
         files

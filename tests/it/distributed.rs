@@ -30,7 +30,16 @@ impl Cluster {
         let nats = TestNats::start()?;
         let pg = TestPostgres::start()?;
         let out = triage()
-            .args(["serve", "token", "create", "--role", "admin", "--name", "tests", "--database"])
+            .args([
+                "serve",
+                "token",
+                "create",
+                "--role",
+                "admin",
+                "--name",
+                "tests",
+                "--database",
+            ])
             .arg(pg.url())
             .output()
             .unwrap();
@@ -279,7 +288,10 @@ fn a_front_killed_leaves_every_result_to_the_other() {
     let second = cluster.front(&[]);
     let _workers: Vec<Worker> = (0..2).map(|_| cluster.worker(&[], &[])).collect();
     let bundles = batch(&CASES);
-    let ids: Vec<String> = bundles.iter().map(|(name, bytes, _)| first.upload(name, bytes)).collect();
+    let ids: Vec<String> = bundles
+        .iter()
+        .map(|(name, bytes, _)| first.upload(name, bytes))
+        .collect();
     first.kill();
     for (id, (name, _, expected)) in ids.iter().zip(&bundles) {
         assert_done_as_diagnose(&second, id, name, expected);
@@ -326,7 +338,17 @@ fn restarts_of_nats_and_postgres_in_the_middle_of_a_batch_lose_and_repeat_nothin
         }
     }
     for (id, _, _) in &accepted {
-        assert_eq!(finished.get(id), Some(&1), "job {id}: {finished:?}");
+        let lines: Vec<String> = workers
+            .iter()
+            .flat_map(|w| {
+                w.log()
+                    .lines()
+                    .filter(|l| l.contains(id.as_str()))
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(finished.get(id), Some(&1), "job {id}:\n{}", lines.join("\n"));
     }
 }
 
@@ -363,7 +385,10 @@ fn a_job_deleted_through_a_front_stops_on_its_worker_and_stores_nothing() {
     let front = cluster.front(&[]);
     let hold = cluster.dir.path().join("hold");
     std::fs::write(&hold, "").unwrap();
-    let worker = cluster.worker(&["--ack-wait", "2"], &[("TRIAGE_SERVE_TEST_HOLD_FILE", hold.to_str().unwrap())]);
+    let worker = cluster.worker(
+        &["--ack-wait", "2"],
+        &[("TRIAGE_SERVE_TEST_HOLD_FILE", hold.to_str().unwrap())],
+    );
     let bundles = batch(&CASES[..1]);
     let (name, bytes, _) = &bundles[0];
     let id = front.upload(name, bytes);

@@ -15,10 +15,6 @@
 //! ([`Store::copy_report`]): a large report is never held whole to be
 //! served.
 
-// The distributed roles (issue 19) call the methods they need; until
-// they are wired, the tests are the only callers of some.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use serde::Serialize;
 
 use crate::report::UnexplainedTemplate;

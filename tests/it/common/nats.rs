@@ -37,7 +37,8 @@ impl TestNats {
     /// required.
     pub(crate) fn start() -> Option<TestNats> {
         let Some(binary) = binary() else {
-            let message = "nats-server is not installed (Debian package nats-server): the distributed-service test is skipped";
+            let message =
+                "nats-server is not installed (Debian package nats-server): the distributed-service test is skipped";
             if std::env::var("TRIAGE_REQUIRE_SERVERS").as_deref() == Ok("1") {
                 panic!("{message} (TRIAGE_REQUIRE_SERVERS=1 makes a missing server a failure)");
             }
