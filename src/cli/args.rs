@@ -455,28 +455,13 @@ pub(crate) struct ServeArgs {
     /// reverse proxy every client has the proxy's address).
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_connections_per_client: usize,
-    /// Seconds between checks of the rule files for changes (0: only POST /v1/rules/reload).
-    #[arg(long, value_name = "SECS", default_value_t = 2)]
-    pub reload_interval: u64,
-    /// Keep uploads after they are diagnosed (default: delete them; the report stays).
-    #[arg(long)]
-    pub keep_uploads: bool,
     /// Delete finished jobs and their reports this many days after they
     /// finished (checked at start and hourly); `never` (or 0) keeps them.
     #[arg(long, alias = "retention-days", value_name = "DAYS|never", default_value = "14")]
     pub retention: Retention,
-    /// Log lines as text instead of JSON.
-    #[arg(long)]
-    pub text_logs: bool,
-    /// Replace addresses, host and user names, e-mail addresses, serial
-    /// numbers and account names by placeholders in every report, as
-    /// `diagnose --redact` does (credentials are always masked).
-    #[arg(long)]
-    pub redact: bool,
-    /// Seconds a job may take; past them its scan stops and the report keeps
-    /// what was read, with a warning (0: no limit).
-    #[arg(long, value_name = "SECS", default_value_t = crate::cli::resolve::DEFAULT_JOB_TIMEOUT)]
-    pub job_timeout: u64,
+    /// Rule reloads, uploads kept, logs, redaction, the time limit.
+    #[command(flatten)]
+    pub process: ProcessArgs,
     /// The distributed mode: queue jobs on this NATS server (JetStream
     /// enabled) for `triage worker` processes, instead of running them
     /// here; with --database.
@@ -490,6 +475,32 @@ pub(crate) struct ServeArgs {
     /// Rules, times and limits.
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+/// What every process of the service takes, `serve` and `worker` alike.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ProcessArgs {
+    /// Seconds between checks of the rule files for changes (0: only when
+    /// asked: POST /v1/rules/reload, which reaches every worker).
+    #[arg(long, value_name = "SECS", default_value_t = 2)]
+    pub reload_interval: u64,
+    /// Keep uploads after they are diagnosed (default: delete them; the
+    /// report stays).
+    #[arg(long)]
+    pub keep_uploads: bool,
+    /// Log lines as text instead of JSON.
+    #[arg(long)]
+    pub text_logs: bool,
+    /// Replace addresses, host and user names, e-mail addresses, serial
+    /// numbers and account names by placeholders in every report, as
+    /// `diagnose --redact` does (credentials are always masked). In the
+    /// distributed mode the workers write the reports: give it to them.
+    #[arg(long)]
+    pub redact: bool,
+    /// Seconds a job may take; past them its scan stops and the report keeps
+    /// what was read, with a warning (0: no limit).
+    #[arg(long, value_name = "SECS", default_value_t = crate::cli::resolve::DEFAULT_JOB_TIMEOUT)]
+    pub job_timeout: u64,
 }
 
 /// The arguments of `worker`.
@@ -512,25 +523,9 @@ pub(crate) struct WorkerArgs {
     /// given to another (the worker says "in progress" every third of it).
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub ack_wait: u64,
-    /// Seconds between checks of the rule files for changes (0: only
-    /// when a front is asked to reload).
-    #[arg(long, value_name = "SECS", default_value_t = 2)]
-    pub reload_interval: u64,
-    /// Keep uploads in the object store after they are diagnosed.
-    #[arg(long)]
-    pub keep_uploads: bool,
-    /// Log lines as text instead of JSON.
-    #[arg(long)]
-    pub text_logs: bool,
-    /// Replace addresses, host and user names and the like by
-    /// placeholders in every report (workers write the reports: give it
-    /// to every worker).
-    #[arg(long)]
-    pub redact: bool,
-    /// Seconds a job may take; past them its scan stops and the report
-    /// keeps what was read, with a warning (0: no limit).
-    #[arg(long, value_name = "SECS", default_value_t = crate::cli::resolve::DEFAULT_JOB_TIMEOUT)]
-    pub job_timeout: u64,
+    /// Rule reloads, uploads kept, logs, redaction, the time limit.
+    #[command(flatten)]
+    pub process: ProcessArgs,
     /// Rules, times and limits.
     #[command(flatten)]
     pub run: RunArgs,

@@ -786,13 +786,7 @@ fn sweep_uploads(store: &Store, uploads: &Path, keep: bool) -> usize {
                 Err(_) => true,
             };
         if !needed {
-            let path = entry.path();
-            let gone = if path.is_dir() {
-                std::fs::remove_dir_all(&path)
-            } else {
-                std::fs::remove_file(&path)
-            };
-            removed += usize::from(gone.is_ok());
+            removed += usize::from(remove_entry(&entry.path()));
         }
     }
     removed
@@ -806,15 +800,18 @@ fn clear_spool(dir: &Path) -> usize {
     };
     let mut removed = 0;
     for entry in entries.flatten() {
-        let path = entry.path();
-        let gone = if path.is_dir() {
-            std::fs::remove_dir_all(&path)
-        } else {
-            std::fs::remove_file(&path)
-        };
-        removed += usize::from(gone.is_ok());
+        removed += usize::from(remove_entry(&entry.path()));
     }
     removed
+}
+
+/// Removes a file or a directory with what it holds; whether it went.
+fn remove_entry(path: &Path) -> bool {
+    if path.is_dir() {
+        std::fs::remove_dir_all(path).is_ok()
+    } else {
+        std::fs::remove_file(path).is_ok()
+    }
 }
 
 /// Two services on one data directory would both requeue its jobs and run

@@ -29,7 +29,7 @@ pub(crate) fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<ExitCode, Cli
     // directory, and a time limit per job (docs/SERVICE.md).
     options.limits = crate::bundle::Limits {
         spill_dir: args.data.clone(),
-        timeout: (args.job_timeout > 0).then(|| Duration::from_secs(args.job_timeout)),
+        timeout: (args.process.job_timeout > 0).then(|| Duration::from_secs(args.process.job_timeout)),
         ..args.run.limits.over(crate::bundle::Limits::service())
     };
     let config = crate::serve::Config {
@@ -51,14 +51,14 @@ pub(crate) fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<ExitCode, Cli
         header_timeout: Duration::from_secs(args.header_timeout.max(1)),
         max_connections: args.max_connections,
         max_connections_per_client: args.max_connections_per_client,
-        reload_interval: Duration::from_secs(args.reload_interval),
-        keep_uploads: args.keep_uploads,
+        reload_interval: Duration::from_secs(args.process.reload_interval),
+        keep_uploads: args.process.keep_uploads,
         retention: args
             .retention
             .days()
             .map(|days| Duration::from_secs(u64::from(days) * 86_400)),
-        json_logs: !args.text_logs,
-        redact: args.redact,
+        json_logs: !args.process.text_logs,
+        redact: args.process.redact,
         rules: rule_source(&args.run),
         options,
         allowed_hosts: args.allowed_hosts.clone(),
@@ -238,7 +238,7 @@ pub(crate) fn worker(args: &WorkerArgs, out: &mut dyn Write) -> Result<ExitCode,
     let mut options = run_options(&args.run)?;
     options.limits = crate::bundle::Limits {
         spill_dir: Some(args.data.clone()),
-        timeout: (args.job_timeout > 0).then(|| Duration::from_secs(args.job_timeout)),
+        timeout: (args.process.job_timeout > 0).then(|| Duration::from_secs(args.process.job_timeout)),
         ..args.run.limits.over(crate::bundle::Limits::service())
     };
     let workers = args
@@ -261,12 +261,12 @@ pub(crate) fn worker(args: &WorkerArgs, out: &mut dyn Write) -> Result<ExitCode,
         header_timeout: Duration::ZERO,
         max_connections: 0,
         max_connections_per_client: 0,
-        reload_interval: Duration::from_secs(args.reload_interval),
-        keep_uploads: args.keep_uploads,
+        reload_interval: Duration::from_secs(args.process.reload_interval),
+        keep_uploads: args.process.keep_uploads,
         // Retention is the fronts' duty.
         retention: None,
-        json_logs: !args.text_logs,
-        redact: args.redact,
+        json_logs: !args.process.text_logs,
+        redact: args.process.redact,
         rules: rule_source(&args.run),
         options,
         allowed_hosts: Vec::new(),

@@ -207,6 +207,9 @@ impl Postgres {
         let mut tx = client.transaction().map_err(fail)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .map_err(fail)?;
+        // "already exists, skipping" is no news at every start.
+        tx.batch_execute("SET LOCAL client_min_messages = warning")
+            .map_err(fail)?;
         tx.batch_execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
                 version    integer PRIMARY KEY,

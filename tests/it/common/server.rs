@@ -69,14 +69,7 @@ impl Server {
             command.env(k, v);
         }
         let mut child = command.spawn().expect("triage serve starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
+        let line = first_line(&mut child);
         let Some(base) = line.trim().strip_prefix("triage serve: listening on ") else {
             let _ = child.kill();
             panic!(
@@ -279,6 +272,19 @@ fn agent() -> ureq::Agent {
         .timeout_global(Some(Duration::from_secs(60)))
         .build()
         .into()
+}
+
+/// The first line a process writes on stdout (its "ready" line), or
+/// nothing after a minute.
+pub(crate) fn first_line(child: &mut Child) -> String {
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default()
 }
 
 /// A directory packed as .tar.gz in memory.
