@@ -548,6 +548,162 @@ impl JobQueue for Nats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::serve::test_nats::TestNats;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn connect(rt: &tokio::runtime::Runtime, nats: &TestNats, role: Role, settings: Settings) -> Arc<Nats> {
+        Arc::new(Nats::connect(rt.handle().clone(), &nats.url(), role, settings).unwrap())
+    }
+
+    const SETTINGS: Settings = Settings {
+        capacity: 4,
+        ack_wait: Duration::from_secs(1),
+        max_deliver: 3,
+    };
+
+    fn job(n: u8) -> String {
+        format!("{n:02x}").repeat(16)
+    }
+
+    /// The next job, or `None` after `wait` (plus up to one pull's
+    /// expiry, [`PULL_EXPIRES`], already under way); the connection is
+    /// closed after it (it takes nothing more).
+    fn take_within(queue: &Arc<Nats>, wait: Duration) -> Option<Taken> {
+        let closer = {
+            let queue = queue.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(wait);
+                queue.close();
+            })
+        };
+        let taken = queue.take();
+        closer.join().unwrap();
+        taken
+    }
+
+    #[test]
+    fn a_job_published_twice_with_its_id_is_delivered_once() {
+        let Some(server) = TestNats::start() else { return };
+        let rt = runtime();
+        let front = connect(&rt, &server, Role::Front, SETTINGS);
+        // A publish retried after its acknowledgement was lost.
+        front.submit(job(1)).unwrap();
+        front.submit(job(1)).unwrap();
+        front.submit(job(2)).unwrap();
+        let worker = connect(&rt, &server, Role::Worker, SETTINGS);
+        let first = worker.take().unwrap();
+        assert_eq!((first.id.as_str(), first.delivered), (job(1).as_str(), 1));
+        worker.ack(&first.id);
+        let second = take_within(&worker, Duration::from_secs(3)).unwrap();
+        assert_eq!(second.id, job(2));
+        worker.ack(&second.id);
+        let again = connect(&rt, &server, Role::Worker, SETTINGS);
+        assert_eq!(take_within(&again, Duration::from_secs(3)), None);
+    }
+
+    #[test]
+    fn a_full_stream_refuses_a_job_as_full() {
+        let Some(server) = TestNats::start() else { return };
+        let rt = runtime();
+        let front = connect(
+            &rt,
+            &server,
+            Role::Front,
+            Settings {
+                capacity: 2,
+                ..SETTINGS
+            },
+        );
+        front.submit(job(1)).unwrap();
+        front.submit(job(2)).unwrap();
+        assert_eq!(front.submit(job(3)), Err(Refused::Full));
+        assert_eq!(front.depth(), 2);
+        assert_eq!(front.reserve(), Err(Full));
+        // A running job still counts; an acknowledged one frees its place.
+        let worker = connect(&rt, &server, Role::Worker, SETTINGS);
+        let taken = worker.take().unwrap();
+        assert_eq!(front.submit(job(3)), Err(Refused::Full));
+        worker.ack(&taken.id);
+        front.submit(job(3)).unwrap();
+    }
+
+    #[test]
+    fn a_job_said_in_progress_stays_and_a_silent_one_goes_to_another_worker() {
+        let Some(server) = TestNats::start() else { return };
+        let rt = runtime();
+        let front = connect(&rt, &server, Role::Front, SETTINGS);
+        front.submit(job(7)).unwrap();
+        let busy = connect(&rt, &server, Role::Worker, SETTINGS);
+        let taken = busy.take().unwrap();
+        // Said in progress for six times the acknowledgement wait, longer
+        // than the other worker pulls: it does not get the job.
+        let other = connect(&rt, &server, Role::Worker, SETTINGS);
+        let keep = {
+            let busy = busy.clone();
+            let id = taken.id.clone();
+            std::thread::spawn(move || {
+                for _ in 0..20 {
+                    busy.in_progress(&id);
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+            })
+        };
+        assert_eq!(take_within(&other, Duration::from_secs(3)), None);
+        keep.join().unwrap();
+        // Silent (its worker died): delivered again, counted.
+        let next = connect(&rt, &server, Role::Worker, SETTINGS);
+        let again = take_within(&next, Duration::from_secs(5)).unwrap();
+        assert_eq!((again.id, again.delivered), (taken.id, 2));
+    }
+
+    #[test]
+    fn a_job_is_delivered_at_most_max_deliver_times_and_given_back_when_asked() {
+        let Some(server) = TestNats::start() else { return };
+        let rt = runtime();
+        let front = connect(&rt, &server, Role::Front, SETTINGS);
+        front.submit(job(9)).unwrap();
+        let mut deliveries = Vec::new();
+        for _ in 0..SETTINGS.max_deliver + 1 {
+            let worker = connect(&rt, &server, Role::Worker, SETTINGS);
+            match take_within(&worker, Duration::from_secs(4)) {
+                Some(taken) => deliveries.push(taken.delivered),
+                None => break,
+            }
+        }
+        assert_eq!(deliveries, [1, 2, 3]);
+
+        front.submit(job(10)).unwrap();
+        let worker = connect(&rt, &server, Role::Worker, SETTINGS);
+        let taken = worker.take().unwrap();
+        worker.retry_later(&taken.id, Duration::from_millis(200));
+        let again = take_within(&worker, Duration::from_secs(3)).unwrap();
+        assert_eq!((again.id.as_str(), again.delivered), (job(10).as_str(), 2));
+    }
+
+    #[test]
+    fn uploads_go_in_and_out_of_the_object_store_and_a_missing_one_is_not_found() {
+        let Some(server) = TestNats::start() else { return };
+        let rt = runtime();
+        let front = connect(&rt, &server, Role::Front, SETTINGS);
+        let dir = tempfile::tempdir().unwrap();
+        let (sent, got) = (dir.path().join("sent.tgz"), dir.path().join("got.tgz"));
+        // Several chunks, not a multiple of one.
+        let bytes: Vec<u8> = (0..700_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&sent, &bytes).unwrap();
+        front.put_upload(&job(1), "case.tgz", &sent).unwrap();
+        assert_eq!(front.get_upload(&job(1), &got).unwrap(), bytes.len() as u64);
+        assert_eq!(std::fs::read(&got).unwrap(), bytes);
+        front.remove_upload(&job(1));
+        let missing = front.get_upload(&job(1), &got).unwrap_err().to_string();
+        assert!(missing.contains("not found"), "{missing}");
+    }
 
     #[test]
     fn passwords_in_urls_are_not_shown() {

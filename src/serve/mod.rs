@@ -29,6 +29,8 @@ pub(crate) mod queue;
 pub(crate) mod reports;
 pub(crate) mod rules;
 pub(crate) mod store;
+#[cfg(test)]
+pub(crate) mod test_nats;
 pub(crate) mod tls;
 
 use std::net::SocketAddr;

@@ -408,3 +408,37 @@ fn a_job_deleted_through_a_front_stops_on_its_worker_and_stores_nothing() {
     front.wait_for(&next, &["done"]);
     assert!(!worker.finished().contains_key(&id), "{}", worker.log());
 }
+
+#[test]
+fn a_job_that_three_workers_died_on_is_failed_with_the_reason_not_run_again() {
+    let Some(cluster) = Cluster::start() else { return };
+    let front = cluster.front(&[]);
+    let hold = cluster.dir.path().join("hold");
+    std::fs::write(&hold, "").unwrap();
+    let hold_env = [("TRIAGE_SERVE_TEST_HOLD_FILE", hold.to_str().unwrap())];
+    let bundles = batch(&CASES[..1]);
+    let (name, bytes, _) = &bundles[0];
+    let id = front.upload(name, bytes);
+    for attempt in 1..=3 {
+        let mut worker = cluster.worker(&["--ack-wait", "1"], &hold_env);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, job) = front.get_json(&format!("/v1/bundles/{id}"));
+            if job["status"] == "running" && job["attempts"] == attempt {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{job}\n{}", worker.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        worker.kill();
+    }
+    let worker = cluster.worker(&["--ack-wait", "1"], &[]);
+    let job = front.wait_for(&id, &["done", "failed"]);
+    assert_eq!(job["status"], "failed", "{job}");
+    assert!(
+        job["error"].as_str().unwrap().contains("stopped 3 times"),
+        "{job}\n{}",
+        worker.log()
+    );
+    assert!(worker.finished().is_empty(), "{}", worker.log());
+}

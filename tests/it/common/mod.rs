@@ -233,7 +233,9 @@ pub(crate) fn chromium() -> Option<std::path::PathBuf> {
 }
 
 pub(crate) mod bombs;
+/// A nats-server of a test's own (the queue's harness).
 #[cfg(feature = "serve")]
+#[path = "../../../src/serve/test_nats.rs"]
 pub(crate) mod nats;
 /// A PostgreSQL server of a test's own (the store's harness).
 #[cfg(feature = "serve")]
