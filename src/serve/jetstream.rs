@@ -688,6 +688,29 @@ mod tests {
     }
 
     #[test]
+    fn jobs_and_uploads_outlive_a_restart_of_the_server() {
+        let Some(server) = TestNats::start() else { return };
+        let rt = runtime();
+        let front = connect(&rt, &server, Role::Front, SETTINGS);
+        let dir = tempfile::tempdir().unwrap();
+        let upload = dir.path().join("case.tgz");
+        std::fs::write(&upload, b"bundle bytes").unwrap();
+        front.put_upload(&job(4), "case.tgz", &upload).unwrap();
+        front.submit(job(4)).unwrap();
+        server.stop();
+        // While it is away, a publish is refused as unavailable, not full.
+        assert!(matches!(front.submit(job(5)), Err(Refused::Unavailable(_))));
+        server.start_again();
+        // The clients reconnect; file storage kept the job and its upload.
+        let worker = connect(&rt, &server, Role::Worker, SETTINGS);
+        let taken = take_within(&worker, Duration::from_secs(10)).unwrap();
+        assert_eq!(taken.id, job(4));
+        let copy = dir.path().join("copy.tgz");
+        front.get_upload(&job(4), &copy).unwrap();
+        assert_eq!(std::fs::read(&copy).unwrap(), b"bundle bytes");
+    }
+
+    #[test]
     fn uploads_go_in_and_out_of_the_object_store_and_a_missing_one_is_not_found() {
         let Some(server) = TestNats::start() else { return };
         let rt = runtime();
