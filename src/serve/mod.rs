@@ -1565,10 +1565,12 @@ fn run_job(shared: &Shared, id: &str, delivered: u32) {
     }
     tracing::info!(job = %id, attempt = attempts, rules_version = %set.version, "job started");
     let started = Instant::now();
-    let done = std::sync::atomic::AtomicBool::new(false);
     let mut report = std::thread::scope(|scope| {
+        // Dropped when the scan ends, which wakes the keep-alive thread at
+        // once (the scope waits for it).
+        let (running, ended) = std::sync::mpsc::channel::<()>();
         if shared.nats.is_some() {
-            scope.spawn(|| keep_alive(shared, id, &cancelled, &done));
+            scope.spawn(|| keep_alive(shared, id, &cancelled, ended));
         }
         if let Some(hold) = &shared.hold {
             while hold.exists() && !cancelled.load(Ordering::Relaxed) {
@@ -1578,7 +1580,7 @@ fn run_job(shared: &Shared, id: &str, delivered: u32) {
         let mut options = shared.config.options.clone();
         options.limits.cancel = Some(cancelled.clone());
         let report = crate::engine::batch::diagnose_guarded(&set.engine, &bundle, &options);
-        done.store(true, Ordering::Relaxed);
+        drop(running);
         report
     });
     report.bundle = job.name.clone();
@@ -1680,12 +1682,13 @@ fn fetch_upload(nats: &jetstream::Nats, id: &str, bundle: &Path) -> Result<(), F
 
 /// While a job runs on a distributed worker: tells the broker it is in
 /// progress (so it is not given to another worker), and stops the scan
-/// once its row is gone (deleted through any front).
+/// once its row is gone (deleted through any front). Returns as soon as
+/// the scan ends (`ended` disconnects).
 fn keep_alive(
     shared: &Shared,
     id: &str,
     cancelled: &std::sync::atomic::AtomicBool,
-    done: &std::sync::atomic::AtomicBool,
+    ended: std::sync::mpsc::Receiver<()>,
 ) {
     let ack_wait = shared
         .config
@@ -1693,13 +1696,7 @@ fn keep_alive(
         .as_ref()
         .map_or(Duration::from_secs(30), |d| d.ack_wait);
     let tick = (ack_wait / 3).clamp(Duration::from_millis(200), Duration::from_secs(10));
-    let mut last = Instant::now();
-    while !done.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(50));
-        if last.elapsed() < tick {
-            continue;
-        }
-        last = Instant::now();
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = ended.recv_timeout(tick) {
         shared.queue.in_progress(id);
         if matches!(shared.store.get(id), Ok(None)) {
             cancelled.store(true, Ordering::Relaxed);
