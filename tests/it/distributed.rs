@@ -225,6 +225,15 @@ fn two_fronts_and_three_workers_give_the_reports_diagnose_gives() {
     for id in &ids {
         assert_eq!(finished.get(id), Some(&1), "job {id}: {finished:?}");
     }
+    // Unexplained errors add up across the jobs of every worker.
+    let (status, unexplained) = fronts[0].get_json("/v1/unexplained");
+    assert_eq!(status, 200, "{unexplained}");
+    let templates = unexplained["templates"].as_array().unwrap();
+    assert!(!templates.is_empty(), "{unexplained}");
+    assert!(
+        templates.iter().all(|t| t["bundles"].as_u64().unwrap() <= ids.len() as u64),
+        "{unexplained}"
+    );
     // The fronts see the workers' heartbeats.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
