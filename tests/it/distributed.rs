@@ -231,7 +231,9 @@ fn two_fronts_and_three_workers_give_the_reports_diagnose_gives() {
     let templates = unexplained["templates"].as_array().unwrap();
     assert!(!templates.is_empty(), "{unexplained}");
     assert!(
-        templates.iter().all(|t| t["bundles"].as_u64().unwrap() <= ids.len() as u64),
+        templates
+            .iter()
+            .all(|t| t["bundles"].as_u64().unwrap() <= ids.len() as u64),
         "{unexplained}"
     );
     // The fronts see the workers' heartbeats.
@@ -450,4 +452,47 @@ fn a_job_that_three_workers_died_on_is_failed_with_the_reason_not_run_again() {
         worker.log()
     );
     assert!(worker.finished().is_empty(), "{}", worker.log());
+}
+
+#[test]
+fn a_server_down_at_start_stops_the_start_with_what_to_check_and_no_password() {
+    let Some(pg) = TestPostgres::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = triage()
+        .args([
+            "worker",
+            "--nats",
+            "nats://triage:s3cret@127.0.0.1:1",
+            "--database",
+            &pg.url(),
+            "--data",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot connect to NATS at nats://triage:***@127.0.0.1:1"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nats-server -js"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}
+
+#[test]
+fn workers_started_before_any_front_take_its_jobs() {
+    let Some(cluster) = Cluster::start() else { return };
+    // The worker creates the stream (with the default bound) and the
+    // consumer; the front then sets the bound it was given.
+    let worker = cluster.worker(&[], &[]);
+    let front = cluster.front(&["--queue", "40"]);
+    let (_, health) = front.get_json("/healthz");
+    assert_eq!(health["queue"]["capacity"], 40, "{health}");
+    let bundles = batch(&CASES[..2]);
+    for (name, bytes, expected) in &bundles {
+        let id = front.upload(name, bytes);
+        assert_done_as_diagnose(&front, &id, name, expected);
+    }
+    assert_eq!(worker.finished().len(), 2, "{}", worker.log());
 }
