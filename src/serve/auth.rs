@@ -187,6 +187,7 @@ pub(super) async fn guard(State(shared): State<AppState>, mut request: Request, 
                 "Bearer realm=\"triage\", error=\"invalid_token\"",
             )
         }
+        Ok(Err(TokenError::Store(e))) => return super::store_error(e),
         Ok(Err(e)) => return super::internal(e),
         Err(e) => return super::internal(e),
     };

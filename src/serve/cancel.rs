@@ -20,7 +20,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::auth::Caller;
-use super::{blocking, internal, is_job_id, problem, AppState};
+use super::{blocking, is_job_id, problem, store_error, AppState};
 
 /// The jobs being run, by id: each one's cancel flag (for `DELETE`) and
 /// when it started (for `Retry-After`).
@@ -51,6 +51,12 @@ impl Running {
             .is_some_and(|(flag, _)| flag.load(Ordering::Relaxed))
     }
 
+    /// Whether job `id` is being run here (a broker may deliver it again
+    /// to the same process while it runs).
+    pub(super) fn contains(&self, id: &str) -> bool {
+        self.lock().contains_key(id)
+    }
+
     /// How long each job being run has run.
     pub(super) fn elapsed(&self) -> Vec<Duration> {
         self.lock().values().map(|(_, started)| started.elapsed()).collect()
@@ -58,7 +64,7 @@ impl Running {
 
     /// Tells the job `id` to stop if it is running (its worker then
     /// stores nothing).
-    fn cancel(&self, id: &str) {
+    pub(super) fn cancel(&self, id: &str) {
         if let Some((flag, _)) = self.lock().get(id) {
             flag.store(true, Ordering::Relaxed);
         }
@@ -96,22 +102,23 @@ pub(super) async fn delete_job(
             // nothing, and one storing it already writes to no row once
             // the row is gone.
             shared.running.cancel(&id);
-            let deleted = shared.store.delete(&id);
+            let deleted = shared.store.delete(&id)?;
             // A waiting job gives its queue place back now.
             shared.queue.withdraw(&id);
             // The upload goes whatever the row said: a job whose row is
-            // gone has no use for it.
+            // gone has no use for it. (A row still there, the store
+            // failing, keeps its upload: the job may still run.)
             let _ = std::fs::remove_dir_all(shared.uploads.join(&id));
             if let Some(nats) = &shared.nats {
                 nats.remove_upload(&id);
             }
-            deleted
+            Ok(deleted)
         })
         .await
     };
     match deleted {
         Err(response) => response,
-        Ok(Err(e)) => internal(e),
+        Ok(Err(e)) => store_error(e),
         Ok(Ok(false)) => problem(
             StatusCode::NOT_FOUND,
             format!("no job {id}"),

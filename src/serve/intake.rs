@@ -52,7 +52,7 @@ const MAX_RETRY_AFTER: u64 = 900;
 const RETRY_BUSY: u64 = 10;
 
 /// `Retry-After` when the database or the broker is unreachable, seconds.
-const RETRY_UNREACHABLE: u64 = 5;
+const RETRY_UNREACHABLE: u64 = super::RETRY_UNAVAILABLE_S;
 
 // A parameter the route does not take is a mistake worth a 400, not
 // something to ignore.
@@ -489,8 +489,11 @@ fn commit(
             Ok(())
         }
         Err(refused) => {
-            let _ = shared.store.delete(id);
-            undo_upload();
+            // The upload goes only with its row: a row left behind (the
+            // store failing too) is queued later by a front, and needs it.
+            if shared.store.delete(id).is_ok() {
+                undo_upload();
+            }
             Err(Box::new(match refused {
                 Refused::Full => queue_full(shared),
                 Refused::Unavailable(why) => unavailable(&why),

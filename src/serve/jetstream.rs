@@ -110,6 +110,9 @@ pub(crate) struct Nats {
     js: jetstream::Context,
     uploads: jetstream::object_store::ObjectStore,
     consumer: Option<jetstream::consumer::PullConsumer>,
+    /// The acknowledgement wait the consumer holds (the first worker's,
+    /// whatever this one was given).
+    ack_wait: Duration,
     capacity: usize,
     /// Jobs in the stream (waiting or running), as last read.
     depth: Arc<AtomicUsize>,
@@ -173,15 +176,8 @@ impl Nats {
                 .await
                 .map_err(|e| setup(&format!("the stream {STREAM}"), &e))?
                 .clone();
-            if role == Role::Front && info.config.max_messages != wanted.max_messages {
-                tracing::info!(
-                    from = info.config.max_messages,
-                    to = wanted.max_messages,
-                    "the job stream's bound changed to this front's --queue"
-                );
-                let mut config = info.config.clone();
-                config.max_messages = wanted.max_messages;
-                js.update_stream(config)
+            if role == Role::Front {
+                set_bound(&js, &info, wanted.max_messages)
                     .await
                     .map_err(|e| setup(&format!("the stream {STREAM}"), &e))?;
             }
@@ -226,7 +222,11 @@ impl Nats {
                 }
             }
             let depth = Arc::new(AtomicUsize::new(info.state.messages as usize));
+            let ack_wait = consumer
+                .as_ref()
+                .map_or(settings.ack_wait, |c| c.cached_info().config.ack_wait);
             Ok(Nats {
+                ack_wait,
                 runtime: tokio::runtime::Handle::current(),
                 client,
                 js,
@@ -238,6 +238,12 @@ impl Nats {
                 closed: AtomicBool::new(false),
             })
         })
+    }
+
+    /// How long a taken job may go without news before it is delivered
+    /// again: the consumer's setting, which the keep-alive must beat.
+    pub(crate) fn ack_wait(&self) -> Duration {
+        self.ack_wait
     }
 
     /// Reads the stream's depth every [`DEPTH_EVERY`], for `/healthz`,
@@ -344,6 +350,28 @@ impl Nats {
         }
     }
 
+    /// Makes room in the stream for `more` jobs beyond those in it, raising
+    /// its bound if it must (`serve migrate`: jobs accepted already are
+    /// not refused now; the next front to start sets its `--queue` again,
+    /// no lower than the jobs then in the stream).
+    pub(crate) fn make_room(&self, more: usize) -> Result<(), NatsError> {
+        let js = self.js.clone();
+        self.runtime.block_on(async move {
+            let fail = |e: &dyn std::fmt::Display| {
+                NatsError::Operation(format!("cannot raise the bound of the stream {STREAM}: {e}"))
+            };
+            let mut jobs = js.get_stream(STREAM).await.map_err(|e| fail(&e))?;
+            let info = jobs.info().await.map_err(|e| fail(&e))?.clone();
+            let needed = (info.state.messages as i64).saturating_add(more as i64);
+            if needed > info.config.max_messages {
+                let mut config = info.config.clone();
+                config.max_messages = needed;
+                js.update_stream(config).await.map_err(|e| fail(&e))?;
+            }
+            Ok(())
+        })
+    }
+
     /// Asks every worker to reload its rules.
     pub(crate) fn announce_reload(&self) {
         let client = self.client.clone();
@@ -379,16 +407,33 @@ impl Nats {
             .runtime
             .block_on(async move { tokio::time::timeout(REQUEST_TIMEOUT, message.ack_with(AckKind::Progress)).await });
     }
+}
 
-    /// Gives job `id` back to be delivered again after `delay` (its store
-    /// could not be reached).
-    pub(crate) fn retry_later(&self, id: &str, delay: Duration) {
-        if let Some(message) = self.taken().remove(id) {
-            let _ = self.runtime.block_on(async move {
-                tokio::time::timeout(REQUEST_TIMEOUT, message.ack_with(AckKind::Nak(Some(delay)))).await
-            });
-        }
+/// Sets the job stream's bound to a front's `--queue`. JetStream drops the
+/// oldest messages of a stream whose bound is lowered below what it
+/// holds, and those are accepted jobs: the bound goes no lower than the
+/// jobs in it.
+async fn set_bound(js: &jetstream::Context, info: &stream::Info, wanted: i64) -> Result<(), String> {
+    let held = info.state.messages as i64;
+    let bound = wanted.max(held);
+    if bound != wanted {
+        tracing::warn!(
+            jobs = held,
+            queue = wanted,
+            "the job stream holds more jobs than this front's --queue: its bound stays at what it holds until the next start"
+        );
     }
+    if bound == info.config.max_messages {
+        return Ok(());
+    }
+    tracing::info!(
+        from = info.config.max_messages,
+        to = bound,
+        "the job stream's bound changed to this front's --queue"
+    );
+    let mut config = info.config.clone();
+    config.max_messages = bound;
+    js.update_stream(config).await.map(drop).map_err(|e| e.to_string())
 }
 
 /// The job stream: a work queue (a message is gone once acknowledged), on
@@ -536,8 +581,8 @@ impl JobQueue for Nats {
         Nats::in_progress(self, id);
     }
 
-    fn retry_later(&self, id: &str, delay: Duration) {
-        Nats::retry_later(self, id, delay);
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
     }
 }
 
@@ -666,7 +711,7 @@ mod tests {
     }
 
     #[test]
-    fn a_job_is_delivered_at_most_max_deliver_times_and_given_back_when_asked() {
+    fn a_job_is_delivered_at_most_max_deliver_times() {
         let Some(server) = TestNats::start() else { return };
         let rt = runtime();
         let front = connect(&rt, &server, Role::Front, SETTINGS);
@@ -680,13 +725,44 @@ mod tests {
             }
         }
         assert_eq!(deliveries, [1, 2, 3]);
+    }
 
-        front.submit(job(10)).unwrap();
+    #[test]
+    fn a_front_with_a_smaller_queue_drops_no_job_already_in_the_stream() {
+        let Some(server) = TestNats::start() else { return };
+        let rt = runtime();
+        let first = connect(&rt, &server, Role::Front, SETTINGS);
+        for n in 1..=3 {
+            first.submit(job(n)).unwrap();
+        }
+        let smaller = connect(
+            &rt,
+            &server,
+            Role::Front,
+            Settings {
+                capacity: 1,
+                ..SETTINGS
+            },
+        );
+        assert_eq!(smaller.submit(job(4)), Err(Refused::Full));
         let worker = connect(&rt, &server, Role::Worker, SETTINGS);
-        let taken = worker.take().unwrap();
-        worker.retry_later(&taken.id, Duration::from_millis(200));
-        let again = take_within(&worker, Duration::from_secs(3)).unwrap();
-        assert_eq!((again.id.as_str(), again.delivered), (job(10).as_str(), 2));
+        for n in 1..=3 {
+            let taken = worker.take().unwrap();
+            assert_eq!(taken.id, job(n));
+            worker.ack(&taken.id);
+        }
+        // Drained: the next start takes the smaller bound.
+        let again = connect(
+            &rt,
+            &server,
+            Role::Front,
+            Settings {
+                capacity: 1,
+                ..SETTINGS
+            },
+        );
+        again.submit(job(5)).unwrap();
+        assert_eq!(again.submit(job(6)), Err(Refused::Full));
     }
 
     #[test]

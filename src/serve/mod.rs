@@ -665,12 +665,16 @@ pub(crate) fn migrate(data: &Path, distributed: &Distributed) -> Result<Migrated
     let uploads = data.join("uploads");
     // Those copied now, and those an earlier run copied but did not get
     // to queue.
+    // (Only jobs of this data directory: a front's job being committed
+    // now is no business of this command.)
     let mut pending = copied.pending.clone();
     for job in to.unpublished(&store::now())? {
-        if !pending.contains(&job) {
+        if !pending.contains(&job) && matches!(from.get(&job.0), Ok(Some(_))) {
             pending.push(job);
         }
     }
+    // Accepted already: not refused for the bound now.
+    nats.make_room(pending.len())?;
     for (id, name) in &pending {
         let bundle = upload_path(&uploads, id, name);
         if !bundle.is_file() {
@@ -680,19 +684,10 @@ pub(crate) fn migrate(data: &Path, distributed: &Distributed) -> Result<Migrated
             continue;
         }
         nats.put_upload(id, name, &bundle)?;
-        // A full stream drains as workers take jobs: these were accepted
-        // already and are not refused now.
-        let deadline = Instant::now() + Duration::from_secs(600);
-        loop {
-            match nats.submit(id.clone()) {
-                Ok(()) => break,
-                Err(queue::Refused::Full) if Instant::now() < deadline => std::thread::sleep(Duration::from_secs(1)),
-                Err(e) => {
-                    return Err(ServeError::Nats(jetstream::NatsError::Operation(format!(
-                        "cannot queue job {id}: {e:?}; run the command again to queue the rest"
-                    ))))
-                }
-            }
+        if let Err(e) = nats.submit(id.clone()) {
+            return Err(ServeError::Nats(jetstream::NatsError::Operation(format!(
+                "cannot queue job {id}: {e:?}; run the command again to queue the rest"
+            ))));
         }
         to.mark_published(id)?;
         migrated.queued += 1;
@@ -1093,6 +1088,27 @@ fn internal(e: impl std::fmt::Display) -> Response {
     )
 }
 
+/// A store error as an answer: the database out of reach is the
+/// client's to retry (`503`, `Retry-After`), anything else is ours (`500`).
+fn store_error(e: store::StoreError) -> Response {
+    if e.is_unavailable() {
+        tracing::error!(error = %e, "the job database cannot be reached");
+        let mut response = problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the job database cannot be reached",
+            format!("retry in {RETRY_UNAVAILABLE_S} s"),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_UNAVAILABLE_S));
+        return response;
+    }
+    internal(e)
+}
+
+/// `Retry-After` when the database or the broker is out of reach, seconds.
+pub(crate) const RETRY_UNAVAILABLE_S: u64 = 5;
+
 async fn not_found(request: Request) -> Response {
     problem(
         StatusCode::NOT_FOUND,
@@ -1213,7 +1229,7 @@ async fn job_and_report(
         blocking(move || shared.store.get_with_report(&id)).await?
     };
     match found {
-        Err(e) => Err(internal(e)),
+        Err(e) => Err(store_error(e)),
         Ok(Some((job, _))) if !caller.sees(job.owner.as_deref()) => Err(problem(
             StatusCode::NOT_FOUND,
             format!("no job {id}"),
@@ -1288,7 +1304,7 @@ async fn list_jobs(
     let owner = caller.only_own().map(str::to_string);
     match blocking(move || shared.store.recent(limit, owner.as_deref())).await {
         Err(response) => response,
-        Ok(Err(e)) => internal(e),
+        Ok(Err(e)) => store_error(e),
         Ok(Ok(jobs)) => Json(json!({ "jobs": jobs })).into_response(),
     }
 }
@@ -1299,7 +1315,7 @@ async fn list_unexplained(State(shared): State<AppState>, Query(query): Query<Li
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
     match blocking(move || shared.store.unexplained(limit)).await {
         Err(response) => response,
-        Ok(Err(e)) => internal(e),
+        Ok(Err(e)) => store_error(e),
         Ok(Ok((templates, total))) => Json(json!({ "total": total, "templates": templates })).into_response(),
     }
 }
@@ -1340,14 +1356,16 @@ async fn reload_rules(State(shared): State<AppState>) -> Response {
         let shared = shared.clone();
         blocking(move || shared.rules.reload()).await
     };
+    if let Some(nats) = shared.nats.clone() {
+        // Every worker reloads its own copy of the rule files, whatever
+        // this front's copy did: each one's version shows in its heartbeat
+        // (`/healthz`, `/metrics`) and in the results it stores.
+        let _ = blocking(move || nats.announce_reload()).await;
+    }
     match outcome {
         Err(response) => response,
         Ok(Ok(reloaded)) => {
             tracing::info!(version = %reloaded.version, changed = reloaded.changed, rules = reloaded.rules, "rules reloaded");
-            if let Some(nats) = shared.nats.clone() {
-                // Every worker reloads its own copy of the rule files.
-                let _ = blocking(move || nats.announce_reload()).await;
-            }
             Json(reloaded).into_response()
         }
         Ok(Err(e)) => {
@@ -1390,7 +1408,7 @@ async fn healthz(State(shared): State<AppState>) -> Response {
     };
     let counts = match counts {
         Err(response) => return response,
-        Ok(Err(e)) => return internal(e),
+        Ok(Err(e)) => return store_error(e),
         Ok(Ok(c)) => c,
     };
     let set = shared.rules.current();
@@ -1493,16 +1511,32 @@ async fn docs(State(shared): State<AppState>, UrlPath(path): UrlPath<String>) ->
     }
 }
 
-/// A worker: takes jobs until the queue closes.
+/// A worker: takes jobs until the queue closes. In the distributed mode a
+/// keep-alive thread tells the broker the job is in hand from the moment
+/// it is taken until it is acknowledged (or given back), so neither a slow
+/// start nor result writes being retried let it go to another worker.
 fn worker(shared: &Shared) {
     while let Some(taken) = shared.queue.take() {
-        run_job(shared, &taken.id, taken.delivered);
+        if shared.running.contains(&taken.id) {
+            // Delivered again while another thread here runs it (the
+            // broker thought it lost): that thread's keep-alive and
+            // acknowledgement now speak for this delivery.
+            tracing::info!(job = %taken.id, "job delivered again while it runs here; left to the thread running it");
+            continue;
+        }
+        std::thread::scope(|scope| {
+            // Dropped when the job ends, which wakes the keep-alive at
+            // once (the scope waits for it).
+            let (in_hand, ended) = std::sync::mpsc::channel::<()>();
+            if shared.nats.is_some() {
+                let id = &taken.id;
+                scope.spawn(move || keep_alive(shared, id, ended));
+            }
+            run_job(shared, &taken.id, taken.delivered);
+            drop(in_hand);
+        });
     }
 }
-
-/// How long a job whose store or upload could not be reached waits before
-/// it is delivered again.
-const RETRY_UNREACHABLE: Duration = Duration::from_secs(5);
 
 /// The end of a job that did not get to run: failed, with `why`.
 fn not_run(rules_version: &str, why: String) -> Finished {
@@ -1521,7 +1555,7 @@ fn run_job(shared: &Shared, id: &str, delivered: u32) {
     // Registered before the job is marked running: a DELETE from now on
     // either finds no row or stops the scan.
     let cancelled = shared.running.start(id);
-    let job = match shared.store.start(id) {
+    let job = match start_job(shared, id) {
         Ok(Some(job)) => job,
         Ok(None) => {
             shared.running.end(id);
@@ -1537,10 +1571,9 @@ fn run_job(shared: &Shared, id: &str, delivered: u32) {
         }
         Err(e) => {
             // Left queued: the next start runs it (embedded), or the
-            // broker delivers it again (distributed).
+            // broker delivers it again (distributed: this worker stops).
             tracing::error!(job = %id, error = %e, "cannot start job");
             shared.running.end(id);
-            shared.queue.retry_later(id, RETRY_UNREACHABLE);
             return;
         }
     };
@@ -1563,26 +1596,16 @@ fn run_job(shared: &Shared, id: &str, delivered: u32) {
     if !upload_at_hand(shared, id, &bundle, &set.version) {
         return;
     }
-    tracing::info!(job = %id, attempt = attempts, rules_version = %set.version, "job started");
+    tracing::info!(job = %id, attempt = job.attempts, delivered, rules_version = %set.version, "job started");
     let started = Instant::now();
-    let mut report = std::thread::scope(|scope| {
-        // Dropped when the scan ends, which wakes the keep-alive thread at
-        // once (the scope waits for it).
-        let (running, ended) = std::sync::mpsc::channel::<()>();
-        if shared.nats.is_some() {
-            scope.spawn(|| keep_alive(shared, id, &cancelled, ended));
+    if let Some(hold) = &shared.hold {
+        while hold.exists() && !cancelled.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(20));
         }
-        if let Some(hold) = &shared.hold {
-            while hold.exists() && !cancelled.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let mut options = shared.config.options.clone();
-        options.limits.cancel = Some(cancelled.clone());
-        let report = crate::engine::batch::diagnose_guarded(&set.engine, &bundle, &options);
-        drop(running);
-        report
-    });
+    }
+    let mut options = shared.config.options.clone();
+    options.limits.cancel = Some(cancelled.clone());
+    let mut report = crate::engine::batch::diagnose_guarded(&set.engine, &bundle, &options);
     report.bundle = job.name.clone();
     // The upload's place on this server's disk is no business of the client.
     let stored = bundle.display().to_string();
@@ -1635,7 +1658,14 @@ fn upload_at_hand(shared: &Shared, id: &str, bundle: &Path, rules_version: &str)
     let Some(nats) = &shared.nats else {
         return true;
     };
-    match fetch_upload(nats, id, bundle) {
+    let fetched = in_place(
+        shared,
+        id,
+        "copy the upload from the object store",
+        |e| matches!(e, FetchError::Unreachable(_)),
+        || fetch_upload(nats, id, bundle),
+    );
+    match fetched {
         Ok(()) => true,
         Err(FetchError::Missing(why)) => {
             let why = format!("the upload is not in the object store {}: {why}", jetstream::BUCKET);
@@ -1646,10 +1676,10 @@ fn upload_at_hand(shared: &Shared, id: &str, bundle: &Path, rules_version: &str)
             false
         }
         Err(FetchError::Unreachable(why)) => {
-            tracing::warn!(job = %id, error = %why, "cannot fetch the upload; the job is delivered again later");
+            // The worker is stopping: another one gets the job.
+            tracing::warn!(job = %id, error = %why, "cannot copy the upload; the job is left to be delivered again");
             shared.running.end(id);
             let _ = std::fs::remove_dir_all(shared.uploads.join(id));
-            shared.queue.retry_later(id, RETRY_UNREACHABLE);
             false
         }
     }
@@ -1661,6 +1691,14 @@ enum FetchError {
     Missing(String),
     /// NATS did not answer: try later.
     Unreachable(String),
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::Missing(why) | FetchError::Unreachable(why) => f.write_str(why),
+        }
+    }
 }
 
 /// Copies job `id`'s upload from the object store to `bundle`, under
@@ -1680,28 +1718,76 @@ fn fetch_upload(nats: &jetstream::Nats, id: &str, bundle: &Path) -> Result<(), F
     })
 }
 
-/// While a job runs on a distributed worker: tells the broker it is in
-/// progress (so it is not given to another worker), and stops the scan
-/// once its row is gone (deleted through any front). Returns as soon as
-/// the scan ends (`ended` disconnects).
-fn keep_alive(
+/// While a distributed worker has a job in hand: tells the broker it is
+/// in progress every third of the consumer's acknowledgement wait (so it
+/// is not given to another worker), and stops the scan once the job's row
+/// is gone (deleted through any front). Returns as soon as the job ends
+/// (`ended` disconnects).
+fn keep_alive(shared: &Shared, id: &str, ended: std::sync::mpsc::Receiver<()>) {
+    let ack_wait = shared.nats.as_ref().map_or(Duration::from_secs(30), |n| n.ack_wait());
+    let tick = (ack_wait / 3).clamp(Duration::from_millis(200), Duration::from_secs(10));
+    // The row is looked up on a thread of its own: a database that hangs
+    // (a connect waiting for its timeout) must not hold up the next "in
+    // progress".
+    let checking = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = ended.recv_timeout(tick) {
+            shared.queue.in_progress(id);
+            if !checking.swap(true, Ordering::AcqRel) {
+                let checking = &checking;
+                scope.spawn(move || {
+                    if matches!(shared.store.get(id), Ok(None)) {
+                        shared.running.cancel(id);
+                    }
+                    checking.store(false, Ordering::Release);
+                });
+            }
+        }
+    });
+}
+
+/// The waits between tries of a job's start or of its upload's copy when
+/// the store or NATS cannot be reached: the job stays in hand (said in
+/// progress), so an outage uses up none of its deliveries.
+const UNREACHABLE_BACKOFF: [Duration; 5] = [
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+    Duration::from_secs(8),
+    Duration::from_secs(15),
+];
+
+/// Tries `attempt` until it works, or says the job need not run (`Ok`),
+/// waiting [`UNREACHABLE_BACKOFF`] between tries (then its last, for as
+/// long as it takes) while the error is one of reach; stops at once on
+/// another error, or when the worker is stopping (the job is then
+/// delivered again).
+fn in_place<T, E: std::fmt::Display>(
     shared: &Shared,
     id: &str,
-    cancelled: &std::sync::atomic::AtomicBool,
-    ended: std::sync::mpsc::Receiver<()>,
-) {
-    let ack_wait = shared
-        .config
-        .distributed
-        .as_ref()
-        .map_or(Duration::from_secs(30), |d| d.ack_wait);
-    let tick = (ack_wait / 3).clamp(Duration::from_millis(200), Duration::from_secs(10));
-    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = ended.recv_timeout(tick) {
-        shared.queue.in_progress(id);
-        if matches!(shared.store.get(id), Ok(None)) {
-            cancelled.store(true, Ordering::Relaxed);
+    what: &str,
+    unreachable: impl Fn(&E) -> bool,
+    mut attempt: impl FnMut() -> Result<T, E>,
+) -> Result<T, E> {
+    let mut tries = 0usize;
+    loop {
+        match attempt() {
+            Err(e) if shared.nats.is_some() && unreachable(&e) && !shared.queue.is_closed() => {
+                let wait = UNREACHABLE_BACKOFF[tries.min(UNREACHABLE_BACKOFF.len() - 1)];
+                tries += 1;
+                tracing::warn!(job = %id, error = %e, retry_in_s = wait.as_secs(), "cannot {what}; the job stays in hand and is tried again");
+                std::thread::sleep(wait);
+            }
+            outcome => return outcome,
         }
     }
+}
+
+/// Marks job `id` running (retried in place while the store is away).
+fn start_job(shared: &Shared, id: &str) -> Result<Option<store::Job>, store::StoreError> {
+    in_place(shared, id, "start the job", store::StoreError::is_unavailable, || {
+        shared.store.start(id)
+    })
 }
 
 /// A reload asked of a front, on this worker.
@@ -1839,7 +1925,16 @@ fn write_result(shared: &Shared, id: &str, end: &Finished) -> Result<Written, St
     if end.status == Status::Done && end.report.is_none() {
         return Err("the report could not be compressed".into());
     }
-    shared.store.finish(id, end).map_err(|e| e.to_string())
+    // A store that cannot be reached is waited for, the job in hand: a
+    // result is not thrown away for an outage.
+    in_place(
+        shared,
+        id,
+        "store the result",
+        store::StoreError::is_unavailable,
+        || shared.store.finish(id, end),
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// The job's end is stored: it need not be delivered again, and its

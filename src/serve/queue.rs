@@ -68,9 +68,8 @@ pub(crate) trait JobQueue: Send + Sync {
     /// The job is still being worked on (a broker would otherwise give it
     /// to another worker after its acknowledgement wait).
     fn in_progress(&self, _id: &str) {}
-    /// The job cannot be run now (its store is away): deliver it again
-    /// after `delay`. The embedded queue leaves it to the next start.
-    fn retry_later(&self, _id: &str, _delay: std::time::Duration) {}
+    /// Whether `close` was called (workers are stopping).
+    fn is_closed(&self) -> bool;
 }
 
 #[derive(Default)]
@@ -165,6 +164,10 @@ impl JobQueue for EmbeddedQueue {
     fn close(&self) {
         self.state().closed = true;
         self.ready.notify_all();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.state().closed
     }
 }
 

@@ -307,31 +307,55 @@ fn a_front_killed_leaves_every_result_to_the_other() {
 fn restarts_of_nats_and_postgres_in_the_middle_of_a_batch_lose_and_repeat_nothing() {
     let Some(cluster) = Cluster::start() else { return };
     let front = cluster.front(&[]);
-    let workers: Vec<Worker> = (0..2).map(|_| cluster.worker(&["--ack-wait", "3"], &[])).collect();
+    let hold = cluster.dir.path().join("hold");
+    let hold_env = [("TRIAGE_SERVE_TEST_HOLD_FILE", hold.to_str().unwrap())];
+    let workers: Vec<Worker> = (0..2)
+        .map(|_| cluster.worker(&["--ack-wait", "3"], &hold_env))
+        .collect();
     let bundles = batch(&CASES);
     let mut accepted = Vec::new();
-    for round in 0..3 {
+    let upload_all = |accepted: &mut Vec<(String, String, serde_json::Value)>| {
         for (name, bytes, expected) in &bundles {
             accepted.push((upload_retrying(&front, name, bytes), name.clone(), expected.clone()));
         }
-        match round {
-            0 => {
-                cluster.nats.stop();
-                std::thread::sleep(Duration::from_millis(500));
-                cluster.nats.start_again();
-            }
-            1 => {
-                cluster.pg.stop();
-                std::thread::sleep(Duration::from_millis(500));
-                cluster.pg.start_again();
-            }
-            _ => {}
+    };
+    // NATS restarts with jobs waiting and running.
+    upload_all(&mut accepted);
+    cluster.nats.stop();
+    std::thread::sleep(Duration::from_millis(500));
+    cluster.nats.start_again();
+    // PostgreSQL goes away for longer than the broker's deliveries would
+    // last if an outage spent them, with two jobs diagnosed and waiting
+    // to store their results, and the rest waiting in the stream.
+    std::fs::write(&hold, "").unwrap();
+    upload_all(&mut accepted);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, health) = front.get_json("/healthz");
+        if health["jobs"]["running"].as_u64().unwrap_or(0) >= 2 {
+            break;
         }
+        assert!(Instant::now() < deadline, "{health}");
+        std::thread::sleep(Duration::from_millis(50));
     }
+    cluster.pg.stop();
+    std::fs::remove_file(&hold).unwrap();
+    let down = Instant::now();
+    // Meanwhile uploads are refused for a while, not failed.
+    let (name, bytes, _) = &bundles[0];
+    let (status, headers, body) = front.post(&format!("/v1/bundles?name={name}"), "application/gzip", bytes);
+    assert_eq!(status, 503, "{body}");
+    assert!(headers.contains_key("retry-after"), "{body}");
+    let (status, _) = front.get("/v1/bundles");
+    assert_eq!(status, 503);
+    std::thread::sleep(Duration::from_secs(18).saturating_sub(down.elapsed()));
+    cluster.pg.start_again();
+    upload_all(&mut accepted);
     for (id, name, expected) in &accepted {
-        assert_done_as_diagnose(&front, id, name, expected);
+        let job = assert_done_as_diagnose(&front, id, name, expected);
+        assert!(job["attempts"].as_u64().unwrap() <= 2, "{job}");
     }
-    // One row per accepted upload, and no result written twice.
+    // One row per accepted upload.
     let (_, list) = front.get_json("/v1/bundles?limit=500");
     assert_eq!(list["jobs"].as_array().unwrap().len(), accepted.len(), "{list}");
     // A result is written only while its job runs, so at most one worker

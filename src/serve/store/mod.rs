@@ -723,9 +723,10 @@ impl Store {
         either!(self, s => s.mark_published(id))
     }
 
-    /// The queued jobs submitted before `submitted_before` (RFC 3339)
-    /// that no front marked published (it died between the insert and
-    /// the publish): id and name, oldest first, to publish again.
+    /// The queued (or running) jobs submitted before `submitted_before`
+    /// (RFC 3339) that no front marked published (it died between the
+    /// insert and the publish, or `serve migrate` copied them): id and
+    /// name, oldest first, to publish again.
     pub(crate) fn unpublished(&self, submitted_before: &str) -> Result<Vec<(String, String)>, StoreError> {
         either!(self, s => s.unpublished(submitted_before))
     }

@@ -656,7 +656,7 @@ impl Postgres {
     pub(crate) fn unpublished(&self, submitted_before: &str) -> Result<Vec<(String, String)>, StoreError> {
         self.run(|c| {
             c.query(
-                "SELECT id, name FROM jobs WHERE status = 'queued' AND published_at IS NULL AND submitted_at < $1
+                "SELECT id, name FROM jobs WHERE status IN ('queued', 'running') AND published_at IS NULL AND submitted_at < $1
                  ORDER BY seq",
                 &[&submitted_before],
             )

@@ -548,7 +548,7 @@ impl Sqlite {
         let db = self.db();
         let mut stmt = db
             .prepare(
-                "SELECT id, name FROM jobs WHERE status = 'queued' AND published_at IS NULL AND submitted_at < ?1
+                "SELECT id, name FROM jobs WHERE status IN ('queued', 'running') AND published_at IS NULL AND submitted_at < ?1
                  ORDER BY seq",
             )
             .map_err(sq(StoreError::Statement))?;
