@@ -464,13 +464,26 @@ pub(crate) struct ServeArgs {
     pub process: ProcessArgs,
     /// The distributed mode: queue jobs on this NATS server (JetStream
     /// enabled) for `triage worker` processes, instead of running them
-    /// here; with --database.
-    #[arg(long, value_name = "URL", requires = "database")]
+    /// here; with --database. From the environment, it stays out of `ps`.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "TRIAGE_NATS_URL",
+        hide_env_values = true,
+        requires = "database"
+    )]
     pub nats: Option<String>,
     /// The distributed mode: keep jobs, results and tokens in this
     /// PostgreSQL database (postgres://USER@HOST:PORT/DB), shared by every
-    /// front and worker; with --nats.
-    #[arg(long, value_name = "URL", requires = "nats")]
+    /// front and worker; with --nats. From the environment, its password
+    /// stays out of `ps`.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "TRIAGE_DATABASE_URL",
+        hide_env_values = true,
+        requires = "nats"
+    )]
     pub database: Option<String>,
     /// Rules, times and limits.
     #[command(flatten)]
@@ -507,10 +520,22 @@ pub(crate) struct ProcessArgs {
 #[derive(Debug, clap::Args)]
 pub(crate) struct WorkerArgs {
     /// The NATS server the fronts queue jobs on (JetStream enabled).
-    #[arg(long, value_name = "URL", required = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "TRIAGE_NATS_URL",
+        hide_env_values = true,
+        required = true
+    )]
     pub nats: String,
     /// The PostgreSQL database the fronts use.
-    #[arg(long, value_name = "URL", required = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "TRIAGE_DATABASE_URL",
+        hide_env_values = true,
+        required = true
+    )]
     pub database: String,
     /// A local directory for the copy of each bundle being diagnosed and
     /// for nested archives (one per worker process).
@@ -551,10 +576,10 @@ pub(crate) enum ServeCommand {
         #[arg(long, value_name = "DIR")]
         data: PathBuf,
         /// The NATS server of the distributed mode.
-        #[arg(long, value_name = "URL")]
+        #[arg(long, value_name = "URL", env = "TRIAGE_NATS_URL", hide_env_values = true)]
         nats: String,
         /// Its PostgreSQL database.
-        #[arg(long, value_name = "URL")]
+        #[arg(long, value_name = "URL", env = "TRIAGE_DATABASE_URL", hide_env_values = true)]
         database: String,
     },
 }

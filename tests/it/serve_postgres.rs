@@ -95,3 +95,40 @@ fn an_unreachable_database_is_named_with_its_password_masked() {
     let said = String::from_utf8_lossy(&neither.stderr);
     assert!(said.contains("--data") && said.contains("--database"), "{said}");
 }
+
+#[test]
+fn tls_to_postgresql_is_verified_against_the_system_roots_and_triage_database_ca() {
+    let Some(pg) = TestPostgres::start() else { return };
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    pg.enable_tls(&certified.cert.pem(), &certified.signing_key.serialize_pem());
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, certified.cert.pem()).unwrap();
+    let required = format!("{}?sslmode=require", pg.url());
+    let list = |env: Option<&std::path::Path>, url: &str| {
+        let mut command = triage();
+        command.args(["serve", "token", "list", "--database", url]);
+        if let Some(ca) = env {
+            command.env("TRIAGE_DATABASE_CA", ca);
+        }
+        let out = command.output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    // Trusted through TRIAGE_DATABASE_CA: it works over TLS.
+    let (ok, stderr) = list(Some(&ca), &required);
+    assert!(ok, "{stderr}");
+    // A certificate nothing vouches for is refused, and said so.
+    let (ok, stderr) = list(None, &required);
+    assert!(!ok);
+    assert!(stderr.contains("cannot connect to PostgreSQL"), "{stderr}");
+    assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
+    // A CA file that holds none is an error that names it.
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let (ok, stderr) = list(Some(&empty), &required);
+    assert!(!ok);
+    assert!(
+        stderr.contains("TRIAGE_DATABASE_CA") && stderr.contains("empty.pem"),
+        "{stderr}"
+    );
+}

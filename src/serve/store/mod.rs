@@ -35,6 +35,8 @@ pub(crate) enum DbError {
     Sqlite(rusqlite::Error),
     /// PostgreSQL (or the connection to it).
     Postgres(::postgres::Error),
+    /// The TLS settings for PostgreSQL cannot be used.
+    Tls(String),
 }
 
 impl std::fmt::Display for DbError {
@@ -47,6 +49,7 @@ impl std::fmt::Display for DbError {
                 Some(source) => write!(f, "{e}: {source}"),
                 None => e.fmt(f),
             },
+            DbError::Tls(why) => f.write_str(why),
         }
     }
 }
@@ -56,6 +59,7 @@ impl std::error::Error for DbError {
         match self {
             DbError::Sqlite(e) => e.source(),
             DbError::Postgres(e) => e.source(),
+            DbError::Tls(_) => None,
         }
     }
 }
@@ -77,7 +81,7 @@ impl DbError {
     /// connection closed or broken, too many connections, shutting down.
     pub(crate) fn is_unavailable(&self) -> bool {
         match self {
-            DbError::Sqlite(_) => false,
+            DbError::Sqlite(_) | DbError::Tls(_) => false,
             DbError::Postgres(e) => postgres::unreachable(e),
         }
     }
@@ -582,7 +586,7 @@ pub(crate) enum Store {
     /// One file under the data directory.
     Sqlite(sqlite::Sqlite),
     /// A server, through a pool of connections.
-    Postgres(postgres::Postgres),
+    Postgres(Box<postgres::Postgres>),
 }
 
 /// Calls the same method on whichever backend.
@@ -607,7 +611,7 @@ impl Store {
     /// (refusing a database a newer triage migrated), and keeps the
     /// connection for the pool.
     pub(crate) fn open_postgres(url: &str) -> Result<Store, StoreError> {
-        postgres::Postgres::open(url).map(Store::Postgres)
+        postgres::Postgres::open(url).map(|p| Store::Postgres(Box::new(p)))
     }
 
     /// Whether other processes share this store (PostgreSQL): fronts and

@@ -18,13 +18,58 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use ::postgres::error::SqlState;
-use ::postgres::{Client, Config, NoTls, Row};
+use ::postgres::{Client, Config, Row};
 
 use super::sqlite::Sqlite;
 use super::{
     now, rewrite_legacy, split_diagnoses, CopyCounts, Counts, DbError, Finished, Job, JobExample, Rewritten, Status,
     StoreError, StoredReport, TemplateAcrossJobs, TokenRow, WorkerBeat, WorkerRow, Written,
 };
+
+/// The TLS connector: the system's trusted roots, and the PEM
+/// certificates of `TRIAGE_DATABASE_CA` (a private CA) if set.
+#[expect(
+    deprecated,
+    reason = "rustls' ring provider has no post-quantum key exchange; aws-lc-rs, which has, needs cmake and a long build (as in the probe)"
+)]
+fn tls_connector() -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = std::env::var_os("TRIAGE_DATABASE_CA") {
+        let pem = std::fs::read(&path).map_err(|e| {
+            format!(
+                "cannot read TRIAGE_DATABASE_CA {}: {e}",
+                std::path::Path::new(&path).display()
+            )
+        })?;
+        let mut added = 0;
+        for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
+            let cert: rustls::pki_types::CertificateDer<'static> = cert.map_err(|e| {
+                format!(
+                    "TRIAGE_DATABASE_CA {}: not PEM certificates: {e}",
+                    std::path::Path::new(&path).display()
+                )
+            })?;
+            roots.add(cert).map_err(|e| format!("TRIAGE_DATABASE_CA: {e}"))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(format!(
+                "TRIAGE_DATABASE_CA {} holds no certificate",
+                std::path::Path::new(&path).display()
+            ));
+        }
+    }
+    let config =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
 
 /// The migrations, in order: version, name, SQL.
 const MIGRATIONS: &[(i32, &str, &str)] = &[
@@ -76,12 +121,29 @@ fn broken(e: &::postgres::Error) -> bool {
 pub(crate) fn mask_password(url: &str) -> String {
     if let Some((scheme, rest)) = url.split_once("://") {
         let end = rest.find(['/', '?']).unwrap_or(rest.len());
-        if let Some(at) = rest[..end].rfind('@') {
-            if let Some(colon) = rest[..at].find(':') {
-                return format!("{scheme}://{}:***{}", &rest[..colon], &rest[at..]);
+        let (authority, tail) = rest.split_at(end);
+        let authority = match authority.rfind('@') {
+            Some(at) => match authority[..at].find(':') {
+                Some(colon) => format!("{}:***{}", &authority[..colon], &authority[at..]),
+                None => authority.to_string(),
+            },
+            None => authority.to_string(),
+        };
+        // `?password=…` (and `&password=…`) in the query.
+        let tail = match tail.split_once('?') {
+            Some((path, query)) => {
+                let query: Vec<String> = query
+                    .split('&')
+                    .map(|pair| match pair.split_once('=') {
+                        Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                        _ => pair.to_string(),
+                    })
+                    .collect();
+                format!("{path}?{}", query.join("&"))
             }
-        }
-        return url.to_string();
+            None => tail.to_string(),
+        };
+        return format!("{scheme}://{authority}{tail}");
     }
     // key=value form.
     url.split_whitespace()
@@ -152,6 +214,7 @@ pub(crate) struct Postgres {
     /// The URL, its password masked.
     url: String,
     idle: Mutex<Vec<Client>>,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
 }
 
 impl Postgres {
@@ -182,12 +245,17 @@ impl Postgres {
         if config.get_tcp_user_timeout().is_none() {
             config.tcp_user_timeout(Duration::from_secs(60));
         }
+        let tls = tls_connector().map_err(|e| StoreError::Connect {
+            url: shown.clone(),
+            source: DbError::Tls(e),
+        })?;
         let store = Postgres {
             config,
             url: shown,
             idle: Mutex::new(Vec::new()),
+            tls,
         };
-        let mut client = store.config.connect(NoTls).map_err(|e| StoreError::Connect {
+        let mut client = store.connect().map_err(|e| StoreError::Connect {
             url: store.url.clone(),
             source: e.into(),
         })?;
@@ -270,7 +338,14 @@ impl Postgres {
                 return Ok(client);
             }
         }
-        self.config.connect(NoTls)
+        self.connect()
+    }
+
+    /// A new connection, over TLS when the URL's `sslmode` asks for it
+    /// (`prefer`, the default, falls back to plain text on a server
+    /// without TLS; `require` does not).
+    fn connect(&self) -> Result<Client, ::postgres::Error> {
+        self.config.connect(self.tls.clone())
     }
 
     /// Runs `op` on a connection of the pool (or a new one). When a
@@ -279,12 +354,12 @@ impl Postgres {
     fn run<T>(&self, mut op: impl FnMut(&mut Client) -> Result<T, ::postgres::Error>) -> Result<T, DbError> {
         let (mut client, pooled) = match self.take() {
             Some(client) => (client, true),
-            None => (self.config.connect(NoTls)?, false),
+            None => (self.connect()?, false),
         };
         let mut result = op(&mut client);
         if pooled && result.as_ref().is_err_and(broken) {
             self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
-            client = self.config.connect(NoTls)?;
+            client = self.connect()?;
             result = op(&mut client);
         }
         self.give_back(client);

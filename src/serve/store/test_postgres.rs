@@ -161,6 +161,33 @@ impl TestPostgres {
         );
     }
 
+    /// Serves TLS with this certificate and key (PEM) from now on: the
+    /// files written into the data directory, the settings added, the
+    /// server restarted.
+    pub(crate) fn enable_tls(&self, cert_pem: &str, key_pem: &str) {
+        let (cert, key) = (self.data().join("server.crt"), self.data().join("server.key"));
+        std::fs::write(&cert, cert_pem).unwrap();
+        std::fs::write(&key, key_pem).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        if let Some(user) = self.as_user {
+            for file in [&cert, &key] {
+                let chown = Command::new("chown").arg(format!("{user}:")).arg(file).status();
+                assert!(
+                    chown.is_ok_and(|s| s.success()),
+                    "cannot give {} to {user}",
+                    file.display()
+                );
+            }
+        }
+        let conf = self.data().join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).unwrap();
+        text.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(&conf, text).unwrap();
+        self.stop();
+        self.start_again();
+    }
+
     /// `postgres://triage@127.0.0.1:PORT/postgres`.
     pub(crate) fn url(&self) -> String {
         format!("postgres://triage@127.0.0.1:{}/postgres", self.port)

@@ -540,6 +540,10 @@ fn passwords_are_masked_in_messages() {
         ),
         ("postgres://triage@db/triage", "postgres://triage@db/triage"),
         (
+            "postgres://triage@db/triage?sslmode=require&password=s3cret",
+            "postgres://triage@db/triage?sslmode=require&password=***",
+        ),
+        (
             "host=db user=u password=s3cret dbname=t",
             "host=db user=u password=*** dbname=t",
         ),
