@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::{self, consumer::pull, stream, AckKind};
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -108,8 +109,12 @@ pub(crate) struct Nats {
     runtime: tokio::runtime::Handle,
     client: async_nats::Client,
     js: jetstream::Context,
-    uploads: jetstream::object_store::ObjectStore,
-    consumer: Option<jetstream::consumer::PullConsumer>,
+    role: Role,
+    settings: Settings,
+    /// The bucket and the consumer, made again if they vanish (a server
+    /// restarted without its storage, a stream removed by hand).
+    uploads: Mutex<jetstream::object_store::ObjectStore>,
+    consumer: Mutex<Option<jetstream::consumer::PullConsumer>>,
     /// The acknowledgement wait the consumer holds (the first worker's,
     /// whatever this one was given).
     ack_wait: Duration,
@@ -162,65 +167,9 @@ impl Nats {
                     reason: e.to_string(),
                 })?;
             let js = jetstream::new(client.clone());
-            let setup = |what: &str, e: &dyn std::fmt::Display| NatsError::Setup {
-                what: what.to_string(),
-                reason: e.to_string(),
-            };
-            let wanted = stream_config(settings.capacity);
-            let mut jobs = js
-                .get_or_create_stream(wanted.clone())
-                .await
-                .map_err(|e| setup(&format!("the stream {STREAM}"), &e))?;
-            let info = jobs
-                .info()
-                .await
-                .map_err(|e| setup(&format!("the stream {STREAM}"), &e))?
-                .clone();
-            if role == Role::Front {
-                set_bound(&js, &info, wanted.max_messages)
-                    .await
-                    .map_err(|e| setup(&format!("the stream {STREAM}"), &e))?;
-            }
-            let uploads = match js.get_object_store(BUCKET).await {
-                Ok(bucket) => bucket,
-                Err(_) => js
-                    .create_object_store(jetstream::object_store::Config {
-                        bucket: BUCKET.to_string(),
-                        description: Some("triage: uploaded bundles, by job id".into()),
-                        storage: stream::StorageType::File,
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(|e| setup(&format!("the object store bucket {BUCKET}"), &e))?,
-            };
-            let consumer = match role {
-                Role::Front | Role::Tool => None,
-                Role::Worker => Some(
-                    jobs.get_or_create_consumer(
-                        CONSUMER,
-                        pull::Config {
-                            durable_name: Some(CONSUMER.to_string()),
-                            description: Some("triage workers".into()),
-                            ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                            ack_wait: settings.ack_wait,
-                            max_deliver: i64::from(settings.max_deliver),
-                            ..Default::default()
-                        },
-                    )
-                    .await
-                    .map_err(|e| setup(&format!("the consumer {CONSUMER}"), &e))?,
-                ),
-            };
-            if let Some(consumer) = &consumer {
-                let held = &consumer.cached_info().config;
-                if held.ack_wait != settings.ack_wait || held.max_deliver != i64::from(settings.max_deliver) {
-                    tracing::warn!(
-                        ack_wait_s = held.ack_wait.as_secs_f64(),
-                        max_deliver = held.max_deliver,
-                        "the consumer exists with other settings, which stay (delete it with `nats consumer rm` to change them)"
-                    );
-                }
-            }
+            let made = setup(&js, role, settings).await?;
+            let info = made.info;
+            let (uploads, consumer) = (made.uploads, made.consumer);
             let depth = Arc::new(AtomicUsize::new(info.state.messages as usize));
             let ack_wait = consumer
                 .as_ref()
@@ -230,8 +179,10 @@ impl Nats {
                 runtime: tokio::runtime::Handle::current(),
                 client,
                 js,
-                uploads,
-                consumer,
+                role,
+                settings,
+                uploads: Mutex::new(uploads),
+                consumer: Mutex::new(consumer),
                 capacity: settings.capacity.max(1),
                 depth,
                 taken: Mutex::new(HashMap::new()),
@@ -265,13 +216,44 @@ impl Nats {
         });
     }
 
+    /// Makes the stream, the bucket and the consumer again after `error`
+    /// said one was gone; whether it could.
+    fn make_again(&self, error: &str) -> bool {
+        tracing::warn!(error = %error, "the job stream, consumer or bucket is gone from NATS: making them again");
+        let js = self.js.clone();
+        let (role, settings) = (self.role, self.settings);
+        match self.runtime.block_on(async move { setup(&js, role, settings).await }) {
+            Ok(made) => {
+                *self.uploads.lock().unwrap_or_else(|e| e.into_inner()) = made.uploads;
+                *self.consumer.lock().unwrap_or_else(|e| e.into_inner()) = made.consumer;
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot make the job stream, consumer or bucket again");
+                false
+            }
+        }
+    }
+
+    fn bucket(&self) -> jetstream::object_store::ObjectStore {
+        self.uploads.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     fn taken(&self) -> std::sync::MutexGuard<'_, HashMap<String, jetstream::Message>> {
         self.taken.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Stores the upload at `file` as job `id`'s object.
     pub(crate) fn put_upload(&self, id: &str, name: &str, file: &Path) -> Result<(), NatsError> {
-        let uploads = self.uploads.clone();
+        let put = self.put_upload_once(id, name, file);
+        match put {
+            Err(NatsError::Operation(e)) if vanished(&e) && self.make_again(&e) => self.put_upload_once(id, name, file),
+            put => put,
+        }
+    }
+
+    fn put_upload_once(&self, id: &str, name: &str, file: &Path) -> Result<(), NatsError> {
+        let uploads = self.bucket();
         let (id, name, file) = (id.to_string(), name.to_string(), file.to_path_buf());
         self.runtime.block_on(async move {
             let mut data = tokio::fs::File::open(&file)
@@ -292,7 +274,7 @@ impl Nats {
 
     /// Copies job `id`'s object to `file`.
     pub(crate) fn get_upload(&self, id: &str, file: &Path) -> Result<u64, NatsError> {
-        let uploads = self.uploads.clone();
+        let uploads = self.bucket();
         let (id, file) = (id.to_string(), file.to_path_buf());
         self.runtime.block_on(async move {
             let mut object = tokio::time::timeout(REQUEST_TIMEOUT, uploads.get(&id))
@@ -338,15 +320,20 @@ impl Nats {
 
     /// Deletes job `id`'s object, if there is one.
     pub(crate) fn remove_upload(&self, id: &str) {
-        let uploads = self.uploads.clone();
+        let uploads = self.bucket();
+        let id_shown = id.to_string();
         let id = id.to_string();
         let outcome = self
             .runtime
             .block_on(async move { tokio::time::timeout(REQUEST_TIMEOUT, uploads.delete(&id)).await });
-        if let Ok(Err(e)) = outcome {
-            if !e.to_string().contains("not found") {
-                tracing::debug!(error = %e, "cannot delete an upload from the object store");
+        match outcome {
+            Ok(Err(e)) if !e.to_string().contains("not found") => {
+                tracing::warn!(job = %id_shown, error = %e, "cannot delete an upload from the object store; it stays until a front's sweep")
             }
+            Err(_) => {
+                tracing::warn!(job = %id_shown, "no answer from NATS in time to delete an upload; it stays until a front's sweep")
+            }
+            _ => {}
         }
     }
 
@@ -370,6 +357,35 @@ impl Nats {
             }
             Ok(())
         })
+    }
+
+    /// Deletes the uploads no job stands for (a front that stopped
+    /// between storing an upload and recording its job, a removal that
+    /// failed) once they are older than `age`: `has_job` says whether a
+    /// job id has a row (`None`: cannot tell, the object stays). How many
+    /// went.
+    pub(crate) fn sweep_uploads(&self, age: Duration, has_job: impl Fn(&str) -> Option<bool>) -> usize {
+        let uploads = self.bucket();
+        let listed = self.runtime.block_on(async move {
+            let mut names = Vec::new();
+            let mut list = tokio::time::timeout(REQUEST_TIMEOUT, uploads.list()).await.ok()?.ok()?;
+            while let Ok(Some(Ok(info))) = tokio::time::timeout(REQUEST_TIMEOUT, list.next()).await {
+                if !info.deleted {
+                    names.push((info.name, info.modified.map(|m| m.unix_timestamp())));
+                }
+            }
+            Some(names)
+        });
+        let before = chrono::Utc::now().timestamp() - age.as_secs() as i64;
+        let mut removed = 0;
+        for (name, modified) in listed.unwrap_or_default() {
+            let old = modified.is_some_and(|m| m < before);
+            if old && has_job(&name) == Some(false) {
+                self.remove_upload(&name);
+                removed += 1;
+            }
+        }
+        removed
     }
 
     /// Asks every worker to reload its rules.
@@ -407,6 +423,96 @@ impl Nats {
             .runtime
             .block_on(async move { tokio::time::timeout(REQUEST_TIMEOUT, message.ack_with(AckKind::Progress)).await });
     }
+}
+
+/// What [`setup`] makes or finds.
+struct Made {
+    info: stream::Info,
+    uploads: jetstream::object_store::ObjectStore,
+    consumer: Option<jetstream::consumer::PullConsumer>,
+}
+
+/// Finds or creates the job stream (a front sets its bound), the bucket
+/// and (a worker) the consumer.
+async fn setup(js: &jetstream::Context, role: Role, settings: Settings) -> Result<Made, NatsError> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| NatsError::Setup {
+        what: what.to_string(),
+        reason: e.to_string(),
+    };
+    let wanted = stream_config(settings.capacity);
+    let mut jobs = js
+        .get_or_create_stream(wanted.clone())
+        .await
+        .map_err(|e| fail(&format!("the stream {STREAM}"), &e))?;
+    let info = jobs
+        .info()
+        .await
+        .map_err(|e| fail(&format!("the stream {STREAM}"), &e))?
+        .clone();
+    if role == Role::Front {
+        set_bound(js, &info, wanted.max_messages)
+            .await
+            .map_err(|e| fail(&format!("the stream {STREAM}"), &e))?;
+    }
+    let uploads = match js.get_object_store(BUCKET).await {
+        Ok(bucket) => bucket,
+        Err(_) => js
+            .create_object_store(jetstream::object_store::Config {
+                bucket: BUCKET.to_string(),
+                description: Some("triage: uploaded bundles, by job id".into()),
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| fail(&format!("the object store bucket {BUCKET}"), &e))?,
+    };
+    let consumer = match role {
+        Role::Front | Role::Tool => None,
+        Role::Worker => Some(
+            jobs.get_or_create_consumer(
+                CONSUMER,
+                pull::Config {
+                    durable_name: Some(CONSUMER.to_string()),
+                    description: Some("triage workers".into()),
+                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                    ack_wait: settings.ack_wait,
+                    max_deliver: i64::from(settings.max_deliver),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| fail(&format!("the consumer {CONSUMER}"), &e))?,
+        ),
+    };
+    if let Some(consumer) = &consumer {
+        let held = &consumer.cached_info().config;
+        if held.ack_wait != settings.ack_wait || held.max_deliver != i64::from(settings.max_deliver) {
+            tracing::warn!(
+                ack_wait_s = held.ack_wait.as_secs_f64(),
+                max_deliver = held.max_deliver,
+                "the consumer exists with other settings, which stay (delete it with `nats consumer rm` to change them)"
+            );
+        }
+    }
+    Ok(Made {
+        info,
+        uploads,
+        consumer,
+    })
+}
+
+/// Whether an error says the stream, the consumer or the bucket is not
+/// there (anymore).
+fn vanished(error: &str) -> bool {
+    let error = error.to_lowercase();
+    [
+        "stream not found",
+        "no stream found",
+        "consumer not found",
+        "bucket not found",
+    ]
+    .iter()
+    .any(|gone| error.contains(gone))
 }
 
 /// Sets the job stream's bound to a front's `--queue`. JetStream drops the
@@ -452,6 +558,45 @@ fn stream_config(capacity: usize) -> stream::Config {
     }
 }
 
+impl Nats {
+    /// Publishes job `id` (retried with the same `Nats-Msg-Id` when its
+    /// acknowledgement is lost); a refusal says whether the stream is gone.
+    fn publish(&self, id: &str) -> Result<(), (Refused, bool)> {
+        let js = self.js.clone();
+        self.runtime.block_on(async move {
+            let mut last = String::new();
+            for attempt in 0..3u32 {
+                if attempt > 0 {
+                    tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+                }
+                let publish = jetstream::message::PublishMessage::build()
+                    .payload(id.to_string().into())
+                    .message_id(id);
+                let acked = match tokio::time::timeout(REQUEST_TIMEOUT, js.send_publish(SUBJECT, publish)).await {
+                    Ok(Ok(ack)) => ack.await,
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => {
+                        last = "no answer from NATS in time".into();
+                        continue;
+                    }
+                };
+                match acked {
+                    Ok(_) => return Ok(()),
+                    Err(e) if is_full(&e) => return Err((Refused::Full, false)),
+                    Err(e) if e.kind() == PublishErrorKind::StreamNotFound => {
+                        return Err((Refused::Unavailable(format!("cannot queue the job on NATS: {e}")), true))
+                    }
+                    Err(e) => last = e.to_string(),
+                }
+            }
+            Err((
+                Refused::Unavailable(format!("cannot queue the job on NATS: {last}")),
+                false,
+            ))
+        })
+    }
+}
+
 /// Whether a refused publish means the stream is full (not that the
 /// server is away).
 fn is_full(e: &async_nats::jetstream::context::PublishError) -> bool {
@@ -470,34 +615,12 @@ impl JobQueue for Nats {
     fn release(&self) {}
 
     fn submit(&self, id: String) -> Result<(), Refused> {
-        let js = self.js.clone();
-        self.runtime.block_on(async move {
-            let mut last = String::new();
-            // A lost acknowledgement: published again with the same id,
-            // which the stream stores once.
-            for attempt in 0..3u32 {
-                if attempt > 0 {
-                    tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
-                }
-                let publish = jetstream::message::PublishMessage::build()
-                    .payload(id.clone().into())
-                    .message_id(id.clone());
-                let acked = match tokio::time::timeout(REQUEST_TIMEOUT, js.send_publish(SUBJECT, publish)).await {
-                    Ok(Ok(ack)) => ack.await,
-                    Ok(Err(e)) => Err(e),
-                    Err(_) => {
-                        last = "no answer from NATS in time".into();
-                        continue;
-                    }
-                };
-                match acked {
-                    Ok(_) => return Ok(()),
-                    Err(e) if is_full(&e) => return Err(Refused::Full),
-                    Err(e) => last = e.to_string(),
-                }
-            }
-            Err(Refused::Unavailable(format!("cannot queue the job on NATS: {last}")))
-        })
+        match self.publish(&id) {
+            // The stream is gone (a server restarted without its storage):
+            // made again, and the job published to it.
+            Err((Refused::Unavailable(e), true)) if self.make_again(&e) => self.publish(&id).map_err(|(r, _)| r),
+            published => published.map_err(|(r, _)| r),
+        }
     }
 
     fn restore(&self, id: String) {
@@ -507,11 +630,11 @@ impl JobQueue for Nats {
     }
 
     fn take(&self) -> Option<Taken> {
-        let consumer = self.consumer.as_ref()?;
         loop {
             if self.closed.load(Ordering::Relaxed) {
                 return None;
             }
+            let consumer = self.consumer.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
             let next = self.runtime.block_on(async {
                 let batch = consumer.fetch().max_messages(1).expires(PULL_EXPIRES).messages().await;
                 match batch {
@@ -525,7 +648,24 @@ impl JobQueue for Nats {
             });
             let message = match next {
                 Ok(Some(message)) => message,
-                Ok(None) => continue,
+                Ok(None) => {
+                    // A pull from a consumer that is gone comes back empty,
+                    // as from an empty stream: ask whether it is there.
+                    let mut consumer = consumer;
+                    let there = self.runtime.block_on(async move {
+                        tokio::time::timeout(REQUEST_TIMEOUT, consumer.info())
+                            .await
+                            .map(|i| i.map(drop))
+                    });
+                    if let Ok(Err(e)) = there {
+                        let e = e.to_string();
+                        if vanished(&e) {
+                            self.make_again(&e);
+                        }
+                    }
+                    continue;
+                }
+                Err(e) if vanished(&e) && self.make_again(&e) => continue,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot pull a job from NATS; trying again");
                     std::thread::sleep(Duration::from_secs(1));
@@ -786,6 +926,52 @@ mod tests {
         let copy = dir.path().join("copy.tgz");
         front.get_upload(&job(4), &copy).unwrap();
         assert_eq!(std::fs::read(&copy).unwrap(), b"bundle bytes");
+    }
+
+    #[test]
+    fn a_stream_removed_under_running_processes_is_made_again() {
+        let Some(server) = TestNats::start() else { return };
+        let rt = runtime();
+        let front = connect(&rt, &server, Role::Front, SETTINGS);
+        let worker = connect(&rt, &server, Role::Worker, SETTINGS);
+        // Removed by hand (or a server restarted without its storage):
+        // the stream goes, and its consumer with it.
+        let js = front.js.clone();
+        rt.block_on(async move { js.delete_stream(STREAM).await }).unwrap();
+        front.submit(job(1)).unwrap();
+        let taken = take_within(&worker, Duration::from_secs(10)).unwrap();
+        assert_eq!(taken.id, job(1));
+    }
+
+    #[test]
+    fn uploads_no_job_stands_for_are_swept_once_old() {
+        let Some(server) = TestNats::start() else { return };
+        let rt = runtime();
+        let front = connect(&rt, &server, Role::Front, SETTINGS);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("case.tgz");
+        std::fs::write(&file, b"bytes").unwrap();
+        for n in [1, 2, 3] {
+            front.put_upload(&job(n), "case.tgz", &file).unwrap();
+        }
+        // Too young to tell from an upload whose job is being recorded.
+        assert_eq!(front.sweep_uploads(Duration::from_secs(3600), |_| Some(false)), 0);
+        std::thread::sleep(Duration::from_millis(1100));
+        // Job 1 has its row, job 2 none, job 3 cannot be told: only 2 goes.
+        let removed = front.sweep_uploads(Duration::ZERO, |id| match id {
+            id if id == job(1) => Some(true),
+            id if id == job(2) => Some(false),
+            _ => None,
+        });
+        assert_eq!(removed, 1);
+        let copy = dir.path().join("copy");
+        assert!(front.get_upload(&job(1), &copy).is_ok());
+        assert!(front
+            .get_upload(&job(2), &copy)
+            .unwrap_err()
+            .to_string()
+            .contains("not found"));
+        assert!(front.get_upload(&job(3), &copy).is_ok());
     }
 
     #[test]

@@ -504,11 +504,17 @@ fn spawn_front_duties(shared: &AppState) -> Result<(), ServeError> {
         .name("front-duties".into())
         .spawn(move || {
             let mut last_requeue = Instant::now();
+            // The first sweep a while after the start, then hourly.
+            let mut last_sweep = Instant::now();
             loop {
                 read_fleet(&shared);
                 if last_requeue.elapsed() >= UNPUBLISHED_AFTER / 2 {
                     requeue_unpublished(&shared);
                     last_requeue = Instant::now();
+                }
+                if last_sweep.elapsed() >= ORPHAN_SWEEP_EVERY {
+                    sweep_orphans(&shared);
+                    last_sweep = Instant::now();
                 }
                 std::thread::sleep(Duration::from_secs(2));
             }
@@ -523,6 +529,26 @@ fn spawn_front_duties(shared: &AppState) -> Result<(), ServeError> {
 /// A job recorded this long ago and still not queued was left by a front
 /// that stopped in between.
 const UNPUBLISHED_AFTER: Duration = Duration::from_secs(30);
+
+/// How often a front deletes uploads no job stands for, and how old they
+/// must be (an upload is stored a moment before its job is recorded).
+const ORPHAN_SWEEP_EVERY: Duration = Duration::from_secs(3600);
+
+fn sweep_orphans(shared: &Shared) {
+    let Some(nats) = &shared.nats else { return };
+    let removed = nats.sweep_uploads(ORPHAN_SWEEP_EVERY, |id| {
+        if !is_job_id(id) {
+            return Some(false);
+        }
+        shared.store.get(id).ok().map(|job| job.is_some())
+    });
+    if removed > 0 {
+        tracing::info!(
+            uploads = removed,
+            "deleted uploads no job stands for from the object store"
+        );
+    }
+}
 
 fn read_fleet(shared: &Shared) {
     let workers = shared.store.workers(&fleet::since(fleet::GONE_AFTER));
