@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,6 +43,9 @@ pub(crate) const RELOAD_SUBJECT: &str = "triage.rules.reload";
 /// A publish whose acknowledgement was lost is retried with the same
 /// `Nats-Msg-Id` within this window, which the stream deduplicates over.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// A worker asks whether its consumer is still there after its first
+/// empty pull waiting for a job, then after every this many (about 20 s).
+const CHECK_CONSUMER_EVERY: u32 = 10;
 /// How often a front reads the stream's depth.
 const DEPTH_EVERY: Duration = Duration::from_millis(500);
 /// How long one request to the server may take.
@@ -74,6 +77,9 @@ pub(crate) enum NatsError {
     /// One operation failed.
     #[error("{0}")]
     Operation(String),
+    /// This machine's disk, not NATS.
+    #[error("{0}")]
+    Local(String),
 }
 
 /// A URL as it may be shown: any password replaced.
@@ -116,9 +122,13 @@ pub(crate) struct Nats {
     uploads: Mutex<jetstream::object_store::ObjectStore>,
     consumer: Mutex<Option<jetstream::consumer::PullConsumer>>,
     /// The acknowledgement wait the consumer holds (the first worker's,
-    /// whatever this one was given).
-    ack_wait: Duration,
+    /// whatever this one was given), milliseconds; read again when the
+    /// consumer is made again.
+    ack_wait_ms: AtomicU64,
     capacity: usize,
+    /// The stream's bound as last read (a front's `--queue`, or what a
+    /// front set before this worker started).
+    bound: AtomicUsize,
     /// Jobs in the stream (waiting or running), as last read.
     depth: Arc<AtomicUsize>,
     /// Jobs taken by this process's workers and not yet acknowledged.
@@ -175,7 +185,7 @@ impl Nats {
                 .as_ref()
                 .map_or(settings.ack_wait, |c| c.cached_info().config.ack_wait);
             Ok(Nats {
-                ack_wait,
+                ack_wait_ms: AtomicU64::new(ack_wait.as_millis() as u64),
                 runtime: tokio::runtime::Handle::current(),
                 client,
                 js,
@@ -184,6 +194,7 @@ impl Nats {
                 uploads: Mutex::new(uploads),
                 consumer: Mutex::new(consumer),
                 capacity: settings.capacity.max(1),
+                bound: AtomicUsize::new(info.config.max_messages.max(1) as usize),
                 depth,
                 taken: Mutex::new(HashMap::new()),
                 closed: AtomicBool::new(false),
@@ -194,7 +205,7 @@ impl Nats {
     /// How long a taken job may go without news before it is delivered
     /// again: the consumer's setting, which the keep-alive must beat.
     pub(crate) fn ack_wait(&self) -> Duration {
-        self.ack_wait
+        Duration::from_millis(self.ack_wait_ms.load(Ordering::Relaxed))
     }
 
     /// Reads the stream's depth every [`DEPTH_EVERY`], for `/healthz`,
@@ -210,6 +221,8 @@ impl Nats {
                 if let Ok(Ok(mut jobs)) = tokio::time::timeout(REQUEST_TIMEOUT, nats.js.get_stream(STREAM)).await {
                     if let Ok(info) = jobs.info().await {
                         nats.depth.store(info.state.messages as usize, Ordering::Relaxed);
+                        nats.bound
+                            .store(info.config.max_messages.max(1) as usize, Ordering::Relaxed);
                     }
                 }
             }
@@ -221,9 +234,19 @@ impl Nats {
     fn make_again(&self, error: &str) -> bool {
         tracing::warn!(error = %error, "the job stream, consumer or bucket is gone from NATS: making them again");
         let js = self.js.clone();
-        let (role, settings) = (self.role, self.settings);
+        // A stream made again by a worker keeps the bound the fronts gave
+        // the old one (its own is only the default), until a front starts.
+        let settings = Settings {
+            capacity: self.bound.load(Ordering::Relaxed).max(1),
+            ..self.settings
+        };
+        let role = self.role;
         match self.runtime.block_on(async move { setup(&js, role, settings).await }) {
             Ok(made) => {
+                if let Some(consumer) = &made.consumer {
+                    let ack_wait = consumer.cached_info().config.ack_wait;
+                    self.ack_wait_ms.store(ack_wait.as_millis() as u64, Ordering::Relaxed);
+                }
                 *self.uploads.lock().unwrap_or_else(|e| e.into_inner()) = made.uploads;
                 *self.consumer.lock().unwrap_or_else(|e| e.into_inner()) = made.consumer;
                 true
@@ -285,7 +308,7 @@ impl Nats {
                 })?;
             let mut out = tokio::fs::File::create(&file)
                 .await
-                .map_err(|e| NatsError::Operation(format!("cannot write {}: {e}", file.display())))?;
+                .map_err(|e| NatsError::Local(format!("cannot write {}: {e}", file.display())))?;
             // Chunk by chunk, each within the request timeout: an object
             // deleted while it is read (its job was) never sends the rest.
             let mut copied = 0u64;
@@ -308,14 +331,29 @@ impl Nats {
                 };
                 out.write_all(&chunk[..n])
                     .await
-                    .map_err(|e| NatsError::Operation(format!("cannot write {}: {e}", file.display())))?;
+                    .map_err(|e| NatsError::Local(format!("cannot write {}: {e}", file.display())))?;
                 copied += n as u64;
             }
             out.flush()
                 .await
-                .map_err(|e| NatsError::Operation(format!("cannot write {}: {e}", file.display())))?;
+                .map_err(|e| NatsError::Local(format!("cannot write {}: {e}", file.display())))?;
             Ok(copied)
         })
+    }
+
+    /// Whether job `id` has an object (`None`: NATS did not say).
+    pub(crate) fn has_upload(&self, id: &str) -> Option<bool> {
+        let uploads = self.bucket();
+        let id = id.to_string();
+        let info = self
+            .runtime
+            .block_on(async move { tokio::time::timeout(REQUEST_TIMEOUT, uploads.info(&id)).await })
+            .ok()?;
+        match info {
+            Ok(info) => Some(!info.deleted),
+            Err(e) if e.to_string().contains("not found") => Some(false),
+            Err(_) => None,
+        }
     }
 
     /// Deletes job `id`'s object, if there is one.
@@ -630,6 +668,7 @@ impl JobQueue for Nats {
     }
 
     fn take(&self) -> Option<Taken> {
+        let mut empty_pulls = 0u32;
         loop {
             if self.closed.load(Ordering::Relaxed) {
                 return None;
@@ -649,8 +688,13 @@ impl JobQueue for Nats {
             let message = match next {
                 Ok(Some(message)) => message,
                 Ok(None) => {
-                    // A pull from a consumer that is gone comes back empty,
-                    // as from an empty stream: ask whether it is there.
+                    // A pull from a consumer that is gone may come back
+                    // empty, as from an empty stream: every so often, ask
+                    // whether it is there.
+                    empty_pulls += 1;
+                    if empty_pulls != 1 && !empty_pulls.is_multiple_of(CHECK_CONSUMER_EVERY) {
+                        continue;
+                    }
                     let mut consumer = consumer;
                     let there = self.runtime.block_on(async move {
                         tokio::time::timeout(REQUEST_TIMEOUT, consumer.info())
@@ -723,6 +767,14 @@ impl JobQueue for Nats {
 
     fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Relaxed)
+    }
+
+    fn give_back(&self, id: &str, delay: Duration) {
+        if let Some(message) = self.taken().remove(id) {
+            let _ = self.runtime.block_on(async move {
+                tokio::time::timeout(REQUEST_TIMEOUT, message.ack_with(AckKind::Nak(Some(delay)))).await
+            });
+        }
     }
 }
 

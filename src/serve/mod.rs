@@ -567,6 +567,14 @@ fn requeue_unpublished(shared: &Shared) {
         return;
     };
     for (id, _name) in left {
+        // A job running is being run (its mark was lost): not queued
+        // twice. One whose upload is not in the bucket yet is being moved
+        // by `serve migrate`, which queues it itself.
+        let queued = matches!(shared.store.get(&id), Ok(Some(job)) if job.status == Status::Queued);
+        let uploaded = shared.nats.as_ref().and_then(|n| n.has_upload(&id)) == Some(true);
+        if !(queued && uploaded) {
+            continue;
+        }
         match shared.queue.submit(id.clone()) {
             Ok(()) => {
                 let _ = shared.store.mark_published(&id);
@@ -587,10 +595,19 @@ struct Beats {
 }
 
 impl Beats {
+    /// Stops the heartbeats: a last one written, waited for a few seconds
+    /// at most (a database that hangs must not keep the worker from
+    /// stopping).
     fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.thread().unpark();
-        let _ = self.thread.join();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if self.thread.is_finished() {
+            let _ = self.thread.join();
+        }
     }
 }
 
@@ -1596,10 +1613,11 @@ fn run_job(shared: &Shared, id: &str, delivered: u32) {
             return;
         }
         Err(e) => {
-            // Left queued: the next start runs it (embedded), or the
-            // broker delivers it again (distributed: this worker stops).
+            // Left queued: the next start runs it (embedded), or another
+            // worker does (distributed).
             tracing::error!(job = %id, error = %e, "cannot start job");
             shared.running.end(id);
+            shared.queue.give_back(id, GIVE_BACK_AFTER);
             return;
         }
     };
@@ -1701,11 +1719,13 @@ fn upload_at_hand(shared: &Shared, id: &str, bundle: &Path, rules_version: &str)
             }
             false
         }
-        Err(FetchError::Unreachable(why)) => {
-            // The worker is stopping: another one gets the job.
-            tracing::warn!(job = %id, error = %why, "cannot copy the upload; the job is left to be delivered again");
+        Err(FetchError::Unreachable(why) | FetchError::Local(why)) => {
+            // This worker's disk, an outage that lasted, or the worker
+            // stopping: another worker gets the job.
+            tracing::warn!(job = %id, error = %why, "cannot copy the upload; the job goes to another worker");
             shared.running.end(id);
             let _ = std::fs::remove_dir_all(shared.uploads.join(id));
+            shared.queue.give_back(id, GIVE_BACK_AFTER);
             false
         }
     }
@@ -1717,12 +1737,14 @@ enum FetchError {
     Missing(String),
     /// NATS did not answer: try later.
     Unreachable(String),
+    /// This worker's disk: another worker may do better.
+    Local(String),
 }
 
 impl std::fmt::Display for FetchError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            FetchError::Missing(why) | FetchError::Unreachable(why) => f.write_str(why),
+            FetchError::Missing(why) | FetchError::Unreachable(why) | FetchError::Local(why) => f.write_str(why),
         }
     }
 }
@@ -1731,16 +1753,12 @@ impl std::fmt::Display for FetchError {
 /// the worker's spool directory.
 fn fetch_upload(nats: &jetstream::Nats, id: &str, bundle: &Path) -> Result<(), FetchError> {
     if let Some(dir) = bundle.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| FetchError::Unreachable(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| FetchError::Local(format!("cannot create {}: {e}", dir.display())))?;
     }
-    nats.get_upload(id, bundle).map(drop).map_err(|e| {
-        let why = e.to_string();
-        if why.contains("not found") {
-            FetchError::Missing(why)
-        } else {
-            FetchError::Unreachable(why)
-        }
+    nats.get_upload(id, bundle).map(drop).map_err(|e| match e {
+        jetstream::NatsError::Local(why) => FetchError::Local(why),
+        e if e.to_string().contains("not found") => FetchError::Missing(e.to_string()),
+        e => FetchError::Unreachable(e.to_string()),
     })
 }
 
@@ -1783,11 +1801,12 @@ const UNREACHABLE_BACKOFF: [Duration; 5] = [
     Duration::from_secs(15),
 ];
 
-/// Tries `attempt` until it works, or says the job need not run (`Ok`),
-/// waiting [`UNREACHABLE_BACKOFF`] between tries (then its last, for as
-/// long as it takes) while the error is one of reach; stops at once on
-/// another error, or when the worker is stopping (the job is then
-/// delivered again).
+/// Tries `attempt` until it works (or fails otherwise), waiting
+/// [`UNREACHABLE_BACKOFF`] between tries while the error is one of reach
+/// (the store or NATS away): the job stays in hand, said in progress, so an
+/// outage spends none of its deliveries. Gives up (the last error) after
+/// [`IN_PLACE_FOR`] (a worker cut off alone should not sit on jobs others
+/// could run), or at once when the worker is stopping.
 fn in_place<T, E: std::fmt::Display>(
     shared: &Shared,
     id: &str,
@@ -1795,19 +1814,32 @@ fn in_place<T, E: std::fmt::Display>(
     unreachable: impl Fn(&E) -> bool,
     mut attempt: impl FnMut() -> Result<T, E>,
 ) -> Result<T, E> {
+    let since = Instant::now();
     let mut tries = 0usize;
     loop {
         match attempt() {
-            Err(e) if shared.nats.is_some() && unreachable(&e) && !shared.queue.is_closed() => {
+            Err(e) if shared.nats.is_some() && unreachable(&e) && since.elapsed() < IN_PLACE_FOR => {
                 let wait = UNREACHABLE_BACKOFF[tries.min(UNREACHABLE_BACKOFF.len() - 1)];
                 tries += 1;
                 tracing::warn!(job = %id, error = %e, retry_in_s = wait.as_secs(), "cannot {what}; the job stays in hand and is tried again");
-                std::thread::sleep(wait);
+                let until = Instant::now() + wait;
+                while Instant::now() < until {
+                    if shared.queue.is_closed() {
+                        return Err(e);
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
             }
             outcome => return outcome,
         }
     }
 }
+
+/// How long a job is kept in hand through an outage before it is given
+/// back for another worker.
+const IN_PLACE_FOR: Duration = Duration::from_secs(300);
+/// How long a job given back waits before it is delivered again.
+const GIVE_BACK_AFTER: Duration = Duration::from_secs(5);
 
 /// Marks job `id` running (retried in place while the store is away).
 fn start_job(shared: &Shared, id: &str) -> Result<Option<store::Job>, store::StoreError> {
@@ -1879,11 +1911,12 @@ fn finish(shared: &Shared, id: &str, end: &Finished, bundle: &Path) -> Option<&'
         Err(e) => {
             tracing::error!(job = %id, error = %e, "cannot store the result, nor that the job failed");
             if shared.nats.is_some() {
-                // The worker's copy; the job is fetched again when it is
-                // delivered again.
+                // The worker's copy goes; the job is fetched again by the
+                // worker it is given to.
                 if let Some(dir) = bundle.parent() {
                     let _ = std::fs::remove_dir_all(dir);
                 }
+                shared.queue.give_back(id, GIVE_BACK_AFTER);
             }
             None
         }

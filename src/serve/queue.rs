@@ -70,6 +70,10 @@ pub(crate) trait JobQueue: Send + Sync {
     fn in_progress(&self, _id: &str) {}
     /// Whether `close` was called (workers are stopping).
     fn is_closed(&self) -> bool;
+    /// This worker cannot run the job (its disk, or an outage that lasts):
+    /// deliver it again, to any worker, after `delay`. The embedded queue
+    /// leaves it to the next start.
+    fn give_back(&self, _id: &str, _delay: std::time::Duration) {}
 }
 
 #[derive(Default)]

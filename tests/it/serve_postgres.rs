@@ -97,13 +97,16 @@ fn an_unreachable_database_is_named_with_its_password_masked() {
 }
 
 #[test]
-fn tls_to_postgresql_is_verified_against_the_system_roots_and_triage_database_ca() {
+fn tls_to_postgresql_encrypts_as_sslmode_says_and_verifies_with_triage_database_ca() {
     let Some(pg) = TestPostgres::start() else { return };
     let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
     pg.enable_tls(&certified.cert.pem(), &certified.signing_key.serialize_pem());
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, certified.cert.pem()).unwrap();
+    let other = dir.path().join("other.pem");
+    let stranger = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    std::fs::write(&other, stranger.cert.pem()).unwrap();
     let required = format!("{}?sslmode=require", pg.url());
     let list = |env: Option<&std::path::Path>, url: &str| {
         let mut command = triage();
@@ -114,11 +117,18 @@ fn tls_to_postgresql_is_verified_against_the_system_roots_and_triage_database_ca
         let out = command.output().unwrap();
         (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
     };
-    // Trusted through TRIAGE_DATABASE_CA: it works over TLS.
-    let (ok, stderr) = list(Some(&ca), &required);
-    assert!(ok, "{stderr}");
-    // A certificate nothing vouches for is refused, and said so.
-    let (ok, stderr) = list(None, &required);
+    // As libpq: `require` (and the default `prefer`) encrypt whatever the
+    // certificate; verified, it is the CA's.
+    for (env, url) in [
+        (None, required.as_str()),
+        (None, pg.url().as_str()),
+        (Some(ca.as_path()), required.as_str()),
+    ] {
+        let (ok, stderr) = list(env, url);
+        assert!(ok, "{url} {env:?}: {stderr}");
+    }
+    // A certificate the CA given did not sign is refused, and said so.
+    let (ok, stderr) = list(Some(&other), &required);
     assert!(!ok);
     assert!(stderr.contains("cannot connect to PostgreSQL"), "{stderr}");
     assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");

@@ -26,49 +26,92 @@ use super::{
     StoreError, StoredReport, TemplateAcrossJobs, TokenRow, WorkerBeat, WorkerRow, Written,
 };
 
-/// The TLS connector: the system's trusted roots, and the PEM
-/// certificates of `TRIAGE_DATABASE_CA` (a private CA) if set.
+/// The TLS connector, as libpq does it: the URL's `sslmode` says whether
+/// to encrypt (`prefer`, the default: when the server offers TLS;
+/// `require`; `disable`); the server's certificate is verified when
+/// `TRIAGE_DATABASE_CA` names the PEM certificates of the CA that signed
+/// it (libpq's `verify-full`, which the URL parser here does not take), and
+/// taken as it is otherwise (libpq's `require`: encrypted, not
+/// authenticated).
 #[expect(
     deprecated,
     reason = "rustls' ring provider has no post-quantum key exchange; aws-lc-rs, which has, needs cmake and a long build (as in the probe)"
 )]
 fn tls_connector() -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let config = match std::env::var_os("TRIAGE_DATABASE_CA") {
+        Some(path) => builder.with_root_certificates(ca_roots(std::path::Path::new(&path))?),
+        None => builder
+            .dangerous()
+            .with_custom_certificate_verifier(std::sync::Arc::new(Unverified(provider))),
     }
-    if let Some(path) = std::env::var_os("TRIAGE_DATABASE_CA") {
-        let pem = std::fs::read(&path).map_err(|e| {
-            format!(
-                "cannot read TRIAGE_DATABASE_CA {}: {e}",
-                std::path::Path::new(&path).display()
-            )
-        })?;
-        let mut added = 0;
-        for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
-            let cert: rustls::pki_types::CertificateDer<'static> = cert.map_err(|e| {
-                format!(
-                    "TRIAGE_DATABASE_CA {}: not PEM certificates: {e}",
-                    std::path::Path::new(&path).display()
-                )
-            })?;
-            roots.add(cert).map_err(|e| format!("TRIAGE_DATABASE_CA: {e}"))?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(format!(
-                "TRIAGE_DATABASE_CA {} holds no certificate",
-                std::path::Path::new(&path).display()
-            ));
-        }
-    }
-    let config =
-        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    .with_no_client_auth();
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// The certificates of `TRIAGE_DATABASE_CA`.
+fn ca_roots(path: &std::path::Path) -> Result<rustls::RootCertStore, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read TRIAGE_DATABASE_CA {}: {e}", path.display()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
+        let cert: rustls::pki_types::CertificateDer<'static> =
+            cert.map_err(|e| format!("TRIAGE_DATABASE_CA {}: not PEM certificates: {e}", path.display()))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("TRIAGE_DATABASE_CA {}: {e}", path.display()))?;
+    }
+    if roots.is_empty() {
+        return Err(format!(
+            "TRIAGE_DATABASE_CA {} holds no certificate; give the PEM certificate of the CA that signed the server's",
+            path.display()
+        ));
+    }
+    Ok(roots)
+}
+
+/// Takes the server's certificate as it is (no `TRIAGE_DATABASE_CA`), as
+/// libpq's `sslmode=require` does; the handshake's signatures are still
+/// checked, so the connection is encrypted with the key of the
+/// certificate shown.
+#[derive(Debug)]
+struct Unverified(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// The migrations, in order: version, name, SQL.
@@ -114,7 +157,11 @@ fn broken(e: &::postgres::Error) -> bool {
         ]
         .iter()
         .any(|code| e.code() == Some(code))
-        || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+        || std::error::Error::source(e)
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            // A TLS failure (a certificate not trusted, expired) comes as an
+            // I/O error too, but is no outage: waiting will not mend it.
+            .is_some_and(|io| !io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()))
 }
 
 /// `url` with its password, if any, replaced by `***`: for messages.
