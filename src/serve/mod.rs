@@ -270,11 +270,7 @@ fn rules_failure(e: &rules::LoadError) -> String {
 /// serves HTTP and queues jobs on NATS; `triage worker` processes run them.
 pub(crate) fn run(config: Config, announce: impl FnOnce(std::net::SocketAddr)) -> Result<(), ServeError> {
     init_logging(config.json_logs);
-    std::fs::create_dir_all(config.data.join("uploads")).map_err(|source| ServeError::DataDir {
-        path: config.data.clone(),
-        source,
-    })?;
-    let _lock = lock_data_dir(&config.data)?;
+    let _lock = prepare_data_dir(&config.data)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -348,11 +344,7 @@ pub(crate) fn run(config: Config, announce: impl FnOnce(std::net::SocketAddr)) -
 /// jobs.
 pub(crate) fn run_worker(config: Config, announce: impl FnOnce()) -> Result<(), ServeError> {
     init_logging(config.json_logs);
-    std::fs::create_dir_all(config.data.join("uploads")).map_err(|source| ServeError::DataDir {
-        path: config.data.clone(),
-        source,
-    })?;
-    let _lock = lock_data_dir(&config.data)?;
+    let _lock = prepare_data_dir(&config.data)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -852,6 +844,16 @@ fn remove_entry(path: &Path) -> bool {
     } else {
         std::fs::remove_file(path).is_ok()
     }
+}
+
+/// Makes the data directory (and its `uploads/`) and takes its lock,
+/// which is held as long as the file returned is.
+fn prepare_data_dir(data: &Path) -> Result<std::fs::File, ServeError> {
+    std::fs::create_dir_all(data.join("uploads")).map_err(|source| ServeError::DataDir {
+        path: data.to_path_buf(),
+        source,
+    })?;
+    lock_data_dir(data)
 }
 
 /// Two services on one data directory would both requeue its jobs and run
