@@ -51,12 +51,6 @@ impl Running {
             .is_some_and(|(flag, _)| flag.load(Ordering::Relaxed))
     }
 
-    /// Whether job `id` is being run here (a broker may deliver it again
-    /// to the same process while it runs).
-    pub(super) fn contains(&self, id: &str) -> bool {
-        self.lock().contains_key(id)
-    }
-
     /// How long each job being run has run.
     pub(super) fn elapsed(&self) -> Vec<Duration> {
         self.lock().values().map(|(_, started)| started.elapsed()).collect()

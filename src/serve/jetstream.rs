@@ -144,8 +144,8 @@ pub(crate) struct Settings {
     /// A taken job not acknowledged (nor said in progress) for this long
     /// goes to another worker.
     pub ack_wait: Duration,
-    /// Most deliveries of one job.
-    pub max_deliver: u32,
+    /// Most deliveries of one job (`None`: no limit).
+    pub max_deliver: Option<u32>,
 }
 
 impl Nats {
@@ -194,7 +194,7 @@ impl Nats {
                 uploads: Mutex::new(uploads),
                 consumer: Mutex::new(consumer),
                 capacity: settings.capacity.max(1),
-                bound: AtomicUsize::new(info.config.max_messages.max(1) as usize),
+                bound: AtomicUsize::new(bound_of(&info)),
                 depth,
                 taken: Mutex::new(HashMap::new()),
                 closed: AtomicBool::new(false),
@@ -463,6 +463,14 @@ impl Nats {
     }
 }
 
+/// A stream's bound as a count (an unbounded one, -1, as the default).
+fn bound_of(info: &stream::Info) -> usize {
+    match info.config.max_messages {
+        n if n > 0 => n as usize,
+        _ => super::DEFAULT_QUEUE,
+    }
+}
+
 /// What [`setup`] makes or finds.
 struct Made {
     info: stream::Info,
@@ -514,7 +522,7 @@ async fn setup(js: &jetstream::Context, role: Role, settings: Settings) -> Resul
                     description: Some("triage workers".into()),
                     ack_policy: jetstream::consumer::AckPolicy::Explicit,
                     ack_wait: settings.ack_wait,
-                    max_deliver: i64::from(settings.max_deliver),
+                    max_deliver: settings.max_deliver.map_or(-1, i64::from),
                     ..Default::default()
                 },
             )
@@ -524,7 +532,7 @@ async fn setup(js: &jetstream::Context, role: Role, settings: Settings) -> Resul
     };
     if let Some(consumer) = &consumer {
         let held = &consumer.cached_info().config;
-        if held.ack_wait != settings.ack_wait || held.max_deliver != i64::from(settings.max_deliver) {
+        if held.ack_wait != settings.ack_wait || held.max_deliver != settings.max_deliver.map_or(-1, i64::from) {
             tracing::warn!(
                 ack_wait_s = held.ack_wait.as_secs_f64(),
                 max_deliver = held.max_deliver,
@@ -798,7 +806,7 @@ mod tests {
     const SETTINGS: Settings = Settings {
         capacity: 4,
         ack_wait: Duration::from_secs(1),
-        max_deliver: 3,
+        max_deliver: Some(3),
     };
 
     fn job(n: u8) -> String {
@@ -909,7 +917,7 @@ mod tests {
         let front = connect(&rt, &server, Role::Front, SETTINGS);
         front.submit(job(9)).unwrap();
         let mut deliveries = Vec::new();
-        for _ in 0..SETTINGS.max_deliver + 1 {
+        for _ in 0..4 {
             let worker = connect(&rt, &server, Role::Worker, SETTINGS);
             match take_within(&worker, Duration::from_secs(4)) {
                 Some(taken) => deliveries.push(taken.delivered),

@@ -176,6 +176,10 @@ struct Shared {
     /// The jobs being run: cancel flags for `DELETE`, start times for
     /// `Retry-After`.
     running: cancel::Running,
+    /// The jobs this process's workers have taken and not yet
+    /// acknowledged or given back (a broker may deliver one again
+    /// meanwhile).
+    in_hand: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 type AppState = Arc<Shared>;
@@ -404,7 +408,10 @@ fn connect_nats(
     let settings = jetstream::Settings {
         capacity: config.queue_capacity,
         ack_wait: d.ack_wait,
-        max_deliver: MAX_ATTEMPTS + 1,
+        // The store's count of starts decides when a job is given up
+        // (MAX_ATTEMPTS); the broker's would also count jobs given back
+        // in an outage, and then stop delivering them at all.
+        max_deliver: None,
     };
     let nats = jetstream::Nats::connect(runtime.handle().clone(), &d.nats, role, settings)?;
     tracing::info!(nats = %jetstream::shown_url(&d.nats), stream = jetstream::STREAM, bucket = jetstream::BUCKET, "connected to NATS");
@@ -435,6 +442,7 @@ impl Shared {
             fail_writes: AtomicU32::new(failed_writes_hook()),
             hold: std::env::var_os("TRIAGE_SERVE_TEST_HOLD_FILE").map(PathBuf::from),
             running: cancel::Running::default(),
+            in_hand: std::sync::Mutex::default(),
         }
     }
 }
@@ -687,7 +695,10 @@ pub(crate) fn migrate(data: &Path, distributed: &Distributed) -> Result<Migrated
     let settings = jetstream::Settings {
         capacity: DEFAULT_QUEUE,
         ack_wait: distributed.ack_wait,
-        max_deliver: MAX_ATTEMPTS + 1,
+        // The store's count of starts decides when a job is given up
+        // (MAX_ATTEMPTS); the broker's would also count jobs given back
+        // in an outage, and then stop delivering them at all.
+        max_deliver: None,
     };
     let nats = jetstream::Nats::connect(
         runtime.handle().clone(),
@@ -1562,11 +1573,18 @@ async fn docs(State(shared): State<AppState>, UrlPath(path): UrlPath<String>) ->
 /// start nor result writes being retried let it go to another worker.
 fn worker(shared: &Shared) {
     while let Some(taken) = shared.queue.take() {
-        if shared.running.contains(&taken.id) {
-            // Delivered again while another thread here runs it (the
+        // Taken until this thread is done with it (acknowledged or given
+        // back), checked and marked at once.
+        let fresh = shared
+            .in_hand
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(taken.id.clone());
+        if !fresh {
+            // Delivered again while another thread here has it (the
             // broker thought it lost): that thread's keep-alive and
             // acknowledgement now speak for this delivery.
-            tracing::info!(job = %taken.id, "job delivered again while it runs here; left to the thread running it");
+            tracing::info!(job = %taken.id, "job delivered again while it is in hand here; left to the thread that has it");
             continue;
         }
         std::thread::scope(|scope| {
@@ -1580,6 +1598,11 @@ fn worker(shared: &Shared) {
             run_job(shared, &taken.id, taken.delivered);
             drop(in_hand);
         });
+        shared
+            .in_hand
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&taken.id);
     }
 }
 
@@ -1600,46 +1623,53 @@ fn run_job(shared: &Shared, id: &str, delivered: u32) {
     // Registered before the job is marked running: a DELETE from now on
     // either finds no row or stops the scan.
     let cancelled = shared.running.start(id);
-    let job = match start_job(shared, id) {
-        Ok(Some(job)) => job,
-        Ok(None) => {
-            shared.running.end(id);
-            tracing::warn!(job = %id, "job delivered again after it finished, or without a record; skipped");
-            shared.queue.ack(id);
-            if let Some(nats) = &shared.nats {
-                // A deleted job's upload, if it was still there.
-                if matches!(shared.store.get(id), Ok(None)) {
-                    nats.remove_upload(id);
-                }
+    let skip = |shared: &Shared| {
+        shared.running.end(id);
+        tracing::warn!(job = %id, "job delivered again after it finished, or without a record; skipped");
+        shared.queue.ack(id);
+        if let Some(nats) = &shared.nats {
+            // A deleted job's upload, if it was still there.
+            if matches!(shared.store.get(id), Ok(None)) {
+                nats.remove_upload(id);
             }
-            return;
-        }
-        Err(e) => {
-            // Left queued: the next start runs it (embedded), or another
-            // worker does (distributed).
-            tracing::error!(job = %id, error = %e, "cannot start job");
-            shared.running.end(id);
-            shared.queue.give_back(id, GIVE_BACK_AFTER);
-            return;
         }
     };
-    let bundle = upload_path(&shared.uploads, id, &job.name);
+    let cannot = |shared: &Shared, e: &dyn std::fmt::Display| {
+        // Left queued: the next start runs it (embedded), or another
+        // worker does (distributed).
+        tracing::error!(job = %id, error = %e, "cannot start job");
+        shared.running.end(id);
+        give_back(shared, id);
+    };
+    // The upload is copied before the job is marked running: a copy that
+    // fails (NATS away, this worker's disk) counts no attempt.
+    let name = match look_up(shared, id) {
+        Ok(Some(job)) if matches!(job.status, Status::Queued | Status::Running) => job.name,
+        Ok(_) => return skip(shared),
+        Err(e) => return cannot(shared, &e),
+    };
+    let bundle = upload_path(&shared.uploads, id, &name);
     let set = shared.rules.current();
-    // The store counts the starts; a broker also counts deliveries that
-    // ended before the start was recorded.
-    let attempts = job.attempts.max(delivered);
-    if attempts > MAX_ATTEMPTS {
+    if !upload_at_hand(shared, id, &bundle, &set.version) {
+        return;
+    }
+    let job = match start_job(shared, id) {
+        Ok(Some(job)) => job,
+        Ok(None) => return skip(shared),
+        Err(e) => return cannot(shared, &e),
+    };
+    // The store counts the starts, which only a worker that died (or a
+    // bundle that stopped it) leaves uncounted for; a broker's redeliveries
+    // also count jobs given back in an outage, and do not decide.
+    if job.attempts > MAX_ATTEMPTS {
         let why = format!(
             "the service stopped {} times while diagnosing this bundle; it is not run again",
-            attempts - 1
+            job.attempts - 1
         );
-        tracing::error!(job = %id, attempts, "job given up");
+        tracing::error!(job = %id, attempts = job.attempts, "job given up");
         if let Some(status) = finish(shared, id, &not_run(&set.version, why), &bundle) {
             shared.metrics.job(status, 0.0);
         }
-        return;
-    }
-    if !upload_at_hand(shared, id, &bundle, &set.version) {
         return;
     }
     tracing::info!(job = %id, attempt = job.attempts, delivered, rules_version = %set.version, "job started");
@@ -1708,6 +1738,7 @@ fn upload_at_hand(shared: &Shared, id: &str, bundle: &Path, rules_version: &str)
         shared,
         id,
         "copy the upload from the object store",
+        Some(IN_PLACE_FOR),
         |e| matches!(e, FetchError::Unreachable(_)),
         || fetch_upload(nats, id, bundle),
     );
@@ -1727,7 +1758,7 @@ fn upload_at_hand(shared: &Shared, id: &str, bundle: &Path, rules_version: &str)
             tracing::warn!(job = %id, error = %why, "cannot copy the upload; the job goes to another worker");
             shared.running.end(id);
             let _ = std::fs::remove_dir_all(shared.uploads.join(id));
-            shared.queue.give_back(id, GIVE_BACK_AFTER);
+            give_back(shared, id);
             false
         }
     }
@@ -1806,13 +1837,14 @@ const UNREACHABLE_BACKOFF: [Duration; 5] = [
 /// Tries `attempt` until it works (or fails otherwise), waiting
 /// [`UNREACHABLE_BACKOFF`] between tries while the error is one of reach
 /// (the store or NATS away): the job stays in hand, said in progress, so an
-/// outage spends none of its deliveries. Gives up (the last error) after
-/// [`IN_PLACE_FOR`] (a worker cut off alone should not sit on jobs others
-/// could run), or at once when the worker is stopping.
+/// outage spends none of its attempts. Gives up (the last error) after
+/// `limit` (a worker cut off alone should not sit on jobs others could
+/// run), or at once when the worker is stopping.
 fn in_place<T, E: std::fmt::Display>(
     shared: &Shared,
     id: &str,
     what: &str,
+    limit: Option<Duration>,
     unreachable: impl Fn(&E) -> bool,
     mut attempt: impl FnMut() -> Result<T, E>,
 ) -> Result<T, E> {
@@ -1820,7 +1852,7 @@ fn in_place<T, E: std::fmt::Display>(
     let mut tries = 0usize;
     loop {
         match attempt() {
-            Err(e) if shared.nats.is_some() && unreachable(&e) && since.elapsed() < IN_PLACE_FOR => {
+            Err(e) if shared.nats.is_some() && unreachable(&e) && limit.is_none_or(|limit| since.elapsed() < limit) => {
                 let wait = UNREACHABLE_BACKOFF[tries.min(UNREACHABLE_BACKOFF.len() - 1)];
                 tries += 1;
                 tracing::warn!(job = %id, error = %e, retry_in_s = wait.as_secs(), "cannot {what}; the job stays in hand and is tried again");
@@ -1843,11 +1875,40 @@ const IN_PLACE_FOR: Duration = Duration::from_secs(300);
 /// How long a job given back waits before it is delivered again.
 const GIVE_BACK_AFTER: Duration = Duration::from_secs(5);
 
+/// Job `id` as stored (read again while the store is away).
+fn look_up(shared: &Shared, id: &str) -> Result<Option<store::Job>, store::StoreError> {
+    in_place(
+        shared,
+        id,
+        "read the job",
+        Some(IN_PLACE_FOR),
+        store::StoreError::is_unavailable,
+        || shared.store.get(id),
+    )
+}
+
+/// Gives job `id` back for another worker, and waits a moment before
+/// taking the next one (what failed here may fail again at once).
+fn give_back(shared: &Shared, id: &str) {
+    shared.queue.give_back(id, GIVE_BACK_AFTER);
+    if shared.nats.is_some() {
+        let until = Instant::now() + GIVE_BACK_AFTER;
+        while Instant::now() < until && !shared.queue.is_closed() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
 /// Marks job `id` running (retried in place while the store is away).
 fn start_job(shared: &Shared, id: &str) -> Result<Option<store::Job>, store::StoreError> {
-    in_place(shared, id, "start the job", store::StoreError::is_unavailable, || {
-        shared.store.start(id)
-    })
+    in_place(
+        shared,
+        id,
+        "start the job",
+        Some(IN_PLACE_FOR),
+        store::StoreError::is_unavailable,
+        || shared.store.start(id),
+    )
 }
 
 /// A reload asked of a front, on this worker.
@@ -1986,12 +2047,14 @@ fn write_result(shared: &Shared, id: &str, end: &Finished) -> Result<Written, St
     if end.status == Status::Done && end.report.is_none() {
         return Err("the report could not be compressed".into());
     }
-    // A store that cannot be reached is waited for, the job in hand: a
-    // result is not thrown away for an outage.
+    // A store that cannot be reached is waited for, the job in hand, with
+    // no time limit: the job ran, and a store away for one worker is away
+    // for all.
     in_place(
         shared,
         id,
         "store the result",
+        None,
         store::StoreError::is_unavailable,
         || shared.store.finish(id, end),
     )

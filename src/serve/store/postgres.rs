@@ -30,7 +30,8 @@ use super::{
 /// to encrypt (`prefer`, the default: when the server offers TLS;
 /// `require`; `disable`); the server's certificate is verified when
 /// `TRIAGE_DATABASE_CA` names the PEM certificates of the CA that signed
-/// it (libpq's `verify-full`, which the URL parser here does not take), and
+/// it, or is `system` (libpq's `verify-full`, which the URL parser here
+/// does not take), and
 /// taken as it is otherwise (libpq's `require`: encrypted, not
 /// authenticated).
 #[expect(
@@ -52,8 +53,20 @@ fn tls_connector() -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
-/// The certificates of `TRIAGE_DATABASE_CA`.
+/// The certificates of `TRIAGE_DATABASE_CA`: a PEM file, or `system`
+/// for the system's trusted roots (a database whose certificate a public
+/// CA signed).
 fn ca_roots(path: &std::path::Path) -> Result<rustls::RootCertStore, String> {
+    if path.as_os_str() == "system" {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        if roots.is_empty() {
+            return Err("TRIAGE_DATABASE_CA=system: this system has no trusted roots (the Debian package ca-certificates); give the CA's PEM file instead".into());
+        }
+        return Ok(roots);
+    }
     let pem = std::fs::read(path).map_err(|e| format!("cannot read TRIAGE_DATABASE_CA {}: {e}", path.display()))?;
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
