@@ -6,8 +6,9 @@
 //! publish retried after a lost acknowledgement is stored once. Workers
 //! share the durable pull consumer [`CONSUMER`]: explicit acknowledgement,
 //! an `ack_wait` after which a job whose worker went silent is delivered
-//! to another, and `max_deliver` deliveries at most (the worker fails the
-//! job with the reason on the last one, so it never sits in the stream).
+//! to another, and no `max_deliver` (the store's count of starts gives a
+//! job up: JetStream would count a job given back in an outage, then stop
+//! delivering it, and it would sit in the stream for good).
 //! A worker acknowledges a job only once its result is stored, and says
 //! "in progress" while it runs. Uploads are objects of the Object Store
 //! bucket [`BUCKET`], named by job id. Rule reloads asked of one front
