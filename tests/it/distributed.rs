@@ -127,6 +127,24 @@ impl Worker {
     }
 }
 
+/// How often each of `ids` was logged as finished by `workers`, once
+/// each has been (a result is stored a moment before its worker logs it).
+fn finished_by(workers: &[&Worker], ids: &[String]) -> HashMap<String, usize> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut finished: HashMap<String, usize> = HashMap::new();
+        for w in workers {
+            for (id, n) in w.finished() {
+                *finished.entry(id).or_default() += n;
+            }
+        }
+        if ids.iter().all(|id| finished.contains_key(id)) || Instant::now() > deadline {
+            return finished;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 impl Drop for Worker {
     fn drop(&mut self) {
         self.kill();
@@ -216,12 +234,7 @@ fn two_fronts_and_three_workers_give_the_reports_diagnose_gives() {
         assert_eq!(serde_json::from_str::<serde_json::Value>(&report).unwrap(), expected);
     }
     // Each job finished once, on some worker.
-    let mut finished: HashMap<String, usize> = HashMap::new();
-    for w in &workers {
-        for (id, n) in w.finished() {
-            *finished.entry(id).or_default() += n;
-        }
-    }
+    let finished = finished_by(&workers.iter().collect::<Vec<_>>(), &ids);
     for id in &ids {
         assert_eq!(finished.get(id), Some(&1), "job {id}: {finished:?}");
     }
@@ -280,7 +293,12 @@ fn a_worker_killed_in_the_middle_of_a_job_has_it_finished_once_by_another() {
     let second = cluster.worker(&["--ack-wait", "2"], &[]);
     let job = assert_done_as_diagnose(&front, &id, name, expected);
     assert_eq!(job["attempts"], 2, "{job}");
-    assert_eq!(second.finished().get(&id), Some(&1), "{}", second.log());
+    assert_eq!(
+        finished_by(&[&second], std::slice::from_ref(&id)).get(&id),
+        Some(&1),
+        "{}",
+        second.log()
+    );
     assert!(first.finished().is_empty());
 }
 
@@ -514,9 +532,122 @@ fn workers_started_before_any_front_take_its_jobs() {
     let (_, health) = front.get_json("/healthz");
     assert_eq!(health["queue"]["capacity"], 40, "{health}");
     let bundles = batch(&CASES[..2]);
+    let mut ids = Vec::new();
     for (name, bytes, expected) in &bundles {
         let id = front.upload(name, bytes);
         assert_done_as_diagnose(&front, &id, name, expected);
+        ids.push(id);
     }
-    assert_eq!(worker.finished().len(), 2, "{}", worker.log());
+    assert_eq!(finished_by(&[&worker], &ids).len(), 2, "{}", worker.log());
+}
+
+#[test]
+fn a_reload_asked_of_a_front_reaches_every_worker() {
+    let Some(cluster) = Cluster::start() else { return };
+    let rules = cluster.dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    let rules_arg = rules.to_str().unwrap();
+    let front = cluster.front(&["--rules", rules_arg, "--reload-interval", "0"]);
+    let workers: Vec<Worker> = (0..2)
+        .map(|_| cluster.worker(&["--rules", rules_arg, "--reload-interval", "0"], &[]))
+        .collect();
+    let bundles = batch(&CASES[..1]);
+    let (name, bytes, _) = &bundles[0];
+    let (_, before) = front.get_json("/v1/rules");
+    let first = front.upload(name, bytes);
+    let job = front.wait_for(&first, &["done"]);
+    assert_eq!(job["rules_version"], before["version"], "{job}");
+
+    std::fs::write(
+        rules.join("local.toml"),
+        r#"id = "LOCAL-001"
+title = "The Manager logged a refused connection"
+severity = "warning"
+condition = "any refused"
+message = "refused"
+remediation = "Open the path."
+[queries]
+refused = 'vmanage_server where msg contains "Connection refused"'
+"#,
+    )
+    .unwrap();
+    let (status, _, reloaded) = front.post("/v1/rules/reload", "application/json", b"");
+    assert_eq!(status, 200, "{reloaded}");
+    assert_ne!(reloaded["version"], before["version"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !workers
+        .iter()
+        .all(|w| w.log().contains("rules reloaded (asked by a front)"))
+    {
+        assert!(Instant::now() < deadline, "{}", workers[0].log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Whichever worker runs them, the jobs say the new version.
+    for _ in 0..4 {
+        let id = front.upload(name, bytes);
+        let job = front.wait_for(&id, &["done"]);
+        assert_eq!(job["rules_version"], reloaded["version"], "{job}");
+    }
+}
+
+#[test]
+fn an_embedded_data_directory_moves_to_the_distributed_mode() {
+    let Some(cluster) = Cluster::start() else { return };
+    let data = cluster.dir.path().join("embedded");
+    let hold = cluster.dir.path().join("hold");
+    let bundles = batch(&CASES[..2]);
+    let embedded = Server::start(
+        &data,
+        &["--workers", "1"],
+        &[("TRIAGE_SERVE_TEST_HOLD_FILE", hold.to_str().unwrap())],
+    );
+    // One job done, one cut short while running, one waiting.
+    let done = embedded.upload(&bundles[0].0, &bundles[0].1);
+    let done_job = embedded.wait_for(&done, &["done"]);
+    std::fs::write(&hold, "").unwrap();
+    let running = embedded.upload(&bundles[1].0, &bundles[1].1);
+    embedded.wait_for(&running, &["running"]);
+    let waiting = embedded.upload(&bundles[0].0, &bundles[0].1);
+    let old_token = embedded.token.clone();
+    embedded.kill();
+    std::fs::remove_file(&hold).unwrap();
+
+    let migrate = |expect_jobs: u64| {
+        let out = triage()
+            .args(["serve", "migrate", "--data"])
+            .arg(&data)
+            .args(["--nats", &cluster.nats.url(), "--database", &cluster.pg.url()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let moved: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(moved["jobs"], expect_jobs, "{moved}");
+        moved
+    };
+    let moved = migrate(3);
+    assert_eq!(moved["queued"], 2, "{moved}");
+    assert_eq!(moved["tokens"], 1, "{moved}");
+    // Twice: nothing copied or queued again.
+    let again = migrate(0);
+    assert_eq!(again["queued"], 0, "{again}");
+
+    // The embedded service's token works on a front; the jobs cut short
+    // finish on a worker; the finished one's report is served as it was.
+    let front = Server::start_with(
+        &cluster.next_dir("front"),
+        old_token,
+        &["--nats", &cluster.nats.url(), "--database", &cluster.pg.url()],
+        &[],
+    );
+    let worker = cluster.worker(&[], &[]);
+    let (_, moved_done) = front.get_json(&format!("/v1/bundles/{done}"));
+    assert_eq!(moved_done["result"], done_job["result"]);
+    assert_done_as_diagnose(&front, &running, &bundles[1].0, &bundles[1].2);
+    assert_done_as_diagnose(&front, &waiting, &bundles[0].0, &bundles[0].2);
+    assert_eq!(
+        finished_by(&[&worker], &[running.clone(), waiting.clone()]).len(),
+        2,
+        "{}",
+        worker.log()
+    );
 }
