@@ -37,8 +37,8 @@ use tokio::io::AsyncWriteExt;
 use super::auth::Caller;
 use super::queue::{JobQueue, Refused};
 use super::{
-    blocking, clean_name, internal, new_job_id, problem, storage_error, store, upload_path, AppState, Shared,
-    ACCEPTED_TYPES,
+    blocking, clean_name, internal, new_job_id, out_of_reach, problem, storage_error, store, upload_path, AppState,
+    Shared, ACCEPTED_TYPES,
 };
 
 /// Credit an upload starts with before its rate is counted: connection
@@ -50,9 +50,6 @@ const MAX_RETRY_AFTER: u64 = 900;
 
 /// What a client that is over its bound of uploads should wait, seconds.
 const RETRY_BUSY: u64 = 10;
-
-/// `Retry-After` when the database or the broker is unreachable, seconds.
-const RETRY_UNREACHABLE: u64 = super::RETRY_UNAVAILABLE_S;
 
 // A parameter the route does not take is a mistake worth a 400, not
 // something to ignore.
@@ -505,14 +502,7 @@ fn commit(
 /// The store or the broker cannot be reached: the client retries.
 fn unavailable(why: &str) -> Response {
     tracing::error!(error = %why, "upload refused: a service it needs is unreachable");
-    with_retry_after(
-        problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the service cannot queue the upload now: the job queue or database is unreachable",
-            format!("retry in {RETRY_UNREACHABLE} s"),
-        ),
-        RETRY_UNREACHABLE,
-    )
+    out_of_reach("the service cannot queue the upload now: the job queue or database is unreachable")
 }
 
 /// How fast an upload must come: each chunk within `idle`, the whole

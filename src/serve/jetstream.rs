@@ -85,17 +85,16 @@ pub(crate) enum NatsError {
 
 /// A URL as it may be shown: any password replaced.
 pub(crate) fn shown_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                // A token alone is the secret.
-                None => format!("{}***{}", &url[..scheme + 3], &url[at..]),
+    // A NATS URL's user info without a colon is a token: the secret
+    // itself. The rest is masked as a database URL is.
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((userinfo, host)) = rest.split_once('@') {
+            if !userinfo.contains(':') && !host.contains('@') {
+                return format!("{scheme}://***@{host}");
             }
         }
-        _ => url.to_string(),
     }
+    super::store::mask_password(url)
 }
 
 /// Which role the process has: fronts set the stream's bound, workers
@@ -360,17 +359,15 @@ impl Nats {
     /// Deletes job `id`'s object, if there is one.
     pub(crate) fn remove_upload(&self, id: &str) {
         let uploads = self.bucket();
-        let id_shown = id.to_string();
-        let id = id.to_string();
         let outcome = self
             .runtime
-            .block_on(async move { tokio::time::timeout(REQUEST_TIMEOUT, uploads.delete(&id)).await });
+            .block_on(async { tokio::time::timeout(REQUEST_TIMEOUT, uploads.delete(id)).await });
         match outcome {
             Ok(Err(e)) if !e.to_string().contains("not found") => {
-                tracing::warn!(job = %id_shown, error = %e, "cannot delete an upload from the object store; it stays until a front's sweep")
+                tracing::warn!(job = %id, error = %e, "cannot delete an upload from the object store; it stays until a front's sweep")
             }
             Err(_) => {
-                tracing::warn!(job = %id_shown, "no answer from NATS in time to delete an upload; it stays until a front's sweep")
+                tracing::warn!(job = %id, "no answer from NATS in time to delete an upload; it stays until a front's sweep")
             }
             _ => {}
         }

@@ -1149,21 +1149,33 @@ fn internal(e: impl std::fmt::Display) -> Response {
 fn store_error(e: store::StoreError) -> Response {
     if e.is_unavailable() {
         tracing::error!(error = %e, "the job database cannot be reached");
-        let mut response = problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the job database cannot be reached",
-            format!("retry in {RETRY_UNAVAILABLE_S} s"),
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_UNAVAILABLE_S));
-        return response;
+        return out_of_reach("the job database cannot be reached");
     }
     internal(e)
 }
 
+/// `503` with `Retry-After`: a server the service needs (the database, the
+/// broker) cannot be reached; `error` says which.
+fn out_of_reach(error: &str) -> Response {
+    let mut response = problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        error,
+        format!("retry in {RETRY_UNAVAILABLE_S} s"),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_UNAVAILABLE_S));
+    response
+}
+
 /// `Retry-After` when the database or the broker is out of reach, seconds.
-pub(crate) const RETRY_UNAVAILABLE_S: u64 = 5;
+const RETRY_UNAVAILABLE_S: u64 = 5;
+
+/// The worker threads that run jobs: this process's, or (a distributed
+/// front, which runs none) those the workers' heartbeats report.
+fn worker_threads(shared: &Shared, fleet: Option<&fleet::Snapshot>) -> usize {
+    fleet.map_or(shared.config.workers, fleet::Snapshot::threads)
+}
 
 async fn not_found(request: Request) -> Response {
     problem(
@@ -1446,7 +1458,7 @@ async fn metrics_page(State(shared): State<AppState>) -> Response {
     let gauges = metrics::Gauges {
         queue_depth: shared.queue.depth(),
         queue_capacity: shared.queue.capacity(),
-        workers: fleet.as_ref().map_or(shared.config.workers, fleet::Snapshot::threads),
+        workers: worker_threads(&shared, fleet.as_ref()),
         rules: shared.rules.current().engine.kb.rules.len(),
         fleet: fleet.map(|f| f.workers),
     };
@@ -1475,7 +1487,7 @@ async fn healthz(State(shared): State<AppState>) -> Response {
         "rules_version": set.version,
         "rules": set.engine.kb.rules.len(),
         "reload_error": shared.rules.last_error().is_some(),
-        "workers": fleet.as_ref().map_or(shared.config.workers, fleet::Snapshot::threads),
+        "workers": worker_threads(&shared, fleet.as_ref()),
         "queue": {
             "depth": shared.queue.depth(),
             "capacity": shared.queue.capacity(),
